@@ -1,0 +1,1 @@
+//! millpond: a durable single-node broker that speaks the SQS, SNS and Kinesis wire protocols.
