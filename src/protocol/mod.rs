@@ -1,0 +1,1 @@
+//! Wire protocols: placeholder until the front door lands.

@@ -1,0 +1,1 @@
+//! The server: placeholder until the front door lands.
