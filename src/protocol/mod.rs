@@ -70,9 +70,15 @@ pub async fn handle(services: &Services, req: Request<Body>) -> Response<Body> {
         Some(_) => Wire::SqsJson,
         None => Wire::Query(SQS_NAMESPACE),
     };
-    let body = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
-        Ok(b) => b,
-        Err(_) => {
+    // A declared length over the limit is refused before a byte of the body is read.
+    let declared = header_str(headers, header::CONTENT_LENGTH.as_str()).and_then(|v| v.parse::<u64>().ok());
+    let body = match declared.filter(|&n| n > MAX_BODY_BYTES as u64) {
+        None => axum::body::to_bytes(body, MAX_BODY_BYTES).await.ok(),
+        Some(_) => None,
+    };
+    let body = match body {
+        Some(b) => b,
+        None => {
             let err = ServiceError::sender(
                 "RequestEntityTooLarge",
                 format!("Request body is larger than {MAX_BODY_BYTES} bytes or could not be read."),
