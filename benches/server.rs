@@ -62,7 +62,9 @@ async fn load(addr: SocketAddr, conns: usize, secs: f64, make: MakeRequest) -> L
             let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
             stream.set_nodelay(true).ok();
             let io = hyper_util::rt::TokioIo::new(stream);
-            let (mut send, conn) = hyper::client::conn::http1::handshake(io).await.expect("handshake");
+            let (mut send, conn) = hyper::client::conn::http1::handshake(io)
+                .await
+                .expect("handshake");
             tokio::spawn(conn);
             let (mut n, mut errors, mut lat) = (0u64, 0u64, Vec::with_capacity(1 << 16));
             let mut i = c as u64 * 1_000_000_000;
@@ -90,7 +92,12 @@ async fn load(addr: SocketAddr, conns: usize, secs: f64, make: MakeRequest) -> L
     }
     tokio::time::sleep(Duration::from_secs_f64(secs)).await;
     stop.store(true, Ordering::Relaxed);
-    let mut result = LoadResult { requests: 0, errors: 0, elapsed: Duration::ZERO, latencies_us: Vec::new() };
+    let mut result = LoadResult {
+        requests: 0,
+        errors: 0,
+        elapsed: Duration::ZERO,
+        latencies_us: Vec::new(),
+    };
     for t in tasks {
         let (n, e, l) = t.await.expect("load task");
         result.requests += n;
@@ -123,7 +130,13 @@ fn startup(runs: usize) {
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
         let t = Instant::now();
         let mut child = std::process::Command::new(exe)
-            .args(["--listen", &addr.to_string(), "--log-level", "error", "--data-dir"])
+            .args([
+                "--listen",
+                &addr.to_string(),
+                "--log-level",
+                "error",
+                "--data-dir",
+            ])
             .arg(dir.path())
             .stdout(std::process::Stdio::null())
             .spawn()
@@ -131,7 +144,9 @@ fn startup(runs: usize) {
         loop {
             if let Ok(mut s) = std::net::TcpStream::connect(addr) {
                 use std::io::{Read, Write};
-                let _ = s.write_all(b"GET /_millpond/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+                let _ = s.write_all(
+                    b"GET /_millpond/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                );
                 let mut buf = [0u8; 16];
                 if matches!(s.read(&mut buf), Ok(n) if n >= 12 && &buf[9..12] == b"200") {
                     break;
@@ -143,7 +158,12 @@ fn startup(runs: usize) {
         std::thread::sleep(Duration::from_millis(200));
         if let Ok(status) = std::fs::read_to_string(format!("/proc/{}/status", child.id())) {
             if let Some(line) = status.lines().find(|l| l.starts_with("VmRSS:")) {
-                rss_kib = rss_kib.max(line.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or(0));
+                rss_kib = rss_kib.max(
+                    line.split_whitespace()
+                        .nth(1)
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(0),
+                );
             }
         }
         let _ = child.kill();
@@ -161,22 +181,39 @@ fn startup(runs: usize) {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
     let wanted = |name: &str| args.is_empty() || args.iter().any(|a| name.contains(a.as_str()));
-    let secs: f64 = std::env::var("BENCH_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(5.0);
-    let conns: usize = std::env::var("BENCH_CONNS").ok().and_then(|v| v.parse().ok()).unwrap_or(64);
+    let secs: f64 = std::env::var("BENCH_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5.0);
+    let conns: usize = std::env::var("BENCH_CONNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(64);
 
     if wanted("startup") {
         startup(20);
     }
 
-    let server_rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let server_rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     let dir = tempfile::tempdir().expect("temp dir");
     let server = server_rt
-        .block_on(millpond::server::start(millpond::config::Config::for_tests(dir.path())))
+        .block_on(millpond::server::start(
+            millpond::config::Config::for_tests(dir.path()),
+        ))
         .expect("server");
     let addr = server.local_addr;
-    let client_rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let client_rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
 
     if wanted("health") {
         let make: MakeRequest = Arc::new(move |_| {
@@ -185,13 +222,18 @@ fn main() {
                 .body(Full::new(Bytes::new()))
                 .expect("request")
         });
-        client_rt.block_on(load(addr, conns, secs, make)).report("health", conns);
+        client_rt
+            .block_on(load(addr, conns, secs, make))
+            .report("health", conns);
     }
     if wanted("unknown-action") {
         let make: MakeRequest = Arc::new(move |_| {
             post(
                 addr,
-                &[("content-type", "application/x-amz-json-1.0"), ("x-amz-target", "AmazonSQS.NoSuchAction")],
+                &[
+                    ("content-type", "application/x-amz-json-1.0"),
+                    ("x-amz-target", "AmazonSQS.NoSuchAction"),
+                ],
                 b"{}".to_vec(),
             )
         });

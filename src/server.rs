@@ -26,11 +26,20 @@ use crate::sqs::Sqs;
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("cannot create data directory {path}: {source}")]
-    DataDir { path: String, source: std::io::Error },
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("cannot open {service}: {source}")]
-    Service { service: &'static str, source: ServiceError },
+    Service {
+        service: &'static str,
+        source: ServiceError,
+    },
 }
 
 struct App {
@@ -58,10 +67,21 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
     let kinesis = Kinesis::open(&config).map_err(svc("kinesis"))?;
     let listener = TcpListener::bind(config.listen)
         .await
-        .map_err(|source| StartError::Bind { addr: config.listen, source })?;
-    let local_addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.listen, source })?;
+        .map_err(|source| StartError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let local_addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: config.listen,
+        source,
+    })?;
     let app = Arc::new(App {
-        services: Services { sqs, sns, kinesis, account_id: config.account_id.clone() },
+        services: Services {
+            sqs,
+            sns,
+            kinesis,
+            account_id: config.account_id.clone(),
+        },
         config,
     });
     let router = Router::new()
@@ -78,7 +98,12 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
             })
             .await
     });
-    Ok(Server { local_addr, stop: Some(stop), task, app })
+    Ok(Server {
+        local_addr,
+        stop: Some(stop),
+        task,
+        app,
+    })
 }
 
 impl Server {
@@ -135,7 +160,8 @@ fn with_request_id(mut resp: Response<Body>) -> Response<Body> {
 fn json_response(status: StatusCode, body: serde_json::Value) -> Response<Body> {
     let mut resp = Response::new(Body::from(body.to_string()));
     *resp.status_mut() = status;
-    resp.headers_mut().insert("content-type", HeaderValue::from_static("application/json"));
+    resp.headers_mut()
+        .insert("content-type", HeaderValue::from_static("application/json"));
     with_request_id(resp)
 }
 
@@ -163,7 +189,10 @@ async fn reset(State(app): State<Arc<App>>) -> Response<Body> {
     .await;
     match result {
         Ok(()) => json_response(StatusCode::OK, json!({"reset": true})),
-        Err(e) => json_response(StatusCode::INTERNAL_SERVER_ERROR, json!({"reset": false, "error": e.to_string()})),
+        Err(e) => json_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            json!({"reset": false, "error": e.to_string()}),
+        ),
     }
 }
 
@@ -171,7 +200,11 @@ async fn aws(State(app): State<Arc<App>>, req: Request<Body>) -> Response<Body> 
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    let target = req.headers().get("x-amz-target").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let target = req
+        .headers()
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     let resp = protocol::handle(&app.services, req).await;
     tracing::debug!(
         %method, %path, target = target.as_deref().unwrap_or("-"),

@@ -19,8 +19,9 @@ pub fn decode(body: &[u8]) -> Result<Value, ServiceError> {
     if body.is_empty() {
         return Ok(Value::Object(Map::new()));
     }
-    let cbor: Cbor = ciborium::de::from_reader_with_recursion_limit(body, 64)
-        .map_err(|e| ServiceError::sender("SerializationException", format!("invalid CBOR body: {e}")))?;
+    let cbor: Cbor = ciborium::de::from_reader_with_recursion_limit(body, 64).map_err(|e| {
+        ServiceError::sender("SerializationException", format!("invalid CBOR body: {e}"))
+    })?;
     to_json(cbor)
 }
 
@@ -35,23 +36,35 @@ fn to_json(v: Cbor) -> Result<Value, ServiceError> {
                 Err(_) => Value::String(i.to_string()),
             }
         }
-        Cbor::Float(f) => Number::from_f64(f).map(Value::Number).unwrap_or(Value::Null),
+        Cbor::Float(f) => Number::from_f64(f)
+            .map(Value::Number)
+            .unwrap_or(Value::Null),
         Cbor::Text(s) => Value::String(s),
         Cbor::Bytes(b) => Value::String(B64.encode(b)),
         // Tag 1 is an epoch time; other tags carry no meaning in AWS's CBOR, so look through them.
         Cbor::Tag(_, inner) => to_json(*inner)?,
-        Cbor::Array(items) => Value::Array(items.into_iter().map(to_json).collect::<Result<_, _>>()?),
+        Cbor::Array(items) => {
+            Value::Array(items.into_iter().map(to_json).collect::<Result<_, _>>()?)
+        }
         Cbor::Map(entries) => {
             let mut obj = Map::new();
             for (k, v) in entries {
                 let Cbor::Text(k) = k else {
-                    return Err(ServiceError::sender("SerializationException", "CBOR map keys must be text"));
+                    return Err(ServiceError::sender(
+                        "SerializationException",
+                        "CBOR map keys must be text",
+                    ));
                 };
                 obj.insert(k, to_json(v)?);
             }
             Value::Object(obj)
         }
-        _ => return Err(ServiceError::sender("SerializationException", "unsupported CBOR value")),
+        _ => {
+            return Err(ServiceError::sender(
+                "SerializationException",
+                "unsupported CBOR value",
+            ))
+        }
     })
 }
 
@@ -68,7 +81,9 @@ fn from_json(shape: Option<ShapeRef<'_>>, v: &Value) -> Cbor {
     match v {
         Value::Null => Cbor::Null,
         Value::Bool(b) => Cbor::Bool(*b),
-        Value::Number(n) if kind == "timestamp" => Cbor::Tag(1, Box::new(Cbor::Float(n.as_f64().unwrap_or(0.0)))),
+        Value::Number(n) if kind == "timestamp" => {
+            Cbor::Tag(1, Box::new(Cbor::Float(n.as_f64().unwrap_or(0.0))))
+        }
         Value::Number(n) => match n.as_i64() {
             Some(i) => Cbor::Integer(i.into()),
             None => Cbor::Float(n.as_f64().unwrap_or(0.0)),
@@ -80,12 +95,17 @@ fn from_json(shape: Option<ShapeRef<'_>>, v: &Value) -> Cbor {
             Cbor::Array(items.iter().map(|i| from_json(member, i)).collect())
         }
         Value::Object(obj) => {
-            let value_shape = if kind == "map" { shape.and_then(|s| s.value()) } else { None };
+            let value_shape = if kind == "map" {
+                shape.and_then(|s| s.value())
+            } else {
+                None
+            };
             Cbor::Map(
                 obj.iter()
                     .map(|(k, v)| {
                         let s = match kind {
-                            "structure" => shape.and_then(|s| s.members().find(|(n, _)| *n == k).map(|(_, r)| r)),
+                            "structure" => shape
+                                .and_then(|s| s.members().find(|(n, _)| *n == k).map(|(_, r)| r)),
                             _ => value_shape,
                         };
                         (Cbor::Text(k.clone()), from_json(s, v))
@@ -110,10 +130,17 @@ mod tests {
         let bytes = encode(m.output("GetRecords"), &doc);
         let back: Cbor = ciborium::de::from_reader(&bytes[..]).unwrap();
         let rec = &back.as_map().unwrap()[0].1.as_array().unwrap()[0];
-        let fields: std::collections::HashMap<_, _> =
-            rec.as_map().unwrap().iter().map(|(k, v)| (k.as_text().unwrap().to_string(), v.clone())).collect();
+        let fields: std::collections::HashMap<_, _> = rec
+            .as_map()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.as_text().unwrap().to_string(), v.clone()))
+            .collect();
         assert_eq!(fields["Data"], Cbor::Bytes(b"hi".to_vec()));
-        assert_eq!(fields["ApproximateArrivalTimestamp"], Cbor::Tag(1, Box::new(Cbor::Float(1700000000.5))));
+        assert_eq!(
+            fields["ApproximateArrivalTimestamp"],
+            Cbor::Tag(1, Box::new(Cbor::Float(1700000000.5)))
+        );
         assert_eq!(decode(&bytes).unwrap(), doc);
     }
 

@@ -71,7 +71,8 @@ pub async fn handle(services: &Services, req: Request<Body>) -> Response<Body> {
         None => Wire::Query(SQS_NAMESPACE),
     };
     // A declared length over the limit is refused before a byte of the body is read.
-    let declared = header_str(headers, header::CONTENT_LENGTH.as_str()).and_then(|v| v.parse::<u64>().ok());
+    let declared =
+        header_str(headers, header::CONTENT_LENGTH.as_str()).and_then(|v| v.parse::<u64>().ok());
     let body = match declared.filter(|&n| n > MAX_BODY_BYTES as u64) {
         None => axum::body::to_bytes(body, MAX_BODY_BYTES).await.ok(),
         Some(_) => None,
@@ -114,12 +115,20 @@ pub async fn handle(services: &Services, req: Request<Body>) -> Response<Body> {
 
     params.clear();
     let mut parsed = query::parse_form(query.as_bytes(), &mut params);
-    if parsed.is_ok() && parts.method == Method::POST && !content_type.starts_with("application/json") {
+    if parsed.is_ok()
+        && parts.method == Method::POST
+        && !content_type.starts_with("application/json")
+    {
         parsed = query::parse_form(&body, &mut params);
     }
     let path = parts.uri.path();
     let queue_path = queue_path(path);
-    let service = query_service(scope.service, params.get("Action").map(String::as_str), queue_path.is_some(), &params);
+    let service = query_service(
+        scope.service,
+        params.get("Action").map(String::as_str),
+        queue_path.is_some(),
+        &params,
+    );
     let wire = Wire::Query(match service {
         QueryService::Sns => SNS_NAMESPACE,
         QueryService::Sts => STS_NAMESPACE,
@@ -129,16 +138,39 @@ pub async fn handle(services: &Services, req: Request<Body>) -> Response<Body> {
         return error_response(wire, &e, &request_id);
     }
     let Some(action) = params.get("Action").cloned() else {
-        let err = ServiceError::sender("MissingAction", "The request must contain the parameter Action.");
+        let err = ServiceError::sender(
+            "MissingAction",
+            "The request must contain the parameter Action.",
+        );
         return error_response(wire, &err, &request_id);
     };
-    if let (QueryService::Sqs, Some(path), false) = (service, queue_path, params.contains_key("QueueUrl")) {
+    if let (QueryService::Sqs, Some(path), false) =
+        (service, queue_path, params.contains_key("QueueUrl"))
+    {
         params.insert("QueueUrl".into(), format!("{}{path}", ctx.base_url));
     }
     let result = match service {
         QueryService::Sts => sts(&ctx, &action),
-        QueryService::Sqs => query_call(ServiceName::Sqs, &action, &params, &request_id, |op, doc| services.sqs.dispatch(&ctx, op, doc)).await,
-        QueryService::Sns => query_call(ServiceName::Sns, &action, &params, &request_id, |op, doc| services.sns.dispatch(&ctx, op, doc)).await,
+        QueryService::Sqs => {
+            query_call(
+                ServiceName::Sqs,
+                &action,
+                &params,
+                &request_id,
+                |op, doc| services.sqs.dispatch(&ctx, op, doc),
+            )
+            .await
+        }
+        QueryService::Sns => {
+            query_call(
+                ServiceName::Sns,
+                &action,
+                &params,
+                &request_id,
+                |op, doc| services.sns.dispatch(&ctx, op, doc),
+            )
+            .await
+        }
     };
     match result {
         Ok(xml) => respond(StatusCode::OK, "text/xml", xml.into_bytes(), &request_id),
@@ -156,7 +188,12 @@ enum QueryService {
 /// Which query-protocol service a request is for: the signing scope first, then the path, then
 /// whichever model has the action (SQS and SNS share `AddPermission`/`RemovePermission`; the
 /// parameters tell them apart).
-fn query_service(scope: Option<&str>, action: Option<&str>, queue_path: bool, params: &query::Params) -> QueryService {
+fn query_service(
+    scope: Option<&str>,
+    action: Option<&str>,
+    queue_path: bool,
+    params: &query::Params,
+) -> QueryService {
     match scope {
         Some("sqs") => return QueryService::Sqs,
         Some("sns") => return QueryService::Sns,
@@ -166,7 +203,9 @@ fn query_service(scope: Option<&str>, action: Option<&str>, queue_path: bool, pa
     if queue_path {
         return QueryService::Sqs;
     }
-    let Some(action) = action else { return QueryService::Sqs };
+    let Some(action) = action else {
+        return QueryService::Sqs;
+    };
     if action == "GetCallerIdentity" {
         return QueryService::Sts;
     }
@@ -223,7 +262,13 @@ fn sts(ctx: &RequestContext, action: &str) -> Result<String, ServiceError> {
     ))
 }
 
-async fn json_request(services: &Services, ctx: &RequestContext, target: &str, content_type: &str, body: &[u8]) -> Response<Body> {
+async fn json_request(
+    services: &Services,
+    ctx: &RequestContext,
+    target: &str,
+    content_type: &str,
+    body: &[u8],
+) -> Response<Body> {
     let rid = &ctx.request_id;
     let (prefix, op) = target.split_once('.').unwrap_or((target, ""));
     let wire = match prefix {
@@ -233,14 +278,27 @@ async fn json_request(services: &Services, ctx: &RequestContext, target: &str, c
         "AWSSecurityTokenServiceV20110615" if op == "GetCallerIdentity" => {
             let a = &ctx.account_id;
             let doc = json!({"Arn": format!("arn:aws:iam::{a}:root"), "UserId": a, "Account": a});
-            return respond(StatusCode::OK, "application/x-amz-json-1.0", doc.to_string().into_bytes(), rid);
+            return respond(
+                StatusCode::OK,
+                "application/x-amz-json-1.0",
+                doc.to_string().into_bytes(),
+                rid,
+            );
         }
         _ => {
-            let wire = if content_type.contains("1.1") { Wire::KinesisJson } else { Wire::SqsJson };
+            let wire = if content_type.contains("1.1") {
+                Wire::KinesisJson
+            } else {
+                Wire::SqsJson
+            };
             return error_response(wire, &unknown_operation(target), rid);
         }
     };
-    let svc = if wire == Wire::SqsJson { ServiceName::Sqs } else { ServiceName::Kinesis };
+    let svc = if wire == Wire::SqsJson {
+        ServiceName::Sqs
+    } else {
+        ServiceName::Kinesis
+    };
     let m = model(svc);
     if !m.has_operation(op) {
         return error_response(wire, &unknown_operation(target), rid);
@@ -258,32 +316,53 @@ async fn json_request(services: &Services, ctx: &RequestContext, target: &str, c
         _ => services.kinesis.dispatch(ctx, op, doc).await,
     };
     match (result, wire) {
-        (Ok(out), Wire::KinesisCbor) => {
-            respond(StatusCode::OK, "application/x-amz-cbor-1.1", cbor::encode(m.output(op), &out), rid)
-        }
+        (Ok(out), Wire::KinesisCbor) => respond(
+            StatusCode::OK,
+            "application/x-amz-cbor-1.1",
+            cbor::encode(m.output(op), &out),
+            rid,
+        ),
         (Ok(out), _) => {
-            let out = if out.is_null() { Value::Object(Map::new()) } else { out };
-            let ct = if wire == Wire::SqsJson { "application/x-amz-json-1.0" } else { "application/x-amz-json-1.1" };
+            let out = if out.is_null() {
+                Value::Object(Map::new())
+            } else {
+                out
+            };
+            let ct = if wire == Wire::SqsJson {
+                "application/x-amz-json-1.0"
+            } else {
+                "application/x-amz-json-1.1"
+            };
             respond(StatusCode::OK, ct, out.to_string().into_bytes(), rid)
         }
         (Err(e), _) => error_response(wire, &e, rid),
     }
 }
 
-fn parse_json_body(body: &[u8]) -> Result<Value, ServiceError> {
+/// Parses an AWS JSON request body: empty means `{}`, anything but an object is refused.
+pub fn parse_json_body(body: &[u8]) -> Result<Value, ServiceError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Value::Object(Map::new()));
     }
     match serde_json::from_slice::<Value>(body) {
         Ok(v @ Value::Object(_)) => Ok(v),
-        Ok(_) => Err(ServiceError::sender("SerializationException", "The request body must be a JSON object.")),
-        Err(e) => Err(ServiceError::sender("SerializationException", format!("Could not parse the request body: {e}"))),
+        Ok(_) => Err(ServiceError::sender(
+            "SerializationException",
+            "The request body must be a JSON object.",
+        )),
+        Err(e) => Err(ServiceError::sender(
+            "SerializationException",
+            format!("Could not parse the request body: {e}"),
+        )),
     }
 }
 
 fn unknown_operation(target: &str) -> ServiceError {
-    ServiceError::sender("UnknownOperationException", format!("Unknown operation {target}"))
-        .with_query_code("InvalidAction")
+    ServiceError::sender(
+        "UnknownOperationException",
+        format!("Unknown operation {target}"),
+    )
+    .with_query_code("InvalidAction")
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -291,11 +370,19 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 /// A response with the request id header every AWS response carries.
-fn respond(status: StatusCode, content_type: &str, body: Vec<u8>, request_id: &str) -> Response<Body> {
+fn respond(
+    status: StatusCode,
+    content_type: &str,
+    body: Vec<u8>,
+    request_id: &str,
+) -> Response<Body> {
     let mut resp = Response::new(Body::from(body));
     *resp.status_mut() = status;
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_str(content_type).unwrap_or(HeaderValue::from_static("text/plain")));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_str(content_type).unwrap_or(HeaderValue::from_static("text/plain")),
+    );
     if let Ok(v) = HeaderValue::from_str(request_id) {
         h.insert("x-amzn-requestid", v);
     }
@@ -319,8 +406,17 @@ fn error_response(wire: Wire, err: &ServiceError, request_id: &str) -> Response<
                 format!("com.amazonaws.sqs#{code}")
             };
             let body = json!({"__type": type_, "message": err.message}).to_string();
-            let mut resp = respond(status, "application/x-amz-json-1.0", body.into_bytes(), request_id);
-            let fault = if err.fault == Fault::Sender { "Sender" } else { "Receiver" };
+            let mut resp = respond(
+                status,
+                "application/x-amz-json-1.0",
+                body.into_bytes(),
+                request_id,
+            );
+            let fault = if err.fault == Fault::Sender {
+                "Sender"
+            } else {
+                "Receiver"
+            };
             if let Ok(v) = HeaderValue::from_str(&format!("{};{fault}", err.query_code)) {
                 resp.headers_mut().insert("x-amzn-query-error", v);
             }
@@ -328,7 +424,12 @@ fn error_response(wire: Wire, err: &ServiceError, request_id: &str) -> Response<
         }
         Wire::KinesisJson => {
             let body = json!({"__type": err.code, "message": err.message}).to_string();
-            let mut resp = respond(status, "application/x-amz-json-1.1", body.into_bytes(), request_id);
+            let mut resp = respond(
+                status,
+                "application/x-amz-json-1.1",
+                body.into_bytes(),
+                request_id,
+            );
             if let Ok(v) = HeaderValue::from_str(&err.code) {
                 resp.headers_mut().insert("x-amzn-errortype", v);
             }
@@ -336,7 +437,12 @@ fn error_response(wire: Wire, err: &ServiceError, request_id: &str) -> Response<
         }
         Wire::KinesisCbor => {
             let doc = json!({"__type": err.code, "message": err.message});
-            let mut resp = respond(status, "application/x-amz-cbor-1.1", cbor::encode(None, &doc), request_id);
+            let mut resp = respond(
+                status,
+                "application/x-amz-cbor-1.1",
+                cbor::encode(None, &doc),
+                request_id,
+            );
             if let Ok(v) = HeaderValue::from_str(&err.code) {
                 resp.headers_mut().insert("x-amzn-errortype", v);
             }
@@ -345,9 +451,59 @@ fn error_response(wire: Wire, err: &ServiceError, request_id: &str) -> Response<
     }
 }
 
+/// Runs every request parser on `data` the way a request would reach it: the first byte picks
+/// the parser and, for the query protocol, the operation whose input shape drives it. For the
+/// fuzz targets in `fuzz/` and the property test below; must never panic.
+pub fn parse_any(data: &[u8]) {
+    let Some((&selector, rest)) = data.split_first() else {
+        return;
+    };
+    match selector % 4 {
+        0 => {
+            let _ = parse_json_body(rest);
+        }
+        1 => {
+            let _ = cbor::decode(rest);
+        }
+        _ => {
+            let svc = if selector % 4 == 2 {
+                ServiceName::Sqs
+            } else {
+                ServiceName::Sns
+            };
+            let m = model(svc);
+            let ops: Vec<&str> = m.operation_names().collect();
+            let op = ops[usize::from(selector / 4) % ops.len()];
+            let mut params = query::Params::new();
+            if query::parse_form(rest, &mut params).is_ok() {
+                let _ = query::input_document(m, op, &params);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn parsers_never_panic(data in proptest::collection::vec(any::<u8>(), 0..512)) {
+            parse_any(&data);
+        }
+
+        #[test]
+        fn query_forms_of_any_shape_never_panic(
+            selector in any::<u8>(),
+            pairs in proptest::collection::vec(("[A-Za-z.0-9]{1,40}", "[ -~]{0,20}"), 0..30),
+        ) {
+            let form: String = pairs.iter().map(|(k, v)| format!("{k}={v}&")).collect();
+            let mut data = vec![selector | 2];
+            data.extend_from_slice(form.as_bytes());
+            parse_any(&data);
+        }
+    }
 
     #[test]
     fn queue_paths() {
@@ -360,13 +516,31 @@ mod tests {
     #[test]
     fn query_service_selection() {
         let p = query::Params::new();
-        assert_eq!(query_service(Some("sns"), Some("ListQueues"), false, &p), QueryService::Sns);
-        assert_eq!(query_service(None, Some("Publish"), false, &p), QueryService::Sns);
-        assert_eq!(query_service(None, Some("SendMessage"), false, &p), QueryService::Sqs);
-        assert_eq!(query_service(None, Some("GetCallerIdentity"), false, &p), QueryService::Sts);
-        assert_eq!(query_service(None, Some("Publish"), true, &p), QueryService::Sqs);
+        assert_eq!(
+            query_service(Some("sns"), Some("ListQueues"), false, &p),
+            QueryService::Sns
+        );
+        assert_eq!(
+            query_service(None, Some("Publish"), false, &p),
+            QueryService::Sns
+        );
+        assert_eq!(
+            query_service(None, Some("SendMessage"), false, &p),
+            QueryService::Sqs
+        );
+        assert_eq!(
+            query_service(None, Some("GetCallerIdentity"), false, &p),
+            QueryService::Sts
+        );
+        assert_eq!(
+            query_service(None, Some("Publish"), true, &p),
+            QueryService::Sqs
+        );
         let mut p = query::Params::new();
         p.insert("TopicArn".into(), "arn".into());
-        assert_eq!(query_service(None, Some("AddPermission"), false, &p), QueryService::Sns);
+        assert_eq!(
+            query_service(None, Some("AddPermission"), false, &p),
+            QueryService::Sns
+        );
     }
 }

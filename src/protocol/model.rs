@@ -59,7 +59,10 @@ impl<'m> ShapeRef<'m> {
 
     /// `structure`, `list`, `map`, `string`, `integer`, `long`, `boolean`, `blob`, `timestamp`, …
     pub fn kind(&self) -> &'m str {
-        self.shape().get("type").and_then(Value::as_str).unwrap_or("string")
+        self.shape()
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or("string")
     }
 
     /// The serialized name on the reference, if any (`locationName`).
@@ -97,7 +100,10 @@ impl<'m> ShapeRef<'m> {
     }
 
     fn child(&self, which: &str) -> Option<ShapeRef<'m>> {
-        self.shape().get(which).map(|raw| ShapeRef { model: self.model, raw })
+        self.shape().get(which).map(|raw| ShapeRef {
+            model: self.model,
+            raw,
+        })
     }
 
     /// The output's `resultWrapper` (query protocol).
@@ -109,7 +115,10 @@ impl<'m> ShapeRef<'m> {
 impl Model {
     fn shape(&self, name: &str) -> &Value {
         static EMPTY: Value = Value::Null;
-        self.raw.get("shapes").and_then(|s| s.get(name)).unwrap_or(&EMPTY)
+        self.raw
+            .get("shapes")
+            .and_then(|s| s.get(name))
+            .unwrap_or(&EMPTY)
     }
 
     fn operation(&self, name: &str) -> Option<&Map<String, Value>> {
@@ -122,11 +131,15 @@ impl Model {
     }
 
     pub fn input(&self, op: &str) -> Option<ShapeRef<'_>> {
-        self.operation(op)?.get("input").map(|raw| ShapeRef { model: self, raw })
+        self.operation(op)?
+            .get("input")
+            .map(|raw| ShapeRef { model: self, raw })
     }
 
     pub fn output(&self, op: &str) -> Option<ShapeRef<'_>> {
-        self.operation(op)?.get("output").map(|raw| ShapeRef { model: self, raw })
+        self.operation(op)?
+            .get("output")
+            .map(|raw| ShapeRef { model: self, raw })
     }
 
     /// The XML namespace of query responses.
@@ -160,7 +173,11 @@ mod tests {
             for op in m.operation_names() {
                 n += 1;
                 for r in [m.input(op), m.output(op)].into_iter().flatten() {
-                    assert!(!m.shape(r.shape_name()).is_null(), "{op}: {}", r.shape_name());
+                    assert!(
+                        !m.shape(r.shape_name()).is_null(),
+                        "{op}: {}",
+                        r.shape_name()
+                    );
                 }
             }
             assert!(n > 20, "{svc:?} has {n} operations");

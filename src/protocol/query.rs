@@ -34,7 +34,9 @@ pub fn parse_form(bytes: &[u8], into: &mut Params) -> Result<(), ServiceError> {
 /// Builds the input document of `op` from its form parameters.
 pub fn input_document(model: &Model, op: &str, params: &Params) -> Result<Value, ServiceError> {
     match model.input(op) {
-        Some(shape) => Ok(parse_structure(shape, "", params)?.unwrap_or_else(|| Value::Object(Map::new()))),
+        Some(shape) => {
+            Ok(parse_structure(shape, "", params)?.unwrap_or_else(|| Value::Object(Map::new())))
+        }
         None => Ok(Value::Object(Map::new())),
     }
 }
@@ -60,14 +62,20 @@ fn indices(params: &Params, prefix: &str) -> Vec<u64> {
     out
 }
 
-fn parse_structure(shape: ShapeRef<'_>, prefix: &str, params: &Params) -> Result<Option<Value>, ServiceError> {
+fn parse_structure(
+    shape: ShapeRef<'_>,
+    prefix: &str,
+    params: &Params,
+) -> Result<Option<Value>, ServiceError> {
     let mut obj = Map::new();
     for (name, member) in shape.members() {
         let key = join(prefix, member.location_name().unwrap_or(name));
         let value = match parse_value(member, &key, params)? {
             Some(v) => Some(v),
             // Clients disagree on whether a renamed member keeps its model name; accept both.
-            None if member.location_name().is_some() => parse_value(member, &join(prefix, name), params)?,
+            None if member.location_name().is_some() => {
+                parse_value(member, &join(prefix, name), params)?
+            }
             None => None,
         };
         if let Some(v) = value {
@@ -77,12 +85,19 @@ fn parse_structure(shape: ShapeRef<'_>, prefix: &str, params: &Params) -> Result
     Ok((!obj.is_empty()).then_some(Value::Object(obj)))
 }
 
-fn parse_value(shape: ShapeRef<'_>, key: &str, params: &Params) -> Result<Option<Value>, ServiceError> {
+fn parse_value(
+    shape: ShapeRef<'_>,
+    key: &str,
+    params: &Params,
+) -> Result<Option<Value>, ServiceError> {
     match shape.kind() {
         "structure" => parse_structure(shape, key, params),
         "list" => parse_list(shape, key, params),
         "map" => parse_map(shape, key, params),
-        _ => params.get(key).map(|raw| scalar(shape, key, raw)).transpose(),
+        _ => params
+            .get(key)
+            .map(|raw| scalar(shape, key, raw))
+            .transpose(),
     }
 }
 
@@ -107,8 +122,14 @@ fn list_prefixes(shape: ShapeRef<'_>, key: &str) -> Vec<String> {
     out
 }
 
-fn parse_list(shape: ShapeRef<'_>, key: &str, params: &Params) -> Result<Option<Value>, ServiceError> {
-    let Some(member) = shape.member() else { return Ok(None) };
+fn parse_list(
+    shape: ShapeRef<'_>,
+    key: &str,
+    params: &Params,
+) -> Result<Option<Value>, ServiceError> {
+    let Some(member) = shape.member() else {
+        return Ok(None);
+    };
     for prefix in list_prefixes(shape, key) {
         let idx = indices(params, &prefix);
         if idx.is_empty() {
@@ -123,11 +144,20 @@ fn parse_list(shape: ShapeRef<'_>, key: &str, params: &Params) -> Result<Option<
         return Ok(Some(Value::Array(items)));
     }
     // `Key=` with no items is how botocore sends an empty list.
-    Ok(params.get(key).filter(|v| v.is_empty()).map(|_| Value::Array(Vec::new())))
+    Ok(params
+        .get(key)
+        .filter(|v| v.is_empty())
+        .map(|_| Value::Array(Vec::new())))
 }
 
-fn parse_map(shape: ShapeRef<'_>, key: &str, params: &Params) -> Result<Option<Value>, ServiceError> {
-    let (Some(k), Some(v)) = (shape.key(), shape.value()) else { return Ok(None) };
+fn parse_map(
+    shape: ShapeRef<'_>,
+    key: &str,
+    params: &Params,
+) -> Result<Option<Value>, ServiceError> {
+    let (Some(k), Some(v)) = (shape.key(), shape.value()) else {
+        return Ok(None);
+    };
     let key_name = k.location_name().unwrap_or("key");
     let value_name = v.location_name().unwrap_or("value");
     let prefixes = if shape.flattened() {
@@ -166,7 +196,12 @@ fn scalar(shape: ShapeRef<'_>, key: &str, raw: &str) -> Result<Value, ServiceErr
         )
     };
     Ok(match shape.kind() {
-        "integer" | "long" => Value::Number(raw.trim().parse::<i64>().map_err(|_| bad("an integer"))?.into()),
+        "integer" | "long" => Value::Number(
+            raw.trim()
+                .parse::<i64>()
+                .map_err(|_| bad("an integer"))?
+                .into(),
+        ),
         "float" | "double" => Number::from_f64(raw.trim().parse().map_err(|_| bad("a number"))?)
             .map(Value::Number)
             .ok_or_else(|| bad("a finite number"))?,
@@ -198,16 +233,26 @@ pub fn escape_into(out: &mut String, s: &str) {
 /// Renders a successful query response: `<OpResponse><OpResult>…</OpResult><ResponseMetadata>…`.
 pub fn render_response(model: &Model, op: &str, output: &Value, request_id: &str) -> String {
     let mut out = String::with_capacity(512);
-    let _ = write!(out, "<?xml version=\"1.0\"?><{op}Response xmlns=\"{}\">", model.xml_namespace());
+    let _ = write!(
+        out,
+        "<?xml version=\"1.0\"?><{op}Response xmlns=\"{}\">",
+        model.xml_namespace()
+    );
     if let Some(shape) = model.output(op) {
-        let wrapper = shape.result_wrapper().map(str::to_string).unwrap_or_else(|| format!("{op}Result"));
+        let wrapper = shape
+            .result_wrapper()
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("{op}Result"));
         let _ = write!(out, "<{wrapper}>");
         if let Value::Object(obj) = output {
             write_members(&mut out, shape, obj);
         }
         let _ = write!(out, "</{wrapper}>");
     }
-    let _ = write!(out, "<ResponseMetadata><RequestId>{request_id}</RequestId></ResponseMetadata></{op}Response>");
+    let _ = write!(
+        out,
+        "<ResponseMetadata><RequestId>{request_id}</RequestId></ResponseMetadata></{op}Response>"
+    );
     out
 }
 
@@ -245,7 +290,9 @@ fn write_value(out: &mut String, shape: ShapeRef<'_>, el: &str, v: &Value) {
             }
         }
         ("map", Value::Object(obj)) => {
-            let (Some(k), Some(val)) = (shape.key(), shape.value()) else { return };
+            let (Some(k), Some(val)) = (shape.key(), shape.value()) else {
+                return;
+            };
             let key_el = k.location_name().unwrap_or("key");
             let value_el = val.location_name().unwrap_or("value");
             let flat = shape.flattened();
@@ -303,7 +350,10 @@ pub fn render_error(namespace: &str, err: &ServiceError, request_id: &str) -> St
     escape_into(&mut out, &err.query_code);
     out.push_str("</Code><Message>");
     escape_into(&mut out, &err.message);
-    let _ = write!(out, "</Message><Detail/></Error><RequestId>{request_id}</RequestId></ErrorResponse>");
+    let _ = write!(
+        out,
+        "</Message><Detail/></Error><RequestId>{request_id}</RequestId></ErrorResponse>"
+    );
     out
 }
 
@@ -322,13 +372,15 @@ mod tests {
     #[test]
     fn sqs_flattened_maps_and_lists_become_json_shapes() {
         let m = model(ServiceName::Sqs);
-        let p = form("Action=SendMessageBatch&QueueUrl=http%3A%2F%2Fh%2F0%2Fq\
+        let p = form(
+            "Action=SendMessageBatch&QueueUrl=http%3A%2F%2Fh%2F0%2Fq\
             &SendMessageBatchRequestEntry.1.Id=a&SendMessageBatchRequestEntry.1.MessageBody=hi\
             &SendMessageBatchRequestEntry.1.DelaySeconds=5\
             &SendMessageBatchRequestEntry.1.MessageAttribute.1.Name=color\
             &SendMessageBatchRequestEntry.1.MessageAttribute.1.Value.DataType=String\
             &SendMessageBatchRequestEntry.1.MessageAttribute.1.Value.StringValue=red\
-            &SendMessageBatchRequestEntry.2.Id=b&SendMessageBatchRequestEntry.2.MessageBody=yo");
+            &SendMessageBatchRequestEntry.2.Id=b&SendMessageBatchRequestEntry.2.MessageBody=yo",
+        );
         let doc = input_document(m, "SendMessageBatch", &p).unwrap();
         assert_eq!(
             doc,
@@ -357,8 +409,10 @@ mod tests {
     #[test]
     fn sns_wrapped_lists_and_entry_maps() {
         let m = model(ServiceName::Sns);
-        let p = form("Name=t&Attributes.entry.1.key=DisplayName&Attributes.entry.1.value=x\
-            &Tags.member.1.Key=a&Tags.member.1.Value=b");
+        let p = form(
+            "Name=t&Attributes.entry.1.key=DisplayName&Attributes.entry.1.value=x\
+            &Tags.member.1.Key=a&Tags.member.1.Value=b",
+        );
         assert_eq!(
             input_document(m, "CreateTopic", &p).unwrap(),
             json!({"Name": "t", "Attributes": {"DisplayName": "x"}, "Tags": [{"Key": "a", "Value": "b"}]})
@@ -368,7 +422,12 @@ mod tests {
     #[test]
     fn bad_integer_is_invalid_parameter_value() {
         let m = model(ServiceName::Sqs);
-        let err = input_document(m, "ReceiveMessage", &form("QueueUrl=u&MaxNumberOfMessages=ten")).unwrap_err();
+        let err = input_document(
+            m,
+            "ReceiveMessage",
+            &form("QueueUrl=u&MaxNumberOfMessages=ten"),
+        )
+        .unwrap_err();
         assert_eq!(err.code, "InvalidParameterValue");
     }
 
@@ -380,7 +439,10 @@ mod tests {
         let xml = render_response(m, "ReceiveMessage", &out, "rid");
         assert!(xml.contains("<ReceiveMessageResponse xmlns=\"http://queue.amazonaws.com/doc/2012-11-05/\"><ReceiveMessageResult><Message><MessageId>m1</MessageId>"), "{xml}");
         assert!(xml.contains("<Body>a&lt;b&#xD;</Body>"), "{xml}");
-        assert!(xml.contains("<Attribute><Name>SentTimestamp</Name><Value>1</Value></Attribute>"), "{xml}");
+        assert!(
+            xml.contains("<Attribute><Name>SentTimestamp</Name><Value>1</Value></Attribute>"),
+            "{xml}"
+        );
         assert!(xml.contains("<MessageAttribute><Name>c</Name><Value><StringValue>r</StringValue><DataType>String</DataType></Value></MessageAttribute>"), "{xml}");
         assert!(xml.ends_with("<ResponseMetadata><RequestId>rid</RequestId></ResponseMetadata></ReceiveMessageResponse>"));
     }
@@ -388,7 +450,12 @@ mod tests {
     #[test]
     fn sns_lists_render_with_member_wrappers() {
         let m = model(ServiceName::Sns);
-        let xml = render_response(m, "ListTopics", &json!({"Topics": [{"TopicArn": "arn:1"}], "NextToken": "n"}), "r");
+        let xml = render_response(
+            m,
+            "ListTopics",
+            &json!({"Topics": [{"TopicArn": "arn:1"}], "NextToken": "n"}),
+            "r",
+        );
         assert!(xml.contains("<ListTopicsResult><Topics><member><TopicArn>arn:1</TopicArn></member></Topics><NextToken>n</NextToken></ListTopicsResult>"), "{xml}");
     }
 

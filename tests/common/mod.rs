@@ -20,8 +20,14 @@ pub struct TestServer {
 impl TestServer {
     pub async fn start() -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
-        let server = millpond::server::start(Config::for_tests(dir.path())).await.expect("server starts");
-        TestServer { addr: server.local_addr, server: Some(server), dir }
+        let server = millpond::server::start(Config::for_tests(dir.path()))
+            .await
+            .expect("server starts");
+        TestServer {
+            addr: server.local_addr,
+            server: Some(server),
+            dir,
+        }
     }
 
     pub fn endpoint(&self) -> String {
@@ -56,14 +62,20 @@ impl Broker {
             .expect("spawn millpond");
         let stdout = child.stdout.take().expect("stdout");
         let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).expect("listening line");
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("listening line");
         let addr = line
             .trim()
             .rsplit("http://")
             .next()
             .and_then(|a| a.parse().ok())
             .unwrap_or_else(|| panic!("unexpected first line: {line:?}"));
-        Broker { child, addr, data_dir: data_dir.to_path_buf() }
+        Broker {
+            child,
+            addr,
+            data_dir: data_dir.to_path_buf(),
+        }
     }
 
     pub fn endpoint(&self) -> String {
@@ -138,7 +150,10 @@ pub struct RawResponse {
 
 impl RawResponse {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn text(&self) -> String {
@@ -146,16 +161,26 @@ impl RawResponse {
     }
 
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
     }
 }
 
 /// Sends one request with exactly these bytes of headers and body (`Connection: close`), and
 /// reads the whole answer. Blocking: call from `spawn_blocking` or a plain test.
-pub fn raw(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> RawResponse {
+pub fn raw(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> RawResponse {
     let mut s = TcpStream::connect(addr).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -168,26 +193,41 @@ pub fn raw(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)],
 }
 
 fn parse_response(buf: &[u8]) -> RawResponse {
-    let end = buf.windows(4).position(|w| w == b"\r\n\r\n").expect("header end") + 4;
+    let end = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("header end")
+        + 4;
     let head = String::from_utf8_lossy(&buf[..end]);
     let mut lines = head.split("\r\n");
-    let status = lines.next().and_then(|l| l.split(' ').nth(1)).and_then(|s| s.parse().ok()).expect("status");
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .expect("status");
     let headers: Vec<(String, String)> = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
         .collect();
     let mut body = buf[end..].to_vec();
-    if headers.iter().any(|(k, v)| k == "transfer-encoding" && v.contains("chunked")) {
+    if headers
+        .iter()
+        .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"))
+    {
         body = dechunk(&body);
     }
-    RawResponse { status, headers, body }
+    RawResponse {
+        status,
+        headers,
+        body,
+    }
 }
 
 fn dechunk(mut b: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    loop {
-        let Some(nl) = b.windows(2).position(|w| w == b"\r\n") else { break };
-        let size = usize::from_str_radix(std::str::from_utf8(&b[..nl]).unwrap().trim(), 16).unwrap_or(0);
+    while let Some(nl) = b.windows(2).position(|w| w == b"\r\n") {
+        let size =
+            usize::from_str_radix(std::str::from_utf8(&b[..nl]).unwrap().trim(), 16).unwrap_or(0);
         if size == 0 {
             break;
         }
@@ -196,7 +236,6 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
     }
     out
 }
-
 /// A query-protocol POST (form body) signed for `service` in `region`.
 pub fn query_post(addr: SocketAddr, path: &str, service: &str, form: &str) -> RawResponse {
     let auth = format!(
@@ -206,14 +245,23 @@ pub fn query_post(addr: SocketAddr, path: &str, service: &str, form: &str) -> Ra
         addr,
         "POST",
         path,
-        &[("Content-Type", "application/x-www-form-urlencoded"), ("Authorization", &auth)],
+        &[
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            ("Authorization", &auth),
+        ],
         form.as_bytes(),
     )
 }
 
 /// An AWS JSON request to `target` with `content_type`.
 pub fn json_post(addr: SocketAddr, target: &str, content_type: &str, body: &[u8]) -> RawResponse {
-    raw(addr, "POST", "/", &[("Content-Type", content_type), ("X-Amz-Target", target)], body)
+    raw(
+        addr,
+        "POST",
+        "/",
+        &[("Content-Type", content_type), ("X-Amz-Target", target)],
+        body,
+    )
 }
 
 /// Text of the first `<tag>…</tag>` in an XML document.
