@@ -5,7 +5,7 @@
 //! decode limit so a hostile length prefix cannot make the decoder allocate unboundedly.
 //! Decoding rejects trailing bytes, so a value has exactly one valid encoding length.
 
-use bincode::config::{Configuration, Fixint, LittleEndian, Limit};
+use bincode::config::{Configuration, Fixint, Limit, LittleEndian};
 
 /// Largest number of bytes a decode may claim (64 MiB).
 pub const DECODE_LIMIT: usize = 64 << 20;
@@ -82,7 +82,10 @@ mod tests {
     fn rejects_trailing_and_truncated() {
         let mut b = encode(&5u32);
         b.push(0);
-        assert!(matches!(decode::<u32>(&b), Err(CodecError::TrailingBytes(1))));
+        assert!(matches!(
+            decode::<u32>(&b),
+            Err(CodecError::TrailingBytes(1))
+        ));
         assert!(decode::<u32>(&b[..2]).is_err());
     }
 

@@ -63,13 +63,19 @@ pub(crate) fn decode(path: &Path, b: &[u8]) -> Result<(u64, Vec<u8>), LogError> 
             offset: CHECKPOINT_HEADER_LEN as u64,
             found: v as u32,
         }),
-        Err(e) => Err(LogError::corrupt(path, CHECKPOINT_HEADER_LEN as u64, e.describe())),
+        Err(e) => Err(LogError::corrupt(
+            path,
+            CHECKPOINT_HEADER_LEN as u64,
+            e.describe(),
+        )),
     }
 }
 
 pub(crate) fn write(dir: &Path, upto: u64, data: &[u8]) -> Result<(), LogError> {
     if data.len() > record::MAX_PAYLOAD_LEN as usize {
-        return Err(LogError::InvalidArgument("checkpoint larger than 1 GiB".into()));
+        return Err(LogError::InvalidArgument(
+            "checkpoint larger than 1 GiB".into(),
+        ));
     }
     let bytes = encode(upto, fsutil::now_ms(), data);
     fsutil::atomic_write(dir, CHECKPOINT_FILE, &bytes, true)

@@ -33,6 +33,10 @@ pub trait SegmentFile: Send + Sync {
     fn set_len(&self, len: u64) -> io::Result<()>;
     /// Current file length.
     fn len(&self) -> io::Result<u64>;
+    /// True if the file has no bytes.
+    fn is_empty(&self) -> io::Result<bool> {
+        Ok(self.len()? == 0)
+    }
 }
 
 /// Opens segment files. `create` creates (or truncates) the file.

@@ -113,7 +113,12 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    pub fn new(active: Arc<Segment>, file: Arc<dyn SegmentFile>, created_ms: u64, b: IndexBuilder) -> Self {
+    pub fn new(
+        active: Arc<Segment>,
+        file: Arc<dyn SegmentFile>,
+        created_ms: u64,
+        b: IndexBuilder,
+    ) -> Self {
         Writer {
             active,
             file,
@@ -187,7 +192,9 @@ impl Writer {
         let mut gi = 0;
         while gi < n {
             let g = &b.groups[gi];
-            if g.count > 0 && self.must_roll(inner, &self.cur, (g.byte_end - g.byte_start) as u64, now) {
+            if g.count > 0
+                && self.must_roll(inner, &self.cur, (g.byte_end - g.byte_start) as u64, now)
+            {
                 self.roll(inner).map_err(poisoning)?;
             }
             if b.groups[gi].first != self.cur.next {
@@ -207,7 +214,10 @@ impl Writer {
             let mut tix = Vec::new();
             while end < n {
                 let g = &b.groups[end];
-                if end > gi && g.count > 0 && self.must_roll(inner, &cur, (g.byte_end - g.byte_start) as u64, now) {
+                if end > gi
+                    && g.count > 0
+                    && self.must_roll(inner, &cur, (g.byte_end - g.byte_start) as u64, now)
+                {
                     break;
                 }
                 for m in &b.metas[g.meta_start..g.meta_start + g.count] {
@@ -217,7 +227,10 @@ impl Writer {
             }
             let byte_end = b.groups[end - 1].byte_end;
             if byte_end > byte_start {
-                if let Err(e) = self.file.write_at(&b.frames[byte_start..byte_end], self.cur.pos) {
+                if let Err(e) = self
+                    .file
+                    .write_at(&b.frames[byte_start..byte_end], self.cur.pos)
+                {
                     let err = LogError::io(&self.active.path, e);
                     tracing::warn!(error = %err, "log append failed; cutting the partial batch");
                     let poison = self.rollback().is_err();
@@ -275,10 +288,20 @@ impl Writer {
         let base = self.active.base;
         let st: ActiveState = match self.active_state() {
             Some(a) => a.st.read().clone(),
-            None => return Err(LogError::corrupt(&path, 0, "internal: sealing a sealed segment")),
+            None => {
+                return Err(LogError::corrupt(
+                    &path,
+                    0,
+                    "internal: sealing a sealed segment",
+                ))
+            }
         };
         let (Some(min_ts), Some(max_ts)) = (st.min_ts, st.max_ts) else {
-            return Err(LogError::corrupt(&path, 0, "internal: sealing an empty segment"));
+            return Err(LogError::corrupt(
+                &path,
+                0,
+                "internal: sealing an empty segment",
+            ));
         };
         let trailer = Trailer {
             base,
@@ -309,7 +332,10 @@ impl Writer {
         )?;
         self.file.sync_data().map_err(io)?;
         self.file
-            .write_at(&segment::SEAL_WORD_SEALED.to_le_bytes(), segment::HDR_OFF_SEAL as u64)
+            .write_at(
+                &segment::SEAL_WORD_SEALED.to_le_bytes(),
+                segment::HDR_OFF_SEAL as u64,
+            )
             .map_err(io)?;
         self.file.sync_data().map_err(io)?;
         let file_len = st.len + segment::TRAILER_LEN;
@@ -326,13 +352,16 @@ impl Writer {
     }
 }
 
+/// A freshly created active segment, its file, and its creation time.
+pub(crate) type NewSegment = (Arc<Segment>, Arc<dyn SegmentFile>, u64);
+
 /// Creates `<base>.seg` durably (temp file, header, fdatasync, rename). The caller fsyncs
 /// the directory.
 pub(crate) fn create_segment(
     dir: &Path,
     io: &dyn SegmentIo,
     base: u64,
-) -> Result<(Arc<Segment>, Arc<dyn SegmentFile>, u64), LogError> {
+) -> Result<NewSegment, LogError> {
     let path = dir.join(segment::seg_name(base));
     let tmp = dir.join(format!("{}{}", segment::seg_name(base), fsutil::TMP_SUFFIX));
     let created = fsutil::now_ms();

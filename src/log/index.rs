@@ -208,7 +208,11 @@ pub(crate) fn partition_point(n: usize, pred: impl Fn(usize) -> bool) -> usize {
 }
 
 /// Last offset-index entry with `rel <= target`.
-pub(crate) fn floor_offset(n: usize, get: impl Fn(usize) -> IdxEntry, target: u32) -> Option<IdxEntry> {
+pub(crate) fn floor_offset(
+    n: usize,
+    get: impl Fn(usize) -> IdxEntry,
+    target: u32,
+) -> Option<IdxEntry> {
     let k = partition_point(n, |i| get(i).0 <= target);
     (k > 0).then(|| get(k - 1))
 }
@@ -263,7 +267,13 @@ impl IndexBuilder {
     }
 
     /// Accounts for one frame appended at `self.pos`, emitting index points into the vectors.
-    pub fn push(&mut self, frame_len: u64, ts: u64, idx: &mut Vec<IdxEntry>, tix: &mut Vec<TixEntry>) {
+    pub fn push(
+        &mut self,
+        frame_len: u64,
+        ts: u64,
+        idx: &mut Vec<IdxEntry>,
+        tix: &mut Vec<TixEntry>,
+    ) {
         if self.next > self.base && self.since >= self.interval {
             let rel = (self.next - self.base) as u32;
             idx.push((rel, self.pos as u32));
@@ -299,7 +309,10 @@ mod tests {
         for i in 0..f.len() {
             let mut g = f.clone();
             g[i] ^= 0x10;
-            assert!(validate(IndexKind::Offset, &g, 10, 500, 9).is_err(), "byte {i}");
+            assert!(
+                validate(IndexKind::Offset, &g, 10, 500, 9).is_err(),
+                "byte {i}"
+            );
         }
         assert!(validate(IndexKind::Offset, &f[..f.len() - 1], 10, 500, 9).is_err());
         let t = encode_tix(10, 500, &[(5, 1), (9, 4)]);

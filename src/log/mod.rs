@@ -44,7 +44,9 @@ use parking_lot::{Mutex, RwLock};
 pub use checkpoint::{CHECKPOINT_FILE, CHECKPOINT_MAGIC, CHECKPOINT_VERSION};
 pub use error::LogError;
 pub use fsutil::{SegmentFile, SegmentIo, StdIo};
-pub use record::{MAX_PAYLOAD_LEN, RECORD_HEADER_LEN, RECORD_MAGIC, RECORD_OVERHEAD, RECORD_VERSION};
+pub use record::{
+    MAX_PAYLOAD_LEN, RECORD_HEADER_LEN, RECORD_MAGIC, RECORD_OVERHEAD, RECORD_VERSION,
+};
 pub use segment::{SEGMENT_HEADER_LEN, SEGMENT_MAGIC, SEGMENT_VERSION, TRAILER_LEN};
 pub use verify::{verify_dir, VerifyReport};
 
@@ -200,14 +202,19 @@ pub struct Log {
 
 impl std::fmt::Debug for Log {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Log").field("dir", &self.inner.dir).finish_non_exhaustive()
+        f.debug_struct("Log")
+            .field("dir", &self.inner.dir)
+            .finish_non_exhaustive()
     }
 }
 
 impl Log {
     /// Opens or creates the log in `dir` (creating the directory), recovering as described in
     /// [`recovery`]. Synchronous; does not scan sealed segments unless an index is missing.
-    pub fn open(dir: impl AsRef<Path>, opts: LogOptions) -> Result<(Log, RecoveryReport), LogError> {
+    pub fn open(
+        dir: impl AsRef<Path>,
+        opts: LogOptions,
+    ) -> Result<(Log, RecoveryReport), LogError> {
         Self::open_with_io(dir, opts, Arc::new(StdIo))
     }
 
@@ -226,7 +233,9 @@ impl Log {
         }
         if let Durability::Interval(d) = opts.durability {
             if d.is_zero() {
-                return Err(LogError::InvalidArgument("durability interval must be > 0".into()));
+                return Err(LogError::InvalidArgument(
+                    "durability interval must be > 0".into(),
+                ));
             }
         }
         std::fs::create_dir_all(&dir).map_err(|e| LogError::io(&dir, e))?;
@@ -249,7 +258,8 @@ impl Log {
             opts,
         });
         if let Durability::Interval(every) = inner.opts.durability {
-            group::spawn_syncer(Arc::downgrade(&inner), every).map_err(|e| LogError::io(&inner.dir, e))?;
+            group::spawn_syncer(Arc::downgrade(&inner), every)
+                .map_err(|e| LogError::io(&inner.dir, e))?;
         }
         Ok((Log { inner }, opened.report))
     }
@@ -270,7 +280,12 @@ impl Log {
     }
 
     /// Encodes `records` into the queue; returns whether the caller must lead.
-    fn enqueue(&self, records: Vec<(u8, u64, Vec<u8>)>, waiter: Waiter, barrier: bool) -> Result<bool, LogError> {
+    fn enqueue(
+        &self,
+        records: Vec<(u8, u64, Vec<u8>)>,
+        waiter: Waiter,
+        barrier: bool,
+    ) -> Result<bool, LogError> {
         let mut total = 0usize;
         for (_, _, p) in &records {
             if p.len() > MAX_PAYLOAD_LEN as usize {
@@ -282,7 +297,9 @@ impl Log {
             total = total.saturating_add(record::frame_len(p.len()));
         }
         if total > MAX_BATCH_BYTES {
-            return Err(LogError::InvalidArgument(format!("batch of {total} bytes exceeds {MAX_BATCH_BYTES}")));
+            return Err(LogError::InvalidArgument(format!(
+                "batch of {total} bytes exceeds {MAX_BATCH_BYTES}"
+            )));
         }
         let mut q = self.inner.queue.lock();
         if self.inner.is_poisoned() {
@@ -318,6 +335,11 @@ impl Log {
     }
 
     fn spawn_leader(&self) {
+        // Without fdatasync a batch costs a pwrite into the page cache: cheaper to do inline
+        // than to hand over to a blocking thread.
+        if self.inner.opts.durability != Durability::Fsync {
+            return group::drive(&self.inner);
+        }
         let inner = self.inner.clone();
         match tokio::runtime::Handle::try_current() {
             Ok(h) => {
@@ -330,7 +352,12 @@ impl Log {
     /// Appends one record; resolves with its offset once durable per the durability mode.
     /// Offsets are dense. If the future is dropped after being polled once, the record may
     /// still be written.
-    pub async fn append(&self, kind: u8, timestamp_ms: u64, payload: Vec<u8>) -> Result<u64, LogError> {
+    pub async fn append(
+        &self,
+        kind: u8,
+        timestamp_ms: u64,
+        payload: Vec<u8>,
+    ) -> Result<u64, LogError> {
         self.append_batch(vec![(kind, timestamp_ms, payload)]).await
     }
 
@@ -349,7 +376,12 @@ impl Log {
 
     /// Blocking variant of [`Log::append`] for non-async callers. Must not be called from
     /// inside an async task (it blocks the thread, possibly for a whole group commit).
-    pub fn append_blocking(&self, kind: u8, timestamp_ms: u64, payload: Vec<u8>) -> Result<u64, LogError> {
+    pub fn append_blocking(
+        &self,
+        kind: u8,
+        timestamp_ms: u64,
+        payload: Vec<u8>,
+    ) -> Result<u64, LogError> {
         self.append_batch_blocking(vec![(kind, timestamp_ms, payload)])
     }
 
@@ -361,7 +393,11 @@ impl Log {
         self.submit_blocking(records, false)
     }
 
-    fn submit_blocking(&self, records: Vec<(u8, u64, Vec<u8>)>, barrier: bool) -> Result<u64, LogError> {
+    fn submit_blocking(
+        &self,
+        records: Vec<(u8, u64, Vec<u8>)>,
+        barrier: bool,
+    ) -> Result<u64, LogError> {
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         if self.enqueue(records, Waiter::Blocking(tx), barrier)? {
             group::drive(&self.inner);
@@ -388,14 +424,19 @@ impl Log {
 
     /// Calls `f(kind, timestamp_ms, payload)` with the payload borrowed from the mmap (sealed
     /// segments) or from a `pread` buffer (active segment).
-    pub fn read_with<R>(&self, offset: u64, f: impl FnOnce(u8, u64, &[u8]) -> R) -> Result<Option<R>, LogError> {
+    pub fn read_with<R>(
+        &self,
+        offset: u64,
+        f: impl FnOnce(u8, u64, &[u8]) -> R,
+    ) -> Result<Option<R>, LogError> {
         let Some(seg) = self.segment_for(offset) else {
             return Ok(None);
         };
-        let Some((pos, limit)) = seg.find(offset)? else {
+        let mut win = segment::Window::new(segment::Window::LOOKUP);
+        let Some((pos, limit)) = seg.find(offset, &mut win)? else {
             return Ok(None);
         };
-        let (h, payload) = seg.frame_at(pos, limit, offset)?;
+        let (h, payload) = seg.frame_at(pos, limit, offset, &mut win)?;
         Ok(Some(f(h.kind, h.timestamp_ms, &payload)))
     }
 
@@ -407,6 +448,7 @@ impl Log {
             next: from.max(self.start_offset()),
             end: self.next_offset(),
             cur: None,
+            win: segment::Window::new(segment::Window::SCAN),
             done: false,
         }
     }
@@ -484,7 +526,12 @@ impl Log {
     /// Drops leading sealed segments whose newest record is older than
     /// `now_ms - max_age_ms`, and/or oldest sealed segments while the total size exceeds
     /// `max_bytes`. Returns the number of records dropped.
-    pub fn enforce_retention(&self, now_ms: u64, max_age_ms: Option<u64>, max_bytes: Option<u64>) -> Result<u64, LogError> {
+    pub fn enforce_retention(
+        &self,
+        now_ms: u64,
+        max_age_ms: Option<u64>,
+        max_bytes: Option<u64>,
+    ) -> Result<u64, LogError> {
         let mut total = self.disk_bytes();
         let cutoff = max_age_ms.map(|a| now_ms.saturating_sub(a));
         self.drop_front(|s| {
@@ -564,6 +611,7 @@ pub struct LogIter<'a> {
     next: u64,
     end: u64,
     cur: Option<(Arc<Segment>, u64, u64)>,
+    win: segment::Window,
     done: bool,
 }
 
@@ -582,7 +630,8 @@ impl LogIter<'_> {
             let Some(seg) = self.log.segment_for(self.next) else {
                 return Ok(None);
             };
-            let Some((pos, limit)) = seg.find(self.next)? else {
+            self.win = segment::Window::new(segment::Window::SCAN);
+            let Some((pos, limit)) = seg.find(self.next, &mut self.win)? else {
                 return Ok(None);
             };
             self.cur = Some((seg, pos, limit));
@@ -590,7 +639,7 @@ impl LogIter<'_> {
         let Some((seg, pos, limit)) = &mut self.cur else {
             return Ok(None);
         };
-        let (h, payload) = seg.frame_at(*pos, *limit, self.next)?;
+        let (h, payload) = seg.frame_at(*pos, *limit, self.next, &mut self.win)?;
         let rec = OwnedRecord {
             offset: self.next,
             kind: h.kind,
@@ -661,7 +710,9 @@ pub fn fuzz_open_bytes(data: &[u8]) {
             let half = rest.len() / 2;
             let mut active = segment::encode_header(20, 0);
             active.extend_from_slice(&rest[half..]);
-            built.is_ok() && write(&d.join(segment::idx_name(0)), &rest[..half]) && write(&d.join(segment::seg_name(20)), &active)
+            built.is_ok()
+                && write(&d.join(segment::idx_name(0)), &rest[..half])
+                && write(&d.join(segment::seg_name(20)), &active)
         }
     };
     if !ok {

@@ -92,7 +92,13 @@ pub(crate) fn frame_len(payload_len: usize) -> usize {
 }
 
 /// Appends one encoded frame to `out`.
-pub(crate) fn encode_into(out: &mut Vec<u8>, kind: u8, timestamp_ms: u64, offset: u64, payload: &[u8]) {
+pub(crate) fn encode_into(
+    out: &mut Vec<u8>,
+    kind: u8,
+    timestamp_ms: u64,
+    offset: u64,
+    payload: &[u8],
+) {
     debug_assert!(payload.len() <= MAX_PAYLOAD_LEN as usize);
     let start = out.len();
     out.reserve(frame_len(payload.len()));
@@ -193,7 +199,10 @@ mod tests {
         encode_into(&mut b, 7, 1234, 99, b"hello world");
         assert_eq!(b.len(), frame_len(11));
         let (h, p) = decode(&b).unwrap();
-        assert_eq!((h.kind, h.timestamp_ms, h.offset, p), (7, 1234, 99, &b"hello world"[..]));
+        assert_eq!(
+            (h.kind, h.timestamp_ms, h.offset, p),
+            (7, 1234, 99, &b"hello world"[..])
+        );
         for cut in 0..b.len() {
             assert!(decode(&b[..cut]).is_err(), "prefix {cut} accepted");
         }

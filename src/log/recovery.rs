@@ -41,7 +41,8 @@ pub(crate) struct Opened {
 
 fn read_exact_at(f: &File, path: &Path, len: usize, pos: u64) -> Result<Vec<u8>, LogError> {
     let mut b = vec![0u8; len];
-    f.read_exact_at(&mut b, pos).map_err(|e| LogError::io(path, e))?;
+    f.read_exact_at(&mut b, pos)
+        .map_err(|e| LogError::io(path, e))?;
     Ok(b)
 }
 
@@ -78,8 +79,14 @@ pub(crate) fn load_sealed(
         _ => {
             tracing::warn!(segment = %path.display(), "index missing or invalid; rebuilding from the segment");
             let scan = segment::scan_frames(path, &map, base, trailer.data_end, interval)?;
-            if scan.stopped.is_some() || scan.builder.pos != trailer.data_end || scan.builder.next != trailer.next {
-                let why = scan.stopped.map_or_else(|| "record count/length mismatch".to_string(), |e| e.describe());
+            if scan.stopped.is_some()
+                || scan.builder.pos != trailer.data_end
+                || scan.builder.next != trailer.next
+            {
+                let why = scan.stopped.map_or_else(
+                    || "record count/length mismatch".to_string(),
+                    |e| e.describe(),
+                );
                 return Err(LogError::corrupt(
                     path,
                     scan.builder.pos,
@@ -92,14 +99,26 @@ pub(crate) fn load_sealed(
             }
             let idx_name = segment::idx_name(base);
             let tix_name = segment::tix_name(base);
-            fsutil::atomic_write(dir, &idx_name, &index::encode_idx(base, trailer.data_end, &scan.idx), false)?;
-            fsutil::atomic_write(dir, &tix_name, &index::encode_tix(base, trailer.data_end, &tix), false)?;
+            fsutil::atomic_write(
+                dir,
+                &idx_name,
+                &index::encode_idx(base, trailer.data_end, &scan.idx),
+                false,
+            )?;
+            fsutil::atomic_write(
+                dir,
+                &tix_name,
+                &index::encode_tix(base, trailer.data_end, &tix),
+                false,
+            )?;
             fsutil::fsync_dir(dir)?;
             *rebuilt += 1;
-            let i = try_load_index(&idx_path, IndexKind::Offset, &trailer)
-                .ok_or_else(|| LogError::corrupt(&idx_path, 0, "rebuilt index does not validate"))?;
-            let t = try_load_index(&tix_path, IndexKind::Time, &trailer)
-                .ok_or_else(|| LogError::corrupt(&tix_path, 0, "rebuilt index does not validate"))?;
+            let i = try_load_index(&idx_path, IndexKind::Offset, &trailer).ok_or_else(|| {
+                LogError::corrupt(&idx_path, 0, "rebuilt index does not validate")
+            })?;
+            let t = try_load_index(&tix_path, IndexKind::Time, &trailer).ok_or_else(|| {
+                LogError::corrupt(&tix_path, 0, "rebuilt index does not validate")
+            })?;
             (i, t)
         }
     };
@@ -116,7 +135,11 @@ pub(crate) fn load_sealed(
     })
 }
 
-pub(crate) fn recover(dir: &Path, opts: &LogOptions, io: &Arc<dyn SegmentIo>) -> Result<Opened, LogError> {
+pub(crate) fn recover(
+    dir: &Path,
+    opts: &LogOptions,
+    io: &Arc<dyn SegmentIo>,
+) -> Result<Opened, LogError> {
     let mut report = RecoveryReport::default();
     let mut bases = BTreeSet::new();
     let mut index_files = Vec::new();
@@ -132,7 +155,9 @@ pub(crate) fn recover(dir: &Path, opts: &LogOptions, io: &Arc<dyn SegmentIo>) ->
             dir_dirty = true;
         } else if let Some(b) = segment::parse_name(name, "seg") {
             bases.insert(b);
-        } else if let Some(b) = segment::parse_name(name, "idx").or_else(|| segment::parse_name(name, "tix")) {
+        } else if let Some(b) =
+            segment::parse_name(name, "idx").or_else(|| segment::parse_name(name, "tix"))
+        {
             index_files.push((b, ent.path()));
         }
     }
@@ -149,7 +174,11 @@ pub(crate) fn recover(dir: &Path, opts: &LogOptions, io: &Arc<dyn SegmentIo>) ->
         let hb = read_exact_at(&f, &path, hlen, 0)?;
         let hdr = segment::parse_header(&path, &hb)?;
         if hdr.base != base {
-            return Err(LogError::corrupt(&path, segment::HDR_OFF_BASE as u64, "base offset does not match file name"));
+            return Err(LogError::corrupt(
+                &path,
+                segment::HDR_OFF_BASE as u64,
+                "base offset does not match file name",
+            ));
         }
         if let Some(p) = prev_next {
             if p != base {
@@ -202,10 +231,19 @@ pub(crate) fn recover(dir: &Path, opts: &LogOptions, io: &Arc<dyn SegmentIo>) ->
             segs.push(seg.clone());
             report.created_segment = true;
             dir_dirty = true;
-            Writer::new(seg, file, created, index::IndexBuilder::new(base, opts.index_interval_bytes))
+            Writer::new(
+                seg,
+                file,
+                created,
+                index::IndexBuilder::new(base, opts.index_interval_bytes),
+            )
         }
     };
-    let sealed: BTreeSet<u64> = segs.iter().filter(|s| s.is_sealed()).map(|s| s.base).collect();
+    let sealed: BTreeSet<u64> = segs
+        .iter()
+        .filter(|s| s.is_sealed())
+        .map(|s| s.base)
+        .collect();
     for (b, p) in index_files {
         if !sealed.contains(&b) {
             fsutil::remove_if_exists(&p)?;
@@ -218,7 +256,11 @@ pub(crate) fn recover(dir: &Path, opts: &LogOptions, io: &Arc<dyn SegmentIo>) ->
     report.segments = segs.len();
     report.start_offset = segs.first().map_or(0, |s| s.base);
     report.next_offset = writer.cur.next;
-    Ok(Opened { segs, writer, report })
+    Ok(Opened {
+        segs,
+        writer,
+        report,
+    })
 }
 
 fn recover_active(
@@ -233,12 +275,17 @@ fn recover_active(
         let Some((map, len)) = segment::map_file(path)? else {
             return Err(LogError::corrupt(path, 0, "segment is empty"));
         };
-        (segment::scan_frames(path, &map, base, len, opts.index_interval_bytes)?, len)
+        (
+            segment::scan_frames(path, &map, base, len, opts.index_interval_bytes)?,
+            len,
+        )
     };
     let good = scan.builder.pos;
     let file = io.open(path, false).map_err(|e| LogError::io(path, e))?;
     if good < len {
-        let why = scan.stopped.map_or_else(|| "garbage".to_string(), |e| e.describe());
+        let why = scan
+            .stopped
+            .map_or_else(|| "garbage".to_string(), |e| e.describe());
         tracing::warn!(
             segment = %path.display(),
             at = good,

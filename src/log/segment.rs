@@ -131,7 +131,11 @@ pub(crate) fn encode_header(base: u64, created_ms: u64) -> Vec<u8> {
 
 pub(crate) fn parse_header(path: &Path, b: &[u8]) -> Result<SegHeader, LogError> {
     if b.len() < SEGMENT_HEADER_LEN as usize {
-        return Err(LogError::corrupt(path, 0, "segment shorter than its header"));
+        return Err(LogError::corrupt(
+            path,
+            0,
+            "segment shorter than its header",
+        ));
     }
     if b[..8] != SEGMENT_MAGIC {
         return Err(LogError::corrupt(path, 0, "bad segment magic"));
@@ -148,12 +152,22 @@ pub(crate) fn parse_header(path: &Path, b: &[u8]) -> Result<SegHeader, LogError>
         });
     }
     if le_u32(b, HDR_OFF_FLAGS) != 0 {
-        return Err(LogError::corrupt(path, HDR_OFF_FLAGS as u64, "unknown segment flags"));
+        return Err(LogError::corrupt(
+            path,
+            HDR_OFF_FLAGS as u64,
+            "unknown segment flags",
+        ));
     }
     let sealed = match le_u64(b, HDR_OFF_SEAL) {
         SEAL_WORD_ACTIVE => false,
         SEAL_WORD_SEALED => true,
-        _ => return Err(LogError::corrupt(path, HDR_OFF_SEAL as u64, "bad seal word")),
+        _ => {
+            return Err(LogError::corrupt(
+                path,
+                HDR_OFF_SEAL as u64,
+                "bad seal word",
+            ))
+        }
     };
     Ok(SegHeader {
         base: le_u64(b, HDR_OFF_BASE),
@@ -187,9 +201,20 @@ pub(crate) fn encode_trailer(t: &Trailer) -> Vec<u8> {
 }
 
 /// Parses and checks the trailer of a sealed segment of `file_len` bytes.
-pub(crate) fn parse_trailer(path: &Path, b: &[u8], file_len: u64, base: u64) -> Result<Trailer, LogError> {
+pub(crate) fn parse_trailer(
+    path: &Path,
+    b: &[u8],
+    file_len: u64,
+    base: u64,
+) -> Result<Trailer, LogError> {
     let at = file_len.saturating_sub(TRAILER_LEN);
-    let bad = |why: &str| Err(LogError::corrupt(path, at, format!("sealed segment trailer: {why}")));
+    let bad = |why: &str| {
+        Err(LogError::corrupt(
+            path,
+            at,
+            format!("sealed segment trailer: {why}"),
+        ))
+    };
     if b.len() != TRAILER_LEN as usize || file_len < SEGMENT_HEADER_LEN + TRAILER_LEN {
         return bad("missing");
     }
@@ -218,7 +243,9 @@ pub(crate) fn parse_trailer(path: &Path, b: &[u8], file_len: u64, base: u64) -> 
         return bad("inconsistent fields");
     }
     // Each record needs at least RECORD_OVERHEAD bytes; also keeps rel offsets within u32.
-    if (t.next - t.base).saturating_mul(record::RECORD_OVERHEAD as u64) > t.data_end - SEGMENT_HEADER_LEN {
+    if (t.next - t.base).saturating_mul(record::RECORD_OVERHEAD as u64)
+        > t.data_end - SEGMENT_HEADER_LEN
+    {
         return bad("record count does not fit the data");
     }
     Ok(t)
@@ -324,6 +351,35 @@ pub(crate) struct Segment {
     pub base: u64,
     pub path: PathBuf,
     pub body: Body,
+}
+
+/// Read-ahead buffer for the active segment (read with `pread`): one system call covers the
+/// short forward walk of a lookup, or many frames of a scan. Unused for mapped segments.
+pub(crate) struct Window {
+    start: u64,
+    buf: Vec<u8>,
+    cap: usize,
+}
+
+impl Window {
+    /// Window for point lookups (covers a default index interval plus a few frames).
+    pub const LOOKUP: usize = 8 << 10;
+    /// Window for sequential scans.
+    pub const SCAN: usize = 256 << 10;
+
+    pub fn new(cap: usize) -> Self {
+        Window {
+            start: 0,
+            buf: Vec::new(),
+            cap,
+        }
+    }
+
+    fn get(&self, pos: u64, len: u64) -> Option<&[u8]> {
+        let from = pos.checked_sub(self.start)? as usize;
+        let to = from.checked_add(len as usize)?;
+        self.buf.get(from..to)
+    }
 }
 
 /// Where a lookup starts scanning: position, offset of the frame there, and read limit.
@@ -436,14 +492,37 @@ impl Segment {
         }
     }
 
-    fn header_at(&self, pos: u64, limit: u64) -> Result<FrameHeader, LogError> {
-        let b = self.bytes_at(pos, RECORD_HEADER_LEN as u64, limit)?;
+    /// Fills `win` from `pos` (active segment only).
+    fn fill(&self, win: &mut Window, pos: u64, limit: u64) -> Result<(), LogError> {
+        if let Body::Active(a) = &self.body {
+            let n = (limit.saturating_sub(pos)).min(win.cap as u64) as usize;
+            win.buf.resize(n, 0);
+            win.start = pos;
+            if let Err(e) = a.file.read_at(&mut win.buf, pos) {
+                win.buf.clear();
+                return Err(LogError::io(&self.path, e));
+            }
+        }
+        Ok(())
+    }
+
+    fn header_at(&self, pos: u64, limit: u64, win: &mut Window) -> Result<FrameHeader, LogError> {
+        let hl = RECORD_HEADER_LEN as u64;
+        if matches!(self.body, Body::Active(_)) && pos + hl <= limit {
+            if win.get(pos, hl).is_none() {
+                self.fill(win, pos, limit)?;
+            }
+            if let Some(b) = win.get(pos, hl) {
+                return record::parse_header(b).map_err(|e| self.corrupt(pos, e.describe()));
+            }
+        }
+        let b = self.bytes_at(pos, hl, limit)?;
         record::parse_header(&b).map_err(|e| self.corrupt(pos, e.describe()))
     }
 
     /// Position of the frame holding `offset`, or None if not (yet) in this segment.
     /// Returns the position and the read limit.
-    pub fn find(&self, offset: u64) -> Result<Option<(u64, u64)>, LogError> {
+    pub fn find(&self, offset: u64, win: &mut Window) -> Result<Option<(u64, u64)>, LogError> {
         if offset < self.base || offset >= self.next() {
             return Ok(None);
         }
@@ -453,7 +532,7 @@ impl Segment {
             limit,
         } = self.start_for(offset);
         while cur < offset {
-            let h = self.header_at(pos, limit)?;
+            let h = self.header_at(pos, limit, win)?;
             if h.offset != cur {
                 return Err(self.corrupt(pos, format!("expected offset {cur}, found {}", h.offset)));
             }
@@ -469,15 +548,23 @@ impl Segment {
         pos: u64,
         limit: u64,
         offset: u64,
+        win: &mut Window,
     ) -> Result<(FrameHeader, Cow<'_, [u8]>), LogError> {
-        let h = self.header_at(pos, limit)?;
-        let frame = self.bytes_at(pos, h.frame_len(), limit)?;
+        let h = self.header_at(pos, limit, win)?;
+        let frame = match win.get(pos, h.frame_len()) {
+            Some(b) if matches!(self.body, Body::Active(_)) && pos + h.frame_len() <= limit => {
+                Cow::Owned(b.to_vec())
+            }
+            _ => self.bytes_at(pos, h.frame_len(), limit)?,
+        };
         let (h, _) = record::decode(&frame).map_err(|e| self.corrupt(pos, e.describe()))?;
         if h.offset != offset {
             return Err(self.corrupt(pos, format!("expected offset {offset}, found {}", h.offset)));
         }
         let payload = match frame {
-            Cow::Borrowed(b) => Cow::Borrowed(&b[RECORD_HEADER_LEN..b.len() - record::RECORD_CRC_LEN]),
+            Cow::Borrowed(b) => {
+                Cow::Borrowed(&b[RECORD_HEADER_LEN..b.len() - record::RECORD_CRC_LEN])
+            }
             Cow::Owned(mut v) => {
                 v.truncate(v.len() - record::RECORD_CRC_LEN);
                 v.drain(..RECORD_HEADER_LEN);
@@ -502,11 +589,12 @@ impl Segment {
             }
         };
         let mut off = self.base + start_rel;
-        let Some((mut pos, limit)) = self.find(off)? else {
+        let mut win = Window::new(Window::LOOKUP);
+        let Some((mut pos, limit)) = self.find(off, &mut win)? else {
             return Ok(None);
         };
         while off < next {
-            let h = self.header_at(pos, limit)?;
+            let h = self.header_at(pos, limit, &mut win)?;
             if h.offset != off {
                 return Err(self.corrupt(pos, format!("expected offset {off}, found {}", h.offset)));
             }
@@ -533,7 +621,11 @@ pub(crate) fn map_file(path: &Path) -> Result<Option<(Mmap, u64)>, LogError> {
     // no one else is writing and we do not truncate while the map is alive.
     let map = unsafe { Mmap::map(&f) }.map_err(|e| LogError::io(path, e))?;
     if map.len() as u64 != len {
-        return Err(LogError::corrupt(path, 0, "file changed size while mapping"));
+        return Err(LogError::corrupt(
+            path,
+            0,
+            "file changed size while mapping",
+        ));
     }
     Ok(Some((map, len)))
 }

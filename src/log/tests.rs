@@ -30,18 +30,32 @@ fn ts_of(i: u64) -> u64 {
 
 fn fill(log: &Log, from: u64, n: u64) {
     for i in from..from + n {
-        assert_eq!(log.append_blocking((i % 5) as u8, ts_of(i), payload(i)).unwrap(), i);
+        assert_eq!(
+            log.append_blocking((i % 5) as u8, ts_of(i), payload(i))
+                .unwrap(),
+            i
+        );
     }
 }
 
 fn check_all(log: &Log, from: u64, to: u64) {
     for i in from..to {
-        let r = log.read(i).unwrap().unwrap_or_else(|| panic!("offset {i} missing"));
-        assert_eq!((r.offset, r.kind, r.timestamp_ms), (i, (i % 5) as u8, ts_of(i)));
+        let r = log
+            .read(i)
+            .unwrap()
+            .unwrap_or_else(|| panic!("offset {i} missing"));
+        assert_eq!(
+            (r.offset, r.kind, r.timestamp_ms),
+            (i, (i % 5) as u8, ts_of(i))
+        );
         assert_eq!(r.payload, payload(i));
     }
     assert!(log.next_offset() >= to);
-    let scanned: Vec<OwnedRecord> = log.scan(from).take((to - from) as usize).map(|r| r.unwrap()).collect();
+    let scanned: Vec<OwnedRecord> = log
+        .scan(from)
+        .take((to - from) as usize)
+        .map(|r| r.unwrap())
+        .collect();
     assert_eq!(scanned.len() as u64, to - from);
     for (k, r) in scanned.iter().enumerate() {
         assert_eq!(r.offset, from + k as u64);
@@ -73,9 +87,14 @@ fn append_read_scan_roll_reopen() {
     assert_eq!(log.read(300).unwrap(), None);
     log.roll().unwrap();
     log.roll().unwrap(); // empty active: no-op
-    let first = log.append_batch_blocking(vec![(9, 1, b"a".to_vec()), (9, 2, b"b".to_vec())]).unwrap();
+    let first = log
+        .append_batch_blocking(vec![(9, 1, b"a".to_vec()), (9, 2, b"b".to_vec())])
+        .unwrap();
     assert_eq!(first, 300);
-    assert_eq!(log.read_with(301, |k, t, p| (k, t, p.to_vec())).unwrap(), Some((9, 2, b"b".to_vec())));
+    assert_eq!(
+        log.read_with(301, |k, t, p| (k, t, p.to_vec())).unwrap(),
+        Some((9, 2, b"b".to_vec()))
+    );
     let segs = log.segments();
     drop(log);
     let (log, rep) = Log::open(dir.path(), opts_small()).unwrap();
@@ -92,7 +111,10 @@ fn append_read_scan_roll_reopen() {
 fn reopen_is_locked_while_open() {
     let dir = tempfile::tempdir().unwrap();
     let (_log, _) = Log::open(dir.path(), opts_small()).unwrap();
-    assert!(matches!(Log::open(dir.path(), opts_small()), Err(LogError::Locked { .. })));
+    assert!(matches!(
+        Log::open(dir.path(), opts_small()),
+        Err(LogError::Locked { .. })
+    ));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -107,7 +129,9 @@ async fn concurrent_async_appends_are_dense_and_durable() {
             for i in 0..40u64 {
                 let p = format!("{t}:{i}").into_bytes();
                 let o = if i % 5 == 0 {
-                    log.append_batch(vec![(1, t, p.clone()), (2, t, p.clone())]).await.unwrap()
+                    log.append_batch(vec![(1, t, p.clone()), (2, t, p.clone())])
+                        .await
+                        .unwrap()
                 } else {
                     log.append(1, t, p.clone()).await.unwrap()
                 };
@@ -218,7 +242,7 @@ fn retention_by_age_and_bytes() {
     let dropped2 = log.enforce_retention(2000, None, Some(3 * 4096)).unwrap();
     assert!(dropped2 > 0);
     assert!(log.disk_bytes() <= 3 * 4096 + 4096);
-    assert_eq!(log.enforce_retention(u64::MAX, Some(0), Some(0)).unwrap() > 0, true);
+    assert!(log.enforce_retention(u64::MAX, Some(0), Some(0)).unwrap() > 0);
     assert_eq!(log.segments().len(), 1);
     assert_eq!(log.next_offset(), 200);
 }
@@ -230,16 +254,25 @@ fn checkpoint_roundtrip_and_corruption() {
     assert_eq!(log.read_checkpoint().unwrap(), None);
     log.write_checkpoint(5, b"state-1").unwrap();
     log.write_checkpoint(9, b"state-2").unwrap();
-    assert_eq!(log.read_checkpoint().unwrap(), Some((9, b"state-2".to_vec())));
+    assert_eq!(
+        log.read_checkpoint().unwrap(),
+        Some((9, b"state-2".to_vec()))
+    );
     drop(log);
     let (log, _) = Log::open(dir.path(), opts_small()).unwrap();
-    assert_eq!(log.read_checkpoint().unwrap(), Some((9, b"state-2".to_vec())));
+    assert_eq!(
+        log.read_checkpoint().unwrap(),
+        Some((9, b"state-2".to_vec()))
+    );
     let p = dir.path().join(CHECKPOINT_FILE);
     let mut b = std::fs::read(&p).unwrap();
     let n = b.len();
     b[n - 6] ^= 1;
     std::fs::write(&p, &b).unwrap();
-    assert!(matches!(log.read_checkpoint(), Err(LogError::Corrupt { .. })));
+    assert!(matches!(
+        log.read_checkpoint(),
+        Err(LogError::Corrupt { .. })
+    ));
     assert!(!verify_dir(dir.path()).unwrap().is_clean());
 }
 
@@ -268,7 +301,8 @@ fn build_tail(dir: &Path, n_sealed: u64, tail: u64) -> (PathBuf, Vec<u8>, Vec<u6
     log.roll().unwrap();
     let mut ends = vec![SEGMENT_HEADER_LEN];
     for i in n_sealed..n_sealed + tail {
-        log.append_blocking((i % 5) as u8, ts_of(i), payload(i)).unwrap();
+        log.append_blocking((i % 5) as u8, ts_of(i), payload(i))
+            .unwrap();
         ends.push(log.segments().last().unwrap().bytes);
     }
     drop(log);
@@ -337,13 +371,20 @@ fn flipped_bit_in_sealed_segment_is_an_error_naming_file_and_offset() {
     // Open trusts sealed segments (no scan) ...
     let (log, _) = Log::open(dir.path(), opts_small()).unwrap();
     // ... but reading the damaged record fails with the file and the frame's position.
-    let errs: Vec<LogError> = (seg.base_offset..seg.next_offset).filter_map(|o| log.read(o).err()).collect();
+    let errs: Vec<LogError> = (seg.base_offset..seg.next_offset)
+        .filter_map(|o| log.read(o).err())
+        .collect();
     assert_eq!(errs.len(), 1, "exactly the damaged record fails");
     match &errs[0] {
         LogError::Corrupt { path, offset, .. } => {
             assert_eq!(path, &seg.path);
-            assert!(*offset <= pos as u64 && pos as u64 - *offset < 200, "offset {offset} vs flip {pos}");
-            assert!(errs[0].to_string().contains(&seg.path.display().to_string()));
+            assert!(
+                *offset <= pos as u64 && pos as u64 - *offset < 200,
+                "offset {offset} vs flip {pos}"
+            );
+            assert!(errs[0]
+                .to_string()
+                .contains(&seg.path.display().to_string()));
         }
         e => panic!("unexpected {e:?}"),
     }
@@ -380,7 +421,11 @@ fn missing_or_damaged_index_is_rebuilt() {
     let (log, rep) = Log::open(dir.path(), opts_small()).unwrap();
     assert_eq!(rep.rebuilt_indexes, 2);
     assert_eq!(rep.removed_temp_files, 1);
-    assert_eq!(std::fs::read(&idx).unwrap(), orig, "rebuild is byte-identical");
+    assert_eq!(
+        std::fs::read(&idx).unwrap(),
+        orig,
+        "rebuild is byte-identical"
+    );
     check_all(&log, 0, 200);
     drop(log);
     let (_log, rep) = Log::open(dir.path(), opts_small()).unwrap();
@@ -449,7 +494,10 @@ fn unsealed_segment_in_the_middle_is_corruption() {
     assert!(seg.sealed);
     drop(log);
     std::fs::remove_file(&seg.path).unwrap();
-    assert!(matches!(Log::open(dir.path(), opts_small()), Err(LogError::Corrupt { .. })));
+    assert!(matches!(
+        Log::open(dir.path(), opts_small()),
+        Err(LogError::Corrupt { .. })
+    ));
 }
 
 #[test]
@@ -567,7 +615,10 @@ fn enospc_during_roll_poisons_and_reopen_recovers() {
     io.0.lock().write_budget = Some(0);
     assert!(log.roll().is_err());
     assert!(log.is_poisoned());
-    assert!(matches!(log.append_blocking(0, 0, vec![]), Err(LogError::Poisoned)));
+    assert!(matches!(
+        log.append_blocking(0, 0, vec![]),
+        Err(LogError::Poisoned)
+    ));
     check_all(&log, 0, 20);
     drop(log);
     let (log, _) = Log::open(dir.path(), opts_small()).unwrap();
@@ -591,7 +642,10 @@ fn failed_set_len_after_failed_write_poisons() {
     check_all(&log, 0, 5);
     drop(log);
     let (log, rep) = Log::open(dir.path(), opts_small()).unwrap();
-    assert_eq!(rep.truncated_bytes, 3, "the partial frame is cut by recovery");
+    assert_eq!(
+        rep.truncated_bytes, 3,
+        "the partial frame is cut by recovery"
+    );
     check_all(&log, 0, 5);
 }
 
@@ -601,20 +655,30 @@ async fn fsync_failure_poisons_until_reopen() {
     let io = FaultIo::default();
     let (log, _) = Log::open_with_io(dir.path(), opts_small(), Arc::new(io.clone())).unwrap();
     for i in 0..10 {
-        assert_eq!(log.append((i % 5) as u8, ts_of(i), payload(i)).await.unwrap(), i);
+        assert_eq!(
+            log.append((i % 5) as u8, ts_of(i), payload(i))
+                .await
+                .unwrap(),
+            i
+        );
     }
     io.0.lock().fail_sync = true;
     let mut tasks = Vec::new();
     for _ in 0..8 {
         let log = log.clone();
-        tasks.push(tokio::spawn(async move { log.append(0, 0, vec![1; 10]).await }));
+        tasks.push(tokio::spawn(
+            async move { log.append(0, 0, vec![1; 10]).await },
+        ));
     }
     for t in tasks {
         assert!(t.await.unwrap().is_err());
     }
     assert!(log.is_poisoned());
     io.0.lock().fail_sync = false;
-    assert!(matches!(log.append(0, 0, vec![]).await, Err(LogError::Poisoned)));
+    assert!(matches!(
+        log.append(0, 0, vec![]).await,
+        Err(LogError::Poisoned)
+    ));
     assert!(matches!(log.roll(), Err(LogError::Poisoned)));
     // Still readable and nothing unacknowledged became visible.
     assert_eq!(log.next_offset(), 10);
@@ -630,7 +694,10 @@ async fn fsync_failure_poisons_until_reopen() {
 
 #[test]
 fn interval_and_none_modes() {
-    for d in [Durability::Interval(Duration::from_millis(2)), Durability::None] {
+    for d in [
+        Durability::Interval(Duration::from_millis(2)),
+        Durability::None,
+    ] {
         let dir = tempfile::tempdir().unwrap();
         let opts = LogOptions {
             durability: d,

@@ -46,7 +46,11 @@ pub fn verify_dir(dir: &Path) -> Result<VerifyReport, LogError> {
     let mut bases = BTreeSet::new();
     for ent in std::fs::read_dir(dir).map_err(|e| LogError::io(dir, e))? {
         let ent = ent.map_err(|e| LogError::io(dir, e))?;
-        if let Some(b) = ent.file_name().to_str().and_then(|n| segment::parse_name(n, "seg")) {
+        if let Some(b) = ent
+            .file_name()
+            .to_str()
+            .and_then(|n| segment::parse_name(n, "seg"))
+        {
             bases.insert(b);
         }
     }
@@ -69,18 +73,26 @@ pub fn verify_dir(dir: &Path) -> Result<VerifyReport, LogError> {
             }
         };
         if hdr.base != base {
-            r.problems.push(format!("{}: header base {} does not match the name", path.display(), hdr.base));
+            r.problems.push(format!(
+                "{}: header base {} does not match the name",
+                path.display(),
+                hdr.base
+            ));
         }
         if let Some(p) = prev_next {
             if p != base {
-                r.problems.push(format!("{}: starts at {base} but previous segment ends at {p}", path.display()));
+                r.problems.push(format!(
+                    "{}: starts at {base} but previous segment ends at {p}",
+                    path.display()
+                ));
             }
         }
         let len = data.len() as u64;
         if hdr.sealed {
             r.sealed_segments += 1;
             let tpos = len.saturating_sub(segment::TRAILER_LEN) as usize;
-            let t = match segment::parse_trailer(&path, data.get(tpos..).unwrap_or(&[]), len, base) {
+            let t = match segment::parse_trailer(&path, data.get(tpos..).unwrap_or(&[]), len, base)
+            {
                 Ok(t) => t,
                 Err(e) => {
                     r.problems.push(e.to_string());
@@ -96,15 +108,25 @@ pub fn verify_dir(dir: &Path) -> Result<VerifyReport, LogError> {
                     continue;
                 }
             };
-            if scan.stopped.is_some() || scan.builder.pos != t.data_end || scan.builder.next != t.next {
-                let why = scan.stopped.map_or_else(|| "record count mismatch".into(), |e| e.describe());
+            if scan.stopped.is_some()
+                || scan.builder.pos != t.data_end
+                || scan.builder.next != t.next
+            {
+                let why = scan
+                    .stopped
+                    .map_or_else(|| "record count mismatch".into(), |e| e.describe());
                 r.problems.push(format!(
                     "{}: corrupt sealed segment at byte {}: {why}",
                     path.display(),
                     scan.builder.pos
                 ));
-            } else if scan.builder.min_ts.is_some_and(|m| m != t.min_ts) || scan.builder.max_ts.is_some_and(|m| m != t.max_ts) {
-                r.problems.push(format!("{}: trailer timestamps do not match records", path.display()));
+            } else if scan.builder.min_ts.is_some_and(|m| m != t.min_ts)
+                || scan.builder.max_ts.is_some_and(|m| m != t.max_ts)
+            {
+                r.problems.push(format!(
+                    "{}: trailer timestamps do not match records",
+                    path.display()
+                ));
             }
             r.records += scan.builder.records();
             for (name, kind) in [
@@ -114,7 +136,9 @@ pub fn verify_dir(dir: &Path) -> Result<VerifyReport, LogError> {
                 let ip = dir.join(&name);
                 match std::fs::read(&ip) {
                     Ok(b) => {
-                        if let Err(why) = index::validate(kind, &b, base, t.data_end, t.next - t.base) {
+                        if let Err(why) =
+                            index::validate(kind, &b, base, t.data_end, t.next - t.base)
+                        {
                             r.problems.push(format!("{}: {why}", ip.display()));
                         }
                     }
@@ -125,7 +149,10 @@ pub fn verify_dir(dir: &Path) -> Result<VerifyReport, LogError> {
             prev_next = Some(t.next);
         } else {
             if i + 1 != n {
-                r.problems.push(format!("{}: unsealed segment is not the newest", path.display()));
+                r.problems.push(format!(
+                    "{}: unsealed segment is not the newest",
+                    path.display()
+                ));
             }
             match segment::scan_frames(&path, &data, base, len, u32::MAX) {
                 Ok(s) => {
