@@ -419,6 +419,11 @@ pub(crate) fn drive(inner: &Inner) {
             (w.published.next, r)
         };
         let groups = std::mem::take(&mut batch.groups);
+        inner.tail.send_if_modified(|t| {
+            let changed = *t != committed;
+            *t = committed;
+            changed
+        });
         match res {
             Ok(()) => resolve(groups, committed, None),
             Err(f) => {

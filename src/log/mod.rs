@@ -167,6 +167,8 @@ pub(crate) struct Inner {
     /// Segments in offset order; the last one is the active segment.
     view: RwLock<Vec<Arc<Segment>>>,
     poisoned: AtomicBool,
+    /// `next_offset()` as published to readers, for [`Log::subscribe`].
+    tail: tokio::sync::watch::Sender<u64>,
     checkpoint_lock: Mutex<()>,
     _lock: fsutil::DirLock,
 }
@@ -253,6 +255,7 @@ impl Log {
             writer: Mutex::new(opened.writer),
             view: RwLock::new(opened.segs),
             poisoned: AtomicBool::new(false),
+            tail: tokio::sync::watch::Sender::new(next),
             checkpoint_lock: Mutex::new(()),
             _lock: lock,
             opts,
@@ -544,6 +547,21 @@ impl Log {
                 false
             }
         })
+    }
+
+    /// A receiver of `next_offset()`, updated whenever new records become visible. Long-poll
+    /// readers wait with `rx.wait_for(|&n| n > offset).await`.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.tail.subscribe()
+    }
+
+    /// Compaction helper: writes a checkpoint reflecting records `< upto`, then drops the
+    /// whole segments that lie entirely below `upto`. A crash in between leaves the new
+    /// checkpoint and some redundant records, which replay must tolerate (it starts at
+    /// `max(upto, start_offset())`).
+    pub fn checkpoint_and_truncate(&self, upto: u64, data: &[u8]) -> Result<(), LogError> {
+        self.write_checkpoint(upto, data)?;
+        self.truncate_front(upto)
     }
 
     /// Facts about every segment, oldest first.

@@ -162,6 +162,22 @@ async fn concurrent_async_appends_are_dense_and_durable() {
     assert_eq!(offsets.len() as u64, n);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribe_sees_new_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = Log::open(dir.path(), opts_small()).unwrap();
+    let mut rx = log.subscribe();
+    assert_eq!(*rx.borrow(), 0);
+    let l2 = log.clone();
+    let waiter = tokio::spawn(async move { *rx.wait_for(|&n| n > 2).await.unwrap() });
+    for i in 0..3 {
+        log.append(0, i, vec![]).await.unwrap();
+    }
+    assert_eq!(waiter.await.unwrap(), 3);
+    l2.checkpoint_and_truncate(3, b"s").unwrap();
+    assert_eq!(l2.read_checkpoint().unwrap(), Some((3, b"s".to_vec())));
+}
+
 #[test]
 fn offset_and_timestamp_lookup() {
     let dir = tempfile::tempdir().unwrap();
