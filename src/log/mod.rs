@@ -472,15 +472,24 @@ impl Log {
     /// First offset whose record timestamp is >= `ts_ms`. Timestamps need not be monotonic:
     /// the answer is the first record (in offset order) with timestamp >= `ts_ms`.
     pub fn offset_for_timestamp(&self, ts_ms: u64) -> Result<Option<u64>, LogError> {
-        let segs: Vec<Arc<Segment>> = self.inner.view.read().clone();
-        for s in segs {
-            if s.max_ts().is_some_and(|m| m >= ts_ms) {
-                if let Some(o) = s.offset_for_timestamp(ts_ms)? {
-                    return Ok(Some(o));
-                }
+        // The answer lies in the first segment whose newest timestamp reaches `ts_ms` (the
+        // running maximum first reaches it there); later segments only matter if that segment
+        // was removed concurrently.
+        let mut after = None;
+        loop {
+            let seg = {
+                let v = self.inner.view.read();
+                v.iter()
+                    .filter(|s| after.is_none_or(|a| s.base > a))
+                    .find(|s| s.max_ts().is_some_and(|m| m >= ts_ms))
+                    .cloned()
+            };
+            let Some(seg) = seg else { return Ok(None) };
+            if let Some(o) = seg.offset_for_timestamp(ts_ms)? {
+                return Ok(Some(o));
             }
+            after = Some(seg.base);
         }
-        Ok(None)
     }
 
     /// Removes the leading sealed segments chosen by `drop_it` (stops at the first segment it
@@ -695,8 +704,9 @@ impl Iterator for LogIter<'_> {
 /// directory, opens it, and reads everything. Must never panic or loop.
 ///
 /// The first byte picks a mode: write `data` verbatim as the only segment; prefix it with a
-/// valid segment header (so frame parsing is explored); or write a valid sealed segment
-/// followed by `data` as its offset index and a second segment.
+/// valid segment header (so frame parsing is explored); write a valid sealed segment
+/// followed by `data` as its offset index and a second segment; or damage a valid sealed
+/// segment's records (header and trailer intact) at positions/values taken from `data`.
 #[doc(hidden)]
 pub fn fuzz_open_bytes(data: &[u8]) {
     let Some((&mode, rest)) = data.split_first() else {
@@ -706,25 +716,45 @@ pub fn fuzz_open_bytes(data: &[u8]) {
     let d = dir.path();
     let seg0 = d.join(segment::seg_name(0));
     let write = |p: &Path, b: &[u8]| std::fs::write(p, b).is_ok();
-    let ok = match mode % 3 {
+    let build_sealed = |d: &Path| {
+        let opts = LogOptions {
+            index_interval_bytes: 64,
+            ..LogOptions::default()
+        };
+        Log::open(d, opts).and_then(|(log, _)| {
+            for i in 0..20u64 {
+                log.append_blocking(1, i * 7 % 5, vec![i as u8; 40])?;
+            }
+            log.roll()
+        })
+    };
+    let ok = match mode % 4 {
         0 => write(&seg0, rest),
         1 => {
             let mut b = segment::encode_header(0, 0);
             b.extend_from_slice(rest);
             write(&seg0, &b)
         }
+        3 => {
+            // Damage records inside a sealed segment; its header and trailer stay valid.
+            let mut ok = build_sealed(d).is_ok();
+            if let Ok(mut b) = std::fs::read(&seg0) {
+                let data_end = b.len().saturating_sub(TRAILER_LEN as usize);
+                let body = data_end.saturating_sub(SEGMENT_HEADER_LEN as usize).max(1);
+                for c in rest.chunks_exact(3) {
+                    let at = SEGMENT_HEADER_LEN as usize
+                        + (u16::from_le_bytes([c[0], c[1]]) as usize) % body;
+                    if let Some(x) = b.get_mut(at) {
+                        *x ^= c[2];
+                    }
+                }
+                ok &= write(&seg0, &b);
+            }
+            ok
+        }
         _ => {
             // A real sealed segment, then hostile index bytes and a hostile active segment.
-            let opts = LogOptions {
-                index_interval_bytes: 64,
-                ..LogOptions::default()
-            };
-            let built = Log::open(d, opts).and_then(|(log, _)| {
-                for i in 0..20u64 {
-                    log.append_blocking(1, i * 7 % 5, vec![i as u8; 40])?;
-                }
-                log.roll()
-            });
+            let built = build_sealed(d);
             let half = rest.len() / 2;
             let mut active = segment::encode_header(20, 0);
             active.extend_from_slice(&rest[half..]);
