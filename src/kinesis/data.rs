@@ -723,3 +723,431 @@ impl Kinesis {
         Ok(Value::Object(out))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_util::{b64 as enc, Env};
+    use super::super::Limits;
+    use serde_json::{json, Value};
+
+    async fn put(e: &Env, stream: &str, pk: &str, data: &[u8]) -> Value {
+        e.ok(
+            "PutRecord",
+            json!({"StreamName": stream, "PartitionKey": pk, "Data": enc(data)}),
+        )
+        .await
+    }
+
+    async fn get(e: &Env, it: &str, limit: Option<u32>) -> Value {
+        let mut input = json!({ "ShardIterator": it });
+        if let Some(l) = limit {
+            input["Limit"] = json!(l);
+        }
+        e.ok("GetRecords", input).await
+    }
+
+    /// Sequence numbers have a fixed width, so string order is numeric order.
+    fn seq(v: &Value) -> String {
+        let s = v["SequenceNumber"].as_str().unwrap().to_string();
+        assert_eq!(s.len(), 46);
+        s
+    }
+
+    #[tokio::test]
+    async fn put_and_read_back() {
+        let e = Env::new();
+        e.create("s", 1).await;
+        let a = put(&e, "s", "pk", b"one").await;
+        let b = put(&e, "s", "pk", b"two").await;
+        let c = put(&e, "s", "other", b"").await;
+        assert_eq!(a["ShardId"], "shardId-000000000000");
+        assert_eq!(a["EncryptionType"], "NONE");
+        assert!(seq(&a) < seq(&b) && seq(&b) < seq(&c));
+        assert_eq!(a["SequenceNumber"].as_str().unwrap().len(), 46);
+
+        let it = e.iterator("s", "shardId-000000000000", "TRIM_HORIZON").await;
+        let r = get(&e, &it, None).await;
+        let recs = r["Records"].as_array().unwrap();
+        assert_eq!(recs.len(), 3);
+        assert_eq!(recs[0]["Data"], enc(b"one"));
+        assert_eq!(recs[0]["PartitionKey"], "pk");
+        assert_eq!(recs[0]["SequenceNumber"], a["SequenceNumber"]);
+        assert_eq!(recs[2]["Data"], "");
+        let ts = recs[0]["ApproximateArrivalTimestamp"].as_f64().unwrap();
+        assert!(ts > 1.6e9 && ts < 1e10, "{ts}");
+        assert_eq!(r["MillisBehindLatest"], 0);
+        let next = r["NextShardIterator"].as_str().unwrap().to_string();
+        let r = get(&e, &next, None).await;
+        assert_eq!(r["Records"], json!([]));
+        assert!(r["ChildShards"].is_null());
+        let next = r["NextShardIterator"].as_str().unwrap().to_string();
+        put(&e, "s", "pk", b"three").await;
+        let r = get(&e, &next, None).await;
+        assert_eq!(r["Records"][0]["Data"], enc(b"three"));
+
+        // Limit pages.
+        let it = e.iterator("s", "shardId-000000000000", "TRIM_HORIZON").await;
+        let r = get(&e, &it, Some(2)).await;
+        assert_eq!(r["Records"].as_array().unwrap().len(), 2);
+        assert!(r["MillisBehindLatest"].as_u64().is_some());
+        let r = get(&e, r["NextShardIterator"].as_str().unwrap(), Some(2)).await;
+        assert_eq!(r["Records"].as_array().unwrap().len(), 2);
+        assert_eq!(r["Records"][1]["Data"], enc(b"three"));
+    }
+
+    #[tokio::test]
+    async fn routing_by_md5_and_explicit_hash_key() {
+        let e = Env::new();
+        e.create("s", 2).await;
+        // md5("a") starts with 0x0c: lower half; md5("b") = 92eb5ffe... upper half.
+        assert_eq!(put(&e, "s", "a", b"x").await["ShardId"], "shardId-000000000000");
+        assert_eq!(put(&e, "s", "b", b"x").await["ShardId"], "shardId-000000000001");
+        let ehk = |k: &str| json!({"StreamName": "s", "PartitionKey": "a", "Data": "", "ExplicitHashKey": k});
+        let r = e.ok("PutRecord", ehk("340282366920938463463374607431768211455")).await;
+        assert_eq!(r["ShardId"], "shardId-000000000001");
+        let r = e.ok("PutRecord", ehk("170141183460469231731687303715884105727")).await;
+        assert_eq!(r["ShardId"], "shardId-000000000000");
+        let r = e.ok("PutRecord", ehk("170141183460469231731687303715884105728")).await;
+        assert_eq!(r["ShardId"], "shardId-000000000001");
+        let err = e.err("PutRecord", ehk("340282366920938463463374607431768211456")).await;
+        assert_eq!(err.code, "InvalidArgumentException");
+        assert!(err.message.starts_with("Invalid ExplicitHashKey."));
+        let err = e.err("PutRecord", ehk("01")).await;
+        assert_eq!(err.code, "ValidationException");
+        let r = e
+            .ok(
+                "PutRecords",
+                json!({"StreamName": "s", "Records": [
+                    {"PartitionKey": "a", "Data": enc(b"1")},
+                    {"PartitionKey": "b", "Data": enc(b"2")},
+                    {"PartitionKey": "z", "Data": enc(b"3"), "ExplicitHashKey": "0"},
+                ]}),
+            )
+            .await;
+        assert_eq!(r["FailedRecordCount"], 0);
+        let recs = r["Records"].as_array().unwrap();
+        assert_eq!(recs[0]["ShardId"], "shardId-000000000000");
+        assert_eq!(recs[1]["ShardId"], "shardId-000000000001");
+        assert_eq!(recs[2]["ShardId"], "shardId-000000000000");
+        assert!(seq(&recs[0]) < seq(&recs[2]));
+        let it = e.iterator("s", "shardId-000000000000", "TRIM_HORIZON").await;
+        let got = get(&e, &it, None).await;
+        let datas: Vec<&Value> = got["Records"].as_array().unwrap().iter().map(|r| &r["Data"]).collect();
+        assert_eq!(datas.len(), 4);
+        assert_eq!(datas[2], &json!(enc(b"1")));
+        assert_eq!(datas[3], &json!(enc(b"3")));
+    }
+
+    #[tokio::test]
+    async fn put_validation_and_errors() {
+        let e = Env::new();
+        e.create("s", 1).await;
+        let err = e
+            .err("PutRecord", json!({"StreamName": "nope", "PartitionKey": "a", "Data": ""}))
+            .await;
+        assert_eq!(err.code, "ResourceNotFoundException");
+        let err = e.err("PutRecord", json!({"StreamName": "s", "PartitionKey": "", "Data": ""})).await;
+        assert_eq!(err.code, "ValidationException");
+        assert!(err.message.contains("'partitionKey'"), "{}", err.message);
+        let err = e
+            .err("PutRecord", json!({"StreamName": "s", "PartitionKey": "k".repeat(257), "Data": ""}))
+            .await;
+        assert_eq!(err.code, "ValidationException");
+        let err = e.err("PutRecord", json!({"StreamName": "s", "Data": ""})).await;
+        assert_eq!(err.code, "ValidationException");
+        let err = e.err("PutRecord", json!({"StreamName": "s", "PartitionKey": "a"})).await;
+        assert_eq!(err.code, "ValidationException");
+        assert!(err.message.contains("'data'"));
+        let err = e
+            .err("PutRecord", json!({"StreamName": "s", "PartitionKey": "a", "Data": "###"}))
+            .await;
+        assert_eq!(err.code, "SerializationException");
+        let err = e
+            .err("PutRecord", json!({"StreamName": "s", "PartitionKey": 5, "Data": ""}))
+            .await;
+        assert_eq!(err.code, "SerializationException");
+        let big = enc(&vec![0u8; (1 << 20) + 1]);
+        let err = e
+            .err("PutRecord", json!({"StreamName": "s", "PartitionKey": "a", "Data": big}))
+            .await;
+        assert_eq!(err.code, "ValidationException");
+        assert!(err.message.contains("1048576"), "{}", err.message);
+        let err = e
+            .err(
+                "PutRecord",
+                json!({"StreamName": "s", "PartitionKey": "a", "Data": "", "SequenceNumberForOrdering": "12"}),
+            )
+            .await;
+        assert_eq!(err.code, "InvalidArgumentException");
+        let first = put(&e, "s", "a", b"1").await;
+        let r = e
+            .ok(
+                "PutRecord",
+                json!({"StreamName": "s", "PartitionKey": "a", "Data": "",
+                       "SequenceNumberForOrdering": first["SequenceNumber"]}),
+            )
+            .await;
+        assert!(seq(&r) > seq(&first));
+        // Raising the max record size admits larger records.
+        e.ok(
+            "UpdateMaxRecordSize",
+            json!({"StreamARN": "arn:aws:kinesis:us-east-1:000000000000:stream/s", "MaxRecordSizeInKiB": 2048}),
+        )
+        .await;
+        e.ok("PutRecord", json!({"StreamName": "s", "PartitionKey": "a", "Data": big}))
+            .await;
+
+        // PutRecords (on a stream with the default 1 MiB record size).
+        e.create("t", 1).await;
+        let err = e.err("PutRecords", json!({"StreamName": "t", "Records": []})).await;
+        assert_eq!(err.code, "ValidationException");
+        let many: Vec<Value> = (0..501).map(|_| json!({"PartitionKey": "a", "Data": ""})).collect();
+        let err = e.err("PutRecords", json!({"StreamName": "t", "Records": many})).await;
+        assert_eq!(err.code, "ValidationException");
+        let err = e
+            .err(
+                "PutRecords",
+                json!({"StreamName": "t", "Records": [{"PartitionKey": "a", "Data": ""}, {"PartitionKey": "", "Data": ""}]}),
+            )
+            .await;
+        assert!(err.message.contains("'records.2.member.partitionKey'"), "{}", err.message);
+        let err = e.err("PutRecords", json!({"StreamName": "t"})).await;
+        assert_eq!(err.code, "ValidationException");
+        let five: Vec<Value> = (0..6)
+            .map(|_| json!({"PartitionKey": "a", "Data": enc(&vec![0u8; 1 << 20])}))
+            .collect();
+        let err = e.err("PutRecords", json!({"StreamName": "t", "Records": five})).await;
+        assert_eq!(err.code, "InvalidArgumentException");
+        let ok: Vec<Value> = (0..500).map(|i| json!({"PartitionKey": format!("k{i}"), "Data": ""})).collect();
+        let r = e.ok("PutRecords", json!({"StreamName": "t", "Records": ok})).await;
+        assert_eq!(r["Records"].as_array().unwrap().len(), 500);
+        assert_eq!(r["FailedRecordCount"], 0);
+    }
+
+    #[tokio::test]
+    async fn iterator_types() {
+        let e = Env::new();
+        e.create("s", 2).await;
+        let sh = "shardId-000000000000";
+        let a = put(&e, "s", "a", b"1").await;
+        e.svc.advance_clock(2_000);
+        let b = put(&e, "s", "a", b"2").await;
+        let c = put(&e, "s", "a", b"3").await;
+        let gi = |extra: Value| {
+            let mut v = json!({"StreamName": "s", "ShardId": sh});
+            for (k, x) in extra.as_object().unwrap() {
+                v[k] = x.clone();
+            }
+            v
+        };
+        let at = e
+            .ok("GetShardIterator", gi(json!({"ShardIteratorType": "AT_SEQUENCE_NUMBER", "StartingSequenceNumber": b["SequenceNumber"]})))
+            .await;
+        let r = get(&e, at["ShardIterator"].as_str().unwrap(), None).await;
+        assert_eq!(r["Records"].as_array().unwrap().len(), 2);
+        assert_eq!(r["Records"][0]["SequenceNumber"], b["SequenceNumber"]);
+        let after = e
+            .ok("GetShardIterator", gi(json!({"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "StartingSequenceNumber": b["SequenceNumber"]})))
+            .await;
+        let r = get(&e, after["ShardIterator"].as_str().unwrap(), None).await;
+        assert_eq!(r["Records"].as_array().unwrap().len(), 1);
+        assert_eq!(r["Records"][0]["SequenceNumber"], c["SequenceNumber"]);
+        // AT_TIMESTAMP between a and b (b arrived 2 s of service time later).
+        let ta = get(&e, &e.iterator("s", sh, "TRIM_HORIZON").await, None).await["Records"][0]
+            ["ApproximateArrivalTimestamp"]
+            .as_f64()
+            .unwrap();
+        let ts = e
+            .ok("GetShardIterator", gi(json!({"ShardIteratorType": "AT_TIMESTAMP", "Timestamp": ta + 1.0})))
+            .await;
+        let r = get(&e, ts["ShardIterator"].as_str().unwrap(), None).await;
+        assert_eq!(r["Records"][0]["SequenceNumber"], b["SequenceNumber"]);
+        let ts = e
+            .ok("GetShardIterator", gi(json!({"ShardIteratorType": "AT_TIMESTAMP", "Timestamp": ta})))
+            .await;
+        let r = get(&e, ts["ShardIterator"].as_str().unwrap(), None).await;
+        assert_eq!(r["Records"][0]["SequenceNumber"], a["SequenceNumber"]);
+        // ISO-8601 timestamps are accepted too.
+        let ts = e
+            .ok("GetShardIterator", gi(json!({"ShardIteratorType": "AT_TIMESTAMP", "Timestamp": "2001-01-01T00:00:00Z"})))
+            .await;
+        let r = get(&e, ts["ShardIterator"].as_str().unwrap(), None).await;
+        assert_eq!(r["Records"].as_array().unwrap().len(), 3);
+        // LATEST sees only what comes after.
+        let latest = e.iterator("s", sh, "LATEST").await;
+        assert_eq!(get(&e, &latest, None).await["Records"], json!([]));
+        let d = put(&e, "s", "a", b"4").await;
+        let r = get(&e, &latest, None).await;
+        assert_eq!(r["Records"][0]["SequenceNumber"], d["SequenceNumber"]);
+
+        // Errors.
+        let other = put(&e, "s", "b", b"x").await;
+        assert_eq!(other["ShardId"], "shardId-000000000001");
+        let err = e
+            .err("GetShardIterator", gi(json!({"ShardIteratorType": "AT_SEQUENCE_NUMBER", "StartingSequenceNumber": other["SequenceNumber"]})))
+            .await;
+        assert_eq!(err.code, "InvalidArgumentException");
+        assert_eq!(err.message, "Invalid StartingSequenceNumber. It encodes shardId-000000000001, while it was used in a call to a shard with shardId-000000000000");
+        let err = e
+            .err("GetShardIterator", gi(json!({"ShardIteratorType": "AT_SEQUENCE_NUMBER", "StartingSequenceNumber": "1234"})))
+            .await;
+        assert_eq!(err.code, "InvalidArgumentException");
+        assert!(err.message.ends_with("is invalid."), "{}", err.message);
+        let err = e
+            .err("GetShardIterator", gi(json!({"ShardIteratorType": "AT_SEQUENCE_NUMBER", "StartingSequenceNumber": "abc"})))
+            .await;
+        assert_eq!(err.code, "ValidationException");
+        let err = e.err("GetShardIterator", gi(json!({"ShardIteratorType": "AT_SEQUENCE_NUMBER"}))).await;
+        assert_eq!(err.code, "InvalidArgumentException");
+        let err = e
+            .err("GetShardIterator", gi(json!({"ShardIteratorType": "LATEST", "StartingSequenceNumber": a["SequenceNumber"]})))
+            .await;
+        assert_eq!(err.code, "InvalidArgumentException");
+        let err = e.err("GetShardIterator", gi(json!({"ShardIteratorType": "AT_TIMESTAMP"}))).await;
+        assert_eq!(err.code, "InvalidArgumentException");
+        let err = e
+            .err("GetShardIterator", gi(json!({"ShardIteratorType": "AT_TIMESTAMP", "Timestamp": 9.9e10})))
+            .await;
+        assert_eq!(err.code, "InvalidArgumentException");
+        let err = e
+            .err("GetShardIterator", gi(json!({"ShardIteratorType": "AT_TIMESTAMP", "Timestamp": true})))
+            .await;
+        assert_eq!(err.code, "SerializationException");
+        let err = e.err("GetShardIterator", gi(json!({"ShardIteratorType": "SOMEWHERE"}))).await;
+        assert_eq!(err.code, "ValidationException");
+        let err = e
+            .err(
+                "GetShardIterator",
+                json!({"StreamName": "s", "ShardId": "shardId-000000000009", "ShardIteratorType": "LATEST"}),
+            )
+            .await;
+        assert_eq!(err.code, "ResourceNotFoundException");
+        assert_eq!(
+            err.message,
+            "Shard shardId-000000000009 in stream s under account 000000000000 does not exist"
+        );
+        let err = e
+            .err("GetShardIterator", json!({"StreamName": "zz", "ShardId": sh, "ShardIteratorType": "LATEST"}))
+            .await;
+        assert_eq!(err.code, "ResourceNotFoundException");
+
+        // A sequence number from a previous incarnation of the stream.
+        e.ok("DeleteStream", json!({"StreamName": "s"})).await;
+        e.svc.advance_clock(5);
+        e.create("s", 2).await;
+        let err = e
+            .err("GetShardIterator", gi(json!({"ShardIteratorType": "AT_SEQUENCE_NUMBER", "StartingSequenceNumber": a["SequenceNumber"]})))
+            .await;
+        assert_eq!(err.code, "InvalidArgumentException");
+        assert!(err.message.ends_with("because it did not come from this stream."));
+        // Old iterators do not read the new incarnation.
+        let err = e.err("GetRecords", json!({"ShardIterator": latest})).await;
+        assert_eq!(err.code, "ResourceNotFoundException");
+    }
+
+    #[tokio::test]
+    async fn iterators_expire_and_are_checked() {
+        let e = Env::new();
+        e.create("s", 1).await;
+        let it = e.iterator("s", "shardId-000000000000", "TRIM_HORIZON").await;
+        assert!(it.len() <= 512);
+        get(&e, &it, None).await;
+        e.svc.advance_clock(300_001);
+        let err = e.err("GetRecords", json!({"ShardIterator": it})).await;
+        assert_eq!(err.code, "ExpiredIteratorException");
+        assert!(err.message.starts_with("Iterator expired. The iterator was created at time "), "{}", err.message);
+        assert!(err.message.contains(" UTC "));
+        let err = e.err("GetRecords", json!({"ShardIterator": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"})).await;
+        assert_eq!(err.code, "InvalidArgumentException");
+        assert_eq!(err.message, "Invalid ShardIterator.");
+        let err = e.err("GetRecords", json!({"ShardIterator": "not base64!"})).await;
+        assert_eq!(err.code, "InvalidArgumentException");
+        let err = e.err("GetRecords", json!({})).await;
+        assert_eq!(err.code, "ValidationException");
+        let fresh = e.iterator("s", "shardId-000000000000", "TRIM_HORIZON").await;
+        let err = e.err("GetRecords", json!({"ShardIterator": fresh, "Limit": 0})).await;
+        assert_eq!(err.code, "ValidationException");
+        let err = e.err("GetRecords", json!({"ShardIterator": fresh, "Limit": 10001})).await;
+        assert_eq!(err.code, "ValidationException");
+        let err = e
+            .err(
+                "GetRecords",
+                json!({"ShardIterator": fresh, "StreamARN": "arn:aws:kinesis:us-east-1:000000000000:stream/other"}),
+            )
+            .await;
+        assert_eq!(err.code, "InvalidArgumentException");
+    }
+
+    #[tokio::test]
+    async fn retention_hides_expired_records() {
+        let e = Env::new();
+        e.create("s", 1).await;
+        put(&e, "s", "a", b"old").await;
+        e.svc.advance_clock(23 * 3_600_000);
+        put(&e, "s", "a", b"new").await;
+        e.svc.advance_clock(2 * 3_600_000);
+        e.svc.enforce_retention().unwrap();
+        let it = e.iterator("s", "shardId-000000000000", "TRIM_HORIZON").await;
+        let r = get(&e, &it, None).await;
+        assert_eq!(r["Records"].as_array().unwrap().len(), 1);
+        assert_eq!(r["Records"][0]["Data"], enc(b"new"));
+        e.svc.advance_clock(24 * 3_600_000);
+        let it = e.iterator("s", "shardId-000000000000", "TRIM_HORIZON").await;
+        assert_eq!(get(&e, &it, None).await["Records"], json!([]));
+    }
+
+    #[tokio::test]
+    async fn throughput_limits() {
+        let e = Env::new();
+        e.create("s", 1).await;
+        e.svc.freeze_clock();
+        e.svc.set_limits(Some(Limits {
+            records_in_per_sec: 3,
+            bytes_in_per_sec: 1 << 20,
+            bytes_out_per_sec: 2 << 20,
+            reads_per_sec: 2,
+        }));
+        put(&e, "s", "a", b"1").await;
+        let recs: Vec<Value> = (0..3).map(|_| json!({"PartitionKey": "a", "Data": ""})).collect();
+        let r = e.ok("PutRecords", json!({"StreamName": "s", "Records": recs})).await;
+        assert_eq!(r["FailedRecordCount"], 1);
+        assert_eq!(r["Records"][2]["ErrorCode"], "ProvisionedThroughputExceededException");
+        assert!(r["Records"][2]["ErrorMessage"].as_str().unwrap().starts_with("Rate exceeded for shard shardId-000000000000"));
+        assert!(r["Records"][2]["SequenceNumber"].is_null());
+        let err = e
+            .err("PutRecord", json!({"StreamName": "s", "PartitionKey": "a", "Data": ""}))
+            .await;
+        assert_eq!(err.code, "ProvisionedThroughputExceededException");
+        let it = e.iterator("s", "shardId-000000000000", "TRIM_HORIZON").await;
+        get(&e, &it, None).await;
+        get(&e, &it, None).await;
+        let err = e.err("GetRecords", json!({"ShardIterator": it})).await;
+        assert_eq!(err.code, "ProvisionedThroughputExceededException");
+        // The next second has fresh budgets.
+        e.svc.advance_clock(1_000);
+        let r = get(&e, &it, None).await;
+        assert_eq!(r["Records"].as_array().unwrap().len(), 3);
+        put(&e, "s", "a", b"1").await;
+        // Off again.
+        e.svc.set_limits(None);
+        for _ in 0..5 {
+            put(&e, "s", "a", b"1").await;
+        }
+    }
+
+    #[tokio::test]
+    async fn encrypted_stream_marks_records() {
+        let e = Env::new();
+        e.create("s", 1).await;
+        e.ok(
+            "StartStreamEncryption",
+            json!({"StreamName": "s", "EncryptionType": "KMS", "KeyId": "k"}),
+        )
+        .await;
+        let r = put(&e, "s", "a", b"1").await;
+        assert_eq!(r["EncryptionType"], "KMS");
+        let it = e.iterator("s", "shardId-000000000000", "TRIM_HORIZON").await;
+        let r = get(&e, &it, None).await;
+        assert_eq!(r["Records"][0]["EncryptionType"], "KMS");
+    }
+}

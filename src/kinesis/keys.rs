@@ -350,7 +350,8 @@ mod tests {
         let a = sequence_number(1_700_000_000_000, 3, 41);
         let b = sequence_number(1_700_000_000_000, 3, 42);
         assert_eq!(a.len(), SEQ_LEN);
-        assert!(a.parse::<u128>().unwrap() < b.parse::<u128>().unwrap());
+        assert!(a < b, "fixed width: string order is numeric order");
+        assert!(sequence_number(1_700_000_000_000, 3, u64::MAX) < sequence_number(1_700_000_000_000, 4, 0));
         let p = parse_sequence_number(&b).unwrap();
         assert_eq!((p.stream_created_ms, p.shard, p.offset), (1_700_000_000_000, 3, 42));
         let e = parse_sequence_number(&ending_sequence_number(5, 1)).unwrap();

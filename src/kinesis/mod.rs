@@ -127,6 +127,8 @@ pub struct Kinesis {
     events_since_checkpoint: AtomicU64,
     /// Added to the wall clock; tests move time forward with [`Kinesis::advance_clock`].
     clock_skew_ms: AtomicU64,
+    /// When non-zero, the clock reads this instead of the wall clock (tests of per-second limits).
+    frozen_ms: AtomicU64,
 }
 
 /// Which stream a request names: resolved from StreamName (in the caller's account and region)
@@ -270,6 +272,7 @@ impl Kinesis {
             shards: Mutex::new(HashMap::new()),
             events_since_checkpoint: AtomicU64::new(replayed),
             clock_skew_ms: AtomicU64::new(0),
+            frozen_ms: AtomicU64::new(0),
         });
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             let weak: Weak<Kinesis> = Arc::downgrade(&svc);
@@ -405,8 +408,18 @@ impl Kinesis {
         Ok(dropped)
     }
 
+    /// Stops this service's clock at the current time (tests); `advance_clock` still moves it.
+    #[doc(hidden)]
+    pub fn freeze_clock(&self) {
+        self.frozen_ms.store(crate::service::now_ms(), Ordering::Relaxed);
+    }
+
     pub(crate) fn now(&self) -> u64 {
-        crate::service::now_ms() + self.clock_skew_ms.load(Ordering::Relaxed)
+        let base = match self.frozen_ms.load(Ordering::Relaxed) {
+            0 => crate::service::now_ms(),
+            f => f,
+        };
+        base + self.clock_skew_ms.load(Ordering::Relaxed)
     }
 
     fn stream_dir(&self, s: &StreamMeta) -> PathBuf {
@@ -568,6 +581,7 @@ pub(crate) mod test_util {
     use serde_json::json;
 
     pub struct Env {
+        #[allow(dead_code)]
         pub dir: tempfile::TempDir,
         pub svc: Arc<Kinesis>,
         pub ctx: RequestContext,
@@ -603,13 +617,13 @@ pub(crate) mod test_util {
         pub async fn ok(&self, op: &str, input: Value) -> Value {
             match self.call(op, input.clone()).await {
                 Ok(v) => v,
-                Err(e) => panic!("{op} {input} failed: {e}"),
+                Err(e) => panic!("{op} {} failed: {e}", short(&input)),
             }
         }
 
         pub async fn err(&self, op: &str, input: Value) -> ServiceError {
             match self.call(op, input.clone()).await {
-                Ok(v) => panic!("{op} {input} unexpectedly succeeded: {v}"),
+                Ok(v) => panic!("{op} {} unexpectedly succeeded: {}", short(&input), short(&v)),
                 Err(e) => e,
             }
         }
@@ -628,6 +642,11 @@ pub(crate) mod test_util {
                 .await;
             v["ShardIterator"].as_str().expect("iterator").to_string()
         }
+    }
+
+    fn short(v: &Value) -> String {
+        let s = v.to_string();
+        s.chars().take(300).collect()
     }
 
     pub fn b64(s: &[u8]) -> String {
