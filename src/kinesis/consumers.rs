@@ -210,9 +210,8 @@ impl Kinesis {
                 r.name, s.name
             )));
         }
-        if self.transition_ms == 0 {
-            s.consumers.remove(&r.name);
-        } else if let Some(c) = s.consumers.get_mut(&r.name) {
+        // The entry stays as a tombstone so a re-registration gets a later ARN timestamp.
+        if let Some(c) = s.consumers.get_mut(&r.name) {
             c.status = Status::Deleting;
             c.ready_at_ms = now + self.transition_ms;
         }
@@ -355,5 +354,156 @@ impl Kinesis {
         Err(invalid_argument(
             "SubscribeToShard (HTTP/2 event stream) is not supported by this broker yet; use GetShardIterator and GetRecords.",
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_util::Env;
+    use serde_json::json;
+
+    const ARN: &str = "arn:aws:kinesis:us-east-1:000000000000:stream/s";
+
+    #[tokio::test]
+    async fn consumer_lifecycle() {
+        let e = Env::new();
+        e.create("s", 2).await;
+        let r = e
+            .ok("RegisterStreamConsumer", json!({"StreamARN": ARN, "ConsumerName": "c1", "Tags": {"a": "b"}}))
+            .await;
+        let c = &r["Consumer"];
+        assert_eq!(c["ConsumerName"], "c1");
+        assert!(c["ConsumerARN"].as_str().unwrap().starts_with(&format!("{ARN}/consumer/c1:")));
+        assert_eq!(c["ConsumerStatus"], "ACTIVE");
+        assert!(c["ConsumerCreationTimestamp"].is_number());
+        let carn = c["ConsumerARN"].as_str().unwrap().to_string();
+        let err = e
+            .err("RegisterStreamConsumer", json!({"StreamARN": ARN, "ConsumerName": "c1"}))
+            .await;
+        assert_eq!(err.code, "ResourceInUseException");
+        e.ok("RegisterStreamConsumer", json!({"StreamARN": ARN, "ConsumerName": "c2"})).await;
+
+        let d = e.ok("DescribeStreamConsumer", json!({"ConsumerARN": carn})).await;
+        assert_eq!(d["ConsumerDescription"]["StreamARN"], ARN);
+        assert_eq!(d["ConsumerDescription"]["ConsumerName"], "c1");
+        let d = e
+            .ok("DescribeStreamConsumer", json!({"StreamARN": ARN, "ConsumerName": "c2"}))
+            .await;
+        assert_eq!(d["ConsumerDescription"]["ConsumerStatus"], "ACTIVE");
+        let s = e.ok("DescribeStreamSummary", json!({"StreamName": "s"})).await;
+        assert_eq!(s["StreamDescriptionSummary"]["ConsumerCount"], 2);
+
+        let l = e.ok("ListStreamConsumers", json!({"StreamARN": ARN})).await;
+        assert_eq!(l["Consumers"].as_array().unwrap().len(), 2);
+        assert!(l["NextToken"].is_null());
+        let l = e.ok("ListStreamConsumers", json!({"StreamARN": ARN, "MaxResults": 1})).await;
+        assert_eq!(l["Consumers"][0]["ConsumerName"], "c1");
+        let l = e
+            .ok("ListStreamConsumers", json!({"StreamARN": ARN, "NextToken": l["NextToken"]}))
+            .await;
+        assert_eq!(l["Consumers"][0]["ConsumerName"], "c2");
+        assert!(l["NextToken"].is_null());
+
+        // SubscribeToShard validates, then reports the missing event stream.
+        let sub = |shard: &str| json!({"ConsumerARN": carn, "ShardId": shard, "StartingPosition": {"Type": "LATEST"}});
+        let err = e.err("SubscribeToShard", sub("shardId-000000000009")).await;
+        assert_eq!(err.code, "ResourceNotFoundException");
+        let err = e.err("SubscribeToShard", sub("shardId-000000000000")).await;
+        assert_eq!(err.code, "InvalidArgumentException");
+        assert!(err.message.contains("SubscribeToShard"));
+        let err = e
+            .err("SubscribeToShard", json!({"ConsumerARN": carn, "ShardId": "shardId-000000000000"}))
+            .await;
+        assert_eq!(err.code, "ValidationException");
+
+        // Deleting a stream with consumers needs EnforceConsumerDeletion.
+        let err = e.err("DeleteStream", json!({"StreamName": "s"})).await;
+        assert_eq!(err.code, "ResourceInUseException");
+
+        e.ok("DeregisterStreamConsumer", json!({"ConsumerARN": carn})).await;
+        let err = e.err("DescribeStreamConsumer", json!({"ConsumerARN": carn})).await;
+        assert_eq!(err.code, "ResourceNotFoundException");
+        e.ok("DeregisterStreamConsumer", json!({"StreamARN": ARN, "ConsumerName": "c2"})).await;
+        let err = e
+            .err("DeregisterStreamConsumer", json!({"StreamARN": ARN, "ConsumerName": "c2"}))
+            .await;
+        assert_eq!(err.code, "ResourceNotFoundException");
+        let err = e.err("DeregisterStreamConsumer", json!({"StreamARN": ARN})).await;
+        assert_eq!(err.code, "InvalidArgumentException");
+        let err = e
+            .err("RegisterStreamConsumer", json!({"StreamARN": ARN, "ConsumerName": "bad name"}))
+            .await;
+        assert_eq!(err.code, "ValidationException");
+        let err = e.err("RegisterStreamConsumer", json!({"ConsumerName": "x"})).await;
+        assert_eq!(err.code, "ValidationException");
+        let err = e
+            .err(
+                "RegisterStreamConsumer",
+                json!({"StreamARN": "arn:aws:kinesis:us-east-1:000000000000:stream/none", "ConsumerName": "x"}),
+            )
+            .await;
+        assert_eq!(err.code, "ResourceNotFoundException");
+        let err = e.err("ListStreamConsumers", json!({})).await;
+        assert_eq!(err.code, "ValidationException");
+        let err = e.err("DescribeStreamConsumer", json!({"ConsumerARN": "arn:bad"})).await;
+        assert_eq!(err.code, "ValidationException");
+
+        // A re-registered name gets a new ARN; the old one no longer resolves.
+        let r = e
+            .ok("RegisterStreamConsumer", json!({"StreamARN": ARN, "ConsumerName": "c1"}))
+            .await;
+        assert_ne!(r["Consumer"]["ConsumerARN"], carn.as_str());
+        let err = e.err("DescribeStreamConsumer", json!({"ConsumerARN": carn})).await;
+        assert_eq!(err.code, "ResourceNotFoundException");
+        e.ok("DeleteStream", json!({"StreamName": "s", "EnforceConsumerDeletion": true}))
+            .await;
+    }
+
+    #[tokio::test]
+    async fn consumer_limits_and_transitions() {
+        let e = Env::with_config(|c| c.kinesis_transition_ms = 10_000);
+        e.create("s", 1).await;
+        let err = e
+            .err("RegisterStreamConsumer", json!({"StreamARN": ARN, "ConsumerName": "c"}))
+            .await;
+        assert_eq!(err.code, "ResourceInUseException");
+        e.svc.advance_clock(10_000);
+        for i in 0..5 {
+            let r = e
+                .ok("RegisterStreamConsumer", json!({"StreamARN": ARN, "ConsumerName": format!("c{i}")}))
+                .await;
+            assert_eq!(r["Consumer"]["ConsumerStatus"], "CREATING");
+        }
+        let err = e
+            .err("RegisterStreamConsumer", json!({"StreamARN": ARN, "ConsumerName": "c5"}))
+            .await;
+        assert_eq!(err.code, "LimitExceededException");
+        e.svc.advance_clock(10_000);
+        let d = e
+            .ok("DescribeStreamConsumer", json!({"StreamARN": ARN, "ConsumerName": "c0"}))
+            .await;
+        assert_eq!(d["ConsumerDescription"]["ConsumerStatus"], "ACTIVE");
+        for i in 5..20 {
+            e.ok("RegisterStreamConsumer", json!({"StreamARN": ARN, "ConsumerName": format!("c{i}")}))
+                .await;
+            if i % 4 == 0 {
+                e.svc.advance_clock(10_000);
+            }
+        }
+        e.svc.advance_clock(10_000);
+        let err = e
+            .err("RegisterStreamConsumer", json!({"StreamARN": ARN, "ConsumerName": "c20"}))
+            .await;
+        assert_eq!(err.code, "LimitExceededException");
+        e.ok("DeregisterStreamConsumer", json!({"StreamARN": ARN, "ConsumerName": "c0"})).await;
+        let d = e
+            .ok("DescribeStreamConsumer", json!({"StreamARN": ARN, "ConsumerName": "c0"}))
+            .await;
+        assert_eq!(d["ConsumerDescription"]["ConsumerStatus"], "DELETING");
+        e.svc.advance_clock(10_000);
+        let err = e
+            .err("DescribeStreamConsumer", json!({"StreamARN": ARN, "ConsumerName": "c0"}))
+            .await;
+        assert_eq!(err.code, "ResourceNotFoundException");
     }
 }

@@ -1033,7 +1033,6 @@ mod tests {
 
         // A sequence number from a previous incarnation of the stream.
         e.ok("DeleteStream", json!({"StreamName": "s"})).await;
-        e.svc.advance_clock(5);
         e.create("s", 2).await;
         let err = e
             .err("GetShardIterator", gi(json!({"ShardIteratorType": "AT_SEQUENCE_NUMBER", "StartingSequenceNumber": a["SequenceNumber"]})))

@@ -129,6 +129,9 @@ pub struct Kinesis {
     clock_skew_ms: AtomicU64,
     /// When non-zero, the clock reads this instead of the wall clock (tests of per-second limits).
     frozen_ms: AtomicU64,
+    /// Last stream creation time handed out: creation times are unique so sequence numbers of
+    /// a deleted incarnation never validate against a new stream of the same name.
+    last_created_ms: AtomicU64,
 }
 
 /// Which stream a request names: resolved from StreamName (in the caller's account and region)
@@ -273,7 +276,10 @@ impl Kinesis {
             events_since_checkpoint: AtomicU64::new(replayed),
             clock_skew_ms: AtomicU64::new(0),
             frozen_ms: AtomicU64::new(0),
+            last_created_ms: AtomicU64::new(0),
         });
+        let newest = svc.catalog.read().streams.values().map(|s| s.created_ms).max();
+        svc.last_created_ms.store(newest.unwrap_or(0), Ordering::Relaxed);
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             let weak: Weak<Kinesis> = Arc::downgrade(&svc);
             handle.spawn(async move {
@@ -412,6 +418,16 @@ impl Kinesis {
     #[doc(hidden)]
     pub fn freeze_clock(&self) {
         self.frozen_ms.store(crate::service::now_ms(), Ordering::Relaxed);
+    }
+
+    /// A stream creation time: now, but strictly after every earlier one. Caller holds
+    /// `write_lock`.
+    pub(crate) fn unique_created_ms(&self) -> u64 {
+        let v = self
+            .now()
+            .max(self.last_created_ms.load(Ordering::Relaxed) + 1);
+        self.last_created_ms.store(v, Ordering::Relaxed);
+        v
     }
 
     pub(crate) fn now(&self) -> u64 {
@@ -652,5 +668,157 @@ pub(crate) mod test_util {
     pub fn b64(s: &[u8]) -> String {
         use base64::Engine;
         base64::engine::general_purpose::STANDARD.encode(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_util::{b64, Env};
+    use super::*;
+    use serde_json::json;
+
+    #[tokio::test]
+    async fn unknown_action() {
+        let e = Env::new();
+        let err = e.err("FlyToTheMoon", json!({})).await;
+        assert_eq!(err.code, "InvalidAction");
+    }
+
+    #[tokio::test]
+    async fn every_model_operation_is_dispatched() {
+        let model: Value = serde_json::from_str(include_str!("../protocol/models/kinesis.json"))
+            .expect("model");
+        let ops = model["operations"].as_object().expect("operations");
+        assert_eq!(ops.len(), 39);
+        for op in ops.keys() {
+            assert!(Op::parse(op).is_some(), "{op} not dispatched");
+        }
+    }
+
+    #[tokio::test]
+    async fn checkpoint_truncates_the_catalog_log() {
+        let e = Env::new();
+        e.create("s", 1).await;
+        for i in 0..(CHECKPOINT_EVERY + 10) {
+            e.ok("AddTagsToStream", json!({"StreamName": "s", "Tags": {"k": i.to_string()}}))
+                .await;
+        }
+        assert!(e.svc.catalog_log.start_offset() >= CHECKPOINT_EVERY);
+        let (upto, snap) = e.svc.catalog_log.read_checkpoint().unwrap().unwrap();
+        assert!(upto >= CHECKPOINT_EVERY);
+        let snap: state::Snapshot = crate::codec::decode(&snap).unwrap();
+        assert_eq!(snap.streams.len(), 1);
+        let l = e.ok("ListTagsForStream", json!({"StreamName": "s"})).await;
+        assert_eq!(l["Tags"][0]["Value"], (CHECKPOINT_EVERY + 9).to_string());
+    }
+
+    #[tokio::test]
+    async fn reset_wipes_everything() {
+        let e = Env::new();
+        e.create("s", 1).await;
+        e.ok("PutRecord", json!({"StreamName": "s", "PartitionKey": "a", "Data": ""}))
+            .await;
+        e.svc.reset().await.unwrap();
+        assert_eq!(e.ok("ListStreams", json!({})).await["StreamNames"], json!([]));
+        e.create("s", 1).await;
+        let it = e.iterator("s", "shardId-000000000000", "TRIM_HORIZON").await;
+        let r = e.ok("GetRecords", json!({"ShardIterator": it})).await;
+        assert_eq!(r["Records"], json!([]));
+        e.svc.flush().unwrap();
+    }
+
+    /// Everything acknowledged before a drop is there after reopening the same directory:
+    /// streams, open and closed shards, hash ranges, lineage, retention, tags, consumers,
+    /// policies, and every record with its sequence number and arrival time. Iterators issued
+    /// before the restart keep working (they carry all their state) until 5 minutes old.
+    #[tokio::test]
+    #[ignore = "needs the durable log from the storage branch: the in-memory stub keeps nothing across reopen"]
+    async fn restart_recovers_streams_shards_and_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = Config::for_tests(dir.path());
+        let ctx = RequestContext::local("000000000000", "us-east-1");
+        let arn = "arn:aws:kinesis:us-east-1:000000000000:stream/s";
+        let shard_ids = [
+            "shardId-000000000000",
+            "shardId-000000000001",
+            "shardId-000000000002",
+            "shardId-000000000003",
+        ];
+        let call = |svc: Arc<Kinesis>, op: &'static str, v: Value| {
+            let ctx = ctx.clone();
+            async move { svc.dispatch(&ctx, op, v).await.unwrap() }
+        };
+        let (before, read_before, old_iterator, max_seq) = {
+            let svc = Kinesis::open(&cfg).unwrap();
+            call(svc.clone(), "CreateStream", json!({"StreamName": "s", "ShardCount": 2, "Tags": {"t": "1"}})).await;
+            call(svc.clone(), "CreateStream", json!({"StreamName": "gone", "ShardCount": 1})).await;
+            call(svc.clone(), "DeleteStream", json!({"StreamName": "gone"})).await;
+            for i in 0..20 {
+                call(svc.clone(), "PutRecord", json!({"StreamName": "s", "PartitionKey": format!("k{i}"), "Data": b64(format!("d{i}").as_bytes())})).await;
+            }
+            call(svc.clone(), "SplitShard", json!({"StreamName": "s", "ShardToSplit": "shardId-000000000000", "NewStartingHashKey": "1000"})).await;
+            let recs: Vec<Value> = (0..10).map(|i| json!({"PartitionKey": format!("p{i}"), "Data": b64(b"x")})).collect();
+            call(svc.clone(), "PutRecords", json!({"StreamName": "s", "Records": recs})).await;
+            call(svc.clone(), "IncreaseStreamRetentionPeriod", json!({"StreamName": "s", "RetentionPeriodHours": 48})).await;
+            call(svc.clone(), "RegisterStreamConsumer", json!({"StreamARN": arn, "ConsumerName": "c"})).await;
+            call(svc.clone(), "PutResourcePolicy", json!({"ResourceARN": arn, "Policy": "{\"Statement\":[]}"})).await;
+            call(svc.clone(), "StartStreamEncryption", json!({"StreamName": "s", "EncryptionType": "KMS", "KeyId": "k"})).await;
+            call(svc.clone(), "EnableEnhancedMonitoring", json!({"StreamName": "s", "ShardLevelMetrics": ["IncomingBytes"]})).await;
+            // Enough catalog events to cross a checkpoint.
+            for i in 0..(CHECKPOINT_EVERY + 5) {
+                call(svc.clone(), "AddTagsToStream", json!({"StreamName": "s", "Tags": {"n": i.to_string()}})).await;
+            }
+            let mut before = Vec::new();
+            for op in ["DescribeStream", "DescribeStreamSummary", "ListShards", "ListTagsForStream"] {
+                before.push(call(svc.clone(), op, json!({"StreamName": "s"})).await);
+            }
+            before.push(call(svc.clone(), "ListStreamConsumers", json!({"StreamARN": arn})).await);
+            before.push(call(svc.clone(), "GetResourcePolicy", json!({"ResourceARN": arn})).await);
+            before.push(call(svc.clone(), "ListStreams", json!({})).await);
+            let mut reads = Vec::new();
+            let mut max_seq = String::new();
+            let mut old_iterator = String::new();
+            for sh in shard_ids {
+                let it = call(svc.clone(), "GetShardIterator", json!({"StreamName": "s", "ShardId": sh, "ShardIteratorType": "TRIM_HORIZON"})).await;
+                if sh == "shardId-000000000002" {
+                    old_iterator = it["ShardIterator"].as_str().unwrap().to_string();
+                }
+                let r = call(svc.clone(), "GetRecords", json!({"ShardIterator": it["ShardIterator"]})).await;
+                for rec in r["Records"].as_array().unwrap() {
+                    max_seq = max_seq.max(rec["SequenceNumber"].as_str().unwrap().to_string());
+                }
+                reads.push(r["Records"].clone());
+            }
+            svc.flush().unwrap();
+            (before, reads, old_iterator, max_seq)
+        };
+        let svc = Kinesis::open(&cfg).unwrap();
+        let mut after = Vec::new();
+        for op in ["DescribeStream", "DescribeStreamSummary", "ListShards", "ListTagsForStream"] {
+            after.push(call(svc.clone(), op, json!({"StreamName": "s"})).await);
+        }
+        after.push(call(svc.clone(), "ListStreamConsumers", json!({"StreamARN": arn})).await);
+        after.push(call(svc.clone(), "GetResourcePolicy", json!({"ResourceARN": arn})).await);
+        after.push(call(svc.clone(), "ListStreams", json!({})).await);
+        assert_eq!(before, after);
+        for (sh, expected) in shard_ids.iter().zip(&read_before) {
+            let it = call(svc.clone(), "GetShardIterator", json!({"StreamName": "s", "ShardId": sh, "ShardIteratorType": "TRIM_HORIZON"})).await;
+            let r = call(svc.clone(), "GetRecords", json!({"ShardIterator": it["ShardIterator"]})).await;
+            assert_eq!(&r["Records"], expected, "{sh}");
+        }
+        assert_eq!(read_before.iter().map(|r| r.as_array().unwrap().len()).sum::<usize>(), 30);
+        // The pre-restart iterator still reads.
+        let r = call(svc.clone(), "GetRecords", json!({"ShardIterator": old_iterator})).await;
+        assert_eq!(r["Records"], read_before[2]);
+        // New records get larger sequence numbers than any before the restart.
+        for i in 0..10 {
+            let p = call(svc.clone(), "PutRecord", json!({"StreamName": "s", "PartitionKey": format!("k{i}"), "Data": ""})).await;
+            assert!(p["SequenceNumber"].as_str().unwrap() > max_seq.as_str());
+        }
+        let err = svc
+            .dispatch(&ctx, "DescribeStream", json!({"StreamName": "gone"}))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code, "ResourceNotFoundException");
     }
 }

@@ -324,3 +324,339 @@ impl Kinesis {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_util::{b64 as enc, Env};
+    use serde_json::{json, Value};
+
+    async fn shards(e: &Env, name: &str) -> Vec<Value> {
+        e.ok("ListShards", json!({"StreamName": name})).await["Shards"]
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
+    fn open(sh: &[Value]) -> Vec<&Value> {
+        sh.iter()
+            .filter(|s| s["SequenceNumberRange"]["EndingSequenceNumber"].is_null())
+            .collect()
+    }
+
+    async fn put(e: &Env, name: &str, pk: &str) -> Value {
+        e.ok("PutRecord", json!({"StreamName": name, "PartitionKey": pk, "Data": enc(pk.as_bytes())}))
+            .await
+    }
+
+    async fn drain(e: &Env, name: &str, shard: &str) -> Value {
+        let it = e.iterator(name, shard, "TRIM_HORIZON").await;
+        e.ok("GetRecords", json!({"ShardIterator": it})).await
+    }
+
+    #[tokio::test]
+    async fn split_closes_parent_and_routes_to_children() {
+        let e = Env::new();
+        e.create("s", 1).await;
+        let before = put(&e, "s", "a").await;
+        let latest = e.iterator("s", "shardId-000000000000", "LATEST").await;
+        let mid = (1u128 << 127).to_string();
+        e.ok(
+            "SplitShard",
+            json!({"StreamName": "s", "ShardToSplit": "shardId-000000000000", "NewStartingHashKey": mid}),
+        )
+        .await;
+        let sh = shards(&e, "s").await;
+        assert_eq!(sh.len(), 3);
+        assert!(sh[0]["SequenceNumberRange"]["EndingSequenceNumber"].is_string());
+        assert_eq!(sh[1]["ParentShardId"], "shardId-000000000000");
+        assert_eq!(sh[2]["ParentShardId"], "shardId-000000000000");
+        assert!(sh[1]["AdjacentParentShardId"].is_null());
+        assert_eq!(sh[1]["HashKeyRange"]["StartingHashKey"], "0");
+        assert_eq!(
+            sh[1]["HashKeyRange"]["EndingHashKey"],
+            ((1u128 << 127) - 1).to_string()
+        );
+        assert_eq!(sh[2]["HashKeyRange"]["StartingHashKey"], mid);
+        let s = e.ok("DescribeStreamSummary", json!({"StreamName": "s"})).await;
+        assert_eq!(s["StreamDescriptionSummary"]["OpenShardCount"], 2);
+
+        // New records go to the children, with larger sequence numbers.
+        let a = put(&e, "s", "a").await;
+        assert_eq!(a["ShardId"], "shardId-000000000001");
+        assert!(a["SequenceNumber"].as_str().unwrap() > before["SequenceNumber"].as_str().unwrap());
+        let b = put(&e, "s", "b").await;
+        assert_eq!(b["ShardId"], "shardId-000000000002");
+
+        // The parent still serves its record, then ends with its children.
+        let r = drain(&e, "s", "shardId-000000000000").await;
+        assert_eq!(r["Records"].as_array().unwrap().len(), 1);
+        assert_eq!(r["Records"][0]["SequenceNumber"], before["SequenceNumber"]);
+        assert!(r["NextShardIterator"].is_null());
+        let children = r["ChildShards"].as_array().unwrap();
+        assert_eq!(children.len(), 2);
+        assert_eq!(children[0]["ShardId"], "shardId-000000000001");
+        assert_eq!(children[0]["ParentShards"], json!(["shardId-000000000000"]));
+        // An iterator taken at LATEST before the split reaches the end too.
+        let r = e.ok("GetRecords", json!({"ShardIterator": latest})).await;
+        assert_eq!(r["Records"], json!([]));
+        assert!(r["NextShardIterator"].is_null());
+        assert_eq!(r["ChildShards"].as_array().unwrap().len(), 2);
+        // LATEST on a closed shard: already at the end.
+        let it = e.iterator("s", "shardId-000000000000", "LATEST").await;
+        let r = e.ok("GetRecords", json!({"ShardIterator": it})).await;
+        assert!(r["NextShardIterator"].is_null());
+        // AT the closed shard's EndingSequenceNumber is accepted.
+        let end = sh[0]["SequenceNumberRange"]["EndingSequenceNumber"].clone();
+        e.ok(
+            "GetShardIterator",
+            json!({"StreamName": "s", "ShardId": "shardId-000000000000", "ShardIteratorType": "AT_SEQUENCE_NUMBER", "StartingSequenceNumber": end}),
+        )
+        .await;
+        assert_eq!(drain(&e, "s", "shardId-000000000001").await["Records"][0]["Data"], enc(b"a"));
+
+        // Errors.
+        let split = |shard: &str, key: &str| {
+            json!({"StreamName": "s", "ShardToSplit": shard, "NewStartingHashKey": key})
+        };
+        let err = e.err("SplitShard", split("shardId-000000000000", "5")).await;
+        assert_eq!(err.code, "InvalidArgumentException");
+        let err = e.err("SplitShard", split("shardId-000000000001", "1")).await;
+        assert_eq!(err.code, "InvalidArgumentException");
+        assert!(err.message.contains("is not both greater than one plus"), "{}", err.message);
+        let err = e
+            .err("SplitShard", split("shardId-000000000001", &((1u128 << 127) - 1).to_string()))
+            .await;
+        assert_eq!(err.code, "InvalidArgumentException");
+        let err = e.err("SplitShard", split("shardId-000000000009", "5")).await;
+        assert_eq!(err.code, "ResourceNotFoundException");
+        let err = e.err("SplitShard", split("shardId-000000000001", "x")).await;
+        assert_eq!(err.code, "ValidationException");
+        let err = e.err("SplitShard", json!({"StreamName": "s", "NewStartingHashKey": "5"})).await;
+        assert_eq!(err.code, "ValidationException");
+        let err = e.err("SplitShard", json!({"StreamName": "zz", "ShardToSplit": "shardId-000000000000", "NewStartingHashKey": "5"})).await;
+        assert_eq!(err.code, "ResourceNotFoundException");
+    }
+
+    #[tokio::test]
+    async fn merge_adjacent_shards() {
+        let e = Env::new();
+        e.create("m", 3).await;
+        put(&e, "m", "a").await;
+        let merge = |a: &str, b: &str| json!({"StreamName": "m", "ShardToMerge": a, "AdjacentShardToMerge": b});
+        let err = e.err("MergeShards", merge("shardId-000000000000", "shardId-000000000002")).await;
+        assert_eq!(err.code, "InvalidArgumentException");
+        assert!(err.message.contains("not an adjacent pair"));
+        let err = e.err("MergeShards", merge("shardId-000000000000", "shardId-000000000000")).await;
+        assert_eq!(err.code, "InvalidArgumentException");
+        let err = e.err("MergeShards", merge("shardId-000000000000", "shardId-000000000007")).await;
+        assert_eq!(err.code, "ResourceNotFoundException");
+        e.ok("MergeShards", merge("shardId-000000000001", "shardId-000000000000")).await;
+        let sh = shards(&e, "m").await;
+        assert_eq!(sh.len(), 4);
+        assert_eq!(sh[3]["ShardId"], "shardId-000000000003");
+        assert_eq!(sh[3]["ParentShardId"], "shardId-000000000001");
+        assert_eq!(sh[3]["AdjacentParentShardId"], "shardId-000000000000");
+        assert_eq!(sh[3]["HashKeyRange"]["StartingHashKey"], "0");
+        assert_eq!(sh[3]["HashKeyRange"]["EndingHashKey"], sh[1]["HashKeyRange"]["EndingHashKey"]);
+        assert_eq!(open(&sh).len(), 2);
+        let err = e.err("MergeShards", merge("shardId-000000000000", "shardId-000000000001")).await;
+        assert_eq!(err.code, "InvalidArgumentException");
+        assert!(err.message.contains("already been merged or split"));
+        let r = drain(&e, "m", "shardId-000000000000").await;
+        assert_eq!(r["ChildShards"][0]["ShardId"], "shardId-000000000003");
+        assert_eq!(
+            r["ChildShards"][0]["ParentShards"],
+            json!(["shardId-000000000001", "shardId-000000000000"])
+        );
+        assert_eq!(put(&e, "m", "a").await["ShardId"], "shardId-000000000003");
+    }
+
+    fn check_uniform(sh: &[Value], n: u32) {
+        let o = open(sh);
+        assert_eq!(o.len(), n as usize);
+        let ranges = crate::kinesis::keys::even_ranges(n);
+        let mut got: Vec<(u128, u128)> = o
+            .iter()
+            .map(|s| {
+                (
+                    s["HashKeyRange"]["StartingHashKey"].as_str().unwrap().parse().unwrap(),
+                    s["HashKeyRange"]["EndingHashKey"].as_str().unwrap().parse().unwrap(),
+                )
+            })
+            .collect();
+        got.sort();
+        assert_eq!(got, ranges);
+    }
+
+    #[tokio::test]
+    async fn update_shard_count_uniform_scaling() {
+        let e = Env::new();
+        e.create("u", 2).await;
+        let usc = |n: i64| json!({"StreamName": "u", "TargetShardCount": n, "ScalingType": "UNIFORM_SCALING"});
+        let r = e.ok("UpdateShardCount", usc(4)).await;
+        assert_eq!(r["CurrentShardCount"], 2);
+        assert_eq!(r["TargetShardCount"], 4);
+        assert_eq!(r["StreamName"], "u");
+        check_uniform(&shards(&e, "u").await, 4);
+        e.ok("UpdateShardCount", usc(3)).await;
+        let sh = shards(&e, "u").await;
+        check_uniform(&sh, 3);
+        // Every shard has at most two parents, and parents exist.
+        let ids: Vec<&str> = sh.iter().map(|s| s["ShardId"].as_str().unwrap()).collect();
+        for s in &sh {
+            for k in ["ParentShardId", "AdjacentParentShardId"] {
+                if let Some(p) = s[k].as_str() {
+                    assert!(ids.contains(&p), "{p}");
+                }
+            }
+        }
+        e.ok("UpdateShardCount", usc(2)).await;
+        check_uniform(&shards(&e, "u").await, 2);
+        // Same count, already uniform: no change.
+        let before = shards(&e, "u").await.len();
+        e.ok("UpdateShardCount", usc(2)).await;
+        assert_eq!(shards(&e, "u").await.len(), before);
+        for pk in ["a", "b", "c", "d"] {
+            put(&e, "u", pk).await;
+        }
+
+        let err = e.err("UpdateShardCount", usc(5)).await;
+        assert_eq!(err.code, "InvalidArgumentException");
+        assert!(err.message.contains("double"));
+        let err = e.err("UpdateShardCount", usc(0)).await;
+        assert_eq!(err.code, "ValidationException");
+        e.ok("UpdateShardCount", usc(1)).await;
+        let err = e
+            .err("UpdateShardCount", json!({"StreamName": "u", "TargetShardCount": 2, "ScalingType": "X"}))
+            .await;
+        assert_eq!(err.code, "ValidationException");
+        e.create("big", 4).await;
+        let err = e
+            .err("UpdateShardCount", json!({"StreamName": "big", "TargetShardCount": 1, "ScalingType": "UNIFORM_SCALING"}))
+            .await;
+        assert!(err.message.contains("below half"));
+        e.ok(
+            "CreateStream",
+            json!({"StreamName": "od", "StreamModeDetails": {"StreamMode": "ON_DEMAND"}}),
+        )
+        .await;
+        let err = e
+            .err("UpdateShardCount", json!({"StreamName": "od", "TargetShardCount": 5, "ScalingType": "UNIFORM_SCALING"}))
+            .await;
+        assert_eq!(err.code, "InvalidArgumentException");
+    }
+
+    #[tokio::test]
+    async fn list_shards_paging_and_filters() {
+        let e = Env::new();
+        e.create("l", 2).await;
+        e.ok(
+            "SplitShard",
+            json!({"StreamName": "l", "ShardToSplit": "shardId-000000000000", "NewStartingHashKey": "1000"}),
+        )
+        .await;
+        let all = shards(&e, "l").await;
+        assert_eq!(all.len(), 4);
+        let p1 = e.ok("ListShards", json!({"StreamName": "l", "MaxResults": 3})).await;
+        assert_eq!(p1["Shards"].as_array().unwrap().len(), 3);
+        let tok = p1["NextToken"].as_str().unwrap().to_string();
+        let p2 = e.ok("ListShards", json!({"NextToken": tok})).await;
+        assert_eq!(p2["Shards"].as_array().unwrap().len(), 1);
+        assert_eq!(p2["Shards"][0]["ShardId"], "shardId-000000000003");
+        assert!(p2["NextToken"].is_null());
+        let err = e.err("ListShards", json!({"NextToken": tok, "StreamName": "l"})).await;
+        assert_eq!(err.code, "InvalidArgumentException");
+        let err = e.err("ListShards", json!({"NextToken": "garbage"})).await;
+        assert_eq!(err.code, "InvalidArgumentException");
+        let r = e
+            .ok("ListShards", json!({"StreamName": "l", "ExclusiveStartShardId": "shardId-000000000001"}))
+            .await;
+        assert_eq!(r["Shards"].as_array().unwrap().len(), 2);
+        let ids = |v: &Value| -> Vec<String> {
+            v["Shards"].as_array().unwrap().iter().map(|s| s["ShardId"].as_str().unwrap().to_string()).collect()
+        };
+        let f = |filter: Value| json!({"StreamName": "l", "ShardFilter": filter});
+        let r = e.ok("ListShards", f(json!({"Type": "AT_LATEST"}))).await;
+        assert_eq!(ids(&r), vec!["shardId-000000000001", "shardId-000000000002", "shardId-000000000003"]);
+        let r = e.ok("ListShards", f(json!({"Type": "AT_TRIM_HORIZON"}))).await;
+        assert_eq!(ids(&r), vec!["shardId-000000000000", "shardId-000000000001"]);
+        let r = e.ok("ListShards", f(json!({"Type": "FROM_TRIM_HORIZON"}))).await;
+        assert_eq!(ids(&r).len(), 4);
+        let r = e
+            .ok("ListShards", f(json!({"Type": "AFTER_SHARD_ID", "ShardId": "shardId-000000000002"})))
+            .await;
+        assert_eq!(ids(&r), vec!["shardId-000000000003"]);
+        let r = e.ok("ListShards", f(json!({"Type": "AT_TIMESTAMP", "Timestamp": 1000.0}))).await;
+        assert_eq!(ids(&r), vec!["shardId-000000000000", "shardId-000000000001"]);
+        let future = (crate::service::now_ms() / 1000 + 100) as f64;
+        let r = e.ok("ListShards", f(json!({"Type": "FROM_TIMESTAMP", "Timestamp": future}))).await;
+        assert_eq!(ids(&r).len(), 3);
+        let err = e.err("ListShards", f(json!({"Type": "AFTER_SHARD_ID"}))).await;
+        assert_eq!(err.code, "InvalidArgumentException");
+        let err = e.err("ListShards", f(json!({"Type": "AT_TIMESTAMP"}))).await;
+        assert_eq!(err.code, "InvalidArgumentException");
+        let err = e.err("ListShards", f(json!({"Type": "AT_LATEST", "ShardId": "shardId-000000000000"}))).await;
+        assert_eq!(err.code, "InvalidArgumentException");
+        let err = e.err("ListShards", f(json!({"Type": "NOPE"}))).await;
+        assert_eq!(err.code, "ValidationException");
+        let err = e.err("ListShards", json!({"StreamName": "l", "MaxResults": 0})).await;
+        assert_eq!(err.code, "ValidationException");
+        let err = e.err("ListShards", json!({"StreamName": "nope"})).await;
+        assert_eq!(err.code, "ResourceNotFoundException");
+        // Tokens expire after 5 minutes.
+        let p1 = e.ok("ListShards", json!({"StreamName": "l", "MaxResults": 1})).await;
+        e.svc.advance_clock(300_001);
+        let err = e.err("ListShards", json!({"NextToken": p1["NextToken"]})).await;
+        assert_eq!(err.code, "ExpiredNextTokenException");
+        // DescribeStream paging.
+        let d = e.ok("DescribeStream", json!({"StreamName": "l", "Limit": 2})).await;
+        assert_eq!(d["StreamDescription"]["HasMoreShards"], true);
+        assert_eq!(d["StreamDescription"]["Shards"].as_array().unwrap().len(), 2);
+        let d = e
+            .ok("DescribeStream", json!({"StreamName": "l", "Limit": 2, "ExclusiveStartShardId": "shardId-000000000001"}))
+            .await;
+        assert_eq!(d["StreamDescription"]["HasMoreShards"], false);
+        assert_eq!(d["StreamDescription"]["Shards"][0]["ShardId"], "shardId-000000000002");
+        // Closed shards disappear once their retention has passed.
+        e.svc.advance_clock(25 * 3_600_000);
+        assert_eq!(shards(&e, "l").await.len(), 3);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_puts_during_split_lose_nothing() {
+        let e = Env::new();
+        e.create("c", 1).await;
+        let svc = e.svc.clone();
+        let ctx = e.ctx.clone();
+        let writer = tokio::spawn(async move {
+            let mut acked = Vec::new();
+            for i in 0..300 {
+                let r = svc
+                    .dispatch(&ctx, "PutRecord", json!({"StreamName": "c", "PartitionKey": format!("k{i}"), "Data": ""}))
+                    .await
+                    .unwrap();
+                acked.push((r["ShardId"].as_str().unwrap().to_string(), r["SequenceNumber"].as_str().unwrap().to_string()));
+                tokio::task::yield_now().await;
+            }
+            acked
+        });
+        tokio::task::yield_now().await;
+        e.ok(
+            "SplitShard",
+            json!({"StreamName": "c", "ShardToSplit": "shardId-000000000000", "NewStartingHashKey": (1u128 << 127).to_string()}),
+        )
+        .await;
+        let acked = writer.await.unwrap();
+        let mut seen = Vec::new();
+        for sh in ["shardId-000000000000", "shardId-000000000001", "shardId-000000000002"] {
+            let r = drain(&e, "c", sh).await;
+            for rec in r["Records"].as_array().unwrap() {
+                seen.push((sh.to_string(), rec["SequenceNumber"].as_str().unwrap().to_string()));
+            }
+        }
+        let mut a = acked.clone();
+        a.sort();
+        seen.sort();
+        assert_eq!(a, seen);
+    }
+}

@@ -218,9 +218,7 @@ impl Kinesis {
                 }
             }
         }
-        // Creation times are unique per (account, region, name) so sequence numbers of an old
-        // incarnation never validate against a new one.
-        let created_ms = now;
+        let created_ms = self.unique_created_ms();
         let shards = keys::even_ranges(shard_count)
             .into_iter()
             .enumerate()

@@ -350,3 +350,112 @@ impl Kinesis {
         Ok(json!({}))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_util::Env;
+    use serde_json::json;
+
+    const ARN: &str = "arn:aws:kinesis:us-east-1:000000000000:stream/t";
+
+    #[tokio::test]
+    async fn stream_tags() {
+        let e = Env::new();
+        e.ok(
+            "CreateStream",
+            json!({"StreamName": "t", "ShardCount": 1, "Tags": {"a": "1"}}),
+        )
+        .await;
+        e.ok("AddTagsToStream", json!({"StreamName": "t", "Tags": {"b": "2", "c": ""}}))
+            .await;
+        let l = e.ok("ListTagsForStream", json!({"StreamName": "t"})).await;
+        assert_eq!(
+            l["Tags"],
+            json!([{"Key": "a", "Value": "1"}, {"Key": "b", "Value": "2"}, {"Key": "c", "Value": ""}])
+        );
+        assert_eq!(l["HasMoreTags"], false);
+        let l = e.ok("ListTagsForStream", json!({"StreamName": "t", "Limit": 1})).await;
+        assert_eq!(l["Tags"], json!([{"Key": "a", "Value": "1"}]));
+        assert_eq!(l["HasMoreTags"], true);
+        let l = e
+            .ok("ListTagsForStream", json!({"StreamName": "t", "ExclusiveStartTagKey": "a"}))
+            .await;
+        assert_eq!(l["Tags"].as_array().unwrap().len(), 2);
+        e.ok("RemoveTagsFromStream", json!({"StreamName": "t", "TagKeys": ["a", "zz"]}))
+            .await;
+        let l = e.ok("ListTagsForResource", json!({"ResourceARN": ARN})).await;
+        assert_eq!(l["Tags"], json!([{"Key": "b", "Value": "2"}, {"Key": "c", "Value": ""}]));
+        e.ok("TagResource", json!({"ResourceARN": ARN, "Tags": {"d": "4"}})).await;
+        e.ok("UntagResource", json!({"ResourceARN": ARN, "TagKeys": ["b"]})).await;
+        let l = e.ok("ListTagsForStream", json!({"StreamARN": ARN})).await;
+        assert_eq!(l["Tags"], json!([{"Key": "c", "Value": ""}, {"Key": "d", "Value": "4"}]));
+
+        let many: serde_json::Map<String, serde_json::Value> =
+            (0..49).map(|i| (format!("k{i}"), json!("v"))).collect();
+        let err = e.err("AddTagsToStream", json!({"StreamName": "t", "Tags": many})).await;
+        assert_eq!(err.code, "InvalidArgumentException");
+        let err = e.err("AddTagsToStream", json!({"StreamName": "t", "Tags": {}})).await;
+        assert_eq!(err.code, "ValidationException");
+        let err = e
+            .err("AddTagsToStream", json!({"StreamName": "t", "Tags": {"k": "v".repeat(257)}}))
+            .await;
+        assert_eq!(err.code, "ValidationException");
+        let err = e.err("AddTagsToStream", json!({"StreamName": "t"})).await;
+        assert_eq!(err.code, "ValidationException");
+        let err = e.err("RemoveTagsFromStream", json!({"StreamName": "t", "TagKeys": []})).await;
+        assert_eq!(err.code, "ValidationException");
+        let err = e.err("ListTagsForStream", json!({"StreamName": "t", "Limit": 51})).await;
+        assert_eq!(err.code, "ValidationException");
+        let err = e.err("ListTagsForStream", json!({"StreamName": "nope"})).await;
+        assert_eq!(err.code, "ResourceNotFoundException");
+        let err = e
+            .err("TagResource", json!({"ResourceARN": "arn:aws:kinesis:us-east-1:000000000000:stream/nope", "Tags": {"a": "b"}}))
+            .await;
+        assert_eq!(err.code, "ResourceNotFoundException");
+        let err = e.err("TagResource", json!({"ResourceARN": "arn:aws:sqs:x", "Tags": {"a": "b"}})).await;
+        assert_eq!(err.code, "ValidationException");
+        let err = e.err("ListTagsForResource", json!({})).await;
+        assert_eq!(err.code, "ValidationException");
+        let err = e.err("AddTagsToStream", json!({"StreamName": "t", "Tags": {"a": 1}})).await;
+        assert_eq!(err.code, "SerializationException");
+    }
+
+    #[tokio::test]
+    async fn resource_policies_on_streams_and_consumers() {
+        let e = Env::new();
+        e.create("t", 1).await;
+        let policy = r#"{"Version":"2012-10-17","Statement":[]}"#;
+        let g = e.ok("GetResourcePolicy", json!({"ResourceARN": ARN})).await;
+        assert_eq!(g["Policy"], "{}");
+        let err = e.err("DeleteResourcePolicy", json!({"ResourceARN": ARN})).await;
+        assert_eq!(err.code, "ResourceNotFoundException");
+        e.ok("PutResourcePolicy", json!({"ResourceARN": ARN, "Policy": policy})).await;
+        let g = e.ok("GetResourcePolicy", json!({"ResourceARN": ARN})).await;
+        assert_eq!(g["Policy"], policy);
+        let err = e
+            .err("PutResourcePolicy", json!({"ResourceARN": ARN, "Policy": "not json"}))
+            .await;
+        assert_eq!(err.code, "InvalidArgumentException");
+        let err = e.err("PutResourcePolicy", json!({"ResourceARN": ARN})).await;
+        assert_eq!(err.code, "ValidationException");
+        e.ok("DeleteResourcePolicy", json!({"ResourceARN": ARN})).await;
+        assert_eq!(e.ok("GetResourcePolicy", json!({"ResourceARN": ARN})).await["Policy"], "{}");
+
+        let c = e
+            .ok("RegisterStreamConsumer", json!({"StreamARN": ARN, "ConsumerName": "c1"}))
+            .await;
+        let carn = c["Consumer"]["ConsumerARN"].as_str().unwrap().to_string();
+        e.ok("PutResourcePolicy", json!({"ResourceARN": carn, "Policy": policy})).await;
+        assert_eq!(e.ok("GetResourcePolicy", json!({"ResourceARN": carn})).await["Policy"], policy);
+        assert_eq!(e.ok("GetResourcePolicy", json!({"ResourceARN": ARN})).await["Policy"], "{}");
+        e.ok("TagResource", json!({"ResourceARN": carn, "Tags": {"team": "x"}})).await;
+        let l = e.ok("ListTagsForResource", json!({"ResourceARN": carn})).await;
+        assert_eq!(l["Tags"], json!([{"Key": "team", "Value": "x"}]));
+        e.ok("UntagResource", json!({"ResourceARN": carn, "TagKeys": ["team"]})).await;
+        let l = e.ok("ListTagsForResource", json!({"ResourceARN": carn})).await;
+        assert_eq!(l["Tags"], json!([]));
+        let bad = format!("{ARN}/consumer/c1:1");
+        let err = e.err("GetResourcePolicy", json!({"ResourceARN": bad})).await;
+        assert_eq!(err.code, "ResourceNotFoundException");
+    }
+}
