@@ -72,6 +72,7 @@ async fn join_all<F: Future>(futs: Vec<F>) -> Vec<F::Output> {
 
 /// What a writer needs of its stream (cheap to copy out of the catalog per request).
 struct WriteInfo {
+    id: String,
     name: String,
     account: String,
     created_ms: u64,
@@ -167,7 +168,7 @@ impl Kinesis {
         &self,
         t: &Target,
         hashes: &[u128],
-    ) -> ServiceResult<(WriteInfo, Vec<u32>, Vec<(u32, Arc<ShardRt>)>)> {
+    ) -> ServiceResult<(WriteInfo, Vec<u32>, Vec<(u32, Arc<ShardRt>, u64)>)> {
         loop {
             let now = self.now();
             let (meta, routes, rts) = self.with_stream(t, |s| {
@@ -187,6 +188,7 @@ impl Kinesis {
                     rts.push((ix, self.shard_rt(s, ix)?));
                 }
                 let meta = WriteInfo {
+                    id: s.id.clone(),
                     name: s.name.clone(),
                     account: s.account.clone(),
                     created_ms: s.created_ms,
@@ -195,11 +197,14 @@ impl Kinesis {
                 Ok((meta, routes, rts))
             })?;
             let mut closed = false;
-            for (_, rt) in &rts {
+            let mut with_epochs = Vec::with_capacity(rts.len());
+            for (ix, rt) in rts {
                 if *rt.gate.read().await {
                     closed = true;
                     break;
                 }
+                let epoch = self.ensure_epoch(&meta.id, ix, &rt).await?;
+                with_epochs.push((ix, rt, epoch));
             }
             if closed {
                 // A reshard closed a routed shard; it holds the write lock until the catalog
@@ -207,7 +212,7 @@ impl Kinesis {
                 drop(self.write_lock.lock().await);
                 continue;
             }
-            return Ok((meta, routes, rts));
+            return Ok((meta, routes, with_epochs));
         }
     }
 
@@ -242,7 +247,7 @@ impl Kinesis {
             }
         }
         let (meta, routes, rts) = self.route_and_gate(&t, &[entry.hash]).await?;
-        let (ix, rt) = (routes[0], &rts[0].1);
+        let (ix, rt, epoch) = (routes[0], &rts[0].1, rts[0].2);
         let guard = rt.gate.read().await;
         if *guard {
             drop(guard);
@@ -267,7 +272,7 @@ impl Kinesis {
         drop(guard);
         Ok(json!({
             "ShardId": keys::shard_id(ix),
-            "SequenceNumber": keys::sequence_number(meta.created_ms, ix, offset),
+            "SequenceNumber": keys::sequence_number(meta.created_ms, epoch, ix, offset),
             "EncryptionType": if meta.kms { "KMS" } else { "NONE" },
         }))
     }
@@ -344,7 +349,7 @@ impl Kinesis {
             // Hold every target shard's gate across the appends.
             let mut guards = Vec::with_capacity(rts.len());
             let mut closed = false;
-            for (_, rt) in &rts {
+            for (_, rt, _) in &rts {
                 let g = rt.gate.read().await;
                 closed |= *g;
                 guards.push(g);
@@ -355,10 +360,10 @@ impl Kinesis {
                 continue;
             }
             let now = self.now();
-            let mut results: Vec<Option<Result<(u32, u64), (String, String)>>> =
+            let mut results: Vec<Option<Result<(u32, u64, u64), (String, String)>>> =
                 (0..entries.len()).map(|_| None).collect();
             let mut batches: Vec<(usize, Vec<usize>)> = Vec::new();
-            for (k, (ix, rt)) in rts.iter().enumerate() {
+            for (k, (ix, rt, _)) in rts.iter().enumerate() {
                 let mut mine = Vec::new();
                 for (n, r) in routes.iter().enumerate() {
                     if r != ix {
@@ -408,11 +413,11 @@ impl Kinesis {
             let outcomes = join_all(futs).await;
             drop(guards);
             for ((k, mine), outcome) in batches.iter().zip(outcomes) {
-                let ix = rts[*k].0;
+                let (ix, epoch) = (rts[*k].0, rts[*k].2);
                 match outcome {
                     Ok(first) => {
                         for (j, n) in mine.iter().enumerate() {
-                            results[*n] = Some(Ok((ix, first + j as u64)));
+                            results[*n] = Some(Ok((ix, epoch, first + j as u64)));
                         }
                     }
                     Err(e) => {
@@ -432,8 +437,8 @@ impl Kinesis {
         let records: Vec<Value> = results
             .into_iter()
             .map(|r| match r {
-                Some(Ok((ix, off))) => json!({
-                    "SequenceNumber": keys::sequence_number(meta.created_ms, ix, off),
+                Some(Ok((ix, epoch, off))) => json!({
+                    "SequenceNumber": keys::sequence_number(meta.created_ms, epoch, ix, off),
                     "ShardId": keys::shard_id(ix),
                 }),
                 Some(Err((code, msg))) => {
@@ -656,6 +661,7 @@ impl Kinesis {
         let mut records = Vec::new();
         let mut bytes = 0usize;
         let encrypted = s.kms_key.is_some();
+        let meta = s.shard(it.shard).ok_or_else(|| shard_missing(&shard_name, s))?;
         while offset < end && records.len() < limit {
             let rec = rt.log.read_with(offset, |_kind, ts, payload| {
                 crate::codec::decode::<StoredRecord>(payload).map(|r| (ts, r))
@@ -670,7 +676,7 @@ impl Kinesis {
             let mut m = Map::new();
             m.insert(
                 "SequenceNumber".into(),
-                json!(keys::sequence_number(s.created_ms, it.shard, offset)),
+                json!(keys::sequence_number(s.created_ms, meta.epoch_at(offset), it.shard, offset)),
             );
             m.insert("ApproximateArrivalTimestamp".into(), json!(ts_out(ts)));
             m.insert("Data".into(), json!(b64().encode(&r.data)));
@@ -749,7 +755,7 @@ mod tests {
     /// Sequence numbers have a fixed width, so string order is numeric order.
     fn seq(v: &Value) -> String {
         let s = v["SequenceNumber"].as_str().unwrap().to_string();
-        assert_eq!(s.len(), 46);
+        assert_eq!(s.len(), 60);
         s
     }
 
@@ -763,7 +769,7 @@ mod tests {
         assert_eq!(a["ShardId"], "shardId-000000000000");
         assert_eq!(a["EncryptionType"], "NONE");
         assert!(seq(&a) < seq(&b) && seq(&b) < seq(&c));
-        assert_eq!(a["SequenceNumber"].as_str().unwrap().len(), 46);
+        assert_eq!(a["SequenceNumber"].as_str().unwrap().len(), 60);
 
         let it = e.iterator("s", "shardId-000000000000", "TRIM_HORIZON").await;
         let r = get(&e, &it, None).await;

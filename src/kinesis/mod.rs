@@ -104,6 +104,8 @@ pub(crate) struct ShardRt {
     /// Last arrival timestamp handed out, so timestamps never go backwards within a shard.
     last_ts: Mutex<u64>,
     window: Mutex<Window>,
+    /// This run's writer epoch, once recorded in the catalog for this shard.
+    epoch: tokio::sync::OnceCell<u64>,
 }
 
 impl ShardRt {
@@ -132,6 +134,8 @@ pub struct Kinesis {
     /// Last stream creation time handed out: creation times are unique so sequence numbers of
     /// a deleted incarnation never validate against a new stream of the same name.
     last_created_ms: AtomicU64,
+    /// This run's writer epoch: the start time, above every epoch recorded by earlier runs.
+    boot_ms: u64,
 }
 
 /// Which stream a request names: resolved from StreamName (in the caller's account and region)
@@ -264,7 +268,16 @@ impl Kinesis {
             catalog.apply(crate::codec::decode::<CatalogEvent>(&rec.payload)?);
             replayed += 1;
         }
+        let newest_epoch = catalog
+            .streams
+            .values()
+            .flat_map(|s| s.shards.iter())
+            .filter_map(|sh| sh.epochs.last().map(|e| e.1))
+            .max()
+            .unwrap_or(0);
+        let boot_ms = crate::service::now_ms().max(newest_epoch + 1);
         let svc = Arc::new(Kinesis {
+            boot_ms,
             dir,
             log_opts,
             transition_ms: config.kinesis_transition_ms,
@@ -460,10 +473,34 @@ impl Kinesis {
                     gate: tokio::sync::RwLock::new(closed),
                     last_ts: Mutex::new(0),
                     window: Mutex::new(Window::default()),
+                    epoch: tokio::sync::OnceCell::new(),
                 })
             })
             .clone();
         Ok(rt)
+    }
+
+    /// Records (once per shard per run) the first offset this run writes under its epoch, so
+    /// sequence numbers of records written now can be recomputed after a restart. Must not be
+    /// called while holding a shard gate (it takes the catalog write lock, as reshards do).
+    pub(crate) async fn ensure_epoch(&self, stream_id: &str, ix: u32, rt: &ShardRt) -> ServiceResult<u64> {
+        rt.epoch
+            .get_or_try_init(|| async {
+                let _w = self.write_lock.lock().await;
+                let Some(mut s) = self.catalog.read().streams.get(stream_id).cloned() else {
+                    return Err(error::not_found("Stream not found."));
+                };
+                let Some(sh) = s.shards.get_mut(ix as usize) else {
+                    return Err(error::not_found("Shard not found."));
+                };
+                if sh.epochs.last().map(|e| e.1) != Some(self.boot_ms) {
+                    sh.epochs.push((rt.log.next_offset(), self.boot_ms));
+                    self.put_stream(s).await?;
+                }
+                Ok(self.boot_ms)
+            })
+            .await
+            .copied()
     }
 
     /// Forgets a deleted stream's shard handles and removes its files.

@@ -40,6 +40,7 @@ fn add_shard(s: &mut StreamMeta, parent: u32, adjacent: Option<u32>, start: u128
         end_key: end.to_string(),
         created_ms: now,
         closed: None,
+        epochs: Vec::new(),
     });
     index
 }

@@ -43,6 +43,8 @@ pub struct ShardMeta {
     pub created_ms: u64,
     /// Set when a reshard closed this shard: the log offset past its last record, and when.
     pub closed: Option<Closed>,
+    /// (first offset, writer epoch ms) for each broker run that wrote to this shard, ascending.
+    pub epochs: Vec<(u64, u64)>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug)]
@@ -60,6 +62,16 @@ impl ShardMeta {
     }
     pub fn is_open(&self) -> bool {
         self.closed.is_none()
+    }
+
+    /// The writer epoch of the record at `offset` (see the sequence number layout in `keys`).
+    pub fn epoch_at(&self, offset: u64) -> u64 {
+        let i = self.epochs.partition_point(|(from, _)| *from <= offset);
+        if i == 0 {
+            0
+        } else {
+            self.epochs[i - 1].1
+        }
     }
 }
 

@@ -77,7 +77,7 @@ pub(crate) fn shard_json(s: &StreamMeta, sh: &ShardMeta) -> Value {
     let mut range = Map::new();
     range.insert(
         "StartingSequenceNumber".into(),
-        json!(keys::sequence_number(s.created_ms, sh.index, 0)),
+        json!(keys::sequence_number(s.created_ms, 0, sh.index, 0)),
     );
     if sh.closed.is_some() {
         range.insert(
@@ -230,6 +230,7 @@ impl Kinesis {
                 end_key: end.to_string(),
                 created_ms,
                 closed: None,
+                epochs: Vec::new(),
             })
             .collect();
         let meta = StreamMeta {
