@@ -2,22 +2,26 @@
 //! iterators, paging tokens and timestamps. No state, no I/O.
 //!
 //! # Sequence numbers
-//! A sequence number is a 60-digit decimal string made of five fixed-width fields:
+//! A sequence number is a 38-digit decimal string (it fits an unsigned 128-bit integer) made of
+//! four fixed-width fields:
 //!
 //! ```text
-//! 49 | stream creation ms (14 digits) | writer epoch ms (14) | shard index (10) | log offset (20)
+//! 49 | writer epoch, ms since 1970 (13 digits) | shard index (7 digits) | log offset (16 digits)
 //! ```
 //!
 //! The shard index is the number in `shardId-000000000007`; the log offset is the record's offset
 //! in that shard's log, so AT/AFTER_SEQUENCE_NUMBER is an O(log n) offset lookup. The writer
-//! epoch is the time the broker process that appended the record started (strictly larger for
-//! every restart); each shard records in the catalog the first offset written under each epoch,
-//! so a stored record's number is recomputed exactly on read. Hence numbers are strictly
-//! increasing per shard (epoch, then offset), unique in the stream (the shard index differs), and
-//! every number issued after a restart is larger than every number issued before it, stream-wide.
-//! The stream creation time (unique per incarnation) rejects numbers from a deleted stream of the
-//! same name. A shard's `StartingSequenceNumber` uses epoch 0 and offset 0; a closed shard's
-//! `EndingSequenceNumber` uses all nines for epoch and offset, above every real record.
+//! epoch is stamped once per shard per broker run, at the run's first write to that shard, from a
+//! clock that is strictly increasing across stream creations and epochs and starts each run above
+//! everything recorded before. Each shard keeps in the catalog the first offset written under each
+//! of its epochs, so a stored record's number is recomputed exactly on read. Hence numbers are
+//! strictly increasing per shard (epoch, then offset), unique in the stream (the shard index
+//! differs), every number issued after a restart is larger than every number issued before it,
+//! stream-wide, and a number from a deleted stream of the same name is recognised because its
+//! epoch predates the stream's creation. A shard's `StartingSequenceNumber` uses the shard's
+//! creation time and offset 0; a closed shard's `EndingSequenceNumber` is all nines in epoch and
+//! offset, above every real record. Limits of the layout: 10^7 shards per stream, 10^16 records
+//! per shard, epochs until the year 2286.
 //!
 //! # Shard iterators
 //! Base64 (standard) of: version byte 1, stream creation ms (u64 BE), shard index (u32 BE), next
@@ -33,11 +37,11 @@ use crate::error::ServiceResult;
 use super::error::{invalid_iterator, serialization};
 
 pub const SEQ_PREFIX: &str = "49";
-pub const SEQ_LEN: usize = 60;
+pub const SEQ_LEN: usize = 38;
 /// Offset field value of a closed shard's EndingSequenceNumber.
-pub const END_OFFSET_FIELD: u128 = 99_999_999_999_999_999_999;
+pub const END_OFFSET_FIELD: u64 = 9_999_999_999_999_999;
 /// Epoch field value of a closed shard's EndingSequenceNumber.
-pub const END_EPOCH_FIELD: u64 = 99_999_999_999_999;
+pub const END_EPOCH_FIELD: u64 = 9_999_999_999_999;
 /// Iterators older than this are refused with ExpiredIteratorException.
 pub const ITERATOR_TTL_MS: u64 = 300_000;
 
@@ -102,23 +106,19 @@ pub fn even_ranges(n: u32) -> Vec<(u128, u128)> {
         .collect()
 }
 
-pub fn sequence_number(stream_created_ms: u64, epoch_ms: u64, shard: u32, offset: u64) -> String {
-    format!("{SEQ_PREFIX}{stream_created_ms:014}{epoch_ms:014}{shard:010}{offset:020}")
+pub fn sequence_number(epoch_ms: u64, shard: u32, offset: u64) -> String {
+    format!("{SEQ_PREFIX}{epoch_ms:013}{shard:07}{offset:016}")
 }
 
-pub fn ending_sequence_number(stream_created_ms: u64, shard: u32) -> String {
-    format!(
-        "{SEQ_PREFIX}{stream_created_ms:014}{END_EPOCH_FIELD:014}{shard:010}{END_OFFSET_FIELD:020}"
-    )
+pub fn ending_sequence_number(shard: u32) -> String {
+    sequence_number(END_EPOCH_FIELD, shard, END_OFFSET_FIELD)
 }
 
 /// The fields of a sequence number this broker issued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SeqParts {
-    pub stream_created_ms: u64,
     pub epoch_ms: u64,
     pub shard: u32,
-    /// Offset field; the all-nines EndingSequenceNumber saturates to u64::MAX.
     pub offset: u64,
 }
 
@@ -127,15 +127,10 @@ pub fn parse_sequence_number(s: &str) -> Option<SeqParts> {
     {
         return None;
     }
-    let created = s[2..16].parse::<u64>().ok()?;
-    let epoch = s[16..30].parse::<u64>().ok()?;
-    let shard = s[30..40].parse::<u64>().ok()?;
-    let offset = s[40..60].parse::<u128>().ok()?;
     Some(SeqParts {
-        stream_created_ms: created,
-        epoch_ms: epoch,
-        shard: u32::try_from(shard).ok()?,
-        offset: u64::try_from(offset).unwrap_or(u64::MAX),
+        epoch_ms: s[2..15].parse().ok()?,
+        shard: s[15..22].parse().ok()?,
+        offset: s[22..38].parse().ok()?,
     })
 }
 
@@ -357,22 +352,18 @@ mod tests {
 
     #[test]
     fn sequence_numbers_round_trip_and_order() {
-        let a = sequence_number(1_700_000_000_000, 1_800_000_000_000, 3, 41);
-        let b = sequence_number(1_700_000_000_000, 1_800_000_000_000, 3, 42);
+        let e = 1_800_000_000_000;
+        let a = sequence_number(e, 3, 41);
+        let b = sequence_number(e, 3, 42);
         assert_eq!(a.len(), SEQ_LEN);
+        assert!(a.parse::<u128>().unwrap() < b.parse::<u128>().unwrap());
         assert!(a < b, "fixed width: string order is numeric order");
-        let c = 1_700_000_000_000;
-        assert!(sequence_number(c, 5, 3, u64::MAX) < sequence_number(c, 5, 4, 0));
-        assert!(sequence_number(c, 5, 9, u64::MAX) < sequence_number(c, 6, 0, 0));
-        assert!(sequence_number(c, 0, 3, 0) < a);
-        assert!(ending_sequence_number(c, 3) > sequence_number(c, 99_999_999_999_998, 3, u64::MAX));
+        assert!(sequence_number(e, 3, END_OFFSET_FIELD) < sequence_number(e, 4, 0));
+        assert!(sequence_number(e, 9_999_999, END_OFFSET_FIELD) < sequence_number(e + 1, 0, 0));
+        assert!(ending_sequence_number(3) > sequence_number(END_EPOCH_FIELD - 1, 3, 0));
+        assert!(ending_sequence_number(9_999_999).parse::<u128>().is_ok());
         let p = parse_sequence_number(&b).unwrap();
-        assert_eq!(
-            (p.stream_created_ms, p.epoch_ms, p.shard, p.offset),
-            (1_700_000_000_000, 1_800_000_000_000, 3, 42)
-        );
-        let e = parse_sequence_number(&ending_sequence_number(5, 1)).unwrap();
-        assert_eq!(e.offset, u64::MAX);
+        assert_eq!((p.epoch_ms, p.shard, p.offset), (e, 3, 42));
         assert!(parse_sequence_number("123").is_none());
         assert!(parse_sequence_number(&format!("48{}", &b[2..])).is_none());
     }

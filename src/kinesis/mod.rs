@@ -131,11 +131,9 @@ pub struct Kinesis {
     clock_skew_ms: AtomicU64,
     /// When non-zero, the clock reads this instead of the wall clock (tests of per-second limits).
     frozen_ms: AtomicU64,
-    /// Last stream creation time handed out: creation times are unique so sequence numbers of
-    /// a deleted incarnation never validate against a new stream of the same name.
-    last_created_ms: AtomicU64,
-    /// This run's writer epoch: the start time, above every epoch recorded by earlier runs.
-    boot_ms: u64,
+    /// Last stream creation time or shard writer epoch handed out (see [`keys`]): strictly
+    /// increasing, and above everything recorded by earlier runs.
+    last_stamp_ms: AtomicU64,
 }
 
 /// Which stream a request names: resolved from StreamName (in the caller's account and region)
@@ -268,16 +266,16 @@ impl Kinesis {
             catalog.apply(crate::codec::decode::<CatalogEvent>(&rec.payload)?);
             replayed += 1;
         }
-        let newest_epoch = catalog
+        let newest_stamp = catalog
             .streams
             .values()
-            .flat_map(|s| s.shards.iter())
-            .filter_map(|sh| sh.epochs.last().map(|e| e.1))
+            .flat_map(|s| {
+                let epochs = s.shards.iter().filter_map(|sh| sh.epochs.last().map(|e| e.1));
+                epochs.chain([s.created_ms])
+            })
             .max()
             .unwrap_or(0);
-        let boot_ms = crate::service::now_ms().max(newest_epoch + 1);
         let svc = Arc::new(Kinesis {
-            boot_ms,
             dir,
             log_opts,
             transition_ms: config.kinesis_transition_ms,
@@ -289,10 +287,8 @@ impl Kinesis {
             events_since_checkpoint: AtomicU64::new(replayed),
             clock_skew_ms: AtomicU64::new(0),
             frozen_ms: AtomicU64::new(0),
-            last_created_ms: AtomicU64::new(0),
+            last_stamp_ms: AtomicU64::new(newest_stamp),
         });
-        let newest = svc.catalog.read().streams.values().map(|s| s.created_ms).max();
-        svc.last_created_ms.store(newest.unwrap_or(0), Ordering::Relaxed);
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             let weak: Weak<Kinesis> = Arc::downgrade(&svc);
             handle.spawn(async move {
@@ -433,13 +429,13 @@ impl Kinesis {
         self.frozen_ms.store(crate::service::now_ms(), Ordering::Relaxed);
     }
 
-    /// A stream creation time: now, but strictly after every earlier one. Caller holds
-    /// `write_lock`.
-    pub(crate) fn unique_created_ms(&self) -> u64 {
+    /// A stream creation time or shard writer epoch: now, but strictly after every earlier one
+    /// (also those of earlier runs). Caller holds `write_lock`.
+    pub(crate) fn unique_stamp(&self) -> u64 {
         let v = self
             .now()
-            .max(self.last_created_ms.load(Ordering::Relaxed) + 1);
-        self.last_created_ms.store(v, Ordering::Relaxed);
+            .max(self.last_stamp_ms.load(Ordering::Relaxed) + 1);
+        self.last_stamp_ms.store(v, Ordering::Relaxed);
         v
     }
 
@@ -493,11 +489,10 @@ impl Kinesis {
                 let Some(sh) = s.shards.get_mut(ix as usize) else {
                     return Err(error::not_found("Shard not found."));
                 };
-                if sh.epochs.last().map(|e| e.1) != Some(self.boot_ms) {
-                    sh.epochs.push((rt.log.next_offset(), self.boot_ms));
-                    self.put_stream(s).await?;
-                }
-                Ok(self.boot_ms)
+                let epoch = self.unique_stamp();
+                sh.epochs.push((rt.log.next_offset(), epoch));
+                self.put_stream(s).await?;
+                Ok(epoch)
             })
             .await
             .copied()

@@ -61,7 +61,7 @@ pub(crate) fn shard_limit_error(account: &str, region: &str, current: usize, ext
     ))
 }
 
-pub(crate) fn shard_json(s: &StreamMeta, sh: &ShardMeta) -> Value {
+pub(crate) fn shard_json(sh: &ShardMeta) -> Value {
     let mut m = Map::new();
     m.insert("ShardId".into(), json!(keys::shard_id(sh.index)));
     if let Some(p) = sh.parent {
@@ -77,12 +77,12 @@ pub(crate) fn shard_json(s: &StreamMeta, sh: &ShardMeta) -> Value {
     let mut range = Map::new();
     range.insert(
         "StartingSequenceNumber".into(),
-        json!(keys::sequence_number(s.created_ms, 0, sh.index, 0)),
+        json!(keys::sequence_number(sh.created_ms, sh.index, 0)),
     );
     if sh.closed.is_some() {
         range.insert(
             "EndingSequenceNumber".into(),
-            json!(keys::ending_sequence_number(s.created_ms, sh.index)),
+            json!(keys::ending_sequence_number(sh.index)),
         );
     }
     m.insert("SequenceNumberRange".into(), Value::Object(range));
@@ -218,7 +218,7 @@ impl Kinesis {
                 }
             }
         }
-        let created_ms = self.unique_created_ms();
+        let created_ms = self.unique_stamp();
         let shards = keys::even_ranges(shard_count)
             .into_iter()
             .enumerate()
@@ -348,7 +348,7 @@ impl Kinesis {
             let mut m = self.description_common(s, now);
             m.insert(
                 "Shards".into(),
-                Value::Array(shards.iter().take(limit).map(|sh| shard_json(s, sh)).collect()),
+                Value::Array(shards.iter().take(limit).map(|sh| shard_json(sh)).collect()),
             );
             m.insert("HasMoreShards".into(), json!(has_more));
             m.insert("RetentionPeriodHours".into(), json!(s.retention_hours));
@@ -630,7 +630,7 @@ impl Kinesis {
             let mut out = Map::new();
             out.insert(
                 "Shards".into(),
-                Value::Array(picked.iter().map(|sh| shard_json(s, sh)).collect()),
+                Value::Array(picked.iter().map(|sh| shard_json(sh)).collect()),
             );
             if has_more {
                 if let Some(last) = picked.last() {
