@@ -45,7 +45,10 @@ fn consumer_json(s: &StreamMeta, c: &ConsumerMeta, now: u64, with_stream: bool) 
         "ConsumerStatus".into(),
         json!(c.status_at(now).unwrap_or(Status::Deleting).as_str()),
     );
-    m.insert("ConsumerCreationTimestamp".into(), json!(ts_out(c.created_ms)));
+    m.insert(
+        "ConsumerCreationTimestamp".into(),
+        json!(ts_out(c.created_ms)),
+    );
     if with_stream {
         m.insert("StreamARN".into(), json!(s.arn()));
     }
@@ -104,7 +107,11 @@ impl Kinesis {
         })
     }
 
-    fn find_consumer<'a>(s: &'a StreamMeta, r: &ConsumerRef, now: u64) -> ServiceResult<&'a ConsumerMeta> {
+    fn find_consumer<'a>(
+        s: &'a StreamMeta,
+        r: &ConsumerRef,
+        now: u64,
+    ) -> ServiceResult<&'a ConsumerMeta> {
         s.consumers
             .get(&r.name)
             .filter(|c| c.status_at(now).is_some())
@@ -115,7 +122,11 @@ impl Kinesis {
             })
     }
 
-    pub(crate) async fn register_consumer(&self, ctx: &RequestContext, input: Value) -> ServiceResult<Value> {
+    pub(crate) async fn register_consumer(
+        &self,
+        ctx: &RequestContext,
+        input: Value,
+    ) -> ServiceResult<Value> {
         #[derive(Deserialize)]
         #[serde(rename_all = "PascalCase")]
         struct In {
@@ -148,13 +159,20 @@ impl Kinesis {
                 s.status_at(now).unwrap_or(Status::Deleting).as_str(),
             ));
         }
-        if s.consumers.get(&name).is_some_and(|c| c.status_at(now).is_some()) {
+        if s.consumers
+            .get(&name)
+            .is_some_and(|c| c.status_at(now).is_some())
+        {
             return Err(in_use(format!(
                 "Consumer {name} under stream {} already exists for account {}.",
                 s.name, s.account
             )));
         }
-        let live: Vec<Status> = s.consumers.values().filter_map(|c| c.status_at(now)).collect();
+        let live: Vec<Status> = s
+            .consumers
+            .values()
+            .filter_map(|c| c.status_at(now))
+            .collect();
         if live.len() >= MAX_CONSUMERS {
             return Err(limit_exceeded(format!(
                 "Stream {} under account {} already has {MAX_CONSUMERS} registered consumers.",
@@ -188,7 +206,11 @@ impl Kinesis {
         Ok(json!({ "Consumer": out }))
     }
 
-    pub(crate) async fn deregister_consumer(&self, ctx: &RequestContext, input: Value) -> ServiceResult<Value> {
+    pub(crate) async fn deregister_consumer(
+        &self,
+        ctx: &RequestContext,
+        input: Value,
+    ) -> ServiceResult<Value> {
         #[derive(Deserialize)]
         #[serde(rename_all = "PascalCase")]
         struct In {
@@ -219,7 +241,11 @@ impl Kinesis {
         Ok(json!({}))
     }
 
-    pub(crate) fn describe_consumer(&self, ctx: &RequestContext, input: Value) -> ServiceResult<Value> {
+    pub(crate) fn describe_consumer(
+        &self,
+        ctx: &RequestContext,
+        input: Value,
+    ) -> ServiceResult<Value> {
         #[derive(Deserialize)]
         #[serde(rename_all = "PascalCase")]
         struct In {
@@ -238,7 +264,11 @@ impl Kinesis {
         })
     }
 
-    pub(crate) fn list_consumers(&self, ctx: &RequestContext, input: Value) -> ServiceResult<Value> {
+    pub(crate) fn list_consumers(
+        &self,
+        ctx: &RequestContext,
+        input: Value,
+    ) -> ServiceResult<Value> {
         #[derive(Deserialize)]
         #[serde(rename_all = "PascalCase")]
         struct In {
@@ -297,7 +327,11 @@ impl Kinesis {
 
     /// Validates a SubscribeToShard request as AWS does; the event stream itself is not served
     /// yet, so a valid request is answered with InvalidArgumentException naming the gap.
-    pub(crate) fn subscribe_to_shard(&self, ctx: &RequestContext, input: Value) -> ServiceResult<Value> {
+    pub(crate) fn subscribe_to_shard(
+        &self,
+        ctx: &RequestContext,
+        input: Value,
+    ) -> ServiceResult<Value> {
         #[derive(Deserialize)]
         #[serde(rename_all = "PascalCase")]
         struct Pos {
@@ -343,7 +377,10 @@ impl Kinesis {
                     s.consumer_arn(c)
                 )));
             }
-            if keys::parse_shard_id(&shard).and_then(|ix| s.shard(ix)).is_none() {
+            if keys::parse_shard_id(&shard)
+                .and_then(|ix| s.shard(ix))
+                .is_none()
+            {
                 return Err(not_found(format!(
                     "Shard {shard} in stream {} under account {} does not exist",
                     s.name, s.account
@@ -369,37 +406,65 @@ mod tests {
         let e = Env::new();
         e.create("s", 2).await;
         let r = e
-            .ok("RegisterStreamConsumer", json!({"StreamARN": ARN, "ConsumerName": "c1", "Tags": {"a": "b"}}))
+            .ok(
+                "RegisterStreamConsumer",
+                json!({"StreamARN": ARN, "ConsumerName": "c1", "Tags": {"a": "b"}}),
+            )
             .await;
         let c = &r["Consumer"];
         assert_eq!(c["ConsumerName"], "c1");
-        assert!(c["ConsumerARN"].as_str().unwrap().starts_with(&format!("{ARN}/consumer/c1:")));
+        assert!(c["ConsumerARN"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{ARN}/consumer/c1:")));
         assert_eq!(c["ConsumerStatus"], "ACTIVE");
         assert!(c["ConsumerCreationTimestamp"].is_number());
         let carn = c["ConsumerARN"].as_str().unwrap().to_string();
         let err = e
-            .err("RegisterStreamConsumer", json!({"StreamARN": ARN, "ConsumerName": "c1"}))
+            .err(
+                "RegisterStreamConsumer",
+                json!({"StreamARN": ARN, "ConsumerName": "c1"}),
+            )
             .await;
         assert_eq!(err.code, "ResourceInUseException");
-        e.ok("RegisterStreamConsumer", json!({"StreamARN": ARN, "ConsumerName": "c2"})).await;
+        e.ok(
+            "RegisterStreamConsumer",
+            json!({"StreamARN": ARN, "ConsumerName": "c2"}),
+        )
+        .await;
 
-        let d = e.ok("DescribeStreamConsumer", json!({"ConsumerARN": carn})).await;
+        let d = e
+            .ok("DescribeStreamConsumer", json!({"ConsumerARN": carn}))
+            .await;
         assert_eq!(d["ConsumerDescription"]["StreamARN"], ARN);
         assert_eq!(d["ConsumerDescription"]["ConsumerName"], "c1");
         let d = e
-            .ok("DescribeStreamConsumer", json!({"StreamARN": ARN, "ConsumerName": "c2"}))
+            .ok(
+                "DescribeStreamConsumer",
+                json!({"StreamARN": ARN, "ConsumerName": "c2"}),
+            )
             .await;
         assert_eq!(d["ConsumerDescription"]["ConsumerStatus"], "ACTIVE");
-        let s = e.ok("DescribeStreamSummary", json!({"StreamName": "s"})).await;
+        let s = e
+            .ok("DescribeStreamSummary", json!({"StreamName": "s"}))
+            .await;
         assert_eq!(s["StreamDescriptionSummary"]["ConsumerCount"], 2);
 
         let l = e.ok("ListStreamConsumers", json!({"StreamARN": ARN})).await;
         assert_eq!(l["Consumers"].as_array().unwrap().len(), 2);
         assert!(l["NextToken"].is_null());
-        let l = e.ok("ListStreamConsumers", json!({"StreamARN": ARN, "MaxResults": 1})).await;
+        let l = e
+            .ok(
+                "ListStreamConsumers",
+                json!({"StreamARN": ARN, "MaxResults": 1}),
+            )
+            .await;
         assert_eq!(l["Consumers"][0]["ConsumerName"], "c1");
         let l = e
-            .ok("ListStreamConsumers", json!({"StreamARN": ARN, "NextToken": l["NextToken"]}))
+            .ok(
+                "ListStreamConsumers",
+                json!({"StreamARN": ARN, "NextToken": l["NextToken"]}),
+            )
             .await;
         assert_eq!(l["Consumers"][0]["ConsumerName"], "c2");
         assert!(l["NextToken"].is_null());
@@ -412,7 +477,10 @@ mod tests {
         assert_eq!(err.code, "InvalidArgumentException");
         assert!(err.message.contains("SubscribeToShard"));
         let err = e
-            .err("SubscribeToShard", json!({"ConsumerARN": carn, "ShardId": "shardId-000000000000"}))
+            .err(
+                "SubscribeToShard",
+                json!({"ConsumerARN": carn, "ShardId": "shardId-000000000000"}),
+            )
             .await;
         assert_eq!(err.code, "ValidationException");
 
@@ -420,21 +488,38 @@ mod tests {
         let err = e.err("DeleteStream", json!({"StreamName": "s"})).await;
         assert_eq!(err.code, "ResourceInUseException");
 
-        e.ok("DeregisterStreamConsumer", json!({"ConsumerARN": carn})).await;
-        let err = e.err("DescribeStreamConsumer", json!({"ConsumerARN": carn})).await;
-        assert_eq!(err.code, "ResourceNotFoundException");
-        e.ok("DeregisterStreamConsumer", json!({"StreamARN": ARN, "ConsumerName": "c2"})).await;
+        e.ok("DeregisterStreamConsumer", json!({"ConsumerARN": carn}))
+            .await;
         let err = e
-            .err("DeregisterStreamConsumer", json!({"StreamARN": ARN, "ConsumerName": "c2"}))
+            .err("DescribeStreamConsumer", json!({"ConsumerARN": carn}))
             .await;
         assert_eq!(err.code, "ResourceNotFoundException");
-        let err = e.err("DeregisterStreamConsumer", json!({"StreamARN": ARN})).await;
+        e.ok(
+            "DeregisterStreamConsumer",
+            json!({"StreamARN": ARN, "ConsumerName": "c2"}),
+        )
+        .await;
+        let err = e
+            .err(
+                "DeregisterStreamConsumer",
+                json!({"StreamARN": ARN, "ConsumerName": "c2"}),
+            )
+            .await;
+        assert_eq!(err.code, "ResourceNotFoundException");
+        let err = e
+            .err("DeregisterStreamConsumer", json!({"StreamARN": ARN}))
+            .await;
         assert_eq!(err.code, "InvalidArgumentException");
         let err = e
-            .err("RegisterStreamConsumer", json!({"StreamARN": ARN, "ConsumerName": "bad name"}))
+            .err(
+                "RegisterStreamConsumer",
+                json!({"StreamARN": ARN, "ConsumerName": "bad name"}),
+            )
             .await;
         assert_eq!(err.code, "ValidationException");
-        let err = e.err("RegisterStreamConsumer", json!({"ConsumerName": "x"})).await;
+        let err = e
+            .err("RegisterStreamConsumer", json!({"ConsumerName": "x"}))
+            .await;
         assert_eq!(err.code, "ValidationException");
         let err = e
             .err(
@@ -445,18 +530,28 @@ mod tests {
         assert_eq!(err.code, "ResourceNotFoundException");
         let err = e.err("ListStreamConsumers", json!({})).await;
         assert_eq!(err.code, "ValidationException");
-        let err = e.err("DescribeStreamConsumer", json!({"ConsumerARN": "arn:bad"})).await;
+        let err = e
+            .err("DescribeStreamConsumer", json!({"ConsumerARN": "arn:bad"}))
+            .await;
         assert_eq!(err.code, "ValidationException");
 
         // A re-registered name gets a new ARN; the old one no longer resolves.
         let r = e
-            .ok("RegisterStreamConsumer", json!({"StreamARN": ARN, "ConsumerName": "c1"}))
+            .ok(
+                "RegisterStreamConsumer",
+                json!({"StreamARN": ARN, "ConsumerName": "c1"}),
+            )
             .await;
         assert_ne!(r["Consumer"]["ConsumerARN"], carn.as_str());
-        let err = e.err("DescribeStreamConsumer", json!({"ConsumerARN": carn})).await;
-        assert_eq!(err.code, "ResourceNotFoundException");
-        e.ok("DeleteStream", json!({"StreamName": "s", "EnforceConsumerDeletion": true}))
+        let err = e
+            .err("DescribeStreamConsumer", json!({"ConsumerARN": carn}))
             .await;
+        assert_eq!(err.code, "ResourceNotFoundException");
+        e.ok(
+            "DeleteStream",
+            json!({"StreamName": "s", "EnforceConsumerDeletion": true}),
+        )
+        .await;
     }
 
     #[tokio::test]
@@ -464,45 +559,73 @@ mod tests {
         let e = Env::with_config(|c| c.kinesis_transition_ms = 10_000);
         e.create("s", 1).await;
         let err = e
-            .err("RegisterStreamConsumer", json!({"StreamARN": ARN, "ConsumerName": "c"}))
+            .err(
+                "RegisterStreamConsumer",
+                json!({"StreamARN": ARN, "ConsumerName": "c"}),
+            )
             .await;
         assert_eq!(err.code, "ResourceInUseException");
         e.svc.advance_clock(10_000);
         for i in 0..5 {
             let r = e
-                .ok("RegisterStreamConsumer", json!({"StreamARN": ARN, "ConsumerName": format!("c{i}")}))
+                .ok(
+                    "RegisterStreamConsumer",
+                    json!({"StreamARN": ARN, "ConsumerName": format!("c{i}")}),
+                )
                 .await;
             assert_eq!(r["Consumer"]["ConsumerStatus"], "CREATING");
         }
         let err = e
-            .err("RegisterStreamConsumer", json!({"StreamARN": ARN, "ConsumerName": "c5"}))
+            .err(
+                "RegisterStreamConsumer",
+                json!({"StreamARN": ARN, "ConsumerName": "c5"}),
+            )
             .await;
         assert_eq!(err.code, "LimitExceededException");
         e.svc.advance_clock(10_000);
         let d = e
-            .ok("DescribeStreamConsumer", json!({"StreamARN": ARN, "ConsumerName": "c0"}))
+            .ok(
+                "DescribeStreamConsumer",
+                json!({"StreamARN": ARN, "ConsumerName": "c0"}),
+            )
             .await;
         assert_eq!(d["ConsumerDescription"]["ConsumerStatus"], "ACTIVE");
         for i in 5..20 {
-            e.ok("RegisterStreamConsumer", json!({"StreamARN": ARN, "ConsumerName": format!("c{i}")}))
-                .await;
+            e.ok(
+                "RegisterStreamConsumer",
+                json!({"StreamARN": ARN, "ConsumerName": format!("c{i}")}),
+            )
+            .await;
             if i % 4 == 0 {
                 e.svc.advance_clock(10_000);
             }
         }
         e.svc.advance_clock(10_000);
         let err = e
-            .err("RegisterStreamConsumer", json!({"StreamARN": ARN, "ConsumerName": "c20"}))
+            .err(
+                "RegisterStreamConsumer",
+                json!({"StreamARN": ARN, "ConsumerName": "c20"}),
+            )
             .await;
         assert_eq!(err.code, "LimitExceededException");
-        e.ok("DeregisterStreamConsumer", json!({"StreamARN": ARN, "ConsumerName": "c0"})).await;
+        e.ok(
+            "DeregisterStreamConsumer",
+            json!({"StreamARN": ARN, "ConsumerName": "c0"}),
+        )
+        .await;
         let d = e
-            .ok("DescribeStreamConsumer", json!({"StreamARN": ARN, "ConsumerName": "c0"}))
+            .ok(
+                "DescribeStreamConsumer",
+                json!({"StreamARN": ARN, "ConsumerName": "c0"}),
+            )
             .await;
         assert_eq!(d["ConsumerDescription"]["ConsumerStatus"], "DELETING");
         e.svc.advance_clock(10_000);
         let err = e
-            .err("DescribeStreamConsumer", json!({"StreamARN": ARN, "ConsumerName": "c0"}))
+            .err(
+                "DescribeStreamConsumer",
+                json!({"StreamARN": ARN, "ConsumerName": "c0"}),
+            )
             .await;
         assert_eq!(err.code, "ResourceNotFoundException");
     }

@@ -34,14 +34,18 @@ fn b64() -> &'static base64::engine::GeneralPurpose {
 fn hash_key_ok(s: &str) -> bool {
     s == "0"
         || (s.len() <= 39
-            && s.as_bytes().first().is_some_and(|b| (b'1'..=b'9').contains(b))
+            && s.as_bytes()
+                .first()
+                .is_some_and(|b| (b'1'..=b'9').contains(b))
             && s.bytes().all(|b| b.is_ascii_digit()))
 }
 
 fn seq_ok(s: &str) -> bool {
     s == "0"
         || (s.len() <= 129
-            && s.as_bytes().first().is_some_and(|b| (b'1'..=b'9').contains(b))
+            && s.as_bytes()
+                .first()
+                .is_some_and(|b| (b'1'..=b'9').contains(b))
             && s.bytes().all(|b| b.is_ascii_digit()))
 }
 
@@ -78,6 +82,9 @@ struct WriteInfo {
     kms: bool,
 }
 
+/// Per-record PutRecords outcome: (shard, epoch, offset) or (error code, message).
+type RecordOutcome = Result<(u32, u64, u64), (String, String)>;
+
 /// A validated record to write.
 struct Entry {
     partition_key: String,
@@ -103,7 +110,12 @@ struct RecordIn {
 fn check_record(c: &mut Checks, r: &RecordIn, prefix: &str) {
     c.required(&r.data, &format!("{prefix}data"))
         .required(&r.partition_key, &format!("{prefix}partitionKey"))
-        .len(r.partition_key.as_deref(), &format!("{prefix}partitionKey"), 1, 256);
+        .len(
+            r.partition_key.as_deref(),
+            &format!("{prefix}partitionKey"),
+            1,
+            256,
+        );
     if let Some(h) = r.explicit_hash_key.as_deref() {
         c.pattern(
             Some(h),
@@ -214,7 +226,11 @@ impl Kinesis {
         }
     }
 
-    pub(crate) async fn put_record(&self, ctx: &RequestContext, input: Value) -> ServiceResult<Value> {
+    pub(crate) async fn put_record(
+        &self,
+        ctx: &RequestContext,
+        input: Value,
+    ) -> ServiceResult<Value> {
         #[derive(Deserialize)]
         #[serde(rename_all = "PascalCase")]
         struct In {
@@ -228,7 +244,12 @@ impl Kinesis {
         let mut c = Checks::new();
         check_record(&mut c, &i.rec, "");
         if let Some(s) = i.sequence_number_for_ordering.as_deref() {
-            c.pattern(Some(s), "sequenceNumberForOrdering", seq_ok(s), "0|([1-9]\\d{0,128})");
+            c.pattern(
+                Some(s),
+                "sequenceNumberForOrdering",
+                seq_ok(s),
+                "0|([1-9]\\d{0,128})",
+            );
         }
         let t = self.target(ctx, &i.sel, &mut c)?;
         let entry = decode_entry(i.rec)?;
@@ -276,7 +297,12 @@ impl Kinesis {
     }
 
     /// The rare path where a reshard closed the shard between routing and writing.
-    async fn put_record_retry(&self, ctx: &RequestContext, t: &Target, e: Entry) -> ServiceResult<Value> {
+    async fn put_record_retry(
+        &self,
+        ctx: &RequestContext,
+        t: &Target,
+        e: Entry,
+    ) -> ServiceResult<Value> {
         let mut input = json!({
             "StreamARN": format!("arn:aws:kinesis:{}:{}:stream/{}", t.region, t.account, t.name),
             "PartitionKey": e.partition_key,
@@ -294,7 +320,8 @@ impl Kinesis {
         let Some(l) = limits else { return Ok(()) };
         let mut w = rt.window.lock();
         let w = w.at(now);
-        if w.records_in + records > l.records_in_per_sec || w.bytes_in + bytes > l.bytes_in_per_sec {
+        if w.records_in + records > l.records_in_per_sec || w.bytes_in + bytes > l.bytes_in_per_sec
+        {
             return Err(());
         }
         w.records_in += records;
@@ -302,7 +329,11 @@ impl Kinesis {
         Ok(())
     }
 
-    pub(crate) async fn put_records(&self, ctx: &RequestContext, input: Value) -> ServiceResult<Value> {
+    pub(crate) async fn put_records(
+        &self,
+        ctx: &RequestContext,
+        input: Value,
+    ) -> ServiceResult<Value> {
         #[derive(Deserialize)]
         #[serde(rename_all = "PascalCase")]
         struct In {
@@ -312,8 +343,12 @@ impl Kinesis {
         }
         let i: In = parse_input(input, "SerializationException")?;
         let mut c = Checks::new();
-        c.required(&i.records, "records")
-            .count(i.records.as_ref().map(|r| r.len()), "records", 1, 500);
+        c.required(&i.records, "records").count(
+            i.records.as_ref().map(|r| r.len()),
+            "records",
+            1,
+            500,
+        );
         for (n, r) in i.records.iter().flatten().enumerate() {
             check_record(&mut c, r, &format!("records.{}.member.", n + 1));
         }
@@ -358,7 +393,7 @@ impl Kinesis {
                 continue;
             }
             let now = self.now();
-            let mut results: Vec<Option<Result<(u32, u64, u64), (String, String)>>> =
+            let mut results: Vec<Option<RecordOutcome>> =
                 (0..entries.len()).map(|_| None).collect();
             let mut batches: Vec<(usize, Vec<usize>)> = Vec::new();
             for (k, (ix, rt, _)) in rts.iter().enumerate() {
@@ -475,7 +510,11 @@ impl Kinesis {
         }
     }
 
-    pub(crate) fn get_shard_iterator(&self, ctx: &RequestContext, input: Value) -> ServiceResult<Value> {
+    pub(crate) fn get_shard_iterator(
+        &self,
+        ctx: &RequestContext,
+        input: Value,
+    ) -> ServiceResult<Value> {
         #[derive(Deserialize)]
         #[serde(rename_all = "PascalCase")]
         struct In {
@@ -503,7 +542,12 @@ impl Kinesis {
                 ],
             );
         if let Some(s) = i.starting_sequence_number.as_deref() {
-            c.pattern(Some(s), "startingSequenceNumber", seq_ok(s), "0|([1-9]\\d{0,128})");
+            c.pattern(
+                Some(s),
+                "startingSequenceNumber",
+                seq_ok(s),
+                "0|([1-9]\\d{0,128})",
+            );
         }
         let t = self.target(ctx, &i.sel, &mut c)?;
         let ts_ms = i
@@ -659,7 +703,9 @@ impl Kinesis {
         let mut records = Vec::new();
         let mut bytes = 0usize;
         let encrypted = s.kms_key.is_some();
-        let meta = s.shard(it.shard).ok_or_else(|| shard_missing(&shard_name, s))?;
+        let meta = s
+            .shard(it.shard)
+            .ok_or_else(|| shard_missing(&shard_name, s))?;
         while offset < end && records.len() < limit {
             let rec = rt.log.read_with(offset, |_kind, ts, payload| {
                 crate::codec::decode::<StoredRecord>(payload).map(|r| (ts, r))
@@ -674,7 +720,11 @@ impl Kinesis {
             let mut m = Map::new();
             m.insert(
                 "SequenceNumber".into(),
-                json!(keys::sequence_number(meta.epoch_at(offset), it.shard, offset)),
+                json!(keys::sequence_number(
+                    meta.epoch_at(offset),
+                    it.shard,
+                    offset
+                )),
             );
             m.insert("ApproximateArrivalTimestamp".into(), json!(ts_out(ts)));
             m.insert("Data".into(), json!(b64().encode(&r.data)));
@@ -721,7 +771,10 @@ impl Kinesis {
                 issued_ms: now,
                 ..it
             };
-            out.insert("NextShardIterator".into(), json!(keys::encode_iterator(&next)));
+            out.insert(
+                "NextShardIterator".into(),
+                json!(keys::encode_iterator(&next)),
+            );
         }
         out.insert("MillisBehindLatest".into(), json!(millis_behind));
         Ok(Value::Object(out))
@@ -769,7 +822,9 @@ mod tests {
         assert!(seq(&a) < seq(&b) && seq(&b) < seq(&c));
         assert_eq!(a["SequenceNumber"].as_str().unwrap().len(), 38);
 
-        let it = e.iterator("s", "shardId-000000000000", "TRIM_HORIZON").await;
+        let it = e
+            .iterator("s", "shardId-000000000000", "TRIM_HORIZON")
+            .await;
         let r = get(&e, &it, None).await;
         let recs = r["Records"].as_array().unwrap();
         assert_eq!(recs.len(), 3);
@@ -790,7 +845,9 @@ mod tests {
         assert_eq!(r["Records"][0]["Data"], enc(b"three"));
 
         // Limit pages.
-        let it = e.iterator("s", "shardId-000000000000", "TRIM_HORIZON").await;
+        let it = e
+            .iterator("s", "shardId-000000000000", "TRIM_HORIZON")
+            .await;
         let r = get(&e, &it, Some(2)).await;
         assert_eq!(r["Records"].as_array().unwrap().len(), 2);
         assert!(r["MillisBehindLatest"].as_u64().is_some());
@@ -804,16 +861,30 @@ mod tests {
         let e = Env::new();
         e.create("s", 2).await;
         // md5("a") starts with 0x0c: lower half; md5("b") = 92eb5ffe... upper half.
-        assert_eq!(put(&e, "s", "a", b"x").await["ShardId"], "shardId-000000000000");
-        assert_eq!(put(&e, "s", "b", b"x").await["ShardId"], "shardId-000000000001");
+        assert_eq!(
+            put(&e, "s", "a", b"x").await["ShardId"],
+            "shardId-000000000000"
+        );
+        assert_eq!(
+            put(&e, "s", "b", b"x").await["ShardId"],
+            "shardId-000000000001"
+        );
         let ehk = |k: &str| json!({"StreamName": "s", "PartitionKey": "a", "Data": "", "ExplicitHashKey": k});
-        let r = e.ok("PutRecord", ehk("340282366920938463463374607431768211455")).await;
+        let r = e
+            .ok("PutRecord", ehk("340282366920938463463374607431768211455"))
+            .await;
         assert_eq!(r["ShardId"], "shardId-000000000001");
-        let r = e.ok("PutRecord", ehk("170141183460469231731687303715884105727")).await;
+        let r = e
+            .ok("PutRecord", ehk("170141183460469231731687303715884105727"))
+            .await;
         assert_eq!(r["ShardId"], "shardId-000000000000");
-        let r = e.ok("PutRecord", ehk("170141183460469231731687303715884105728")).await;
+        let r = e
+            .ok("PutRecord", ehk("170141183460469231731687303715884105728"))
+            .await;
         assert_eq!(r["ShardId"], "shardId-000000000001");
-        let err = e.err("PutRecord", ehk("340282366920938463463374607431768211456")).await;
+        let err = e
+            .err("PutRecord", ehk("340282366920938463463374607431768211456"))
+            .await;
         assert_eq!(err.code, "InvalidArgumentException");
         assert!(err.message.starts_with("Invalid ExplicitHashKey."));
         let err = e.err("PutRecord", ehk("01")).await;
@@ -834,9 +905,16 @@ mod tests {
         assert_eq!(recs[1]["ShardId"], "shardId-000000000001");
         assert_eq!(recs[2]["ShardId"], "shardId-000000000000");
         assert!(seq(&recs[0]) < seq(&recs[2]));
-        let it = e.iterator("s", "shardId-000000000000", "TRIM_HORIZON").await;
+        let it = e
+            .iterator("s", "shardId-000000000000", "TRIM_HORIZON")
+            .await;
         let got = get(&e, &it, None).await;
-        let datas: Vec<&Value> = got["Records"].as_array().unwrap().iter().map(|r| &r["Data"]).collect();
+        let datas: Vec<&Value> = got["Records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| &r["Data"])
+            .collect();
         assert_eq!(datas.len(), 4);
         assert_eq!(datas[2], &json!(enc(b"1")));
         assert_eq!(datas[3], &json!(enc(b"3")));
@@ -847,32 +925,56 @@ mod tests {
         let e = Env::new();
         e.create("s", 1).await;
         let err = e
-            .err("PutRecord", json!({"StreamName": "nope", "PartitionKey": "a", "Data": ""}))
+            .err(
+                "PutRecord",
+                json!({"StreamName": "nope", "PartitionKey": "a", "Data": ""}),
+            )
             .await;
         assert_eq!(err.code, "ResourceNotFoundException");
-        let err = e.err("PutRecord", json!({"StreamName": "s", "PartitionKey": "", "Data": ""})).await;
+        let err = e
+            .err(
+                "PutRecord",
+                json!({"StreamName": "s", "PartitionKey": "", "Data": ""}),
+            )
+            .await;
         assert_eq!(err.code, "ValidationException");
         assert!(err.message.contains("'partitionKey'"), "{}", err.message);
         let err = e
-            .err("PutRecord", json!({"StreamName": "s", "PartitionKey": "k".repeat(257), "Data": ""}))
+            .err(
+                "PutRecord",
+                json!({"StreamName": "s", "PartitionKey": "k".repeat(257), "Data": ""}),
+            )
             .await;
         assert_eq!(err.code, "ValidationException");
-        let err = e.err("PutRecord", json!({"StreamName": "s", "Data": ""})).await;
+        let err = e
+            .err("PutRecord", json!({"StreamName": "s", "Data": ""}))
+            .await;
         assert_eq!(err.code, "ValidationException");
-        let err = e.err("PutRecord", json!({"StreamName": "s", "PartitionKey": "a"})).await;
+        let err = e
+            .err("PutRecord", json!({"StreamName": "s", "PartitionKey": "a"}))
+            .await;
         assert_eq!(err.code, "ValidationException");
         assert!(err.message.contains("'data'"));
         let err = e
-            .err("PutRecord", json!({"StreamName": "s", "PartitionKey": "a", "Data": "###"}))
+            .err(
+                "PutRecord",
+                json!({"StreamName": "s", "PartitionKey": "a", "Data": "###"}),
+            )
             .await;
         assert_eq!(err.code, "SerializationException");
         let err = e
-            .err("PutRecord", json!({"StreamName": "s", "PartitionKey": 5, "Data": ""}))
+            .err(
+                "PutRecord",
+                json!({"StreamName": "s", "PartitionKey": 5, "Data": ""}),
+            )
             .await;
         assert_eq!(err.code, "SerializationException");
         let big = enc(&vec![0u8; (1 << 20) + 1]);
         let err = e
-            .err("PutRecord", json!({"StreamName": "s", "PartitionKey": "a", "Data": big}))
+            .err(
+                "PutRecord",
+                json!({"StreamName": "s", "PartitionKey": "a", "Data": big}),
+            )
             .await;
         assert_eq!(err.code, "ValidationException");
         assert!(err.message.contains("1048576"), "{}", err.message);
@@ -898,15 +1000,24 @@ mod tests {
             json!({"StreamARN": "arn:aws:kinesis:us-east-1:000000000000:stream/s", "MaxRecordSizeInKiB": 2048}),
         )
         .await;
-        e.ok("PutRecord", json!({"StreamName": "s", "PartitionKey": "a", "Data": big}))
-            .await;
+        e.ok(
+            "PutRecord",
+            json!({"StreamName": "s", "PartitionKey": "a", "Data": big}),
+        )
+        .await;
 
         // PutRecords (on a stream with the default 1 MiB record size).
         e.create("t", 1).await;
-        let err = e.err("PutRecords", json!({"StreamName": "t", "Records": []})).await;
+        let err = e
+            .err("PutRecords", json!({"StreamName": "t", "Records": []}))
+            .await;
         assert_eq!(err.code, "ValidationException");
-        let many: Vec<Value> = (0..501).map(|_| json!({"PartitionKey": "a", "Data": ""})).collect();
-        let err = e.err("PutRecords", json!({"StreamName": "t", "Records": many})).await;
+        let many: Vec<Value> = (0..501)
+            .map(|_| json!({"PartitionKey": "a", "Data": ""}))
+            .collect();
+        let err = e
+            .err("PutRecords", json!({"StreamName": "t", "Records": many}))
+            .await;
         assert_eq!(err.code, "ValidationException");
         let err = e
             .err(
@@ -914,16 +1025,26 @@ mod tests {
                 json!({"StreamName": "t", "Records": [{"PartitionKey": "a", "Data": ""}, {"PartitionKey": "", "Data": ""}]}),
             )
             .await;
-        assert!(err.message.contains("'records.2.member.partitionKey'"), "{}", err.message);
+        assert!(
+            err.message.contains("'records.2.member.partitionKey'"),
+            "{}",
+            err.message
+        );
         let err = e.err("PutRecords", json!({"StreamName": "t"})).await;
         assert_eq!(err.code, "ValidationException");
         let five: Vec<Value> = (0..6)
             .map(|_| json!({"PartitionKey": "a", "Data": enc(&vec![0u8; 1 << 20])}))
             .collect();
-        let err = e.err("PutRecords", json!({"StreamName": "t", "Records": five})).await;
+        let err = e
+            .err("PutRecords", json!({"StreamName": "t", "Records": five}))
+            .await;
         assert_eq!(err.code, "InvalidArgumentException");
-        let ok: Vec<Value> = (0..500).map(|i| json!({"PartitionKey": format!("k{i}"), "Data": ""})).collect();
-        let r = e.ok("PutRecords", json!({"StreamName": "t", "Records": ok})).await;
+        let ok: Vec<Value> = (0..500)
+            .map(|i| json!({"PartitionKey": format!("k{i}"), "Data": ""}))
+            .collect();
+        let r = e
+            .ok("PutRecords", json!({"StreamName": "t", "Records": ok}))
+            .await;
         assert_eq!(r["Records"].as_array().unwrap().len(), 500);
         assert_eq!(r["FailedRecordCount"], 0);
     }
@@ -962,12 +1083,18 @@ mod tests {
             .as_f64()
             .unwrap();
         let ts = e
-            .ok("GetShardIterator", gi(json!({"ShardIteratorType": "AT_TIMESTAMP", "Timestamp": ta + 1.0})))
+            .ok(
+                "GetShardIterator",
+                gi(json!({"ShardIteratorType": "AT_TIMESTAMP", "Timestamp": ta + 1.0})),
+            )
             .await;
         let r = get(&e, ts["ShardIterator"].as_str().unwrap(), None).await;
         assert_eq!(r["Records"][0]["SequenceNumber"], b["SequenceNumber"]);
         let ts = e
-            .ok("GetShardIterator", gi(json!({"ShardIteratorType": "AT_TIMESTAMP", "Timestamp": ta})))
+            .ok(
+                "GetShardIterator",
+                gi(json!({"ShardIteratorType": "AT_TIMESTAMP", "Timestamp": ta})),
+            )
             .await;
         let r = get(&e, ts["ShardIterator"].as_str().unwrap(), None).await;
         assert_eq!(r["Records"][0]["SequenceNumber"], a["SequenceNumber"]);
@@ -1001,23 +1128,44 @@ mod tests {
             .err("GetShardIterator", gi(json!({"ShardIteratorType": "AT_SEQUENCE_NUMBER", "StartingSequenceNumber": "abc"})))
             .await;
         assert_eq!(err.code, "ValidationException");
-        let err = e.err("GetShardIterator", gi(json!({"ShardIteratorType": "AT_SEQUENCE_NUMBER"}))).await;
+        let err = e
+            .err(
+                "GetShardIterator",
+                gi(json!({"ShardIteratorType": "AT_SEQUENCE_NUMBER"})),
+            )
+            .await;
         assert_eq!(err.code, "InvalidArgumentException");
         let err = e
             .err("GetShardIterator", gi(json!({"ShardIteratorType": "LATEST", "StartingSequenceNumber": a["SequenceNumber"]})))
             .await;
         assert_eq!(err.code, "InvalidArgumentException");
-        let err = e.err("GetShardIterator", gi(json!({"ShardIteratorType": "AT_TIMESTAMP"}))).await;
-        assert_eq!(err.code, "InvalidArgumentException");
         let err = e
-            .err("GetShardIterator", gi(json!({"ShardIteratorType": "AT_TIMESTAMP", "Timestamp": 9.9e10})))
+            .err(
+                "GetShardIterator",
+                gi(json!({"ShardIteratorType": "AT_TIMESTAMP"})),
+            )
             .await;
         assert_eq!(err.code, "InvalidArgumentException");
         let err = e
-            .err("GetShardIterator", gi(json!({"ShardIteratorType": "AT_TIMESTAMP", "Timestamp": true})))
+            .err(
+                "GetShardIterator",
+                gi(json!({"ShardIteratorType": "AT_TIMESTAMP", "Timestamp": 9.9e10})),
+            )
+            .await;
+        assert_eq!(err.code, "InvalidArgumentException");
+        let err = e
+            .err(
+                "GetShardIterator",
+                gi(json!({"ShardIteratorType": "AT_TIMESTAMP", "Timestamp": true})),
+            )
             .await;
         assert_eq!(err.code, "SerializationException");
-        let err = e.err("GetShardIterator", gi(json!({"ShardIteratorType": "SOMEWHERE"}))).await;
+        let err = e
+            .err(
+                "GetShardIterator",
+                gi(json!({"ShardIteratorType": "SOMEWHERE"})),
+            )
+            .await;
         assert_eq!(err.code, "ValidationException");
         let err = e
             .err(
@@ -1031,7 +1179,10 @@ mod tests {
             "Shard shardId-000000000009 in stream s under account 000000000000 does not exist"
         );
         let err = e
-            .err("GetShardIterator", json!({"StreamName": "zz", "ShardId": sh, "ShardIteratorType": "LATEST"}))
+            .err(
+                "GetShardIterator",
+                json!({"StreamName": "zz", "ShardId": sh, "ShardIteratorType": "LATEST"}),
+            )
             .await;
         assert_eq!(err.code, "ResourceNotFoundException");
 
@@ -1042,7 +1193,9 @@ mod tests {
             .err("GetShardIterator", gi(json!({"ShardIteratorType": "AT_SEQUENCE_NUMBER", "StartingSequenceNumber": a["SequenceNumber"]})))
             .await;
         assert_eq!(err.code, "InvalidArgumentException");
-        assert!(err.message.ends_with("because it did not come from this stream."));
+        assert!(err
+            .message
+            .ends_with("because it did not come from this stream."));
         // Old iterators do not read the new incarnation.
         let err = e.err("GetRecords", json!({"ShardIterator": latest})).await;
         assert_eq!(err.code, "ResourceNotFoundException");
@@ -1052,25 +1205,48 @@ mod tests {
     async fn iterators_expire_and_are_checked() {
         let e = Env::new();
         e.create("s", 1).await;
-        let it = e.iterator("s", "shardId-000000000000", "TRIM_HORIZON").await;
+        let it = e
+            .iterator("s", "shardId-000000000000", "TRIM_HORIZON")
+            .await;
         assert!(it.len() <= 512);
         get(&e, &it, None).await;
         e.svc.advance_clock(300_001);
         let err = e.err("GetRecords", json!({"ShardIterator": it})).await;
         assert_eq!(err.code, "ExpiredIteratorException");
-        assert!(err.message.starts_with("Iterator expired. The iterator was created at time "), "{}", err.message);
+        assert!(
+            err.message
+                .starts_with("Iterator expired. The iterator was created at time "),
+            "{}",
+            err.message
+        );
         assert!(err.message.contains(" UTC "));
-        let err = e.err("GetRecords", json!({"ShardIterator": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"})).await;
+        let err = e
+            .err(
+                "GetRecords",
+                json!({"ShardIterator": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}),
+            )
+            .await;
         assert_eq!(err.code, "InvalidArgumentException");
         assert_eq!(err.message, "Invalid ShardIterator.");
-        let err = e.err("GetRecords", json!({"ShardIterator": "not base64!"})).await;
+        let err = e
+            .err("GetRecords", json!({"ShardIterator": "not base64!"}))
+            .await;
         assert_eq!(err.code, "InvalidArgumentException");
         let err = e.err("GetRecords", json!({})).await;
         assert_eq!(err.code, "ValidationException");
-        let fresh = e.iterator("s", "shardId-000000000000", "TRIM_HORIZON").await;
-        let err = e.err("GetRecords", json!({"ShardIterator": fresh, "Limit": 0})).await;
+        let fresh = e
+            .iterator("s", "shardId-000000000000", "TRIM_HORIZON")
+            .await;
+        let err = e
+            .err("GetRecords", json!({"ShardIterator": fresh, "Limit": 0}))
+            .await;
         assert_eq!(err.code, "ValidationException");
-        let err = e.err("GetRecords", json!({"ShardIterator": fresh, "Limit": 10001})).await;
+        let err = e
+            .err(
+                "GetRecords",
+                json!({"ShardIterator": fresh, "Limit": 10001}),
+            )
+            .await;
         assert_eq!(err.code, "ValidationException");
         let err = e
             .err(
@@ -1090,12 +1266,16 @@ mod tests {
         put(&e, "s", "a", b"new").await;
         e.svc.advance_clock(2 * 3_600_000);
         e.svc.enforce_retention().unwrap();
-        let it = e.iterator("s", "shardId-000000000000", "TRIM_HORIZON").await;
+        let it = e
+            .iterator("s", "shardId-000000000000", "TRIM_HORIZON")
+            .await;
         let r = get(&e, &it, None).await;
         assert_eq!(r["Records"].as_array().unwrap().len(), 1);
         assert_eq!(r["Records"][0]["Data"], enc(b"new"));
         e.svc.advance_clock(24 * 3_600_000);
-        let it = e.iterator("s", "shardId-000000000000", "TRIM_HORIZON").await;
+        let it = e
+            .iterator("s", "shardId-000000000000", "TRIM_HORIZON")
+            .await;
         assert_eq!(get(&e, &it, None).await["Records"], json!([]));
     }
 
@@ -1111,17 +1291,32 @@ mod tests {
             reads_per_sec: 2,
         }));
         put(&e, "s", "a", b"1").await;
-        let recs: Vec<Value> = (0..3).map(|_| json!({"PartitionKey": "a", "Data": ""})).collect();
-        let r = e.ok("PutRecords", json!({"StreamName": "s", "Records": recs})).await;
+        let recs: Vec<Value> = (0..3)
+            .map(|_| json!({"PartitionKey": "a", "Data": ""}))
+            .collect();
+        let r = e
+            .ok("PutRecords", json!({"StreamName": "s", "Records": recs}))
+            .await;
         assert_eq!(r["FailedRecordCount"], 1);
-        assert_eq!(r["Records"][2]["ErrorCode"], "ProvisionedThroughputExceededException");
-        assert!(r["Records"][2]["ErrorMessage"].as_str().unwrap().starts_with("Rate exceeded for shard shardId-000000000000"));
+        assert_eq!(
+            r["Records"][2]["ErrorCode"],
+            "ProvisionedThroughputExceededException"
+        );
+        assert!(r["Records"][2]["ErrorMessage"]
+            .as_str()
+            .unwrap()
+            .starts_with("Rate exceeded for shard shardId-000000000000"));
         assert!(r["Records"][2]["SequenceNumber"].is_null());
         let err = e
-            .err("PutRecord", json!({"StreamName": "s", "PartitionKey": "a", "Data": ""}))
+            .err(
+                "PutRecord",
+                json!({"StreamName": "s", "PartitionKey": "a", "Data": ""}),
+            )
             .await;
         assert_eq!(err.code, "ProvisionedThroughputExceededException");
-        let it = e.iterator("s", "shardId-000000000000", "TRIM_HORIZON").await;
+        let it = e
+            .iterator("s", "shardId-000000000000", "TRIM_HORIZON")
+            .await;
         get(&e, &it, None).await;
         get(&e, &it, None).await;
         let err = e.err("GetRecords", json!({"ShardIterator": it})).await;
@@ -1149,7 +1344,9 @@ mod tests {
         .await;
         let r = put(&e, "s", "a", b"1").await;
         assert_eq!(r["EncryptionType"], "KMS");
-        let it = e.iterator("s", "shardId-000000000000", "TRIM_HORIZON").await;
+        let it = e
+            .iterator("s", "shardId-000000000000", "TRIM_HORIZON")
+            .await;
         let r = get(&e, &it, None).await;
         assert_eq!(r["Records"][0]["EncryptionType"], "KMS");
     }

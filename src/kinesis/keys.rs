@@ -55,7 +55,10 @@ pub fn parse_shard_id(id: &str) -> Option<u32> {
     if digits.is_empty() || digits.len() > 12 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    digits.parse::<u64>().ok().and_then(|v| u32::try_from(v).ok())
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|v| u32::try_from(v).ok())
 }
 
 /// The 128-bit hash key of a partition key: its MD5 as a big-endian integer.
@@ -123,8 +126,7 @@ pub struct SeqParts {
 }
 
 pub fn parse_sequence_number(s: &str) -> Option<SeqParts> {
-    if s.len() != SEQ_LEN || !s.starts_with(SEQ_PREFIX) || !s.bytes().all(|b| b.is_ascii_digit())
-    {
+    if s.len() != SEQ_LEN || !s.starts_with(SEQ_PREFIX) || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     Some(SeqParts {
@@ -232,8 +234,12 @@ pub fn parse_timestamp(v: &serde_json::Value, member: &str) -> ServiceResult<u64
 /// `YYYY-MM-DDTHH:MM:SS[.fff][Z|±HH:MM]` → epoch ms.
 pub fn parse_iso8601(s: &str) -> Option<u64> {
     let b = s.as_bytes();
-    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || (b[10] != b'T' && b[10] != b't' && b[10] != b' ')
-        || b[13] != b':' || b[16] != b':'
+    if b.len() < 19
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || (b[10] != b'T' && b[10] != b't' && b[10] != b' ')
+        || b[13] != b':'
+        || b[16] != b':'
     {
         return None;
     }
@@ -379,7 +385,9 @@ mod tests {
         };
         let s = encode_iterator(&it);
         assert_eq!(decode_iterator(&s).unwrap(), it);
-        let mut raw = base64::engine::general_purpose::STANDARD.decode(&s).unwrap();
+        let mut raw = base64::engine::general_purpose::STANDARD
+            .decode(&s)
+            .unwrap();
         raw[15] ^= 1;
         let t = base64::engine::general_purpose::STANDARD.encode(raw);
         assert!(decode_iterator(&t).is_err());
@@ -403,9 +411,15 @@ mod tests {
             parse_iso8601("2016-04-04T19:58:46.480-00:00"),
             Some(1_459_799_926_480)
         );
-        assert_eq!(parse_iso8601("2016-04-04T21:58:46.480+02:00"), Some(1_459_799_926_480));
+        assert_eq!(
+            parse_iso8601("2016-04-04T21:58:46.480+02:00"),
+            Some(1_459_799_926_480)
+        );
         assert_eq!(parse_iso8601("nope"), None);
-        assert_eq!(amz_utc_string(1_421_889_722_000), "Thu Jan 22 01:22:02 UTC 2015");
+        assert_eq!(
+            amz_utc_string(1_421_889_722_000),
+            "Thu Jan 22 01:22:02 UTC 2015"
+        );
         assert_eq!(
             parse_timestamp(&serde_json::json!(1459799926.48), "Timestamp").unwrap(),
             1_459_799_926_480

@@ -273,7 +273,10 @@ impl Kinesis {
             .streams
             .values()
             .flat_map(|s| {
-                let epochs = s.shards.iter().filter_map(|sh| sh.epochs.last().map(|e| e.1));
+                let epochs = s
+                    .shards
+                    .iter()
+                    .filter_map(|sh| sh.epochs.last().map(|e| e.1));
                 epochs.chain([s.created_ms])
             })
             .max()
@@ -432,7 +435,8 @@ impl Kinesis {
     /// Stops this service's clock at the current time (tests); `advance_clock` still moves it.
     #[doc(hidden)]
     pub fn freeze_clock(&self) {
-        self.frozen_ms.store(crate::service::now_ms(), Ordering::Relaxed);
+        self.frozen_ms
+            .store(crate::service::now_ms(), Ordering::Relaxed);
     }
 
     /// A stream creation time or shard writer epoch: now, but strictly after every earlier one
@@ -487,7 +491,12 @@ impl Kinesis {
     /// Records (once per shard per run) the first offset this run writes under its epoch, so
     /// sequence numbers of records written now can be recomputed after a restart. Must not be
     /// called while holding a shard gate (it takes the catalog write lock, as reshards do).
-    pub(crate) async fn ensure_epoch(&self, stream_id: &str, ix: u32, rt: &ShardRt) -> ServiceResult<u64> {
+    pub(crate) async fn ensure_epoch(
+        &self,
+        stream_id: &str,
+        ix: u32,
+        rt: &ShardRt,
+    ) -> ServiceResult<u64> {
         rt.epoch
             .get_or_try_init(|| async {
                 let _w = self.write_lock.lock().await;
@@ -572,8 +581,8 @@ impl Kinesis {
         checks.finish()?;
         match (&sel.stream_name, &sel.stream_arn) {
             (_, Some(arn)) => {
-                let (region, account, name) =
-                    validate::parse_stream_arn(arn).ok_or_else(|| invalid_argument("Invalid StreamARN."))?;
+                let (region, account, name) = validate::parse_stream_arn(arn)
+                    .ok_or_else(|| invalid_argument("Invalid StreamARN."))?;
                 if let Some(n) = &sel.stream_name {
                     if n != &name {
                         return Err(invalid_argument(format!(
@@ -629,7 +638,7 @@ impl Kinesis {
 
     /// Writes a changed stream (caller holds `write_lock`).
     pub(crate) async fn put_stream(&self, s: StreamMeta) -> ServiceResult<()> {
-        self.commit(CatalogEvent::PutStream(s)).await
+        self.commit(CatalogEvent::PutStream(Box::new(s))).await
     }
 }
 
@@ -681,14 +690,21 @@ pub(crate) mod test_util {
 
         pub async fn err(&self, op: &str, input: Value) -> ServiceError {
             match self.call(op, input.clone()).await {
-                Ok(v) => panic!("{op} {} unexpectedly succeeded: {}", short(&input), short(&v)),
+                Ok(v) => panic!(
+                    "{op} {} unexpectedly succeeded: {}",
+                    short(&input),
+                    short(&v)
+                ),
                 Err(e) => e,
             }
         }
 
         pub async fn create(&self, name: &str, shards: u32) {
-            self.ok("CreateStream", json!({"StreamName": name, "ShardCount": shards}))
-                .await;
+            self.ok(
+                "CreateStream",
+                json!({"StreamName": name, "ShardCount": shards}),
+            )
+            .await;
         }
 
         pub async fn iterator(&self, name: &str, shard: &str, kind: &str) -> String {
@@ -728,8 +744,8 @@ mod tests {
 
     #[tokio::test]
     async fn every_model_operation_is_dispatched() {
-        let model: Value = serde_json::from_str(include_str!("../protocol/models/kinesis.json"))
-            .expect("model");
+        let model: Value =
+            serde_json::from_str(include_str!("../protocol/models/kinesis.json")).expect("model");
         let ops = model["operations"].as_object().expect("operations");
         assert_eq!(ops.len(), 39);
         for op in ops.keys() {
@@ -742,10 +758,16 @@ mod tests {
         let e = Env::new();
         e.create("s", 1).await;
         for i in 0..(CHECKPOINT_EVERY + 10) {
-            e.ok("AddTagsToStream", json!({"StreamName": "s", "Tags": {"k": i.to_string()}}))
-                .await;
+            e.ok(
+                "AddTagsToStream",
+                json!({"StreamName": "s", "Tags": {"k": i.to_string()}}),
+            )
+            .await;
         }
-        assert_eq!(e.svc.catalog_log.start_offset(), e.svc.catalog_log.read_checkpoint().unwrap().unwrap().0);
+        assert_eq!(
+            e.svc.catalog_log.start_offset(),
+            e.svc.catalog_log.read_checkpoint().unwrap().unwrap().0
+        );
         let (upto, snap) = e.svc.catalog_log.read_checkpoint().unwrap().unwrap();
         assert!(upto >= CHECKPOINT_EVERY);
         let snap: state::Snapshot = crate::codec::decode(&snap).unwrap();
@@ -758,12 +780,20 @@ mod tests {
     async fn reset_wipes_everything() {
         let e = Env::new();
         e.create("s", 1).await;
-        e.ok("PutRecord", json!({"StreamName": "s", "PartitionKey": "a", "Data": ""}))
-            .await;
+        e.ok(
+            "PutRecord",
+            json!({"StreamName": "s", "PartitionKey": "a", "Data": ""}),
+        )
+        .await;
         e.svc.reset().await.unwrap();
-        assert_eq!(e.ok("ListStreams", json!({})).await["StreamNames"], json!([]));
+        assert_eq!(
+            e.ok("ListStreams", json!({})).await["StreamNames"],
+            json!([])
+        );
         e.create("s", 1).await;
-        let it = e.iterator("s", "shardId-000000000000", "TRIM_HORIZON").await;
+        let it = e
+            .iterator("s", "shardId-000000000000", "TRIM_HORIZON")
+            .await;
         let r = e.ok("GetRecords", json!({"ShardIterator": it})).await;
         assert_eq!(r["Records"], json!([]));
         e.svc.flush().unwrap();
@@ -792,40 +822,116 @@ mod tests {
         };
         let (before, read_before, old_iterator, max_seq) = {
             let svc = Kinesis::open(&cfg).unwrap();
-            call(svc.clone(), "CreateStream", json!({"StreamName": "s", "ShardCount": 2, "Tags": {"t": "1"}})).await;
-            call(svc.clone(), "CreateStream", json!({"StreamName": "gone", "ShardCount": 1})).await;
+            call(
+                svc.clone(),
+                "CreateStream",
+                json!({"StreamName": "s", "ShardCount": 2, "Tags": {"t": "1"}}),
+            )
+            .await;
+            call(
+                svc.clone(),
+                "CreateStream",
+                json!({"StreamName": "gone", "ShardCount": 1}),
+            )
+            .await;
             call(svc.clone(), "DeleteStream", json!({"StreamName": "gone"})).await;
             for i in 0..20 {
                 call(svc.clone(), "PutRecord", json!({"StreamName": "s", "PartitionKey": format!("k{i}"), "Data": b64(format!("d{i}").as_bytes())})).await;
             }
             call(svc.clone(), "SplitShard", json!({"StreamName": "s", "ShardToSplit": "shardId-000000000000", "NewStartingHashKey": "1000"})).await;
-            let recs: Vec<Value> = (0..10).map(|i| json!({"PartitionKey": format!("p{i}"), "Data": b64(b"x")})).collect();
-            call(svc.clone(), "PutRecords", json!({"StreamName": "s", "Records": recs})).await;
-            call(svc.clone(), "IncreaseStreamRetentionPeriod", json!({"StreamName": "s", "RetentionPeriodHours": 48})).await;
-            call(svc.clone(), "RegisterStreamConsumer", json!({"StreamARN": arn, "ConsumerName": "c"})).await;
-            call(svc.clone(), "PutResourcePolicy", json!({"ResourceARN": arn, "Policy": "{\"Statement\":[]}"})).await;
-            call(svc.clone(), "StartStreamEncryption", json!({"StreamName": "s", "EncryptionType": "KMS", "KeyId": "k"})).await;
-            call(svc.clone(), "EnableEnhancedMonitoring", json!({"StreamName": "s", "ShardLevelMetrics": ["IncomingBytes"]})).await;
+            let recs: Vec<Value> = (0..10)
+                .map(|i| json!({"PartitionKey": format!("p{i}"), "Data": b64(b"x")}))
+                .collect();
+            call(
+                svc.clone(),
+                "PutRecords",
+                json!({"StreamName": "s", "Records": recs}),
+            )
+            .await;
+            call(
+                svc.clone(),
+                "IncreaseStreamRetentionPeriod",
+                json!({"StreamName": "s", "RetentionPeriodHours": 48}),
+            )
+            .await;
+            call(
+                svc.clone(),
+                "RegisterStreamConsumer",
+                json!({"StreamARN": arn, "ConsumerName": "c"}),
+            )
+            .await;
+            call(
+                svc.clone(),
+                "PutResourcePolicy",
+                json!({"ResourceARN": arn, "Policy": "{\"Statement\":[]}"}),
+            )
+            .await;
+            call(
+                svc.clone(),
+                "StartStreamEncryption",
+                json!({"StreamName": "s", "EncryptionType": "KMS", "KeyId": "k"}),
+            )
+            .await;
+            call(
+                svc.clone(),
+                "EnableEnhancedMonitoring",
+                json!({"StreamName": "s", "ShardLevelMetrics": ["IncomingBytes"]}),
+            )
+            .await;
             // Enough catalog events to cross a checkpoint.
             for i in 0..(CHECKPOINT_EVERY + 5) {
-                call(svc.clone(), "AddTagsToStream", json!({"StreamName": "s", "Tags": {"n": i.to_string()}})).await;
+                call(
+                    svc.clone(),
+                    "AddTagsToStream",
+                    json!({"StreamName": "s", "Tags": {"n": i.to_string()}}),
+                )
+                .await;
             }
             let mut before = Vec::new();
-            for op in ["DescribeStream", "DescribeStreamSummary", "ListShards", "ListTagsForStream"] {
+            for op in [
+                "DescribeStream",
+                "DescribeStreamSummary",
+                "ListShards",
+                "ListTagsForStream",
+            ] {
                 before.push(call(svc.clone(), op, json!({"StreamName": "s"})).await);
             }
-            before.push(call(svc.clone(), "ListStreamConsumers", json!({"StreamARN": arn})).await);
-            before.push(call(svc.clone(), "GetResourcePolicy", json!({"ResourceARN": arn})).await);
+            before.push(
+                call(
+                    svc.clone(),
+                    "ListStreamConsumers",
+                    json!({"StreamARN": arn}),
+                )
+                .await,
+            );
+            before.push(
+                call(
+                    svc.clone(),
+                    "GetResourcePolicy",
+                    json!({"ResourceARN": arn}),
+                )
+                .await,
+            );
             before.push(call(svc.clone(), "ListStreams", json!({})).await);
             let mut reads = Vec::new();
             let mut max_seq = String::new();
             let mut old_iterator = String::new();
             for sh in shard_ids {
-                let it = call(svc.clone(), "GetShardIterator", json!({"StreamName": "s", "ShardId": sh, "ShardIteratorType": "TRIM_HORIZON"})).await;
+                let it = call(
+                    svc.clone(),
+                    "GetShardIterator",
+                    json!({"StreamName": "s", "ShardId": sh, "ShardIteratorType": "TRIM_HORIZON"}),
+                )
+                .await;
                 if sh == "shardId-000000000002" {
                     old_iterator = it["ShardIterator"].as_str().unwrap().to_string();
                 }
-                let r = call(svc.clone(), "GetRecords", json!({"ShardIterator": it["ShardIterator"]})).await;
+                let r = call(
+                    svc.clone(),
+                    "GetRecords",
+                    json!({"ShardIterator": it["ShardIterator"]}),
+                )
+                .await;
                 for rec in r["Records"].as_array().unwrap() {
                     max_seq = max_seq.max(rec["SequenceNumber"].as_str().unwrap().to_string());
                 }
@@ -836,25 +942,70 @@ mod tests {
         };
         let svc = Kinesis::open(&cfg).unwrap();
         let mut after = Vec::new();
-        for op in ["DescribeStream", "DescribeStreamSummary", "ListShards", "ListTagsForStream"] {
+        for op in [
+            "DescribeStream",
+            "DescribeStreamSummary",
+            "ListShards",
+            "ListTagsForStream",
+        ] {
             after.push(call(svc.clone(), op, json!({"StreamName": "s"})).await);
         }
-        after.push(call(svc.clone(), "ListStreamConsumers", json!({"StreamARN": arn})).await);
-        after.push(call(svc.clone(), "GetResourcePolicy", json!({"ResourceARN": arn})).await);
+        after.push(
+            call(
+                svc.clone(),
+                "ListStreamConsumers",
+                json!({"StreamARN": arn}),
+            )
+            .await,
+        );
+        after.push(
+            call(
+                svc.clone(),
+                "GetResourcePolicy",
+                json!({"ResourceARN": arn}),
+            )
+            .await,
+        );
         after.push(call(svc.clone(), "ListStreams", json!({})).await);
         assert_eq!(before, after);
         for (sh, expected) in shard_ids.iter().zip(&read_before) {
-            let it = call(svc.clone(), "GetShardIterator", json!({"StreamName": "s", "ShardId": sh, "ShardIteratorType": "TRIM_HORIZON"})).await;
-            let r = call(svc.clone(), "GetRecords", json!({"ShardIterator": it["ShardIterator"]})).await;
+            let it = call(
+                svc.clone(),
+                "GetShardIterator",
+                json!({"StreamName": "s", "ShardId": sh, "ShardIteratorType": "TRIM_HORIZON"}),
+            )
+            .await;
+            let r = call(
+                svc.clone(),
+                "GetRecords",
+                json!({"ShardIterator": it["ShardIterator"]}),
+            )
+            .await;
             assert_eq!(&r["Records"], expected, "{sh}");
         }
-        assert_eq!(read_before.iter().map(|r| r.as_array().unwrap().len()).sum::<usize>(), 30);
+        assert_eq!(
+            read_before
+                .iter()
+                .map(|r| r.as_array().unwrap().len())
+                .sum::<usize>(),
+            30
+        );
         // The pre-restart iterator still reads.
-        let r = call(svc.clone(), "GetRecords", json!({"ShardIterator": old_iterator})).await;
+        let r = call(
+            svc.clone(),
+            "GetRecords",
+            json!({"ShardIterator": old_iterator}),
+        )
+        .await;
         assert_eq!(r["Records"], read_before[2]);
         // New records get larger sequence numbers than any before the restart.
         for i in 0..10 {
-            let p = call(svc.clone(), "PutRecord", json!({"StreamName": "s", "PartitionKey": format!("k{i}"), "Data": ""})).await;
+            let p = call(
+                svc.clone(),
+                "PutRecord",
+                json!({"StreamName": "s", "PartitionKey": format!("k{i}"), "Data": ""}),
+            )
+            .await;
             assert!(p["SequenceNumber"].as_str().unwrap() > max_seq.as_str());
         }
         let err = svc

@@ -30,7 +30,14 @@ fn close(s: &mut StreamMeta, ix: u32, ends: &BTreeMap<u32, u64>, now: u64) {
     }
 }
 
-fn add_shard(s: &mut StreamMeta, parent: u32, adjacent: Option<u32>, start: u128, end: u128, now: u64) -> u32 {
+fn add_shard(
+    s: &mut StreamMeta,
+    parent: u32,
+    adjacent: Option<u32>,
+    start: u128,
+    end: u128,
+    now: u64,
+) -> u32 {
     let index = s.shards.len() as u32;
     s.shards.push(ShardMeta {
         index,
@@ -110,7 +117,11 @@ impl Kinesis {
         Ok(sh)
     }
 
-    pub(crate) async fn split_shard(&self, ctx: &RequestContext, input: Value) -> ServiceResult<Value> {
+    pub(crate) async fn split_shard(
+        &self,
+        ctx: &RequestContext,
+        input: Value,
+    ) -> ServiceResult<Value> {
         #[derive(Deserialize)]
         #[serde(rename_all = "PascalCase")]
         struct In {
@@ -125,7 +136,8 @@ impl Kinesis {
             .name(i.shard_to_split.as_deref(), "shardToSplit", 128)
             .required(&i.new_starting_hash_key, "newStartingHashKey");
         if let Some(k) = i.new_starting_hash_key.as_deref() {
-            let ok = k == "0" || (!k.starts_with('0') && k.len() <= 39 && k.bytes().all(|b| b.is_ascii_digit()));
+            let ok = k == "0"
+                || (!k.starts_with('0') && k.len() <= 39 && k.bytes().all(|b| b.is_ascii_digit()));
             c.pattern(Some(k), "newStartingHashKey", ok, "0|([1-9]\\d{0,38})");
         }
         let t = self.target(ctx, &i.sel, &mut c)?;
@@ -150,7 +162,10 @@ impl Kinesis {
                 s.name, s.account, sh.start_key, sh.end_key
             )));
         };
-        let open = self.catalog.read().open_shard_count(&s.account, &s.region, now);
+        let open = self
+            .catalog
+            .read()
+            .open_shard_count(&s.account, &s.region, now);
         if open + 1 > SHARD_LIMIT {
             return Err(shard_limit_error(&s.account, &s.region, open, 1));
         }
@@ -164,7 +179,11 @@ impl Kinesis {
         Ok(json!({}))
     }
 
-    pub(crate) async fn merge_shards(&self, ctx: &RequestContext, input: Value) -> ServiceResult<Value> {
+    pub(crate) async fn merge_shards(
+        &self,
+        ctx: &RequestContext,
+        input: Value,
+    ) -> ServiceResult<Value> {
         #[derive(Deserialize)]
         #[serde(rename_all = "PascalCase")]
         struct In {
@@ -178,13 +197,18 @@ impl Kinesis {
         c.required(&i.shard_to_merge, "shardToMerge")
             .name(i.shard_to_merge.as_deref(), "shardToMerge", 128)
             .required(&i.adjacent_shard_to_merge, "adjacentShardToMerge")
-            .name(i.adjacent_shard_to_merge.as_deref(), "adjacentShardToMerge", 128);
+            .name(
+                i.adjacent_shard_to_merge.as_deref(),
+                "adjacentShardToMerge",
+                128,
+            );
         let t = self.target(ctx, &i.sel, &mut c)?;
         let _w = self.write_lock.lock().await;
         let now = self.now();
         let mut s = self.active_stream(&t)?;
         let a = Self::open_shard(&s, i.shard_to_merge.as_deref().unwrap_or_default())?.clone();
-        let b = Self::open_shard(&s, i.adjacent_shard_to_merge.as_deref().unwrap_or_default())?.clone();
+        let b =
+            Self::open_shard(&s, i.adjacent_shard_to_merge.as_deref().unwrap_or_default())?.clone();
         let (na, nb) = (keys::shard_id(a.index), keys::shard_id(b.index));
         for sh in [&a, &b] {
             if !sh.is_open() {
@@ -195,7 +219,8 @@ impl Kinesis {
             }
         }
         let adjacent = a.index != b.index
-            && (a.end().checked_add(1) == Some(b.start()) || b.end().checked_add(1) == Some(a.start()));
+            && (a.end().checked_add(1) == Some(b.start())
+                || b.end().checked_add(1) == Some(a.start()));
         if !adjacent {
             return Err(invalid_argument(format!(
                 "Shards {na} and {nb} in stream {} under account {} are not an adjacent pair of shards eligible for merging",
@@ -212,7 +237,11 @@ impl Kinesis {
         Ok(json!({}))
     }
 
-    pub(crate) async fn update_shard_count(&self, ctx: &RequestContext, input: Value) -> ServiceResult<Value> {
+    pub(crate) async fn update_shard_count(
+        &self,
+        ctx: &RequestContext,
+        input: Value,
+    ) -> ServiceResult<Value> {
         #[derive(Deserialize)]
         #[serde(rename_all = "PascalCase")]
         struct In {
@@ -226,7 +255,11 @@ impl Kinesis {
         c.required(&i.target_shard_count, "targetShardCount")
             .range(i.target_shard_count, "targetShardCount", 1, None)
             .required(&i.scaling_type, "scalingType")
-            .one_of(i.scaling_type.as_deref(), "scalingType", &["UNIFORM_SCALING"]);
+            .one_of(
+                i.scaling_type.as_deref(),
+                "scalingType",
+                &["UNIFORM_SCALING"],
+            );
         let t = self.target(ctx, &i.sel, &mut c)?;
         let target = i.target_shard_count.unwrap_or(1);
         let _w = self.write_lock.lock().await;
@@ -262,7 +295,10 @@ impl Kinesis {
                 .iter()
                 .filter(|r| !open.iter().any(|sh| (sh.start(), sh.end()) == **r))
                 .count();
-        let account_open = self.catalog.read().open_shard_count(&s.account, &s.region, now);
+        let account_open = self
+            .catalog
+            .read()
+            .open_shard_count(&s.account, &s.region, now);
         if account_open - current as usize + new_open > SHARD_LIMIT {
             return Err(shard_limit_error(
                 &s.account,
@@ -345,8 +381,11 @@ mod tests {
     }
 
     async fn put(e: &Env, name: &str, pk: &str) -> Value {
-        e.ok("PutRecord", json!({"StreamName": name, "PartitionKey": pk, "Data": enc(pk.as_bytes())}))
-            .await
+        e.ok(
+            "PutRecord",
+            json!({"StreamName": name, "PartitionKey": pk, "Data": enc(pk.as_bytes())}),
+        )
+        .await
     }
 
     async fn drain(e: &Env, name: &str, shard: &str) -> Value {
@@ -378,7 +417,9 @@ mod tests {
             ((1u128 << 127) - 1).to_string()
         );
         assert_eq!(sh[2]["HashKeyRange"]["StartingHashKey"], mid);
-        let s = e.ok("DescribeStreamSummary", json!({"StreamName": "s"})).await;
+        let s = e
+            .ok("DescribeStreamSummary", json!({"StreamName": "s"}))
+            .await;
         assert_eq!(s["StreamDescriptionSummary"]["OpenShardCount"], 2);
 
         // New records go to the children, with larger sequence numbers.
@@ -413,26 +454,47 @@ mod tests {
             json!({"StreamName": "s", "ShardId": "shardId-000000000000", "ShardIteratorType": "AT_SEQUENCE_NUMBER", "StartingSequenceNumber": end}),
         )
         .await;
-        assert_eq!(drain(&e, "s", "shardId-000000000001").await["Records"][0]["Data"], enc(b"a"));
+        assert_eq!(
+            drain(&e, "s", "shardId-000000000001").await["Records"][0]["Data"],
+            enc(b"a")
+        );
 
         // Errors.
-        let split = |shard: &str, key: &str| {
-            json!({"StreamName": "s", "ShardToSplit": shard, "NewStartingHashKey": key})
-        };
-        let err = e.err("SplitShard", split("shardId-000000000000", "5")).await;
-        assert_eq!(err.code, "InvalidArgumentException");
-        let err = e.err("SplitShard", split("shardId-000000000001", "1")).await;
-        assert_eq!(err.code, "InvalidArgumentException");
-        assert!(err.message.contains("is not both greater than one plus"), "{}", err.message);
+        let split = |shard: &str, key: &str| json!({"StreamName": "s", "ShardToSplit": shard, "NewStartingHashKey": key});
         let err = e
-            .err("SplitShard", split("shardId-000000000001", &((1u128 << 127) - 1).to_string()))
+            .err("SplitShard", split("shardId-000000000000", "5"))
             .await;
         assert_eq!(err.code, "InvalidArgumentException");
-        let err = e.err("SplitShard", split("shardId-000000000009", "5")).await;
+        let err = e
+            .err("SplitShard", split("shardId-000000000001", "1"))
+            .await;
+        assert_eq!(err.code, "InvalidArgumentException");
+        assert!(
+            err.message.contains("is not both greater than one plus"),
+            "{}",
+            err.message
+        );
+        let err = e
+            .err(
+                "SplitShard",
+                split("shardId-000000000001", &((1u128 << 127) - 1).to_string()),
+            )
+            .await;
+        assert_eq!(err.code, "InvalidArgumentException");
+        let err = e
+            .err("SplitShard", split("shardId-000000000009", "5"))
+            .await;
         assert_eq!(err.code, "ResourceNotFoundException");
-        let err = e.err("SplitShard", split("shardId-000000000001", "x")).await;
+        let err = e
+            .err("SplitShard", split("shardId-000000000001", "x"))
+            .await;
         assert_eq!(err.code, "ValidationException");
-        let err = e.err("SplitShard", json!({"StreamName": "s", "NewStartingHashKey": "5"})).await;
+        let err = e
+            .err(
+                "SplitShard",
+                json!({"StreamName": "s", "NewStartingHashKey": "5"}),
+            )
+            .await;
         assert_eq!(err.code, "ValidationException");
         let err = e.err("SplitShard", json!({"StreamName": "zz", "ShardToSplit": "shardId-000000000000", "NewStartingHashKey": "5"})).await;
         assert_eq!(err.code, "ResourceNotFoundException");
@@ -444,23 +506,50 @@ mod tests {
         e.create("m", 3).await;
         put(&e, "m", "a").await;
         let merge = |a: &str, b: &str| json!({"StreamName": "m", "ShardToMerge": a, "AdjacentShardToMerge": b});
-        let err = e.err("MergeShards", merge("shardId-000000000000", "shardId-000000000002")).await;
+        let err = e
+            .err(
+                "MergeShards",
+                merge("shardId-000000000000", "shardId-000000000002"),
+            )
+            .await;
         assert_eq!(err.code, "InvalidArgumentException");
         assert!(err.message.contains("not an adjacent pair"));
-        let err = e.err("MergeShards", merge("shardId-000000000000", "shardId-000000000000")).await;
+        let err = e
+            .err(
+                "MergeShards",
+                merge("shardId-000000000000", "shardId-000000000000"),
+            )
+            .await;
         assert_eq!(err.code, "InvalidArgumentException");
-        let err = e.err("MergeShards", merge("shardId-000000000000", "shardId-000000000007")).await;
+        let err = e
+            .err(
+                "MergeShards",
+                merge("shardId-000000000000", "shardId-000000000007"),
+            )
+            .await;
         assert_eq!(err.code, "ResourceNotFoundException");
-        e.ok("MergeShards", merge("shardId-000000000001", "shardId-000000000000")).await;
+        e.ok(
+            "MergeShards",
+            merge("shardId-000000000001", "shardId-000000000000"),
+        )
+        .await;
         let sh = shards(&e, "m").await;
         assert_eq!(sh.len(), 4);
         assert_eq!(sh[3]["ShardId"], "shardId-000000000003");
         assert_eq!(sh[3]["ParentShardId"], "shardId-000000000001");
         assert_eq!(sh[3]["AdjacentParentShardId"], "shardId-000000000000");
         assert_eq!(sh[3]["HashKeyRange"]["StartingHashKey"], "0");
-        assert_eq!(sh[3]["HashKeyRange"]["EndingHashKey"], sh[1]["HashKeyRange"]["EndingHashKey"]);
+        assert_eq!(
+            sh[3]["HashKeyRange"]["EndingHashKey"],
+            sh[1]["HashKeyRange"]["EndingHashKey"]
+        );
         assert_eq!(open(&sh).len(), 2);
-        let err = e.err("MergeShards", merge("shardId-000000000000", "shardId-000000000001")).await;
+        let err = e
+            .err(
+                "MergeShards",
+                merge("shardId-000000000000", "shardId-000000000001"),
+            )
+            .await;
         assert_eq!(err.code, "InvalidArgumentException");
         assert!(err.message.contains("already been merged or split"));
         let r = drain(&e, "m", "shardId-000000000000").await;
@@ -480,8 +569,16 @@ mod tests {
             .iter()
             .map(|s| {
                 (
-                    s["HashKeyRange"]["StartingHashKey"].as_str().unwrap().parse().unwrap(),
-                    s["HashKeyRange"]["EndingHashKey"].as_str().unwrap().parse().unwrap(),
+                    s["HashKeyRange"]["StartingHashKey"]
+                        .as_str()
+                        .unwrap()
+                        .parse()
+                        .unwrap(),
+                    s["HashKeyRange"]["EndingHashKey"]
+                        .as_str()
+                        .unwrap()
+                        .parse()
+                        .unwrap(),
                 )
             })
             .collect();
@@ -528,7 +625,10 @@ mod tests {
         assert_eq!(err.code, "ValidationException");
         e.ok("UpdateShardCount", usc(1)).await;
         let err = e
-            .err("UpdateShardCount", json!({"StreamName": "u", "TargetShardCount": 2, "ScalingType": "X"}))
+            .err(
+                "UpdateShardCount",
+                json!({"StreamName": "u", "TargetShardCount": 2, "ScalingType": "X"}),
+            )
             .await;
         assert_eq!(err.code, "ValidationException");
         e.create("big", 4).await;
@@ -558,66 +658,131 @@ mod tests {
         .await;
         let all = shards(&e, "l").await;
         assert_eq!(all.len(), 4);
-        let p1 = e.ok("ListShards", json!({"StreamName": "l", "MaxResults": 3})).await;
+        let p1 = e
+            .ok("ListShards", json!({"StreamName": "l", "MaxResults": 3}))
+            .await;
         assert_eq!(p1["Shards"].as_array().unwrap().len(), 3);
         let tok = p1["NextToken"].as_str().unwrap().to_string();
         let p2 = e.ok("ListShards", json!({"NextToken": tok})).await;
         assert_eq!(p2["Shards"].as_array().unwrap().len(), 1);
         assert_eq!(p2["Shards"][0]["ShardId"], "shardId-000000000003");
         assert!(p2["NextToken"].is_null());
-        let err = e.err("ListShards", json!({"NextToken": tok, "StreamName": "l"})).await;
+        let err = e
+            .err("ListShards", json!({"NextToken": tok, "StreamName": "l"}))
+            .await;
         assert_eq!(err.code, "InvalidArgumentException");
         let err = e.err("ListShards", json!({"NextToken": "garbage"})).await;
         assert_eq!(err.code, "InvalidArgumentException");
         let r = e
-            .ok("ListShards", json!({"StreamName": "l", "ExclusiveStartShardId": "shardId-000000000001"}))
+            .ok(
+                "ListShards",
+                json!({"StreamName": "l", "ExclusiveStartShardId": "shardId-000000000001"}),
+            )
             .await;
         assert_eq!(r["Shards"].as_array().unwrap().len(), 2);
         let ids = |v: &Value| -> Vec<String> {
-            v["Shards"].as_array().unwrap().iter().map(|s| s["ShardId"].as_str().unwrap().to_string()).collect()
+            v["Shards"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s["ShardId"].as_str().unwrap().to_string())
+                .collect()
         };
         let f = |filter: Value| json!({"StreamName": "l", "ShardFilter": filter});
         let r = e.ok("ListShards", f(json!({"Type": "AT_LATEST"}))).await;
-        assert_eq!(ids(&r), vec!["shardId-000000000001", "shardId-000000000002", "shardId-000000000003"]);
-        let r = e.ok("ListShards", f(json!({"Type": "AT_TRIM_HORIZON"}))).await;
-        assert_eq!(ids(&r), vec!["shardId-000000000000", "shardId-000000000001"]);
-        let r = e.ok("ListShards", f(json!({"Type": "FROM_TRIM_HORIZON"}))).await;
+        assert_eq!(
+            ids(&r),
+            vec![
+                "shardId-000000000001",
+                "shardId-000000000002",
+                "shardId-000000000003"
+            ]
+        );
+        let r = e
+            .ok("ListShards", f(json!({"Type": "AT_TRIM_HORIZON"})))
+            .await;
+        assert_eq!(
+            ids(&r),
+            vec!["shardId-000000000000", "shardId-000000000001"]
+        );
+        let r = e
+            .ok("ListShards", f(json!({"Type": "FROM_TRIM_HORIZON"})))
+            .await;
         assert_eq!(ids(&r).len(), 4);
         let r = e
-            .ok("ListShards", f(json!({"Type": "AFTER_SHARD_ID", "ShardId": "shardId-000000000002"})))
+            .ok(
+                "ListShards",
+                f(json!({"Type": "AFTER_SHARD_ID", "ShardId": "shardId-000000000002"})),
+            )
             .await;
         assert_eq!(ids(&r), vec!["shardId-000000000003"]);
-        let r = e.ok("ListShards", f(json!({"Type": "AT_TIMESTAMP", "Timestamp": 1000.0}))).await;
-        assert_eq!(ids(&r), vec!["shardId-000000000000", "shardId-000000000001"]);
+        let r = e
+            .ok(
+                "ListShards",
+                f(json!({"Type": "AT_TIMESTAMP", "Timestamp": 1000.0})),
+            )
+            .await;
+        assert_eq!(
+            ids(&r),
+            vec!["shardId-000000000000", "shardId-000000000001"]
+        );
         let future = (crate::service::now_ms() / 1000 + 100) as f64;
-        let r = e.ok("ListShards", f(json!({"Type": "FROM_TIMESTAMP", "Timestamp": future}))).await;
+        let r = e
+            .ok(
+                "ListShards",
+                f(json!({"Type": "FROM_TIMESTAMP", "Timestamp": future})),
+            )
+            .await;
         assert_eq!(ids(&r).len(), 3);
-        let err = e.err("ListShards", f(json!({"Type": "AFTER_SHARD_ID"}))).await;
+        let err = e
+            .err("ListShards", f(json!({"Type": "AFTER_SHARD_ID"})))
+            .await;
         assert_eq!(err.code, "InvalidArgumentException");
-        let err = e.err("ListShards", f(json!({"Type": "AT_TIMESTAMP"}))).await;
+        let err = e
+            .err("ListShards", f(json!({"Type": "AT_TIMESTAMP"})))
+            .await;
         assert_eq!(err.code, "InvalidArgumentException");
-        let err = e.err("ListShards", f(json!({"Type": "AT_LATEST", "ShardId": "shardId-000000000000"}))).await;
+        let err = e
+            .err(
+                "ListShards",
+                f(json!({"Type": "AT_LATEST", "ShardId": "shardId-000000000000"})),
+            )
+            .await;
         assert_eq!(err.code, "InvalidArgumentException");
         let err = e.err("ListShards", f(json!({"Type": "NOPE"}))).await;
         assert_eq!(err.code, "ValidationException");
-        let err = e.err("ListShards", json!({"StreamName": "l", "MaxResults": 0})).await;
+        let err = e
+            .err("ListShards", json!({"StreamName": "l", "MaxResults": 0}))
+            .await;
         assert_eq!(err.code, "ValidationException");
         let err = e.err("ListShards", json!({"StreamName": "nope"})).await;
         assert_eq!(err.code, "ResourceNotFoundException");
         // Tokens expire after 5 minutes.
-        let p1 = e.ok("ListShards", json!({"StreamName": "l", "MaxResults": 1})).await;
+        let p1 = e
+            .ok("ListShards", json!({"StreamName": "l", "MaxResults": 1}))
+            .await;
         e.svc.advance_clock(300_001);
-        let err = e.err("ListShards", json!({"NextToken": p1["NextToken"]})).await;
+        let err = e
+            .err("ListShards", json!({"NextToken": p1["NextToken"]}))
+            .await;
         assert_eq!(err.code, "ExpiredNextTokenException");
         // DescribeStream paging.
-        let d = e.ok("DescribeStream", json!({"StreamName": "l", "Limit": 2})).await;
+        let d = e
+            .ok("DescribeStream", json!({"StreamName": "l", "Limit": 2}))
+            .await;
         assert_eq!(d["StreamDescription"]["HasMoreShards"], true);
-        assert_eq!(d["StreamDescription"]["Shards"].as_array().unwrap().len(), 2);
+        assert_eq!(
+            d["StreamDescription"]["Shards"].as_array().unwrap().len(),
+            2
+        );
         let d = e
             .ok("DescribeStream", json!({"StreamName": "l", "Limit": 2, "ExclusiveStartShardId": "shardId-000000000001"}))
             .await;
         assert_eq!(d["StreamDescription"]["HasMoreShards"], false);
-        assert_eq!(d["StreamDescription"]["Shards"][0]["ShardId"], "shardId-000000000002");
+        assert_eq!(
+            d["StreamDescription"]["Shards"][0]["ShardId"],
+            "shardId-000000000002"
+        );
         // Closed shards disappear once their retention has passed.
         e.svc.advance_clock(25 * 3_600_000);
         assert_eq!(shards(&e, "l").await.len(), 3);
@@ -633,10 +798,17 @@ mod tests {
             let mut acked = Vec::new();
             for i in 0..300 {
                 let r = svc
-                    .dispatch(&ctx, "PutRecord", json!({"StreamName": "c", "PartitionKey": format!("k{i}"), "Data": ""}))
+                    .dispatch(
+                        &ctx,
+                        "PutRecord",
+                        json!({"StreamName": "c", "PartitionKey": format!("k{i}"), "Data": ""}),
+                    )
                     .await
                     .unwrap();
-                acked.push((r["ShardId"].as_str().unwrap().to_string(), r["SequenceNumber"].as_str().unwrap().to_string()));
+                acked.push((
+                    r["ShardId"].as_str().unwrap().to_string(),
+                    r["SequenceNumber"].as_str().unwrap().to_string(),
+                ));
                 tokio::task::yield_now().await;
             }
             acked
@@ -649,10 +821,17 @@ mod tests {
         .await;
         let acked = writer.await.unwrap();
         let mut seen = Vec::new();
-        for sh in ["shardId-000000000000", "shardId-000000000001", "shardId-000000000002"] {
+        for sh in [
+            "shardId-000000000000",
+            "shardId-000000000001",
+            "shardId-000000000002",
+        ] {
             let r = drain(&e, "c", sh).await;
             for rec in r["Records"].as_array().unwrap() {
-                seen.push((sh.to_string(), rec["SequenceNumber"].as_str().unwrap().to_string()));
+                seen.push((
+                    sh.to_string(),
+                    rec["SequenceNumber"].as_str().unwrap().to_string(),
+                ));
             }
         }
         let mut a = acked.clone();

@@ -192,9 +192,14 @@ pub struct AccountSettings {
 #[derive(Serialize, Deserialize, Clone, Debug)]
 pub enum CatalogEvent {
     /// Creates or replaces (by id) a stream's whole metadata.
-    PutStream(StreamMeta),
-    RemoveStream { id: String },
-    PutAccountSettings { account: String, settings: AccountSettings },
+    PutStream(Box<StreamMeta>),
+    RemoveStream {
+        id: String,
+    },
+    PutAccountSettings {
+        account: String,
+        settings: AccountSettings,
+    },
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default)]
@@ -215,6 +220,7 @@ impl Catalog {
     pub fn apply(&mut self, ev: CatalogEvent) {
         match ev {
             CatalogEvent::PutStream(s) => {
+                let s = *s;
                 let key = (s.account.clone(), s.region.clone(), s.name.clone());
                 if let Some(old) = self.by_name.insert(key, s.id.clone()) {
                     if old != s.id {
@@ -251,7 +257,7 @@ impl Catalog {
     pub fn from_snapshot(s: Snapshot) -> Catalog {
         let mut c = Catalog::default();
         for st in s.streams {
-            c.apply(CatalogEvent::PutStream(st));
+            c.apply(CatalogEvent::PutStream(Box::new(st)));
         }
         for (a, set) in s.accounts {
             c.accounts.insert(a, set);

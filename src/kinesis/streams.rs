@@ -51,7 +51,12 @@ pub(crate) fn check_tags(checks: &mut Checks, tags: &BTreeMap<String, String>, p
     }
 }
 
-pub(crate) fn shard_limit_error(account: &str, region: &str, current: usize, extra: usize) -> crate::error::ServiceError {
+pub(crate) fn shard_limit_error(
+    account: &str,
+    region: &str,
+    current: usize,
+    extra: usize,
+) -> crate::error::ServiceError {
     limit_exceeded(format!(
         "This request would exceed the shard limit for the account {account} in {region}. \
          Current shard count for the account: {current}. Limit: {SHARD_LIMIT}. Number of additional \
@@ -126,7 +131,11 @@ impl Kinesis {
         s.ready_at_ms = now + self.transition_ms;
     }
 
-    pub(crate) async fn create_stream(&self, ctx: &RequestContext, input: Value) -> ServiceResult<Value> {
+    pub(crate) async fn create_stream(
+        &self,
+        ctx: &RequestContext,
+        input: Value,
+    ) -> ServiceResult<Value> {
         #[derive(Deserialize)]
         #[serde(rename_all = "PascalCase")]
         struct In {
@@ -138,13 +147,21 @@ impl Kinesis {
             warm_throughput_mi_bps: Option<i64>,
         }
         let i: In = parse_input(input, "SerializationException")?;
-        let mode = i.stream_mode_details.as_ref().map(|m| m.stream_mode.clone());
+        let mode = i
+            .stream_mode_details
+            .as_ref()
+            .map(|m| m.stream_mode.clone());
         let on_demand = matches!(&mode, Some(Some(m)) if m == "ON_DEMAND");
         let mut c = Checks::new();
         c.required(&i.stream_name, "streamName")
             .name(i.stream_name.as_deref(), "streamName", 128)
             .range(i.shard_count, "shardCount", 1, None)
-            .range(i.max_record_size_in_ki_b, "maxRecordSizeInKiB", 1024, Some(10240))
+            .range(
+                i.max_record_size_in_ki_b,
+                "maxRecordSizeInKiB",
+                1024,
+                Some(10240),
+            )
             .range(i.warm_throughput_mi_bps, "warmThroughputMiBps", 0, None);
         if let Some(m) = &mode {
             c.required(m, "streamModeDetails.streamMode").one_of(
@@ -183,7 +200,10 @@ impl Kinesis {
         let now = self.now();
         {
             let cat = self.catalog.read();
-            if cat.lookup(&ctx.account_id, &ctx.region, &name, now).is_some() {
+            if cat
+                .lookup(&ctx.account_id, &ctx.region, &name, now)
+                .is_some()
+            {
                 return Err(in_use(format!(
                     "Stream {name} under account {} already exists.",
                     ctx.account_id
@@ -247,7 +267,9 @@ impl Kinesis {
             tags,
             kms_key: None,
             metrics: BTreeSet::new(),
-            max_record_kib: i.max_record_size_in_ki_b.map_or(DEFAULT_MAX_RECORD_KIB, |v| v as u32),
+            max_record_kib: i
+                .max_record_size_in_ki_b
+                .map_or(DEFAULT_MAX_RECORD_KIB, |v| v as u32),
             warm_mibps: i.warm_throughput_mi_bps.map(|v| v as u32),
             policy: None,
             consumers: BTreeMap::new(),
@@ -256,7 +278,11 @@ impl Kinesis {
         Ok(json!({}))
     }
 
-    pub(crate) async fn delete_stream(&self, ctx: &RequestContext, input: Value) -> ServiceResult<Value> {
+    pub(crate) async fn delete_stream(
+        &self,
+        ctx: &RequestContext,
+        input: Value,
+    ) -> ServiceResult<Value> {
         #[derive(Deserialize)]
         #[serde(rename_all = "PascalCase")]
         struct In {
@@ -276,7 +302,11 @@ impl Kinesis {
             Some(Status::Deleting) => return Err(stream_not_found(&t.name, &t.account)),
             _ => {}
         }
-        let live_consumers = s.consumers.values().filter(|c| c.status_at(now).is_some()).count();
+        let live_consumers = s
+            .consumers
+            .values()
+            .filter(|c| c.status_at(now).is_some())
+            .count();
         if live_consumers > 0 && !i.enforce_consumer_deletion.unwrap_or(false) {
             return Err(in_use(format!(
                 "Stream {} under account {} has registered consumers. Deregister them or use EnforceConsumerDeletion.",
@@ -303,7 +333,10 @@ impl Kinesis {
             "StreamStatus".into(),
             json!(s.status_at(now).unwrap_or(Status::Deleting).as_str()),
         );
-        m.insert("StreamModeDetails".into(), json!({"StreamMode": mode_str(s)}));
+        m.insert(
+            "StreamModeDetails".into(),
+            json!({"StreamMode": mode_str(s)}),
+        );
         m
     }
 
@@ -319,7 +352,11 @@ impl Kinesis {
         }
     }
 
-    pub(crate) fn describe_stream(&self, ctx: &RequestContext, input: Value) -> ServiceResult<Value> {
+    pub(crate) fn describe_stream(
+        &self,
+        ctx: &RequestContext,
+        input: Value,
+    ) -> ServiceResult<Value> {
         #[derive(Deserialize)]
         #[serde(rename_all = "PascalCase")]
         struct In {
@@ -330,8 +367,11 @@ impl Kinesis {
         }
         let i: In = parse_input(input, "SerializationException")?;
         let mut c = Checks::new();
-        c.range(i.limit, "limit", 1, Some(10000))
-            .name(i.exclusive_start_shard_id.as_deref(), "exclusiveStartShardId", 128);
+        c.range(i.limit, "limit", 1, Some(10000)).name(
+            i.exclusive_start_shard_id.as_deref(),
+            "exclusiveStartShardId",
+            128,
+        );
         let t = self.target(ctx, &i.sel, &mut c)?;
         let now = self.now();
         self.with_stream(&t, |s| {
@@ -352,32 +392,49 @@ impl Kinesis {
             );
             m.insert("HasMoreShards".into(), json!(has_more));
             m.insert("RetentionPeriodHours".into(), json!(s.retention_hours));
-            m.insert("StreamCreationTimestamp".into(), json!(ts_out(s.created_ms)));
+            m.insert(
+                "StreamCreationTimestamp".into(),
+                json!(ts_out(s.created_ms)),
+            );
             m.insert("EnhancedMonitoring".into(), monitoring_json(s));
             Self::add_encryption(&mut m, s);
             Ok(json!({ "StreamDescription": m }))
         })
     }
 
-    pub(crate) fn describe_stream_summary(&self, ctx: &RequestContext, input: Value) -> ServiceResult<Value> {
+    pub(crate) fn describe_stream_summary(
+        &self,
+        ctx: &RequestContext,
+        input: Value,
+    ) -> ServiceResult<Value> {
         let sel: StreamSel = parse_input(input, "SerializationException")?;
         let t = self.target(ctx, &sel, &mut Checks::new())?;
         let now = self.now();
         self.with_stream(&t, |s| {
             let mut m = self.description_common(s, now);
             m.insert("RetentionPeriodHours".into(), json!(s.retention_hours));
-            m.insert("StreamCreationTimestamp".into(), json!(ts_out(s.created_ms)));
+            m.insert(
+                "StreamCreationTimestamp".into(),
+                json!(ts_out(s.created_ms)),
+            );
             m.insert("EnhancedMonitoring".into(), monitoring_json(s));
             Self::add_encryption(&mut m, s);
             m.insert("OpenShardCount".into(), json!(s.open_shards().count()));
             m.insert(
                 "ConsumerCount".into(),
-                json!(s.consumers.values().filter(|c| c.status_at(now).is_some()).count()),
+                json!(s
+                    .consumers
+                    .values()
+                    .filter(|c| c.status_at(now).is_some())
+                    .count()),
             );
             m.insert("StreamId".into(), json!(s.id));
             m.insert("MaxRecordSizeInKiB".into(), json!(s.max_record_kib));
             if let Some(w) = s.warm_mibps {
-                m.insert("WarmThroughput".into(), json!({"TargetMiBps": w, "CurrentMiBps": w}));
+                m.insert(
+                    "WarmThroughput".into(),
+                    json!({"TargetMiBps": w, "CurrentMiBps": w}),
+                );
             }
             Ok(json!({ "StreamDescriptionSummary": m }))
         })
@@ -394,7 +451,11 @@ impl Kinesis {
         let i: In = parse_input(input, "SerializationException")?;
         Checks::new()
             .range(i.limit, "limit", 1, Some(10000))
-            .name(i.exclusive_start_stream_name.as_deref(), "exclusiveStartStreamName", 128)
+            .name(
+                i.exclusive_start_stream_name.as_deref(),
+                "exclusiveStartStreamName",
+                128,
+            )
             .len(i.next_token.as_deref(), "nextToken", 1, 1_048_576)
             .finish()?;
         let mut after = i.exclusive_start_stream_name.clone();
@@ -476,7 +537,11 @@ impl Kinesis {
         let i: In = parse_input(input, "SerializationException")?;
         let mut c = Checks::new();
         c.range(i.max_results, "maxResults", 1, Some(10000))
-            .name(i.exclusive_start_shard_id.as_deref(), "exclusiveStartShardId", 128)
+            .name(
+                i.exclusive_start_shard_id.as_deref(),
+                "exclusiveStartShardId",
+                128,
+            )
             .len(i.next_token.as_deref(), "nextToken", 1, 1_048_576);
         if let Some(f) = &i.shard_filter {
             c.required(&f.kind, "shardFilter.type").one_of(
@@ -548,7 +613,9 @@ impl Kinesis {
                     }
                     "AT_TIMESTAMP" | "FROM_TIMESTAMP" => {
                         let ts = f.timestamp.as_ref().ok_or_else(|| {
-                            invalid_argument(format!("Timestamp must be provided with the {k} shard filter type."))
+                            invalid_argument(format!(
+                                "Timestamp must be provided with the {k} shard filter type."
+                            ))
                         })?;
                         ft = Some(keys::parse_timestamp(ts, "ShardFilter.Timestamp")?);
                     }
@@ -588,7 +655,8 @@ impl Kinesis {
         let limit = max_results.unwrap_or(1000) as usize;
         self.with_stream(t, |s| {
             let visible: Vec<&ShardMeta> = s.visible_shards(now).collect();
-            let is_visible = |ix: Option<u32>| ix.is_some_and(|ix| visible.iter().any(|v| v.index == ix));
+            let is_visible =
+                |ix: Option<u32>| ix.is_some_and(|ix| visible.iter().any(|v| v.index == ix));
             let roots = |sh: &&ShardMeta| !is_visible(sh.parent) && !is_visible(sh.adjacent_parent);
             let mut picked: Vec<&ShardMeta> = match kind.as_deref() {
                 Some("AT_LATEST") => visible.iter().copied().filter(|sh| sh.is_open()).collect(),
@@ -709,7 +777,11 @@ impl Kinesis {
         Ok(json!({}))
     }
 
-    pub(crate) async fn update_stream_mode(&self, ctx: &RequestContext, input: Value) -> ServiceResult<Value> {
+    pub(crate) async fn update_stream_mode(
+        &self,
+        ctx: &RequestContext,
+        input: Value,
+    ) -> ServiceResult<Value> {
         #[derive(Deserialize)]
         #[serde(rename_all = "PascalCase")]
         struct In {
@@ -764,7 +836,11 @@ impl Kinesis {
         Ok(json!({}))
     }
 
-    pub(crate) async fn update_max_record_size(&self, ctx: &RequestContext, input: Value) -> ServiceResult<Value> {
+    pub(crate) async fn update_max_record_size(
+        &self,
+        ctx: &RequestContext,
+        input: Value,
+    ) -> ServiceResult<Value> {
         #[derive(Deserialize)]
         #[serde(rename_all = "PascalCase")]
         struct In {
@@ -774,12 +850,13 @@ impl Kinesis {
         }
         let i: In = parse_input(input, "SerializationException")?;
         let mut c = Checks::new();
-        c.required(&i.max_record_size_in_ki_b, "maxRecordSizeInKiB").range(
-            i.max_record_size_in_ki_b,
-            "maxRecordSizeInKiB",
-            1024,
-            Some(10240),
-        );
+        c.required(&i.max_record_size_in_ki_b, "maxRecordSizeInKiB")
+            .range(
+                i.max_record_size_in_ki_b,
+                "maxRecordSizeInKiB",
+                1024,
+                Some(10240),
+            );
         let sel = StreamSel {
             stream_arn: i.stream_arn,
             ..StreamSel::default()
@@ -793,7 +870,11 @@ impl Kinesis {
         Ok(json!({}))
     }
 
-    pub(crate) async fn update_warm_throughput(&self, ctx: &RequestContext, input: Value) -> ServiceResult<Value> {
+    pub(crate) async fn update_warm_throughput(
+        &self,
+        ctx: &RequestContext,
+        input: Value,
+    ) -> ServiceResult<Value> {
         #[derive(Deserialize)]
         #[serde(rename_all = "PascalCase")]
         struct In {
@@ -803,12 +884,8 @@ impl Kinesis {
         }
         let i: In = parse_input(input, "SerializationException")?;
         let mut c = Checks::new();
-        c.required(&i.warm_throughput_mi_bps, "warmThroughputMiBps").range(
-            i.warm_throughput_mi_bps,
-            "warmThroughputMiBps",
-            0,
-            None,
-        );
+        c.required(&i.warm_throughput_mi_bps, "warmThroughputMiBps")
+            .range(i.warm_throughput_mi_bps, "warmThroughputMiBps", 0, None);
         let t = self.target(ctx, &i.sel, &mut c)?;
         let mibps = i.warm_throughput_mi_bps.unwrap_or_default();
         if mibps > 10240 {
@@ -839,7 +916,12 @@ impl Kinesis {
         }))
     }
 
-    pub(crate) async fn set_encryption(&self, ctx: &RequestContext, input: Value, start: bool) -> ServiceResult<Value> {
+    pub(crate) async fn set_encryption(
+        &self,
+        ctx: &RequestContext,
+        input: Value,
+        start: bool,
+    ) -> ServiceResult<Value> {
         #[derive(Deserialize)]
         #[serde(rename_all = "PascalCase")]
         struct In {
@@ -851,7 +933,11 @@ impl Kinesis {
         let i: In = parse_input(input, "SerializationException")?;
         let mut c = Checks::new();
         c.required(&i.encryption_type, "encryptionType")
-            .one_of(i.encryption_type.as_deref(), "encryptionType", &["NONE", "KMS"])
+            .one_of(
+                i.encryption_type.as_deref(),
+                "encryptionType",
+                &["NONE", "KMS"],
+            )
             .required(&i.key_id, "keyId")
             .len(i.key_id.as_deref(), "keyId", 1, 2048);
         let t = self.target(ctx, &i.sel, &mut c)?;
@@ -876,7 +962,12 @@ impl Kinesis {
         Ok(json!({}))
     }
 
-    pub(crate) async fn set_monitoring(&self, ctx: &RequestContext, input: Value, enable: bool) -> ServiceResult<Value> {
+    pub(crate) async fn set_monitoring(
+        &self,
+        ctx: &RequestContext,
+        input: Value,
+        enable: bool,
+    ) -> ServiceResult<Value> {
         #[derive(Deserialize)]
         #[serde(rename_all = "PascalCase")]
         struct In {
@@ -886,16 +977,21 @@ impl Kinesis {
         }
         let i: In = parse_input(input, "SerializationException")?;
         let mut c = Checks::new();
-        c.required(&i.shard_level_metrics, "shardLevelMetrics").count(
-            i.shard_level_metrics.as_ref().map(|m| m.len()),
-            "shardLevelMetrics",
-            1,
-            7,
-        );
+        c.required(&i.shard_level_metrics, "shardLevelMetrics")
+            .count(
+                i.shard_level_metrics.as_ref().map(|m| m.len()),
+                "shardLevelMetrics",
+                1,
+                7,
+            );
         let mut all = ALL_METRICS.to_vec();
         all.push("ALL");
         for (ix, m) in i.shard_level_metrics.iter().flatten().enumerate() {
-            c.one_of(Some(m), &format!("shardLevelMetrics.{}.member", ix + 1), &all);
+            c.one_of(
+                Some(m),
+                &format!("shardLevelMetrics.{}.member", ix + 1),
+                &all,
+            );
         }
         let t = self.target(ctx, &i.sel, &mut c)?;
         let _w = self.write_lock.lock().await;
@@ -977,11 +1073,17 @@ impl Kinesis {
     pub(crate) fn describe_account_settings(&self, ctx: &RequestContext) -> ServiceResult<Value> {
         let now = self.now();
         let cat = self.catalog.read();
-        let a = cat.accounts.get(&Self::settings_key(&ctx.account_id, &ctx.region));
+        let a = cat
+            .accounts
+            .get(&Self::settings_key(&ctx.account_id, &ctx.region));
         Ok(json!({"MinimumThroughputBillingCommitment": self.commitment_json(a, now)}))
     }
 
-    pub(crate) async fn update_account_settings(&self, ctx: &RequestContext, input: Value) -> ServiceResult<Value> {
+    pub(crate) async fn update_account_settings(
+        &self,
+        ctx: &RequestContext,
+        input: Value,
+    ) -> ServiceResult<Value> {
         #[derive(Deserialize)]
         #[serde(rename_all = "PascalCase")]
         struct Commit {
@@ -998,20 +1100,30 @@ impl Kinesis {
             .as_ref()
             .map(|c| c.status.clone());
         let mut c = Checks::new();
-        c.required(&i.minimum_throughput_billing_commitment, "minimumThroughputBillingCommitment");
+        c.required(
+            &i.minimum_throughput_billing_commitment,
+            "minimumThroughputBillingCommitment",
+        );
         if let Some(st) = &status {
-            c.required(st, "minimumThroughputBillingCommitment.status").one_of(
-                st.as_deref(),
-                "minimumThroughputBillingCommitment.status",
-                &["ENABLED", "DISABLED"],
-            );
+            c.required(st, "minimumThroughputBillingCommitment.status")
+                .one_of(
+                    st.as_deref(),
+                    "minimumThroughputBillingCommitment.status",
+                    &["ENABLED", "DISABLED"],
+                );
         }
         c.finish()?;
         let enable = matches!(&status, Some(Some(s)) if s == "ENABLED");
         let _w = self.write_lock.lock().await;
         let now = self.now();
         let key = Self::settings_key(&ctx.account_id, &ctx.region);
-        let mut a = self.catalog.read().accounts.get(&key).cloned().unwrap_or_default();
+        let mut a = self
+            .catalog
+            .read()
+            .accounts
+            .get(&key)
+            .cloned()
+            .unwrap_or_default();
         let active = a.commitment_enabled && a.commitment_ended_ms.is_none_or(|e| now < e);
         if enable && (!active || a.commitment_ended_ms.is_some()) {
             if !active {
@@ -1044,7 +1156,10 @@ mod tests {
         let d = e.ok("DescribeStream", json!({"StreamName": "s1"})).await;
         let sd = &d["StreamDescription"];
         assert_eq!(sd["StreamStatus"], "ACTIVE");
-        assert_eq!(sd["StreamARN"], "arn:aws:kinesis:us-east-1:000000000000:stream/s1");
+        assert_eq!(
+            sd["StreamARN"],
+            "arn:aws:kinesis:us-east-1:000000000000:stream/s1"
+        );
         assert_eq!(sd["Shards"].as_array().unwrap().len(), 3);
         assert_eq!(sd["Shards"][0]["ShardId"], "shardId-000000000000");
         assert_eq!(sd["Shards"][0]["HashKeyRange"]["StartingHashKey"], "0");
@@ -1060,20 +1175,30 @@ mod tests {
         assert_eq!(sd["EnhancedMonitoring"], json!([{"ShardLevelMetrics": []}]));
         assert!(sd["Shards"][0]["SequenceNumberRange"]["EndingSequenceNumber"].is_null());
 
-        let err = e.err("CreateStream", json!({"StreamName": "s1", "ShardCount": 1})).await;
+        let err = e
+            .err("CreateStream", json!({"StreamName": "s1", "ShardCount": 1}))
+            .await;
         assert_eq!(err.code, "ResourceInUseException");
-        assert_eq!(err.message, "Stream s1 under account 000000000000 already exists.");
+        assert_eq!(
+            err.message,
+            "Stream s1 under account 000000000000 already exists."
+        );
 
         // By ARN, and ARN/name mismatch.
         let arn = "arn:aws:kinesis:us-east-1:000000000000:stream/s1";
-        let d = e.ok("DescribeStreamSummary", json!({"StreamARN": arn})).await;
+        let d = e
+            .ok("DescribeStreamSummary", json!({"StreamARN": arn}))
+            .await;
         let s = &d["StreamDescriptionSummary"];
         assert_eq!(s["OpenShardCount"], 3);
         assert_eq!(s["ConsumerCount"], 0);
         assert_eq!(s["MaxRecordSizeInKiB"], 1024);
         assert!(s["StreamId"].as_str().unwrap().len() == 24);
         let err = e
-            .err("DescribeStream", json!({"StreamARN": arn, "StreamName": "other"}))
+            .err(
+                "DescribeStream",
+                json!({"StreamARN": arn, "StreamName": "other"}),
+            )
             .await;
         assert_eq!(err.code, "InvalidArgumentException");
         let err = e.err("DescribeStream", json!({})).await;
@@ -1090,7 +1215,10 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(err.code, "ResourceNotFoundException");
-        assert_eq!(err.message, "Stream s1 under account 000000000000 not found.");
+        assert_eq!(
+            err.message,
+            "Stream s1 under account 000000000000 not found."
+        );
 
         e.create("s2", 1).await;
         e.create("a0", 1).await;
@@ -1121,22 +1249,41 @@ mod tests {
     #[tokio::test]
     async fn create_validation() {
         let e = Env::new();
-        let err = e.err("CreateStream", json!({"StreamName": "bad name", "ShardCount": 1})).await;
+        let err = e
+            .err(
+                "CreateStream",
+                json!({"StreamName": "bad name", "ShardCount": 1}),
+            )
+            .await;
         assert_eq!(err.code, "ValidationException");
         assert!(err.message.contains("at 'streamName'"), "{}", err.message);
         let long = "x".repeat(129);
-        let err = e.err("CreateStream", json!({"StreamName": long, "ShardCount": 1})).await;
+        let err = e
+            .err("CreateStream", json!({"StreamName": long, "ShardCount": 1}))
+            .await;
         assert!(err.message.contains("length less than or equal to 128"));
-        let err = e.err("CreateStream", json!({"StreamName": "s", "ShardCount": 0})).await;
+        let err = e
+            .err("CreateStream", json!({"StreamName": "s", "ShardCount": 0}))
+            .await;
         assert_eq!(err.code, "ValidationException");
         let err = e.err("CreateStream", json!({"StreamName": "s"})).await;
         assert_eq!(err.code, "ValidationException");
         assert!(err.message.contains("'shardCount'"));
         let err = e.err("CreateStream", json!({"ShardCount": 1})).await;
         assert_eq!(err.code, "ValidationException");
-        let err = e.err("CreateStream", json!({"StreamName": "s", "ShardCount": "x"})).await;
+        let err = e
+            .err(
+                "CreateStream",
+                json!({"StreamName": "s", "ShardCount": "x"}),
+            )
+            .await;
         assert_eq!(err.code, "SerializationException");
-        let err = e.err("CreateStream", json!({"StreamName": "s", "ShardCount": 501})).await;
+        let err = e
+            .err(
+                "CreateStream",
+                json!({"StreamName": "s", "ShardCount": 501}),
+            )
+            .await;
         assert_eq!(err.code, "LimitExceededException");
         let err = e
             .err(
@@ -1162,7 +1309,9 @@ mod tests {
             json!({"StreamName": "od", "StreamModeDetails": {"StreamMode": "ON_DEMAND"}}),
         )
         .await;
-        let d = e.ok("DescribeStreamSummary", json!({"StreamName": "od"})).await;
+        let d = e
+            .ok("DescribeStreamSummary", json!({"StreamName": "od"}))
+            .await;
         assert_eq!(d["StreamDescriptionSummary"]["OpenShardCount"], 4);
         assert_eq!(
             d["StreamDescriptionSummary"]["StreamModeDetails"]["StreamMode"],
@@ -1178,7 +1327,9 @@ mod tests {
             json!({"StreamARN": arn, "StreamModeDetails": {"StreamMode": "PROVISIONED"}}),
         )
         .await;
-        let d = e.ok("DescribeStreamSummary", json!({"StreamName": "od"})).await;
+        let d = e
+            .ok("DescribeStreamSummary", json!({"StreamName": "od"}))
+            .await;
         assert_eq!(
             d["StreamDescriptionSummary"]["StreamModeDetails"]["StreamMode"],
             "PROVISIONED"
@@ -1191,7 +1342,10 @@ mod tests {
             .await;
         assert_eq!(err.code, "InvalidArgumentException");
         let err = e
-            .err("UpdateStreamMode", json!({"StreamModeDetails": {"StreamMode": "PROVISIONED"}}))
+            .err(
+                "UpdateStreamMode",
+                json!({"StreamModeDetails": {"StreamMode": "PROVISIONED"}}),
+            )
             .await;
         assert_eq!(err.code, "ValidationException");
     }
@@ -1222,7 +1376,10 @@ mod tests {
             .await;
         assert_eq!(err.code, "ValidationException");
         let err = e
-            .err("IncreaseStreamRetentionPeriod", json!({"StreamName": "zz", "RetentionPeriodHours": 48}))
+            .err(
+                "IncreaseStreamRetentionPeriod",
+                json!({"StreamName": "zz", "RetentionPeriodHours": 48}),
+            )
             .await;
         assert_eq!(err.code, "ResourceNotFoundException");
     }
@@ -1247,7 +1404,10 @@ mod tests {
             .await;
         assert_eq!(err.code, "InvalidArgumentException");
         let err = e
-            .err("StartStreamEncryption", json!({"StreamName": "x", "EncryptionType": "KMS"}))
+            .err(
+                "StartStreamEncryption",
+                json!({"StreamName": "x", "EncryptionType": "KMS"}),
+            )
             .await;
         assert_eq!(err.code, "ValidationException");
         e.ok(
@@ -1269,29 +1429,49 @@ mod tests {
         assert_eq!(m["DesiredShardLevelMetrics"], json!(["IncomingBytes"]));
         assert_eq!(m["StreamName"], "x");
         let m = e
-            .ok("EnableEnhancedMonitoring", json!({"StreamName": "x", "ShardLevelMetrics": ["ALL"]}))
+            .ok(
+                "EnableEnhancedMonitoring",
+                json!({"StreamName": "x", "ShardLevelMetrics": ["ALL"]}),
+            )
             .await;
         assert_eq!(m["DesiredShardLevelMetrics"].as_array().unwrap().len(), 7);
         let m = e
-            .ok("DisableEnhancedMonitoring", json!({"StreamName": "x", "ShardLevelMetrics": ["ALL"]}))
+            .ok(
+                "DisableEnhancedMonitoring",
+                json!({"StreamName": "x", "ShardLevelMetrics": ["ALL"]}),
+            )
             .await;
         assert_eq!(m["DesiredShardLevelMetrics"], json!([]));
         let err = e
-            .err("EnableEnhancedMonitoring", json!({"StreamName": "x", "ShardLevelMetrics": ["Nope"]}))
+            .err(
+                "EnableEnhancedMonitoring",
+                json!({"StreamName": "x", "ShardLevelMetrics": ["Nope"]}),
+            )
             .await;
         assert_eq!(err.code, "ValidationException");
         let err = e
-            .err("EnableEnhancedMonitoring", json!({"StreamName": "x", "ShardLevelMetrics": []}))
+            .err(
+                "EnableEnhancedMonitoring",
+                json!({"StreamName": "x", "ShardLevelMetrics": []}),
+            )
             .await;
         assert_eq!(err.code, "ValidationException");
 
         let arn = "arn:aws:kinesis:us-east-1:000000000000:stream/x";
-        e.ok("UpdateMaxRecordSize", json!({"StreamARN": arn, "MaxRecordSizeInKiB": 10240}))
+        e.ok(
+            "UpdateMaxRecordSize",
+            json!({"StreamARN": arn, "MaxRecordSizeInKiB": 10240}),
+        )
+        .await;
+        let d = e
+            .ok("DescribeStreamSummary", json!({"StreamARN": arn}))
             .await;
-        let d = e.ok("DescribeStreamSummary", json!({"StreamARN": arn})).await;
         assert_eq!(d["StreamDescriptionSummary"]["MaxRecordSizeInKiB"], 10240);
         let err = e
-            .err("UpdateMaxRecordSize", json!({"StreamARN": arn, "MaxRecordSizeInKiB": 10241}))
+            .err(
+                "UpdateMaxRecordSize",
+                json!({"StreamARN": arn, "MaxRecordSizeInKiB": 10241}),
+            )
             .await;
         assert_eq!(err.code, "ValidationException");
     }
@@ -1300,14 +1480,20 @@ mod tests {
     async fn account_settings_and_warm_throughput() {
         let e = Env::new();
         let s = e.ok("DescribeAccountSettings", json!({})).await;
-        assert_eq!(s["MinimumThroughputBillingCommitment"]["Status"], "DISABLED");
+        assert_eq!(
+            s["MinimumThroughputBillingCommitment"]["Status"],
+            "DISABLED"
+        );
         e.ok(
             "CreateStream",
             json!({"StreamName": "od", "StreamModeDetails": {"StreamMode": "ON_DEMAND"}}),
         )
         .await;
         let err = e
-            .err("UpdateStreamWarmThroughput", json!({"StreamName": "od", "WarmThroughputMiBps": 100}))
+            .err(
+                "UpdateStreamWarmThroughput",
+                json!({"StreamName": "od", "WarmThroughputMiBps": 100}),
+            )
             .await;
         assert_eq!(err.code, "InvalidArgumentException");
         let s = e
@@ -1319,12 +1505,20 @@ mod tests {
         assert_eq!(s["MinimumThroughputBillingCommitment"]["Status"], "ENABLED");
         assert!(s["MinimumThroughputBillingCommitment"]["StartedAt"].is_number());
         let w = e
-            .ok("UpdateStreamWarmThroughput", json!({"StreamName": "od", "WarmThroughputMiBps": 100}))
+            .ok(
+                "UpdateStreamWarmThroughput",
+                json!({"StreamName": "od", "WarmThroughputMiBps": 100}),
+            )
             .await;
         assert_eq!(w["WarmThroughput"]["TargetMiBps"], 100);
         assert_eq!(w["StreamName"], "od");
-        let d = e.ok("DescribeStreamSummary", json!({"StreamName": "od"})).await;
-        assert_eq!(d["StreamDescriptionSummary"]["WarmThroughput"]["CurrentMiBps"], 100);
+        let d = e
+            .ok("DescribeStreamSummary", json!({"StreamName": "od"}))
+            .await;
+        assert_eq!(
+            d["StreamDescriptionSummary"]["WarmThroughput"]["CurrentMiBps"],
+            100
+        );
         let s = e
             .ok(
                 "UpdateAccountSettings",
@@ -1336,14 +1530,20 @@ mod tests {
             "ENABLED_UNTIL_EARLIEST_ALLOWED_END"
         );
         let err = e
-            .err("UpdateAccountSettings", json!({"MinimumThroughputBillingCommitment": {"Status": "MAYBE"}}))
+            .err(
+                "UpdateAccountSettings",
+                json!({"MinimumThroughputBillingCommitment": {"Status": "MAYBE"}}),
+            )
             .await;
         assert_eq!(err.code, "ValidationException");
         let err = e.err("UpdateAccountSettings", json!({})).await;
         assert_eq!(err.code, "ValidationException");
         e.create("prov", 1).await;
         let err = e
-            .err("UpdateStreamWarmThroughput", json!({"StreamName": "prov", "WarmThroughputMiBps": 10}))
+            .err(
+                "UpdateStreamWarmThroughput",
+                json!({"StreamName": "prov", "WarmThroughputMiBps": 10}),
+            )
             .await;
         assert_eq!(err.code, "InvalidArgumentException");
     }
@@ -1352,10 +1552,15 @@ mod tests {
     async fn transitions_are_delayed_when_configured() {
         let e = Env::with_config(|c| c.kinesis_transition_ms = 60_000);
         e.create("t", 1).await;
-        let d = e.ok("DescribeStreamSummary", json!({"StreamName": "t"})).await;
+        let d = e
+            .ok("DescribeStreamSummary", json!({"StreamName": "t"}))
+            .await;
         assert_eq!(d["StreamDescriptionSummary"]["StreamStatus"], "CREATING");
         let err = e
-            .err("IncreaseStreamRetentionPeriod", json!({"StreamName": "t", "RetentionPeriodHours": 48}))
+            .err(
+                "IncreaseStreamRetentionPeriod",
+                json!({"StreamName": "t", "RetentionPeriodHours": 48}),
+            )
             .await;
         assert_eq!(err.code, "ResourceInUseException");
         assert_eq!(
@@ -1363,17 +1568,28 @@ mod tests {
             "Stream t under account 000000000000 not ACTIVE, instead in state CREATING"
         );
         e.svc.advance_clock(60_000);
-        let d = e.ok("DescribeStreamSummary", json!({"StreamName": "t"})).await;
-        assert_eq!(d["StreamDescriptionSummary"]["StreamStatus"], "ACTIVE");
-        e.ok("IncreaseStreamRetentionPeriod", json!({"StreamName": "t", "RetentionPeriodHours": 48}))
+        let d = e
+            .ok("DescribeStreamSummary", json!({"StreamName": "t"}))
             .await;
-        let d = e.ok("DescribeStreamSummary", json!({"StreamName": "t"})).await;
+        assert_eq!(d["StreamDescriptionSummary"]["StreamStatus"], "ACTIVE");
+        e.ok(
+            "IncreaseStreamRetentionPeriod",
+            json!({"StreamName": "t", "RetentionPeriodHours": 48}),
+        )
+        .await;
+        let d = e
+            .ok("DescribeStreamSummary", json!({"StreamName": "t"}))
+            .await;
         assert_eq!(d["StreamDescriptionSummary"]["StreamStatus"], "UPDATING");
         e.svc.advance_clock(60_000);
         e.ok("DeleteStream", json!({"StreamName": "t"})).await;
-        let d = e.ok("DescribeStreamSummary", json!({"StreamName": "t"})).await;
+        let d = e
+            .ok("DescribeStreamSummary", json!({"StreamName": "t"}))
+            .await;
         assert_eq!(d["StreamDescriptionSummary"]["StreamStatus"], "DELETING");
-        let err = e.err("CreateStream", json!({"StreamName": "t", "ShardCount": 1})).await;
+        let err = e
+            .err("CreateStream", json!({"StreamName": "t", "ShardCount": 1}))
+            .await;
         assert_eq!(err.code, "ResourceInUseException");
         e.svc.advance_clock(60_000);
         let err = e.err("DescribeStream", json!({"StreamName": "t"})).await;

@@ -29,8 +29,14 @@ pub(crate) fn check_resource_arn(c: &mut Checks, arn: Option<&str>) {
     c.required(&arn, "resourceARN");
     if let Some(a) = arn {
         c.len(Some(a), "resourceARN", 1, 2048);
-        let ok = validate::parse_stream_arn(a).is_some() || validate::parse_consumer_arn(a).is_some();
-        c.pattern(Some(a), "resourceARN", ok, "arn:aws.*:kinesis:.*:\\d{12}:.*stream/\\S+");
+        let ok =
+            validate::parse_stream_arn(a).is_some() || validate::parse_consumer_arn(a).is_some();
+        c.pattern(
+            Some(a),
+            "resourceARN",
+            ok,
+            "arn:aws.*:kinesis:.*:\\d{12}:.*stream/\\S+",
+        );
     }
 }
 
@@ -65,7 +71,11 @@ impl Kinesis {
     async fn modify_resource(
         &self,
         arn: &str,
-        f: impl FnOnce(&mut BTreeMap<String, String>, &mut Option<String>, &StreamMeta) -> ServiceResult<bool>,
+        f: impl FnOnce(
+            &mut BTreeMap<String, String>,
+            &mut Option<String>,
+            &StreamMeta,
+        ) -> ServiceResult<bool>,
     ) -> ServiceResult<()> {
         let res = parse_resource(arn)?;
         let _w = self.write_lock.lock().await;
@@ -131,7 +141,11 @@ impl Kinesis {
         Ok(changed)
     }
 
-    pub(crate) async fn add_tags_to_stream(&self, ctx: &RequestContext, input: Value) -> ServiceResult<Value> {
+    pub(crate) async fn add_tags_to_stream(
+        &self,
+        ctx: &RequestContext,
+        input: Value,
+    ) -> ServiceResult<Value> {
         #[derive(Deserialize)]
         #[serde(rename_all = "PascalCase")]
         struct In {
@@ -147,16 +161,27 @@ impl Kinesis {
             check_tags(&mut c, t, "tags");
         }
         let t = self.target(ctx, &i.sel, &mut c)?;
-        let arn = format!("arn:aws:kinesis:{}:{}:stream/{}", t.region, t.account, t.name);
+        let arn = format!(
+            "arn:aws:kinesis:{}:{}:stream/{}",
+            t.region, t.account, t.name
+        );
         let new = i.tags.unwrap_or_default();
         self.modify_resource(&arn, |tags, _, s| {
-            Self::add_tags(tags, new, &format!("stream {} under account {}", s.name, s.account))
+            Self::add_tags(
+                tags,
+                new,
+                &format!("stream {} under account {}", s.name, s.account),
+            )
         })
         .await?;
         Ok(json!({}))
     }
 
-    pub(crate) async fn remove_tags_from_stream(&self, ctx: &RequestContext, input: Value) -> ServiceResult<Value> {
+    pub(crate) async fn remove_tags_from_stream(
+        &self,
+        ctx: &RequestContext,
+        input: Value,
+    ) -> ServiceResult<Value> {
         #[derive(Deserialize)]
         #[serde(rename_all = "PascalCase")]
         struct In {
@@ -166,13 +191,20 @@ impl Kinesis {
         }
         let i: In = parse_input(input, "SerializationException")?;
         let mut c = Checks::new();
-        c.required(&i.tag_keys, "tagKeys")
-            .count(i.tag_keys.as_ref().map(|t| t.len()), "tagKeys", 1, 50);
+        c.required(&i.tag_keys, "tagKeys").count(
+            i.tag_keys.as_ref().map(|t| t.len()),
+            "tagKeys",
+            1,
+            50,
+        );
         for (n, k) in i.tag_keys.iter().flatten().enumerate() {
             c.len(Some(k), &format!("tagKeys.{}.member", n + 1), 1, 128);
         }
         let t = self.target(ctx, &i.sel, &mut c)?;
-        let arn = format!("arn:aws:kinesis:{}:{}:stream/{}", t.region, t.account, t.name);
+        let arn = format!(
+            "arn:aws:kinesis:{}:{}:stream/{}",
+            t.region, t.account, t.name
+        );
         let keys = i.tag_keys.unwrap_or_default();
         self.modify_resource(&arn, |tags, _, _| {
             let before = tags.len();
@@ -183,7 +215,11 @@ impl Kinesis {
         Ok(json!({}))
     }
 
-    pub(crate) fn list_tags_for_stream(&self, ctx: &RequestContext, input: Value) -> ServiceResult<Value> {
+    pub(crate) fn list_tags_for_stream(
+        &self,
+        ctx: &RequestContext,
+        input: Value,
+    ) -> ServiceResult<Value> {
         #[derive(Deserialize)]
         #[serde(rename_all = "PascalCase")]
         struct In {
@@ -194,8 +230,13 @@ impl Kinesis {
         }
         let i: In = parse_input(input, "SerializationException")?;
         let mut c = Checks::new();
-        c.len(i.exclusive_start_tag_key.as_deref(), "exclusiveStartTagKey", 1, 128)
-            .range(i.limit, "limit", 1, Some(50));
+        c.len(
+            i.exclusive_start_tag_key.as_deref(),
+            "exclusiveStartTagKey",
+            1,
+            128,
+        )
+        .range(i.limit, "limit", 1, Some(50));
         let t = self.target(ctx, &i.sel, &mut c)?;
         let limit = i.limit.unwrap_or(50) as usize;
         self.with_stream(&t, |s| {
@@ -213,7 +254,11 @@ impl Kinesis {
         })
     }
 
-    pub(crate) async fn tag_resource(&self, _ctx: &RequestContext, input: Value) -> ServiceResult<Value> {
+    pub(crate) async fn tag_resource(
+        &self,
+        _ctx: &RequestContext,
+        input: Value,
+    ) -> ServiceResult<Value> {
         #[derive(Deserialize)]
         #[serde(rename_all = "PascalCase")]
         struct In {
@@ -238,7 +283,11 @@ impl Kinesis {
         Ok(json!({}))
     }
 
-    pub(crate) async fn untag_resource(&self, _ctx: &RequestContext, input: Value) -> ServiceResult<Value> {
+    pub(crate) async fn untag_resource(
+        &self,
+        _ctx: &RequestContext,
+        input: Value,
+    ) -> ServiceResult<Value> {
         #[derive(Deserialize)]
         #[serde(rename_all = "PascalCase")]
         struct In {
@@ -249,8 +298,12 @@ impl Kinesis {
         let i: In = parse_input(input, "SerializationException")?;
         let mut c = Checks::new();
         check_resource_arn(&mut c, i.resource_arn.as_deref());
-        c.required(&i.tag_keys, "tagKeys")
-            .count(i.tag_keys.as_ref().map(|t| t.len()), "tagKeys", 1, 50);
+        c.required(&i.tag_keys, "tagKeys").count(
+            i.tag_keys.as_ref().map(|t| t.len()),
+            "tagKeys",
+            1,
+            50,
+        );
         c.finish()?;
         let arn = i.resource_arn.unwrap_or_default();
         let keys = i.tag_keys.unwrap_or_default();
@@ -263,7 +316,11 @@ impl Kinesis {
         Ok(json!({}))
     }
 
-    pub(crate) fn list_tags_for_resource(&self, _ctx: &RequestContext, input: Value) -> ServiceResult<Value> {
+    pub(crate) fn list_tags_for_resource(
+        &self,
+        _ctx: &RequestContext,
+        input: Value,
+    ) -> ServiceResult<Value> {
         #[derive(Deserialize)]
         #[serde(rename_all = "PascalCase")]
         struct In {
@@ -283,7 +340,11 @@ impl Kinesis {
         Ok(json!({ "Tags": tags }))
     }
 
-    pub(crate) async fn put_resource_policy(&self, _ctx: &RequestContext, input: Value) -> ServiceResult<Value> {
+    pub(crate) async fn put_resource_policy(
+        &self,
+        _ctx: &RequestContext,
+        input: Value,
+    ) -> ServiceResult<Value> {
         #[derive(Deserialize)]
         #[serde(rename_all = "PascalCase")]
         struct In {
@@ -298,7 +359,9 @@ impl Kinesis {
         c.finish()?;
         let policy = i.policy.unwrap_or_default();
         if !serde_json::from_str::<Value>(&policy).is_ok_and(|v| v.is_object()) {
-            return Err(invalid_argument("Policy is not a valid JSON policy document."));
+            return Err(invalid_argument(
+                "Policy is not a valid JSON policy document.",
+            ));
         }
         let arn = i.resource_arn.unwrap_or_default();
         self.modify_resource(&arn, |_, p, _| {
@@ -310,7 +373,11 @@ impl Kinesis {
         Ok(json!({}))
     }
 
-    pub(crate) fn get_resource_policy(&self, _ctx: &RequestContext, input: Value) -> ServiceResult<Value> {
+    pub(crate) fn get_resource_policy(
+        &self,
+        _ctx: &RequestContext,
+        input: Value,
+    ) -> ServiceResult<Value> {
         #[derive(Deserialize)]
         #[serde(rename_all = "PascalCase")]
         struct In {
@@ -326,7 +393,11 @@ impl Kinesis {
         Ok(json!({"Policy": policy.unwrap_or_else(|| "{}".to_string())}))
     }
 
-    pub(crate) async fn delete_resource_policy(&self, _ctx: &RequestContext, input: Value) -> ServiceResult<Value> {
+    pub(crate) async fn delete_resource_policy(
+        &self,
+        _ctx: &RequestContext,
+        input: Value,
+    ) -> ServiceResult<Value> {
         #[derive(Deserialize)]
         #[serde(rename_all = "PascalCase")]
         struct In {
@@ -341,7 +412,9 @@ impl Kinesis {
         let arn2 = arn.clone();
         self.modify_resource(&arn, |_, p, _| {
             if p.is_none() {
-                return Err(not_found(format!("No resource policy found for resource {arn2}.")));
+                return Err(not_found(format!(
+                    "No resource policy found for resource {arn2}."
+                )));
             }
             *p = None;
             Ok(true)
@@ -366,57 +439,110 @@ mod tests {
             json!({"StreamName": "t", "ShardCount": 1, "Tags": {"a": "1"}}),
         )
         .await;
-        e.ok("AddTagsToStream", json!({"StreamName": "t", "Tags": {"b": "2", "c": ""}}))
-            .await;
+        e.ok(
+            "AddTagsToStream",
+            json!({"StreamName": "t", "Tags": {"b": "2", "c": ""}}),
+        )
+        .await;
         let l = e.ok("ListTagsForStream", json!({"StreamName": "t"})).await;
         assert_eq!(
             l["Tags"],
             json!([{"Key": "a", "Value": "1"}, {"Key": "b", "Value": "2"}, {"Key": "c", "Value": ""}])
         );
         assert_eq!(l["HasMoreTags"], false);
-        let l = e.ok("ListTagsForStream", json!({"StreamName": "t", "Limit": 1})).await;
+        let l = e
+            .ok("ListTagsForStream", json!({"StreamName": "t", "Limit": 1}))
+            .await;
         assert_eq!(l["Tags"], json!([{"Key": "a", "Value": "1"}]));
         assert_eq!(l["HasMoreTags"], true);
         let l = e
-            .ok("ListTagsForStream", json!({"StreamName": "t", "ExclusiveStartTagKey": "a"}))
+            .ok(
+                "ListTagsForStream",
+                json!({"StreamName": "t", "ExclusiveStartTagKey": "a"}),
+            )
             .await;
         assert_eq!(l["Tags"].as_array().unwrap().len(), 2);
-        e.ok("RemoveTagsFromStream", json!({"StreamName": "t", "TagKeys": ["a", "zz"]}))
+        e.ok(
+            "RemoveTagsFromStream",
+            json!({"StreamName": "t", "TagKeys": ["a", "zz"]}),
+        )
+        .await;
+        let l = e
+            .ok("ListTagsForResource", json!({"ResourceARN": ARN}))
             .await;
-        let l = e.ok("ListTagsForResource", json!({"ResourceARN": ARN})).await;
-        assert_eq!(l["Tags"], json!([{"Key": "b", "Value": "2"}, {"Key": "c", "Value": ""}]));
-        e.ok("TagResource", json!({"ResourceARN": ARN, "Tags": {"d": "4"}})).await;
-        e.ok("UntagResource", json!({"ResourceARN": ARN, "TagKeys": ["b"]})).await;
+        assert_eq!(
+            l["Tags"],
+            json!([{"Key": "b", "Value": "2"}, {"Key": "c", "Value": ""}])
+        );
+        e.ok(
+            "TagResource",
+            json!({"ResourceARN": ARN, "Tags": {"d": "4"}}),
+        )
+        .await;
+        e.ok(
+            "UntagResource",
+            json!({"ResourceARN": ARN, "TagKeys": ["b"]}),
+        )
+        .await;
         let l = e.ok("ListTagsForStream", json!({"StreamARN": ARN})).await;
-        assert_eq!(l["Tags"], json!([{"Key": "c", "Value": ""}, {"Key": "d", "Value": "4"}]));
+        assert_eq!(
+            l["Tags"],
+            json!([{"Key": "c", "Value": ""}, {"Key": "d", "Value": "4"}])
+        );
 
         let many: serde_json::Map<String, serde_json::Value> =
             (0..49).map(|i| (format!("k{i}"), json!("v"))).collect();
-        let err = e.err("AddTagsToStream", json!({"StreamName": "t", "Tags": many})).await;
+        let err = e
+            .err("AddTagsToStream", json!({"StreamName": "t", "Tags": many}))
+            .await;
         assert_eq!(err.code, "InvalidArgumentException");
-        let err = e.err("AddTagsToStream", json!({"StreamName": "t", "Tags": {}})).await;
+        let err = e
+            .err("AddTagsToStream", json!({"StreamName": "t", "Tags": {}}))
+            .await;
         assert_eq!(err.code, "ValidationException");
         let err = e
-            .err("AddTagsToStream", json!({"StreamName": "t", "Tags": {"k": "v".repeat(257)}}))
+            .err(
+                "AddTagsToStream",
+                json!({"StreamName": "t", "Tags": {"k": "v".repeat(257)}}),
+            )
             .await;
         assert_eq!(err.code, "ValidationException");
         let err = e.err("AddTagsToStream", json!({"StreamName": "t"})).await;
         assert_eq!(err.code, "ValidationException");
-        let err = e.err("RemoveTagsFromStream", json!({"StreamName": "t", "TagKeys": []})).await;
+        let err = e
+            .err(
+                "RemoveTagsFromStream",
+                json!({"StreamName": "t", "TagKeys": []}),
+            )
+            .await;
         assert_eq!(err.code, "ValidationException");
-        let err = e.err("ListTagsForStream", json!({"StreamName": "t", "Limit": 51})).await;
+        let err = e
+            .err("ListTagsForStream", json!({"StreamName": "t", "Limit": 51}))
+            .await;
         assert_eq!(err.code, "ValidationException");
-        let err = e.err("ListTagsForStream", json!({"StreamName": "nope"})).await;
+        let err = e
+            .err("ListTagsForStream", json!({"StreamName": "nope"}))
+            .await;
         assert_eq!(err.code, "ResourceNotFoundException");
         let err = e
             .err("TagResource", json!({"ResourceARN": "arn:aws:kinesis:us-east-1:000000000000:stream/nope", "Tags": {"a": "b"}}))
             .await;
         assert_eq!(err.code, "ResourceNotFoundException");
-        let err = e.err("TagResource", json!({"ResourceARN": "arn:aws:sqs:x", "Tags": {"a": "b"}})).await;
+        let err = e
+            .err(
+                "TagResource",
+                json!({"ResourceARN": "arn:aws:sqs:x", "Tags": {"a": "b"}}),
+            )
+            .await;
         assert_eq!(err.code, "ValidationException");
         let err = e.err("ListTagsForResource", json!({})).await;
         assert_eq!(err.code, "ValidationException");
-        let err = e.err("AddTagsToStream", json!({"StreamName": "t", "Tags": {"a": 1}})).await;
+        let err = e
+            .err(
+                "AddTagsToStream",
+                json!({"StreamName": "t", "Tags": {"a": 1}}),
+            )
+            .await;
         assert_eq!(err.code, "SerializationException");
     }
 
@@ -427,35 +553,78 @@ mod tests {
         let policy = r#"{"Version":"2012-10-17","Statement":[]}"#;
         let g = e.ok("GetResourcePolicy", json!({"ResourceARN": ARN})).await;
         assert_eq!(g["Policy"], "{}");
-        let err = e.err("DeleteResourcePolicy", json!({"ResourceARN": ARN})).await;
+        let err = e
+            .err("DeleteResourcePolicy", json!({"ResourceARN": ARN}))
+            .await;
         assert_eq!(err.code, "ResourceNotFoundException");
-        e.ok("PutResourcePolicy", json!({"ResourceARN": ARN, "Policy": policy})).await;
+        e.ok(
+            "PutResourcePolicy",
+            json!({"ResourceARN": ARN, "Policy": policy}),
+        )
+        .await;
         let g = e.ok("GetResourcePolicy", json!({"ResourceARN": ARN})).await;
         assert_eq!(g["Policy"], policy);
         let err = e
-            .err("PutResourcePolicy", json!({"ResourceARN": ARN, "Policy": "not json"}))
+            .err(
+                "PutResourcePolicy",
+                json!({"ResourceARN": ARN, "Policy": "not json"}),
+            )
             .await;
         assert_eq!(err.code, "InvalidArgumentException");
-        let err = e.err("PutResourcePolicy", json!({"ResourceARN": ARN})).await;
+        let err = e
+            .err("PutResourcePolicy", json!({"ResourceARN": ARN}))
+            .await;
         assert_eq!(err.code, "ValidationException");
-        e.ok("DeleteResourcePolicy", json!({"ResourceARN": ARN})).await;
-        assert_eq!(e.ok("GetResourcePolicy", json!({"ResourceARN": ARN})).await["Policy"], "{}");
+        e.ok("DeleteResourcePolicy", json!({"ResourceARN": ARN}))
+            .await;
+        assert_eq!(
+            e.ok("GetResourcePolicy", json!({"ResourceARN": ARN})).await["Policy"],
+            "{}"
+        );
 
         let c = e
-            .ok("RegisterStreamConsumer", json!({"StreamARN": ARN, "ConsumerName": "c1"}))
+            .ok(
+                "RegisterStreamConsumer",
+                json!({"StreamARN": ARN, "ConsumerName": "c1"}),
+            )
             .await;
         let carn = c["Consumer"]["ConsumerARN"].as_str().unwrap().to_string();
-        e.ok("PutResourcePolicy", json!({"ResourceARN": carn, "Policy": policy})).await;
-        assert_eq!(e.ok("GetResourcePolicy", json!({"ResourceARN": carn})).await["Policy"], policy);
-        assert_eq!(e.ok("GetResourcePolicy", json!({"ResourceARN": ARN})).await["Policy"], "{}");
-        e.ok("TagResource", json!({"ResourceARN": carn, "Tags": {"team": "x"}})).await;
-        let l = e.ok("ListTagsForResource", json!({"ResourceARN": carn})).await;
+        e.ok(
+            "PutResourcePolicy",
+            json!({"ResourceARN": carn, "Policy": policy}),
+        )
+        .await;
+        assert_eq!(
+            e.ok("GetResourcePolicy", json!({"ResourceARN": carn}))
+                .await["Policy"],
+            policy
+        );
+        assert_eq!(
+            e.ok("GetResourcePolicy", json!({"ResourceARN": ARN})).await["Policy"],
+            "{}"
+        );
+        e.ok(
+            "TagResource",
+            json!({"ResourceARN": carn, "Tags": {"team": "x"}}),
+        )
+        .await;
+        let l = e
+            .ok("ListTagsForResource", json!({"ResourceARN": carn}))
+            .await;
         assert_eq!(l["Tags"], json!([{"Key": "team", "Value": "x"}]));
-        e.ok("UntagResource", json!({"ResourceARN": carn, "TagKeys": ["team"]})).await;
-        let l = e.ok("ListTagsForResource", json!({"ResourceARN": carn})).await;
+        e.ok(
+            "UntagResource",
+            json!({"ResourceARN": carn, "TagKeys": ["team"]}),
+        )
+        .await;
+        let l = e
+            .ok("ListTagsForResource", json!({"ResourceARN": carn}))
+            .await;
         assert_eq!(l["Tags"], json!([]));
         let bad = format!("{ARN}/consumer/c1:1");
-        let err = e.err("GetResourcePolicy", json!({"ResourceARN": bad})).await;
+        let err = e
+            .err("GetResourcePolicy", json!({"ResourceARN": bad}))
+            .await;
         assert_eq!(err.code, "ResourceNotFoundException");
     }
 }
