@@ -49,6 +49,8 @@ use self::validate::Checks;
 
 /// Catalog events between checkpoints.
 const CHECKPOINT_EVERY: u64 = 256;
+/// Shard log segments roll at least this often, so retention can drop them whole.
+const SHARD_SEGMENT_AGE: std::time::Duration = std::time::Duration::from_secs(3600);
 /// How often the background task drops expired segments.
 const RETENTION_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 
@@ -412,21 +414,29 @@ impl Kinesis {
     }
 
     /// Drops whole segments older than each stream's retention period. Run every minute by a
-    /// background task; public so operators and tests can force a pass.
+    /// background task; public so operators and tests can force a pass. Records of a partly
+    /// expired segment stay on disk until the whole segment expires, but reads never return them
+    /// (TRIM_HORIZON is computed from the retention period, see `data.rs`).
     pub fn enforce_retention(&self) -> ServiceResult<u64> {
         let now = self.now();
-        let targets: Vec<(StreamMeta, u64)> = self
-            .catalog
-            .read()
-            .streams
-            .values()
-            .map(|s| (s.clone(), s.retention_ms()))
-            .collect();
+        let targets: Vec<StreamMeta> = self.catalog.read().streams.values().cloned().collect();
         let mut dropped = 0;
-        for (s, retention) in targets {
-            for sh in &s.shards {
+        for s in targets {
+            let retention = s.retention_ms();
+            // Shards never written (e.g. UpdateShardCount's short-lived ones) have no log files.
+            for sh in s.shards.iter().filter(|sh| !sh.epochs.is_empty()) {
                 let rt = self.shard_rt(&s, sh.index)?;
-                dropped += rt.log.enforce_retention(now, Some(retention), None)?;
+                let log = &rt.log;
+                let next = log.next_offset();
+                if next > log.start_offset() {
+                    // An idle shard's active segment never rolls on its own; once even its
+                    // newest record has expired, seal it so it can be dropped.
+                    let newest = log.read_with(next - 1, |_, ts, _| ts)?;
+                    if newest.is_some_and(|ts| ts.saturating_add(retention) < now) {
+                        log.roll()?;
+                    }
+                }
+                dropped += log.enforce_retention(now, Some(retention), None)?;
             }
         }
         Ok(dropped)
@@ -476,7 +486,10 @@ impl Kinesis {
         }
         let closed = s.shard(index).is_some_and(|m| !m.is_open());
         let path = self.stream_dir(s).join(keys::shard_id(index));
-        let (log, _) = Log::open(&path, self.log_opts.clone())?;
+        let mut opts = self.log_opts.clone();
+        // Hourly segments let retention drop expired records in whole segments.
+        opts.segment_age = Some(SHARD_SEGMENT_AGE);
+        let (log, _) = Log::open(&path, opts)?;
         let rt = Arc::new(ShardRt {
             log,
             gate: tokio::sync::RwLock::new(closed),
