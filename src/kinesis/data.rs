@@ -1399,13 +1399,13 @@ mod retention_on_disk {
         let rt = e.svc.shard_rt(&s, 0).unwrap();
         assert_eq!(rt.log.start_offset(), 0);
         e.svc.advance_clock(25 * 3_600_000);
+        e.svc.enforce_retention().unwrap();
+        assert_eq!(rt.log.start_offset(), 10, "the expired segment is gone");
         e.ok(
             "PutRecord",
             json!({"StreamName": "s", "PartitionKey": "a", "Data": enc(b"fresh")}),
         )
         .await;
-        e.svc.enforce_retention().unwrap();
-        assert_eq!(rt.log.start_offset(), 10, "the expired segment is gone");
         let it = e
             .iterator("s", "shardId-000000000000", "TRIM_HORIZON")
             .await;
