@@ -1,6 +1,5 @@
 //! Enhanced fan-out consumers: RegisterStreamConsumer, DeregisterStreamConsumer,
-//! DescribeStreamConsumer, ListStreamConsumers, and the validation half of SubscribeToShard
-//! (its HTTP/2 event stream belongs to the protocol layer and is not served yet).
+//! DescribeStreamConsumer, ListStreamConsumers. SubscribeToShard lives in `subscribe.rs`.
 
 use std::collections::BTreeMap;
 
@@ -24,8 +23,8 @@ const CONSUMER_ARN_PATTERN: &str =
     "^(arn):aws.*:kinesis:.*:\\d{12}:.*stream\\/[a-zA-Z0-9_.-]+\\/consumer\\/[a-zA-Z0-9_.-]+:[0-9]+";
 
 /// How a request names a consumer: by ARN, or by stream ARN and consumer name.
-struct ConsumerRef {
-    target: Target,
+pub(crate) struct ConsumerRef {
+    pub(crate) target: Target,
     name: String,
     created_s: Option<u64>,
     arn: Option<String>,
@@ -56,7 +55,7 @@ fn consumer_json(s: &StreamMeta, c: &ConsumerMeta, now: u64, with_stream: bool) 
 }
 
 impl Kinesis {
-    fn consumer_ref(
+    pub(crate) fn consumer_ref(
         &self,
         ctx: &RequestContext,
         stream_arn: Option<String>,
@@ -107,7 +106,7 @@ impl Kinesis {
         })
     }
 
-    fn find_consumer<'a>(
+    pub(crate) fn find_consumer<'a>(
         s: &'a StreamMeta,
         r: &ConsumerRef,
         now: u64,
@@ -323,74 +322,6 @@ impl Kinesis {
             }
             Ok(Value::Object(out))
         })
-    }
-
-    /// Validates a SubscribeToShard request as AWS does; the event stream itself is not served
-    /// yet, so a valid request is answered with InvalidArgumentException naming the gap.
-    pub(crate) fn subscribe_to_shard(
-        &self,
-        ctx: &RequestContext,
-        input: Value,
-    ) -> ServiceResult<Value> {
-        #[derive(Deserialize)]
-        #[serde(rename_all = "PascalCase")]
-        struct Pos {
-            #[serde(rename = "Type")]
-            kind: Option<String>,
-        }
-        #[derive(Deserialize)]
-        #[serde(rename_all = "PascalCase")]
-        struct In {
-            #[serde(rename = "ConsumerARN")]
-            consumer_arn: Option<String>,
-            shard_id: Option<String>,
-            starting_position: Option<Pos>,
-        }
-        let i: In = parse_input(input, "SerializationException")?;
-        let mut c = Checks::new();
-        c.required(&i.consumer_arn, "consumerARN")
-            .required(&i.shard_id, "shardId")
-            .name(i.shard_id.as_deref(), "shardId", 128)
-            .required(&i.starting_position, "startingPosition");
-        if let Some(p) = &i.starting_position {
-            c.required(&p.kind, "startingPosition.type").one_of(
-                p.kind.as_deref(),
-                "startingPosition.type",
-                &[
-                    "AT_SEQUENCE_NUMBER",
-                    "AFTER_SEQUENCE_NUMBER",
-                    "TRIM_HORIZON",
-                    "LATEST",
-                    "AT_TIMESTAMP",
-                ],
-            );
-        }
-        c.finish()?;
-        let r = self.consumer_ref(ctx, None, None, i.consumer_arn)?;
-        let now = self.now();
-        let shard = i.shard_id.unwrap_or_default();
-        self.with_stream(&r.target, |s| {
-            let c = Self::find_consumer(s, &r, now)?;
-            if c.status_at(now) != Some(Status::Active) {
-                return Err(in_use(format!(
-                    "Consumer {} is not ACTIVE.",
-                    s.consumer_arn(c)
-                )));
-            }
-            if keys::parse_shard_id(&shard)
-                .and_then(|ix| s.shard(ix))
-                .is_none()
-            {
-                return Err(not_found(format!(
-                    "Shard {shard} in stream {} under account {} does not exist",
-                    s.name, s.account
-                )));
-            }
-            Ok(())
-        })?;
-        Err(invalid_argument(
-            "SubscribeToShard (HTTP/2 event stream) is not supported by this broker yet; use GetShardIterator and GetRecords.",
-        ))
     }
 }
 

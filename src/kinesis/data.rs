@@ -310,6 +310,7 @@ impl Kinesis {
         });
         let offset = rt.log.append(RECORD_KIND, ts, payload).await?;
         drop(guard);
+        rt.appended.notify_waiters();
         Ok(json!({
             "ShardId": keys::shard_id(ix),
             "SequenceNumber": keys::sequence_number(epoch, ix, offset),
@@ -466,6 +467,9 @@ impl Kinesis {
                 .collect();
             let outcomes = join_all(futs).await;
             drop(guards);
+            for (k, _) in &batches {
+                rts[*k].1.appended.notify_waiters();
+            }
             for ((k, mine), outcome) in batches.iter().zip(outcomes) {
                 let (ix, epoch) = (rts[*k].0, rts[*k].2);
                 match outcome {
@@ -683,6 +687,20 @@ impl Kinesis {
             )));
         }
         let limit = i.limit.unwrap_or(10000) as usize;
+        self.read_iterator(&it, limit, i.stream_arn.as_deref(), true)
+    }
+
+    /// Reads up to `limit` records (and 10 MiB) at an iterator's position: the GetRecords
+    /// output document. `throttle` applies the per-shard read limits (GetRecords), not the
+    /// enhanced fan-out path.
+    pub(crate) fn read_iterator(
+        &self,
+        it: &ShardIterator,
+        limit: usize,
+        stream_arn: Option<&str>,
+        throttle: bool,
+    ) -> ServiceResult<Value> {
+        let now = self.now();
         let cat = self.catalog.read();
         let s = cat
             .streams
@@ -695,8 +713,8 @@ impl Kinesis {
                     it.stream_id
                 ))
             })?;
-        if let Some(arn) = &i.stream_arn {
-            if arn != &s.arn() {
+        if let Some(arn) = stream_arn {
+            if arn != s.arn() {
                 return Err(invalid_argument(format!(
                     "StreamARN {arn} does not match the stream of the ShardIterator."
                 )));
@@ -707,7 +725,11 @@ impl Kinesis {
             return Err(shard_missing(&shard_name, s));
         }
         let rt = self.shard_rt(s, it.shard)?;
-        let limits = self.limits.read().clone();
+        let limits = if throttle {
+            self.limits.read().clone()
+        } else {
+            None
+        };
         if let Some(l) = &limits {
             let mut w = rt.window.lock();
             let w = w.at(now);
@@ -790,7 +812,7 @@ impl Kinesis {
             let next = ShardIterator {
                 offset,
                 issued_ms: now,
-                ..it
+                ..it.clone()
             };
             out.insert(
                 "NextShardIterator".into(),

@@ -26,6 +26,7 @@ pub mod keys;
 mod reshard;
 mod state;
 mod streams;
+mod subscribe;
 mod tags;
 mod validate;
 
@@ -42,6 +43,8 @@ use crate::config::Config;
 use crate::context::RequestContext;
 use crate::error::{ServiceError, ServiceResult};
 use crate::log::{Log, LogOptions};
+
+pub use self::subscribe::ShardSubscription;
 
 use self::error::{invalid_argument, stream_not_found};
 use self::state::{Catalog, CatalogEvent, StreamMeta};
@@ -108,6 +111,8 @@ pub(crate) struct ShardRt {
     window: Mutex<Window>,
     /// This run's writer epoch, once recorded in the catalog for this shard.
     epoch: tokio::sync::OnceCell<u64>,
+    /// Woken after every append, for SubscribeToShard readers waiting at the tip.
+    appended: tokio::sync::Notify,
 }
 
 impl ShardRt {
@@ -496,6 +501,7 @@ impl Kinesis {
             last_ts: Mutex::new(0),
             window: Mutex::new(Window::default()),
             epoch: tokio::sync::OnceCell::new(),
+            appended: tokio::sync::Notify::new(),
         });
         *slot = Some(rt.clone());
         Ok(rt)

@@ -176,6 +176,10 @@ impl Kinesis {
             Self::reopen_gates(&rts).await;
             return Err(e);
         }
+        // Subscribers waiting at a parent's tip now see its end.
+        for rt in &rts {
+            rt.appended.notify_waiters();
+        }
         Ok(json!({}))
     }
 
@@ -233,6 +237,10 @@ impl Kinesis {
         if let Err(e) = self.put_stream(s).await {
             Self::reopen_gates(&rts).await;
             return Err(e);
+        }
+        // Subscribers waiting at a parent's tip now see its end.
+        for rt in &rts {
+            rt.appended.notify_waiters();
         }
         Ok(json!({}))
     }
@@ -357,6 +365,10 @@ impl Kinesis {
         if let Err(e) = self.put_stream(s).await {
             Self::reopen_gates(&rts).await;
             return Err(e);
+        }
+        // Subscribers waiting at a parent's tip now see its end.
+        for rt in &rts {
+            rt.appended.notify_waiters();
         }
         Ok(out)
     }
