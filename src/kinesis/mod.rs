@@ -302,6 +302,7 @@ impl Kinesis {
             frozen_ms: AtomicU64::new(0),
             last_stamp_ms: AtomicU64::new(newest_stamp),
         });
+        svc.remove_orphan_stream_dirs();
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             let weak: Weak<Kinesis> = Arc::downgrade(&svc);
             handle.spawn(async move {
@@ -532,6 +533,40 @@ impl Kinesis {
             })
             .await
             .copied()
+    }
+
+    /// Removes stream directories the catalog no longer knows (a crash between a stream's
+    /// removal from the catalog and the deletion of its files). Directory listing only.
+    fn remove_orphan_stream_dirs(&self) {
+        let live: std::collections::HashSet<String> =
+            self.catalog.read().streams.keys().cloned().collect();
+        let dirs = |p: &std::path::Path| -> Vec<PathBuf> {
+            std::fs::read_dir(p)
+                .map(|rd| {
+                    rd.flatten()
+                        .map(|e| e.path())
+                        .filter(|p| p.is_dir())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        for account in dirs(&self.dir) {
+            if account.file_name().is_some_and(|n| n == "catalog") {
+                continue;
+            }
+            for region in dirs(&account) {
+                for stream in dirs(&region) {
+                    let id = stream
+                        .file_name()
+                        .and_then(|n| n.to_str())
+                        .unwrap_or_default();
+                    if !live.contains(id) {
+                        tracing::info!(dir = %stream.display(), "removing orphaned kinesis stream files");
+                        let _ = std::fs::remove_dir_all(&stream);
+                    }
+                }
+            }
+        }
     }
 
     /// Forgets a deleted stream's shard handles and removes its files.
@@ -793,6 +828,28 @@ mod tests {
         assert_eq!(snap.streams.len(), 1);
         let l = e.ok("ListTagsForStream", json!({"StreamName": "s"})).await;
         assert_eq!(l["Tags"][0]["Value"], (CHECKPOINT_EVERY + 9).to_string());
+    }
+
+    #[tokio::test]
+    async fn orphaned_stream_dirs_are_removed_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = Config::for_tests(dir.path());
+        let ctx = RequestContext::local("000000000000", "us-east-1");
+        let svc = Kinesis::open(&cfg).unwrap();
+        svc.dispatch(
+            &ctx,
+            "CreateStream",
+            json!({"StreamName": "s", "ShardCount": 1}),
+        )
+        .await
+        .unwrap();
+        drop(svc);
+        let orphan = dir
+            .path()
+            .join("kinesis/000000000000/us-east-1/deadbeef-000");
+        std::fs::create_dir_all(orphan.join("shardId-000000000000")).unwrap();
+        let _svc = Kinesis::open(&cfg).unwrap();
+        assert!(!orphan.exists());
     }
 
     #[tokio::test]

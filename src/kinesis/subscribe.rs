@@ -108,7 +108,9 @@ impl Kinesis {
             Ok(s.arn())
         })?;
         // The starting position resolves exactly as GetShardIterator's would.
-        let pos = i.starting_position.expect("checked above");
+        let Some(pos) = i.starting_position else {
+            return Err(invalid_argument("StartingPosition is required."));
+        };
         let mut gsi = json!({
             "StreamARN": stream_arn,
             "ShardId": shard,
