@@ -11,11 +11,22 @@
 //!   stream id is unique per incarnation, so a re-created stream never sees an old one's records.
 //!   Shard logs are opened lazily on first use, so restart time does not depend on history.
 //!
-//! Sequence numbers and iterators are described in [`keys`]. Status transitions (CREATING,
-//! UPDATING, DELETING) are stored with the time they resolve (`config.kinesis_transition_ms`
-//! after the request) and evaluated lazily, so they survive restarts without timers. Resharding
-//! takes effect at request time (parents closed, children open) and the stream reports UPDATING
-//! until the transition delay has passed.
+//! Sequence numbers and iterators are described in [`keys`]; iterators issued before a restart
+//! keep working until they are 5 minutes old. Status transitions (CREATING, UPDATING, DELETING)
+//! are stored with the time they resolve (`config.kinesis_transition_ms` after the request) and
+//! evaluated lazily, so they survive restarts without timers. Resharding takes effect at request
+//! time (parents closed, children open) and the stream reports UPDATING until the transition
+//! delay has passed.
+//!
+//! Retention: reads never return records older than the stream's retention (TRIM_HORIZON is
+//! computed from it with the log's time index), and a background task drops whole expired
+//! segments every minute (shard segments roll hourly). Closed shards disappear from listings
+//! once their retention has passed.
+//!
+//! Code: catalog state in `state.rs`; actions in `streams.rs` (lifecycle and
+//! configuration), `data.rs` (records and iterators), `reshard.rs`, `tags.rs` (tags and
+//! policies), `consumers.rs`, `subscribe.rs` (SubscribeToShard); encodings in `keys.rs`; model
+//! constraint checks in `validate.rs`; error constructors in `error.rs`.
 //!
 //! This module must not touch HTTP, wire formats or other services' files.
 
