@@ -3,7 +3,7 @@
 //! Knows nothing of HTTP or wire formats.
 //!
 //! # Files (under `<data_dir>/kinesis/`)
-//! - `catalog/`: one log of [`state::CatalogEvent`]s (whole-stream metadata snapshots, removals,
+//! - `catalog/`: one log of `state::CatalogEvent`s (whole-stream metadata snapshots, removals,
 //!   account settings) plus periodic checkpoints of the whole catalog; segments below a checkpoint
 //!   are truncated, so restart reads one small snapshot and a short tail.
 //! - `<account>/<region>/<stream id>/shardId-NNNNNNNNNNNN/`: one log per shard, one log record per
