@@ -106,6 +106,16 @@ fn monitoring_json(s: &StreamMeta) -> Value {
     json!([{"ShardLevelMetrics": s.metrics.iter().collect::<Vec<_>>()}])
 }
 
+/// Warm throughput tops out at 10 GiBps per on-demand stream.
+fn check_warm(mibps: Option<i64>) -> ServiceResult<()> {
+    match mibps {
+        Some(m) if m > 10240 => Err(invalid_argument(format!(
+            "Requested warm throughput {m} MiBps exceeds the maximum of 10240 MiBps."
+        ))),
+        _ => Ok(()),
+    }
+}
+
 fn new_stream_id() -> String {
     let u = uuid::Uuid::new_v4().simple().to_string();
     format!("{}-{}", &u[..20], &u[20..23])
@@ -185,16 +195,18 @@ impl Kinesis {
                 ctx.account_id
             )));
         }
+        // Above the account limit (checked below) anyway; clamped so the cast cannot wrap.
         let shard_count = if on_demand {
             ON_DEMAND_SHARDS
         } else {
-            i.shard_count.unwrap_or(1) as u64 as u32
+            i.shard_count.unwrap_or(1).clamp(1, SHARD_LIMIT as i64 + 1) as u32
         };
         if i.warm_throughput_mi_bps.is_some() && !on_demand {
             return Err(invalid_argument(
                 "Warm throughput can only be configured for ON_DEMAND streams.",
             ));
         }
+        check_warm(i.warm_throughput_mi_bps)?;
         let _w = self.write_lock.lock().await;
         self.purge_deleted().await?;
         let now = self.now();
@@ -815,6 +827,7 @@ impl Kinesis {
                 "Warm throughput can only be configured for ON_DEMAND streams.",
             ));
         }
+        check_warm(i.warm_throughput_mi_bps)?;
         let _w = self.write_lock.lock().await;
         let mut s = self.active_stream(&t)?;
         if s.on_demand == on_demand {
@@ -888,11 +901,7 @@ impl Kinesis {
             .range(i.warm_throughput_mi_bps, "warmThroughputMiBps", 0, None);
         let t = self.target(ctx, &i.sel, &mut c)?;
         let mibps = i.warm_throughput_mi_bps.unwrap_or_default();
-        if mibps > 10240 {
-            return Err(invalid_argument(format!(
-                "Requested warm throughput {mibps} MiBps exceeds the maximum of 10240 MiBps."
-            )));
-        }
+        check_warm(Some(mibps))?;
         let _w = self.write_lock.lock().await;
         let mut s = self.active_stream(&t)?;
         if !s.on_demand {
