@@ -224,13 +224,9 @@ pub fn validate(
             "ReceiveMessageWaitTimeSeconds" => int_attr(n, v, 0, 20)?,
             "VisibilityTimeout" => int_attr(n, v, 0, 43_200)?,
             "KmsDataKeyReusePeriodSeconds" => int_attr(n, v, 60, 86_400)?,
-            "SqsManagedSseEnabled" | "ContentBasedDeduplication" | "FifoQueue" => {
-                bool_attr(n, v)?
-            }
+            "SqsManagedSseEnabled" | "ContentBasedDeduplication" | "FifoQueue" => bool_attr(n, v)?,
             "Policy" => {
-                if !v.is_empty()
-                    && !serde_json::from_str::<Value>(v).is_ok_and(|j| j.is_object())
-                {
+                if !v.is_empty() && !serde_json::from_str::<Value>(v).is_ok_and(|j| j.is_object()) {
                     return Err(e::invalid_attribute_value(n));
                 }
                 v.clone()
@@ -304,9 +300,17 @@ pub fn reported(a: &BTreeMap<String, String>, fifo: bool) -> BTreeMap<String, St
         ("VisibilityTimeout", "30"),
     ];
     for (k, d) in defaults {
-        out.insert(k.to_string(), a.get(*k).cloned().unwrap_or_else(|| d.to_string()));
+        out.insert(
+            k.to_string(),
+            a.get(*k).cloned().unwrap_or_else(|| d.to_string()),
+        );
     }
-    for k in ["Policy", "RedrivePolicy", "RedriveAllowPolicy", "KmsMasterKeyId"] {
+    for k in [
+        "Policy",
+        "RedrivePolicy",
+        "RedriveAllowPolicy",
+        "KmsMasterKeyId",
+    ] {
         if let Some(v) = a.get(k).filter(|v| !v.is_empty()) {
             out.insert(k.into(), v.clone());
         }
@@ -370,11 +374,15 @@ mod tests {
     fn ranges() {
         assert!(validate(&m("DelaySeconds", "900"), true, false).is_ok());
         assert_eq!(
-            validate(&m("DelaySeconds", "901"), true, false).unwrap_err().code,
+            validate(&m("DelaySeconds", "901"), true, false)
+                .unwrap_err()
+                .code,
             "InvalidAttributeValue"
         );
         assert_eq!(
-            validate(&m("MaximumMessageSize", "1023"), true, false).unwrap_err().code,
+            validate(&m("MaximumMessageSize", "1023"), true, false)
+                .unwrap_err()
+                .code,
             "InvalidAttributeValue"
         );
         assert_eq!(
@@ -389,20 +397,26 @@ mod tests {
         );
         assert!(validate(&m("ContentBasedDeduplication", "true"), true, true).is_ok());
         assert_eq!(
-            validate(&m("FifoQueue", "true"), false, true).unwrap_err().code,
+            validate(&m("FifoQueue", "true"), false, true)
+                .unwrap_err()
+                .code,
             "InvalidAttributeName"
         );
     }
 
     #[test]
     fn redrive_policy() {
-        let (t, r) =
-            parse_redrive(r#"{"deadLetterTargetArn":"arn:aws:sqs:us-east-1:1:dlq","maxReceiveCount":"3"}"#)
-                .unwrap();
+        let (t, r) = parse_redrive(
+            r#"{"deadLetterTargetArn":"arn:aws:sqs:us-east-1:1:dlq","maxReceiveCount":"3"}"#,
+        )
+        .unwrap();
         assert_eq!(r.max_receive_count, 3);
         assert!(t.contains("\"maxReceiveCount\":3"));
         assert!(parse_redrive("nope").is_err());
         assert!(parse_redrive(r#"{"maxReceiveCount":3}"#).is_err());
-        assert!(parse_redrive(r#"{"deadLetterTargetArn":"arn:aws:sqs:r:1:q","maxReceiveCount":0}"#).is_err());
+        assert!(parse_redrive(
+            r#"{"deadLetterTargetArn":"arn:aws:sqs:r:1:q","maxReceiveCount":0}"#
+        )
+        .is_err());
     }
 }

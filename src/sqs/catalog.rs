@@ -80,6 +80,10 @@ impl Catalog {
         if self.since_checkpoint.load(Ordering::Relaxed) < CHECKPOINT_EVERY {
             return Ok(());
         }
+        self.checkpoint(sqs).await
+    }
+
+    pub async fn checkpoint(&self, sqs: &Sqs) -> ServiceResult<()> {
         let _g = self.gate.lock().await;
         let st = sqs.catalog_state();
         let upto = self.log.next_offset();

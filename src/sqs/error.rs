@@ -19,7 +19,9 @@ pub fn queue_name_exists(attr: &str) -> ServiceError {
     sqs(
         "QueueNameExists",
         "QueueAlreadyExists",
-        format!("A queue already exists with the same name and a different value for attribute {attr}"),
+        format!(
+            "A queue already exists with the same name and a different value for attribute {attr}"
+        ),
     )
 }
 
@@ -159,7 +161,11 @@ pub fn over_limit(msg: impl Into<String>) -> ServiceError {
 }
 
 pub fn resource_not_found(msg: impl Into<String>) -> ServiceError {
-    sqs("ResourceNotFoundException", "ResourceNotFoundException", msg)
+    sqs(
+        "ResourceNotFoundException",
+        "ResourceNotFoundException",
+        msg,
+    )
 }
 
 pub fn invalid_address(url: &str) -> ServiceError {

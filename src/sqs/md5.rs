@@ -78,7 +78,8 @@ pub fn md5_of_attributes(attrs: &Attrs) -> String {
 pub fn check_chars(s: &str) -> ServiceResult<()> {
     for c in s.chars() {
         let u = c as u32;
-        let ok = matches!(u, 0x9 | 0xA | 0xD | 0x20..=0xD7FF | 0xE000..=0xFFFD | 0x10000..=0x10FFFF);
+        let ok =
+            matches!(u, 0x9 | 0xA | 0xD | 0x20..=0xD7FF | 0xE000..=0xFFFD | 0x10000..=0x10FFFF);
         if !ok {
             return Err(e::invalid_message_contents(u));
         }
@@ -244,14 +245,24 @@ mod tests {
         a.insert("d".into(), sa("String.custom", Some("h\u{e9}"), None));
         assert_eq!(md5_of_attributes(&a), "dc56f7273db073c8e34d45e977af2a50");
         let mut t = Attrs::new();
-        t.insert("AWSTraceHeader".into(), sa("String", Some("Root=1-5759e988-bd862e3fe1be46a994272793"), None));
+        t.insert(
+            "AWSTraceHeader".into(),
+            sa(
+                "String",
+                Some("Root=1-5759e988-bd862e3fe1be46a994272793"),
+                None,
+            ),
+        );
         assert_eq!(md5_of_attributes(&t), "62a56dd927315f2b2e12832b84617ea5");
     }
 
     #[test]
     fn chars() {
         assert!(check_chars("ok \t\n\r\u{10000}").is_ok());
-        assert_eq!(check_chars("a\u{1}").unwrap_err().code, "InvalidMessageContents");
+        assert_eq!(
+            check_chars("a\u{1}").unwrap_err().code,
+            "InvalidMessageContents"
+        );
         assert!(check_chars("\u{FFFE}").is_err());
     }
 }

@@ -109,7 +109,10 @@ struct SendOut {
     message_id: String,
     #[serde(rename = "MD5OfMessageBody")]
     md5_of_message_body: String,
-    #[serde(rename = "MD5OfMessageAttributes", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "MD5OfMessageAttributes",
+        skip_serializing_if = "Option::is_none"
+    )]
     md5_of_message_attributes: Option<String>,
     #[serde(
         rename = "MD5OfMessageSystemAttributes",
@@ -330,8 +333,7 @@ impl Wanted {
             w == "All"
                 || w == ".*"
                 || w == name
-                || w
-                    .strip_suffix(".*")
+                || w.strip_suffix(".*")
                     .is_some_and(|p| name.starts_with(p) && name[p.len()..].starts_with('.'))
         })
     }
@@ -510,10 +512,10 @@ impl Sqs {
     ) -> ServiceResult<Vec<Value>> {
         let cfg = q.config();
         let visibility_ms = visibility.unwrap_or(cfg.visibility_s) * 1000;
-        let dlq = cfg
-            .redrive
-            .as_ref()
-            .and_then(|r| self.queue_by_arn(&r.target_arn).map(|d| (d, r.max_receive_count)));
+        let dlq = cfg.redrive.as_ref().and_then(|r| {
+            self.queue_by_arn(&r.target_arn)
+                .map(|d| (d, r.max_receive_count))
+        });
         let (out, redrive) = {
             let _g = q.gate.read().await;
             let now = now_ms();
@@ -687,12 +689,7 @@ fn remove_by_handle(q: &Queue, h: &Handle) -> bool {
     }
 }
 
-fn change_visibility(
-    q: &Queue,
-    h: &Handle,
-    v: u64,
-    raw: &str,
-) -> ServiceResult<VisibilityEntry> {
+fn change_visibility(q: &Queue, h: &Handle, v: u64, raw: &str) -> ServiceResult<VisibilityEntry> {
     let now = now_ms();
     let mut st = q.state.lock();
     if st.get(h.seq).is_some_and(|m| m.id != h.id) {
@@ -764,7 +761,8 @@ fn render(q: &Queue, seq: u64, m: &MsgMeta, rec: &SendRec, w: &Wanted) -> Value 
             "MD5OfMessageAttributes".into(),
             json!(md5_of_attributes(&user)),
         );
-        let attrs: Map<String, Value> = user.iter().map(|(n, a)| (n.clone(), a.to_json())).collect();
+        let attrs: Map<String, Value> =
+            user.iter().map(|(n, a)| (n.clone(), a.to_json())).collect();
         out.insert("MessageAttributes".into(), Value::Object(attrs));
     }
     Value::Object(out)

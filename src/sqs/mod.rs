@@ -94,14 +94,22 @@ impl Sqs {
             }
         }
         for q in state.queues.values() {
-            let queue = Queue::open(&dir.join("queues").join(q.create.id.to_string()), opts.clone(), &q.create)?;
+            let queue = Queue::open(
+                &dir.join("queues").join(q.create.id.to_string()),
+                opts.clone(),
+                &q.create,
+            )?;
             {
                 let mut m = queue.meta.lock();
                 m.modified_ms = q.modified_ms;
             }
             reg.next_id = reg.next_id.max(q.create.id + 1);
             reg.by_key.insert(
-                (q.create.account.clone(), q.create.region.clone(), q.create.name.clone()),
+                (
+                    q.create.account.clone(),
+                    q.create.region.clone(),
+                    q.create.name.clone(),
+                ),
                 Arc::new(queue),
             );
         }
@@ -193,6 +201,15 @@ impl Sqs {
 
     pub(crate) fn all_queues(&self) -> Vec<Arc<Queue>> {
         self.reg.read().by_key.values().cloned().collect()
+    }
+
+    /// Checkpoints the catalog and every queue now (restart tests exercise checkpoint replay).
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) async fn checkpoint_all(&self) -> ServiceResult<()> {
+        for q in self.all_queues() {
+            q.checkpoint().await?;
+        }
+        self.catalog.checkpoint(self).await
     }
 
     /// Runs upkeep on every queue once.

@@ -70,7 +70,14 @@ impl Queue {
             .max(log.start_offset());
         for rec in log.scan(from) {
             let rec = rec?;
-            apply(&mut st, rec.kind, rec.offset, rec.timestamp_ms, &rec.payload, now)?;
+            apply(
+                &mut st,
+                rec.kind,
+                rec.offset,
+                rec.timestamp_ms,
+                &rec.payload,
+                now,
+            )?;
         }
         st.release_all_held(now);
         let fifo = c.fifo;
@@ -101,7 +108,12 @@ impl Queue {
     }
 
     pub fn url(&self, base_url: &str) -> String {
-        format!("{}/{}/{}", base_url.trim_end_matches('/'), self.account, self.name)
+        format!(
+            "{}/{}/{}",
+            base_url.trim_end_matches('/'),
+            self.account,
+            self.name
+        )
     }
 
     pub fn config(&self) -> QueueConfig {
@@ -286,7 +298,11 @@ fn apply(
             let p: PurgeRec = decode(payload)?;
             st.apply_purge(p.below_seq, ts);
         }
-        other => tracing::warn!(kind = other, offset, "unknown sqs queue record kind; skipped"),
+        other => tracing::warn!(
+            kind = other,
+            offset,
+            "unknown sqs queue record kind; skipped"
+        ),
     }
     Ok(())
 }

@@ -226,7 +226,9 @@ impl Sqs {
             return Err(bad("Dead letter target does not exist."));
         };
         if tr != region || ta != account {
-            return Err(bad("Dead-letter target owner should be same as the source."));
+            return Err(bad(
+                "Dead-letter target owner should be same as the source.",
+            ));
         }
         let dlq = self
             .queue_by_arn(&r.target_arn)
@@ -236,7 +238,12 @@ impl Sqs {
                 "Dead-letter queue must be same type of queue as the source.",
             ));
         }
-        let allow = dlq.meta.lock().attributes.get("RedriveAllowPolicy").cloned();
+        let allow = dlq
+            .meta
+            .lock()
+            .attributes
+            .get("RedriveAllowPolicy")
+            .cloned();
         if let Some(a) = allow.filter(|a| !a.is_empty()) {
             if !attrs::parse_redrive_allow(&a)?.allows(source_arn) {
                 return Err(bad(
@@ -277,7 +284,7 @@ impl Sqs {
         let mut attributes = attrs::validate(&i.attributes, true, fifo)?;
         attributes.remove("FifoQueue");
         attributes.retain(|_, v| !v.is_empty());
-        for (k, _) in &i.tags {
+        for k in i.tags.keys() {
             if !valid_tag_key(k) {
                 return Err(e::invalid_parameter_value(format!(
                     "Tag key {k} is invalid."
@@ -451,7 +458,10 @@ impl Sqs {
             delayed.to_string(),
         );
         out.insert("CreatedTimestamp".into(), (created / 1000).to_string());
-        out.insert("LastModifiedTimestamp".into(), (modified / 1000).to_string());
+        out.insert(
+            "LastModifiedTimestamp".into(),
+            (modified / 1000).to_string(),
+        );
         out.insert("QueueArn".into(), q.arn());
         out
     }
@@ -527,7 +537,9 @@ impl Sqs {
         }
         for k in i.tags.keys() {
             if !valid_tag_key(k) {
-                return Err(e::invalid_parameter_value(format!("Tag key {k} is invalid.")));
+                return Err(e::invalid_parameter_value(format!(
+                    "Tag key {k} is invalid."
+                )));
             }
         }
         let _g = self.catalog.gate.lock().await;
@@ -627,7 +639,9 @@ impl Sqs {
             }
         }
         let mut policy = current_policy(&q);
-        let stmts = policy["Statement"].as_array_mut().expect("policy built with array");
+        let stmts = policy["Statement"]
+            .as_array_mut()
+            .expect("policy built with array");
         if stmts.iter().any(|s| s["Sid"] == label.as_str()) {
             return Err(e::invalid_parameter_value(format!(
                 "Value {label} for parameter Label is invalid. Reason: Already exists."
@@ -646,7 +660,9 @@ impl Sqs {
             "Action": if actions.len() == 1 { json!(actions[0]) } else { json!(actions) },
             "Resource": q.arn(),
         }));
-        let changes = [("Policy".to_string(), policy.to_string())].into_iter().collect();
+        let changes = [("Policy".to_string(), policy.to_string())]
+            .into_iter()
+            .collect();
         self.apply_attribute_changes(&q, changes).await?;
         Ok(json!({}))
     }
@@ -660,7 +676,9 @@ impl Sqs {
         let q = self.queue_by_url(ctx, i.queue_url.as_deref())?;
         let label = i.label.ok_or_else(|| e::missing_parameter("Label"))?;
         let mut policy = current_policy(&q);
-        let stmts = policy["Statement"].as_array_mut().expect("policy built with array");
+        let stmts = policy["Statement"]
+            .as_array_mut()
+            .expect("policy built with array");
         let before = stmts.len();
         stmts.retain(|s| s["Sid"] != label.as_str());
         if stmts.len() == before {
@@ -708,9 +726,9 @@ fn current_policy(q: &Queue) -> Value {
     let mut p = cur
         .and_then(|s| serde_json::from_str::<Value>(&s).ok())
         .filter(Value::is_object)
-        .unwrap_or_else(|| {
-            json!({"Version": "2012-10-17", "Id": format!("{}/SQSDefaultPolicy", q.arn())})
-        });
+        .unwrap_or_else(
+            || json!({"Version": "2012-10-17", "Id": format!("{}/SQSDefaultPolicy", q.arn())}),
+        );
     let stmts = match p.get("Statement") {
         Some(Value::Array(a)) => a.clone(),
         Some(o @ Value::Object(_)) => vec![o.clone()],

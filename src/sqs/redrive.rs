@@ -84,9 +84,8 @@ struct CancelIn {
 }
 
 fn task_handle(t: &TaskState) -> String {
-    base64::engine::general_purpose::STANDARD.encode(
-        json!({"taskId": t.rec.task_id, "sourceArn": t.rec.source_arn}).to_string(),
-    )
+    base64::engine::general_purpose::STANDARD
+        .encode(json!({"taskId": t.rec.task_id, "sourceArn": t.rec.source_arn}).to_string())
 }
 
 fn task_id_of(handle: &str) -> Option<String> {
@@ -166,11 +165,7 @@ impl Sqs {
             .all_queues()
             .into_iter()
             .filter(|q| q.account == dlq.account && q.region == dlq.region)
-            .filter(|q| {
-                q.config()
-                    .redrive
-                    .is_some_and(|r| r.target_arn == arn)
-            })
+            .filter(|q| q.config().redrive.is_some_and(|r| r.target_arn == arn))
             .filter(|q| after.as_ref().is_none_or(|a| &q.name > a))
             .collect();
         sources.sort_by(|a, b| a.name.cmp(&b.name));
@@ -477,7 +472,14 @@ async fn run_task(sqs: Weak<Sqs>, id: String, cancel: Arc<AtomicBool>) {
             return;
         }
         let Some(s) = sqs.upgrade() else { return };
-        let Some(t) = s.tasks.lock().list.iter().find(|t| t.rec.task_id == id).cloned() else {
+        let Some(t) = s
+            .tasks
+            .lock()
+            .list
+            .iter()
+            .find(|t| t.rec.task_id == id)
+            .cloned()
+        else {
             return;
         };
         if t.status != "RUNNING" {

@@ -476,7 +476,10 @@ mod tests {
         assert_eq!(s.counts(1000), (0, 1, 2));
         // Visibility ran out and the next delayed one is due.
         let t = s.take(2000, 10, 500, DAY, None);
-        assert_eq!(t.delivered.iter().map(|d| d.0).collect::<Vec<_>>(), vec![0, 1]);
+        assert_eq!(
+            t.delivered.iter().map(|d| d.0).collect::<Vec<_>>(),
+            vec![0, 1]
+        );
         assert_eq!(t.delivered[0].1.receive_count, 2);
         assert_eq!(t.delivered[0].1.first_receive_ms, 1000);
         assert!(matches!(
