@@ -61,8 +61,7 @@ pub struct QueueConfig {
     pub redrive: Option<Redrive>,
     pub fifo: bool,
     pub content_based_dedup: bool,
-    /// Read by FIFO deduplication (DeduplicationScope=queue).
-    #[allow(dead_code)]
+    /// FIFO deduplication ids are unique per queue (else per message group).
     pub dedup_scope_queue: bool,
 }
 

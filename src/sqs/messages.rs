@@ -18,7 +18,7 @@ use super::md5::{check_chars, hex_md5, md5_of_attributes, parse_attrs, Attrs};
 use super::queue::Queue;
 use super::queues::PARAM;
 use super::records::*;
-use super::state::{MsgMeta, VisError};
+use super::state::{MsgMeta, Phase, VisError};
 use super::{InternalSend, Sqs};
 use crate::codec::encode;
 use crate::context::RequestContext;
@@ -123,6 +123,17 @@ struct SendOut {
     sequence_number: Option<String>,
 }
 
+impl SendOut {
+    /// Records what the queue made of the message: its id (a FIFO duplicate's is the
+    /// original's) and, on FIFO queues, its sequence number.
+    fn fill(&mut self, q: &Queue, (seq, id): (u64, u128)) {
+        self.message_id = message_id(id);
+        if q.fifo {
+            self.sequence_number = Some(seq_number(seq));
+        }
+    }
+}
+
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
 struct Failed {
@@ -156,7 +167,6 @@ struct ReceiveIn {
     max_number_of_messages: Option<i64>,
     visibility_timeout: Option<i64>,
     wait_time_seconds: Option<i64>,
-    #[allow(dead_code)]
     receive_request_attempt_id: Option<String>,
 }
 
@@ -265,10 +275,21 @@ fn prepare(q: &Queue, entry: SendEntry, sender_id: &str) -> ServiceResult<Prepar
         Some(d) => d as u64,
         None => cfg.delay_s,
     };
+    for (name, v) in [
+        ("MessageGroupId", &entry.message_group_id),
+        ("MessageDeduplicationId", &entry.message_deduplication_id),
+    ] {
+        if let Some(v) = v {
+            if v.is_empty() || v.len() > 128 || !v.chars().all(|c| c.is_ascii_graphic()) {
+                return Err(e::invalid_parameter_value(format!(
+                    "Value {v} for parameter {name} is invalid. Reason: {name} can only include alphanumeric and punctuation characters. 1 to 128 in length."
+                )));
+            }
+        }
+    }
     let mut dedup_id = entry.message_deduplication_id;
     if cfg.fifo {
-        // FIFO: group and deduplication bookkeeping belongs here and in state.rs `take`.
-        if entry.message_group_id.as_deref().is_none_or(str::is_empty) {
+        if entry.message_group_id.is_none() {
             return Err(e::missing_parameter("MessageGroupId"));
         }
         if dedup_id.is_none() {
@@ -351,10 +372,8 @@ impl Sqs {
         let i: SendIn = parse_input(input, PARAM)?;
         let q = self.queue_by_url(ctx, i.queue_url.as_deref())?;
         let mut p = prepare(&q, i.entry, &ctx.account_id)?;
-        let seqs = q.send(vec![p.rec]).await?;
-        if q.fifo {
-            p.out.sequence_number = Some(seq_number(seqs[0]));
-        }
+        let sent = q.send(vec![p.rec]).await?;
+        p.out.fill(&q, sent[0]);
         to_output(&p.out)
     }
 
@@ -402,11 +421,9 @@ impl Sqs {
         }
         let (recs, mut outs): (Vec<_>, Vec<_>) = ok.into_iter().map(|p| (p.rec, p.out)).unzip();
         if !recs.is_empty() {
-            let seqs = q.send(recs).await?;
-            if q.fifo {
-                for (o, s) in outs.iter_mut().zip(seqs) {
-                    o.sequence_number = Some(seq_number(s));
-                }
+            let sent = q.send(recs).await?;
+            for (o, s) in outs.iter_mut().zip(sent) {
+                o.fill(&q, s);
             }
         }
         Ok(json!({ "Successful": to_output(&outs)?, "Failed": to_output(&failed)? }))
@@ -427,9 +444,8 @@ impl Sqs {
             ..Default::default()
         };
         let p = prepare(&q, entry, &q.account)?;
-        let id = p.out.message_id.clone();
-        q.send(vec![p.rec]).await?;
-        Ok(id)
+        let sent = q.send(vec![p.rec]).await?;
+        Ok(message_id(sent[0].1))
     }
 
     pub(crate) async fn receive_message(
@@ -472,12 +488,24 @@ impl Sqs {
             system,
             user: i.message_attribute_names,
         };
+        let attempt = i.receive_request_attempt_id.filter(|_| q.fifo);
+        if let Some(a) = &attempt {
+            if let Some(msgs) = self.replay_attempt(&q, a, &wanted)? {
+                return Ok(json!({ "Messages": msgs }));
+            }
+        }
         let deadline = tokio::time::Instant::now() + Duration::from_secs(wait_s);
         loop {
             let notified = q.notify.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let msgs = self.receive_once(&q, max, visibility, &wanted).await?;
+            let (msgs, got) = self.receive_once(&q, max, visibility, &wanted).await?;
+            if let Some(a) = attempt.as_ref().filter(|_| !got.is_empty()) {
+                let mut attempts = q.attempts.lock();
+                let now = now_ms();
+                attempts.retain(|_, (exp, _)| *exp > now);
+                attempts.insert(a.clone(), (now + super::state::DEDUP_WINDOW_MS, got));
+            }
             if !msgs.is_empty() || q.is_deleted() {
                 return Ok(if msgs.is_empty() {
                     json!({})
@@ -501,22 +529,64 @@ impl Sqs {
         }
     }
 
+    /// A FIFO receive retried with the same ReceiveRequestAttemptId within the window gets the
+    /// same messages and receipt handles back, as long as they are still in flight as then.
+    fn replay_attempt(
+        &self,
+        q: &Queue,
+        attempt: &str,
+        wanted: &Wanted,
+    ) -> ServiceResult<Option<Vec<Value>>> {
+        let now = now_ms();
+        let Some(got) = q
+            .attempts
+            .lock()
+            .get(attempt)
+            .filter(|(exp, _)| *exp > now)
+            .map(|(_, g)| g.clone())
+        else {
+            return Ok(None);
+        };
+        let metas: Vec<(u64, MsgMeta)> = {
+            let mut st = q.state.lock();
+            st.promote(now);
+            got.iter()
+                .filter_map(|(seq, generation)| {
+                    st.get(*seq)
+                        .filter(|m| m.receive_count == *generation && m.phase == Phase::Inflight)
+                        .map(|m| (*seq, *m))
+                })
+                .collect()
+        };
+        if metas.is_empty() {
+            return Ok(None);
+        }
+        let mut out = Vec::new();
+        for (seq, m) in &metas {
+            if let Some(rec) = q.read_message(m.offset)? {
+                out.push(render(q, *seq, m, &rec, wanted));
+            }
+        }
+        Ok(Some(out))
+    }
+
     /// One non-blocking receive: takes, logs, and renders up to `max` messages; logs expiries
-    /// and dead-letters messages over the redrive limit on the way.
+    /// and dead-letters messages over the redrive limit on the way. Also returns the (seq,
+    /// receive number) of each delivered message.
     async fn receive_once(
         &self,
         q: &Arc<Queue>,
         max: usize,
         visibility: Option<u64>,
         wanted: &Wanted,
-    ) -> ServiceResult<Vec<Value>> {
+    ) -> ServiceResult<(Vec<Value>, Vec<(u64, u32)>)> {
         let cfg = q.config();
         let visibility_ms = visibility.unwrap_or(cfg.visibility_s) * 1000;
         let dlq = cfg.redrive.as_ref().and_then(|r| {
             self.queue_by_arn(&r.target_arn)
                 .map(|d| (d, r.max_receive_count))
         });
-        let (out, redrive) = {
+        let (out, got, redrive) = {
             let _g = q.gate.read().await;
             let now = now_ms();
             let taken = q.state.lock().take(
@@ -553,12 +623,17 @@ impl Sqs {
                     out.push(render(q, *seq, m, &rec, wanted));
                 }
             }
-            (out, taken.redrive)
+            let got = taken
+                .delivered
+                .iter()
+                .map(|(s, m)| (*s, m.receive_count))
+                .collect();
+            (out, got, taken.redrive)
         };
         if let Some((dlq, _)) = dlq.filter(|_| !redrive.is_empty()) {
             self.dead_letter(q, &dlq, redrive).await?;
         }
-        Ok(out)
+        Ok((out, got))
     }
 
     pub(crate) async fn delete_message(

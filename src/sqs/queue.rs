@@ -9,7 +9,7 @@
 //! mutating operation across mutate+append, and exclusively by checkpointing, so a checkpoint
 //! sees memory that matches exactly the log below `next_offset`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -18,7 +18,7 @@ use tokio::sync::{Notify, RwLock};
 
 use super::attributes::QueueConfig;
 use super::records::*;
-use super::state::{MsgMeta, Phase, QueueState, Snapshot};
+use super::state::{DedupEntry, MsgMeta, Phase, QueueState, Snapshot, DEDUP_WINDOW_MS};
 use crate::codec::{decode, encode};
 use crate::error::ServiceResult;
 use crate::log::{Log, LogOptions};
@@ -48,6 +48,9 @@ pub struct Queue {
     pub notify: Notify,
     pub deleted: AtomicBool,
     since_checkpoint: AtomicU64,
+    /// FIFO ReceiveRequestAttemptId → (expiry, the (seq, receive number) it returned). Kept in
+    /// memory only: a retry after a restart receives afresh.
+    pub attempts: Mutex<HashMap<String, (u64, Vec<(u64, u32)>)>>,
 }
 
 /// Records appended since the last checkpoint before one is due (or the live count, if larger,
@@ -59,19 +62,19 @@ impl Queue {
     pub fn open(dir: &Path, opts: LogOptions, c: &CreateQueueRec) -> ServiceResult<Queue> {
         let (log, _report) = Log::open(dir, opts)?;
         let now = now_ms();
-        let mut st = match log.read_checkpoint()? {
-            Some((_, data)) => QueueState::from_snapshot(decode::<Snapshot>(&data)?, now),
-            None => QueueState::default(),
+        let config = QueueConfig::from_attrs(&c.attributes, c.fifo);
+        let (mut st, from) = match log.read_checkpoint()? {
+            Some((upto, data)) => (
+                QueueState::from_snapshot(decode::<Snapshot>(&data)?, c.fifo, now),
+                upto,
+            ),
+            None => (QueueState::new(c.fifo), 0),
         };
-        let from = log
-            .read_checkpoint()?
-            .map(|(upto, _)| upto)
-            .unwrap_or(0)
-            .max(log.start_offset());
-        for rec in log.scan(from) {
+        for rec in log.scan(from.max(log.start_offset())) {
             let rec = rec?;
             apply(
                 &mut st,
+                &config,
                 rec.kind,
                 rec.offset,
                 rec.timestamp_ms,
@@ -88,7 +91,7 @@ impl Queue {
             name: c.name.clone(),
             fifo,
             meta: Mutex::new(QueueMeta {
-                config: QueueConfig::from_attrs(&c.attributes, fifo),
+                config,
                 attributes: c.attributes.clone(),
                 tags: c.tags.clone(),
                 created_ms: c.created_ms,
@@ -100,6 +103,7 @@ impl Queue {
             notify: Notify::new(),
             deleted: AtomicBool::new(false),
             since_checkpoint: AtomicU64::new(0),
+            attempts: Mutex::new(HashMap::new()),
         })
     }
 
@@ -141,27 +145,66 @@ impl Queue {
         Ok(first)
     }
 
-    /// Appends fresh messages and makes them receivable; returns their seqs.
-    pub async fn send(&self, mut recs: Vec<SendRec>) -> ServiceResult<Vec<u64>> {
+    /// Appends fresh messages and makes them receivable; returns each one's seq and message id
+    /// (on FIFO queues a duplicate within the deduplication window gets the original's, and is
+    /// not stored again).
+    pub async fn send(&self, mut recs: Vec<SendRec>) -> ServiceResult<Vec<(u64, u128)>> {
         let _g = self.gate.read().await;
+        let cfg = self.config();
+        let now = now_ms();
+        let mut result = Vec::with_capacity(recs.len());
+        let mut fresh = Vec::with_capacity(recs.len());
         {
             let mut st = self.state.lock();
-            for r in &mut recs {
+            for mut r in recs.drain(..) {
+                let key = dedup_key(&cfg, &r);
+                if let Some(k) = &key {
+                    if let Some((id, seq)) = st.dedup_lookup(k, now) {
+                        result.push((seq, id));
+                        continue;
+                    }
+                }
                 r.seq = st.alloc_seq();
+                if let Some(k) = key {
+                    st.dedup_insert(DedupEntry {
+                        key: k,
+                        expires_ms: r.sent_ms + DEDUP_WINDOW_MS,
+                        id: r.id,
+                        seq: r.seq,
+                    });
+                }
+                result.push((r.seq, r.id));
+                fresh.push(r);
             }
         }
-        let first = self
-            .append(recs.iter().map(|r| (Q_SEND, encode(r))).collect())
-            .await?;
+        if fresh.is_empty() {
+            return Ok(result);
+        }
+        let first = match self
+            .append(fresh.iter().map(|r| (Q_SEND, encode(r))).collect())
+            .await
+        {
+            Ok(f) => f,
+            Err(e) => {
+                let mut st = self.state.lock();
+                for r in &fresh {
+                    if let Some(k) = dedup_key(&cfg, r) {
+                        st.dedup_forget(&k, r.seq);
+                    }
+                }
+                return Err(e);
+            }
+        };
         let now = now_ms();
         {
             let mut st = self.state.lock();
-            for (i, r) in recs.iter().enumerate() {
-                st.insert(r.seq, MsgMeta::from_send(r, first + i as u64), now);
+            for (i, r) in fresh.iter().enumerate() {
+                let m = MsgMeta::from_send(r, first + i as u64);
+                st.insert(r.seq, m, r.group_id.as_deref(), now);
             }
         }
         self.notify.notify_waiters();
-        Ok(recs.iter().map(|r| r.seq).collect())
+        Ok(result)
     }
 
     /// Reads a message's stored record (body, attributes) from the log.
@@ -249,13 +292,8 @@ impl Queue {
             .append(recs.iter().map(|r| (Q_RELOCATE, encode(r))).collect())
             .await?;
         let mut st = self.state.lock();
-        let now = now_ms();
         for (i, r) in recs.iter().enumerate() {
-            if let Some(cur) = st.get(r.seq).copied() {
-                let mut m = cur;
-                m.offset = first + i as u64;
-                st.relocate(r.seq, m, now);
-            }
+            st.set_offset(r.seq, first + i as u64);
         }
         Ok(())
     }
@@ -264,6 +302,7 @@ impl Queue {
 /// Applies one queue-log record during replay.
 fn apply(
     st: &mut QueueState,
+    cfg: &QueueConfig,
     kind: u8,
     offset: u64,
     ts: u64,
@@ -273,11 +312,29 @@ fn apply(
     match kind {
         Q_SEND => {
             let r: SendRec = decode(payload)?;
-            st.insert(r.seq, MsgMeta::from_send(&r, offset), now);
+            if let Some(key) = dedup_key(cfg, &r) {
+                st.dedup_insert(DedupEntry {
+                    key,
+                    expires_ms: r.sent_ms + DEDUP_WINDOW_MS,
+                    id: r.id,
+                    seq: r.seq,
+                });
+            }
+            st.insert(
+                r.seq,
+                MsgMeta::from_send(&r, offset),
+                r.group_id.as_deref(),
+                now,
+            );
         }
         Q_RELOCATE => {
             let r: SendRec = decode(payload)?;
-            st.relocate(r.seq, MsgMeta::from_send(&r, offset), now);
+            st.relocate(
+                r.seq,
+                MsgMeta::from_send(&r, offset),
+                r.group_id.as_deref(),
+                now,
+            );
         }
         Q_RECEIVE => {
             for e in decode::<Vec<ReceiveEntry>>(payload)? {
@@ -305,4 +362,18 @@ fn apply(
         ),
     }
     Ok(())
+}
+
+/// The FIFO deduplication key of a message: its deduplication id, scoped to its message group
+/// when DeduplicationScope is messageGroup. None on standard queues.
+fn dedup_key(cfg: &QueueConfig, r: &SendRec) -> Option<String> {
+    if !cfg.fifo {
+        return None;
+    }
+    let d = r.dedup_id.as_ref()?;
+    Some(if cfg.dedup_scope_queue {
+        d.clone()
+    } else {
+        format!("{}\n{}", r.group_id.as_deref().unwrap_or_default(), d)
+    })
 }

@@ -1599,3 +1599,181 @@ async fn state_survives_restart() {
     assert_eq!(m["Attributes"]["ApproximateReceiveCount"], "2");
     assert!(all.iter().all(|m| m["Body"] != "deleted"));
 }
+
+#[tokio::test]
+async fn fifo_send_validation_and_dedup() {
+    let t = T::new();
+    let url = t.create("f.fifo", json!({"FifoQueue": "true"})).await;
+    let e = t
+        .err(
+            "SendMessage",
+            json!({"QueueUrl": url, "MessageBody": "x", "MessageDeduplicationId": "d"}),
+        )
+        .await;
+    assert_eq!(e.code, "MissingParameter");
+    let e = t
+        .err(
+            "SendMessage",
+            json!({"QueueUrl": url, "MessageBody": "x", "MessageGroupId": "g"}),
+        )
+        .await;
+    assert_eq!(e.code, "InvalidParameterValue");
+    let e = t
+        .err(
+            "SendMessage",
+            json!({"QueueUrl": url, "MessageBody": "x", "MessageGroupId": "g", "MessageDeduplicationId": "d", "DelaySeconds": 1}),
+        )
+        .await;
+    assert_eq!(e.code, "InvalidParameterValue");
+    let e = t
+        .err(
+            "SendMessage",
+            json!({"QueueUrl": url, "MessageBody": "x", "MessageGroupId": "a b", "MessageDeduplicationId": "d"}),
+        )
+        .await;
+    assert_eq!(e.code, "InvalidParameterValue");
+    let a = t
+        .ok(
+            "SendMessage",
+            json!({"QueueUrl": url, "MessageBody": "x", "MessageGroupId": "g", "MessageDeduplicationId": "d"}),
+        )
+        .await;
+    let b = t
+        .ok(
+            "SendMessage",
+            json!({"QueueUrl": url, "MessageBody": "other", "MessageGroupId": "g", "MessageDeduplicationId": "d"}),
+        )
+        .await;
+    assert_eq!(a["MessageId"], b["MessageId"]);
+    assert_eq!(a["SequenceNumber"], b["SequenceNumber"]);
+    assert_eq!(a["SequenceNumber"].as_str().unwrap().len(), 20);
+    assert_eq!(t.attr(&url, "ApproximateNumberOfMessages").await, "1");
+    // Content-based deduplication.
+    t.ok(
+        "SetQueueAttributes",
+        json!({"QueueUrl": url, "Attributes": {"ContentBasedDeduplication": "true"}}),
+    )
+    .await;
+    let v = t
+        .ok(
+            "SendMessageBatch",
+            json!({"QueueUrl": url, "Entries": [
+                {"Id": "1", "MessageBody": "same", "MessageGroupId": "g"},
+                {"Id": "2", "MessageBody": "same", "MessageGroupId": "g"},
+                {"Id": "3", "MessageBody": "diff", "MessageGroupId": "g"},
+            ]}),
+        )
+        .await;
+    let ok = v["Successful"].as_array().unwrap();
+    assert_eq!(ok.len(), 3);
+    assert_eq!(ok[0]["MessageId"], ok[1]["MessageId"]);
+    assert_ne!(ok[0]["MessageId"], ok[2]["MessageId"]);
+    assert!(ok[2]["SequenceNumber"].as_str().unwrap() > ok[0]["SequenceNumber"].as_str().unwrap());
+    assert_eq!(t.attr(&url, "ApproximateNumberOfMessages").await, "3");
+    // Standard queues take a MessageGroupId but no deduplication id.
+    let std_url = t.create("s", json!({})).await;
+    t.ok(
+        "SendMessage",
+        json!({"QueueUrl": std_url, "MessageBody": "x", "MessageGroupId": "g"}),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn fifo_ordering_groups_and_attempt_ids() {
+    let t = T::new();
+    let url = t
+        .create(
+            "o.fifo",
+            json!({"FifoQueue": "true", "ContentBasedDeduplication": "true"}),
+        )
+        .await;
+    for (g, b) in [
+        ("a", "a1"),
+        ("b", "b1"),
+        ("a", "a2"),
+        ("b", "b2"),
+        ("a", "a3"),
+    ] {
+        t.ok(
+            "SendMessage",
+            json!({"QueueUrl": url, "MessageBody": b, "MessageGroupId": g}),
+        )
+        .await;
+    }
+    let bodies = |m: &[Value]| {
+        m.iter()
+            .map(|m| m["Body"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    let first = t
+        .recv(
+            &url,
+            json!({"MaxNumberOfMessages": 2, "ReceiveRequestAttemptId": "try1", "AttributeNames": ["All"]}),
+        )
+        .await;
+    assert_eq!(bodies(&first), ["a1", "a2"]);
+    assert_eq!(first[0]["Attributes"]["MessageGroupId"], "a");
+    assert!(first[0]["Attributes"]["SequenceNumber"].as_str().is_some());
+    assert!(first[0]["Attributes"]["MessageDeduplicationId"]
+        .as_str()
+        .is_some());
+    // The same attempt id gets the same messages and handles back.
+    let again = t
+        .recv(
+            &url,
+            json!({"MaxNumberOfMessages": 2, "ReceiveRequestAttemptId": "try1"}),
+        )
+        .await;
+    assert_eq!(bodies(&again), ["a1", "a2"]);
+    assert_eq!(again[0]["ReceiptHandle"], first[0]["ReceiptHandle"]);
+    // Group a is locked while its messages are in flight: only b is served.
+    let next = t.recv(&url, json!({})).await;
+    assert_eq!(bodies(&next), ["b1", "b2"]);
+    assert!(t.recv(&url, json!({})).await.is_empty());
+    for m in first.iter().chain(next.iter()) {
+        t.ok(
+            "DeleteMessage",
+            json!({"QueueUrl": url, "ReceiptHandle": m["ReceiptHandle"]}),
+        )
+        .await;
+    }
+    assert_eq!(bodies(&t.recv(&url, json!({})).await), ["a3"]);
+}
+
+#[tokio::test]
+async fn fifo_redrive_keeps_group() {
+    let t = T::new();
+    let dlq = t.create("d.fifo", json!({"FifoQueue": "true"})).await;
+    let policy =
+        json!({"deadLetterTargetArn": t.arn(&dlq).await, "maxReceiveCount": 1}).to_string();
+    let url = t
+        .create(
+            "r.fifo",
+            json!({"FifoQueue": "true", "ContentBasedDeduplication": "true", "RedrivePolicy": policy}),
+        )
+        .await;
+    t.ok(
+        "SendMessage",
+        json!({"QueueUrl": url, "MessageBody": "p", "MessageGroupId": "g"}),
+    )
+    .await;
+    assert_eq!(t.recv(&url, json!({"VisibilityTimeout": 0})).await.len(), 1);
+    assert!(t
+        .recv(&url, json!({"VisibilityTimeout": 0}))
+        .await
+        .is_empty());
+    let m = t.recv(&dlq, json!({"AttributeNames": ["All"]})).await;
+    assert_eq!(m.len(), 1);
+    assert_eq!(m[0]["Attributes"]["MessageGroupId"], "g");
+    // A standard queue cannot be the DLQ of a FIFO queue.
+    let std_q = t.create("std", json!({})).await;
+    let bad = json!({"deadLetterTargetArn": t.arn(&std_q).await, "maxReceiveCount": 1}).to_string();
+    let e = t
+        .err(
+            "SetQueueAttributes",
+            json!({"QueueUrl": url, "Attributes": {"RedrivePolicy": bad}}),
+        )
+        .await;
+    assert_eq!(e.code, "InvalidParameterValue");
+}
