@@ -24,6 +24,9 @@ use crate::error::ServiceResult;
 use crate::log::{Log, LogOptions};
 use crate::service::now_ms;
 
+/// A remembered FIFO receive attempt: expiry and the (seq, receive number) it returned.
+pub type Attempt = (u64, Vec<(u64, u32)>);
+
 /// Catalog-owned facts about a queue.
 #[derive(Clone, Debug)]
 pub struct QueueMeta {
@@ -50,7 +53,7 @@ pub struct Queue {
     since_checkpoint: AtomicU64,
     /// FIFO ReceiveRequestAttemptId → (expiry, the (seq, receive number) it returned). Kept in
     /// memory only: a retry after a restart receives afresh.
-    pub attempts: Mutex<HashMap<String, (u64, Vec<(u64, u32)>)>>,
+    pub attempts: Mutex<HashMap<String, Attempt>>,
 }
 
 /// Records appended since the last checkpoint before one is due (or the live count, if larger,
