@@ -12,6 +12,7 @@ use std::time::Duration;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
+use sha2::Digest;
 
 use super::error as e;
 use super::md5::{check_chars, hex_md5, md5_of_attributes, parse_attrs, Attrs};
@@ -298,7 +299,13 @@ fn prepare(q: &Queue, entry: SendEntry, sender_id: &str) -> ServiceResult<Prepar
                     "The queue should either have ContentBasedDeduplication enabled or MessageDeduplicationId provided explicitly",
                 ));
             }
-            dedup_id = Some(hex_md5(body.as_bytes()));
+            // AWS derives it as the SHA-256 of the body.
+            dedup_id = Some(
+                sha2::Sha256::digest(body.as_bytes())
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect(),
+            );
         }
     } else if dedup_id.is_some() {
         return Err(not_for_type("MessageDeduplicationId"));

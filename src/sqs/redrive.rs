@@ -115,6 +115,14 @@ impl Sqs {
         dlq: &Arc<Queue>,
         held: Vec<(u64, MsgMeta)>,
     ) -> ServiceResult<()> {
+        if dlq.is_deleted() {
+            let now = now_ms();
+            let mut st = q.state.lock();
+            for (seq, _) in &held {
+                st.release(*seq, now);
+            }
+            return Ok(());
+        }
         let recs: Vec<SendRec> = {
             let _g = q.gate.read().await;
             let mut v = Vec::new();
@@ -445,7 +453,10 @@ impl Sqs {
             }
         };
         let dest_arn = t.rec.destination_arn.clone().or(rec.dlq_source.clone());
-        let dest = dest_arn.as_deref().and_then(|a| self.queue_by_arn(a));
+        let dest = dest_arn
+            .as_deref()
+            .and_then(|a| self.queue_by_arn(a))
+            .filter(|d| !d.is_deleted());
         let Some(dest) = dest else {
             release(&src);
             return Err("The destination queue does not exist.".into());
@@ -466,7 +477,6 @@ impl Sqs {
 }
 
 async fn run_task(sqs: Weak<Sqs>, id: String, cancel: Arc<AtomicBool>) {
-    let mut last_progress = now_ms();
     loop {
         if cancel.load(Ordering::Acquire) {
             return;
@@ -494,10 +504,9 @@ async fn run_task(sqs: Weak<Sqs>, id: String, cancel: Arc<AtomicBool>) {
                 if let Some(t) = s.tasks.lock().get_mut(&id) {
                     t.moved += 1;
                 }
-                if now_ms() >= last_progress + 1000 {
-                    last_progress = now_ms();
-                    let _ = s.record_progress(&id).await;
-                }
+                // Logged per message (moves are rate-limited anyway) so the count is exact
+                // after a restart.
+                let _ = s.record_progress(&id).await;
             }
             Ok(false) => {
                 let _ = s.end_task(&id, "COMPLETED", None).await;

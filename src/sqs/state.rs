@@ -88,14 +88,27 @@ pub struct DedupEntry {
     pub seq: u64,
 }
 
-#[derive(Default, Serialize, Deserialize)]
+/// A checkpoint of a queue's state, as decoded.
+#[derive(Default, Deserialize)]
 pub struct Snapshot {
     pub next_seq: u64,
     pub purge_below: u64,
     pub last_purge_ms: u64,
-    pub msgs: Vec<(u64, MsgMeta)>,
+    pub msgs: BTreeMap<u64, MsgMeta>,
     pub groups: Vec<(u32, String)>,
     pub dedup: Vec<DedupEntry>,
+}
+
+/// The same checkpoint as encoded: borrows the message map, so checkpointing a large queue
+/// does not first copy every message.
+#[derive(Serialize)]
+pub struct SnapshotRef<'a> {
+    pub next_seq: u64,
+    pub purge_below: u64,
+    pub last_purge_ms: u64,
+    pub msgs: &'a BTreeMap<u64, MsgMeta>,
+    pub groups: Vec<(u32, String)>,
+    pub dedup: Vec<&'a DedupEntry>,
 }
 
 /// What one `take` produced.
@@ -603,18 +616,18 @@ impl QueueState {
         self.clear_below(below);
     }
 
-    pub fn snapshot(&self) -> Snapshot {
-        Snapshot {
+    pub fn snapshot(&self) -> SnapshotRef<'_> {
+        SnapshotRef {
             next_seq: self.next_seq,
             purge_below: self.purge_below,
             last_purge_ms: self.last_purge_ms,
-            msgs: self.msgs.iter().map(|(s, m)| (*s, *m)).collect(),
+            msgs: &self.msgs,
             groups: self
                 .groups
                 .iter()
                 .map(|(g, gr)| (*g, gr.name.clone()))
                 .collect(),
-            dedup: self.dedup.values().cloned().collect(),
+            dedup: self.dedup.values().collect(),
         }
     }
 
@@ -788,7 +801,7 @@ mod tests {
         );
         assert_eq!(s.get(0).unwrap().receive_count, 2);
         assert_eq!(s.next_deadline(), Some(500));
-        let snap = s.snapshot();
+        let snap = crate::codec::decode(&crate::codec::encode(&s.snapshot())).unwrap();
         let mut r = QueueState::from_snapshot(snap, false, 600);
         assert_eq!(r.counts(600), (1, 0, 0));
     }
@@ -883,7 +896,8 @@ mod fifo_tests {
             id: 7,
             seq: 0,
         });
-        let mut r = QueueState::from_snapshot(s.snapshot(), true, 10);
+        let snap = crate::codec::decode(&crate::codec::encode(&s.snapshot())).unwrap();
+        let mut r = QueueState::from_snapshot(snap, true, 10);
         assert_eq!(r.dedup_lookup("k", 10), Some((7, 0)));
         // a is still locked by its in-flight message; b is free.
         assert_eq!(seqs(&r.take(10, 10, 1000, DAY, None)), vec![2]);

@@ -1777,3 +1777,40 @@ async fn fifo_redrive_keeps_group() {
         .await;
     assert_eq!(e.code, "InvalidParameterValue");
 }
+
+#[tokio::test]
+#[ignore = "needs the real storage engine: the stub log in src/log keeps nothing across Log::open"]
+async fn move_task_resumes_after_restart() {
+    let t = T::new();
+    let dlq = t.create("rdlq", json!({})).await;
+    let dlq_arn = t.arn(&dlq).await;
+    let policy = json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 3}).to_string();
+    let src = t.create("rsrc", json!({"RedrivePolicy": policy})).await;
+    let src_arn = t.arn(&src).await;
+    for i in 0..8 {
+        t.send(&dlq, &format!("{i}")).await;
+    }
+    t.ok(
+        "StartMessageMoveTask",
+        json!({"SourceArn": dlq_arn, "DestinationArn": src_arn, "MaxNumberOfMessagesPerSecond": 4}),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let T { dir, sqs, ctx } = t;
+    drop(sqs);
+    // Let the runner notice the service is gone before a second one opens the same files.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let t = T {
+        sqs: Sqs::open(&Config::for_tests(dir.path())).unwrap(),
+        dir,
+        ctx,
+    };
+    let v = t
+        .ok("ListMessageMoveTasks", json!({"SourceArn": dlq_arn}))
+        .await;
+    assert_eq!(v["Results"][0]["Status"], "RUNNING");
+    let r = wait_task(&t, &dlq_arn, "COMPLETED").await;
+    assert_eq!(r["ApproximateNumberOfMessagesMoved"], 8);
+    assert_eq!(t.attr(&src, "ApproximateNumberOfMessages").await, "8");
+    assert_eq!(t.attr(&dlq, "ApproximateNumberOfMessages").await, "0");
+}
