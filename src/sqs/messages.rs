@@ -26,6 +26,10 @@ use crate::context::RequestContext;
 use crate::error::{ServiceError, ServiceResult};
 use crate::service::{now_ms, parse_input, to_output};
 
+/// AWS's in-flight message limits (received, not deleted, visibility running).
+const MAX_INFLIGHT: usize = 120_000;
+const MAX_INFLIGHT_FIFO: usize = 20_000;
+
 /// Sum of all bodies and attributes of one batch, whatever the queue's MaximumMessageSize.
 const MAX_BATCH_BYTES: usize = 1_048_576;
 
@@ -596,6 +600,16 @@ impl Sqs {
         let (out, got, redrive) = {
             let _g = q.gate.read().await;
             let now = now_ms();
+            let limit = if q.fifo {
+                MAX_INFLIGHT_FIFO
+            } else {
+                MAX_INFLIGHT
+            };
+            if q.state.lock().counts(now).1 >= limit {
+                return Err(e::over_limit(format!(
+                    "The maximum number of in flight messages ({limit}) has been reached."
+                )));
+            }
             let taken = q.state.lock().take(
                 now,
                 max,

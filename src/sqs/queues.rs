@@ -23,13 +23,32 @@ use crate::service::{now_ms, parse_input, to_output};
 
 pub(crate) const PARAM: &str = "InvalidParameterValue";
 
+/// A string→string map (attributes, tags) that also takes numbers and booleans as values, as
+/// loosely typed clients send `{"DelaySeconds": 5}`.
+pub(crate) fn lenient_map<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<String, String>, D::Error> {
+    let m: Option<BTreeMap<String, Value>> = Deserialize::deserialize(d)?;
+    m.unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| match v {
+            Value::String(s) => Ok((k, s)),
+            Value::Number(n) => Ok((k, n.to_string())),
+            Value::Bool(b) => Ok((k, b.to_string())),
+            other => Err(serde::de::Error::custom(format!(
+                "invalid value for {k}: {other}"
+            ))),
+        })
+        .collect()
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct CreateQueueIn {
     queue_name: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_map")]
     attributes: BTreeMap<String, String>,
-    #[serde(default, rename = "tags")]
+    #[serde(default, rename = "tags", deserialize_with = "lenient_map")]
     tags: BTreeMap<String, String>,
 }
 
@@ -76,7 +95,7 @@ struct GetAttrsIn {
 #[serde(rename_all = "PascalCase")]
 struct SetAttrsIn {
     queue_url: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_map")]
     attributes: BTreeMap<String, String>,
 }
 
@@ -84,7 +103,7 @@ struct SetAttrsIn {
 #[serde(rename_all = "PascalCase")]
 struct TagIn {
     queue_url: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_map")]
     tags: BTreeMap<String, String>,
 }
 

@@ -49,6 +49,20 @@ impl Tasks {
         self.list.clear();
         self.cancel.clear();
     }
+    /// Keeps the 10 most recent tasks of each source queue (all ListMessageMoveTasks can show),
+    /// so the catalog does not grow without bound.
+    fn prune(&mut self) {
+        let mut per_source: HashMap<String, usize> = HashMap::new();
+        let mut keep = vec![false; self.list.len()];
+        for (i, t) in self.list.iter().enumerate().rev() {
+            let n = per_source.entry(t.rec.source_arn.clone()).or_default();
+            *n += 1;
+            keep[i] = *n <= 10 || t.status == "RUNNING";
+        }
+        let mut it = keep.into_iter();
+        self.list.retain(|_| it.next().unwrap_or(true));
+    }
+
     fn get_mut(&mut self, id: &str) -> Option<&mut TaskState> {
         self.list.iter_mut().find(|t| t.rec.task_id == id)
     }
@@ -265,7 +279,11 @@ impl Sqs {
         };
         let handle = task_handle(&t);
         let id = t.rec.task_id.clone();
-        self.tasks.lock().list.push(t);
+        {
+            let mut tasks = self.tasks.lock();
+            tasks.list.push(t);
+            tasks.prune();
+        }
         self.spawn_task(id);
         Ok(json!({ "TaskHandle": handle }))
     }

@@ -250,7 +250,7 @@ impl QueueState {
     }
 
     fn inflight_sub(&mut self, g: u32) {
-        self.n_inflight -= 1;
+        self.n_inflight = self.n_inflight.saturating_sub(1);
         self.with_group(g, |gr| gr.inflight = gr.inflight.saturating_sub(1));
     }
 
@@ -310,7 +310,7 @@ impl QueueState {
             Phase::Ready => self.ready_remove(seq, m.group),
             Phase::Delayed => {
                 self.timers.remove(&(m.visible_at, seq));
-                self.n_delayed -= 1;
+                self.n_delayed = self.n_delayed.saturating_sub(1);
             }
             Phase::Inflight => {
                 self.timers.remove(&(m.visible_at, seq));
@@ -392,7 +392,7 @@ impl QueueState {
                 continue;
             };
             match m.phase {
-                Phase::Delayed => self.n_delayed -= 1,
+                Phase::Delayed => self.n_delayed = self.n_delayed.saturating_sub(1),
                 Phase::Inflight => self.inflight_sub(m.group),
                 _ => continue,
             }

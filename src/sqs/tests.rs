@@ -252,6 +252,13 @@ async fn get_and_set_attributes() {
     )
     .await;
     assert_eq!(t.attr(&url, "VisibilityTimeout").await, "60");
+    // Loosely typed clients send numbers.
+    t.ok(
+        "SetQueueAttributes",
+        json!({"QueueUrl": url, "Attributes": {"VisibilityTimeout": 61}}),
+    )
+    .await;
+    assert_eq!(t.attr(&url, "VisibilityTimeout").await, "61");
     assert_eq!(t.attr(&url, "Policy").await, "{\"Version\":\"2012-10-17\"}");
     t.ok(
         "SetQueueAttributes",
@@ -267,6 +274,7 @@ async fn get_and_set_attributes() {
     assert!(v.get("Attributes").is_none());
     for (k, v, code) in [
         ("VisibilityTimeout", "-1", "InvalidAttributeValue"),
+        ("DelaySeconds", "1.5", "InvalidAttributeValue"),
         ("ApproximateNumberOfMessages", "1", "InvalidAttributeName"),
         ("FifoQueue", "true", "InvalidAttributeName"),
     ] {
