@@ -780,7 +780,9 @@ impl Sqs {
 fn remove_by_handle(q: &Queue, h: &Handle) -> bool {
     let mut st = q.state.lock();
     match st.get(h.seq) {
-        Some(m) if m.id == h.id && m.receive_count == h.generation => st.remove(h.seq).is_some(),
+        Some(m) if m.tag == h.id as u32 && m.receive_count == h.generation => {
+            st.remove(h.seq).is_some()
+        }
         _ => false,
     }
 }
@@ -788,7 +790,7 @@ fn remove_by_handle(q: &Queue, h: &Handle) -> bool {
 fn change_visibility(q: &Queue, h: &Handle, v: u64, raw: &str) -> ServiceResult<VisibilityEntry> {
     let now = now_ms();
     let mut st = q.state.lock();
-    if st.get(h.seq).is_some_and(|m| m.id != h.id) {
+    if st.get(h.seq).is_some_and(|m| m.tag != h.id as u32) {
         return Err(e::receipt_handle_invalid(raw));
     }
     st.change_visibility(h.seq, h.generation, now + v * 1000, now)
@@ -804,10 +806,10 @@ fn render(q: &Queue, seq: u64, m: &MsgMeta, rec: &SendRec, w: &Wanted) -> Value 
         queue_id: q.id,
         seq,
         generation: m.receive_count,
-        id: m.id,
+        id: rec.id,
     };
     let mut out = Map::new();
-    out.insert("MessageId".into(), json!(message_id(m.id)));
+    out.insert("MessageId".into(), json!(message_id(rec.id)));
     out.insert("ReceiptHandle".into(), json!(handle.encode()));
     out.insert("MD5OfBody".into(), json!(hex_md5(rec.body.as_bytes())));
     out.insert("Body".into(), json!(rec.body));

@@ -10,7 +10,8 @@
 //!
 //! Modules: `queues.rs` (queue actions), `messages.rs` (send/receive/delete/visibility and
 //! their batches), `redrive.rs` (dead-letter queues, move tasks), `attributes.rs`, `md5.rs`,
-//! `records.rs`, `state.rs` (per-queue in-memory state machine), `queue.rs` (one queue's log,
+//! `records.rs`, `state.rs` (per-queue in-memory state machine), `table.rs` (its compact
+//! message table), `queue.rs` (one queue's log,
 //! state and upkeep), `catalog.rs` (catalog replay), `error.rs`.
 //!
 //! Choices where AWS is silent or we differ: QueueDeletedRecently is not enforced (like
@@ -28,6 +29,7 @@ mod queues;
 mod records;
 mod redrive;
 mod state;
+mod table;
 #[cfg(test)]
 mod tests;
 

@@ -273,7 +273,7 @@ impl Queue {
             let st = self.state.lock();
             st.iter()
                 .filter(|(_, m)| m.offset < head.next_offset)
-                .map(|(s, m)| (*s, *m))
+                .map(|(s, m)| (s, *m))
                 .collect()
         };
         // Dense heads are left alone: relocating them would rewrite most of the log.

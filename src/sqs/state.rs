@@ -13,11 +13,12 @@
 //! oldest ready seq, so a receive takes the oldest unlocked group's messages in order without
 //! scanning locked ones. FIFO also keeps the 5-minute deduplication table.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
 use super::records::{ReceiveEntry, SendRec, VisibilityEntry};
+use super::table::MsgTable;
 
 /// `MsgMeta::group` of a message outside any FIFO message group.
 pub const NO_GROUP: u32 = u32::MAX;
@@ -38,7 +39,6 @@ pub enum Phase {
 
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MsgMeta {
-    pub id: u128,
     /// Log offset of the Send/Relocate record holding body and attributes.
     pub offset: u64,
     pub sent_ms: u64,
@@ -48,13 +48,14 @@ pub struct MsgMeta {
     pub version: u32,
     /// Interned FIFO message group, or [`NO_GROUP`].
     pub group: u32,
+    /// Low 32 bits of the message id: receipt handles must match it (the full id is on disk).
+    pub tag: u32,
     pub phase: Phase,
 }
 
 impl MsgMeta {
     pub fn from_send(r: &SendRec, offset: u64) -> MsgMeta {
         MsgMeta {
-            id: r.id,
             offset,
             sent_ms: r.sent_ms,
             visible_at: r.visible_at,
@@ -62,6 +63,7 @@ impl MsgMeta {
             receive_count: r.receive_count,
             version: r.version,
             group: NO_GROUP,
+            tag: r.id as u32,
             phase: if r.inflight {
                 Phase::Inflight
             } else {
@@ -94,7 +96,7 @@ pub struct Snapshot {
     pub next_seq: u64,
     pub purge_below: u64,
     pub last_purge_ms: u64,
-    pub msgs: BTreeMap<u64, MsgMeta>,
+    pub msgs: Vec<(u64, MsgMeta)>,
     pub groups: Vec<(u32, String)>,
     pub dedup: Vec<DedupEntry>,
 }
@@ -106,7 +108,7 @@ pub struct SnapshotRef<'a> {
     pub next_seq: u64,
     pub purge_below: u64,
     pub last_purge_ms: u64,
-    pub msgs: &'a BTreeMap<u64, MsgMeta>,
+    pub msgs: &'a MsgTable,
     pub groups: Vec<(u32, String)>,
     pub dedup: Vec<&'a DedupEntry>,
 }
@@ -132,7 +134,7 @@ struct Group {
 
 #[derive(Default)]
 pub struct QueueState {
-    msgs: BTreeMap<u64, MsgMeta>,
+    msgs: MsgTable,
     ready: BTreeSet<u64>,
     timers: BTreeSet<(u64, u64)>,
     pub next_seq: u64,
@@ -169,10 +171,11 @@ impl QueueState {
     }
 
     pub fn get(&self, seq: u64) -> Option<&MsgMeta> {
-        self.msgs.get(&seq)
+        self.msgs.get(seq)
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&u64, &MsgMeta)> {
+    /// Every live message, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (u64, &MsgMeta)> {
         self.msgs.iter()
     }
 
@@ -347,7 +350,7 @@ impl QueueState {
         if seq < self.purge_below {
             return false;
         }
-        if let Some(old) = self.msgs.remove(&seq) {
+        if let Some(old) = self.msgs.remove(seq) {
             self.unindex(seq, &old);
             self.group_unref(old.group);
         }
@@ -366,7 +369,7 @@ impl QueueState {
 
     /// Applies a relocation: the record's state wins unless memory already saw a newer version.
     pub fn relocate(&mut self, seq: u64, m: MsgMeta, group: Option<&str>, now: u64) {
-        match self.msgs.get_mut(&seq) {
+        match self.msgs.get_mut(seq) {
             Some(cur) if cur.version > m.version => cur.offset = m.offset,
             _ => {
                 self.insert(seq, m, group, now);
@@ -376,7 +379,7 @@ impl QueueState {
 
     /// Points a live message at its relocated record.
     pub fn set_offset(&mut self, seq: u64, offset: u64) {
-        if let Some(m) = self.msgs.get_mut(&seq) {
+        if let Some(m) = self.msgs.get_mut(seq) {
             m.offset = offset;
         }
     }
@@ -388,7 +391,7 @@ impl QueueState {
                 break;
             }
             self.timers.pop_first();
-            let Some(m) = self.msgs.get(&seq).copied() else {
+            let Some(m) = self.msgs.get(seq).copied() else {
                 continue;
             };
             match m.phase {
@@ -396,7 +399,7 @@ impl QueueState {
                 Phase::Inflight => self.inflight_sub(m.group),
                 _ => continue,
             }
-            if let Some(mm) = self.msgs.get_mut(&seq) {
+            if let Some(mm) = self.msgs.get_mut(seq) {
                 mm.phase = Phase::Ready;
             }
             self.ready_add(seq, m.group);
@@ -448,7 +451,7 @@ impl QueueState {
                 }
                 None => break,
             };
-            let Some(mut m) = self.msgs.get(&seq).copied() else {
+            let Some(mut m) = self.msgs.get(seq).copied() else {
                 self.ready.remove(&seq);
                 continue;
             };
@@ -457,7 +460,7 @@ impl QueueState {
             }
             self.ready_remove(seq, m.group);
             if m.sent_ms.saturating_add(retention_ms) <= now {
-                self.msgs.remove(&seq);
+                self.msgs.remove(seq);
                 self.group_unref(m.group);
                 out.expired.push(seq);
                 continue;
@@ -488,7 +491,7 @@ impl QueueState {
     pub fn hold_next(&mut self, now: u64) -> Option<(u64, MsgMeta)> {
         self.promote(now);
         let seq = self.next_ready(None)?;
-        let mut m = *self.msgs.get(&seq)?;
+        let mut m = *self.msgs.get(seq)?;
         self.ready_remove(seq, m.group);
         m.phase = Phase::Held;
         m.version += 1;
@@ -498,7 +501,7 @@ impl QueueState {
 
     /// Puts a held message back (its move failed).
     pub fn release(&mut self, seq: u64, now: u64) {
-        if let Some(mut m) = self.msgs.get(&seq).copied() {
+        if let Some(mut m) = self.msgs.get(seq).copied() {
             if m.phase == Phase::Held {
                 m.phase = Phase::Delayed;
                 m.visible_at = now;
@@ -517,7 +520,7 @@ impl QueueState {
         now: u64,
     ) -> Result<VisibilityEntry, VisError> {
         self.promote(now);
-        let Some(mut m) = self.msgs.get(&seq).copied() else {
+        let Some(mut m) = self.msgs.get(seq).copied() else {
             return Err(VisError::Expired);
         };
         if m.receive_count != generation {
@@ -539,7 +542,7 @@ impl QueueState {
     }
 
     pub fn remove(&mut self, seq: u64) -> Option<MsgMeta> {
-        let m = self.msgs.remove(&seq)?;
+        let m = self.msgs.remove(seq)?;
         self.unindex(seq, &m);
         self.group_unref(m.group);
         Some(m)
@@ -554,7 +557,7 @@ impl QueueState {
     }
 
     fn clear_below(&mut self, below: u64) {
-        let gone: Vec<u64> = self.msgs.range(..below).map(|(s, _)| *s).collect();
+        let gone = self.msgs.seqs_below(below);
         for seq in gone {
             self.remove(seq);
         }
@@ -565,7 +568,7 @@ impl QueueState {
     pub fn expire(&mut self, now: u64, retention_ms: u64, limit: usize) -> Vec<u64> {
         let mut out = Vec::new();
         while out.len() < limit {
-            let Some((&seq, m)) = self.msgs.first_key_value() else {
+            let Some((seq, m)) = self.msgs.first() else {
                 break;
             };
             if m.sent_ms.saturating_add(retention_ms) > now || m.phase == Phase::Held {
@@ -580,7 +583,7 @@ impl QueueState {
     // Replay.
 
     pub fn apply_receive(&mut self, e: &ReceiveEntry, now: u64) {
-        if let Some(mut m) = self.msgs.get(&e.seq).copied() {
+        if let Some(mut m) = self.msgs.get(e.seq).copied() {
             if e.version <= m.version {
                 return;
             }
@@ -596,7 +599,7 @@ impl QueueState {
     }
 
     pub fn apply_visibility(&mut self, e: &VisibilityEntry, now: u64) {
-        if let Some(mut m) = self.msgs.get(&e.seq).copied() {
+        if let Some(mut m) = self.msgs.get(e.seq).copied() {
             if e.version <= m.version {
                 return;
             }
@@ -651,7 +654,12 @@ impl QueueState {
             );
             st.next_group = st.next_group.max(g.wrapping_add(1));
         }
-        for (seq, mut m) in s.msgs {
+        st.msgs = MsgTable::from_entries(s.msgs);
+        let seqs: Vec<u64> = st.msgs.iter().map(|(s, _)| s).collect();
+        for seq in seqs {
+            let Some(mut m) = st.msgs.get(seq).copied() else {
+                continue;
+            };
             if m.phase == Phase::Held {
                 m.phase = Phase::Delayed;
             }
@@ -678,7 +686,7 @@ impl QueueState {
             .msgs
             .iter()
             .filter(|(_, m)| m.phase == Phase::Held)
-            .map(|(s, _)| *s)
+            .map(|(s, _)| s)
             .collect();
         for s in held {
             self.release(s, now);
@@ -692,7 +700,6 @@ mod tests {
 
     fn meta(sent: u64, visible_at: u64) -> MsgMeta {
         MsgMeta {
-            id: 1,
             offset: 0,
             sent_ms: sent,
             visible_at,
@@ -700,6 +707,7 @@ mod tests {
             receive_count: 0,
             version: 0,
             group: NO_GROUP,
+            tag: 1,
             phase: Phase::Delayed,
         }
     }
@@ -708,7 +716,11 @@ mod tests {
 
     #[test]
     fn meta_is_small() {
-        assert!(std::mem::size_of::<MsgMeta>() <= 64);
+        assert!(std::mem::size_of::<MsgMeta>() <= 56);
+        assert_eq!(
+            std::mem::size_of::<Option<MsgMeta>>(),
+            std::mem::size_of::<MsgMeta>()
+        );
     }
 
     #[test]
@@ -813,7 +825,6 @@ mod fifo_tests {
 
     fn meta() -> MsgMeta {
         MsgMeta {
-            id: 1,
             offset: 0,
             sent_ms: 0,
             visible_at: 0,
@@ -821,6 +832,7 @@ mod fifo_tests {
             receive_count: 0,
             version: 0,
             group: NO_GROUP,
+            tag: 1,
             phase: Phase::Delayed,
         }
     }
@@ -902,5 +914,61 @@ mod fifo_tests {
         // a is still locked by its in-flight message; b is free.
         assert_eq!(seqs(&r.take(10, 10, 1000, DAY, None)), vec![2]);
         assert_eq!(seqs(&r.take(1000, 10, 1000, DAY, None)), vec![0, 1]);
+    }
+}
+#[cfg(test)]
+mod mem_probe {
+    use super::*;
+
+    fn rss() -> u64 {
+        let s = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+        s.split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse::<u64>().ok())
+            .unwrap_or(0)
+            * 4096
+    }
+
+    /// Per-message memory of a backlog (the budget: 10,000,000 messages well under
+    /// 2 GiB). Measures process RSS, so run it alone:
+    /// `cargo test --release --lib sqs::state::mem_probe -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "measures process RSS: run alone, in release"]
+    fn backlog_bytes_per_message() {
+        let before = rss();
+        let mut s = QueueState::new(false);
+        let n = 2_000_000u64;
+        let m = MsgMeta {
+            offset: 0,
+            sent_ms: 0,
+            visible_at: 0,
+            first_receive_ms: 0,
+            receive_count: 0,
+            version: 0,
+            group: NO_GROUP,
+            tag: 1,
+            phase: Phase::Delayed,
+        };
+        let t = std::time::Instant::now();
+        for i in 0..n {
+            let q = s.alloc_seq();
+            s.insert(q, MsgMeta { offset: i, ..m }, None, 0);
+        }
+        let per_msg = (rss() - before) / n;
+        println!("{per_msg} bytes/message; {n} inserts in {:?}", t.elapsed());
+        assert!(per_msg <= 128, "{per_msg} bytes per message");
+        let t = std::time::Instant::now();
+        let mut k = 0;
+        while k < 100_000 {
+            let x = s.take(0, 10, 30_000, u64::MAX, None);
+            k += x.delivered.len();
+            for (q, _) in x.delivered {
+                s.remove(q);
+            }
+        }
+        println!("100k receive+delete in {:?}", t.elapsed());
+        let t = std::time::Instant::now();
+        let enc = crate::codec::encode(&s.snapshot());
+        println!("checkpoint of {} bytes in {:?}", enc.len(), t.elapsed());
     }
 }
