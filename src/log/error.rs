@@ -58,7 +58,7 @@ pub enum LogError {
 }
 
 impl LogError {
-    pub(crate) fn io(path: impl Into<PathBuf>, source: io::Error) -> Self {
+    pub fn io(path: impl Into<PathBuf>, source: io::Error) -> Self {
         LogError::Io {
             path: path.into(),
             source,
