@@ -190,7 +190,10 @@ pub fn signing_cert_url(base_url: &str) -> String {
 /// The JSON document SNS delivers (to SQS without raw delivery, to HTTP, email-json...), laid
 /// out as AWS lays it out (two-space indent, `" : "` separators, members in AWS's order).
 pub fn envelope(n: &Notice) -> String {
-    let mut m: Vec<(&str, Value)> = vec![("Type", json!(n.kind.as_str())), ("MessageId", json!(n.message_id))];
+    let mut m: Vec<(&str, Value)> = vec![
+        ("Type", json!(n.kind.as_str())),
+        ("MessageId", json!(n.message_id)),
+    ];
     if let Some(seq) = n.sequence_number {
         m.push(("SequenceNumber", json!(seq)));
     }
@@ -215,7 +218,10 @@ pub fn envelope(n: &Notice) -> String {
     m.push(("Timestamp", json!(ts)));
     m.push(("SignatureVersion", json!(n.signature_version)));
     // Placeholder: a digest of the canonical string, not an RSA signature (see module docs).
-    let digest = Sha256::digest(format!("{}\n{}\n{}\n{}", n.message, n.message_id, ts, n.topic_arn));
+    let digest = Sha256::digest(format!(
+        "{}\n{}\n{}\n{}",
+        n.message, n.message_id, ts, n.topic_arn
+    ));
     m.push((
         "Signature",
         json!(base64::engine::general_purpose::STANDARD.encode(digest)),
@@ -231,7 +237,10 @@ pub fn envelope(n: &Notice) -> String {
         if !n.attributes.is_empty() {
             let mut attrs = Map::new();
             for (k, v) in n.attributes {
-                let dt = v.get("DataType").and_then(Value::as_str).unwrap_or("String");
+                let dt = v
+                    .get("DataType")
+                    .and_then(Value::as_str)
+                    .unwrap_or("String");
                 let value = if dt.starts_with("Binary") {
                     v.get("BinaryValue").cloned().unwrap_or(json!(""))
                 } else {
@@ -380,7 +389,8 @@ pub fn validate_delivery_policy(text: &str, topic: bool) -> ServiceResult<()> {
     let bad = |m: String| super::error::invalid_parameter(format!("DeliveryPolicy: {m}"));
     let v: Value = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
     let retry = if topic {
-        v.get("http").and_then(|h| h.get("defaultHealthyRetryPolicy"))
+        v.get("http")
+            .and_then(|h| h.get("defaultHealthyRetryPolicy"))
     } else {
         v.get("healthyRetryPolicy")
     };
@@ -417,7 +427,10 @@ pub fn effective_topic_delivery_policy(t: &Topic) -> String {
     base.to_string()
 }
 
-pub fn effective_subscription_delivery_policy(t: Option<&Topic>, sub_policy: Option<&str>) -> String {
+pub fn effective_subscription_delivery_policy(
+    t: Option<&Topic>,
+    sub_policy: Option<&str>,
+) -> String {
     let topic: Value = t
         .map(|t| serde_json::from_str(&effective_topic_delivery_policy(t)).unwrap_or(json!({})))
         .unwrap_or_else(default_topic_policy_json);
@@ -473,7 +486,8 @@ pub(super) async fn run_worker(me: Weak<Sns>) {
                     in_flight.insert(p.id);
                     due.push(p.clone());
                 } else {
-                    next_due = Some(next_due.map_or(p.next_attempt_ms, |d| d.min(p.next_attempt_ms)));
+                    next_due =
+                        Some(next_due.map_or(p.next_attempt_ms, |d| d.min(p.next_attempt_ms)));
                 }
             }
             due
@@ -514,7 +528,10 @@ impl Sns {
             return;
         }
         let mut headers = vec![
-            ("x-amz-sns-message-type".to_string(), d.kind.as_str().to_string()),
+            (
+                "x-amz-sns-message-type".to_string(),
+                d.kind.as_str().to_string(),
+            ),
             ("x-amz-sns-message-id".to_string(), d.message_id.clone()),
             ("x-amz-sns-topic-arn".to_string(), d.topic_arn.clone()),
             (
@@ -536,7 +553,10 @@ impl Sns {
             headers.push(("x-amz-sns-rawdelivery".to_string(), "true".to_string()));
         }
         let ok = matches!(
-            self.sinks.http.post(&d.endpoint, headers, d.body.clone()).await,
+            self.sinks
+                .http
+                .post(&d.endpoint, headers, d.body.clone())
+                .await,
             Ok(200..=299)
         );
         let rec = if ok {
@@ -570,7 +590,10 @@ impl Sns {
                         }
                     }
                 } else {
-                    tracing::info!(endpoint = d.endpoint, "sns: http delivery failed, retries exhausted");
+                    tracing::info!(
+                        endpoint = d.endpoint,
+                        "sns: http delivery failed, retries exhausted"
+                    );
                 }
                 Record::Delivered(d.id)
             } else {
@@ -647,7 +670,8 @@ mod tests {
     #[test]
     fn envelope_layout() {
         let attrs: Map<String, Value> =
-            serde_json::from_value(json!({"a": {"DataType": "String", "StringValue": "v"}})).unwrap();
+            serde_json::from_value(json!({"a": {"DataType": "String", "StringValue": "v"}}))
+                .unwrap();
         let e = envelope(&Notice {
             kind: DeliveryKind::Notification,
             message_id: "m",
@@ -662,18 +686,32 @@ mod tests {
             token: None,
             signature_version: "1",
         });
-        assert!(e.starts_with("{\n  \"Type\" : \"Notification\",\n  \"MessageId\" : \"m\",\n"), "{e}");
+        assert!(
+            e.starts_with("{\n  \"Type\" : \"Notification\",\n  \"MessageId\" : \"m\",\n"),
+            "{e}"
+        );
         let v: Value = serde_json::from_str(&e).unwrap();
         let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
         assert_eq!(
             keys,
             [
-                "Type", "MessageId", "TopicArn", "Message", "Timestamp", "SignatureVersion",
-                "Signature", "SigningCertURL", "UnsubscribeURL", "MessageAttributes"
+                "Type",
+                "MessageId",
+                "TopicArn",
+                "Message",
+                "Timestamp",
+                "SignatureVersion",
+                "Signature",
+                "SigningCertURL",
+                "UnsubscribeURL",
+                "MessageAttributes"
             ]
         );
         assert_eq!(v["Timestamp"], "1970-01-01T00:00:00.000Z");
-        assert_eq!(v["MessageAttributes"]["a"], json!({"Type": "String", "Value": "v"}));
+        assert_eq!(
+            v["MessageAttributes"]["a"],
+            json!({"Type": "String", "Value": "v"})
+        );
         assert_eq!(
             v["UnsubscribeURL"],
             "http://h/?Action=Unsubscribe&SubscriptionArn=arn%3Aaws%3Asns%3Aus-east-1%3A0%3At%3As"

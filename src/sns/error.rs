@@ -10,7 +10,11 @@ fn err(code: &'static str, status: u16, message: impl Into<String>) -> ServiceEr
 
 /// `InvalidParameter`: AWS phrases these as "Invalid parameter: <what>".
 pub fn invalid_parameter(what: impl std::fmt::Display) -> ServiceError {
-    err("InvalidParameter", 400, format!("Invalid parameter: {what}"))
+    err(
+        "InvalidParameter",
+        400,
+        format!("Invalid parameter: {what}"),
+    )
 }
 
 /// `ParameterValueInvalid` (the model's `InvalidParameterValueException`): bad message attributes.

@@ -80,7 +80,8 @@ pub fn parse(text: &str, scope: Scope) -> Result<Policy, String> {
     if text.len() > MAX_POLICY_BYTES {
         return Err(fail("Filter policy is too long"));
     }
-    let v: Value = serde_json::from_str(text).map_err(|e| fail(&format!("failed to parse JSON. {e}")))?;
+    let v: Value =
+        serde_json::from_str(text).map_err(|e| fail(&format!("failed to parse JSON. {e}")))?;
     let Value::Object(obj) = v else {
         return Err(fail("Filter policy must be a JSON object"));
     };
@@ -94,7 +95,11 @@ pub fn parse(text: &str, scope: Scope) -> Result<Policy, String> {
     Ok(p)
 }
 
-fn parse_object(obj: &Map<String, Value>, prefix: &[String], scope: Scope) -> Result<Policy, String> {
+fn parse_object(
+    obj: &Map<String, Value>,
+    prefix: &[String],
+    scope: Scope,
+) -> Result<Policy, String> {
     let mut clauses = Vec::new();
     for (k, v) in obj {
         if k == "$or" {
@@ -133,14 +138,13 @@ fn parse_object(obj: &Map<String, Value>, prefix: &[String], scope: Scope) -> Re
                 if items.is_empty() {
                     return Err("Empty arrays are not allowed".into());
                 }
-                let conds = items.iter().map(parse_cond).collect::<Result<Vec<_>, _>>()?;
+                let conds = items
+                    .iter()
+                    .map(parse_cond)
+                    .collect::<Result<Vec<_>, _>>()?;
                 clauses.push(Clause::Field { path, conds });
             }
-            _ => {
-                return Err(format!(
-                    "\"{k}\" must be an object or an array"
-                ))
-            }
+            _ => return Err(format!("\"{k}\" must be an object or an array")),
         }
     }
     if clauses.is_empty() && !prefix.is_empty() {
@@ -209,7 +213,8 @@ fn parse_cond(v: &Value) -> Result<Cond, String> {
                         Value::String(_) | Value::Number(_) => vals.push(scalar(i)?),
                         _ => {
                             return Err(
-                                "Inside anything but list, start|null|boolean is not supported.".into(),
+                                "Inside anything but list, start|null|boolean is not supported."
+                                    .into(),
                             )
                         }
                     }
@@ -222,14 +227,16 @@ fn parse_cond(v: &Value) -> Result<Cond, String> {
                     return Err("Only one key allowed in match expression".into());
                 }
                 match inner.iter().next() {
-                    Some((k, Value::String(s))) if k == "prefix" => Cond::AnythingButPrefix(s.clone()),
-                    Some((k, Value::String(s))) if k == "suffix" => Cond::AnythingButSuffix(s.clone()),
+                    Some((k, Value::String(s))) if k == "prefix" => {
+                        Cond::AnythingButPrefix(s.clone())
+                    }
+                    Some((k, Value::String(s))) if k == "suffix" => {
+                        Cond::AnythingButSuffix(s.clone())
+                    }
                     Some((k, _)) if k == "prefix" || k == "suffix" => {
                         return Err(format!("{k} match pattern must be a string"))
                     }
-                    Some((k, _)) => {
-                        return Err(format!("Unsupported anything-but pattern: {k}"))
-                    }
+                    Some((k, _)) => return Err(format!("Unsupported anything-but pattern: {k}")),
                     None => return Err("Empty match expression".into()),
                 }
             }
@@ -301,11 +308,15 @@ fn parse_cidr(arg: &Value) -> Result<Cond, String> {
     };
     let bad = || format!("Malformed CIDR, one '/' required: {s}");
     let (ip, bits) = s.split_once('/').ok_or_else(bad)?;
-    let ip: IpAddr = ip.parse().map_err(|_| format!("Nonstandard IP address: {ip}"))?;
+    let ip: IpAddr = ip
+        .parse()
+        .map_err(|_| format!("Nonstandard IP address: {ip}"))?;
     let bits: u8 = bits.parse().map_err(|_| bad())?;
     let max = if ip.is_ipv4() { 32 } else { 128 };
     if bits > max {
-        return Err(format!("Malformed CIDR, mask bits must be between 0 and {max}: {s}"));
+        return Err(format!(
+            "Malformed CIDR, mask bits must be between 0 and {max}: {s}"
+        ));
     }
     Ok(Cond::Cidr(ip, bits))
 }
@@ -461,8 +472,19 @@ fn value_matches(cond: &Cond, v: &Scalar) -> bool {
         Cond::Numeric(lo, hi) => {
             let Scalar::Num(n) = v else { return false };
             let n = *n;
-            lo.is_none_or(|(b, inc)| if inc { n >= b || num_eq(n, b) } else { n > b && !num_eq(n, b) })
-                && hi.is_none_or(|(b, inc)| if inc { n <= b || num_eq(n, b) } else { n < b && !num_eq(n, b) })
+            lo.is_none_or(|(b, inc)| {
+                if inc {
+                    n >= b || num_eq(n, b)
+                } else {
+                    n > b && !num_eq(n, b)
+                }
+            }) && hi.is_none_or(|(b, inc)| {
+                if inc {
+                    n <= b || num_eq(n, b)
+                } else {
+                    n < b && !num_eq(n, b)
+                }
+            })
         }
         Cond::Cidr(net, bits) => s
             .and_then(|s| s.parse::<IpAddr>().ok())
@@ -474,11 +496,19 @@ fn value_matches(cond: &Cond, v: &Scalar) -> bool {
 fn in_cidr(ip: IpAddr, net: IpAddr, bits: u8) -> bool {
     match (ip, net) {
         (IpAddr::V4(a), IpAddr::V4(n)) => {
-            let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits as u32) };
+            let mask = if bits == 0 {
+                0
+            } else {
+                u32::MAX << (32 - bits as u32)
+            };
             (u32::from(a) & mask) == (u32::from(n) & mask)
         }
         (IpAddr::V6(a), IpAddr::V6(n)) => {
-            let mask = if bits == 0 { 0 } else { u128::MAX << (128 - bits as u32) };
+            let mask = if bits == 0 {
+                0
+            } else {
+                u128::MAX << (128 - bits as u32)
+            };
             (u128::from(a) & mask) == (u128::from(n) & mask)
         }
         _ => false,
@@ -491,7 +521,9 @@ mod tests {
     use serde_json::json;
 
     fn attrs(v: Value) -> Map<String, Value> {
-        let Value::Object(m) = v else { panic!("object") };
+        let Value::Object(m) = v else {
+            panic!("object")
+        };
         m
     }
 
@@ -519,61 +551,205 @@ mod tests {
             (json!({"a": [5]}), json!({"a": n("6")}), false),
             (json!({"a": [5]}), json!({"a": s("5")}), false),
             // prefix / suffix
-            (json!({"a": [{"prefix": "ab"}]}), json!({"a": s("abc")}), true),
-            (json!({"a": [{"prefix": "ab"}]}), json!({"a": s("cab")}), false),
-            (json!({"a": [{"suffix": "bc"}]}), json!({"a": s("abc")}), true),
-            (json!({"a": [{"suffix": "bc"}]}), json!({"a": s("bca")}), false),
+            (
+                json!({"a": [{"prefix": "ab"}]}),
+                json!({"a": s("abc")}),
+                true,
+            ),
+            (
+                json!({"a": [{"prefix": "ab"}]}),
+                json!({"a": s("cab")}),
+                false,
+            ),
+            (
+                json!({"a": [{"suffix": "bc"}]}),
+                json!({"a": s("abc")}),
+                true,
+            ),
+            (
+                json!({"a": [{"suffix": "bc"}]}),
+                json!({"a": s("bca")}),
+                false,
+            ),
             // equals-ignore-case
-            (json!({"a": [{"equals-ignore-case": "HeLLo"}]}), json!({"a": s("hello")}), true),
-            (json!({"a": [{"equals-ignore-case": "hello"}]}), json!({"a": s("hell")}), false),
+            (
+                json!({"a": [{"equals-ignore-case": "HeLLo"}]}),
+                json!({"a": s("hello")}),
+                true,
+            ),
+            (
+                json!({"a": [{"equals-ignore-case": "hello"}]}),
+                json!({"a": s("hell")}),
+                false,
+            ),
             // anything-but
-            (json!({"a": [{"anything-but": ["x", "y"]}]}), json!({"a": s("z")}), true),
-            (json!({"a": [{"anything-but": ["x", "y"]}]}), json!({"a": s("x")}), false),
+            (
+                json!({"a": [{"anything-but": ["x", "y"]}]}),
+                json!({"a": s("z")}),
+                true,
+            ),
+            (
+                json!({"a": [{"anything-but": ["x", "y"]}]}),
+                json!({"a": s("x")}),
+                false,
+            ),
             (json!({"a": [{"anything-but": "x"}]}), json!({}), false),
-            (json!({"a": [{"anything-but": 5}]}), json!({"a": n("5")}), false),
-            (json!({"a": [{"anything-but": 5}]}), json!({"a": n("6")}), true),
-            (json!({"a": [{"anything-but": {"prefix": "ab"}}]}), json!({"a": s("abc")}), false),
-            (json!({"a": [{"anything-but": {"prefix": "ab"}}]}), json!({"a": s("xbc")}), true),
-            (json!({"a": [{"anything-but": {"suffix": "bc"}}]}), json!({"a": s("abc")}), false),
-            (json!({"a": [{"anything-but": {"suffix": "bc"}}]}), json!({"a": s("abx")}), true),
+            (
+                json!({"a": [{"anything-but": 5}]}),
+                json!({"a": n("5")}),
+                false,
+            ),
+            (
+                json!({"a": [{"anything-but": 5}]}),
+                json!({"a": n("6")}),
+                true,
+            ),
+            (
+                json!({"a": [{"anything-but": {"prefix": "ab"}}]}),
+                json!({"a": s("abc")}),
+                false,
+            ),
+            (
+                json!({"a": [{"anything-but": {"prefix": "ab"}}]}),
+                json!({"a": s("xbc")}),
+                true,
+            ),
+            (
+                json!({"a": [{"anything-but": {"suffix": "bc"}}]}),
+                json!({"a": s("abc")}),
+                false,
+            ),
+            (
+                json!({"a": [{"anything-but": {"suffix": "bc"}}]}),
+                json!({"a": s("abx")}),
+                true,
+            ),
             // numeric
-            (json!({"a": [{"numeric": ["=", 10]}]}), json!({"a": n("10")}), true),
-            (json!({"a": [{"numeric": ["=", 10]}]}), json!({"a": n("10.5")}), false),
-            (json!({"a": [{"numeric": [">", 0, "<=", 5]}]}), json!({"a": n("5")}), true),
-            (json!({"a": [{"numeric": [">", 0, "<=", 5]}]}), json!({"a": n("0")}), false),
-            (json!({"a": [{"numeric": [">=", 0, "<", 5]}]}), json!({"a": n("0")}), true),
-            (json!({"a": [{"numeric": [">=", 0, "<", 5]}]}), json!({"a": n("5")}), false),
-            (json!({"a": [{"numeric": ["<", 0]}]}), json!({"a": n("-1")}), true),
-            (json!({"a": [{"numeric": [">", 0]}]}), json!({"a": s("1")}), false),
+            (
+                json!({"a": [{"numeric": ["=", 10]}]}),
+                json!({"a": n("10")}),
+                true,
+            ),
+            (
+                json!({"a": [{"numeric": ["=", 10]}]}),
+                json!({"a": n("10.5")}),
+                false,
+            ),
+            (
+                json!({"a": [{"numeric": [">", 0, "<=", 5]}]}),
+                json!({"a": n("5")}),
+                true,
+            ),
+            (
+                json!({"a": [{"numeric": [">", 0, "<=", 5]}]}),
+                json!({"a": n("0")}),
+                false,
+            ),
+            (
+                json!({"a": [{"numeric": [">=", 0, "<", 5]}]}),
+                json!({"a": n("0")}),
+                true,
+            ),
+            (
+                json!({"a": [{"numeric": [">=", 0, "<", 5]}]}),
+                json!({"a": n("5")}),
+                false,
+            ),
+            (
+                json!({"a": [{"numeric": ["<", 0]}]}),
+                json!({"a": n("-1")}),
+                true,
+            ),
+            (
+                json!({"a": [{"numeric": [">", 0]}]}),
+                json!({"a": s("1")}),
+                false,
+            ),
             // exists
             (json!({"a": [{"exists": true}]}), json!({"a": s("v")}), true),
             (json!({"a": [{"exists": true}]}), json!({}), false),
             (json!({"a": [{"exists": false}]}), json!({}), true),
-            (json!({"a": [{"exists": false}]}), json!({"a": s("v")}), false),
+            (
+                json!({"a": [{"exists": false}]}),
+                json!({"a": s("v")}),
+                false,
+            ),
             // cidr
-            (json!({"ip": [{"cidr": "10.0.0.0/24"}]}), json!({"ip": s("10.0.0.255")}), true),
-            (json!({"ip": [{"cidr": "10.0.0.0/24"}]}), json!({"ip": s("10.0.1.0")}), false),
-            (json!({"ip": [{"cidr": "2001:db8::/32"}]}), json!({"ip": s("2001:db8::1")}), true),
-            (json!({"ip": [{"cidr": "2001:db8::/32"}]}), json!({"ip": s("2001:db9::1")}), false),
+            (
+                json!({"ip": [{"cidr": "10.0.0.0/24"}]}),
+                json!({"ip": s("10.0.0.255")}),
+                true,
+            ),
+            (
+                json!({"ip": [{"cidr": "10.0.0.0/24"}]}),
+                json!({"ip": s("10.0.1.0")}),
+                false,
+            ),
+            (
+                json!({"ip": [{"cidr": "2001:db8::/32"}]}),
+                json!({"ip": s("2001:db8::1")}),
+                true,
+            ),
+            (
+                json!({"ip": [{"cidr": "2001:db8::/32"}]}),
+                json!({"ip": s("2001:db9::1")}),
+                false,
+            ),
             // String.Array: any element
-            (json!({"a": ["x"]}), json!({"a": arr("[\"y\",\"x\"]")}), true),
-            (json!({"a": ["x"]}), json!({"a": arr("[\"y\",\"z\"]")}), false),
+            (
+                json!({"a": ["x"]}),
+                json!({"a": arr("[\"y\",\"x\"]")}),
+                true,
+            ),
+            (
+                json!({"a": ["x"]}),
+                json!({"a": arr("[\"y\",\"z\"]")}),
+                false,
+            ),
             (json!({"a": [5]}), json!({"a": arr("[1, 5]")}), true),
             // AND across keys
-            (json!({"a": ["x"], "b": ["y"]}), json!({"a": s("x"), "b": s("y")}), true),
-            (json!({"a": ["x"], "b": ["y"]}), json!({"a": s("x"), "b": s("z")}), false),
+            (
+                json!({"a": ["x"], "b": ["y"]}),
+                json!({"a": s("x"), "b": s("y")}),
+                true,
+            ),
+            (
+                json!({"a": ["x"], "b": ["y"]}),
+                json!({"a": s("x"), "b": s("z")}),
+                false,
+            ),
             // $or
-            (json!({"$or": [{"a": ["x"]}, {"b": ["y"]}]}), json!({"b": s("y")}), true),
-            (json!({"$or": [{"a": ["x"]}, {"b": ["y"]}]}), json!({"b": s("x")}), false),
-            (json!({"c": ["z"], "$or": [{"a": ["x"]}, {"b": ["y"]}]}), json!({"a": s("x"), "c": s("z")}), true),
-            (json!({"c": ["z"], "$or": [{"a": ["x"]}, {"b": ["y"]}]}), json!({"a": s("x")}), false),
+            (
+                json!({"$or": [{"a": ["x"]}, {"b": ["y"]}]}),
+                json!({"b": s("y")}),
+                true,
+            ),
+            (
+                json!({"$or": [{"a": ["x"]}, {"b": ["y"]}]}),
+                json!({"b": s("x")}),
+                false,
+            ),
+            (
+                json!({"c": ["z"], "$or": [{"a": ["x"]}, {"b": ["y"]}]}),
+                json!({"a": s("x"), "c": s("z")}),
+                true,
+            ),
+            (
+                json!({"c": ["z"], "$or": [{"a": ["x"]}, {"b": ["y"]}]}),
+                json!({"a": s("x")}),
+                false,
+            ),
             // an empty policy matches everything
             (json!({}), json!({}), true),
         ];
         for (i, (policy, a, want)) in cases.into_iter().enumerate() {
             let p = parse(&policy.to_string(), Scope::MessageAttributes)
                 .unwrap_or_else(|e| panic!("case {i}: {policy} failed to parse: {e}"));
-            assert_eq!(p.matches_attributes(&attrs(a.clone())), want, "case {i}: {policy} vs {a}");
+            assert_eq!(
+                p.matches_attributes(&attrs(a.clone())),
+                want,
+                "case {i}: {policy} vs {a}"
+            );
         }
     }
 
@@ -583,22 +759,58 @@ mod tests {
             (json!({"a": ["x"]}), json!({"a": "x"}), true),
             (json!({"a": {"b": ["x"]}}), json!({"a": {"b": "x"}}), true),
             (json!({"a": {"b": ["x"]}}), json!({"a": {"b": "y"}}), false),
-            (json!({"a": {"b": ["x"]}}), json!({"a": [{"b": "y"}, {"b": "x"}]}), true),
-            (json!({"a": {"b": [5]}}), json!({"a": {"b": [1, 2, 5]}}), true),
-            (json!({"a": {"b": [{"numeric": [">", 3]}]}}), json!({"a": {"b": 2}}), false),
+            (
+                json!({"a": {"b": ["x"]}}),
+                json!({"a": [{"b": "y"}, {"b": "x"}]}),
+                true,
+            ),
+            (
+                json!({"a": {"b": [5]}}),
+                json!({"a": {"b": [1, 2, 5]}}),
+                true,
+            ),
+            (
+                json!({"a": {"b": [{"numeric": [">", 3]}]}}),
+                json!({"a": {"b": 2}}),
+                false,
+            ),
             (json!({"a": [true]}), json!({"a": true}), true),
             (json!({"a": [null]}), json!({"a": null}), true),
             (json!({"a": [null]}), json!({"a": "null"}), false),
-            (json!({"a": {"b": [{"exists": false}]}}), json!({"a": {"c": 1}}), true),
-            (json!({"a": {"b": [{"exists": true}]}}), json!({"a": {"c": 1}}), false),
-            (json!({"$or": [{"a": {"b": ["x"]}}, {"c": ["y"]}]}), json!({"c": "y"}), true),
-            (json!({"a": {"$or": [{"b": ["x"]}, {"c": ["y"]}]}}), json!({"a": {"c": "y"}}), true),
-            (json!({"a": {"$or": [{"b": ["x"]}, {"c": ["y"]}]}}), json!({"c": "y"}), false),
+            (
+                json!({"a": {"b": [{"exists": false}]}}),
+                json!({"a": {"c": 1}}),
+                true,
+            ),
+            (
+                json!({"a": {"b": [{"exists": true}]}}),
+                json!({"a": {"c": 1}}),
+                false,
+            ),
+            (
+                json!({"$or": [{"a": {"b": ["x"]}}, {"c": ["y"]}]}),
+                json!({"c": "y"}),
+                true,
+            ),
+            (
+                json!({"a": {"$or": [{"b": ["x"]}, {"c": ["y"]}]}}),
+                json!({"a": {"c": "y"}}),
+                true,
+            ),
+            (
+                json!({"a": {"$or": [{"b": ["x"]}, {"c": ["y"]}]}}),
+                json!({"c": "y"}),
+                false,
+            ),
         ];
         for (i, (policy, body, want)) in cases.into_iter().enumerate() {
             let p = parse(&policy.to_string(), Scope::MessageBody)
                 .unwrap_or_else(|e| panic!("case {i}: {policy} failed to parse: {e}"));
-            assert_eq!(p.matches_body(&body.to_string()), want, "case {i}: {policy} vs {body}");
+            assert_eq!(
+                p.matches_body(&body.to_string()),
+                want,
+                "case {i}: {policy} vs {body}"
+            );
         }
         let p = parse(r#"{"a":["x"]}"#, Scope::MessageBody).unwrap();
         assert!(!p.matches_body("not json"));
@@ -607,25 +819,97 @@ mod tests {
     #[test]
     fn validation_errors() {
         let bad: Vec<(Value, Scope, &str)> = vec![
-            (json!({"a": [{"prefi": "x"}]}), Scope::MessageAttributes, "Unrecognized match type prefi"),
+            (
+                json!({"a": [{"prefi": "x"}]}),
+                Scope::MessageAttributes,
+                "Unrecognized match type prefi",
+            ),
             (json!({"a": []}), Scope::MessageAttributes, "Empty arrays"),
-            (json!({"a": "x"}), Scope::MessageAttributes, "must be an object or an array"),
-            (json!({"a": {"b": ["x"]}}), Scope::MessageAttributes, "does not support nested"),
-            (json!({"a": [{"prefix": 1}]}), Scope::MessageAttributes, "prefix match pattern must be a string"),
-            (json!({"a": [{"exists": "yes"}]}), Scope::MessageAttributes, "exists match pattern"),
-            (json!({"a": [{"numeric": [">", "x"]}]}), Scope::MessageAttributes, "must be numeric"),
-            (json!({"a": [{"numeric": ["<", 5, ">", 1]}]}), Scope::MessageAttributes, "Bad numeric range"),
-            (json!({"a": [{"numeric": [">", 5, "<", 1]}]}), Scope::MessageAttributes, "Bottom must be less than top"),
-            (json!({"a": [{"numeric": ["!", 5]}]}), Scope::MessageAttributes, "Unrecognized numeric range operator"),
-            (json!({"a": [{"numeric": [">", 1e10]}]}), Scope::MessageAttributes, "between -1.0E9 and 1.0E9"),
-            (json!({"a": [{"numeric": 5}]}), Scope::MessageAttributes, "must be an array"),
-            (json!({"a": [{"cidr": "10.0.0.0"}]}), Scope::MessageAttributes, "Malformed CIDR"),
-            (json!({"a": [{"cidr": "10.0.0.0/33"}]}), Scope::MessageAttributes, "mask bits"),
-            (json!({"a": [[1]]}), Scope::MessageAttributes, "Match value must be"),
-            (json!({"$or": [{"a": ["x"]}]}), Scope::MessageAttributes, "at least two"),
-            (json!({"a": ["1"], "b": ["1"], "c": ["1"], "d": ["1"], "e": ["1"], "f": ["1"]}), Scope::MessageAttributes, "more than 5 keys"),
-            (json!({"a": (0..10).collect::<Vec<_>>(), "b": (0..16).collect::<Vec<_>>()}), Scope::MessageAttributes, "too complex"),
-            (json!(["a"]), Scope::MessageAttributes, "must be a JSON object"),
+            (
+                json!({"a": "x"}),
+                Scope::MessageAttributes,
+                "must be an object or an array",
+            ),
+            (
+                json!({"a": {"b": ["x"]}}),
+                Scope::MessageAttributes,
+                "does not support nested",
+            ),
+            (
+                json!({"a": [{"prefix": 1}]}),
+                Scope::MessageAttributes,
+                "prefix match pattern must be a string",
+            ),
+            (
+                json!({"a": [{"exists": "yes"}]}),
+                Scope::MessageAttributes,
+                "exists match pattern",
+            ),
+            (
+                json!({"a": [{"numeric": [">", "x"]}]}),
+                Scope::MessageAttributes,
+                "must be numeric",
+            ),
+            (
+                json!({"a": [{"numeric": ["<", 5, ">", 1]}]}),
+                Scope::MessageAttributes,
+                "Bad numeric range",
+            ),
+            (
+                json!({"a": [{"numeric": [">", 5, "<", 1]}]}),
+                Scope::MessageAttributes,
+                "Bottom must be less than top",
+            ),
+            (
+                json!({"a": [{"numeric": ["!", 5]}]}),
+                Scope::MessageAttributes,
+                "Unrecognized numeric range operator",
+            ),
+            (
+                json!({"a": [{"numeric": [">", 1e10]}]}),
+                Scope::MessageAttributes,
+                "between -1.0E9 and 1.0E9",
+            ),
+            (
+                json!({"a": [{"numeric": 5}]}),
+                Scope::MessageAttributes,
+                "must be an array",
+            ),
+            (
+                json!({"a": [{"cidr": "10.0.0.0"}]}),
+                Scope::MessageAttributes,
+                "Malformed CIDR",
+            ),
+            (
+                json!({"a": [{"cidr": "10.0.0.0/33"}]}),
+                Scope::MessageAttributes,
+                "mask bits",
+            ),
+            (
+                json!({"a": [[1]]}),
+                Scope::MessageAttributes,
+                "Match value must be",
+            ),
+            (
+                json!({"$or": [{"a": ["x"]}]}),
+                Scope::MessageAttributes,
+                "at least two",
+            ),
+            (
+                json!({"a": ["1"], "b": ["1"], "c": ["1"], "d": ["1"], "e": ["1"], "f": ["1"]}),
+                Scope::MessageAttributes,
+                "more than 5 keys",
+            ),
+            (
+                json!({"a": (0..10).collect::<Vec<_>>(), "b": (0..16).collect::<Vec<_>>()}),
+                Scope::MessageAttributes,
+                "too complex",
+            ),
+            (
+                json!(["a"]),
+                Scope::MessageAttributes,
+                "must be a JSON object",
+            ),
         ];
         for (policy, scope, want) in bad {
             let err = parse(&policy.to_string(), scope).expect_err(&policy.to_string());

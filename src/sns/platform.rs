@@ -90,19 +90,34 @@ struct ListEndpointsInput {
 fn check_enabled(attrs: &HashMap<String, String>) -> ServiceResult<()> {
     match attrs.get("Enabled").map(String::as_str) {
         None | Some("true") | Some("false") => Ok(()),
-        Some(_) => Err(invalid_parameter("Attributes Reason: Enabled must be true or false")),
+        Some(_) => Err(invalid_parameter(
+            "Attributes Reason: Enabled must be true or false",
+        )),
     }
 }
 
-fn find_app<'a>(st: &'a State, ctx: &RequestContext, arn: &str) -> ServiceResult<&'a PlatformApplication> {
-    check_arn(ctx, arn, "PlatformApplicationArn", "GetPlatformApplicationAttributes")?;
+fn find_app<'a>(
+    st: &'a State,
+    ctx: &RequestContext,
+    arn: &str,
+) -> ServiceResult<&'a PlatformApplication> {
+    check_arn(
+        ctx,
+        arn,
+        "PlatformApplicationArn",
+        "GetPlatformApplicationAttributes",
+    )?;
     if !parse_arn(arn).is_some_and(|a| a.resource.starts_with("app/")) {
         return Err(invalid_parameter("PlatformApplicationArn"));
     }
     st.applications.get(arn).ok_or_else(application_not_found)
 }
 
-fn find_endpoint<'a>(st: &'a State, ctx: &RequestContext, arn: &str) -> ServiceResult<&'a PlatformEndpoint> {
+fn find_endpoint<'a>(
+    st: &'a State,
+    ctx: &RequestContext,
+    arn: &str,
+) -> ServiceResult<&'a PlatformEndpoint> {
     check_arn(ctx, arn, "EndpointArn", "GetEndpointAttributes")?;
     if !parse_arn(arn).is_some_and(|a| a.resource.starts_with("endpoint/")) {
         return Err(invalid_parameter("EndpointArn"));
@@ -118,11 +133,18 @@ fn public_attributes(a: &BTreeMap<String, String>) -> BTreeMap<String, String> {
 }
 
 impl Sns {
-    pub(super) async fn create_platform_application(&self, ctx: &RequestContext, input: Value) -> ServiceResult<Value> {
+    pub(super) async fn create_platform_application(
+        &self,
+        ctx: &RequestContext,
+        input: Value,
+    ) -> ServiceResult<Value> {
         let i: CreateAppInput = parse_input(input, PARSE_CODE)?;
         if i.name.is_empty()
             || i.name.len() > 256
-            || !i.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+            || !i
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
         {
             return Err(invalid_parameter("Name"));
         }
@@ -138,7 +160,9 @@ impl Sns {
                 .map(|a| a.attributes.clone())
                 .unwrap_or_default();
             attributes.extend(i.attributes.clone());
-            attributes.entry("Enabled".into()).or_insert_with(|| "true".into());
+            attributes
+                .entry("Enabled".into())
+                .or_insert_with(|| "true".into());
             let app = PlatformApplication {
                 arn: arn.clone(),
                 name: i.name.clone(),
@@ -151,12 +175,23 @@ impl Sns {
         Ok(json!({ "PlatformApplicationArn": arn }))
     }
 
-    pub(super) async fn delete_platform_application(&self, ctx: &RequestContext, input: Value) -> ServiceResult<Value> {
+    pub(super) async fn delete_platform_application(
+        &self,
+        ctx: &RequestContext,
+        input: Value,
+    ) -> ServiceResult<Value> {
         let i: AppArnInput = parse_input(input, PARSE_CODE)?;
-        check_arn(ctx, &i.platform_application_arn, "PlatformApplicationArn", "DeletePlatformApplication")?;
+        check_arn(
+            ctx,
+            &i.platform_application_arn,
+            "PlatformApplicationArn",
+            "DeletePlatformApplication",
+        )?;
         self.mutate(|st| {
             let recs = if st.applications.contains_key(&i.platform_application_arn) {
-                vec![Record::DeleteApplication(i.platform_application_arn.clone())]
+                vec![Record::DeleteApplication(
+                    i.platform_application_arn.clone(),
+                )]
             } else {
                 vec![]
             };
@@ -166,14 +201,22 @@ impl Sns {
         Ok(json!({}))
     }
 
-    pub(super) fn get_platform_application_attributes(&self, ctx: &RequestContext, input: Value) -> ServiceResult<Value> {
+    pub(super) fn get_platform_application_attributes(
+        &self,
+        ctx: &RequestContext,
+        input: Value,
+    ) -> ServiceResult<Value> {
         let i: AppArnInput = parse_input(input, PARSE_CODE)?;
         let st = self.state.lock();
         let a = find_app(&st, ctx, &i.platform_application_arn)?;
         Ok(json!({ "Attributes": public_attributes(&a.attributes) }))
     }
 
-    pub(super) async fn set_platform_application_attributes(&self, ctx: &RequestContext, input: Value) -> ServiceResult<Value> {
+    pub(super) async fn set_platform_application_attributes(
+        &self,
+        ctx: &RequestContext,
+        input: Value,
+    ) -> ServiceResult<Value> {
         let i: SetAppInput = parse_input(input, PARSE_CODE)?;
         check_enabled(&i.attributes)?;
         self.mutate(|st| {
@@ -185,7 +228,11 @@ impl Sns {
         Ok(json!({}))
     }
 
-    pub(super) fn list_platform_applications(&self, ctx: &RequestContext, input: Value) -> ServiceResult<Value> {
+    pub(super) fn list_platform_applications(
+        &self,
+        ctx: &RequestContext,
+        input: Value,
+    ) -> ServiceResult<Value> {
         let i: ListAppsInput = parse_input(input, PARSE_CODE)?;
         let prefix = scope_prefix(ctx);
         let st = self.state.lock();
@@ -205,7 +252,11 @@ impl Sns {
         Ok(out)
     }
 
-    pub(super) async fn create_platform_endpoint(&self, ctx: &RequestContext, input: Value) -> ServiceResult<Value> {
+    pub(super) async fn create_platform_endpoint(
+        &self,
+        ctx: &RequestContext,
+        input: Value,
+    ) -> ServiceResult<Value> {
         let i: CreateEndpointInput = parse_input(input, PARSE_CODE)?;
         if i.token.is_empty() {
             return Err(invalid_parameter("Token"));
@@ -244,7 +295,11 @@ impl Sns {
         .map(|arn| json!({ "EndpointArn": arn }))
     }
 
-    pub(super) async fn delete_endpoint(&self, ctx: &RequestContext, input: Value) -> ServiceResult<Value> {
+    pub(super) async fn delete_endpoint(
+        &self,
+        ctx: &RequestContext,
+        input: Value,
+    ) -> ServiceResult<Value> {
         let i: EndpointArnInput = parse_input(input, PARSE_CODE)?;
         check_arn(ctx, &i.endpoint_arn, "EndpointArn", "DeleteEndpoint")?;
         self.mutate(|st| {
@@ -259,14 +314,22 @@ impl Sns {
         Ok(json!({}))
     }
 
-    pub(super) fn get_endpoint_attributes(&self, ctx: &RequestContext, input: Value) -> ServiceResult<Value> {
+    pub(super) fn get_endpoint_attributes(
+        &self,
+        ctx: &RequestContext,
+        input: Value,
+    ) -> ServiceResult<Value> {
         let i: EndpointArnInput = parse_input(input, PARSE_CODE)?;
         let st = self.state.lock();
         let e = find_endpoint(&st, ctx, &i.endpoint_arn)?;
         Ok(json!({ "Attributes": e.attributes }))
     }
 
-    pub(super) async fn set_endpoint_attributes(&self, ctx: &RequestContext, input: Value) -> ServiceResult<Value> {
+    pub(super) async fn set_endpoint_attributes(
+        &self,
+        ctx: &RequestContext,
+        input: Value,
+    ) -> ServiceResult<Value> {
         let i: SetEndpointInput = parse_input(input, PARSE_CODE)?;
         check_enabled(&i.attributes)?;
         self.mutate(|st| {
@@ -278,7 +341,11 @@ impl Sns {
         Ok(json!({}))
     }
 
-    pub(super) fn list_endpoints_by_platform_application(&self, ctx: &RequestContext, input: Value) -> ServiceResult<Value> {
+    pub(super) fn list_endpoints_by_platform_application(
+        &self,
+        ctx: &RequestContext,
+        input: Value,
+    ) -> ServiceResult<Value> {
         let i: ListEndpointsInput = parse_input(input, PARSE_CODE)?;
         let st = self.state.lock();
         let app = find_app(&st, ctx, &i.platform_application_arn)?;

@@ -88,7 +88,8 @@ impl Msg {
 fn valid_attribute_name(n: &str) -> bool {
     !n.is_empty()
         && n.len() <= 256
-        && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+        && n.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
         && !n.starts_with('.')
         && !n.ends_with('.')
         && !n.contains("..")
@@ -132,12 +133,19 @@ fn validate_attributes(attrs: &Map<String, Value>) -> ServiceResult<usize> {
                 "The message attribute '{name}' must contain non-empty message attribute value for message attribute type '{base}'."
             )));
         }
-        if base == "Number" && sv.trim().parse::<f64>().map(|n| !n.is_finite()).unwrap_or(true) {
+        if base == "Number"
+            && sv
+                .trim()
+                .parse::<f64>()
+                .map(|n| !n.is_finite())
+                .unwrap_or(true)
+        {
             return Err(invalid_parameter_value(format!(
                 "Could not cast message attribute '{name}' value to number."
             )));
         }
-        if dt == "String.Array" && !matches!(serde_json::from_str::<Value>(sv), Ok(Value::Array(_))) {
+        if dt == "String.Array" && !matches!(serde_json::from_str::<Value>(sv), Ok(Value::Array(_)))
+        {
             return Err(invalid_parameter_value(format!(
                 "The message attribute '{name}' with type 'String.Array' must be a valid JSON array."
             )));
@@ -215,7 +223,10 @@ fn validate_message(m: MessageInput, fifo: Option<&Topic>) -> ServiceResult<Msg>
                     "MessageDeduplicationId Reason: The request includes MessageDeduplicationId parameter that is not valid for this topic type",
                 ));
             }
-            if m.message_group_id.as_deref().is_some_and(|g| !valid_fifo_id(g)) {
+            if m.message_group_id
+                .as_deref()
+                .is_some_and(|g| !valid_fifo_id(g))
+            {
                 return Err(invalid_parameter("MessageGroupId"));
             }
         }
@@ -298,11 +309,13 @@ impl Sns {
             let (enabled, app_enabled) = {
                 let st = self.state.lock();
                 let e = st.endpoints.get(&arn).ok_or_else(endpoint_not_found)?;
-                let app_enabled = st
-                    .applications
-                    .get(&e.application_arn)
-                    .is_none_or(|a| a.attributes.get("Enabled").map(String::as_str) != Some("false"));
-                (e.attributes.get("Enabled").map(String::as_str) != Some("false"), app_enabled)
+                let app_enabled = st.applications.get(&e.application_arn).is_none_or(|a| {
+                    a.attributes.get("Enabled").map(String::as_str) != Some("false")
+                });
+                (
+                    e.attributes.get("Enabled").map(String::as_str) != Some("false"),
+                    app_enabled,
+                )
             };
             if !app_enabled {
                 return Err(platform_application_disabled());
@@ -310,7 +323,9 @@ impl Sns {
             if !enabled {
                 return Err(endpoint_disabled());
             }
-            return self.publish_direct(ctx, "application", &arn, None, msg).await;
+            return self
+                .publish_direct(ctx, "application", &arn, None, msg)
+                .await;
         }
         let topic = {
             let st = self.state.lock();
@@ -335,12 +350,21 @@ impl Sns {
         msg: Msg,
     ) -> ServiceResult<Value> {
         let message_id = uuid();
-        let payload = msg.for_protocol(if protocol == "application" { "default" } else { protocol }).to_string();
+        let payload = msg
+            .for_protocol(if protocol == "application" {
+                "default"
+            } else {
+                protocol
+            })
+            .to_string();
         let payload = match (&msg.structure, protocol) {
             // Mobile push picks the message of the endpoint's platform when one is given.
             (Some(s), "application") => {
                 let platform = endpoint.split('/').nth(1).unwrap_or("");
-                s.get(platform).and_then(Value::as_str).map(str::to_string).unwrap_or(payload)
+                s.get(platform)
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+                    .unwrap_or(payload)
             }
             _ => payload,
         };
@@ -525,7 +549,9 @@ impl Sns {
                     let into_fifo = is_fifo_queue(&dlq);
                     let send = InternalSend {
                         message_group_id: send.message_group_id.filter(|_| into_fifo),
-                        message_deduplication_id: send.message_deduplication_id.filter(|_| into_fifo),
+                        message_deduplication_id: send
+                            .message_deduplication_id
+                            .filter(|_| into_fifo),
                         ..send
                     };
                     match self.sinks.sqs.send(&dlq, send).await {
@@ -539,7 +565,11 @@ impl Sns {
         }
     }
 
-    pub(super) async fn publish_batch(&self, ctx: &RequestContext, input: Value) -> ServiceResult<Value> {
+    pub(super) async fn publish_batch(
+        &self,
+        ctx: &RequestContext,
+        input: Value,
+    ) -> ServiceResult<Value> {
         let i: PublishBatchInput = parse_input(input, PARSE_CODE)?;
         let entries = i.publish_batch_request_entries;
         if entries.is_empty() {
@@ -552,7 +582,10 @@ impl Sns {
         for e in &entries {
             if e.id.is_empty()
                 || e.id.len() > 80
-                || !e.id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                || !e
+                    .id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
             {
                 return Err(invalid_batch_entry_id());
             }
@@ -599,9 +632,15 @@ fn attributes_size(attrs: &Map<String, Value>) -> usize {
         .iter()
         .map(|(k, v)| {
             k.len()
-                + v.get("DataType").and_then(Value::as_str).map_or(0, str::len)
-                + v.get("StringValue").and_then(Value::as_str).map_or(0, str::len)
-                + v.get("BinaryValue").and_then(Value::as_str).map_or(0, |b| b.len() * 3 / 4)
+                + v.get("DataType")
+                    .and_then(Value::as_str)
+                    .map_or(0, str::len)
+                + v.get("StringValue")
+                    .and_then(Value::as_str)
+                    .map_or(0, str::len)
+                + v.get("BinaryValue")
+                    .and_then(Value::as_str)
+                    .map_or(0, |b| b.len() * 3 / 4)
         })
         .sum()
 }

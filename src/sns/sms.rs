@@ -84,7 +84,12 @@ fn check_phone(p: &str) -> ServiceResult<()> {
 
 impl Sns {
     fn sms(&self, ctx: &RequestContext) -> SmsSettings {
-        self.state.lock().sms.get(&key(ctx)).cloned().unwrap_or_default()
+        self.state
+            .lock()
+            .sms
+            .get(&key(ctx))
+            .cloned()
+            .unwrap_or_default()
     }
 
     async fn update_sms(
@@ -101,14 +106,22 @@ impl Sns {
         .await
     }
 
-    pub(super) fn check_if_phone_number_is_opted_out(&self, ctx: &RequestContext, input: Value) -> ServiceResult<Value> {
+    pub(super) fn check_if_phone_number_is_opted_out(
+        &self,
+        ctx: &RequestContext,
+        input: Value,
+    ) -> ServiceResult<Value> {
         let i: PhoneInput = parse_input(input, PARSE_CODE)?;
         check_phone(&i.phone_number)?;
         let out = self.sms(ctx).opted_out.contains(&i.phone_number);
         Ok(json!({ "isOptedOut": out }))
     }
 
-    pub(super) fn get_sms_attributes(&self, ctx: &RequestContext, input: Value) -> ServiceResult<Value> {
+    pub(super) fn get_sms_attributes(
+        &self,
+        ctx: &RequestContext,
+        input: Value,
+    ) -> ServiceResult<Value> {
         let i: GetAttrsInput = parse_input(input, PARSE_CODE)?;
         let mut attrs = self.sms(ctx).attributes;
         if !i.attributes.is_empty() {
@@ -117,16 +130,23 @@ impl Sns {
         Ok(json!({ "attributes": attrs }))
     }
 
-    pub(super) async fn set_sms_attributes(&self, ctx: &RequestContext, input: Value) -> ServiceResult<Value> {
+    pub(super) async fn set_sms_attributes(
+        &self,
+        ctx: &RequestContext,
+        input: Value,
+    ) -> ServiceResult<Value> {
         let i: SetAttrsInput = parse_input(input, PARSE_CODE)?;
         for (k, v) in &i.attributes {
             if !SMS_ATTRIBUTES.contains(&k.as_str()) {
-                return Err(invalid_parameter(format!("Attributes Reason: Unknown attribute {k}")));
+                return Err(invalid_parameter(format!(
+                    "Attributes Reason: Unknown attribute {k}"
+                )));
             }
             if k == "DefaultSMSType" && v != "Promotional" && v != "Transactional" {
                 return Err(invalid_parameter("DefaultSMSType"));
             }
-            if k == "DeliveryStatusSuccessSamplingRate" && !matches!(v.parse::<u32>(), Ok(0..=100)) {
+            if k == "DeliveryStatusSuccessSamplingRate" && !matches!(v.parse::<u32>(), Ok(0..=100))
+            {
                 return Err(invalid_parameter("DeliveryStatusSuccessSamplingRate"));
             }
             if k == "MonthlySpendLimit" && v.parse::<u64>().is_err() {
@@ -141,7 +161,11 @@ impl Sns {
         Ok(json!({}))
     }
 
-    pub(super) async fn opt_in_phone_number(&self, ctx: &RequestContext, input: Value) -> ServiceResult<Value> {
+    pub(super) async fn opt_in_phone_number(
+        &self,
+        ctx: &RequestContext,
+        input: Value,
+    ) -> ServiceResult<Value> {
         let i: PhoneInput = parse_input(input, PARSE_CODE)?;
         check_phone(&i.phone_number)?;
         if self.sms(ctx).opted_out.contains(&i.phone_number) {
@@ -154,11 +178,20 @@ impl Sns {
         Ok(json!({}))
     }
 
-    pub(super) fn list_phone_numbers_opted_out(&self, ctx: &RequestContext, input: Value) -> ServiceResult<Value> {
+    pub(super) fn list_phone_numbers_opted_out(
+        &self,
+        ctx: &RequestContext,
+        input: Value,
+    ) -> ServiceResult<Value> {
         let i: OptedOutInput = parse_input(input, PARSE_CODE)?;
         let mut nums = self.sms(ctx).opted_out;
         nums.sort();
-        let after = i.next_token.as_deref().filter(|t| !t.is_empty()).map(decode_token).transpose()?;
+        let after = i
+            .next_token
+            .as_deref()
+            .filter(|t| !t.is_empty())
+            .map(decode_token)
+            .transpose()?;
         let rest: Vec<String> = nums
             .into_iter()
             .filter(|n| after.as_ref().is_none_or(|a| n > a))
@@ -172,15 +205,26 @@ impl Sns {
         Ok(out)
     }
 
-    pub(super) fn get_sms_sandbox_account_status(&self, _ctx: &RequestContext, _input: Value) -> ServiceResult<Value> {
+    pub(super) fn get_sms_sandbox_account_status(
+        &self,
+        _ctx: &RequestContext,
+        _input: Value,
+    ) -> ServiceResult<Value> {
         Ok(json!({ "IsInSandbox": false }))
     }
 
-    pub(super) async fn create_sms_sandbox_phone_number(&self, ctx: &RequestContext, input: Value) -> ServiceResult<Value> {
+    pub(super) async fn create_sms_sandbox_phone_number(
+        &self,
+        ctx: &RequestContext,
+        input: Value,
+    ) -> ServiceResult<Value> {
         let i: SandboxPhoneInput = parse_input(input, PARSE_CODE)?;
         check_phone(&i.phone_number)?;
         if self.sms(ctx).opted_out.contains(&i.phone_number) {
-            return Err(crate::error::ServiceError::sender("OptedOut", "The phone number has opted out"));
+            return Err(crate::error::ServiceError::sender(
+                "OptedOut",
+                "The phone number has opted out",
+            ));
         }
         self.update_sms(ctx, |s| {
             s.sandbox.entry(i.phone_number.clone()).or_insert(false);
@@ -190,22 +234,36 @@ impl Sns {
         Ok(json!({}))
     }
 
-    pub(super) async fn delete_sms_sandbox_phone_number(&self, ctx: &RequestContext, input: Value) -> ServiceResult<Value> {
+    pub(super) async fn delete_sms_sandbox_phone_number(
+        &self,
+        ctx: &RequestContext,
+        input: Value,
+    ) -> ServiceResult<Value> {
         let i: SandboxPhoneInput = parse_input(input, PARSE_CODE)?;
         check_phone(&i.phone_number)?;
         self.update_sms(ctx, |s| {
-            s.sandbox.remove(&i.phone_number).map(|_| ()).ok_or_else(resource_not_found)
+            s.sandbox
+                .remove(&i.phone_number)
+                .map(|_| ())
+                .ok_or_else(resource_not_found)
         })
         .await?;
         Ok(json!({}))
     }
 
-    pub(super) async fn verify_sms_sandbox_phone_number(&self, ctx: &RequestContext, input: Value) -> ServiceResult<Value> {
+    pub(super) async fn verify_sms_sandbox_phone_number(
+        &self,
+        ctx: &RequestContext,
+        input: Value,
+    ) -> ServiceResult<Value> {
         let i: VerifyInput = parse_input(input, PARSE_CODE)?;
         check_phone(&i.phone_number)?;
         if i.one_time_password.is_empty()
             || i.one_time_password.len() > 8
-            || !i.one_time_password.bytes().all(|b| b.is_ascii_alphanumeric())
+            || !i
+                .one_time_password
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric())
         {
             return Err(verification("Invalid one-time password"));
         }
@@ -220,13 +278,22 @@ impl Sns {
         Ok(json!({}))
     }
 
-    pub(super) fn list_sms_sandbox_phone_numbers(&self, ctx: &RequestContext, input: Value) -> ServiceResult<Value> {
+    pub(super) fn list_sms_sandbox_phone_numbers(
+        &self,
+        ctx: &RequestContext,
+        input: Value,
+    ) -> ServiceResult<Value> {
         let i: PagedInput = parse_input(input, PARSE_CODE)?;
         let max = i.max_results.unwrap_or(100);
         if !(1..=100).contains(&max) {
             return Err(invalid_parameter("MaxResults"));
         }
-        let after = i.next_token.as_deref().filter(|t| !t.is_empty()).map(decode_token).transpose()?;
+        let after = i
+            .next_token
+            .as_deref()
+            .filter(|t| !t.is_empty())
+            .map(decode_token)
+            .transpose()?;
         let sandbox = self.sms(ctx).sandbox;
         let rest: Vec<(&String, &bool)> = sandbox
             .iter()
@@ -247,7 +314,11 @@ impl Sns {
         Ok(out)
     }
 
-    pub(super) fn list_origination_numbers(&self, _ctx: &RequestContext, input: Value) -> ServiceResult<Value> {
+    pub(super) fn list_origination_numbers(
+        &self,
+        _ctx: &RequestContext,
+        input: Value,
+    ) -> ServiceResult<Value> {
         let i: PagedInput = parse_input(input, PARSE_CODE)?;
         if let Some(m) = i.max_results {
             if !(1..=30).contains(&m) {

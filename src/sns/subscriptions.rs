@@ -139,11 +139,20 @@ pub fn valid_phone(s: &str) -> bool {
 }
 
 /// Validates one subscription attribute for a subscription of `protocol`.
-fn validate_attribute(protocol: &str, name: &str, value: &str, attrs: &BTreeMap<String, String>) -> ServiceResult<()> {
+fn validate_attribute(
+    protocol: &str,
+    name: &str,
+    value: &str,
+    attrs: &BTreeMap<String, String>,
+) -> ServiceResult<()> {
     match name {
         "RawMessageDelivery" => {
             if parse_bool(value).is_none() {
-                return Err(invalid_parameter("Attributes Reason: RawMessageDelivery: Invalid value [".to_string() + value + "]. Must be true or false."));
+                return Err(invalid_parameter(
+                    "Attributes Reason: RawMessageDelivery: Invalid value [".to_string()
+                        + value
+                        + "]. Must be true or false.",
+                ));
             }
             if !matches!(protocol, "sqs" | "http" | "https" | "firehose") {
                 return Err(invalid_parameter(format!(
@@ -172,11 +181,14 @@ fn validate_attribute(protocol: &str, name: &str, value: &str, attrs: &BTreeMap<
         }
         "RedrivePolicy" => {
             if !value.is_empty() {
-                let v: Value = serde_json::from_str(value)
-                    .map_err(|_| invalid_parameter("RedrivePolicy: Redrive policy is not a valid JSON"))?;
+                let v: Value = serde_json::from_str(value).map_err(|_| {
+                    invalid_parameter("RedrivePolicy: Redrive policy is not a valid JSON")
+                })?;
                 let arn = v.get("deadLetterTargetArn").and_then(Value::as_str);
                 if !arn.is_some_and(|a| arn_of(a, "sqs")) {
-                    return Err(invalid_parameter("RedrivePolicy: deadLetterTargetArn is an invalid arn"));
+                    return Err(invalid_parameter(
+                        "RedrivePolicy: deadLetterTargetArn is an invalid arn",
+                    ));
                 }
             }
         }
@@ -198,7 +210,11 @@ fn validate_attribute(protocol: &str, name: &str, value: &str, attrs: &BTreeMap<
                 return Err(invalid_parameter("ReplayPolicy"));
             }
         }
-        _ => return Err(invalid_parameter(format!("Attributes Reason: Unknown attribute {name}"))),
+        _ => {
+            return Err(invalid_parameter(format!(
+                "Attributes Reason: Unknown attribute {name}"
+            )))
+        }
     }
     Ok(())
 }
@@ -212,7 +228,12 @@ fn check_subscription_arn(ctx: &RequestContext, arn: &str, action: &str) -> Serv
     Ok(())
 }
 
-fn find_subscription<'a>(st: &'a State, ctx: &RequestContext, arn: &str, action: &str) -> ServiceResult<&'a Subscription> {
+fn find_subscription<'a>(
+    st: &'a State,
+    ctx: &RequestContext,
+    arn: &str,
+    action: &str,
+) -> ServiceResult<&'a Subscription> {
     check_subscription_arn(ctx, arn, action)?;
     st.subscriptions.get(arn).ok_or_else(subscription_not_found)
 }
@@ -228,11 +249,22 @@ fn list_entry(s: &Subscription) -> Value {
 }
 
 fn new_token() -> String {
-    format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple())
+    format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    )
 }
 
 /// The confirmation (or unsubscribe-confirmation) message of an http/email subscription.
-fn confirmation(sns: &Sns, ctx: &RequestContext, t: &Topic, s: &Subscription, kind: DeliveryKind, token: &str) -> Record {
+fn confirmation(
+    sns: &Sns,
+    ctx: &RequestContext,
+    t: &Topic,
+    s: &Subscription,
+    kind: DeliveryKind,
+    token: &str,
+) -> Record {
     let message_id = uuid();
     let message = match kind {
         DeliveryKind::UnsubscribeConfirmation => format!(
@@ -257,7 +289,11 @@ fn confirmation(sns: &Sns, ctx: &RequestContext, t: &Topic, s: &Subscription, ki
         subscription_arn: &s.arn,
         attributes: &empty,
         token: Some(token),
-        signature_version: t.attributes.get("SignatureVersion").map(String::as_str).unwrap_or("1"),
+        signature_version: t
+            .attributes
+            .get("SignatureVersion")
+            .map(String::as_str)
+            .unwrap_or("1"),
     });
     let id = sns.next_id();
     if matches!(s.protocol.as_str(), "http" | "https") {
@@ -290,7 +326,11 @@ fn confirmation(sns: &Sns, ctx: &RequestContext, t: &Topic, s: &Subscription, ki
 }
 
 impl Sns {
-    pub(super) async fn subscribe(&self, ctx: &RequestContext, input: Value) -> ServiceResult<Value> {
+    pub(super) async fn subscribe(
+        &self,
+        ctx: &RequestContext,
+        input: Value,
+    ) -> ServiceResult<Value> {
         let i: SubscribeInput = parse_input(input, PARSE_CODE)?;
         if !PROTOCOLS.contains(&i.protocol.as_str()) {
             return Err(invalid_parameter(format!(
@@ -307,7 +347,9 @@ impl Sns {
         // Scope first: FilterPolicy is validated against the scope given alongside it.
         for (k, v) in &attrs {
             if !SETTABLE.contains(&k.as_str()) {
-                return Err(invalid_parameter(format!("Attributes Reason: Unknown attribute {k}")));
+                return Err(invalid_parameter(format!(
+                    "Attributes Reason: Unknown attribute {k}"
+                )));
             }
             validate_attribute(&i.protocol, k, v, &attrs)?;
         }
@@ -372,15 +414,28 @@ impl Sns {
         Ok(json!({ "SubscriptionArn": shown }))
     }
 
-    pub(super) async fn confirm_subscription(&self, ctx: &RequestContext, input: Value) -> ServiceResult<Value> {
+    pub(super) async fn confirm_subscription(
+        &self,
+        ctx: &RequestContext,
+        input: Value,
+    ) -> ServiceResult<Value> {
         let i: ConfirmInput = parse_input(input, PARSE_CODE)?;
         check_arn(ctx, &i.topic_arn, "TopicArn", "ConfirmSubscription")?;
-        let auth = i.authenticate_on_unsubscribe.as_deref().and_then(parse_bool).unwrap_or(false);
+        let auth = i
+            .authenticate_on_unsubscribe
+            .as_deref()
+            .and_then(parse_bool)
+            .unwrap_or(false);
         let arn = self.confirm_token(&i.topic_arn, &i.token, auth).await?;
         Ok(json!({ "SubscriptionArn": arn }))
     }
 
-    pub(super) async fn confirm_token(&self, topic_arn: &str, token: &str, authenticated: bool) -> ServiceResult<String> {
+    pub(super) async fn confirm_token(
+        &self,
+        topic_arn: &str,
+        token: &str,
+        authenticated: bool,
+    ) -> ServiceResult<String> {
         self.mutate(|st| {
             if !st.topics.contains_key(topic_arn) {
                 return Err(topic_not_found());
@@ -404,10 +459,15 @@ impl Sns {
         .await
     }
 
-    pub(super) async fn unsubscribe_action(&self, ctx: &RequestContext, input: Value) -> ServiceResult<Value> {
+    pub(super) async fn unsubscribe_action(
+        &self,
+        ctx: &RequestContext,
+        input: Value,
+    ) -> ServiceResult<Value> {
         let i: SubscriptionArnInput = parse_input(input, PARSE_CODE)?;
         check_subscription_arn(ctx, &i.subscription_arn, "Unsubscribe")?;
-        self.unsubscribe_with(Some(ctx), &i.subscription_arn).await?;
+        self.unsubscribe_with(Some(ctx), &i.subscription_arn)
+            .await?;
         Ok(json!({}))
     }
 
@@ -417,11 +477,25 @@ impl Sns {
 
     async fn unsubscribe_with(&self, ctx: Option<&RequestContext>, arn: &str) -> ServiceResult<()> {
         self.mutate(|st| {
-            let s = st.subscriptions.get(arn).ok_or_else(subscription_not_found)?;
+            let s = st
+                .subscriptions
+                .get(arn)
+                .ok_or_else(subscription_not_found)?;
             let mut recs = vec![Record::DeleteSubscription(arn.to_string())];
-            if let (Some(ctx), Some(t), true) = (ctx, st.topics.get(&s.topic_arn), matches!(s.protocol.as_str(), "http" | "https") && s.confirmed) {
+            if let (Some(ctx), Some(t), true) = (
+                ctx,
+                st.topics.get(&s.topic_arn),
+                matches!(s.protocol.as_str(), "http" | "https") && s.confirmed,
+            ) {
                 let token = s.token.clone().unwrap_or_else(new_token);
-                recs.push(confirmation(self, ctx, t, s, DeliveryKind::UnsubscribeConfirmation, &token));
+                recs.push(confirmation(
+                    self,
+                    ctx,
+                    t,
+                    s,
+                    DeliveryKind::UnsubscribeConfirmation,
+                    &token,
+                ));
             }
             Ok((recs, ()))
         })
@@ -430,7 +504,11 @@ impl Sns {
         Ok(())
     }
 
-    pub(super) fn list_subscriptions(&self, ctx: &RequestContext, input: Value) -> ServiceResult<Value> {
+    pub(super) fn list_subscriptions(
+        &self,
+        ctx: &RequestContext,
+        input: Value,
+    ) -> ServiceResult<Value> {
         let i: ListInput = parse_input(input, PARSE_CODE)?;
         let prefix = scope_prefix(ctx);
         let st = self.state.lock();
@@ -448,7 +526,11 @@ impl Sns {
         Ok(out)
     }
 
-    pub(super) fn list_subscriptions_by_topic(&self, ctx: &RequestContext, input: Value) -> ServiceResult<Value> {
+    pub(super) fn list_subscriptions_by_topic(
+        &self,
+        ctx: &RequestContext,
+        input: Value,
+    ) -> ServiceResult<Value> {
         let i: ListByTopicInput = parse_input(input, PARSE_CODE)?;
         let st = self.state.lock();
         let t = find_topic(&st, ctx, &i.topic_arn, "ListSubscriptionsByTopic")?;
@@ -467,7 +549,11 @@ impl Sns {
         Ok(out)
     }
 
-    pub(super) fn get_subscription_attributes(&self, ctx: &RequestContext, input: Value) -> ServiceResult<Value> {
+    pub(super) fn get_subscription_attributes(
+        &self,
+        ctx: &RequestContext,
+        input: Value,
+    ) -> ServiceResult<Value> {
         let i: SubscriptionArnInput = parse_input(input, PARSE_CODE)?;
         let st = self.state.lock();
         let s = find_subscription(&st, ctx, &i.subscription_arn, "GetSubscriptionAttributes")?;
@@ -482,7 +568,8 @@ impl Sns {
             "ConfirmationWasAuthenticated".into(),
             s.confirmation_authenticated.to_string(),
         );
-        a.entry("RawMessageDelivery".into()).or_insert_with(|| "false".into());
+        a.entry("RawMessageDelivery".into())
+            .or_insert_with(|| "false".into());
         if a.contains_key("FilterPolicy") {
             a.entry("FilterPolicyScope".into())
                 .or_insert_with(|| "MessageAttributes".into());
@@ -503,26 +590,40 @@ impl Sns {
         Ok(json!({ "Attributes": a }))
     }
 
-    pub(super) async fn set_subscription_attributes(&self, ctx: &RequestContext, input: Value) -> ServiceResult<Value> {
+    pub(super) async fn set_subscription_attributes(
+        &self,
+        ctx: &RequestContext,
+        input: Value,
+    ) -> ServiceResult<Value> {
         let i: SetAttributesInput = parse_input(input, PARSE_CODE)?;
         let value = i.attribute_value.unwrap_or_default();
         if !SETTABLE.contains(&i.attribute_name.as_str()) {
             return Err(invalid_parameter("AttributeName"));
         }
         self.mutate(|st| {
-            let mut s = find_subscription(st, ctx, &i.subscription_arn, "SetSubscriptionAttributes")?.clone();
+            let mut s =
+                find_subscription(st, ctx, &i.subscription_arn, "SetSubscriptionAttributes")?
+                    .clone();
             validate_attribute(&s.protocol, &i.attribute_name, &value, &s.attributes)?;
             if i.attribute_name == "FilterPolicy"
                 && !value.is_empty()
                 && !s.attributes.contains_key("FilterPolicy")
-                && st.subscriptions.values().filter(|x| x.topic_arn == s.topic_arn && x.attributes.contains_key("FilterPolicy")).count() >= MAX_FILTERED_PER_TOPIC
+                && st
+                    .subscriptions
+                    .values()
+                    .filter(|x| {
+                        x.topic_arn == s.topic_arn && x.attributes.contains_key("FilterPolicy")
+                    })
+                    .count()
+                    >= MAX_FILTERED_PER_TOPIC
             {
                 return Err(filter_policy_limit_exceeded());
             }
             if value.is_empty() && i.attribute_name != "RawMessageDelivery" {
                 s.attributes.remove(&i.attribute_name);
             } else if i.attribute_name == "RawMessageDelivery" {
-                s.attributes.insert(i.attribute_name.clone(), value.to_ascii_lowercase());
+                s.attributes
+                    .insert(i.attribute_name.clone(), value.to_ascii_lowercase());
             } else {
                 s.attributes.insert(i.attribute_name.clone(), value.clone());
             }

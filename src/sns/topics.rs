@@ -133,9 +133,7 @@ fn validate_attribute(name: &str, value: &str, fifo: bool) -> ServiceResult<()> 
     match name {
         "Policy" | "ArchivePolicy" | "DataProtectionPolicy" => {
             if !value.is_empty() && serde_json::from_str::<Value>(value).is_err() {
-                return Err(invalid_parameter(format!(
-                    "{name}: failed to parse JSON"
-                )));
+                return Err(invalid_parameter(format!("{name}: failed to parse JSON")));
             }
             if name == "ArchivePolicy" && !fifo {
                 return Err(invalid_parameter(
@@ -230,13 +228,19 @@ fn validate_tags(tags: &[Tag]) -> ServiceResult<()> {
     let mut seen = std::collections::HashSet::new();
     for t in tags {
         if t.key.is_empty() || t.key.chars().count() > 128 {
-            return Err(invalid_parameter("Tag key must be between 1 and 128 characters"));
+            return Err(invalid_parameter(
+                "Tag key must be between 1 and 128 characters",
+            ));
         }
         if t.key.starts_with("aws:") {
-            return Err(invalid_parameter("Tag key must not start with the reserved prefix aws:"));
+            return Err(invalid_parameter(
+                "Tag key must not start with the reserved prefix aws:",
+            ));
         }
         if t.value.chars().count() > 256 {
-            return Err(invalid_parameter("Tag value must be at most 256 characters"));
+            return Err(invalid_parameter(
+                "Tag value must be at most 256 characters",
+            ));
         }
         if !seen.insert(t.key.as_str()) {
             return Err(invalid_parameter("Duplicated keys are not allowed."));
@@ -288,7 +292,11 @@ pub fn topic_attributes(st: &State, t: &Topic) -> BTreeMap<String, String> {
 }
 
 impl Sns {
-    pub(super) async fn create_topic(&self, ctx: &RequestContext, input: Value) -> ServiceResult<Value> {
+    pub(super) async fn create_topic(
+        &self,
+        ctx: &RequestContext,
+        input: Value,
+    ) -> ServiceResult<Value> {
         let mut i: CreateTopicInput = parse_input(input, PARSE_CODE)?;
         let fifo = match i.attributes.get("FifoTopic") {
             None => false,
@@ -310,7 +318,9 @@ impl Sns {
         }
         for (k, v) in &i.attributes {
             if k != "FifoTopic" && !settable(k) {
-                return Err(invalid_parameter(format!("Attributes Reason: Unknown attribute {k}")));
+                return Err(invalid_parameter(format!(
+                    "Attributes Reason: Unknown attribute {k}"
+                )));
             }
             validate_attribute(k, v, fifo)?;
         }
@@ -333,9 +343,10 @@ impl Sns {
                         "Attributes Reason: Topic already exists with different attributes",
                     ));
                 }
-                let same_tags = i.tags.iter().all(|tag| {
-                    t.tags.iter().any(|(k, v)| *k == tag.key && *v == tag.value)
-                });
+                let same_tags = i
+                    .tags
+                    .iter()
+                    .all(|tag| t.tags.iter().any(|(k, v)| *k == tag.key && *v == tag.value));
                 if !same_tags {
                     return Err(invalid_parameter(
                         "Tags Reason: Topic already exists with different tags",
@@ -346,7 +357,8 @@ impl Sns {
             if st.topics.len() >= MAX_TOPICS {
                 return Err(topic_limit_exceeded());
             }
-            let mut attributes: BTreeMap<String, String> = i.attributes.clone().into_iter().collect();
+            let mut attributes: BTreeMap<String, String> =
+                i.attributes.clone().into_iter().collect();
             attributes
                 .entry("Policy".into())
                 .or_insert_with(|| default_policy(&arn, &ctx.account_id));
@@ -356,7 +368,11 @@ impl Sns {
                 account: ctx.account_id.clone(),
                 region: ctx.region.clone(),
                 attributes,
-                tags: i.tags.iter().map(|t| (t.key.clone(), t.value.clone())).collect(),
+                tags: i
+                    .tags
+                    .iter()
+                    .map(|t| (t.key.clone(), t.value.clone()))
+                    .collect(),
                 data_protection_policy: i.data_protection_policy.clone(),
                 subscriptions_deleted: 0,
             };
@@ -366,7 +382,11 @@ impl Sns {
         Ok(json!({ "TopicArn": arn }))
     }
 
-    pub(super) async fn delete_topic(&self, ctx: &RequestContext, input: Value) -> ServiceResult<Value> {
+    pub(super) async fn delete_topic(
+        &self,
+        ctx: &RequestContext,
+        input: Value,
+    ) -> ServiceResult<Value> {
         let i: TopicArnInput = parse_input(input, PARSE_CODE)?;
         check_arn(ctx, &i.topic_arn, "TopicArn", "DeleteTopic")?;
         // AWS: deleting a topic that does not exist is not an error.
@@ -400,14 +420,22 @@ impl Sns {
         Ok(out)
     }
 
-    pub(super) fn get_topic_attributes(&self, ctx: &RequestContext, input: Value) -> ServiceResult<Value> {
+    pub(super) fn get_topic_attributes(
+        &self,
+        ctx: &RequestContext,
+        input: Value,
+    ) -> ServiceResult<Value> {
         let i: TopicArnInput = parse_input(input, PARSE_CODE)?;
         let st = self.state.lock();
         let t = find_topic(&st, ctx, &i.topic_arn, "GetTopicAttributes")?;
         Ok(json!({ "Attributes": topic_attributes(&st, t) }))
     }
 
-    pub(super) async fn set_topic_attributes(&self, ctx: &RequestContext, input: Value) -> ServiceResult<Value> {
+    pub(super) async fn set_topic_attributes(
+        &self,
+        ctx: &RequestContext,
+        input: Value,
+    ) -> ServiceResult<Value> {
         let i: SetTopicAttributesInput = parse_input(input, PARSE_CODE)?;
         let value = i.attribute_value.unwrap_or_default();
         if !settable(&i.attribute_name) {
@@ -434,11 +462,7 @@ impl Sns {
         Ok(json!({}))
     }
 
-    fn tag_target<'a>(
-        st: &'a State,
-        ctx: &RequestContext,
-        arn: &str,
-    ) -> ServiceResult<&'a Topic> {
+    fn tag_target<'a>(st: &'a State, ctx: &RequestContext, arn: &str) -> ServiceResult<&'a Topic> {
         if super::util::parse_arn(arn).is_none() {
             return Err(invalid_parameter("ResourceArn"));
         }
@@ -446,7 +470,11 @@ impl Sns {
         st.topics.get(arn).ok_or_else(resource_not_found)
     }
 
-    pub(super) async fn tag_resource(&self, ctx: &RequestContext, input: Value) -> ServiceResult<Value> {
+    pub(super) async fn tag_resource(
+        &self,
+        ctx: &RequestContext,
+        input: Value,
+    ) -> ServiceResult<Value> {
         let i: TagResourceInput = parse_input(input, PARSE_CODE)?;
         validate_tags(&i.tags)?;
         self.mutate(|st| {
@@ -466,7 +494,11 @@ impl Sns {
         Ok(json!({}))
     }
 
-    pub(super) async fn untag_resource(&self, ctx: &RequestContext, input: Value) -> ServiceResult<Value> {
+    pub(super) async fn untag_resource(
+        &self,
+        ctx: &RequestContext,
+        input: Value,
+    ) -> ServiceResult<Value> {
         let i: UntagResourceInput = parse_input(input, PARSE_CODE)?;
         self.mutate(|st| {
             let mut t = Self::tag_target(st, ctx, &i.resource_arn)?.clone();
@@ -477,7 +509,11 @@ impl Sns {
         Ok(json!({}))
     }
 
-    pub(super) fn list_tags_for_resource(&self, ctx: &RequestContext, input: Value) -> ServiceResult<Value> {
+    pub(super) fn list_tags_for_resource(
+        &self,
+        ctx: &RequestContext,
+        input: Value,
+    ) -> ServiceResult<Value> {
         let i: ResourceArnInput = parse_input(input, PARSE_CODE)?;
         let st = self.state.lock();
         let t = Self::tag_target(&st, ctx, &i.resource_arn)?;
@@ -492,7 +528,11 @@ impl Sns {
         to_output(&json!({ "Tags": tags }))
     }
 
-    pub(super) async fn add_permission(&self, ctx: &RequestContext, input: Value) -> ServiceResult<Value> {
+    pub(super) async fn add_permission(
+        &self,
+        ctx: &RequestContext,
+        input: Value,
+    ) -> ServiceResult<Value> {
         let i: AddPermissionInput = parse_input(input, PARSE_CODE)?;
         if i.label.is_empty()
             || i.label.len() > 100
@@ -543,7 +583,11 @@ impl Sns {
         Ok(json!({}))
     }
 
-    pub(super) async fn remove_permission(&self, ctx: &RequestContext, input: Value) -> ServiceResult<Value> {
+    pub(super) async fn remove_permission(
+        &self,
+        ctx: &RequestContext,
+        input: Value,
+    ) -> ServiceResult<Value> {
         let i: RemovePermissionInput = parse_input(input, PARSE_CODE)?;
         self.mutate(|st| {
             let mut t = find_topic(st, ctx, &i.topic_arn, "RemovePermission")?.clone();
@@ -562,20 +606,41 @@ impl Sns {
         Ok(json!({}))
     }
 
-    pub(super) fn get_data_protection_policy(&self, ctx: &RequestContext, input: Value) -> ServiceResult<Value> {
+    pub(super) fn get_data_protection_policy(
+        &self,
+        ctx: &RequestContext,
+        input: Value,
+    ) -> ServiceResult<Value> {
         let i: ResourceArnInput = parse_input(input, PARSE_CODE)?;
         let st = self.state.lock();
-        check_arn(ctx, &i.resource_arn, "ResourceArn", "GetDataProtectionPolicy")?;
-        let t = st.topics.get(&i.resource_arn).ok_or_else(resource_not_found_nf)?;
+        check_arn(
+            ctx,
+            &i.resource_arn,
+            "ResourceArn",
+            "GetDataProtectionPolicy",
+        )?;
+        let t = st
+            .topics
+            .get(&i.resource_arn)
+            .ok_or_else(resource_not_found_nf)?;
         Ok(match &t.data_protection_policy {
             Some(p) => json!({ "DataProtectionPolicy": p }),
             None => json!({}),
         })
     }
 
-    pub(super) async fn put_data_protection_policy(&self, ctx: &RequestContext, input: Value) -> ServiceResult<Value> {
+    pub(super) async fn put_data_protection_policy(
+        &self,
+        ctx: &RequestContext,
+        input: Value,
+    ) -> ServiceResult<Value> {
         let i: PutDataProtectionPolicyInput = parse_input(input, PARSE_CODE)?;
-        check_arn(ctx, &i.resource_arn, "ResourceArn", "PutDataProtectionPolicy")?;
+        check_arn(
+            ctx,
+            &i.resource_arn,
+            "ResourceArn",
+            "PutDataProtectionPolicy",
+        )?;
         validate_attribute("DataProtectionPolicy", &i.data_protection_policy, false)?;
         self.mutate(|st| {
             let mut t = st
@@ -623,6 +688,6 @@ fn statements(policy: &mut Value) -> &mut Vec<Value> {
 }
 
 fn topic_limit_exceeded() -> crate::error::ServiceError {
-    crate::error::ServiceError::sender("TopicLimitExceeded", "Topic limit exceeded").with_status(403)
+    crate::error::ServiceError::sender("TopicLimitExceeded", "Topic limit exceeded")
+        .with_status(403)
 }
-

@@ -80,7 +80,10 @@ pub fn page<'a, T: 'a>(
     items: impl Iterator<Item = (&'a String, T)>,
     token: Option<&str>,
 ) -> ServiceResult<(Vec<T>, Option<String>)> {
-    let after = token.filter(|t| !t.is_empty()).map(decode_token).transpose()?;
+    let after = token
+        .filter(|t| !t.is_empty())
+        .map(decode_token)
+        .transpose()?;
     let mut out = Vec::new();
     let mut last: Option<&String> = None;
     let mut more = false;
@@ -95,7 +98,11 @@ pub fn page<'a, T: 'a>(
         last = Some(k);
         out.push(v);
     }
-    let next = if more { last.map(|k| encode_token(k)) } else { None };
+    let next = if more {
+        last.map(|k| encode_token(k))
+    } else {
+        None
+    };
     Ok((out, next))
 }
 
@@ -157,7 +164,10 @@ mod tests {
     #[test]
     fn arns() {
         let a = parse_arn("arn:aws:sns:us-east-1:000000000000:t").unwrap();
-        assert_eq!((a.region, a.account, a.resource), ("us-east-1", "000000000000", "t"));
+        assert_eq!(
+            (a.region, a.account, a.resource),
+            ("us-east-1", "000000000000", "t")
+        );
         assert!(parse_arn("arn:aws:sqs:us-east-1:0:t").is_none());
         assert!(parse_arn("nonsense").is_none());
     }
