@@ -8,9 +8,12 @@
 //! conditions are OR-ed; keys are AND-ed. Arrays in the message (String.Array attributes, arrays
 //! in the body) match when any element matches.
 //!
-//! Limits, as AWS documents them: at most 5 keys per policy (counted along each `$or` branch),
-//! at most 150 value combinations, policies at most 256 KiB; numbers within ±1e9 with at most 5
-//! decimal places.
+//! Limits, as AWS documents them: at most 5 top-level keys (for nested policies only parent keys
+//! count), at most 150 value combinations (nested keys multiply by their depth), policies at most
+//! 256 KiB; numbers within ±1e9 with at most 5 decimal places.
+//!
+//! Parse errors are AWS's messages without the "Invalid parameter: " prefix (Subscribe adds
+//! "Attributes Reason: " before them, SetSubscriptionAttributes does not).
 
 use std::net::IpAddr;
 
@@ -85,8 +88,14 @@ pub fn parse(text: &str, scope: Scope) -> Result<Policy, String> {
     let Value::Object(obj) = v else {
         return Err(fail("Filter policy must be a JSON object"));
     };
-    let p = parse_object(&obj, &[], scope).map_err(|m| fail(&m))?;
-    if p.max_keys() > MAX_KEYS {
+    let p = parse_object(&obj, &[], scope).map_err(|m| {
+        if m.starts_with("Filter policy scope") {
+            m
+        } else {
+            fail(&m)
+        }
+    })?;
+    if obj.len() > MAX_KEYS {
         return Err(fail("Filter policy can not have more than 5 keys"));
     }
     if p.combinations() > MAX_COMBINATIONS {
@@ -256,50 +265,51 @@ fn parse_numeric(arg: &Value) -> Result<Cond, String> {
     let Value::Array(items) = arg else {
         return Err("Value of numeric must be an array.".into());
     };
-    if items.is_empty() {
-        return Err("Invalid member in numeric match: ]".into());
+    let mut it = items.iter();
+    let op = |v: Option<&Value>, what: &str| -> Result<String, String> {
+        match v {
+            Some(Value::String(s)) => Ok(s.clone()),
+            Some(other) => Err(format!("{what}: {other}")),
+            None => Err(format!("{what}: ]")),
+        }
+    };
+    let operand = |v: Option<&Value>, op: &str| -> Result<f64, String> {
+        let name = if op == "=" { "equals" } else { op };
+        match v.and_then(Value::as_f64) {
+            Some(n) => check_number(n),
+            None => Err(format!("Value of {name} must be numeric")),
+        }
+    };
+    let first = op(it.next(), "Invalid member in numeric match")?;
+    if !matches!(first.as_str(), "<" | "<=" | "=" | ">" | ">=") {
+        return Err(format!("Unrecognized numeric range operator: {first}"));
     }
-    if items.len() % 2 != 0 || items.len() > 4 {
+    let lo = operand(it.next(), &first)?;
+    let Some(next) = it.next() else {
+        return Ok(match first.as_str() {
+            "=" => Cond::Numeric(Some((lo, true)), Some((lo, true))),
+            ">" | ">=" => Cond::Numeric(Some((lo, first == ">=")), None),
+            _ => Cond::Numeric(None, Some((lo, first == "<="))),
+        });
+    };
+    if first != ">" && first != ">=" {
         return Err("Too many elements in numeric expression".into());
     }
-    let mut lower: Option<(f64, bool)> = None;
-    let mut upper: Option<(f64, bool)> = None;
-    for pair in items.chunks(2) {
-        let Value::String(op) = &pair[0] else {
-            return Err(format!("Invalid member in numeric match: {}", pair[0]));
-        };
-        let Some(n) = number(&pair[1]) else {
-            return Err(format!("Value of {op} must be numeric"));
-        };
-        let n = check_number(n)?;
-        match op.as_str() {
-            "=" => {
-                if items.len() != 2 {
-                    return Err("Too many elements in numeric expression".into());
-                }
-                return Ok(Cond::Numeric(Some((n, true)), Some((n, true))));
-            }
-            ">" | ">=" => {
-                if lower.is_some() || upper.is_some() {
-                    return Err("Bad numeric range operator".into());
-                }
-                lower = Some((n, op == ">="));
-            }
-            "<" | "<=" => {
-                if upper.is_some() {
-                    return Err("Bad numeric range operator".into());
-                }
-                upper = Some((n, op == "<="));
-            }
-            other => return Err(format!("Unrecognized numeric range operator: {other}")),
-        }
+    let second = op(Some(next), "Bad value in numeric range")?;
+    if second != "<" && second != "<=" {
+        return Err(format!("Bad numeric range operator: {second}"));
     }
-    if let (Some((lo, _)), Some((hi, _))) = (lower, upper) {
-        if lo >= hi {
-            return Err("Bottom must be less than top".into());
-        }
+    let hi = operand(it.next(), &second)?;
+    if hi <= lo {
+        return Err("Bottom must be less than top".into());
     }
-    Ok(Cond::Numeric(lower, upper))
+    if it.next().is_some() {
+        return Err("Too many terms in numeric range expression".into());
+    }
+    Ok(Cond::Numeric(
+        Some((lo, first == ">=")),
+        Some((hi, second == "<=")),
+    ))
 }
 
 fn parse_cidr(arg: &Value) -> Result<Cond, String> {
@@ -322,22 +332,12 @@ fn parse_cidr(arg: &Value) -> Result<Cond, String> {
 }
 
 impl Policy {
-    /// The most keys any single `$or` branch combination names.
-    fn max_keys(&self) -> usize {
-        self.clauses
-            .iter()
-            .map(|c| match c {
-                Clause::Field { .. } => 1,
-                Clause::Or(ps) => ps.iter().map(Policy::max_keys).max().unwrap_or(0),
-            })
-            .sum()
-    }
-
-    /// Total value combinations: products over keys, sums over `$or` branches.
+    /// Total value combinations as AWS counts them: products over keys (a key nested `d` levels
+    /// deep counts its values `d` times over), sums over `$or` branches.
     fn combinations(&self) -> usize {
         self.clauses.iter().fold(1usize, |acc, c| {
             let n = match c {
-                Clause::Field { conds, .. } => conds.len(),
+                Clause::Field { conds, path } => conds.len() * path.len(),
                 Clause::Or(ps) => ps.iter().map(Policy::combinations).sum(),
             };
             acc.saturating_mul(n)
@@ -853,7 +853,27 @@ mod tests {
             (
                 json!({"a": [{"numeric": ["<", 5, ">", 1]}]}),
                 Scope::MessageAttributes,
-                "Bad numeric range",
+                "Too many elements in numeric expression",
+            ),
+            (
+                json!({"a": [{"numeric": [">", 5, ">", 1]}]}),
+                Scope::MessageAttributes,
+                "Bad numeric range operator: >",
+            ),
+            (
+                json!({"a": [{"numeric": [">", 1, "<", 5, "<", 7]}]}),
+                Scope::MessageAttributes,
+                "Too many terms",
+            ),
+            (
+                json!({"a": [{"numeric": ["=", "x"]}]}),
+                Scope::MessageAttributes,
+                "Value of equals must be numeric",
+            ),
+            (
+                json!({"a": {"b": (0..76).collect::<Vec<_>>()}}),
+                Scope::MessageBody,
+                "too complex",
             ),
             (
                 json!({"a": [{"numeric": [">", 5, "<", 1]}]}),
@@ -913,14 +933,20 @@ mod tests {
         ];
         for (policy, scope, want) in bad {
             let err = parse(&policy.to_string(), scope).expect_err(&policy.to_string());
-            assert!(err.starts_with("FilterPolicy: "), "{err}");
+            assert!(
+                err.starts_with("FilterPolicy: ") || err.starts_with("Filter policy scope"),
+                "{err}"
+            );
             assert!(err.contains(want), "{policy}: got {err:?}, want {want:?}");
         }
         assert!(parse("{not json", Scope::MessageAttributes).is_err());
         // 5 keys and exactly 150 combinations are allowed.
         let ok = json!({"a": (0..10).collect::<Vec<_>>(), "b": (0..15).collect::<Vec<_>>(), "c": ["x"], "d": ["y"], "e": ["z"]});
         assert!(parse(&ok.to_string(), Scope::MessageAttributes).is_ok());
-        // $or branches count keys separately.
+        // Nested keys count their values once per level: 75 x 2 = 150.
+        let nested = json!({"a": {"b": (0..75).collect::<Vec<_>>()}});
+        assert!(parse(&nested.to_string(), Scope::MessageBody).is_ok());
+        // Only top-level keys count toward the 5.
         let or = json!({"a": ["1"], "b": ["1"], "$or": [{"c": ["1"], "d": ["1"], "e": ["1"]}, {"f": ["1"]}]});
         assert!(parse(&or.to_string(), Scope::MessageAttributes).is_ok());
     }

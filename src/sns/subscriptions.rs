@@ -138,13 +138,23 @@ pub fn valid_phone(s: &str) -> bool {
     !d.is_empty() && d.len() <= 15 && d.bytes().all(|b| b.is_ascii_digit()) && !d.starts_with('0')
 }
 
-/// Validates one subscription attribute for a subscription of `protocol`.
+/// Validates one subscription attribute for a subscription of `protocol`. `subscribe` says
+/// whether this is Subscribe's Attributes map, where AWS words filter policy errors as
+/// "Attributes Reason: FilterPolicy: ...".
 fn validate_attribute(
     protocol: &str,
     name: &str,
     value: &str,
     attrs: &BTreeMap<String, String>,
+    subscribe: bool,
 ) -> ServiceResult<()> {
+    let filter_err = |m: String| {
+        if subscribe {
+            invalid_parameter(format!("Attributes Reason: {m}"))
+        } else {
+            invalid_parameter(m)
+        }
+    };
     match name {
         "RawMessageDelivery" => {
             if parse_bool(value).is_none() {
@@ -163,11 +173,11 @@ fn validate_attribute(
         "FilterPolicyScope" => {
             let Some(scope) = filter::Scope::parse(value) else {
                 return Err(invalid_parameter(format!(
-                    "Attributes Reason: FilterPolicyScope: Invalid value [{value}]. Please use either MessageBody or MessageAttributes"
+                    "FilterPolicyScope: Invalid value [{value}]. Please use either MessageBody or MessageAttributes"
                 )));
             };
             if let Some(fp) = attrs.get("FilterPolicy") {
-                filter::parse(fp, scope).map_err(invalid_parameter)?;
+                filter::parse(fp, scope).map_err(filter_err)?;
             }
         }
         "FilterPolicy" => {
@@ -176,7 +186,7 @@ fn validate_attribute(
                     .get("FilterPolicyScope")
                     .and_then(|s| filter::Scope::parse(s))
                     .unwrap_or(filter::Scope::MessageAttributes);
-                filter::parse(value, scope).map_err(invalid_parameter)?;
+                filter::parse(value, scope).map_err(filter_err)?;
             }
         }
         "RedrivePolicy" => {
@@ -351,7 +361,7 @@ impl Sns {
                     "Attributes Reason: Unknown attribute {k}"
                 )));
             }
-            validate_attribute(&i.protocol, k, v, &attrs)?;
+            validate_attribute(&i.protocol, k, v, &attrs, true)?;
         }
         let mut pending = false;
         let arn = self
@@ -604,7 +614,7 @@ impl Sns {
             let mut s =
                 find_subscription(st, ctx, &i.subscription_arn, "SetSubscriptionAttributes")?
                     .clone();
-            validate_attribute(&s.protocol, &i.attribute_name, &value, &s.attributes)?;
+            validate_attribute(&s.protocol, &i.attribute_name, &value, &s.attributes, false)?;
             if i.attribute_name == "FilterPolicy"
                 && !value.is_empty()
                 && !s.attributes.contains_key("FilterPolicy")

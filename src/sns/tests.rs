@@ -676,10 +676,20 @@ async fn subscription_attributes() {
     let nested = json!({"a": {"b": ["x"]}}).to_string();
     let e = t.err("SetSubscriptionAttributes", json!({"SubscriptionArn": s, "AttributeName": "FilterPolicy", "AttributeValue": nested})).await;
     assert_code(&e, "InvalidParameter", 400);
-    assert!(
-        e.message.starts_with("Invalid parameter: FilterPolicy: "),
-        "{}",
-        e.message
+    assert_eq!(
+        e.message,
+        "Invalid parameter: Filter policy scope MessageAttributes does not support nested filter policy"
+    );
+    let bad_op = json!({"a": [{"prefx": "x"}]}).to_string();
+    let e = t.err("SetSubscriptionAttributes", json!({"SubscriptionArn": s, "AttributeName": "FilterPolicy", "AttributeValue": bad_op})).await;
+    assert_eq!(
+        e.message,
+        "Invalid parameter: FilterPolicy: Unrecognized match type prefx"
+    );
+    let e = t.err("Subscribe", json!({"TopicArn": arn, "Protocol": "sqs", "Endpoint": "arn:aws:sqs:us-east-1:000000000000:other", "Attributes": {"FilterPolicy": bad_op}})).await;
+    assert_eq!(
+        e.message,
+        "Invalid parameter: Attributes Reason: FilterPolicy: Unrecognized match type prefx"
     );
     t.ok(
         "SetSubscriptionAttributes",
