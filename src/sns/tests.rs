@@ -1888,3 +1888,158 @@ async fn pending_http_delivery_resumes_after_restart() {
     assert_eq!(n["Message"], "persist me");
     wait_for(|| sns2.state.lock().pending.is_empty()).await;
 }
+
+/// A one-route HTTP server on loopback recording (request head, body) and answering 200.
+async fn http_recorder() -> (String, Arc<Mutex<Vec<(String, String)>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+    let seen2 = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let seen = seen2.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let Ok(n) = sock.read(&mut chunk).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    let text = String::from_utf8_lossy(&buf).to_string();
+                    let Some(end) = text.find("\r\n\r\n") else {
+                        continue;
+                    };
+                    let head = text[..end].to_string();
+                    let len = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                        })
+                        .unwrap_or(0);
+                    if buf.len() < end + 4 + len {
+                        continue;
+                    }
+                    let body = String::from_utf8_lossy(&buf[end + 4..end + 4 + len]).to_string();
+                    buf.drain(..end + 4 + len);
+                    seen.lock().push((head, body));
+                    if sock
+                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (format!("http://{addr}/hook"), seen)
+}
+
+#[tokio::test]
+async fn real_http_delivery_over_loopback() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqs = Arc::new(FakeSqs::default());
+    let sns = Sns::open_with(
+        &Config::for_tests(dir.path()),
+        Sinks {
+            sqs,
+            http: Arc::new(super::delivery::HyperHttp::new()),
+        },
+    )
+    .unwrap();
+    let ctx = RequestContext::local("000000000000", "us-east-1");
+    let (url, seen) = http_recorder().await;
+    let arn = sns
+        .dispatch(&ctx, "CreateTopic", json!({"Name": "web"}))
+        .await
+        .unwrap()["TopicArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    sns.dispatch(
+        &ctx,
+        "Subscribe",
+        json!({"TopicArn": arn, "Protocol": "http", "Endpoint": url}),
+    )
+    .await
+    .unwrap();
+    wait_for(|| !seen.lock().is_empty()).await;
+    let (head, body) = seen.lock()[0].clone();
+    assert!(head.starts_with("POST /hook HTTP/1.1"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("x-amz-sns-message-type: subscriptionconfirmation"),
+        "{head}"
+    );
+    let token = serde_json::from_str::<Value>(&body).unwrap()["Token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let sub = sns
+        .dispatch(
+            &ctx,
+            "ConfirmSubscription",
+            json!({"TopicArn": arn, "Token": token}),
+        )
+        .await
+        .unwrap()["SubscriptionArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    sns.dispatch(
+        &ctx,
+        "Publish",
+        json!({"TopicArn": arn, "Message": "over the wire"}),
+    )
+    .await
+    .unwrap();
+    wait_for(|| seen.lock().len() == 2).await;
+    let (head, body) = seen.lock()[1].clone();
+    let lower = head.to_ascii_lowercase();
+    assert!(
+        lower.contains("x-amz-sns-message-type: notification"),
+        "{head}"
+    );
+    assert!(
+        lower.contains(&format!(
+            "x-amz-sns-subscription-arn: {}",
+            sub.to_ascii_lowercase()
+        )),
+        "{head}"
+    );
+    assert!(
+        lower.contains(&format!(
+            "x-amz-sns-topic-arn: {}",
+            arn.to_ascii_lowercase()
+        )),
+        "{head}"
+    );
+    assert!(lower.contains("x-amz-sns-message-id: "), "{head}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["Message"],
+        "over the wire"
+    );
+    wait_for(|| sns.state.lock().pending.is_empty()).await;
+}
+
+#[tokio::test]
+async fn hyper_sink_refuses_https_and_reports_unreachable() {
+    let h = super::delivery::HyperHttp::new();
+    assert!(h
+        .post("https://127.0.0.1:1/", vec![], String::new())
+        .await
+        .is_err());
+    // Port 1 on loopback: nothing listens there.
+    assert!(h
+        .post("http://127.0.0.1:1/", vec![], String::new())
+        .await
+        .is_err());
+}
