@@ -3,9 +3,8 @@
 //! pending HTTP deliveries (durably: every attempt's outcome is a log record, so retries resume
 //! after a restart). Owns no catalog state; reads it through [`Sns`].
 //!
-//! Gaps, documented: notifications are not RSA-signed (Signature is a placeholder digest, not a
-//! signature, and SigningCertURL points at a path millpond does not yet serve); only `http://`
-//! endpoints are delivered to (`https://` attempts fail and follow the retry policy).
+//! Gap, documented: only `http://` endpoints are delivered to (`https://` attempts fail and
+//! follow the retry policy, then the subscription's DLQ).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -14,8 +13,8 @@ use std::time::Duration;
 
 use base64::Engine;
 use serde_json::{json, Map, Value};
-use sha2::{Digest, Sha256};
 
+use super::signing::{canonical, Signer};
 use super::state::{DeliveryKind, OutboxEntry, PendingDelivery, Record, Topic};
 use super::util::iso8601;
 use super::Sns;
@@ -181,15 +180,60 @@ pub struct Notice<'a> {
     pub attributes: &'a Map<String, Value>,
     pub token: Option<&'a str>,
     pub signature_version: &'a str,
+    pub signer: &'a Signer,
 }
 
 pub fn signing_cert_url(base_url: &str) -> String {
     format!("{base_url}/_millpond/sns/SimpleNotificationService.pem")
 }
 
+fn subscribe_url(n: &Notice) -> Option<String> {
+    n.token.map(|t| {
+        format!(
+            "{}/?Action=ConfirmSubscription&TopicArn={}&Token={}",
+            n.base_url,
+            urlencode(n.topic_arn),
+            urlencode(t)
+        )
+    })
+}
+
+/// The base64 signature of a notice: its canonical string (the members AWS signs, in AWS's
+/// order), RSA-signed with SHA1 for SignatureVersion 1 and SHA256 for 2.
+pub fn signature(n: &Notice) -> String {
+    let ts = iso8601(n.timestamp_ms);
+    let url = subscribe_url(n);
+    let text = match n.kind {
+        DeliveryKind::Notification => canonical(&[
+            ("Message", Some(n.message)),
+            ("MessageId", Some(n.message_id)),
+            ("Subject", n.subject),
+            ("Timestamp", Some(&ts)),
+            ("TopicArn", Some(n.topic_arn)),
+            ("Type", Some(n.kind.as_str())),
+        ]),
+        _ => canonical(&[
+            ("Message", Some(n.message)),
+            ("MessageId", Some(n.message_id)),
+            ("SubscribeURL", url.as_deref()),
+            ("Timestamp", Some(&ts)),
+            ("Token", n.token),
+            ("TopicArn", Some(n.topic_arn)),
+            ("Type", Some(n.kind.as_str())),
+        ]),
+    };
+    base64::engine::general_purpose::STANDARD
+        .encode(n.signer.sign(text.as_bytes(), n.signature_version))
+}
+
 /// The JSON document SNS delivers (to SQS without raw delivery, to HTTP, email-json...), laid
 /// out as AWS lays it out (two-space indent, `" : "` separators, members in AWS's order).
 pub fn envelope(n: &Notice) -> String {
+    envelope_signed(n, &signature(n))
+}
+
+/// [`envelope`] with a signature computed earlier (one per message, not per subscription).
+pub fn envelope_signed(n: &Notice, signature: &str) -> String {
     let mut m: Vec<(&str, Value)> = vec![
         ("Type", json!(n.kind.as_str())),
         ("MessageId", json!(n.message_id)),
@@ -205,27 +249,13 @@ pub fn envelope(n: &Notice) -> String {
         m.push(("Subject", json!(s)));
     }
     m.push(("Message", json!(n.message)));
-    if let Some(t) = n.token {
-        let url = format!(
-            "{}/?Action=ConfirmSubscription&TopicArn={}&Token={}",
-            n.base_url,
-            urlencode(n.topic_arn),
-            urlencode(t)
-        );
+    if let Some(url) = subscribe_url(n) {
         m.push(("SubscribeURL", json!(url)));
     }
     let ts = iso8601(n.timestamp_ms);
     m.push(("Timestamp", json!(ts)));
     m.push(("SignatureVersion", json!(n.signature_version)));
-    // Placeholder: a digest of the canonical string, not an RSA signature (see module docs).
-    let digest = Sha256::digest(format!(
-        "{}\n{}\n{}\n{}",
-        n.message, n.message_id, ts, n.topic_arn
-    ));
-    m.push((
-        "Signature",
-        json!(base64::engine::general_purpose::STANDARD.encode(digest)),
-    ));
+    m.push(("Signature", json!(signature)));
     m.push(("SigningCertURL", json!(signing_cert_url(n.base_url))));
     if n.kind == DeliveryKind::Notification {
         let url = format!(
@@ -669,6 +699,8 @@ mod tests {
 
     #[test]
     fn envelope_layout() {
+        let dir = tempfile::tempdir().unwrap();
+        let signer = Signer::load_or_create(dir.path()).unwrap();
         let attrs: Map<String, Value> =
             serde_json::from_value(json!({"a": {"DataType": "String", "StringValue": "v"}}))
                 .unwrap();
@@ -685,6 +717,7 @@ mod tests {
             attributes: &attrs,
             token: None,
             signature_version: "1",
+            signer: &signer,
         });
         assert!(
             e.starts_with("{\n  \"Type\" : \"Notification\",\n  \"MessageId\" : \"m\",\n"),

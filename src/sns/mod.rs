@@ -17,6 +17,7 @@ pub mod error;
 pub mod filter;
 mod platform;
 mod publish;
+pub mod signing;
 mod sms;
 pub mod state;
 mod subscriptions;
@@ -61,6 +62,8 @@ pub struct Sns {
     in_flight: Mutex<HashSet<u64>>,
     /// Per-FIFO-topic publish locks: keep the order of publishes into FIFO queues.
     fifo_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Signs notifications; its certificate is served at the SigningCertURL.
+    signer: Arc<signing::Signer>,
 }
 
 impl Sns {
@@ -71,15 +74,21 @@ impl Sns {
 
     /// Like [`Sns::open`] with explicit delivery seams (tests observe deliveries through them).
     pub fn open_with(config: &Config, sinks: Sinks) -> ServiceResult<Arc<Sns>> {
-        let (log, report) = Log::open(config.data_dir.join("sns"), config.log_options())?;
+        let dir = config.data_dir.join("sns");
+        let (log, report) = Log::open(&dir, config.log_options())?;
         if report.truncated_bytes > 0 {
             tracing::warn!(?report, "sns log: torn tail truncated on recovery");
         }
-        Self::open_log(log, sinks)
+        let signer = Arc::new(signing::Signer::load_or_create(&dir)?);
+        Self::open_log(log, sinks, signer)
     }
 
     /// Rebuilds state from `log`'s checkpoint and the records after it.
-    pub fn open_log(log: Log, sinks: Sinks) -> ServiceResult<Arc<Sns>> {
+    pub fn open_log(
+        log: Log,
+        sinks: Sinks,
+        signer: Arc<signing::Signer>,
+    ) -> ServiceResult<Arc<Sns>> {
         let mut state = State::default();
         let mut from = log.start_offset();
         if let Some((upto, bytes)) = log.read_checkpoint()? {
@@ -108,6 +117,7 @@ impl Sns {
             worker_started: AtomicBool::new(false),
             in_flight: Mutex::new(HashSet::new()),
             fifo_locks: Mutex::new(HashMap::new()),
+            signer,
         });
         sns.ensure_worker();
         Ok(sns)
@@ -197,6 +207,12 @@ impl Sns {
     /// Deletes a subscription by ARN (the UnsubscribeURL GET).
     pub async fn unsubscribe(&self, subscription_arn: &str) -> ServiceResult<()> {
         self.unsubscribe_arn(subscription_arn).await
+    }
+
+    /// The PEM certificate of the key notifications are signed with, for the lead to serve at
+    /// `{base_url}/_millpond/sns/SimpleNotificationService.pem` (the SigningCertURL).
+    pub fn signing_cert_pem(&self) -> String {
+        self.signer.cert_pem()
     }
 
     /// Deliveries recorded for endpoints millpond cannot reach, oldest first, as JSON objects.

@@ -3,7 +3,7 @@
 //! durable pending records for HTTP deliveries and outbox entries for unreachable endpoints, and
 //! FIFO topic semantics (group ids, 5-minute deduplication, sequence numbers, per-topic order).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use base64::Engine;
@@ -11,7 +11,9 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
-use super::delivery::{dead_letter_arn, envelope, outbox_entry, raw_sqs_attributes, Notice};
+use super::delivery::{
+    dead_letter_arn, envelope_signed, outbox_entry, raw_sqs_attributes, signature, Notice,
+};
 use super::error::*;
 use super::filter;
 use super::state::{DeliveryKind, PendingDelivery, Record, Subscription, Topic, DEDUP_WINDOW_MS};
@@ -439,24 +441,32 @@ impl Sns {
             .cloned()
             .unwrap_or_else(|| "1".into());
         let mut records = Vec::new();
+        let mut signatures: HashMap<String, String> = HashMap::new();
         let mut sqs_sends: Vec<(Subscription, InternalSend)> = Vec::new();
         for sub in subs.iter().filter(|s| filter_matches(s, &msg)) {
             let text = msg.for_protocol(&sub.protocol);
-            let env = || {
-                envelope(&Notice {
-                    kind: DeliveryKind::Notification,
-                    message_id: &message_id,
-                    sequence_number: seq_str.as_deref(),
-                    topic_arn: &topic.arn,
-                    subject: msg.subject.as_deref(),
-                    message: text,
-                    timestamp_ms: now,
-                    base_url: &ctx.base_url,
-                    subscription_arn: &sub.arn,
-                    attributes: &msg.attributes,
-                    token: None,
-                    signature_version: &signature_version,
-                })
+            let notice = Notice {
+                kind: DeliveryKind::Notification,
+                message_id: &message_id,
+                sequence_number: seq_str.as_deref(),
+                topic_arn: &topic.arn,
+                subject: msg.subject.as_deref(),
+                message: text,
+                timestamp_ms: now,
+                base_url: &ctx.base_url,
+                subscription_arn: &sub.arn,
+                attributes: &msg.attributes,
+                token: None,
+                signature_version: &signature_version,
+                signer: &self.signer,
+            };
+            // One signature per distinct message text, not per subscription.
+            let mut env = || {
+                let sig = signatures
+                    .entry(text.to_string())
+                    .or_insert_with(|| signature(&notice))
+                    .clone();
+                envelope_signed(&notice, &sig)
             };
             match sub.protocol.as_str() {
                 "sqs" => {

@@ -304,6 +304,7 @@ fn confirmation(
             .get("SignatureVersion")
             .map(String::as_str)
             .unwrap_or("1"),
+        signer: &sns.signer,
     });
     let id = sns.next_id();
     if matches!(s.protocol.as_str(), "http" | "https") {

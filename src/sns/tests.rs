@@ -1790,6 +1790,7 @@ async fn state_survives_reopen_from_log_and_checkpoint() {
             sqs: t.sqs.clone(),
             http: t.http.clone(),
         },
+        t.sns.signer.clone(),
     )
     .unwrap();
     assert_eq!(dump(&reopened), before);
@@ -1821,6 +1822,7 @@ async fn state_survives_reopen_from_log_and_checkpoint() {
             sqs: t.sqs.clone(),
             http: t.http.clone(),
         },
+        t.sns.signer.clone(),
     )
     .unwrap();
     assert_eq!(dump(&third), before);
@@ -1837,6 +1839,7 @@ async fn state_survives_reopen_from_log_and_checkpoint() {
             sqs: t.sqs.clone(),
             http: t.http.clone(),
         },
+        t.sns.signer.clone(),
     )
     .unwrap();
     assert_eq!(
@@ -1880,6 +1883,7 @@ async fn pending_http_delivery_resumes_after_restart() {
             sqs: t.sqs.clone(),
             http: http2.clone(),
         },
+        t.sns.signer.clone(),
     )
     .unwrap();
     assert_eq!(sns2.state.lock().pending.len(), 1);
@@ -2042,4 +2046,76 @@ async fn hyper_sink_refuses_https_and_reports_unreachable() {
         .post("http://127.0.0.1:1/", vec![], String::new())
         .await
         .is_err());
+}
+
+/// Rebuilds the canonical string from a delivered document, as SNS message validators do.
+fn verifies(sns: &Sns, doc: &str) -> bool {
+    let m: Value = serde_json::from_str(doc).unwrap();
+    let keys: &[&str] = if m["Type"] == "Notification" {
+        &[
+            "Message",
+            "MessageId",
+            "Subject",
+            "Timestamp",
+            "TopicArn",
+            "Type",
+        ]
+    } else {
+        &[
+            "Message",
+            "MessageId",
+            "SubscribeURL",
+            "Timestamp",
+            "Token",
+            "TopicArn",
+            "Type",
+        ]
+    };
+    let text: String = keys
+        .iter()
+        .filter_map(|k| m[*k].as_str().map(|v| format!("{k}\n{v}\n")))
+        .collect();
+    sns.signer.verify(
+        text.as_bytes(),
+        m["Signature"].as_str().unwrap(),
+        m["SignatureVersion"].as_str().unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn notifications_are_signed() {
+    let t = setup();
+    let arn = t.topic("sig").await;
+    t.sub(&arn, "sqs", Q, json!({})).await;
+    t.sub(&arn, "http", "http://127.0.0.1:9/s", json!({})).await;
+    t.ok(
+        "Publish",
+        json!({"TopicArn": arn, "Message": "hello", "Subject": "s"}),
+    )
+    .await;
+    t.ok(
+        "SetTopicAttributes",
+        json!({"TopicArn": arn, "AttributeName": "SignatureVersion", "AttributeValue": "2"}),
+    )
+    .await;
+    t.ok("Publish", json!({"TopicArn": arn, "Message": "v2"}))
+        .await;
+    let bodies = t.sqs.bodies(Q);
+    assert!(verifies(&t.sns, &bodies[0]));
+    assert!(verifies(&t.sns, &bodies[1]));
+    assert_eq!(
+        serde_json::from_str::<Value>(&bodies[1]).unwrap()["SignatureVersion"],
+        "2"
+    );
+    // Tampering breaks it.
+    assert!(!verifies(&t.sns, &bodies[0].replace("hello", "hellO")));
+    wait_for(|| !t.http.of_type("SubscriptionConfirmation").is_empty()).await;
+    assert!(verifies(
+        &t.sns,
+        &t.http.of_type("SubscriptionConfirmation")[0].2
+    ));
+    assert!(t
+        .sns
+        .signing_cert_pem()
+        .starts_with("-----BEGIN CERTIFICATE-----"));
 }
