@@ -87,6 +87,6 @@ for svc, ver in [("sqs", "2012-11-05"), ("sns", "2010-03-31"), ("kinesis", "2013
         sqs_overlay(m)
     m = strip(m)
     with open(os.path.join(OUT, svc + ".json"), "w") as f:
-        json.dump(m, f, separators=(",", ":"), sort_keys=True)
+        json.dump(m, f, separators=(",", ":"))
         f.write("\n")
     print(svc, len(m["operations"]), "operations")

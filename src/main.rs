@@ -1,1 +1,93 @@
-fn main() {}
+//! The `millpond` binary: flags and env vars in, a running broker out.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use millpond::config::Config;
+use millpond::log::Durability;
+
+/// A durable single-node broker speaking the SQS, SNS and Kinesis wire protocols.
+#[derive(Parser)]
+#[command(version, about, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve SQS, SNS and Kinesis on one port (the default).
+    Serve(ServeArgs),
+}
+
+#[derive(Args, Clone)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "MILLPOND_LISTEN", default_value = "127.0.0.1:4566")]
+    listen: SocketAddr,
+    /// Directory for every log, index and checkpoint; created if missing.
+    #[arg(long, env = "MILLPOND_DATA_DIR", default_value = "./millpond-data")]
+    data_dir: PathBuf,
+    /// Account id of every resource (queue URLs, ARNs).
+    #[arg(long, env = "MILLPOND_ACCOUNT_ID", default_value = "000000000000")]
+    account_id: String,
+    /// Log filter: error, warn, info, debug (one line per request), trace, or a tracing directive.
+    #[arg(long, env = "MILLPOND_LOG_LEVEL", default_value = "info")]
+    log_level: String,
+    /// When a write is acknowledged: `fsync` (durable before the response), `interval=<ms>`
+    /// (fsync at least every ms; a crash may lose that window) or `none` (the OS decides).
+    #[arg(long, env = "MILLPOND_DURABILITY", default_value = "fsync")]
+    durability: Durability,
+    /// Roll a log segment when it reaches this many bytes.
+    #[arg(long, env = "MILLPOND_SEGMENT_BYTES", default_value_t = 64 << 20)]
+    segment_bytes: u64,
+    /// Enforce Kinesis per-shard throughput limits (ProvisionedThroughputExceededException).
+    #[arg(long, env = "MILLPOND_KINESIS_LIMITS")]
+    kinesis_limits: bool,
+    /// Milliseconds a Kinesis stream spends CREATING, UPDATING or DELETING.
+    #[arg(long, env = "MILLPOND_KINESIS_TRANSITION_MS", default_value_t = 0)]
+    kinesis_transition_ms: u64,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let args = match cli.command {
+        Some(Command::Serve(args)) => args,
+        None => cli.serve,
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(&args.log_level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let config = Config {
+        listen: args.listen,
+        data_dir: args.data_dir,
+        account_id: args.account_id,
+        durability: args.durability,
+        segment_bytes: args.segment_bytes,
+        kinesis_limits: args.kinesis_limits,
+        kinesis_transition_ms: args.kinesis_transition_ms,
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("millpond: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(millpond::server::run(config)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("millpond: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,1 +1,215 @@
-//! The server: placeholder until the front door lands.
+//! The server: binds the port, opens the services, routes `/_millpond/` itself and every other
+//! request to [`crate::protocol`], and shuts down gracefully (stop accepting, finish in-flight
+//! requests, flush the logs).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderValue, Request, Response, StatusCode};
+use axum::routing::{get, post};
+use axum::Router;
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+use crate::config::Config;
+use crate::error::ServiceError;
+use crate::kinesis::Kinesis;
+use crate::protocol::{self, Services};
+use crate::sns::Sns;
+use crate::sqs::Sqs;
+
+/// Why the broker could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot open {service}: {source}")]
+    Service {
+        service: &'static str,
+        source: ServiceError,
+    },
+}
+
+struct App {
+    services: Services,
+    config: Config,
+}
+
+/// A running broker. Dropping it does not stop it; call [`Server::shutdown`].
+pub struct Server {
+    pub local_addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    app: Arc<App>,
+}
+
+/// Opens every service under `config.data_dir`, binds `config.listen` and starts serving.
+pub async fn start(config: Config) -> Result<Server, StartError> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
+        path: config.data_dir.display().to_string(),
+        source,
+    })?;
+    let svc = |service| move |source| StartError::Service { service, source };
+    let sqs = Sqs::open(&config).map_err(svc("sqs"))?;
+    let sns = Sns::open(&config).map_err(svc("sns"))?;
+    let kinesis = Kinesis::open(&config).map_err(svc("kinesis"))?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let local_addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: config.listen,
+        source,
+    })?;
+    let app = Arc::new(App {
+        services: Services {
+            sqs,
+            sns,
+            kinesis,
+            account_id: config.account_id.clone(),
+        },
+        config,
+    });
+    let router = Router::new()
+        .route("/_millpond/health", get(health))
+        .route("/_millpond/reset", post(reset))
+        .route("/moto-api/reset", post(reset))
+        .fallback(aws)
+        .with_state(app.clone());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    Ok(Server {
+        local_addr,
+        stop: Some(stop),
+        task,
+        app,
+    })
+}
+
+impl Server {
+    /// Stops accepting, waits for in-flight requests, then flushes every log.
+    pub async fn shutdown(mut self) -> Result<(), ServiceError> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = (&mut self.task).await;
+        let s = &self.app.services;
+        s.sqs.flush()?;
+        s.sns.flush()?;
+        s.kinesis.flush()
+    }
+}
+
+/// Serves until SIGINT or SIGTERM, then shuts down gracefully.
+pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
+    let server = start(config).await?;
+    // Tests and scripts wait for this line to learn the port.
+    println!("millpond listening on http://{}", server.local_addr);
+    tracing::info!(addr = %server.local_addr, "listening");
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    server.shutdown().await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+fn with_request_id(mut resp: Response<Body>) -> Response<Body> {
+    if let Ok(v) = HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()) {
+        resp.headers_mut().insert("x-amzn-requestid", v);
+    }
+    resp
+}
+
+fn json_response(status: StatusCode, body: serde_json::Value) -> Response<Body> {
+    let mut resp = Response::new(Body::from(body.to_string()));
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert("content-type", HeaderValue::from_static("application/json"));
+    with_request_id(resp)
+}
+
+async fn health(State(app): State<Arc<App>>) -> Response<Body> {
+    json_response(
+        StatusCode::OK,
+        json!({
+            "status": "ok",
+            "version": env!("CARGO_PKG_VERSION"),
+            "services": {"sqs": "running", "sns": "running", "kinesis": "running"},
+            "data_dir": app.config.data_dir.display().to_string(),
+        }),
+    )
+}
+
+/// Wipes every resource of every service, durably, for test suites that start each test clean.
+async fn reset(State(app): State<Arc<App>>) -> Response<Body> {
+    let s = &app.services;
+    // SNS first: it delivers into SQS.
+    let result = async {
+        s.sns.reset().await?;
+        s.sqs.reset().await?;
+        s.kinesis.reset().await
+    }
+    .await;
+    match result {
+        Ok(()) => json_response(StatusCode::OK, json!({"reset": true})),
+        Err(e) => json_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            json!({"reset": false, "error": e.to_string()}),
+        ),
+    }
+}
+
+async fn aws(State(app): State<Arc<App>>, req: Request<Body>) -> Response<Body> {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let target = req
+        .headers()
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let resp = protocol::handle(&app.services, req).await;
+    tracing::debug!(
+        %method, %path, target = target.as_deref().unwrap_or("-"),
+        status = resp.status().as_u16(), micros = started.elapsed().as_micros() as u64,
+        "request"
+    );
+    resp
+}

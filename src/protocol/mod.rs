@@ -1,1 +1,546 @@
-//! Wire protocols: placeholder until the front door lands.
+//! Wire protocols: from an HTTP request to a service call and back.
+//!
+//! Routing: `X-Amz-Target: AmazonSQS.<Op>` is SQS over AWS JSON 1.0; `Kinesis_20131202.<Op>` is
+//! Kinesis over JSON 1.1 or CBOR (by content type); anything else with an `Action` parameter is
+//! the query protocol, for SQS, SNS or STS as the SigV4 scope, the action name or the path says
+//! (a POST to `/<account>/<queue>` is SQS with that queue implied).
+//!
+//! Every format is turned into one JSON-shaped document per request, in the shape of the AWS JSON
+//! protocol of that operation, and every answer or [`ServiceError`] is rendered back here. This
+//! module knows nothing of files and holds no state; services know nothing of HTTP.
+
+pub mod cbor;
+pub mod model;
+pub mod query;
+pub mod sigv4;
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use serde_json::{json, Map, Value};
+
+use crate::context::RequestContext;
+use crate::error::{Fault, ServiceError};
+use crate::kinesis::Kinesis;
+use crate::sns::Sns;
+use crate::sqs::Sqs;
+use model::{model, ServiceName};
+
+/// Largest request body read: a Kinesis PutRecords of 10 MiB records, base64-encoded, with room.
+/// Each service applies its own smaller limits to what is inside.
+pub const MAX_BODY_BYTES: usize = 32 << 20;
+
+const SQS_NAMESPACE: &str = "http://queue.amazonaws.com/doc/2012-11-05/";
+const SNS_NAMESPACE: &str = "http://sns.amazonaws.com/doc/2010-03-31/";
+const STS_NAMESPACE: &str = "https://sts.amazonaws.com/doc/2011-06-15/";
+
+/// The services a request can reach.
+pub struct Services {
+    pub sqs: Arc<Sqs>,
+    pub sns: Arc<Sns>,
+    pub kinesis: Arc<Kinesis>,
+    pub account_id: String,
+}
+
+/// How the request was encoded, which decides how the answer and errors are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Wire {
+    /// AWS JSON 1.0, SQS (query-compatible errors).
+    SqsJson,
+    /// AWS JSON 1.1, Kinesis.
+    KinesisJson,
+    /// CBOR 1.1, Kinesis.
+    KinesisCbor,
+    /// Query protocol, XML answers, with the service's namespace.
+    Query(&'static str),
+}
+
+/// Handles one AWS API request (everything outside `/_millpond/`).
+pub async fn handle(services: &Services, req: Request<Body>) -> Response<Body> {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let (parts, body) = req.into_parts();
+    let headers = &parts.headers;
+    let target = header_str(headers, "x-amz-target");
+    let content_type = header_str(headers, header::CONTENT_TYPE.as_str()).unwrap_or("");
+    // Errors before the wire is known are answered in the shape the request most likely expects.
+    let early_wire = match target {
+        Some(t) if t.starts_with("Kinesis_") && content_type.contains("cbor") => Wire::KinesisCbor,
+        Some(t) if t.starts_with("Kinesis_") => Wire::KinesisJson,
+        Some(_) => Wire::SqsJson,
+        None => Wire::Query(SQS_NAMESPACE),
+    };
+    // A declared length over the limit is refused before a byte of the body is read.
+    let declared =
+        header_str(headers, header::CONTENT_LENGTH.as_str()).and_then(|v| v.parse::<u64>().ok());
+    let body = match declared.filter(|&n| n > MAX_BODY_BYTES as u64) {
+        None => axum::body::to_bytes(body, MAX_BODY_BYTES).await.ok(),
+        Some(_) => None,
+    };
+    let body = match body {
+        Some(b) => b,
+        None => {
+            let err = ServiceError::sender(
+                "RequestEntityTooLarge",
+                format!("Request body is larger than {MAX_BODY_BYTES} bytes or could not be read."),
+            )
+            .with_status(413);
+            return error_response(early_wire, &err, &request_id);
+        }
+    };
+    let query = parts.uri.query().unwrap_or("");
+    let mut params = query::Params::new();
+    let scope_owner;
+    let presigned = if query.contains("X-Amz-Credential") {
+        let _ = query::parse_form(query.as_bytes(), &mut params);
+        scope_owner = params.get("X-Amz-Credential").cloned();
+        scope_owner.as_deref()
+    } else {
+        None
+    };
+    let scope = sigv4::scope(header_str(headers, "authorization"), presigned);
+    let host = header_str(headers, "host")
+        .or_else(|| parts.uri.authority().map(|a| a.as_str()))
+        .unwrap_or("localhost");
+    let ctx = RequestContext {
+        account_id: services.account_id.clone(),
+        region: scope.region.unwrap_or("us-east-1").to_string(),
+        base_url: format!("http://{host}"),
+        request_id: request_id.clone(),
+    };
+
+    if let Some(target) = target {
+        return json_request(services, &ctx, target, content_type, &body).await;
+    }
+
+    params.clear();
+    let mut parsed = query::parse_form(query.as_bytes(), &mut params);
+    if parsed.is_ok()
+        && parts.method == Method::POST
+        && !content_type.starts_with("application/json")
+    {
+        parsed = query::parse_form(&body, &mut params);
+    }
+    let path = parts.uri.path();
+    let queue_path = queue_path(path);
+    let service = query_service(
+        scope.service,
+        params.get("Action").map(String::as_str),
+        queue_path.is_some(),
+        &params,
+    );
+    let wire = Wire::Query(match service {
+        QueryService::Sns => SNS_NAMESPACE,
+        QueryService::Sts => STS_NAMESPACE,
+        QueryService::Sqs => SQS_NAMESPACE,
+    });
+    if let Err(e) = parsed {
+        return error_response(wire, &e, &request_id);
+    }
+    let Some(action) = params.get("Action").cloned() else {
+        let err = ServiceError::sender(
+            "MissingAction",
+            "The request must contain the parameter Action.",
+        );
+        return error_response(wire, &err, &request_id);
+    };
+    if let (QueryService::Sqs, Some(path), false) =
+        (service, queue_path, params.contains_key("QueueUrl"))
+    {
+        params.insert("QueueUrl".into(), format!("{}{path}", ctx.base_url));
+    }
+    let result = match service {
+        QueryService::Sts => sts(&ctx, &action),
+        QueryService::Sqs => {
+            query_call(
+                ServiceName::Sqs,
+                &action,
+                &params,
+                &request_id,
+                |op, doc| services.sqs.dispatch(&ctx, op, doc),
+            )
+            .await
+        }
+        QueryService::Sns => {
+            query_call(
+                ServiceName::Sns,
+                &action,
+                &params,
+                &request_id,
+                |op, doc| services.sns.dispatch(&ctx, op, doc),
+            )
+            .await
+        }
+    };
+    match result {
+        Ok(xml) => respond(StatusCode::OK, "text/xml", xml.into_bytes(), &request_id),
+        Err(e) => error_response(wire, &e, &request_id),
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum QueryService {
+    Sqs,
+    Sns,
+    Sts,
+}
+
+/// Which query-protocol service a request is for: the signing scope first, then the path, then
+/// whichever model has the action (SQS and SNS share `AddPermission`/`RemovePermission`; the
+/// parameters tell them apart).
+fn query_service(
+    scope: Option<&str>,
+    action: Option<&str>,
+    queue_path: bool,
+    params: &query::Params,
+) -> QueryService {
+    match scope {
+        Some("sqs") => return QueryService::Sqs,
+        Some("sns") => return QueryService::Sns,
+        Some("sts") => return QueryService::Sts,
+        _ => {}
+    }
+    if queue_path {
+        return QueryService::Sqs;
+    }
+    let Some(action) = action else {
+        return QueryService::Sqs;
+    };
+    if action == "GetCallerIdentity" {
+        return QueryService::Sts;
+    }
+    let in_sqs = model(ServiceName::Sqs).has_operation(action);
+    let in_sns = model(ServiceName::Sns).has_operation(action);
+    match (in_sqs, in_sns) {
+        (true, true) if params.contains_key("TopicArn") => QueryService::Sns,
+        (false, true) => QueryService::Sns,
+        _ => QueryService::Sqs,
+    }
+}
+
+/// `/<account>/<queue-name>`: the path older SDKs POST to.
+fn queue_path(path: &str) -> Option<&str> {
+    let rest = path.strip_prefix('/')?;
+    let (account, name) = rest.split_once('/')?;
+    let ok = !account.is_empty()
+        && account.bytes().all(|b| b.is_ascii_alphanumeric())
+        && !name.is_empty()
+        && !name.contains('/');
+    ok.then_some(path)
+}
+
+async fn query_call<'a, F, Fut>(
+    svc: ServiceName,
+    action: &'a str,
+    params: &query::Params,
+    request_id: &str,
+    call: F,
+) -> Result<String, ServiceError>
+where
+    F: FnOnce(&'a str, Value) -> Fut,
+    Fut: std::future::Future<Output = Result<Value, ServiceError>>,
+{
+    let m = model(svc);
+    if !m.has_operation(action) {
+        return Err(ServiceError::invalid_action(action));
+    }
+    let doc = query::input_document(m, action, params)?;
+    let out = call(action, doc).await?;
+    Ok(query::render_response(m, action, &out, request_id))
+}
+
+fn sts(ctx: &RequestContext, action: &str) -> Result<String, ServiceError> {
+    if action != "GetCallerIdentity" {
+        return Err(ServiceError::invalid_action(action));
+    }
+    let a = &ctx.account_id;
+    Ok(format!(
+        "<?xml version=\"1.0\"?><GetCallerIdentityResponse xmlns=\"{STS_NAMESPACE}\"><GetCallerIdentityResult>\
+         <Arn>arn:aws:iam::{a}:root</Arn><UserId>{a}</UserId><Account>{a}</Account></GetCallerIdentityResult>\
+         <ResponseMetadata><RequestId>{}</RequestId></ResponseMetadata></GetCallerIdentityResponse>",
+        ctx.request_id
+    ))
+}
+
+async fn json_request(
+    services: &Services,
+    ctx: &RequestContext,
+    target: &str,
+    content_type: &str,
+    body: &[u8],
+) -> Response<Body> {
+    let rid = &ctx.request_id;
+    let (prefix, op) = target.split_once('.').unwrap_or((target, ""));
+    let wire = match prefix {
+        "Kinesis_20131202" if content_type.contains("cbor") => Wire::KinesisCbor,
+        "Kinesis_20131202" => Wire::KinesisJson,
+        "AmazonSQS" => Wire::SqsJson,
+        "AWSSecurityTokenServiceV20110615" if op == "GetCallerIdentity" => {
+            let a = &ctx.account_id;
+            let doc = json!({"Arn": format!("arn:aws:iam::{a}:root"), "UserId": a, "Account": a});
+            return respond(
+                StatusCode::OK,
+                "application/x-amz-json-1.0",
+                doc.to_string().into_bytes(),
+                rid,
+            );
+        }
+        _ => {
+            let wire = if content_type.contains("1.1") {
+                Wire::KinesisJson
+            } else {
+                Wire::SqsJson
+            };
+            return error_response(wire, &unknown_operation(target), rid);
+        }
+    };
+    let svc = if wire == Wire::SqsJson {
+        ServiceName::Sqs
+    } else {
+        ServiceName::Kinesis
+    };
+    let m = model(svc);
+    if !m.has_operation(op) {
+        return error_response(wire, &unknown_operation(target), rid);
+    }
+    let doc = match wire {
+        Wire::KinesisCbor => cbor::decode(body),
+        _ => parse_json_body(body),
+    };
+    let doc = match doc {
+        Ok(d) => d,
+        Err(e) => return error_response(wire, &e, rid),
+    };
+    let result = match svc {
+        ServiceName::Sqs => services.sqs.dispatch(ctx, op, doc).await,
+        _ => services.kinesis.dispatch(ctx, op, doc).await,
+    };
+    match (result, wire) {
+        (Ok(out), Wire::KinesisCbor) => respond(
+            StatusCode::OK,
+            "application/x-amz-cbor-1.1",
+            cbor::encode(m.output(op), &out),
+            rid,
+        ),
+        (Ok(out), _) => {
+            let out = if out.is_null() {
+                Value::Object(Map::new())
+            } else {
+                out
+            };
+            let ct = if wire == Wire::SqsJson {
+                "application/x-amz-json-1.0"
+            } else {
+                "application/x-amz-json-1.1"
+            };
+            respond(StatusCode::OK, ct, out.to_string().into_bytes(), rid)
+        }
+        (Err(e), _) => error_response(wire, &e, rid),
+    }
+}
+
+/// Parses an AWS JSON request body: empty means `{}`, anything but an object is refused.
+pub fn parse_json_body(body: &[u8]) -> Result<Value, ServiceError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Value::Object(Map::new()));
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(v @ Value::Object(_)) => Ok(v),
+        Ok(_) => Err(ServiceError::sender(
+            "SerializationException",
+            "The request body must be a JSON object.",
+        )),
+        Err(e) => Err(ServiceError::sender(
+            "SerializationException",
+            format!("Could not parse the request body: {e}"),
+        )),
+    }
+}
+
+fn unknown_operation(target: &str) -> ServiceError {
+    ServiceError::sender(
+        "UnknownOperationException",
+        format!("Unknown operation {target}"),
+    )
+    .with_query_code("InvalidAction")
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// A response with the request id header every AWS response carries.
+fn respond(
+    status: StatusCode,
+    content_type: &str,
+    body: Vec<u8>,
+    request_id: &str,
+) -> Response<Body> {
+    let mut resp = Response::new(Body::from(body));
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_str(content_type).unwrap_or(HeaderValue::from_static("text/plain")),
+    );
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        h.insert("x-amzn-requestid", v);
+    }
+    resp
+}
+
+/// Renders `err` in the shape of `wire`.
+fn error_response(wire: Wire, err: &ServiceError, request_id: &str) -> Response<Body> {
+    let status = StatusCode::from_u16(err.status).unwrap_or(StatusCode::BAD_REQUEST);
+    match wire {
+        Wire::Query(ns) => {
+            let xml = query::render_error(ns, err, request_id);
+            respond(status, "text/xml", xml.into_bytes(), request_id)
+        }
+        Wire::SqsJson => {
+            // SQS is "query-compatible": SDKs read the legacy code from this header.
+            let code = err.code.as_ref();
+            let type_ = if code == "UnknownOperationException" {
+                format!("com.amazon.coral.service#{code}")
+            } else {
+                format!("com.amazonaws.sqs#{code}")
+            };
+            let body = json!({"__type": type_, "message": err.message}).to_string();
+            let mut resp = respond(
+                status,
+                "application/x-amz-json-1.0",
+                body.into_bytes(),
+                request_id,
+            );
+            let fault = if err.fault == Fault::Sender {
+                "Sender"
+            } else {
+                "Receiver"
+            };
+            if let Ok(v) = HeaderValue::from_str(&format!("{};{fault}", err.query_code)) {
+                resp.headers_mut().insert("x-amzn-query-error", v);
+            }
+            resp
+        }
+        Wire::KinesisJson => {
+            let body = json!({"__type": err.code, "message": err.message}).to_string();
+            let mut resp = respond(
+                status,
+                "application/x-amz-json-1.1",
+                body.into_bytes(),
+                request_id,
+            );
+            if let Ok(v) = HeaderValue::from_str(&err.code) {
+                resp.headers_mut().insert("x-amzn-errortype", v);
+            }
+            resp
+        }
+        Wire::KinesisCbor => {
+            let doc = json!({"__type": err.code, "message": err.message});
+            let mut resp = respond(
+                status,
+                "application/x-amz-cbor-1.1",
+                cbor::encode(None, &doc),
+                request_id,
+            );
+            if let Ok(v) = HeaderValue::from_str(&err.code) {
+                resp.headers_mut().insert("x-amzn-errortype", v);
+            }
+            resp
+        }
+    }
+}
+
+/// Runs every request parser on `data` the way a request would reach it: the first byte picks
+/// the parser and, for the query protocol, the operation whose input shape drives it. For the
+/// fuzz targets in `fuzz/` and the property test below; must never panic.
+pub fn parse_any(data: &[u8]) {
+    let Some((&selector, rest)) = data.split_first() else {
+        return;
+    };
+    match selector % 4 {
+        0 => {
+            let _ = parse_json_body(rest);
+        }
+        1 => {
+            let _ = cbor::decode(rest);
+        }
+        _ => {
+            let svc = if selector % 4 == 2 {
+                ServiceName::Sqs
+            } else {
+                ServiceName::Sns
+            };
+            let m = model(svc);
+            let ops: Vec<&str> = m.operation_names().collect();
+            let op = ops[usize::from(selector / 4) % ops.len()];
+            let mut params = query::Params::new();
+            if query::parse_form(rest, &mut params).is_ok() {
+                let _ = query::input_document(m, op, &params);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn parsers_never_panic(data in proptest::collection::vec(any::<u8>(), 0..512)) {
+            parse_any(&data);
+        }
+
+        #[test]
+        fn query_forms_of_any_shape_never_panic(
+            selector in any::<u8>(),
+            pairs in proptest::collection::vec(("[A-Za-z.0-9]{1,40}", "[ -~]{0,20}"), 0..30),
+        ) {
+            let form: String = pairs.iter().map(|(k, v)| format!("{k}={v}&")).collect();
+            let mut data = vec![selector | 2];
+            data.extend_from_slice(form.as_bytes());
+            parse_any(&data);
+        }
+    }
+
+    #[test]
+    fn queue_paths() {
+        assert_eq!(queue_path("/000000000000/q1"), Some("/000000000000/q1"));
+        assert_eq!(queue_path("/"), None);
+        assert_eq!(queue_path("/a/b/c"), None);
+        assert_eq!(queue_path("/_millpond/health"), None);
+    }
+
+    #[test]
+    fn query_service_selection() {
+        let p = query::Params::new();
+        assert_eq!(
+            query_service(Some("sns"), Some("ListQueues"), false, &p),
+            QueryService::Sns
+        );
+        assert_eq!(
+            query_service(None, Some("Publish"), false, &p),
+            QueryService::Sns
+        );
+        assert_eq!(
+            query_service(None, Some("SendMessage"), false, &p),
+            QueryService::Sqs
+        );
+        assert_eq!(
+            query_service(None, Some("GetCallerIdentity"), false, &p),
+            QueryService::Sts
+        );
+        assert_eq!(
+            query_service(None, Some("Publish"), true, &p),
+            QueryService::Sqs
+        );
+        let mut p = query::Params::new();
+        p.insert("TopicArn".into(), "arn".into());
+        assert_eq!(
+            query_service(None, Some("AddPermission"), false, &p),
+            QueryService::Sns
+        );
+    }
+}

@@ -1,0 +1,369 @@
+//! The front door over real HTTP: routing, every protocol's error shape, admin endpoints,
+//! HTTP/2 cleartext, and bad input that must not hurt the server.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+
+use common::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_reports_version_services_and_data_dir() {
+    let srv = TestServer::start().await;
+    let addr = srv.addr;
+    let r = tokio::task::spawn_blocking(move || raw(addr, "GET", "/_millpond/health", &[], b""))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    let j = r.json();
+    assert_eq!(j["status"], "ok");
+    assert_eq!(j["version"], env!("CARGO_PKG_VERSION"));
+    for s in ["sqs", "sns", "kinesis"] {
+        assert_eq!(j["services"][s], "running", "{j}");
+    }
+    assert_eq!(j["data_dir"], srv.dir.path().display().to_string());
+    assert!(r.header("x-amzn-requestid").is_some());
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reset_endpoints_answer_ok() {
+    let srv = TestServer::start().await;
+    let addr = srv.addr;
+    for path in ["/_millpond/reset", "/moto-api/reset"] {
+        let r = tokio::task::spawn_blocking(move || raw(addr, "POST", path, &[], b""))
+            .await
+            .unwrap();
+        assert_eq!(r.status, 200, "{path}: {}", r.text());
+        assert_eq!(r.json()["reset"], true);
+    }
+    srv.stop().await;
+}
+
+fn assert_query_error(r: &RawResponse, namespace: &str, code: &str) {
+    let xml = r.text();
+    assert_eq!(r.status, 400, "{xml}");
+    assert!(r.header("content-type").unwrap().starts_with("text/xml"));
+    assert!(
+        xml.contains(&format!("<ErrorResponse xmlns=\"{namespace}\">")),
+        "{xml}"
+    );
+    assert_eq!(xml_text(&xml, "Type").as_deref(), Some("Sender"), "{xml}");
+    assert_eq!(xml_text(&xml, "Code").as_deref(), Some(code), "{xml}");
+    assert!(
+        !xml_text(&xml, "Message").unwrap_or_default().is_empty(),
+        "{xml}"
+    );
+    assert_eq!(
+        xml_text(&xml, "RequestId").as_deref(),
+        r.header("x-amzn-requestid"),
+        "{xml}"
+    );
+}
+
+#[test]
+fn query_protocol_errors_have_the_error_response_shape() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let srv = rt.block_on(TestServer::start());
+    let sqs_ns = "http://queue.amazonaws.com/doc/2012-11-05/";
+    let sns_ns = "http://sns.amazonaws.com/doc/2010-03-31/";
+    assert_query_error(
+        &query_post(
+            srv.addr,
+            "/",
+            "sqs",
+            "Action=NoSuchThing&Version=2012-11-05",
+        ),
+        sqs_ns,
+        "InvalidAction",
+    );
+    assert_query_error(
+        &query_post(
+            srv.addr,
+            "/",
+            "sns",
+            "Action=NoSuchThing&Version=2010-03-31",
+        ),
+        sns_ns,
+        "InvalidAction",
+    );
+    assert_query_error(
+        &query_post(srv.addr, "/", "sqs", "Version=2012-11-05"),
+        sqs_ns,
+        "MissingAction",
+    );
+    // Invalid UTF-8 in the form body.
+    let r = raw(
+        srv.addr,
+        "POST",
+        "/",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        b"Action=ListQueues&QueueNamePrefix=\xff\xfe",
+    );
+    assert_query_error(&r, sqs_ns, "MalformedQueryString");
+    // A GET with the query in the URL reaches the same parser.
+    let r = raw(srv.addr, "GET", "/?Action=NoSuchThing", &[], b"");
+    assert_query_error(&r, sqs_ns, "InvalidAction");
+    rt.block_on(srv.stop());
+}
+
+#[test]
+fn sts_get_caller_identity_names_the_account() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let srv = rt.block_on(TestServer::start());
+    let r = query_post(
+        srv.addr,
+        "/",
+        "sts",
+        "Action=GetCallerIdentity&Version=2011-06-15",
+    );
+    assert_eq!(r.status, 200);
+    let xml = r.text();
+    assert_eq!(xml_text(&xml, "Account").as_deref(), Some("000000000000"));
+    assert_eq!(
+        xml_text(&xml, "Arn").as_deref(),
+        Some("arn:aws:iam::000000000000:root")
+    );
+    // Unsigned, the action alone routes it.
+    let r = raw(
+        srv.addr,
+        "POST",
+        "/",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        b"Action=GetCallerIdentity",
+    );
+    assert_eq!(
+        xml_text(&r.text(), "UserId").as_deref(),
+        Some("000000000000")
+    );
+    rt.block_on(srv.stop());
+}
+
+#[test]
+fn json_protocol_errors_carry_type_and_message() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let srv = rt.block_on(TestServer::start());
+    // SQS JSON 1.0: unknown operation.
+    let r = json_post(
+        srv.addr,
+        "AmazonSQS.NoSuchThing",
+        "application/x-amz-json-1.0",
+        b"{}",
+    );
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        r.json()["__type"],
+        "com.amazon.coral.service#UnknownOperationException"
+    );
+    assert!(r.header("x-amzn-requestid").is_some());
+    // SQS JSON 1.0: a body that is not JSON; the legacy code rides in x-amzn-query-error.
+    let r = json_post(
+        srv.addr,
+        "AmazonSQS.ListQueues",
+        "application/x-amz-json-1.0",
+        b"{not json",
+    );
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        r.json()["__type"],
+        "com.amazonaws.sqs#SerializationException"
+    );
+    assert_eq!(
+        r.header("x-amzn-query-error"),
+        Some("SerializationException;Sender")
+    );
+    // Kinesis JSON 1.1.
+    let r = json_post(
+        srv.addr,
+        "Kinesis_20131202.NoSuchThing",
+        "application/x-amz-json-1.1",
+        b"{}",
+    );
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["__type"], "UnknownOperationException");
+    let r = json_post(
+        srv.addr,
+        "Kinesis_20131202.ListStreams",
+        "application/x-amz-json-1.1",
+        b"[1,2]",
+    );
+    assert_eq!(r.json()["__type"], "SerializationException");
+    // An unknown target prefix.
+    let r = json_post(
+        srv.addr,
+        "Nope_2020.Do",
+        "application/x-amz-json-1.1",
+        b"{}",
+    );
+    assert_eq!(r.json()["__type"], "UnknownOperationException");
+    rt.block_on(srv.stop());
+}
+
+#[test]
+fn cbor_errors_are_cbor() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let srv = rt.block_on(TestServer::start());
+    for (target, body, code) in [
+        (
+            "Kinesis_20131202.NoSuchThing",
+            &[0xa0u8][..],
+            "UnknownOperationException",
+        ),
+        (
+            "Kinesis_20131202.ListStreams",
+            &[0xff, 0x00, 0x13][..],
+            "SerializationException",
+        ),
+    ] {
+        let r = json_post(srv.addr, target, "application/x-amz-cbor-1.1", body);
+        assert_eq!(r.status, 400);
+        assert_eq!(r.header("content-type"), Some("application/x-amz-cbor-1.1"));
+        let v: ciborium::Value = ciborium::de::from_reader(&r.body[..]).expect("CBOR error body");
+        let map = v.as_map().expect("map");
+        let get = |k: &str| {
+            map.iter()
+                .find(|(mk, _)| mk.as_text() == Some(k))
+                .and_then(|(_, v)| v.as_text().map(str::to_string))
+        };
+        assert_eq!(get("__type").as_deref(), Some(code));
+        assert!(get("message").is_some());
+    }
+    rt.block_on(srv.stop());
+}
+
+#[test]
+fn oversized_body_is_refused_at_once_and_the_server_keeps_serving() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let srv = rt.block_on(TestServer::start());
+    let mut s = TcpStream::connect(srv.addr).unwrap();
+    let len = millpond::protocol::MAX_BODY_BYTES + 1;
+    write!(
+        s,
+        "POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Amz-Target: AmazonSQS.SendMessage\r\n\
+         Content-Type: application/x-amz-json-1.0\r\nContent-Length: {len}\r\n\r\n{{"
+    )
+    .unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let mut buf = [0u8; 512];
+    let n = s.read(&mut buf).expect("an answer before the body is sent");
+    let head = String::from_utf8_lossy(&buf[..n]);
+    assert!(head.starts_with("HTTP/1.1 413"), "{head}");
+    let r = raw(srv.addr, "GET", "/_millpond/health", &[], b"");
+    assert_eq!(r.status, 200);
+    rt.block_on(srv.stop());
+}
+
+#[test]
+fn garbage_requests_get_4xx_and_do_not_stop_the_server() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let srv = rt.block_on(TestServer::start());
+    let long = "a".repeat(200_000);
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, Vec<u8>);
+    let cases: Vec<Case> = vec![
+        (
+            "/",
+            vec![("Content-Type", "text/plain")],
+            b"\x00\x01\x02garbage".to_vec(),
+        ),
+        (
+            "/",
+            vec![
+                ("Content-Type", "application/x-amz-json-1.0"),
+                ("X-Amz-Target", "AmazonSQS"),
+            ],
+            b"{}".to_vec(),
+        ),
+        (
+            "/",
+            vec![
+                ("X-Amz-Target", "Kinesis_20131202.PutRecord"),
+                ("Content-Type", "application/x-amz-json-1.1"),
+            ],
+            b"\xff\xfe".to_vec(),
+        ),
+        (
+            "/",
+            vec![("Content-Type", "application/x-www-form-urlencoded")],
+            b"Action=SendMessage&Action=&&&==%zz".to_vec(),
+        ),
+        (
+            "/",
+            vec![("X-Huge", long.as_str())],
+            b"Action=ListQueues".to_vec(),
+        ),
+    ];
+    for (path, headers, body) in &cases {
+        let r = raw(srv.addr, "POST", path, headers, body);
+        assert!(
+            (400..500).contains(&r.status),
+            "{headers:?}: {} {}",
+            r.status,
+            r.text()
+        );
+    }
+    assert_eq!(
+        raw(srv.addr, "GET", "/_millpond/health", &[], b"").status,
+        200
+    );
+    rt.block_on(srv.stop());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_with_prior_knowledge_is_served() {
+    use http_body_util::BodyExt;
+    let srv = TestServer::start().await;
+    let stream = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
+    let io = hyper_util::rt::TokioIo::new(stream);
+    let (mut send, conn) =
+        hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io)
+            .await
+            .expect("h2c handshake");
+    tokio::spawn(conn);
+    let req = hyper::Request::post(format!("http://{}/", srv.addr))
+        .header("x-amz-target", "Kinesis_20131202.NoSuchThing")
+        .header("content-type", "application/x-amz-json-1.1")
+        .body(http_body_util::Full::new(bytes::Bytes::from_static(b"{}")))
+        .unwrap();
+    let resp = send.send_request(req).await.expect("h2 response");
+    assert_eq!(resp.version(), hyper::Version::HTTP_2);
+    assert_eq!(resp.status(), 400);
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    let j: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(j["__type"], "UnknownOperationException");
+    srv.stop().await;
+}
+
+#[test]
+fn binary_serves_prints_its_address_and_dies_cleanly_on_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = Broker::spawn(dir.path(), &[]);
+    let r = raw(b.addr, "GET", "/_millpond/health", &[], b"");
+    assert_eq!(r.status, 200);
+    b.kill9();
+}
+
+#[test]
+fn sigterm_shuts_down_gracefully() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = Broker::spawn(dir.path(), &[]);
+    assert_eq!(
+        raw(b.addr, "GET", "/_millpond/health", &[], b"").status,
+        200
+    );
+    // SAFETY: signalling our own child process by its pid.
+    assert_eq!(unsafe { libc::kill(b.child.id() as i32, libc::SIGTERM) }, 0);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = b.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still running 10 s after SIGTERM"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    assert!(status.success(), "{status:?}");
+}
