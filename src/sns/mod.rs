@@ -292,6 +292,8 @@ impl Sns {
         let upto = self.log.next_offset();
         let bytes = crate::codec::encode(&*self.state.lock());
         self.log.write_checkpoint(upto, &bytes)?;
+        // Start a new segment at `upto` so every segment below it is whole and can go.
+        self.log.roll()?;
         self.log.truncate_front(upto)?;
         self.since_checkpoint.store(0, Ordering::Relaxed);
         Ok(())
