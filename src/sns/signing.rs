@@ -6,7 +6,8 @@
 //! Self-contained on purpose (no RSA or ASN.1 dependency): a small fixed-size bignum with
 //! Montgomery exponentiation, Miller–Rabin key generation, SHA1, and just enough DER for one
 //! certificate. The key is generated once per data directory and kept in
-//! `<data_dir>/sns/signing-key.bin`; it is a local broker's key, not a secret worth an HSM.
+//! `<data_dir>/sns/signing-key.bin` (debug builds use a fixed development key instead, see
+//! `Signer::fresh_primes`); it is a local broker's key, not a secret worth an HSM.
 
 use std::path::Path;
 use std::sync::OnceLock;
@@ -19,10 +20,10 @@ use crate::error::{ServiceError, ServiceResult};
 
 const E: u64 = 65_537;
 
-#[cfg(test)]
-const TEST_P: &str = "de1bbbb5395447ba98eac91136fd3672cdace4bd58cc4e84b90e6031030ee9952cefc36d4e944e9aad3e99e377e9e763953ee412fe814dc6acf7b3712e0f81980515a6e9202548dda1ecd5acd07abf8595126a73e7e042aa9babd407358928931b98bac81d5e41cab32742ce8ab5a80253d7ed6b42d24e3ca92248cd52d1c7b9";
-#[cfg(test)]
-const TEST_Q: &str = "c35d870f0e514c7fbf21806d7f06c9fc052783f11e114ee9a214bc150269db163e1341aa7048483f81ab635dd8008a5cfceb881213c74d089667ee82842af8e1464dce1cf5714f19925a5ba2aff31b9aaf97f39a6a904363ae7c14166add6e360ee7dc72ca554624b092ccbcb1627685a0fcaa4c12294a3f896870193c92124f";
+#[cfg(debug_assertions)]
+const DEV_P: &str = "de1bbbb5395447ba98eac91136fd3672cdace4bd58cc4e84b90e6031030ee9952cefc36d4e944e9aad3e99e377e9e763953ee412fe814dc6acf7b3712e0f81980515a6e9202548dda1ecd5acd07abf8595126a73e7e042aa9babd407358928931b98bac81d5e41cab32742ce8ab5a80253d7ed6b42d24e3ca92248cd52d1c7b9";
+#[cfg(debug_assertions)]
+const DEV_Q: &str = "c35d870f0e514c7fbf21806d7f06c9fc052783f11e114ee9a214bc150269db163e1341aa7048483f81ab635dd8008a5cfceb881213c74d089667ee82842af8e1464dce1cf5714f19925a5ba2aff31b9aaf97f39a6a904363ae7c14166add6e360ee7dc72ca554624b092ccbcb1627685a0fcaa4c12294a3f896870193c92124f";
 const KEY_FILE: &str = "signing-key.bin";
 
 // ---------------------------------------------------------------------------------------------
@@ -389,11 +390,13 @@ impl Signer {
         (p, q)
     }
 
-    /// The primes a fresh data directory gets. Unit tests (unoptimized, hundreds of fresh
-    /// directories) use a fixed key: generating one takes seconds without optimizations;
-    /// `keygen_makes_working_keys` covers generation.
+    /// The primes a fresh data directory gets. Debug builds (the test suites: unoptimized,
+    /// many fresh directories and child brokers) use a fixed development key, because
+    /// generating one takes seconds without optimizations; release builds generate a key per
+    /// data directory (a fraction of a second, once). `keygen_makes_working_keys` covers
+    /// generation.
     fn fresh_primes() -> (Limbs, Limbs) {
-        #[cfg(test)]
+        #[cfg(debug_assertions)]
         {
             let unhex = |h: &str| -> Vec<u8> {
                 (0..h.len())
@@ -401,9 +404,9 @@ impl Signer {
                     .map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap_or(0))
                     .collect()
             };
-            (from_be(&unhex(TEST_P)), from_be(&unhex(TEST_Q)))
+            (from_be(&unhex(DEV_P)), from_be(&unhex(DEV_Q)))
         }
-        #[cfg(not(test))]
+        #[cfg(not(debug_assertions))]
         {
             Signer::generate(1024)
         }
