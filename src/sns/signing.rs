@@ -257,6 +257,7 @@ impl Mont {
     }
 }
 
+#[cfg_attr(debug_assertions, allow(dead_code))]
 fn random_bytes(n: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(n + 16);
     while out.len() < n {
@@ -267,12 +268,14 @@ fn random_bytes(n: usize) -> Vec<u8> {
     out
 }
 
+#[cfg_attr(debug_assertions, allow(dead_code))]
 const SMALL_PRIMES: [u64; 54] = [
     3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 59, 61, 67, 71, 73, 79, 83, 89, 97,
     101, 103, 107, 109, 113, 127, 131, 137, 139, 149, 151, 157, 163, 167, 173, 179, 181, 191, 193,
     197, 199, 211, 223, 227, 229, 233, 239, 241, 251, 257,
 ];
 
+#[cfg_attr(debug_assertions, allow(dead_code))]
 fn probably_prime(n: &[u64], rounds: usize) -> bool {
     if SMALL_PRIMES.iter().any(|p| rem_small(n, *p) == 0) {
         return false;
@@ -311,6 +314,7 @@ fn probably_prime(n: &[u64], rounds: usize) -> bool {
     true
 }
 
+#[cfg_attr(debug_assertions, allow(dead_code))]
 fn random_prime(bits_len: usize) -> Limbs {
     loop {
         let mut b = random_bytes(bits_len / 8);
@@ -379,6 +383,7 @@ impl Signer {
     }
 
     /// A fresh key whose modulus has `2 * prime_bits` bits.
+    #[cfg_attr(debug_assertions, allow(dead_code))]
     fn generate(prime_bits: usize) -> (Limbs, Limbs) {
         let p = random_prime(prime_bits);
         let q = loop {
