@@ -557,6 +557,20 @@ impl Sns {
             let _ = self.commit(vec![Record::Delivered(d.id)]).await;
             return;
         }
+        let effective = effective_subscription_delivery_policy(
+            topic.as_ref(),
+            sub.as_ref()
+                .and_then(|s| s.attributes.get("DeliveryPolicy"))
+                .map(String::as_str),
+        );
+        let content_type = serde_json::from_str::<Value>(&effective)
+            .ok()
+            .and_then(|v| {
+                v["requestPolicy"]["headerContentType"]
+                    .as_str()
+                    .map(str::to_string)
+            })
+            .unwrap_or_else(|| "text/plain; charset=UTF-8".to_string());
         let mut headers = vec![
             (
                 "x-amz-sns-message-type".to_string(),
@@ -564,10 +578,7 @@ impl Sns {
             ),
             ("x-amz-sns-message-id".to_string(), d.message_id.clone()),
             ("x-amz-sns-topic-arn".to_string(), d.topic_arn.clone()),
-            (
-                "content-type".to_string(),
-                "text/plain; charset=UTF-8".to_string(),
-            ),
+            ("content-type".to_string(), content_type),
             (
                 "user-agent".to_string(),
                 "Amazon Simple Notification Service Agent".to_string(),
@@ -592,12 +603,7 @@ impl Sns {
         let rec = if ok {
             Record::Delivered(d.id)
         } else {
-            let policy = retry_policy_of(&effective_subscription_delivery_policy(
-                topic.as_ref(),
-                sub.as_ref()
-                    .and_then(|s| s.attributes.get("DeliveryPolicy"))
-                    .map(String::as_str),
-            ));
+            let policy = retry_policy_of(&effective);
             let attempts = d.attempts + 1;
             if attempts > policy.num_retries {
                 if let Some(dlq) = sub.as_ref().and_then(dead_letter_arn) {

@@ -62,6 +62,8 @@ pub struct Sns {
     in_flight: Mutex<HashSet<u64>>,
     /// Per-FIFO-topic publish locks: keep the order of publishes into FIFO queues.
     fifo_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Parsed filter policies by (scope, text): publishes evaluate them for every subscription.
+    filters: Mutex<HashMap<(bool, String), Arc<filter::Policy>>>,
     /// Signs notifications; its certificate is served at the SigningCertURL.
     signer: Arc<signing::Signer>,
 }
@@ -117,6 +119,7 @@ impl Sns {
             worker_started: AtomicBool::new(false),
             in_flight: Mutex::new(HashSet::new()),
             fifo_locks: Mutex::new(HashMap::new()),
+            filters: Mutex::new(HashMap::new()),
             signer,
         });
         sns.ensure_worker();
@@ -306,6 +309,26 @@ impl Sns {
         }
         let _w = self.writer.lock().await;
         self.append_apply(recs).await
+    }
+
+    /// The parsed form of a stored (already validated) filter policy, cached.
+    fn parsed_filter(
+        &self,
+        text: &str,
+        scope: filter::Scope,
+    ) -> Result<Arc<filter::Policy>, String> {
+        let key = (scope == filter::Scope::MessageBody, text.to_string());
+        if let Some(p) = self.filters.lock().get(&key) {
+            return Ok(p.clone());
+        }
+        let p = Arc::new(filter::parse(text, scope)?);
+        let mut cache = self.filters.lock();
+        if cache.len() >= 10_000 {
+            // Policies replaced over time: start over rather than grow without bound.
+            cache.clear();
+        }
+        cache.insert(key, p.clone());
+        Ok(p)
     }
 
     fn next_id(&self) -> u64 {

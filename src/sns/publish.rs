@@ -12,7 +12,7 @@ use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
 use super::delivery::{
-    dead_letter_arn, envelope_signed, outbox_entry, raw_sqs_attributes, signature, Notice,
+    dead_letter_arn, envelope_signed, outbox_entry, raw_sqs_attributes, signature, Notice, SqsSink,
 };
 use super::error::*;
 use super::filter;
@@ -251,7 +251,7 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-fn filter_matches(sub: &Subscription, msg: &Msg) -> bool {
+fn filter_matches(sns: &Sns, sub: &Subscription, msg: &Msg) -> bool {
     let Some(fp) = sub.attributes.get("FilterPolicy") else {
         return true;
     };
@@ -260,7 +260,7 @@ fn filter_matches(sub: &Subscription, msg: &Msg) -> bool {
         .get("FilterPolicyScope")
         .and_then(|s| filter::Scope::parse(s))
         .unwrap_or(filter::Scope::MessageAttributes);
-    match filter::parse(fp, scope) {
+    match sns.parsed_filter(fp, scope) {
         Ok(p) => match scope {
             filter::Scope::MessageAttributes => p.matches_attributes(&msg.attributes),
             filter::Scope::MessageBody => p.matches_body(msg.for_protocol(&sub.protocol)),
@@ -443,7 +443,7 @@ impl Sns {
         let mut records = Vec::new();
         let mut signatures: HashMap<String, String> = HashMap::new();
         let mut sqs_sends: Vec<(Subscription, InternalSend)> = Vec::new();
-        for sub in subs.iter().filter(|s| filter_matches(s, &msg)) {
+        for sub in subs.iter().filter(|s| filter_matches(self, s, &msg)) {
             let text = msg.for_protocol(&sub.protocol);
             let notice = Notice {
                 kind: DeliveryKind::Notification,
@@ -528,8 +528,26 @@ impl Sns {
         if wake {
             self.wake.notify_one();
         }
-        for (sub, send) in sqs_sends {
-            self.send_sqs(&sub, send).await?;
+        // Every queue is sent to at once; the publish is acknowledged when all are durable.
+        if sqs_sends.len() == 1 {
+            if let Some((sub, send)) = sqs_sends.pop() {
+                send_sqs(self.sinks.sqs.clone(), sub, send).await?;
+            }
+        } else if !sqs_sends.is_empty() {
+            let mut set = tokio::task::JoinSet::new();
+            for (sub, send) in sqs_sends {
+                set.spawn(send_sqs(self.sinks.sqs.clone(), sub, send));
+            }
+            let mut first_err = None;
+            while let Some(done) = set.join_next().await {
+                let result = done.unwrap_or_else(|e| Err(ServiceError::internal(e.to_string())));
+                if let Err(e) = result {
+                    first_err.get_or_insert(e);
+                }
+            }
+            if let Some(e) = first_err {
+                return Err(e);
+            }
         }
         if let (Some(seq), Some(dedup)) = (sequence, msg.dedup_id.clone()) {
             // Recorded after the sends: a crash before this line makes a retried publish send
@@ -544,35 +562,6 @@ impl Sns {
             .await?;
         }
         Ok((message_id, seq_str))
-    }
-
-    /// Sends into a subscribed queue. A queue that refuses the message (deleted, wrong kind) is
-    /// a failed delivery: the message goes to the subscription's DLQ if it has one. A storage
-    /// failure fails the publish so the client retries.
-    async fn send_sqs(&self, sub: &Subscription, send: InternalSend) -> ServiceResult<()> {
-        match self.sinks.sqs.send(&sub.endpoint, send.clone()).await {
-            Ok(_) => Ok(()),
-            Err(e) if is_receiver(&e) => Err(e),
-            Err(e) => {
-                tracing::info!(error = %e, queue = sub.endpoint, "sns: sqs delivery failed");
-                if let Some(dlq) = dead_letter_arn(sub) {
-                    let into_fifo = is_fifo_queue(&dlq);
-                    let send = InternalSend {
-                        message_group_id: send.message_group_id.filter(|_| into_fifo),
-                        message_deduplication_id: send
-                            .message_deduplication_id
-                            .filter(|_| into_fifo),
-                        ..send
-                    };
-                    match self.sinks.sqs.send(&dlq, send).await {
-                        Ok(_) => {}
-                        Err(e) if is_receiver(&e) => return Err(e),
-                        Err(e) => tracing::warn!(error = %e, dlq, "sns: dead-letter send failed"),
-                    }
-                }
-                Ok(())
-            }
-        }
     }
 
     pub(super) async fn publish_batch(
@@ -634,6 +623,37 @@ impl Sns {
             }
         }
         Ok(json!({ "Successful": successful, "Failed": failed }))
+    }
+}
+
+/// Sends into a subscribed queue. A queue that refuses the message (deleted, wrong kind) is
+/// a failed delivery: the message goes to the subscription's DLQ if it has one. A storage
+/// failure fails the publish so the client retries.
+async fn send_sqs(
+    sink: Arc<dyn SqsSink>,
+    sub: Subscription,
+    send: InternalSend,
+) -> ServiceResult<()> {
+    match sink.send(&sub.endpoint, send.clone()).await {
+        Ok(_) => Ok(()),
+        Err(e) if is_receiver(&e) => Err(e),
+        Err(e) => {
+            tracing::info!(error = %e, queue = sub.endpoint, "sns: sqs delivery failed");
+            if let Some(dlq) = dead_letter_arn(&sub) {
+                let into_fifo = is_fifo_queue(&dlq);
+                let send = InternalSend {
+                    message_group_id: send.message_group_id.filter(|_| into_fifo),
+                    message_deduplication_id: send.message_deduplication_id.filter(|_| into_fifo),
+                    ..send
+                };
+                match sink.send(&dlq, send).await {
+                    Ok(_) => {}
+                    Err(e) if is_receiver(&e) => return Err(e),
+                    Err(e) => tracing::warn!(error = %e, dlq, "sns: dead-letter send failed"),
+                }
+            }
+            Ok(())
+        }
     }
 }
 

@@ -1333,7 +1333,11 @@ async fn http_retries_then_dead_letter() {
     let t = setup();
     let arn = t.topic("hr").await;
     let dlq = "arn:aws:sqs:us-east-1:000000000000:hdlq";
-    let policy = json!({"healthyRetryPolicy": {"numRetries": 2, "numNoDelayRetries": 2, "minDelayTarget": 1, "maxDelayTarget": 1}}).to_string();
+    let policy = json!({
+        "healthyRetryPolicy": {"numRetries": 2, "numNoDelayRetries": 2, "minDelayTarget": 1, "maxDelayTarget": 1},
+        "requestPolicy": {"headerContentType": "application/json"}
+    })
+    .to_string();
     let s = t
         .sub(&arn, "http", "http://127.0.0.1:9/x", json!({"DeliveryPolicy": policy, "RedrivePolicy": json!({"deadLetterTargetArn": dlq}).to_string()}))
         .await;
@@ -1361,6 +1365,13 @@ async fn http_retries_then_dead_letter() {
         .await;
     wait_for(|| !t.sqs.bodies(dlq).is_empty()).await;
     assert_eq!(t.http.of_type("Notification").len(), 3);
+    let (_, headers, _) = t.http.of_type("Notification")[0].clone();
+    assert!(
+        headers
+            .iter()
+            .any(|(k, v)| k == "content-type" && v == "application/json"),
+        "{headers:?}"
+    );
     let env: Value = serde_json::from_str(&t.sqs.bodies(dlq)[0]).unwrap();
     assert_eq!(env["Message"], "doomed");
     wait_for(|| t.sns.state.lock().pending.is_empty()).await;
