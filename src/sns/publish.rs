@@ -303,7 +303,7 @@ impl Sns {
         let (arn, param) = match (&i.topic_arn, &i.target_arn) {
             (Some(t), _) if !t.is_empty() => (t.clone(), "TopicArn"),
             (_, Some(t)) => (t.clone(), "TargetArn"),
-            _ => unreachable!("exactly one target was counted"),
+            _ => return Err(invalid_parameter("TopicArn")),
         };
         check_arn(ctx, &arn, param, "Publish")?;
         if parse_arn(&arn).is_some_and(|a| a.resource.starts_with("endpoint/")) {

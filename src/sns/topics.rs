@@ -559,7 +559,7 @@ impl Sns {
         self.mutate(|st| {
             let mut t = find_topic(st, ctx, &i.topic_arn, "AddPermission")?.clone();
             let mut policy = policy_value(&t);
-            let stmts = statements(&mut policy);
+            let mut stmts = take_statements(&mut policy);
             if stmts.iter().any(|s| s["Sid"] == json!(i.label)) {
                 return Err(invalid_parameter("Statement already exists"));
             }
@@ -576,6 +576,7 @@ impl Sns {
                 "Action": if actions.len() == 1 { json!(actions[0]) } else { json!(actions) },
                 "Resource": t.arn,
             }));
+            policy["Statement"] = Value::Array(stmts);
             t.attributes.insert("Policy".into(), policy.to_string());
             Ok((vec![Record::PutTopic(t)], ()))
         })
@@ -592,13 +593,14 @@ impl Sns {
         self.mutate(|st| {
             let mut t = find_topic(st, ctx, &i.topic_arn, "RemovePermission")?.clone();
             let mut policy = policy_value(&t);
-            let stmts = statements(&mut policy);
+            let mut stmts = take_statements(&mut policy);
             let before = stmts.len();
             stmts.retain(|s| s["Sid"] != json!(i.label));
             if stmts.len() == before {
                 // Removing a label that is not there changes nothing (as AWS).
                 return Ok((vec![], ()));
             }
+            policy["Statement"] = Value::Array(stmts);
             t.attributes.insert("Policy".into(), policy.to_string());
             Ok((vec![Record::PutTopic(t)], ()))
         })
@@ -672,18 +674,12 @@ fn policy_value(t: &Topic) -> Value {
         })
 }
 
-fn statements(policy: &mut Value) -> &mut Vec<Value> {
-    if !policy["Statement"].is_array() {
-        let single = policy["Statement"].take();
-        policy["Statement"] = if single.is_null() {
-            json!([])
-        } else {
-            json!([single])
-        };
-    }
-    match policy["Statement"].as_array_mut() {
-        Some(v) => v,
-        None => unreachable!("Statement was just made an array"),
+/// Takes the policy's statements out as a list (a single statement object counts as one).
+fn take_statements(policy: &mut Value) -> Vec<Value> {
+    match policy["Statement"].take() {
+        Value::Array(v) => v,
+        Value::Null => vec![],
+        single => vec![single],
     }
 }
 
