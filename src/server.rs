@@ -63,7 +63,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
     })?;
     let svc = |service| move |source| StartError::Service { service, source };
     let sqs = Sqs::open(&config).map_err(svc("sqs"))?;
-    let sns = Sns::open(&config).map_err(svc("sns"))?;
+    let sns = Sns::open(&config, sqs.clone()).map_err(svc("sns"))?;
     let kinesis = Kinesis::open(&config).map_err(svc("kinesis"))?;
     let listener = TcpListener::bind(config.listen)
         .await

@@ -1,0 +1,702 @@
+//! Publish and PublishBatch: validation of messages and attributes, filter evaluation, fan-out to
+//! SQS (awaited: a publish is acknowledged only once every matching queue holds it durably),
+//! durable pending records for HTTP deliveries and outbox entries for unreachable endpoints, and
+//! FIFO topic semantics (group ids, 5-minute deduplication, sequence numbers, per-topic order).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use base64::Engine;
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
+
+use super::delivery::{
+    dead_letter_arn, envelope_signed, outbox_entry, raw_sqs_attributes, signature, Notice, SqsSink,
+};
+use super::error::*;
+use super::filter;
+use super::state::{DeliveryKind, PendingDelivery, Record, Subscription, Topic, DEDUP_WINDOW_MS};
+use super::subscriptions::valid_phone;
+use super::topics::find_topic;
+use super::util::{check_arn, parse_arn, uuid};
+use super::Sns;
+use crate::context::RequestContext;
+use crate::error::{ServiceError, ServiceResult};
+use crate::service::parse_input;
+use crate::sqs::InternalSend;
+
+/// Message plus attributes may total at most 256 KiB.
+pub const MAX_MESSAGE_BYTES: usize = 262_144;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct PublishInput {
+    topic_arn: Option<String>,
+    target_arn: Option<String>,
+    phone_number: Option<String>,
+    #[serde(flatten)]
+    msg: MessageInput,
+}
+
+#[derive(Deserialize, Clone)]
+#[serde(rename_all = "PascalCase")]
+struct MessageInput {
+    message: String,
+    subject: Option<String>,
+    message_structure: Option<String>,
+    #[serde(default)]
+    message_attributes: Map<String, Value>,
+    message_group_id: Option<String>,
+    message_deduplication_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct BatchEntry {
+    id: String,
+    #[serde(flatten)]
+    msg: MessageInput,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct PublishBatchInput {
+    topic_arn: String,
+    publish_batch_request_entries: Vec<BatchEntry>,
+}
+
+/// A validated message.
+struct Msg {
+    message: String,
+    subject: Option<String>,
+    /// Per-protocol messages when MessageStructure=json.
+    structure: Option<Map<String, Value>>,
+    attributes: Map<String, Value>,
+    group_id: Option<String>,
+    dedup_id: Option<String>,
+}
+
+impl Msg {
+    fn for_protocol(&self, protocol: &str) -> &str {
+        self.structure
+            .as_ref()
+            .and_then(|s| s.get(protocol).or_else(|| s.get("default")))
+            .and_then(Value::as_str)
+            .unwrap_or(&self.message)
+    }
+}
+
+fn valid_attribute_name(n: &str) -> bool {
+    !n.is_empty()
+        && n.len() <= 256
+        && n.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+        && !n.starts_with('.')
+        && !n.ends_with('.')
+        && !n.contains("..")
+        && !n.to_ascii_lowercase().starts_with("aws.")
+        && !n.to_ascii_lowercase().starts_with("amazon.")
+}
+
+/// Validates message attributes; returns their size toward the message limit.
+fn validate_attributes(attrs: &Map<String, Value>) -> ServiceResult<usize> {
+    let mut size = 0;
+    for (name, v) in attrs {
+        if !valid_attribute_name(name) {
+            return Err(invalid_parameter_value(format!(
+                "The message attribute name '{name}' is invalid. Message attribute name can only contain upper and lower case alphabets, digits, periods (.), hyphens (-) and underscores (_). It must not start or end with a period, have two consecutive periods, or start with 'AWS.' or 'Amazon.'."
+            )));
+        }
+        let dt = v.get("DataType").and_then(Value::as_str).unwrap_or("");
+        let base = dt.split('.').next().unwrap_or("");
+        if !matches!(base, "String" | "Number" | "Binary") {
+            return Err(invalid_parameter_value(format!(
+                "The message attribute '{name}' has an invalid message attribute type, the set of supported type prefixes is Binary, Number, and String."
+            )));
+        }
+        size += name.len() + dt.len();
+        if base == "Binary" {
+            let b = v.get("BinaryValue").and_then(Value::as_str).unwrap_or("");
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(b)
+                .unwrap_or_default();
+            if bytes.is_empty() {
+                return Err(invalid_parameter_value(format!(
+                    "The message attribute '{name}' must contain non-empty message attribute value for message attribute type 'Binary'."
+                )));
+            }
+            size += bytes.len();
+            continue;
+        }
+        let sv = v.get("StringValue").and_then(Value::as_str).unwrap_or("");
+        if sv.is_empty() {
+            return Err(invalid_parameter_value(format!(
+                "The message attribute '{name}' must contain non-empty message attribute value for message attribute type '{base}'."
+            )));
+        }
+        if base == "Number"
+            && sv
+                .trim()
+                .parse::<f64>()
+                .map(|n| !n.is_finite())
+                .unwrap_or(true)
+        {
+            return Err(invalid_parameter_value(format!(
+                "Could not cast message attribute '{name}' value to number."
+            )));
+        }
+        if dt == "String.Array" && !matches!(serde_json::from_str::<Value>(sv), Ok(Value::Array(_)))
+        {
+            return Err(invalid_parameter_value(format!(
+                "The message attribute '{name}' with type 'String.Array' must be a valid JSON array."
+            )));
+        }
+        size += sv.len();
+    }
+    Ok(size)
+}
+
+fn validate_message(m: MessageInput, fifo: Option<&Topic>) -> ServiceResult<Msg> {
+    if m.message.is_empty() {
+        return Err(invalid_parameter("Empty message"));
+    }
+    if let Some(s) = &m.subject {
+        if s.is_empty()
+            || s.chars().count() > 100
+            || !s.chars().all(|c| c.is_ascii() && !c.is_ascii_control())
+        {
+            return Err(invalid_parameter("Subject"));
+        }
+    }
+    let size = validate_attributes(&m.message_attributes)?;
+    if m.message.len() + size > MAX_MESSAGE_BYTES {
+        return Err(invalid_parameter("Message too long"));
+    }
+    let structure = match m.message_structure.as_deref() {
+        None => None,
+        Some("json") => {
+            let v: Value = serde_json::from_str(&m.message).map_err(|_| {
+                invalid_parameter("Message Structure - JSON message body failed to parse")
+            })?;
+            let Value::Object(o) = v else {
+                return Err(invalid_parameter(
+                    "Message Structure - JSON message body failed to parse",
+                ));
+            };
+            if !o.get("default").is_some_and(Value::is_string) {
+                return Err(invalid_parameter(
+                    "Message Structure - No default entry in JSON message body",
+                ));
+            }
+            Some(o)
+        }
+        Some(_) => return Err(invalid_parameter("MessageStructure")),
+    };
+    let mut dedup_id = m.message_deduplication_id.clone();
+    match fifo {
+        Some(t) if t.is_fifo() => {
+            let Some(g) = &m.message_group_id else {
+                return Err(invalid_parameter(
+                    "The MessageGroupId parameter is required for FIFO topics",
+                ));
+            };
+            if !valid_fifo_id(g) {
+                return Err(invalid_parameter("MessageGroupId"));
+            }
+            match &dedup_id {
+                Some(d) if !valid_fifo_id(d) => {
+                    return Err(invalid_parameter("MessageDeduplicationId"))
+                }
+                Some(_) => {}
+                None if t.content_based_dedup() => {
+                    dedup_id = Some(hex(&Sha256::digest(m.message.as_bytes())));
+                }
+                None => {
+                    return Err(invalid_parameter(
+                        "The topic should either have ContentBasedDeduplication enabled or MessageDeduplicationId provided explicitly",
+                    ))
+                }
+            }
+        }
+        _ => {
+            if m.message_deduplication_id.is_some() {
+                return Err(invalid_parameter(
+                    "MessageDeduplicationId Reason: The request includes MessageDeduplicationId parameter that is not valid for this topic type",
+                ));
+            }
+            if m.message_group_id
+                .as_deref()
+                .is_some_and(|g| !valid_fifo_id(g))
+            {
+                return Err(invalid_parameter("MessageGroupId"));
+            }
+        }
+    }
+    Ok(Msg {
+        message: m.message,
+        subject: m.subject,
+        structure,
+        attributes: m.message_attributes,
+        group_id: m.message_group_id,
+        dedup_id,
+    })
+}
+
+fn valid_fifo_id(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_graphic())
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn filter_matches(sns: &Sns, sub: &Subscription, msg: &Msg) -> bool {
+    let Some(fp) = sub.attributes.get("FilterPolicy") else {
+        return true;
+    };
+    let scope = sub
+        .attributes
+        .get("FilterPolicyScope")
+        .and_then(|s| filter::Scope::parse(s))
+        .unwrap_or(filter::Scope::MessageAttributes);
+    match sns.parsed_filter(fp, scope) {
+        Ok(p) => match scope {
+            filter::Scope::MessageAttributes => p.matches_attributes(&msg.attributes),
+            filter::Scope::MessageBody => p.matches_body(msg.for_protocol(&sub.protocol)),
+        },
+        // Validated when set; an unparsable stored policy matches nothing rather than everything.
+        Err(_) => false,
+    }
+}
+
+fn is_fifo_queue(arn: &str) -> bool {
+    arn.ends_with(".fifo")
+}
+
+impl Sns {
+    pub(super) async fn publish(&self, ctx: &RequestContext, input: Value) -> ServiceResult<Value> {
+        let i: PublishInput = parse_input(input, PARSE_CODE)?;
+        let targets = [&i.topic_arn, &i.target_arn, &i.phone_number]
+            .iter()
+            .filter(|t| t.as_deref().is_some_and(|s| !s.is_empty()))
+            .count();
+        if targets == 0 {
+            return Err(invalid_parameter(
+                "TopicArn or TargetArn Reason: no value for required parameter",
+            ));
+        }
+        if targets > 1 {
+            return Err(invalid_parameter(
+                "TopicArn Reason: Only one of TopicArn, TargetArn or PhoneNumber may be specified",
+            ));
+        }
+        if let Some(phone) = i.phone_number.as_deref().filter(|s| !s.is_empty()) {
+            if !valid_phone(phone) {
+                return Err(invalid_parameter(format!(
+                    "PhoneNumber Reason: {phone} is not valid to publish to"
+                )));
+            }
+            let msg = validate_message(i.msg, None)?;
+            return self.publish_direct(ctx, "sms", phone, None, msg).await;
+        }
+        let (arn, param) = match (&i.topic_arn, &i.target_arn) {
+            (Some(t), _) if !t.is_empty() => (t.clone(), "TopicArn"),
+            (_, Some(t)) => (t.clone(), "TargetArn"),
+            _ => return Err(invalid_parameter("TopicArn")),
+        };
+        check_arn(ctx, &arn, param, "Publish")?;
+        if parse_arn(&arn).is_some_and(|a| a.resource.starts_with("endpoint/")) {
+            let msg = validate_message(i.msg, None)?;
+            let (enabled, app_enabled) = {
+                let st = self.state.lock();
+                let e = st.endpoints.get(&arn).ok_or_else(endpoint_not_found)?;
+                let app_enabled = st.applications.get(&e.application_arn).is_none_or(|a| {
+                    a.attributes.get("Enabled").map(String::as_str) != Some("false")
+                });
+                (
+                    e.attributes.get("Enabled").map(String::as_str) != Some("false"),
+                    app_enabled,
+                )
+            };
+            if !app_enabled {
+                return Err(platform_application_disabled());
+            }
+            if !enabled {
+                return Err(endpoint_disabled());
+            }
+            return self
+                .publish_direct(ctx, "application", &arn, None, msg)
+                .await;
+        }
+        let topic = {
+            let st = self.state.lock();
+            find_topic(&st, ctx, &arn, "Publish")?.clone()
+        };
+        let msg = validate_message(i.msg, Some(&topic))?;
+        let (message_id, seq) = self.publish_to_topic(ctx, &topic, msg).await?;
+        let mut out = json!({ "MessageId": message_id });
+        if let Some(s) = seq {
+            out["SequenceNumber"] = json!(s);
+        }
+        Ok(out)
+    }
+
+    /// A publish straight to a phone number or platform endpoint: recorded in the outbox.
+    async fn publish_direct(
+        &self,
+        _ctx: &RequestContext,
+        protocol: &str,
+        endpoint: &str,
+        topic_arn: Option<&str>,
+        msg: Msg,
+    ) -> ServiceResult<Value> {
+        let message_id = uuid();
+        let payload = msg
+            .for_protocol(if protocol == "application" {
+                "default"
+            } else {
+                protocol
+            })
+            .to_string();
+        let payload = match (&msg.structure, protocol) {
+            // Mobile push picks the message of the endpoint's platform when one is given.
+            (Some(s), "application") => {
+                let platform = endpoint.split('/').nth(1).unwrap_or("");
+                s.get(platform)
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+                    .unwrap_or(payload)
+            }
+            _ => payload,
+        };
+        let entry = outbox_entry(
+            self.next_id(),
+            protocol,
+            endpoint,
+            None,
+            topic_arn,
+            &message_id,
+            msg.subject.as_deref(),
+            payload,
+            &msg.attributes,
+        );
+        self.commit(vec![Record::Outbox(entry)]).await?;
+        Ok(json!({ "MessageId": message_id }))
+    }
+
+    /// Fans one validated message out to the topic's matching subscriptions. Returns the message
+    /// id and, for FIFO topics, the sequence number.
+    async fn publish_to_topic(
+        &self,
+        ctx: &RequestContext,
+        topic: &Topic,
+        msg: Msg,
+    ) -> ServiceResult<(String, Option<String>)> {
+        let fifo = topic.is_fifo();
+        // FIFO topics: one publish at a time per topic keeps group order into FIFO queues and
+        // makes the dedup check-then-record atomic.
+        let _order = if fifo {
+            let lock = self
+                .fifo_locks
+                .lock()
+                .entry(topic.arn.clone())
+                .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(())))
+                .clone();
+            Some(lock.lock_owned().await)
+        } else {
+            None
+        };
+        let now = crate::service::now_ms();
+        let (subs, sequence) = {
+            let st = self.state.lock();
+            let prefix = format!("{}:", topic.arn);
+            let subs: Vec<Subscription> = st
+                .subscriptions
+                .range(prefix.clone()..)
+                .take_while(|(k, _)| k.starts_with(&prefix))
+                .map(|(_, s)| s)
+                .filter(|s| s.confirmed)
+                .cloned()
+                .collect();
+            let mut sequence = None;
+            if fifo {
+                let f = st.fifo.get(&topic.arn);
+                if let Some((_, id, seq)) = f.and_then(|f| {
+                    f.dedup
+                        .get(msg.dedup_id.as_deref().unwrap_or(""))
+                        .filter(|(seen, _, _)| seen + DEDUP_WINDOW_MS > now)
+                }) {
+                    return Ok((id.clone(), Some(format_seq(*seq))));
+                }
+                sequence = Some(f.map_or(0, |f| f.sequence) + 1);
+            }
+            (subs, sequence)
+        };
+        let message_id = uuid();
+        let seq_str = sequence.map(format_seq);
+        let signature_version = topic
+            .attributes
+            .get("SignatureVersion")
+            .cloned()
+            .unwrap_or_else(|| "1".into());
+        let mut records = Vec::new();
+        let mut signatures: HashMap<String, String> = HashMap::new();
+        let mut sqs_sends: Vec<(Subscription, InternalSend)> = Vec::new();
+        for sub in subs.iter().filter(|s| filter_matches(self, s, &msg)) {
+            let text = msg.for_protocol(&sub.protocol);
+            let notice = Notice {
+                kind: DeliveryKind::Notification,
+                message_id: &message_id,
+                sequence_number: seq_str.as_deref(),
+                topic_arn: &topic.arn,
+                subject: msg.subject.as_deref(),
+                message: text,
+                timestamp_ms: now,
+                base_url: &ctx.base_url,
+                subscription_arn: &sub.arn,
+                attributes: &msg.attributes,
+                token: None,
+                signature_version: &signature_version,
+                signer: &self.signer,
+            };
+            // One signature per distinct message text, not per subscription.
+            let mut env = || {
+                let sig = signatures
+                    .entry(text.to_string())
+                    .or_insert_with(|| signature(&notice))
+                    .clone();
+                envelope_signed(&notice, &sig)
+            };
+            match sub.protocol.as_str() {
+                "sqs" => {
+                    let (body, message_attributes) = if sub.raw() {
+                        (text.to_string(), raw_sqs_attributes(&msg.attributes))
+                    } else {
+                        (env(), Map::new())
+                    };
+                    let into_fifo = is_fifo_queue(&sub.endpoint);
+                    sqs_sends.push((
+                        sub.clone(),
+                        InternalSend {
+                            body,
+                            message_attributes,
+                            message_group_id: msg.group_id.clone().filter(|_| into_fifo),
+                            message_deduplication_id: msg.dedup_id.clone().filter(|_| into_fifo),
+                        },
+                    ));
+                }
+                "http" | "https" => {
+                    let raw = sub.raw();
+                    records.push(Record::Pending(PendingDelivery {
+                        id: self.next_id(),
+                        kind: DeliveryKind::Notification,
+                        subscription_arn: sub.arn.clone(),
+                        topic_arn: topic.arn.clone(),
+                        endpoint: sub.endpoint.clone(),
+                        message_id: message_id.clone(),
+                        body: if raw { text.to_string() } else { env() },
+                        raw,
+                        attempts: 0,
+                        next_attempt_ms: 0,
+                        created_ms: now,
+                    }));
+                }
+                protocol => {
+                    let payload = match protocol {
+                        "email" | "sms" | "application" => text.to_string(),
+                        "firehose" if sub.raw() => text.to_string(),
+                        "lambda" => lambda_event(&sub.arn, &env()),
+                        _ => env(),
+                    };
+                    records.push(Record::Outbox(outbox_entry(
+                        self.next_id(),
+                        protocol,
+                        &sub.endpoint,
+                        Some(&sub.arn),
+                        Some(&topic.arn),
+                        &message_id,
+                        msg.subject.as_deref(),
+                        payload,
+                        &msg.attributes,
+                    )));
+                }
+            }
+        }
+        let wake = records.iter().any(|r| matches!(r, Record::Pending(_)));
+        self.commit(records).await?;
+        if wake {
+            self.wake.notify_one();
+        }
+        // Every queue is sent to at once; the publish is acknowledged when all are durable.
+        if sqs_sends.len() == 1 {
+            if let Some((sub, send)) = sqs_sends.pop() {
+                send_sqs(self.sinks.sqs.clone(), sub, send).await?;
+            }
+        } else if !sqs_sends.is_empty() {
+            let mut set = tokio::task::JoinSet::new();
+            for (sub, send) in sqs_sends {
+                set.spawn(send_sqs(self.sinks.sqs.clone(), sub, send));
+            }
+            let mut first_err = None;
+            while let Some(done) = set.join_next().await {
+                let result = done.unwrap_or_else(|e| Err(ServiceError::internal(e.to_string())));
+                if let Err(e) = result {
+                    first_err.get_or_insert(e);
+                }
+            }
+            if let Some(e) = first_err {
+                return Err(e);
+            }
+        }
+        if let (Some(seq), Some(dedup)) = (sequence, msg.dedup_id.clone()) {
+            // Recorded after the sends: a crash before this line makes a retried publish send
+            // again, and the FIFO queues drop it by the same deduplication id.
+            self.commit(vec![Record::FifoPublished {
+                topic_arn: topic.arn.clone(),
+                dedup_id: dedup,
+                message_id: message_id.clone(),
+                sequence: seq,
+                at_ms: now,
+            }])
+            .await?;
+        }
+        Ok((message_id, seq_str))
+    }
+
+    pub(super) async fn publish_batch(
+        &self,
+        ctx: &RequestContext,
+        input: Value,
+    ) -> ServiceResult<Value> {
+        let i: PublishBatchInput = parse_input(input, PARSE_CODE)?;
+        let entries = i.publish_batch_request_entries;
+        if entries.is_empty() {
+            return Err(empty_batch());
+        }
+        if entries.len() > 10 {
+            return Err(too_many_entries());
+        }
+        let mut ids = HashSet::new();
+        for e in &entries {
+            if e.id.is_empty()
+                || e.id.len() > 80
+                || !e
+                    .id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                return Err(invalid_batch_entry_id());
+            }
+            if !ids.insert(e.id.as_str()) {
+                return Err(batch_ids_not_distinct());
+            }
+        }
+        let total: usize = entries
+            .iter()
+            .map(|e| e.msg.message.len() + attributes_size(&e.msg.message_attributes))
+            .sum();
+        if total > MAX_MESSAGE_BYTES {
+            return Err(batch_request_too_long());
+        }
+        let topic = {
+            let st = self.state.lock();
+            find_topic(&st, ctx, &i.topic_arn, "Publish")?.clone()
+        };
+        let mut successful = Vec::new();
+        let mut failed = Vec::new();
+        for e in entries {
+            let result = match validate_message(e.msg, Some(&topic)) {
+                Ok(msg) => self.publish_to_topic(ctx, &topic, msg).await,
+                Err(err) => Err(err),
+            };
+            match result {
+                Ok((message_id, seq)) => {
+                    let mut v = json!({"Id": e.id, "MessageId": message_id});
+                    if let Some(s) = seq {
+                        v["SequenceNumber"] = json!(s);
+                    }
+                    successful.push(v);
+                }
+                Err(err) if is_receiver(&err) => return Err(err),
+                Err(err) => failed.push(batch_error(&e.id, &err)),
+            }
+        }
+        Ok(json!({ "Successful": successful, "Failed": failed }))
+    }
+}
+
+/// Sends into a subscribed queue. A queue that refuses the message (deleted, wrong kind) is
+/// a failed delivery: the message goes to the subscription's DLQ if it has one. A storage
+/// failure fails the publish so the client retries.
+async fn send_sqs(
+    sink: Arc<dyn SqsSink>,
+    sub: Subscription,
+    send: InternalSend,
+) -> ServiceResult<()> {
+    match sink.send(&sub.endpoint, send.clone()).await {
+        Ok(_) => Ok(()),
+        Err(e) if is_receiver(&e) => Err(e),
+        Err(e) => {
+            tracing::info!(error = %e, queue = sub.endpoint, "sns: sqs delivery failed");
+            if let Some(dlq) = dead_letter_arn(&sub) {
+                let into_fifo = is_fifo_queue(&dlq);
+                let send = InternalSend {
+                    message_group_id: send.message_group_id.filter(|_| into_fifo),
+                    message_deduplication_id: send.message_deduplication_id.filter(|_| into_fifo),
+                    ..send
+                };
+                match sink.send(&dlq, send).await {
+                    Ok(_) => {}
+                    Err(e) if is_receiver(&e) => return Err(e),
+                    Err(e) => tracing::warn!(error = %e, dlq, "sns: dead-letter send failed"),
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+fn attributes_size(attrs: &Map<String, Value>) -> usize {
+    attrs
+        .iter()
+        .map(|(k, v)| {
+            k.len()
+                + v.get("DataType")
+                    .and_then(Value::as_str)
+                    .map_or(0, str::len)
+                + v.get("StringValue")
+                    .and_then(Value::as_str)
+                    .map_or(0, str::len)
+                + v.get("BinaryValue")
+                    .and_then(Value::as_str)
+                    .map_or(0, |b| b.len() * 3 / 4)
+        })
+        .sum()
+}
+
+fn batch_error(id: &str, e: &ServiceError) -> Value {
+    json!({
+        "Id": id,
+        "Code": e.query_code,
+        "Message": e.message,
+        "SenderFault": !is_receiver(e),
+    })
+}
+
+/// A FIFO sequence number as SNS prints it: 20 digits.
+fn format_seq(n: u64) -> String {
+    format!("{:020}", (n as u128) * 1000)
+}
+
+/// The event a Lambda subscription would be invoked with.
+fn lambda_event(sub_arn: &str, envelope: &str) -> String {
+    let sns: Value = serde_json::from_str(envelope).unwrap_or(Value::Null);
+    json!({"Records": [{
+        "EventSource": "aws:sns",
+        "EventVersion": "1.0",
+        "EventSubscriptionArn": sub_arn,
+        "Sns": sns,
+    }]})
+    .to_string()
+}

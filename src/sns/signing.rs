@@ -1,0 +1,807 @@
+//! Notification signatures: millpond's own RSA-2048 key and self-signed X.509 certificate, the
+//! SNS canonical strings, and PKCS#1 v1.5 signing with SHA1 (SignatureVersion 1) or SHA256
+//! (SignatureVersion 2). Standard SNS message validators accept the signatures when told to trust
+//! the SigningCertURL millpond serves ([`Signer::cert_pem`]).
+//!
+//! Self-contained on purpose (no RSA or ASN.1 dependency): a small fixed-size bignum with
+//! Montgomery exponentiation, Miller–Rabin key generation, SHA1, and just enough DER for one
+//! certificate. The key is generated once per data directory and kept in
+//! `<data_dir>/sns/signing-key.bin` (debug builds use a fixed development key instead, see
+//! `Signer::fresh_primes`); it is a local broker's key, not a secret worth an HSM.
+
+use std::path::Path;
+use std::sync::OnceLock;
+
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::{ServiceError, ServiceResult};
+
+const E: u64 = 65_537;
+
+#[cfg(debug_assertions)]
+const DEV_P: &str = "de1bbbb5395447ba98eac91136fd3672cdace4bd58cc4e84b90e6031030ee9952cefc36d4e944e9aad3e99e377e9e763953ee412fe814dc6acf7b3712e0f81980515a6e9202548dda1ecd5acd07abf8595126a73e7e042aa9babd407358928931b98bac81d5e41cab32742ce8ab5a80253d7ed6b42d24e3ca92248cd52d1c7b9";
+#[cfg(debug_assertions)]
+const DEV_Q: &str = "c35d870f0e514c7fbf21806d7f06c9fc052783f11e114ee9a214bc150269db163e1341aa7048483f81ab635dd8008a5cfceb881213c74d089667ee82842af8e1464dce1cf5714f19925a5ba2aff31b9aaf97f39a6a904363ae7c14166add6e360ee7dc72ca554624b092ccbcb1627685a0fcaa4c12294a3f896870193c92124f";
+const KEY_FILE: &str = "signing-key.bin";
+
+// ---------------------------------------------------------------------------------------------
+// Bignums: little-endian u64 limbs, normalized (no high zero limbs; zero is empty).
+
+type Limbs = Vec<u64>;
+
+fn norm(mut a: Limbs) -> Limbs {
+    while a.last() == Some(&0) {
+        a.pop();
+    }
+    a
+}
+
+fn from_be(bytes: &[u8]) -> Limbs {
+    let mut out = Vec::with_capacity(bytes.len() / 8 + 1);
+    for chunk in bytes.rchunks(8) {
+        let mut v = 0u64;
+        for b in chunk {
+            v = (v << 8) | *b as u64;
+        }
+        out.push(v);
+    }
+    norm(out)
+}
+
+/// Big-endian bytes, left-padded to `len` (or minimal when `len` is 0).
+fn to_be(a: &[u64], len: usize) -> Vec<u8> {
+    let mut out: Vec<u8> = a.iter().rev().flat_map(|l| l.to_be_bytes()).collect();
+    let first = out.iter().position(|b| *b != 0).unwrap_or(out.len());
+    out.drain(..first);
+    if out.len() < len {
+        let mut padded = vec![0u8; len - out.len()];
+        padded.extend(out);
+        out = padded;
+    }
+    out
+}
+
+fn cmp(a: &[u64], b: &[u64]) -> std::cmp::Ordering {
+    let eff = |x: &[u64]| x.len() - x.iter().rev().take_while(|l| **l == 0).count();
+    let (la, lb) = (eff(a), eff(b));
+    la.cmp(&lb)
+        .then_with(|| a[..la].iter().rev().cmp(b[..lb].iter().rev()))
+}
+
+fn add(a: &[u64], b: &[u64]) -> Limbs {
+    let n = a.len().max(b.len());
+    let mut out = Vec::with_capacity(n + 1);
+    let mut carry = 0u128;
+    for i in 0..n {
+        let s = *a.get(i).unwrap_or(&0) as u128 + *b.get(i).unwrap_or(&0) as u128 + carry;
+        out.push(s as u64);
+        carry = s >> 64;
+    }
+    out.push(carry as u64);
+    norm(out)
+}
+
+/// `a - b`, requires `a >= b`.
+fn sub(a: &[u64], b: &[u64]) -> Limbs {
+    let mut out = Vec::with_capacity(a.len());
+    let mut borrow = 0u64;
+    for (i, &ai) in a.iter().enumerate() {
+        let (d1, b1) = ai.overflowing_sub(*b.get(i).unwrap_or(&0));
+        let (d2, b2) = d1.overflowing_sub(borrow);
+        out.push(d2);
+        borrow = (b1 || b2) as u64;
+    }
+    norm(out)
+}
+
+fn mul(a: &[u64], b: &[u64]) -> Limbs {
+    let mut out = vec![0u64; a.len() + b.len() + 1];
+    for (i, &x) in a.iter().enumerate() {
+        let mut carry = 0u128;
+        for (j, &y) in b.iter().enumerate() {
+            let t = out[i + j] as u128 + x as u128 * y as u128 + carry;
+            out[i + j] = t as u64;
+            carry = t >> 64;
+        }
+        let mut k = i + b.len();
+        while carry > 0 {
+            let t = out[k] as u128 + carry;
+            out[k] = t as u64;
+            carry = t >> 64;
+            k += 1;
+        }
+    }
+    norm(out)
+}
+
+fn bits(a: &[u64]) -> usize {
+    let a = norm(a.to_vec());
+    match a.last() {
+        None => 0,
+        Some(top) => (a.len() - 1) * 64 + (64 - top.leading_zeros() as usize),
+    }
+}
+
+fn bit(a: &[u64], i: usize) -> bool {
+    a.get(i / 64).is_some_and(|l| (l >> (i % 64)) & 1 == 1)
+}
+
+/// `a mod m` by binary long division (only used off the hot path).
+fn rem(a: &[u64], m: &[u64]) -> Limbs {
+    let mut r: Limbs = Vec::new();
+    for i in (0..bits(a)).rev() {
+        // r = 2r + bit
+        let mut carry = bit(a, i) as u64;
+        for l in r.iter_mut() {
+            let next = *l >> 63;
+            *l = (*l << 1) | carry;
+            carry = next;
+        }
+        if carry > 0 {
+            r.push(carry);
+        }
+        if cmp(&r, m) != std::cmp::Ordering::Less {
+            r = sub(&r, m);
+        }
+    }
+    norm(r)
+}
+
+fn rem_small(a: &[u64], m: u64) -> u64 {
+    a.iter()
+        .rev()
+        .fold(0u128, |r, l| ((r << 64) | *l as u128) % m as u128) as u64
+}
+
+/// `a / m` for a small divisor, exact or not.
+fn div_small(a: &[u64], m: u64) -> Limbs {
+    let mut out = vec![0u64; a.len()];
+    let mut r = 0u128;
+    for i in (0..a.len()).rev() {
+        let cur = (r << 64) | a[i] as u128;
+        out[i] = (cur / m as u128) as u64;
+        r = cur % m as u128;
+    }
+    norm(out)
+}
+
+/// Montgomery arithmetic modulo an odd `n`.
+struct Mont {
+    n: Limbs,
+    /// -n^-1 mod 2^64
+    ninv: u64,
+    /// R^2 mod n, R = 2^(64·len)
+    rr: Limbs,
+}
+
+impl Mont {
+    fn new(n: &[u64]) -> Mont {
+        let n = norm(n.to_vec());
+        let mut inv = 1u64;
+        for _ in 0..6 {
+            inv = inv.wrapping_mul(2u64.wrapping_sub(n[0].wrapping_mul(inv)));
+        }
+        let mut r2 = vec![0u64; 2 * n.len()];
+        r2.push(1);
+        let rr = rem(&r2, &n);
+        Mont {
+            ninv: inv.wrapping_neg(),
+            rr,
+            n,
+        }
+    }
+
+    fn pad(&self, a: &[u64]) -> Limbs {
+        let mut v = a.to_vec();
+        v.resize(self.n.len(), 0);
+        v
+    }
+
+    fn mul(&self, a: &[u64], b: &[u64]) -> Limbs {
+        let s = self.n.len();
+        let (a, b) = (self.pad(a), self.pad(b));
+        let mut t = vec![0u64; s + 2];
+        for &bi in b.iter() {
+            let mut c = 0u128;
+            for j in 0..s {
+                let x = t[j] as u128 + a[j] as u128 * bi as u128 + c;
+                t[j] = x as u64;
+                c = x >> 64;
+            }
+            let x = t[s] as u128 + c;
+            t[s] = x as u64;
+            t[s + 1] = (x >> 64) as u64;
+            let m = t[0].wrapping_mul(self.ninv);
+            let x = t[0] as u128 + m as u128 * self.n[0] as u128;
+            let mut c = x >> 64;
+            for j in 1..s {
+                let x = t[j] as u128 + m as u128 * self.n[j] as u128 + c;
+                t[j - 1] = x as u64;
+                c = x >> 64;
+            }
+            let x = t[s] as u128 + c;
+            t[s - 1] = x as u64;
+            t[s] = t[s + 1] + (x >> 64) as u64;
+            t[s + 1] = 0;
+        }
+        t.truncate(s + 1);
+        let t = norm(t);
+        if cmp(&t, &self.n) != std::cmp::Ordering::Less {
+            sub(&t, &self.n)
+        } else {
+            t
+        }
+    }
+
+    fn enter(&self, a: &[u64]) -> Limbs {
+        self.mul(a, &self.rr)
+    }
+
+    fn leave(&self, a: &[u64]) -> Limbs {
+        self.mul(a, &[1])
+    }
+
+    /// `base^exp mod n`; `base < n`.
+    fn pow(&self, base: &[u64], exp: &[u64]) -> Limbs {
+        let b = self.enter(base);
+        let mut x = self.enter(&[1]);
+        for i in (0..bits(exp)).rev() {
+            x = self.mul(&x, &x);
+            if bit(exp, i) {
+                x = self.mul(&x, &b);
+            }
+        }
+        self.leave(&x)
+    }
+}
+
+#[cfg_attr(debug_assertions, allow(dead_code))]
+fn random_bytes(n: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(n + 16);
+    while out.len() < n {
+        // v4 UUIDs carry 122 random bits from the OS generator.
+        out.extend_from_slice(uuid::Uuid::new_v4().as_bytes());
+    }
+    out.truncate(n);
+    out
+}
+
+#[cfg_attr(debug_assertions, allow(dead_code))]
+const SMALL_PRIMES: [u64; 54] = [
+    3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 59, 61, 67, 71, 73, 79, 83, 89, 97,
+    101, 103, 107, 109, 113, 127, 131, 137, 139, 149, 151, 157, 163, 167, 173, 179, 181, 191, 193,
+    197, 199, 211, 223, 227, 229, 233, 239, 241, 251, 257,
+];
+
+#[cfg_attr(debug_assertions, allow(dead_code))]
+fn probably_prime(n: &[u64], rounds: usize) -> bool {
+    if SMALL_PRIMES.iter().any(|p| rem_small(n, *p) == 0) {
+        return false;
+    }
+    let m = Mont::new(n);
+    let n_minus_1 = sub(n, &[1]);
+    let mut d = n_minus_1.clone();
+    let mut r = 0;
+    while !bit(&d, 0) {
+        d = div_small(&d, 2);
+        r += 1;
+    }
+    let one = m.enter(&[1]);
+    let minus_one = m.enter(&n_minus_1);
+    'witness: for k in 0..rounds {
+        let a = if let Some(&small) = SMALL_PRIMES.get(k).filter(|_| k < 8) {
+            vec![small]
+        } else {
+            rem(&from_be(&random_bytes(n.len() * 8)), &n_minus_1)
+        };
+        if bits(&a) < 2 {
+            continue;
+        }
+        let mut x = m.enter(&m.pow(&a, &d));
+        if x == one || x == minus_one {
+            continue;
+        }
+        for _ in 1..r {
+            x = m.mul(&x, &x);
+            if x == minus_one {
+                continue 'witness;
+            }
+        }
+        return false;
+    }
+    true
+}
+
+#[cfg_attr(debug_assertions, allow(dead_code))]
+fn random_prime(bits_len: usize) -> Limbs {
+    loop {
+        let mut b = random_bytes(bits_len / 8);
+        b[0] |= 0xC0; // top two bits: p·q has exactly 2·bits_len bits
+        let last = b.len() - 1;
+        b[last] |= 1;
+        let p = from_be(&b);
+        if rem_small(&p, E) == 1 {
+            continue; // e must be coprime with p - 1
+        }
+        if probably_prime(&p, 24) {
+            return p;
+        }
+    }
+}
+
+/// An RSA private key in CRT form.
+#[derive(Clone, Serialize, Deserialize)]
+struct KeyFile {
+    p: Vec<u8>,
+    q: Vec<u8>,
+    created_ms: u64,
+}
+
+pub struct Signer {
+    n: Limbs,
+    p: Limbs,
+    q: Limbs,
+    dp: Limbs,
+    dq: Limbs,
+    qinv: Limbs,
+    mp: Mont,
+    mq: Mont,
+    cert_der: Vec<u8>,
+}
+
+impl Signer {
+    fn from_primes(p: Limbs, q: Limbs, created_ms: u64) -> Signer {
+        let n = mul(&p, &q);
+        let p1 = sub(&p, &[1]);
+        let q1 = sub(&q, &[1]);
+        let phi = mul(&p1, &q1);
+        // d = (k·φ + 1) / e with k = -φ⁻¹ mod e, so that e·d ≡ 1 (mod φ).
+        let phi_mod_e = rem_small(&phi, E);
+        let inv = modinv_u64(phi_mod_e, E);
+        let k = (E - inv) % E;
+        let d = div_small(&add(&mul(&phi, &[k]), &[1]), E);
+        let dp = rem(&d, &p1);
+        let dq = rem(&d, &q1);
+        let mp = Mont::new(&p);
+        let mq = Mont::new(&q);
+        let qinv = mp.pow(&rem(&q, &p), &sub(&p, &[2]));
+        let mut s = Signer {
+            n,
+            p,
+            q,
+            dp,
+            dq,
+            qinv,
+            mp,
+            mq,
+            cert_der: Vec::new(),
+        };
+        s.cert_der = s.certificate(created_ms);
+        s
+    }
+
+    /// A fresh key whose modulus has `2 * prime_bits` bits.
+    #[cfg_attr(debug_assertions, allow(dead_code))]
+    fn generate(prime_bits: usize) -> (Limbs, Limbs) {
+        let p = random_prime(prime_bits);
+        let q = loop {
+            let q = random_prime(prime_bits);
+            if q != p {
+                break q;
+            }
+        };
+        (p, q)
+    }
+
+    /// The primes a fresh data directory gets. Debug builds (the test suites: unoptimized,
+    /// many fresh directories and child brokers) use a fixed development key, because
+    /// generating one takes seconds without optimizations; release builds generate a key per
+    /// data directory (a fraction of a second, once). `keygen_makes_working_keys` covers
+    /// generation.
+    fn fresh_primes() -> (Limbs, Limbs) {
+        #[cfg(debug_assertions)]
+        {
+            let unhex = |h: &str| -> Vec<u8> {
+                (0..h.len())
+                    .step_by(2)
+                    .map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap_or(0))
+                    .collect()
+            };
+            (from_be(&unhex(DEV_P)), from_be(&unhex(DEV_Q)))
+        }
+        #[cfg(not(debug_assertions))]
+        {
+            Signer::generate(1024)
+        }
+    }
+
+    /// Loads the key of `dir` or creates one there (atomically).
+    pub fn load_or_create(dir: &Path) -> ServiceResult<Signer> {
+        let path = dir.join(KEY_FILE);
+        let io = |e: std::io::Error| ServiceError::internal(format!("sns signing key: {e}"));
+        if let Ok(bytes) = std::fs::read(&path) {
+            let k: KeyFile = crate::codec::decode(&bytes)?;
+            return Ok(Signer::from_primes(
+                from_be(&k.p),
+                from_be(&k.q),
+                k.created_ms,
+            ));
+        }
+        // One key per process for fresh directories: tests open hundreds of them.
+        static FRESH: OnceLock<(Vec<u8>, Vec<u8>)> = OnceLock::new();
+        let (p, q) = FRESH.get_or_init(|| {
+            let (p, q) = Signer::fresh_primes();
+            (to_be(&p, 0), to_be(&q, 0))
+        });
+        let k = KeyFile {
+            p: p.clone(),
+            q: q.clone(),
+            created_ms: crate::service::now_ms(),
+        };
+        std::fs::create_dir_all(dir).map_err(io)?;
+        let tmp = dir.join(format!("{KEY_FILE}.tmp"));
+        {
+            use std::io::Write;
+            let mut f = std::fs::File::create(&tmp).map_err(io)?;
+            f.write_all(&crate::codec::encode(&k)).map_err(io)?;
+            f.sync_all().map_err(io)?;
+        }
+        std::fs::rename(&tmp, &path).map_err(io)?;
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(Signer::from_primes(from_be(p), from_be(q), k.created_ms))
+    }
+
+    fn modulus_len(&self) -> usize {
+        bits(&self.n).div_ceil(8)
+    }
+
+    /// RSASSA-PKCS1-v1_5 over `data` with SHA1 (`version` "1") or SHA256 (otherwise).
+    pub fn sign(&self, data: &[u8], version: &str) -> Vec<u8> {
+        self.raw_sign_em(&self.encode(data, version))
+    }
+
+    /// EMSA-PKCS1-v1_5 encoding of `data`'s digest.
+    fn encode(&self, data: &[u8], version: &str) -> Vec<u8> {
+        let digest_info: Vec<u8> = if version == "1" {
+            let mut v = vec![
+                0x30, 0x21, 0x30, 0x09, 0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x1a, 0x05, 0x00, 0x04,
+                0x14,
+            ];
+            v.extend(sha1(data));
+            v
+        } else {
+            let mut v = vec![
+                0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
+                0x01, 0x05, 0x00, 0x04, 0x20,
+            ];
+            v.extend(Sha256::digest(data));
+            v
+        };
+        self.pad(&digest_info)
+    }
+
+    fn pad(&self, digest_info: &[u8]) -> Vec<u8> {
+        let k = self.modulus_len();
+        let mut em = vec![0x00, 0x01];
+        em.resize(k - digest_info.len() - 1, 0xff);
+        em.push(0x00);
+        em.extend_from_slice(digest_info);
+        em
+    }
+
+    fn raw_sign(&self, digest_info: &[u8]) -> Vec<u8> {
+        self.raw_sign_em(&self.pad(digest_info))
+    }
+
+    fn raw_sign_em(&self, em: &[u8]) -> Vec<u8> {
+        let k = self.modulus_len();
+        let m = from_be(em);
+        // CRT: m1 = m^dp mod p, m2 = m^dq mod q, h = qinv·(m1 − m2) mod p, s = m2 + h·q.
+        let m1 = self.mp.pow(&rem(&m, &self.p), &self.dp);
+        let m2 = self.mq.pow(&rem(&m, &self.q), &self.dq);
+        let m2p = rem(&m2, &self.p);
+        let diff = if cmp(&m1, &m2p) == std::cmp::Ordering::Less {
+            sub(&add(&m1, &self.p), &m2p)
+        } else {
+            sub(&m1, &m2p)
+        };
+        let h = rem(&mul(&self.qinv, &diff), &self.p);
+        let s = add(&m2, &mul(&h, &self.q));
+        to_be(&s, k)
+    }
+
+    /// Checks a base64 signature made by [`Signer::sign`] over `data`.
+    pub fn verify(&self, data: &[u8], signature_b64: &str, version: &str) -> bool {
+        let Ok(sig) = base64::engine::general_purpose::STANDARD.decode(signature_b64) else {
+            return false;
+        };
+        if sig.len() != self.modulus_len() || cmp(&from_be(&sig), &self.n).is_ge() {
+            return false;
+        }
+        self.verify_raw(&sig) == self.encode(data, version)
+    }
+
+    /// The public operation: `s^e mod n`.
+    fn verify_raw(&self, sig: &[u8]) -> Vec<u8> {
+        let m = Mont::new(&self.n);
+        to_be(&m.pow(&from_be(sig), &[E]), self.modulus_len())
+    }
+
+    pub fn cert_pem(&self) -> String {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&self.cert_der);
+        let mut out = String::from("-----BEGIN CERTIFICATE-----\n");
+        for chunk in b64.as_bytes().chunks(64) {
+            out.push_str(std::str::from_utf8(chunk).unwrap_or(""));
+            out.push('\n');
+        }
+        out.push_str("-----END CERTIFICATE-----\n");
+        out
+    }
+
+    /// A self-signed X.509 v3 certificate for the key (sha256WithRSAEncryption).
+    fn certificate(&self, created_ms: u64) -> Vec<u8> {
+        let sig_alg = seq(&[
+            oid(&[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0b]),
+            vec![0x05, 0x00],
+        ]);
+        let name = seq(&[tlv(
+            0x31,
+            &seq(&[oid(&[0x55, 0x04, 0x03]), tlv(0x0c, b"sns.millpond.local")]),
+        )]);
+        let secs = created_ms / 1000;
+        let validity = seq(&[
+            tlv(0x17, utc_time(secs.saturating_sub(86_400)).as_bytes()),
+            tlv(0x17, utc_time(secs + 20 * 365 * 86_400).as_bytes()),
+        ]);
+        let rsa_pub = seq(&[int(&to_be(&self.n, 0)), int(&to_be(&[E], 0))]);
+        let mut bitstring = vec![0u8];
+        bitstring.extend(rsa_pub);
+        let spki = seq(&[
+            seq(&[
+                oid(&[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01]),
+                vec![0x05, 0x00],
+            ]),
+            tlv(0x03, &bitstring),
+        ]);
+        let serial = int(&to_be(&[created_ms | 1], 0));
+        let tbs = seq(&[
+            tlv(0xa0, &int(&[2])),
+            serial,
+            sig_alg.clone(),
+            name.clone(),
+            validity,
+            name,
+            spki,
+        ]);
+        let mut digest_info = vec![
+            0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
+            0x01, 0x05, 0x00, 0x04, 0x20,
+        ];
+        digest_info.extend(Sha256::digest(&tbs));
+        let mut sig = vec![0u8];
+        sig.extend(self.raw_sign(&digest_info));
+        seq(&[tbs, sig_alg, tlv(0x03, &sig)])
+    }
+}
+
+fn modinv_u64(a: u64, m: u64) -> u64 {
+    // Extended Euclid on i128; m is prime (65537) and a ≠ 0 mod m.
+    let (mut t, mut new_t, mut r, mut new_r) = (0i128, 1i128, m as i128, a as i128);
+    while new_r != 0 {
+        let q = r / new_r;
+        (t, new_t) = (new_t, t - q * new_t);
+        (r, new_r) = (new_r, r - q * new_r);
+    }
+    t.rem_euclid(m as i128) as u64
+}
+
+// --- DER ---------------------------------------------------------------------------------------
+
+fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    let len = content.len();
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        let bytes: Vec<u8> = len
+            .to_be_bytes()
+            .into_iter()
+            .skip_while(|b| *b == 0)
+            .collect();
+        out.push(0x80 | bytes.len() as u8);
+        out.extend(bytes);
+    }
+    out.extend_from_slice(content);
+    out
+}
+
+fn seq(parts: &[Vec<u8>]) -> Vec<u8> {
+    tlv(0x30, &parts.concat())
+}
+
+fn oid(encoded: &[u8]) -> Vec<u8> {
+    tlv(0x06, encoded)
+}
+
+fn int(be: &[u8]) -> Vec<u8> {
+    let mut v: Vec<u8> = be.iter().copied().skip_while(|b| *b == 0).collect();
+    if v.is_empty() || v[0] & 0x80 != 0 {
+        v.insert(0, 0);
+    }
+    tlv(0x02, &v)
+}
+
+fn utc_time(secs: u64) -> String {
+    // YYMMDDHHMMSSZ, from the ISO form.
+    let iso = super::util::iso8601(secs * 1000);
+    format!(
+        "{}{}{}{}{}{}Z",
+        &iso[2..4],
+        &iso[5..7],
+        &iso[8..10],
+        &iso[11..13],
+        &iso[14..16],
+        &iso[17..19]
+    )
+}
+
+// --- SHA1 --------------------------------------------------------------------------------------
+
+pub fn sha1(data: &[u8]) -> [u8; 20] {
+    let mut h: [u32; 5] = [0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0];
+    let mut msg = data.to_vec();
+    let bit_len = (data.len() as u64).wrapping_mul(8);
+    msg.push(0x80);
+    while msg.len() % 64 != 56 {
+        msg.push(0);
+    }
+    msg.extend_from_slice(&bit_len.to_be_bytes());
+    for block in msg.chunks(64) {
+        let mut w = [0u32; 80];
+        for i in 0..16 {
+            w[i] = u32::from_be_bytes([
+                block[4 * i],
+                block[4 * i + 1],
+                block[4 * i + 2],
+                block[4 * i + 3],
+            ]);
+        }
+        for i in 16..80 {
+            w[i] = (w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16]).rotate_left(1);
+        }
+        let [mut a, mut b, mut c, mut d, mut e] = h;
+        for (i, wi) in w.iter().enumerate() {
+            let (f, k) = match i {
+                0..=19 => ((b & c) | (!b & d), 0x5A827999),
+                20..=39 => (b ^ c ^ d, 0x6ED9EBA1),
+                40..=59 => ((b & c) | (b & d) | (c & d), 0x8F1BBCDC),
+                _ => (b ^ c ^ d, 0xCA62C1D6),
+            };
+            let t = a
+                .rotate_left(5)
+                .wrapping_add(f)
+                .wrapping_add(e)
+                .wrapping_add(k)
+                .wrapping_add(*wi);
+            e = d;
+            d = c;
+            c = b.rotate_left(30);
+            b = a;
+            a = t;
+        }
+        for (x, y) in h.iter_mut().zip([a, b, c, d, e]) {
+            *x = x.wrapping_add(y);
+        }
+    }
+    let mut out = [0u8; 20];
+    for (i, x) in h.iter().enumerate() {
+        out[4 * i..4 * i + 4].copy_from_slice(&x.to_be_bytes());
+    }
+    out
+}
+
+/// The string SNS signs: `Key\nValue\n` for each signed member in AWS's order.
+pub fn canonical(pairs: &[(&str, Option<&str>)]) -> String {
+    let mut s = String::new();
+    for (k, v) in pairs {
+        if let Some(v) = v {
+            s.push_str(k);
+            s.push('\n');
+            s.push_str(v);
+            s.push('\n');
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sha1_vectors() {
+        let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+        assert_eq!(hex(&sha1(b"")), "da39a3ee5e6b4b0d3255bfef95601890afd80709");
+        assert_eq!(
+            hex(&sha1(b"abc")),
+            "a9993e364706816aba3e25717850c26c9cd0d89d"
+        );
+        assert_eq!(
+            hex(&sha1(&vec![b'a'; 1_000])),
+            "291e9a6c66994949b57ba5e650361e98fc36b1ba"
+        );
+    }
+
+    #[test]
+    fn bignum_basics() {
+        let a = from_be(&[0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc, 0xde, 0xf0, 0x11]);
+        assert_eq!(
+            to_be(&a, 0),
+            vec![0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc, 0xde, 0xf0, 0x11]
+        );
+        let m = from_be(&[0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x07]);
+        let r = rem(&mul(&a, &a), &m);
+        let mont = Mont::new(&m);
+        assert_eq!(mont.pow(&rem(&a, &m), &[2]), r);
+        assert_eq!(rem_small(&[100], 7), 2);
+        assert_eq!(modinv_u64(3, 7), 5);
+        assert!(probably_prime(&[1_000_000_007], 10));
+        assert!(!probably_prime(&[1_000_000_007u64 * 3], 10));
+    }
+
+    #[test]
+    fn signatures_verify_and_persist() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Signer::load_or_create(dir.path()).unwrap();
+        assert_eq!(bits(&s.n), 2048);
+        for version in ["1", "2"] {
+            let sig = s.sign(b"Message\nhello\n", version);
+            assert_eq!(sig.len(), 256);
+            let em = s.verify_raw(&sig);
+            assert_eq!(&em[..2], &[0x00, 0x01]);
+            let tail = if version == "1" {
+                sha1(b"Message\nhello\n").to_vec()
+            } else {
+                Sha256::digest(b"Message\nhello\n").to_vec()
+            };
+            assert!(em.ends_with(&tail));
+        }
+        let pem = s.cert_pem();
+        assert!(pem.starts_with("-----BEGIN CERTIFICATE-----\n"));
+        // Reloading gives the same key and certificate.
+        let again = Signer::load_or_create(dir.path()).unwrap();
+        assert_eq!(again.n, s.n);
+        assert_eq!(again.cert_pem(), pem);
+    }
+
+    #[test]
+    fn keygen_makes_working_keys() {
+        // Small primes keep this fast unoptimized; the code path is the 1024-bit one's.
+        let (p, q) = Signer::generate(256);
+        assert_eq!(bits(&mul(&p, &q)), 512);
+        let s = Signer::from_primes(p, q, 0);
+        let mut di = vec![
+            0x30, 0x21, 0x30, 0x09, 0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x1a, 0x05, 0x00, 0x04,
+            0x14,
+        ];
+        di.extend(sha1(b"x"));
+        let sig = s.raw_sign(&di);
+        assert!(s.verify_raw(&sig).ends_with(&di));
+    }
+
+    #[test]
+    fn canonical_strings() {
+        assert_eq!(
+            canonical(&[
+                ("Message", Some("m")),
+                ("Subject", None),
+                ("Type", Some("Notification"))
+            ]),
+            "Message\nm\nType\nNotification\n"
+        );
+    }
+}

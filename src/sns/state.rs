@@ -1,0 +1,283 @@
+//! The derived SNS state: the catalog (topics, subscriptions, platform applications and
+//! endpoints, SMS settings), pending HTTP deliveries, the outbox and FIFO dedup windows. It is
+//! rebuilt by applying log [`Record`]s in order and is what a checkpoint snapshots. Applying is
+//! deterministic: every generated value (ARNs, tokens, timestamps) travels inside the record.
+//! This module does no I/O and no validation.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// How long a FIFO topic remembers a deduplication id.
+pub const DEDUP_WINDOW_MS: u64 = 5 * 60 * 1000;
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Topic {
+    pub arn: String,
+    pub name: String,
+    pub account: String,
+    pub region: String,
+    /// Attributes as set by the user (including the generated default `Policy`); computed ones
+    /// (counts, `EffectiveDeliveryPolicy`, `Owner`, `TopicArn`) are added when read.
+    pub attributes: BTreeMap<String, String>,
+    pub tags: Vec<(String, String)>,
+    pub data_protection_policy: Option<String>,
+    pub subscriptions_deleted: u64,
+}
+
+impl Topic {
+    pub fn is_fifo(&self) -> bool {
+        self.attributes.get("FifoTopic").map(|v| v == "true") == Some(true)
+    }
+    pub fn content_based_dedup(&self) -> bool {
+        self.attributes
+            .get("ContentBasedDeduplication")
+            .map(|v| v == "true")
+            == Some(true)
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Subscription {
+    pub arn: String,
+    pub topic_arn: String,
+    pub owner: String,
+    pub protocol: String,
+    pub endpoint: String,
+    /// User-settable attributes (FilterPolicy, RawMessageDelivery, ...).
+    pub attributes: BTreeMap<String, String>,
+    pub confirmed: bool,
+    /// The confirmation token while pending confirmation.
+    pub token: Option<String>,
+    pub confirmation_authenticated: bool,
+}
+
+impl Subscription {
+    pub fn raw(&self) -> bool {
+        self.attributes
+            .get("RawMessageDelivery")
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct PlatformApplication {
+    pub arn: String,
+    pub name: String,
+    pub platform: String,
+    pub attributes: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct PlatformEndpoint {
+    pub arn: String,
+    pub application_arn: String,
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// Per (account, region) SMS settings and sandbox.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct SmsSettings {
+    pub attributes: BTreeMap<String, String>,
+    pub opted_out: Vec<String>,
+    /// Sandbox destination numbers and whether they are verified.
+    pub sandbox: BTreeMap<String, bool>,
+}
+
+/// What kind of HTTP POST a pending delivery is (the `x-amz-sns-message-type` header).
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub enum DeliveryKind {
+    Notification,
+    SubscriptionConfirmation,
+    UnsubscribeConfirmation,
+}
+
+impl DeliveryKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryKind::Notification => "Notification",
+            DeliveryKind::SubscriptionConfirmation => "SubscriptionConfirmation",
+            DeliveryKind::UnsubscribeConfirmation => "UnsubscribeConfirmation",
+        }
+    }
+}
+
+/// An HTTP/HTTPS POST not yet acknowledged by its endpoint; survives restarts.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct PendingDelivery {
+    pub id: u64,
+    pub kind: DeliveryKind,
+    pub subscription_arn: String,
+    pub topic_arn: String,
+    pub endpoint: String,
+    pub message_id: String,
+    /// The exact request body (envelope JSON, or the raw message).
+    pub body: String,
+    pub raw: bool,
+    /// Attempts made so far.
+    pub attempts: u32,
+    pub next_attempt_ms: u64,
+    pub created_ms: u64,
+}
+
+/// A delivery to an endpoint millpond cannot reach (email, sms, mobile push, lambda, firehose),
+/// kept for tests to read.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct OutboxEntry {
+    pub id: u64,
+    pub timestamp_ms: u64,
+    pub protocol: String,
+    pub endpoint: String,
+    pub subscription_arn: Option<String>,
+    pub topic_arn: Option<String>,
+    pub message_id: String,
+    pub subject: Option<String>,
+    /// What the endpoint would have received.
+    pub payload: String,
+    /// The publish's message attributes as JSON text.
+    pub message_attributes: String,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct FifoState {
+    pub sequence: u64,
+    /// dedup id -> (first seen ms, message id, sequence number)
+    pub dedup: BTreeMap<String, (u64, String, u64)>,
+}
+
+/// One state change, as appended to the log.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub enum Record {
+    PutTopic(Topic),
+    DeleteTopic(String),
+    PutSubscription(Subscription),
+    DeleteSubscription(String),
+    PutApplication(PlatformApplication),
+    DeleteApplication(String),
+    PutEndpoint(PlatformEndpoint),
+    DeleteEndpoint(String),
+    PutSms(String, SmsSettings),
+    Pending(PendingDelivery),
+    Attempted {
+        id: u64,
+        attempts: u32,
+        next_attempt_ms: u64,
+    },
+    Delivered(u64),
+    Outbox(OutboxEntry),
+    OutboxCleared(Vec<u64>),
+    FifoPublished {
+        topic_arn: String,
+        dedup_id: String,
+        message_id: String,
+        sequence: u64,
+        at_ms: u64,
+    },
+    Reset,
+}
+
+/// Log record kind byte of every SNS record.
+pub const RECORD_KIND: u8 = 1;
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct State {
+    pub topics: BTreeMap<String, Topic>,
+    pub subscriptions: BTreeMap<String, Subscription>,
+    pub applications: BTreeMap<String, PlatformApplication>,
+    pub endpoints: BTreeMap<String, PlatformEndpoint>,
+    /// Keyed by "account:region".
+    pub sms: BTreeMap<String, SmsSettings>,
+    pub pending: BTreeMap<u64, PendingDelivery>,
+    pub outbox: BTreeMap<u64, OutboxEntry>,
+    pub fifo: BTreeMap<String, FifoState>,
+    /// Next id for pending deliveries and outbox entries.
+    pub next_id: u64,
+}
+
+impl State {
+    pub fn apply(&mut self, rec: Record) {
+        match rec {
+            Record::PutTopic(t) => {
+                self.topics.insert(t.arn.clone(), t);
+            }
+            Record::DeleteTopic(arn) => {
+                self.topics.remove(&arn);
+                self.fifo.remove(&arn);
+                self.subscriptions.retain(|_, s| s.topic_arn != arn);
+            }
+            Record::PutSubscription(s) => {
+                self.subscriptions.insert(s.arn.clone(), s);
+            }
+            Record::DeleteSubscription(arn) => {
+                if let Some(s) = self.subscriptions.remove(&arn) {
+                    if let Some(t) = self.topics.get_mut(&s.topic_arn) {
+                        t.subscriptions_deleted += 1;
+                    }
+                }
+            }
+            Record::PutApplication(a) => {
+                self.applications.insert(a.arn.clone(), a);
+            }
+            Record::DeleteApplication(arn) => {
+                self.applications.remove(&arn);
+                self.endpoints.retain(|_, e| e.application_arn != arn);
+            }
+            Record::PutEndpoint(e) => {
+                self.endpoints.insert(e.arn.clone(), e);
+            }
+            Record::DeleteEndpoint(arn) => {
+                self.endpoints.remove(&arn);
+            }
+            Record::PutSms(key, s) => {
+                self.sms.insert(key, s);
+            }
+            Record::Pending(p) => {
+                self.next_id = self.next_id.max(p.id + 1);
+                self.pending.insert(p.id, p);
+            }
+            Record::Attempted {
+                id,
+                attempts,
+                next_attempt_ms,
+            } => {
+                if let Some(p) = self.pending.get_mut(&id) {
+                    p.attempts = attempts;
+                    p.next_attempt_ms = next_attempt_ms;
+                }
+            }
+            Record::Delivered(id) => {
+                self.pending.remove(&id);
+            }
+            Record::Outbox(o) => {
+                self.next_id = self.next_id.max(o.id + 1);
+                self.outbox.insert(o.id, o);
+            }
+            Record::OutboxCleared(ids) => {
+                for id in ids {
+                    self.outbox.remove(&id);
+                }
+            }
+            Record::FifoPublished {
+                topic_arn,
+                dedup_id,
+                message_id,
+                sequence,
+                at_ms,
+            } => {
+                let f = self.fifo.entry(topic_arn).or_default();
+                f.sequence = f.sequence.max(sequence);
+                f.dedup
+                    .retain(|_, (seen, _, _)| seen.saturating_add(DEDUP_WINDOW_MS) > at_ms);
+                f.dedup.insert(dedup_id, (at_ms, message_id, sequence));
+            }
+            Record::Reset => {
+                // Ids stay monotonic across resets so a stale worker never confuses two deliveries.
+                let next_id = self.next_id;
+                *self = State {
+                    next_id,
+                    ..State::default()
+                };
+            }
+        }
+    }
+}

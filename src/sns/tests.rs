@@ -1,0 +1,2132 @@
+//! Dispatch-level tests of every SNS action and error, observing deliveries through fake sinks.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use serde_json::{json, Value};
+
+use super::delivery::{BoxFuture, HttpSink, OutboxFilter, Sinks, SqsSink};
+use super::Sns;
+use crate::config::Config;
+use crate::context::RequestContext;
+use crate::error::{ServiceError, ServiceResult};
+use crate::sqs::InternalSend;
+
+#[derive(Default)]
+struct FakeSqs {
+    sent: Mutex<Vec<(String, InternalSend)>>,
+    missing: Mutex<HashSet<String>>,
+    broken: Mutex<bool>,
+}
+
+impl SqsSink for FakeSqs {
+    fn send(&self, queue_arn: &str, msg: InternalSend) -> BoxFuture<'_, ServiceResult<String>> {
+        let arn = queue_arn.to_string();
+        Box::pin(async move {
+            if *self.broken.lock() {
+                return Err(ServiceError::unavailable("disk full"));
+            }
+            if self.missing.lock().contains(&arn) {
+                return Err(ServiceError::sender(
+                    "QueueDoesNotExist",
+                    "The specified queue does not exist.",
+                ));
+            }
+            self.sent.lock().push((arn, msg));
+            Ok(uuid::Uuid::new_v4().to_string())
+        })
+    }
+}
+
+impl FakeSqs {
+    fn bodies(&self, arn: &str) -> Vec<String> {
+        self.sent
+            .lock()
+            .iter()
+            .filter(|(a, _)| a == arn)
+            .map(|(_, m)| m.body.clone())
+            .collect()
+    }
+}
+
+type Post = (String, Vec<(String, String)>, String);
+
+#[derive(Default)]
+struct FakeHttp {
+    posts: Mutex<Vec<Post>>,
+    /// Scripted answers, then 200 forever (or `fail_all`).
+    answers: Mutex<VecDeque<Result<u16, String>>>,
+    fail_all: Mutex<bool>,
+}
+
+impl HttpSink for FakeHttp {
+    fn post(
+        &self,
+        url: &str,
+        headers: Vec<(String, String)>,
+        body: String,
+    ) -> BoxFuture<'_, Result<u16, String>> {
+        self.posts.lock().push((url.to_string(), headers, body));
+        let a = if *self.fail_all.lock() {
+            Err("connection refused".to_string())
+        } else {
+            self.answers.lock().pop_front().unwrap_or(Ok(200))
+        };
+        Box::pin(async move { a })
+    }
+}
+
+impl FakeHttp {
+    fn of_type(&self, t: &str) -> Vec<Post> {
+        self.posts
+            .lock()
+            .iter()
+            .filter(|(_, h, _)| {
+                h.iter()
+                    .any(|(k, v)| k == "x-amz-sns-message-type" && v == t)
+            })
+            .cloned()
+            .collect()
+    }
+}
+
+struct T {
+    _dir: tempfile::TempDir,
+    sns: Arc<Sns>,
+    sqs: Arc<FakeSqs>,
+    http: Arc<FakeHttp>,
+    ctx: RequestContext,
+}
+
+fn setup() -> T {
+    let dir = tempfile::tempdir().unwrap();
+    let sqs = Arc::new(FakeSqs::default());
+    let http = Arc::new(FakeHttp::default());
+    let sns = Sns::open_with(
+        &Config::for_tests(dir.path()),
+        Sinks {
+            sqs: sqs.clone(),
+            http: http.clone(),
+        },
+    )
+    .unwrap();
+    T {
+        _dir: dir,
+        sns,
+        sqs,
+        http,
+        ctx: RequestContext::local("000000000000", "us-east-1"),
+    }
+}
+
+impl T {
+    async fn call(&self, op: &str, input: Value) -> ServiceResult<Value> {
+        self.sns.dispatch(&self.ctx, op, input).await
+    }
+    async fn ok(&self, op: &str, input: Value) -> Value {
+        self.call(op, input)
+            .await
+            .unwrap_or_else(|e| panic!("{op}: {e:?}"))
+    }
+    async fn err(&self, op: &str, input: Value) -> ServiceError {
+        match self.call(op, input.clone()).await {
+            Ok(v) => panic!("{op} {input} unexpectedly succeeded: {v}"),
+            Err(e) => e,
+        }
+    }
+    async fn topic(&self, name: &str) -> String {
+        self.ok("CreateTopic", json!({"Name": name})).await["TopicArn"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+    async fn sub(&self, topic: &str, protocol: &str, endpoint: &str, attrs: Value) -> String {
+        self.ok(
+            "Subscribe",
+            json!({"TopicArn": topic, "Protocol": protocol, "Endpoint": endpoint, "Attributes": attrs, "ReturnSubscriptionArn": true}),
+        )
+        .await["SubscriptionArn"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+}
+
+fn assert_code(e: &ServiceError, code: &str, status: u16) {
+    assert_eq!((e.query_code.as_ref(), e.status), (code, status), "{e:?}");
+    assert_eq!(e.code, e.query_code);
+}
+
+async fn wait_for(mut f: impl FnMut() -> bool) {
+    for _ in 0..500 {
+        if f() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("condition not reached in 5s");
+}
+
+const Q: &str = "arn:aws:sqs:us-east-1:000000000000:q1";
+
+#[tokio::test]
+async fn create_topic_rules() {
+    let t = setup();
+    let arn = t.topic("orders").await;
+    assert_eq!(arn, "arn:aws:sns:us-east-1:000000000000:orders");
+    // Idempotent with the same attributes, an error with different ones.
+    assert_eq!(t.topic("orders").await, arn);
+    let e = t
+        .err(
+            "CreateTopic",
+            json!({"Name": "orders", "Attributes": {"DisplayName": "x"}}),
+        )
+        .await;
+    assert_code(&e, "InvalidParameter", 400);
+    assert!(
+        e.message
+            .contains("already exists with different attributes"),
+        "{}",
+        e.message
+    );
+    for bad in ["", "has space", "a.fifo", &"x".repeat(257), "dots.in.name"] {
+        let e = t.err("CreateTopic", json!({"Name": bad})).await;
+        assert_code(&e, "InvalidParameter", 400);
+    }
+    assert_eq!(t.topic(&"x".repeat(256)).await.len(), 256 + 35);
+    let e = t
+        .err(
+            "CreateTopic",
+            json!({"Name": "nofifo", "Attributes": {"FifoTopic": "true"}}),
+        )
+        .await;
+    assert_code(&e, "InvalidParameter", 400);
+    let f = t
+        .ok("CreateTopic", json!({"Name": "o.fifo", "Attributes": {"FifoTopic": "true", "ContentBasedDeduplication": "true"}}))
+        .await;
+    let attrs = t
+        .ok("GetTopicAttributes", json!({"TopicArn": f["TopicArn"]}))
+        .await["Attributes"]
+        .clone();
+    assert_eq!(attrs["FifoTopic"], "true");
+    assert_eq!(attrs["ContentBasedDeduplication"], "true");
+    let e = t
+        .err(
+            "CreateTopic",
+            json!({"Name": "cbd", "Attributes": {"ContentBasedDeduplication": "true"}}),
+        )
+        .await;
+    assert_code(&e, "InvalidParameter", 400);
+    let e = t
+        .err(
+            "CreateTopic",
+            json!({"Name": "u", "Attributes": {"Bogus": "1"}}),
+        )
+        .await;
+    assert_code(&e, "InvalidParameter", 400);
+    let e = t.err("CreateTopic", json!({"Name": 5})).await;
+    assert_code(&e, "InvalidParameter", 400);
+    // Tags at creation; a second create with different tags fails.
+    t.ok(
+        "CreateTopic",
+        json!({"Name": "tagged", "Tags": [{"Key": "k", "Value": "v"}]}),
+    )
+    .await;
+    let e = t
+        .err(
+            "CreateTopic",
+            json!({"Name": "tagged", "Tags": [{"Key": "k", "Value": "w"}]}),
+        )
+        .await;
+    assert!(e.message.contains("different tags"));
+}
+
+#[tokio::test]
+async fn list_topics_pages_and_scopes() {
+    let t = setup();
+    for i in 0..250 {
+        t.topic(&format!("t{i:03}")).await;
+    }
+    let other = RequestContext::local("000000000000", "eu-west-1");
+    t.sns
+        .dispatch(&other, "CreateTopic", json!({"Name": "elsewhere"}))
+        .await
+        .unwrap();
+    let mut all = Vec::new();
+    let mut token: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let mut input = json!({});
+        if let Some(tk) = &token {
+            input["NextToken"] = json!(tk);
+        }
+        let out = t.ok("ListTopics", input).await;
+        pages += 1;
+        all.extend(
+            out["Topics"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v["TopicArn"].as_str().unwrap().to_string()),
+        );
+        match out.get("NextToken") {
+            Some(n) => token = Some(n.as_str().unwrap().to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(all.len(), 250);
+    assert!(all.iter().all(|a| a.contains("us-east-1")));
+    let e = t.err("ListTopics", json!({"NextToken": "!!!"})).await;
+    assert_code(&e, "InvalidParameter", 400);
+}
+
+#[tokio::test]
+async fn topic_attributes() {
+    let t = setup();
+    let arn = t.topic("a").await;
+    let a = t.ok("GetTopicAttributes", json!({"TopicArn": arn})).await["Attributes"].clone();
+    for k in [
+        "TopicArn",
+        "Owner",
+        "Policy",
+        "DisplayName",
+        "SubscriptionsPending",
+        "SubscriptionsConfirmed",
+        "SubscriptionsDeleted",
+        "EffectiveDeliveryPolicy",
+    ] {
+        assert!(a.get(k).is_some(), "missing {k}: {a}");
+    }
+    assert_eq!(a["Owner"], "000000000000");
+    assert!(a.get("FifoTopic").is_none());
+    t.ok(
+        "SetTopicAttributes",
+        json!({"TopicArn": arn, "AttributeName": "DisplayName", "AttributeValue": "Hi"}),
+    )
+    .await;
+    t.ok(
+        "SetTopicAttributes",
+        json!({"TopicArn": arn, "AttributeName": "SignatureVersion", "AttributeValue": "2"}),
+    )
+    .await;
+    let dp = json!({"http": {"defaultHealthyRetryPolicy": {"numRetries": 5, "minDelayTarget": 1, "maxDelayTarget": 2}}}).to_string();
+    t.ok(
+        "SetTopicAttributes",
+        json!({"TopicArn": arn, "AttributeName": "DeliveryPolicy", "AttributeValue": dp}),
+    )
+    .await;
+    let a = t.ok("GetTopicAttributes", json!({"TopicArn": arn})).await["Attributes"].clone();
+    assert_eq!(a["DisplayName"], "Hi");
+    assert_eq!(a["SignatureVersion"], "2");
+    let eff: Value = serde_json::from_str(a["EffectiveDeliveryPolicy"].as_str().unwrap()).unwrap();
+    assert_eq!(eff["http"]["defaultHealthyRetryPolicy"]["numRetries"], 5);
+    let cases = [
+        (
+            json!({"TopicArn": arn, "AttributeName": "Nope", "AttributeValue": "x"}),
+            "InvalidParameter",
+            400,
+        ),
+        (
+            json!({"TopicArn": arn, "AttributeName": "FifoTopic", "AttributeValue": "true"}),
+            "InvalidParameter",
+            400,
+        ),
+        (
+            json!({"TopicArn": arn, "AttributeName": "SignatureVersion", "AttributeValue": "3"}),
+            "InvalidParameter",
+            400,
+        ),
+        (
+            json!({"TopicArn": arn, "AttributeName": "Policy", "AttributeValue": "{bad"}),
+            "InvalidParameter",
+            400,
+        ),
+        (
+            json!({"TopicArn": arn, "AttributeName": "DeliveryPolicy", "AttributeValue": "{\"http\":{\"defaultHealthyRetryPolicy\":{\"numRetries\":500}}}"}),
+            "InvalidParameter",
+            400,
+        ),
+        (
+            json!({"TopicArn": format!("{arn}x"), "AttributeName": "DisplayName", "AttributeValue": "x"}),
+            "NotFound",
+            404,
+        ),
+        (
+            json!({"TopicArn": "not-an-arn", "AttributeName": "DisplayName", "AttributeValue": "x"}),
+            "InvalidParameter",
+            400,
+        ),
+        (
+            json!({"TopicArn": "arn:aws:sns:us-east-1:111111111111:a", "AttributeName": "DisplayName", "AttributeValue": "x"}),
+            "AuthorizationError",
+            403,
+        ),
+    ];
+    for (input, code, status) in cases {
+        let e = t.err("SetTopicAttributes", input).await;
+        assert_code(&e, code, status);
+    }
+    let e = t
+        .err(
+            "GetTopicAttributes",
+            json!({"TopicArn": "arn:aws:sns:us-east-1:000000000000:missing"}),
+        )
+        .await;
+    assert_code(&e, "NotFound", 404);
+    assert_eq!(e.message, "Topic does not exist");
+    let e = t.err("GetTopicAttributes", json!({})).await;
+    assert_code(&e, "InvalidParameter", 400);
+}
+
+#[tokio::test]
+async fn delete_topic_cascades() {
+    let t = setup();
+    let arn = t.topic("d").await;
+    let s = t.sub(&arn, "sqs", Q, json!({})).await;
+    t.ok("DeleteTopic", json!({"TopicArn": arn})).await;
+    t.ok("DeleteTopic", json!({"TopicArn": arn})).await; // idempotent
+    assert_code(
+        &t.err("GetSubscriptionAttributes", json!({"SubscriptionArn": s}))
+            .await,
+        "NotFound",
+        404,
+    );
+    assert_eq!(t.ok("ListTopics", json!({})).await["Topics"], json!([]));
+    assert_code(
+        &t.err("DeleteTopic", json!({"TopicArn": "bad"})).await,
+        "InvalidParameter",
+        400,
+    );
+}
+
+#[tokio::test]
+async fn tags() {
+    let t = setup();
+    let arn = t.topic("tg").await;
+    t.ok("TagResource", json!({"ResourceArn": arn, "Tags": [{"Key": "a", "Value": "1"}, {"Key": "b", "Value": "2"}]})).await;
+    t.ok(
+        "TagResource",
+        json!({"ResourceArn": arn, "Tags": [{"Key": "a", "Value": "3"}]}),
+    )
+    .await;
+    t.ok(
+        "UntagResource",
+        json!({"ResourceArn": arn, "TagKeys": ["b"]}),
+    )
+    .await;
+    let tags = t
+        .ok("ListTagsForResource", json!({"ResourceArn": arn}))
+        .await;
+    assert_eq!(tags["Tags"], json!([{"Key": "a", "Value": "3"}]));
+    let missing = "arn:aws:sns:us-east-1:000000000000:none";
+    assert_code(
+        &t.err("ListTagsForResource", json!({"ResourceArn": missing}))
+            .await,
+        "ResourceNotFound",
+        404,
+    );
+    assert_code(
+        &t.err("TagResource", json!({"ResourceArn": missing, "Tags": []}))
+            .await,
+        "ResourceNotFound",
+        404,
+    );
+    assert_code(
+        &t.err(
+            "UntagResource",
+            json!({"ResourceArn": missing, "TagKeys": []}),
+        )
+        .await,
+        "ResourceNotFound",
+        404,
+    );
+    let many: Vec<Value> = (0..51)
+        .map(|i| json!({"Key": format!("k{i}"), "Value": "v"}))
+        .collect();
+    assert_code(
+        &t.err("TagResource", json!({"ResourceArn": arn, "Tags": many}))
+            .await,
+        "TagLimitExceeded",
+        400,
+    );
+    assert_code(
+        &t.err(
+            "TagResource",
+            json!({"ResourceArn": arn, "Tags": [{"Key": "", "Value": "v"}]}),
+        )
+        .await,
+        "InvalidParameter",
+        400,
+    );
+    assert_code(
+        &t.err("TagResource", json!({"ResourceArn": arn, "Tags": [{"Key": "x", "Value": "v"}, {"Key": "x", "Value": "w"}]})).await,
+        "InvalidParameter",
+        400,
+    );
+}
+
+#[tokio::test]
+async fn permissions_and_data_protection() {
+    let t = setup();
+    let arn = t.topic("p").await;
+    t.ok("AddPermission", json!({"TopicArn": arn, "Label": "l1", "AWSAccountId": ["111122223333"], "ActionName": ["Publish"]})).await;
+    let e = t.err("AddPermission", json!({"TopicArn": arn, "Label": "l1", "AWSAccountId": ["111122223333"], "ActionName": ["Publish"]})).await;
+    assert_code(&e, "InvalidParameter", 400);
+    let policy = t.ok("GetTopicAttributes", json!({"TopicArn": arn})).await["Attributes"]["Policy"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let p: Value = serde_json::from_str(&policy).unwrap();
+    let st = p["Statement"].as_array().unwrap();
+    assert_eq!(st.len(), 2);
+    assert_eq!(st[1]["Sid"], "l1");
+    assert_eq!(st[1]["Action"], "SNS:Publish");
+    assert_eq!(st[1]["Principal"]["AWS"], "arn:aws:iam::111122223333:root");
+    t.ok("RemovePermission", json!({"TopicArn": arn, "Label": "l1"}))
+        .await;
+    let policy = t.ok("GetTopicAttributes", json!({"TopicArn": arn})).await["Attributes"]["Policy"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(!policy.contains("l1"));
+    let missing = "arn:aws:sns:us-east-1:000000000000:none";
+    assert_code(
+        &t.err(
+            "RemovePermission",
+            json!({"TopicArn": missing, "Label": "l1"}),
+        )
+        .await,
+        "NotFound",
+        404,
+    );
+    assert_code(&t.err("AddPermission", json!({"TopicArn": arn, "Label": "bad label", "AWSAccountId": ["1"], "ActionName": ["Publish"]})).await, "InvalidParameter", 400);
+
+    assert_eq!(
+        t.ok("GetDataProtectionPolicy", json!({"ResourceArn": arn}))
+            .await,
+        json!({})
+    );
+    let dpp = json!({"Name": "p", "Version": "2021-06-01", "Statement": []}).to_string();
+    t.ok(
+        "PutDataProtectionPolicy",
+        json!({"ResourceArn": arn, "DataProtectionPolicy": dpp}),
+    )
+    .await;
+    assert_eq!(
+        t.ok("GetDataProtectionPolicy", json!({"ResourceArn": arn}))
+            .await["DataProtectionPolicy"],
+        json!(dpp)
+    );
+    assert_code(
+        &t.err(
+            "PutDataProtectionPolicy",
+            json!({"ResourceArn": arn, "DataProtectionPolicy": "{"}),
+        )
+        .await,
+        "InvalidParameter",
+        400,
+    );
+    assert_code(
+        &t.err("GetDataProtectionPolicy", json!({"ResourceArn": missing}))
+            .await,
+        "NotFound",
+        404,
+    );
+}
+
+#[tokio::test]
+async fn subscribe_sqs_and_errors() {
+    let t = setup();
+    let arn = t.topic("s").await;
+    let out = t
+        .ok(
+            "Subscribe",
+            json!({"TopicArn": arn, "Protocol": "sqs", "Endpoint": Q}),
+        )
+        .await;
+    let s = out["SubscriptionArn"].as_str().unwrap().to_string();
+    assert!(s.starts_with(&format!("{arn}:")));
+    // Same endpoint again: the same subscription.
+    assert_eq!(t.sub(&arn, "sqs", Q, json!({})).await, s);
+    let e = t.err("Subscribe", json!({"TopicArn": arn, "Protocol": "sqs", "Endpoint": Q, "Attributes": {"RawMessageDelivery": "true"}})).await;
+    assert!(e.message.contains("different attributes"), "{}", e.message);
+    let a = t
+        .ok("GetSubscriptionAttributes", json!({"SubscriptionArn": s}))
+        .await["Attributes"]
+        .clone();
+    assert_eq!(a["PendingConfirmation"], "false");
+    assert_eq!(a["Protocol"], "sqs");
+    assert_eq!(a["Endpoint"], Q);
+    assert_eq!(a["RawMessageDelivery"], "false");
+    assert_eq!(a["TopicArn"], json!(arn));
+    let cases = [
+        (
+            json!({"TopicArn": arn, "Protocol": "smtp", "Endpoint": "x"}),
+            "InvalidParameter",
+            400,
+        ),
+        (
+            json!({"TopicArn": arn, "Protocol": "sqs", "Endpoint": "not-an-arn"}),
+            "InvalidParameter",
+            400,
+        ),
+        (
+            json!({"TopicArn": arn, "Protocol": "http", "Endpoint": "https://x"}),
+            "InvalidParameter",
+            400,
+        ),
+        (
+            json!({"TopicArn": arn, "Protocol": "email", "Endpoint": "nobody"}),
+            "InvalidParameter",
+            400,
+        ),
+        (
+            json!({"TopicArn": arn, "Protocol": "sms", "Endpoint": "abc"}),
+            "InvalidParameter",
+            400,
+        ),
+        (
+            json!({"TopicArn": arn, "Protocol": "sqs"}),
+            "InvalidParameter",
+            400,
+        ),
+        (
+            json!({"TopicArn": arn, "Protocol": "sqs", "Endpoint": "arn:aws:sqs:us-east-1:000000000000:q.fifo"}),
+            "InvalidParameter",
+            400,
+        ),
+        (
+            json!({"TopicArn": arn, "Protocol": "sqs", "Endpoint": Q, "Attributes": {"Bogus": "1"}}),
+            "InvalidParameter",
+            400,
+        ),
+        (
+            json!({"TopicArn": arn, "Protocol": "email", "Endpoint": "a@b.c", "Attributes": {"RawMessageDelivery": "true"}}),
+            "InvalidParameter",
+            400,
+        ),
+        (
+            json!({"TopicArn": arn, "Protocol": "sqs", "Endpoint": Q, "Attributes": {"FilterPolicy": "{\"a\": [{\"bogus\": 1}]}"}}),
+            "InvalidParameter",
+            400,
+        ),
+        (
+            json!({"TopicArn": arn, "Protocol": "sqs", "Endpoint": Q, "Attributes": {"FilterPolicyScope": "Everything"}}),
+            "InvalidParameter",
+            400,
+        ),
+        (
+            json!({"TopicArn": arn, "Protocol": "sqs", "Endpoint": Q, "Attributes": {"RedrivePolicy": "{\"deadLetterTargetArn\": \"nope\"}"}}),
+            "InvalidParameter",
+            400,
+        ),
+        (
+            json!({"TopicArn": format!("{arn}zz"), "Protocol": "sqs", "Endpoint": Q}),
+            "NotFound",
+            404,
+        ),
+    ];
+    for (input, code, status) in cases {
+        let e = t.err("Subscribe", input).await;
+        assert_code(&e, code, status);
+    }
+    // FIFO topics take only sqs.
+    let f = t
+        .ok(
+            "CreateTopic",
+            json!({"Name": "f.fifo", "Attributes": {"FifoTopic": "true"}}),
+        )
+        .await["TopicArn"]
+        .clone();
+    assert_code(
+        &t.err(
+            "Subscribe",
+            json!({"TopicArn": f, "Protocol": "http", "Endpoint": "http://x"}),
+        )
+        .await,
+        "InvalidParameter",
+        400,
+    );
+    t.ok("Subscribe", json!({"TopicArn": f, "Protocol": "sqs", "Endpoint": "arn:aws:sqs:us-east-1:000000000000:q.fifo"})).await;
+}
+
+#[tokio::test]
+async fn subscription_attributes() {
+    let t = setup();
+    let arn = t.topic("sa").await;
+    let s = t.sub(&arn, "sqs", Q, json!({})).await;
+    let fp = json!({"color": ["red"]}).to_string();
+    t.ok(
+        "SetSubscriptionAttributes",
+        json!({"SubscriptionArn": s, "AttributeName": "FilterPolicy", "AttributeValue": fp}),
+    )
+    .await;
+    t.ok("SetSubscriptionAttributes", json!({"SubscriptionArn": s, "AttributeName": "RawMessageDelivery", "AttributeValue": "True"})).await;
+    let a = t
+        .ok("GetSubscriptionAttributes", json!({"SubscriptionArn": s}))
+        .await["Attributes"]
+        .clone();
+    assert_eq!(a["FilterPolicy"], json!(fp));
+    assert_eq!(a["FilterPolicyScope"], "MessageAttributes");
+    assert_eq!(a["RawMessageDelivery"], "true");
+    // A nested policy needs MessageBody scope.
+    let nested = json!({"a": {"b": ["x"]}}).to_string();
+    let e = t.err("SetSubscriptionAttributes", json!({"SubscriptionArn": s, "AttributeName": "FilterPolicy", "AttributeValue": nested})).await;
+    assert_code(&e, "InvalidParameter", 400);
+    assert_eq!(
+        e.message,
+        "Invalid parameter: Filter policy scope MessageAttributes does not support nested filter policy"
+    );
+    let bad_op = json!({"a": [{"prefx": "x"}]}).to_string();
+    let e = t.err("SetSubscriptionAttributes", json!({"SubscriptionArn": s, "AttributeName": "FilterPolicy", "AttributeValue": bad_op})).await;
+    assert_eq!(
+        e.message,
+        "Invalid parameter: FilterPolicy: Unrecognized match type prefx"
+    );
+    let e = t.err("Subscribe", json!({"TopicArn": arn, "Protocol": "sqs", "Endpoint": "arn:aws:sqs:us-east-1:000000000000:other", "Attributes": {"FilterPolicy": bad_op}})).await;
+    assert_eq!(
+        e.message,
+        "Invalid parameter: Attributes Reason: FilterPolicy: Unrecognized match type prefx"
+    );
+    t.ok(
+        "SetSubscriptionAttributes",
+        json!({"SubscriptionArn": s, "AttributeName": "FilterPolicy", "AttributeValue": ""}),
+    )
+    .await;
+    t.ok("SetSubscriptionAttributes", json!({"SubscriptionArn": s, "AttributeName": "FilterPolicyScope", "AttributeValue": "MessageBody"})).await;
+    t.ok(
+        "SetSubscriptionAttributes",
+        json!({"SubscriptionArn": s, "AttributeName": "FilterPolicy", "AttributeValue": nested}),
+    )
+    .await;
+    let too_many =
+        json!({"a": ["1"], "b": ["1"], "c": ["1"], "d": ["1"], "e": ["1"], "f": ["1"]}).to_string();
+    let e = t.err("SetSubscriptionAttributes", json!({"SubscriptionArn": s, "AttributeName": "FilterPolicy", "AttributeValue": too_many})).await;
+    assert_code(&e, "InvalidParameter", 400);
+    assert_code(
+        &t.err(
+            "SetSubscriptionAttributes",
+            json!({"SubscriptionArn": s, "AttributeName": "Protocol", "AttributeValue": "http"}),
+        )
+        .await,
+        "InvalidParameter",
+        400,
+    );
+    assert_code(
+        &t.err("SetSubscriptionAttributes", json!({"SubscriptionArn": s, "AttributeName": "DeliveryPolicy", "AttributeValue": "{}"})).await,
+        "InvalidParameter",
+        400,
+    );
+    let gone = format!("{arn}:00000000-0000-0000-0000-000000000000");
+    assert_code(
+        &t.err(
+            "GetSubscriptionAttributes",
+            json!({"SubscriptionArn": gone}),
+        )
+        .await,
+        "NotFound",
+        404,
+    );
+    assert_code(
+        &t.err(
+            "GetSubscriptionAttributes",
+            json!({"SubscriptionArn": "pending confirmation"}),
+        )
+        .await,
+        "InvalidParameter",
+        400,
+    );
+}
+
+#[tokio::test]
+async fn list_subscriptions_and_unsubscribe() {
+    let t = setup();
+    let a = t.topic("la").await;
+    let b = t.topic("lb").await;
+    for i in 0..120 {
+        t.sub(
+            &a,
+            "sqs",
+            &format!("arn:aws:sqs:us-east-1:000000000000:q{i}"),
+            json!({}),
+        )
+        .await;
+    }
+    let sb = t.sub(&b, "sqs", Q, json!({})).await;
+    let p1 = t.ok("ListSubscriptions", json!({})).await;
+    assert_eq!(p1["Subscriptions"].as_array().unwrap().len(), 100);
+    let p2 = t
+        .ok("ListSubscriptions", json!({"NextToken": p1["NextToken"]}))
+        .await;
+    assert_eq!(p2["Subscriptions"].as_array().unwrap().len(), 21);
+    assert!(p2.get("NextToken").is_none());
+    let bt = t
+        .ok("ListSubscriptionsByTopic", json!({"TopicArn": b}))
+        .await;
+    assert_eq!(
+        bt["Subscriptions"],
+        json!([{"SubscriptionArn": sb, "Owner": "000000000000", "Protocol": "sqs", "Endpoint": Q, "TopicArn": b}])
+    );
+    assert_code(
+        &t.err(
+            "ListSubscriptionsByTopic",
+            json!({"TopicArn": format!("{b}x")}),
+        )
+        .await,
+        "NotFound",
+        404,
+    );
+    t.ok("Unsubscribe", json!({"SubscriptionArn": sb})).await;
+    assert_code(
+        &t.err("Unsubscribe", json!({"SubscriptionArn": sb})).await,
+        "NotFound",
+        404,
+    );
+    assert_code(
+        &t.err("Unsubscribe", json!({"SubscriptionArn": "x"})).await,
+        "InvalidParameter",
+        400,
+    );
+    assert_eq!(
+        t.ok("ListSubscriptionsByTopic", json!({"TopicArn": b}))
+            .await["Subscriptions"],
+        json!([])
+    );
+    let attrs = t.ok("GetTopicAttributes", json!({"TopicArn": b})).await["Attributes"].clone();
+    assert_eq!(attrs["SubscriptionsDeleted"], "1");
+    assert_eq!(attrs["SubscriptionsConfirmed"], "0");
+}
+
+#[tokio::test]
+async fn publish_fans_out_envelopes_to_sqs() {
+    let t = setup();
+    let arn = t.topic("pub").await;
+    let s = t.sub(&arn, "sqs", Q, json!({})).await;
+    let q2 = "arn:aws:sqs:us-east-1:000000000000:raw";
+    t.sub(&arn, "sqs", q2, json!({"RawMessageDelivery": "true"}))
+        .await;
+    let out = t
+        .ok(
+            "Publish",
+            json!({"TopicArn": arn, "Message": "hello", "Subject": "greeting",
+                   "MessageAttributes": {"color": {"DataType": "String", "StringValue": "red"},
+                                         "n": {"DataType": "Number", "StringValue": "5"},
+                                         "bin": {"DataType": "Binary", "BinaryValue": "AAE="}}}),
+        )
+        .await;
+    let mid = out["MessageId"].as_str().unwrap();
+    assert!(out.get("SequenceNumber").is_none());
+    let bodies = t.sqs.bodies(Q);
+    assert_eq!(bodies.len(), 1);
+    let env: Value = serde_json::from_str(&bodies[0]).unwrap();
+    assert_eq!(env["Type"], "Notification");
+    assert_eq!(env["MessageId"], mid);
+    assert_eq!(env["TopicArn"], json!(arn));
+    assert_eq!(env["Subject"], "greeting");
+    assert_eq!(env["Message"], "hello");
+    assert_eq!(env["SignatureVersion"], "1");
+    assert!(env["Signature"].is_string() && env["SigningCertURL"].is_string());
+    assert!(env["UnsubscribeURL"]
+        .as_str()
+        .unwrap()
+        .contains("Action=Unsubscribe"));
+    assert!(env["UnsubscribeURL"]
+        .as_str()
+        .unwrap()
+        .ends_with(&super::delivery::urlencode(&s)));
+    let ts = env["Timestamp"].as_str().unwrap();
+    assert_eq!(ts.len(), 24);
+    assert!(ts.ends_with('Z') && ts.as_bytes()[19] == b'.');
+    assert_eq!(
+        env["MessageAttributes"]["color"],
+        json!({"Type": "String", "Value": "red"})
+    );
+    assert_eq!(
+        env["MessageAttributes"]["n"],
+        json!({"Type": "Number", "Value": "5"})
+    );
+    assert_eq!(
+        env["MessageAttributes"]["bin"],
+        json!({"Type": "Binary", "Value": "AAE="})
+    );
+    let sent = t.sqs.sent.lock().clone();
+    let (_, env_send) = sent.iter().find(|(a, _)| a == Q).unwrap();
+    assert!(env_send.message_attributes.is_empty());
+    assert!(env_send.message_group_id.is_none());
+    let (_, raw) = sent.iter().find(|(a, _)| a == q2).unwrap();
+    assert_eq!(raw.body, "hello");
+    assert_eq!(
+        raw.message_attributes["color"],
+        json!({"DataType": "String", "StringValue": "red"})
+    );
+    // No Subject member when none was given.
+    t.ok("Publish", json!({"TopicArn": arn, "Message": "again"}))
+        .await;
+    let env: Value = serde_json::from_str(&t.sqs.bodies(Q)[1]).unwrap();
+    assert!(env.get("Subject").is_none());
+    assert!(env.get("MessageAttributes").is_none());
+    // TargetArn works for topics too.
+    t.ok(
+        "Publish",
+        json!({"TargetArn": arn, "Message": "via target"}),
+    )
+    .await;
+    assert_eq!(t.sqs.bodies(q2).len(), 3);
+}
+
+#[tokio::test]
+async fn publish_validation() {
+    let t = setup();
+    let arn = t.topic("pv").await;
+    let big = "x".repeat(262_145);
+    let cases = [
+        (json!({"Message": "m"}), "InvalidParameter"),
+        (
+            json!({"TopicArn": arn, "PhoneNumber": "+15555550100", "Message": "m"}),
+            "InvalidParameter",
+        ),
+        (json!({"TopicArn": arn, "Message": ""}), "InvalidParameter"),
+        (json!({"TopicArn": arn, "Message": big}), "InvalidParameter"),
+        (
+            json!({"TopicArn": arn, "Message": "m", "Subject": ""}),
+            "InvalidParameter",
+        ),
+        (
+            json!({"TopicArn": arn, "Message": "m", "Subject": "line\nbreak"}),
+            "InvalidParameter",
+        ),
+        (
+            json!({"TopicArn": arn, "Message": "m", "MessageStructure": "json"}),
+            "InvalidParameter",
+        ),
+        (
+            json!({"TopicArn": arn, "Message": "{\"sqs\": \"x\"}", "MessageStructure": "json"}),
+            "InvalidParameter",
+        ),
+        (
+            json!({"TopicArn": arn, "Message": "m", "MessageDeduplicationId": "d"}),
+            "InvalidParameter",
+        ),
+        (
+            json!({"TopicArn": arn, "Message": "m", "MessageAttributes": {"a": {"DataType": "Foo", "StringValue": "v"}}}),
+            "ParameterValueInvalid",
+        ),
+        (
+            json!({"TopicArn": arn, "Message": "m", "MessageAttributes": {"a": {"DataType": "String"}}}),
+            "ParameterValueInvalid",
+        ),
+        (
+            json!({"TopicArn": arn, "Message": "m", "MessageAttributes": {"a": {"DataType": "Number", "StringValue": "abc"}}}),
+            "ParameterValueInvalid",
+        ),
+        (
+            json!({"TopicArn": arn, "Message": "m", "MessageAttributes": {"AWS.x": {"DataType": "String", "StringValue": "v"}}}),
+            "ParameterValueInvalid",
+        ),
+        (
+            json!({"TopicArn": arn, "Message": "m", "MessageAttributes": {"a": {"DataType": "String.Array", "StringValue": "nope"}}}),
+            "ParameterValueInvalid",
+        ),
+        (
+            json!({"TopicArn": arn, "Message": "m", "MessageAttributes": {"a": {"DataType": "Binary"}}}),
+            "ParameterValueInvalid",
+        ),
+        (
+            json!({"PhoneNumber": "12ab", "Message": "m"}),
+            "InvalidParameter",
+        ),
+    ];
+    for (input, code) in cases {
+        let e = t.err("Publish", input).await;
+        assert_code(&e, code, 400);
+    }
+    let e = t
+        .err(
+            "Publish",
+            json!({"TopicArn": format!("{arn}x"), "Message": "m"}),
+        )
+        .await;
+    assert_code(&e, "NotFound", 404);
+    // Exactly at the limit is accepted.
+    t.ok(
+        "Publish",
+        json!({"TopicArn": arn, "Message": "x".repeat(262_144)}),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn filter_policies_select_subscriptions() {
+    let t = setup();
+    let arn = t.topic("flt").await;
+    let red = "arn:aws:sqs:us-east-1:000000000000:red";
+    let big = "arn:aws:sqs:us-east-1:000000000000:big";
+    let body = "arn:aws:sqs:us-east-1:000000000000:body";
+    t.sub(
+        &arn,
+        "sqs",
+        red,
+        json!({"FilterPolicy": json!({"color": ["red"]}).to_string()}),
+    )
+    .await;
+    t.sub(
+        &arn,
+        "sqs",
+        big,
+        json!({"FilterPolicy": json!({"size": [{"numeric": [">", 10]}]}).to_string()}),
+    )
+    .await;
+    t.sub(
+        &arn,
+        "sqs",
+        body,
+        json!({"FilterPolicyScope": "MessageBody", "FilterPolicy": json!({"order": {"kind": ["x"]}}).to_string()}),
+    )
+    .await;
+    let attrs = |c: &str, n: &str| json!({"color": {"DataType": "String", "StringValue": c}, "size": {"DataType": "Number", "StringValue": n}});
+    t.ok(
+        "Publish",
+        json!({"TopicArn": arn, "Message": "1", "MessageAttributes": attrs("red", "1")}),
+    )
+    .await;
+    t.ok(
+        "Publish",
+        json!({"TopicArn": arn, "Message": "2", "MessageAttributes": attrs("blue", "11")}),
+    )
+    .await;
+    t.ok(
+        "Publish",
+        json!({"TopicArn": arn, "Message": json!({"order": {"kind": "x"}}).to_string()}),
+    )
+    .await;
+    t.ok(
+        "Publish",
+        json!({"TopicArn": arn, "Message": json!({"order": {"kind": "y"}}).to_string()}),
+    )
+    .await;
+    let msgs = |q: &str| -> Vec<String> {
+        t.sqs
+            .bodies(q)
+            .iter()
+            .map(|b| {
+                serde_json::from_str::<Value>(b).unwrap()["Message"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect()
+    };
+    assert_eq!(msgs(red), ["1"]);
+    assert_eq!(msgs(big), ["2"]);
+    assert_eq!(msgs(body), [json!({"order": {"kind": "x"}}).to_string()]);
+}
+
+#[tokio::test]
+async fn message_structure_json() {
+    let t = setup();
+    let arn = t.topic("ms").await;
+    t.sub(&arn, "sqs", Q, json!({"RawMessageDelivery": "true"}))
+        .await;
+    t.sub(&arn, "email", "a@example.com", json!({})).await;
+    t.ok("Publish", json!({"TopicArn": arn, "MessageStructure": "json", "Message": json!({"default": "d", "sqs": "for sqs"}).to_string()})).await;
+    assert_eq!(t.sqs.bodies(Q), ["for sqs"]);
+}
+
+#[tokio::test]
+async fn fifo_topics() {
+    let t = setup();
+    let arn = t
+        .ok(
+            "CreateTopic",
+            json!({"Name": "f.fifo", "Attributes": {"FifoTopic": "true"}}),
+        )
+        .await["TopicArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let fq = "arn:aws:sqs:us-east-1:000000000000:q.fifo";
+    t.sub(&arn, "sqs", fq, json!({})).await;
+    t.sub(&arn, "sqs", Q, json!({"RawMessageDelivery": "true"}))
+        .await;
+    let e = t
+        .err("Publish", json!({"TopicArn": arn, "Message": "m"}))
+        .await;
+    assert!(e.message.contains("MessageGroupId"), "{}", e.message);
+    let e = t
+        .err(
+            "Publish",
+            json!({"TopicArn": arn, "Message": "m", "MessageGroupId": "g"}),
+        )
+        .await;
+    assert!(
+        e.message.contains("ContentBasedDeduplication"),
+        "{}",
+        e.message
+    );
+    let a = t.ok("Publish", json!({"TopicArn": arn, "Message": "m1", "MessageGroupId": "g", "MessageDeduplicationId": "d1"})).await;
+    let b = t.ok("Publish", json!({"TopicArn": arn, "Message": "m2", "MessageGroupId": "g", "MessageDeduplicationId": "d2"})).await;
+    let dup = t.ok("Publish", json!({"TopicArn": arn, "Message": "m1 again", "MessageGroupId": "g", "MessageDeduplicationId": "d1"})).await;
+    assert_eq!(dup["MessageId"], a["MessageId"]);
+    assert_eq!(dup["SequenceNumber"], a["SequenceNumber"]);
+    let (sa, sb) = (
+        a["SequenceNumber"].as_str().unwrap(),
+        b["SequenceNumber"].as_str().unwrap(),
+    );
+    assert_eq!(sa.len(), 20);
+    assert!(sb > sa);
+    let sent = t.sqs.sent.lock().clone();
+    let into_fifo: Vec<&InternalSend> = sent
+        .iter()
+        .filter(|(q, _)| q == fq)
+        .map(|(_, m)| m)
+        .collect();
+    assert_eq!(into_fifo.len(), 2);
+    assert_eq!(into_fifo[0].message_group_id.as_deref(), Some("g"));
+    assert_eq!(into_fifo[0].message_deduplication_id.as_deref(), Some("d1"));
+    let env: Value = serde_json::from_str(&into_fifo[1].body).unwrap();
+    assert_eq!(env["Message"], "m2");
+    assert_eq!(env["SequenceNumber"], json!(sb));
+    // Standard queues behind a FIFO topic get neither id.
+    let std: Vec<&InternalSend> = sent
+        .iter()
+        .filter(|(q, _)| q == Q)
+        .map(|(_, m)| m)
+        .collect();
+    assert_eq!(std.len(), 2);
+    assert!(std[0].message_group_id.is_none() && std[0].message_deduplication_id.is_none());
+    // Content-based deduplication.
+    t.ok("SetTopicAttributes", json!({"TopicArn": arn, "AttributeName": "ContentBasedDeduplication", "AttributeValue": "true"})).await;
+    let c1 = t
+        .ok(
+            "Publish",
+            json!({"TopicArn": arn, "Message": "same", "MessageGroupId": "g"}),
+        )
+        .await;
+    let c2 = t
+        .ok(
+            "Publish",
+            json!({"TopicArn": arn, "Message": "same", "MessageGroupId": "h"}),
+        )
+        .await;
+    assert_eq!(c1["MessageId"], c2["MessageId"]);
+    assert_eq!(t.sqs.bodies(fq).len(), 3);
+}
+
+#[tokio::test]
+async fn publish_batch() {
+    let t = setup();
+    let arn = t.topic("pb").await;
+    t.sub(&arn, "sqs", Q, json!({"RawMessageDelivery": "true"}))
+        .await;
+    let e = t
+        .err(
+            "PublishBatch",
+            json!({"TopicArn": arn, "PublishBatchRequestEntries": []}),
+        )
+        .await;
+    assert_code(&e, "EmptyBatchRequest", 400);
+    let eleven: Vec<Value> = (0..11)
+        .map(|i| json!({"Id": format!("i{i}"), "Message": "m"}))
+        .collect();
+    assert_code(
+        &t.err(
+            "PublishBatch",
+            json!({"TopicArn": arn, "PublishBatchRequestEntries": eleven}),
+        )
+        .await,
+        "TooManyEntriesInBatchRequest",
+        400,
+    );
+    let dup = json!([{"Id": "a", "Message": "m"}, {"Id": "a", "Message": "m"}]);
+    assert_code(
+        &t.err(
+            "PublishBatch",
+            json!({"TopicArn": arn, "PublishBatchRequestEntries": dup}),
+        )
+        .await,
+        "BatchEntryIdsNotDistinct",
+        400,
+    );
+    let bad = json!([{"Id": "a b", "Message": "m"}]);
+    assert_code(
+        &t.err(
+            "PublishBatch",
+            json!({"TopicArn": arn, "PublishBatchRequestEntries": bad}),
+        )
+        .await,
+        "InvalidBatchEntryId",
+        400,
+    );
+    let long = json!([{"Id": "a", "Message": "x".repeat(200_000)}, {"Id": "b", "Message": "x".repeat(100_000)}]);
+    assert_code(
+        &t.err(
+            "PublishBatch",
+            json!({"TopicArn": arn, "PublishBatchRequestEntries": long}),
+        )
+        .await,
+        "BatchRequestTooLong",
+        400,
+    );
+    let missing = "arn:aws:sns:us-east-1:000000000000:nope";
+    assert_code(&t.err("PublishBatch", json!({"TopicArn": missing, "PublishBatchRequestEntries": [{"Id": "a", "Message": "m"}]})).await, "NotFound", 404);
+    let out = t
+        .ok(
+            "PublishBatch",
+            json!({"TopicArn": arn, "PublishBatchRequestEntries": [
+                {"Id": "a", "Message": "one"},
+                {"Id": "b", "Message": ""},
+                {"Id": "c", "Message": "three", "MessageAttributes": {"k": {"DataType": "String", "StringValue": "v"}}}
+            ]}),
+        )
+        .await;
+    let ok: Vec<&str> = out["Successful"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["Id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ok, ["a", "c"]);
+    assert_eq!(
+        out["Failed"],
+        json!([{"Id": "b", "Code": "InvalidParameter", "Message": "Invalid parameter: Empty message", "SenderFault": true}])
+    );
+    assert_eq!(t.sqs.bodies(Q), ["one", "three"]);
+    let (_, c) = t.sqs.sent.lock()[1].clone();
+    assert_eq!(c.message_attributes["k"]["StringValue"], "v");
+}
+
+#[tokio::test]
+async fn sqs_failures_dead_letter_or_fail_publish() {
+    let t = setup();
+    let arn = t.topic("dl").await;
+    let gone = "arn:aws:sqs:us-east-1:000000000000:gone";
+    let dlq = "arn:aws:sqs:us-east-1:000000000000:dlq";
+    t.sub(
+        &arn,
+        "sqs",
+        gone,
+        json!({"RedrivePolicy": json!({"deadLetterTargetArn": dlq}).to_string()}),
+    )
+    .await;
+    t.sqs.missing.lock().insert(gone.to_string());
+    t.ok("Publish", json!({"TopicArn": arn, "Message": "m"}))
+        .await;
+    let d = t.sqs.bodies(dlq);
+    assert_eq!(d.len(), 1);
+    assert_eq!(
+        serde_json::from_str::<Value>(&d[0]).unwrap()["Message"],
+        "m"
+    );
+    // Storage failure: the publish is not acknowledged.
+    *t.sqs.broken.lock() = true;
+    let e = t
+        .err("Publish", json!({"TopicArn": arn, "Message": "m"}))
+        .await;
+    assert_eq!(e.status, 503);
+}
+
+#[tokio::test]
+async fn http_subscription_confirmation_flow() {
+    let t = setup();
+    let arn = t.topic("h").await;
+    let out = t
+        .ok(
+            "Subscribe",
+            json!({"TopicArn": arn, "Protocol": "http", "Endpoint": "http://127.0.0.1:9/hook"}),
+        )
+        .await;
+    assert_eq!(out["SubscriptionArn"], "pending confirmation");
+    wait_for(|| !t.http.of_type("SubscriptionConfirmation").is_empty()).await;
+    let (url, headers, body) = t.http.of_type("SubscriptionConfirmation")[0].clone();
+    assert_eq!(url, "http://127.0.0.1:9/hook");
+    assert!(headers
+        .iter()
+        .any(|(k, v)| k == "x-amz-sns-topic-arn" && *v == arn));
+    let c: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(c["Type"], "SubscriptionConfirmation");
+    let token = c["Token"].as_str().unwrap().to_string();
+    assert!(c["SubscribeURL"]
+        .as_str()
+        .unwrap()
+        .contains("Action=ConfirmSubscription"));
+    assert!(c["SubscribeURL"].as_str().unwrap().contains(&token));
+    // Pending subscriptions get nothing and list as PendingConfirmation.
+    t.ok("Publish", json!({"TopicArn": arn, "Message": "early"}))
+        .await;
+    let subs = t
+        .ok("ListSubscriptionsByTopic", json!({"TopicArn": arn}))
+        .await;
+    assert_eq!(
+        subs["Subscriptions"][0]["SubscriptionArn"],
+        "PendingConfirmation"
+    );
+    let attrs = t.ok("GetTopicAttributes", json!({"TopicArn": arn})).await["Attributes"].clone();
+    assert_eq!(attrs["SubscriptionsPending"], "1");
+    assert_code(
+        &t.err(
+            "ConfirmSubscription",
+            json!({"TopicArn": arn, "Token": "wrong"}),
+        )
+        .await,
+        "InvalidParameter",
+        400,
+    );
+    assert_code(
+        &t.err(
+            "ConfirmSubscription",
+            json!({"TopicArn": format!("{arn}x"), "Token": token}),
+        )
+        .await,
+        "NotFound",
+        404,
+    );
+    let confirmed = t
+        .ok(
+            "ConfirmSubscription",
+            json!({"TopicArn": arn, "Token": token}),
+        )
+        .await;
+    let sub_arn = confirmed["SubscriptionArn"].as_str().unwrap().to_string();
+    assert!(sub_arn.starts_with(&arn));
+    // Confirming twice is fine; so is the internal entry point.
+    assert_eq!(t.sns.confirm_by_token(&arn, &token).await.unwrap(), sub_arn);
+    let out = t
+        .ok(
+            "Publish",
+            json!({"TopicArn": arn, "Message": "hi", "Subject": "s"}),
+        )
+        .await;
+    wait_for(|| !t.http.of_type("Notification").is_empty()).await;
+    let (_, headers, body) = t.http.of_type("Notification")[0].clone();
+    let h = |k: &str| headers.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    assert_eq!(
+        h("x-amz-sns-message-id"),
+        out["MessageId"].as_str().map(str::to_string)
+    );
+    assert_eq!(h("x-amz-sns-subscription-arn"), Some(sub_arn.clone()));
+    assert_eq!(h("x-amz-sns-topic-arn"), Some(arn.clone()));
+    let n: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(n["Message"], "hi");
+    assert_eq!(
+        t.http.of_type("Notification").len(),
+        1,
+        "the early publish must not be delivered"
+    );
+    // Unsubscribing an http subscription sends an UnsubscribeConfirmation.
+    t.sns.unsubscribe(&sub_arn).await.unwrap();
+    assert_code(
+        &t.err(
+            "GetSubscriptionAttributes",
+            json!({"SubscriptionArn": sub_arn}),
+        )
+        .await,
+        "NotFound",
+        404,
+    );
+}
+
+#[tokio::test]
+async fn http_retries_then_dead_letter() {
+    let t = setup();
+    let arn = t.topic("hr").await;
+    let dlq = "arn:aws:sqs:us-east-1:000000000000:hdlq";
+    let policy = json!({
+        "healthyRetryPolicy": {"numRetries": 2, "numNoDelayRetries": 2, "minDelayTarget": 1, "maxDelayTarget": 1},
+        "requestPolicy": {"headerContentType": "application/json"}
+    })
+    .to_string();
+    let s = t
+        .sub(&arn, "http", "http://127.0.0.1:9/x", json!({"DeliveryPolicy": policy, "RedrivePolicy": json!({"deadLetterTargetArn": dlq}).to_string()}))
+        .await;
+    wait_for(|| !t.http.of_type("SubscriptionConfirmation").is_empty()).await;
+    let token = {
+        let body = t.http.of_type("SubscriptionConfirmation")[0].2.clone();
+        serde_json::from_str::<Value>(&body).unwrap()["Token"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    t.sns.confirm_by_token(&arn, &token).await.unwrap();
+    let a = t
+        .ok("GetSubscriptionAttributes", json!({"SubscriptionArn": s}))
+        .await["Attributes"]
+        .clone();
+    let eff: Value = serde_json::from_str(a["EffectiveDeliveryPolicy"].as_str().unwrap()).unwrap();
+    assert_eq!(eff["healthyRetryPolicy"]["numRetries"], 2);
+    // First answer 500, then 503, then unreachable: 3 attempts in all, then the DLQ.
+    t.http
+        .answers
+        .lock()
+        .extend([Ok(500), Ok(503), Err("refused".into())]);
+    t.ok("Publish", json!({"TopicArn": arn, "Message": "doomed"}))
+        .await;
+    wait_for(|| !t.sqs.bodies(dlq).is_empty()).await;
+    assert_eq!(t.http.of_type("Notification").len(), 3);
+    let (_, headers, _) = t.http.of_type("Notification")[0].clone();
+    assert!(
+        headers
+            .iter()
+            .any(|(k, v)| k == "content-type" && v == "application/json"),
+        "{headers:?}"
+    );
+    let env: Value = serde_json::from_str(&t.sqs.bodies(dlq)[0]).unwrap();
+    assert_eq!(env["Message"], "doomed");
+    wait_for(|| t.sns.state.lock().pending.is_empty()).await;
+    // A delivery that succeeds on the second attempt is not dead-lettered.
+    t.http.answers.lock().push_back(Ok(500));
+    t.ok("Publish", json!({"TopicArn": arn, "Message": "lucky"}))
+        .await;
+    wait_for(|| t.http.of_type("Notification").len() == 5).await;
+    wait_for(|| t.sns.state.lock().pending.is_empty()).await;
+    assert_eq!(t.sqs.bodies(dlq).len(), 1);
+}
+
+#[tokio::test]
+async fn outbox_for_unreachable_protocols() {
+    let t = setup();
+    let arn = t.topic("ob").await;
+    let out = t
+        .ok(
+            "Subscribe",
+            json!({"TopicArn": arn, "Protocol": "email", "Endpoint": "a@example.com"}),
+        )
+        .await;
+    assert_eq!(out["SubscriptionArn"], "pending confirmation");
+    let conf = t.sns.outbox(&OutboxFilter {
+        endpoint: Some("a@example.com".into()),
+        ..Default::default()
+    });
+    assert_eq!(conf.len(), 1);
+    let env: Value = serde_json::from_str(conf[0]["Payload"].as_str().unwrap()).unwrap();
+    t.sns
+        .confirm_by_token(&arn, env["Token"].as_str().unwrap())
+        .await
+        .unwrap();
+    let sms = t.sub(&arn, "sms", "+15555550100", json!({})).await;
+    let lambda = t
+        .sub(
+            &arn,
+            "lambda",
+            "arn:aws:lambda:us-east-1:000000000000:function:f",
+            json!({}),
+        )
+        .await;
+    t.sub(&arn, "email-json", "b@example.com", json!({})).await; // stays pending
+    t.ok(
+        "Publish",
+        json!({"TopicArn": arn, "Message": "note", "Subject": "subj"}),
+    )
+    .await;
+    let sms_box = t.sns.outbox(&OutboxFilter {
+        subscription_arn: Some(sms.clone()),
+        ..Default::default()
+    });
+    assert_eq!(sms_box.len(), 1);
+    assert_eq!(sms_box[0]["Payload"], "note");
+    assert_eq!(sms_box[0]["Protocol"], "sms");
+    let email = t.sns.outbox(&OutboxFilter {
+        endpoint: Some("a@example.com".into()),
+        ..Default::default()
+    });
+    assert_eq!(email.len(), 2);
+    assert_eq!(email[1]["Payload"], "note");
+    assert_eq!(email[1]["Subject"], "subj");
+    let l = t.sns.outbox(&OutboxFilter {
+        subscription_arn: Some(lambda),
+        ..Default::default()
+    });
+    let ev: Value = serde_json::from_str(l[0]["Payload"].as_str().unwrap()).unwrap();
+    assert_eq!(ev["Records"][0]["Sns"]["Message"], "note");
+    assert_eq!(
+        t.sns
+            .outbox(&OutboxFilter {
+                endpoint: Some("b@example.com".into()),
+                ..Default::default()
+            })
+            .len(),
+        1
+    );
+    // Direct SMS publish.
+    t.ok(
+        "Publish",
+        json!({"PhoneNumber": "+15555550199", "Message": "text"}),
+    )
+    .await;
+    assert_eq!(
+        t.sns.outbox(&OutboxFilter {
+            endpoint: Some("+15555550199".into()),
+            ..Default::default()
+        })[0]["Payload"],
+        "text"
+    );
+    let n = t
+        .sns
+        .clear_outbox(&OutboxFilter {
+            protocol: Some("sms".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(n, 2);
+    assert!(t
+        .sns
+        .outbox(&OutboxFilter {
+            protocol: Some("sms".into()),
+            ..Default::default()
+        })
+        .is_empty());
+    t.sns.clear_outbox(&OutboxFilter::default()).await.unwrap();
+    assert!(t.sns.outbox(&OutboxFilter::default()).is_empty());
+}
+
+#[tokio::test]
+async fn platform_applications_and_endpoints() {
+    let t = setup();
+    let app = t
+        .ok("CreatePlatformApplication", json!({"Name": "app", "Platform": "GCM", "Attributes": {"PlatformCredential": "secret"}}))
+        .await["PlatformApplicationArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(app, "arn:aws:sns:us-east-1:000000000000:app/GCM/app");
+    assert_code(
+        &t.err(
+            "CreatePlatformApplication",
+            json!({"Name": "x", "Platform": "NOPE", "Attributes": {}}),
+        )
+        .await,
+        "InvalidParameter",
+        400,
+    );
+    let attrs = t
+        .ok(
+            "GetPlatformApplicationAttributes",
+            json!({"PlatformApplicationArn": app}),
+        )
+        .await["Attributes"]
+        .clone();
+    assert_eq!(attrs["Enabled"], "true");
+    assert!(attrs.get("PlatformCredential").is_none());
+    t.ok("SetPlatformApplicationAttributes", json!({"PlatformApplicationArn": app, "Attributes": {"EventEndpointCreated": "arn:aws:sns:us-east-1:000000000000:t"}})).await;
+    let apps = t.ok("ListPlatformApplications", json!({})).await;
+    assert_eq!(
+        apps["PlatformApplications"][0]["PlatformApplicationArn"],
+        json!(app)
+    );
+    let ep = t
+        .ok(
+            "CreatePlatformEndpoint",
+            json!({"PlatformApplicationArn": app, "Token": "tok", "CustomUserData": "u"}),
+        )
+        .await["EndpointArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Same token, same attributes: same endpoint; different attributes: an error.
+    assert_eq!(
+        t.ok(
+            "CreatePlatformEndpoint",
+            json!({"PlatformApplicationArn": app, "Token": "tok", "CustomUserData": "u"})
+        )
+        .await["EndpointArn"],
+        json!(ep)
+    );
+    assert_code(
+        &t.err(
+            "CreatePlatformEndpoint",
+            json!({"PlatformApplicationArn": app, "Token": "tok", "CustomUserData": "other"}),
+        )
+        .await,
+        "InvalidParameter",
+        400,
+    );
+    let a = t
+        .ok("GetEndpointAttributes", json!({"EndpointArn": ep}))
+        .await["Attributes"]
+        .clone();
+    assert_eq!(
+        (
+            a["Token"].as_str(),
+            a["CustomUserData"].as_str(),
+            a["Enabled"].as_str()
+        ),
+        (Some("tok"), Some("u"), Some("true"))
+    );
+    let eps = t
+        .ok(
+            "ListEndpointsByPlatformApplication",
+            json!({"PlatformApplicationArn": app}),
+        )
+        .await;
+    assert_eq!(eps["Endpoints"][0]["EndpointArn"], json!(ep));
+    let out = t.ok("Publish", json!({"TargetArn": ep, "MessageStructure": "json", "Message": json!({"default": "d", "GCM": "{\"data\":1}"}).to_string()})).await;
+    let ob = t.sns.outbox(&OutboxFilter {
+        endpoint: Some(ep.clone()),
+        ..Default::default()
+    });
+    assert_eq!(ob[0]["Payload"], "{\"data\":1}");
+    assert_eq!(ob[0]["MessageId"], out["MessageId"]);
+    t.ok(
+        "SetEndpointAttributes",
+        json!({"EndpointArn": ep, "Attributes": {"Enabled": "false"}}),
+    )
+    .await;
+    assert_code(
+        &t.err("Publish", json!({"TargetArn": ep, "Message": "m"}))
+            .await,
+        "EndpointDisabled",
+        400,
+    );
+    assert_code(
+        &t.err(
+            "SetEndpointAttributes",
+            json!({"EndpointArn": ep, "Attributes": {"Enabled": "maybe"}}),
+        )
+        .await,
+        "InvalidParameter",
+        400,
+    );
+    t.ok("DeleteEndpoint", json!({"EndpointArn": ep})).await;
+    t.ok("DeleteEndpoint", json!({"EndpointArn": ep})).await;
+    assert_code(
+        &t.err("GetEndpointAttributes", json!({"EndpointArn": ep}))
+            .await,
+        "NotFound",
+        404,
+    );
+    assert_code(
+        &t.err("Publish", json!({"TargetArn": ep, "Message": "m"}))
+            .await,
+        "NotFound",
+        404,
+    );
+    t.ok(
+        "DeletePlatformApplication",
+        json!({"PlatformApplicationArn": app}),
+    )
+    .await;
+    assert_code(
+        &t.err(
+            "GetPlatformApplicationAttributes",
+            json!({"PlatformApplicationArn": app}),
+        )
+        .await,
+        "NotFound",
+        404,
+    );
+    assert_code(
+        &t.err(
+            "ListEndpointsByPlatformApplication",
+            json!({"PlatformApplicationArn": app}),
+        )
+        .await,
+        "NotFound",
+        404,
+    );
+    assert_code(
+        &t.err(
+            "CreatePlatformEndpoint",
+            json!({"PlatformApplicationArn": app, "Token": "t"}),
+        )
+        .await,
+        "NotFound",
+        404,
+    );
+}
+
+#[tokio::test]
+async fn sms_actions() {
+    let t = setup();
+    t.ok(
+        "SetSMSAttributes",
+        json!({"attributes": {"DefaultSMSType": "Transactional", "MonthlySpendLimit": "5"}}),
+    )
+    .await;
+    assert_code(
+        &t.err(
+            "SetSMSAttributes",
+            json!({"attributes": {"DefaultSMSType": "Loud"}}),
+        )
+        .await,
+        "InvalidParameter",
+        400,
+    );
+    assert_code(
+        &t.err("SetSMSAttributes", json!({"attributes": {"Nope": "1"}}))
+            .await,
+        "InvalidParameter",
+        400,
+    );
+    let all = t.ok("GetSMSAttributes", json!({})).await;
+    assert_eq!(
+        all["attributes"],
+        json!({"DefaultSMSType": "Transactional", "MonthlySpendLimit": "5"})
+    );
+    let some = t
+        .ok(
+            "GetSMSAttributes",
+            json!({"attributes": ["MonthlySpendLimit"]}),
+        )
+        .await;
+    assert_eq!(some["attributes"], json!({"MonthlySpendLimit": "5"}));
+    assert_eq!(
+        t.ok(
+            "CheckIfPhoneNumberIsOptedOut",
+            json!({"phoneNumber": "+15555550100"})
+        )
+        .await,
+        json!({"isOptedOut": false})
+    );
+    assert_code(
+        &t.err(
+            "CheckIfPhoneNumberIsOptedOut",
+            json!({"phoneNumber": "bad"}),
+        )
+        .await,
+        "InvalidParameter",
+        400,
+    );
+    t.ok("OptInPhoneNumber", json!({"phoneNumber": "+15555550100"}))
+        .await;
+    assert_eq!(
+        t.ok("ListPhoneNumbersOptedOut", json!({})).await,
+        json!({"phoneNumbers": []})
+    );
+    assert_eq!(
+        t.ok("GetSMSSandboxAccountStatus", json!({})).await,
+        json!({"IsInSandbox": false})
+    );
+    t.ok(
+        "CreateSMSSandboxPhoneNumber",
+        json!({"PhoneNumber": "+15555550100", "LanguageCode": "en-US"}),
+    )
+    .await;
+    let l = t.ok("ListSMSSandboxPhoneNumbers", json!({})).await;
+    assert_eq!(
+        l["PhoneNumbers"],
+        json!([{"PhoneNumber": "+15555550100", "Status": "Pending"}])
+    );
+    t.ok(
+        "VerifySMSSandboxPhoneNumber",
+        json!({"PhoneNumber": "+15555550100", "OneTimePassword": "123456"}),
+    )
+    .await;
+    let l = t.ok("ListSMSSandboxPhoneNumbers", json!({})).await;
+    assert_eq!(l["PhoneNumbers"][0]["Status"], "Verified");
+    assert_code(
+        &t.err(
+            "VerifySMSSandboxPhoneNumber",
+            json!({"PhoneNumber": "+15555550101", "OneTimePassword": "1"}),
+        )
+        .await,
+        "ResourceNotFound",
+        404,
+    );
+    t.ok(
+        "DeleteSMSSandboxPhoneNumber",
+        json!({"PhoneNumber": "+15555550100"}),
+    )
+    .await;
+    assert_code(
+        &t.err(
+            "DeleteSMSSandboxPhoneNumber",
+            json!({"PhoneNumber": "+15555550100"}),
+        )
+        .await,
+        "ResourceNotFound",
+        404,
+    );
+    assert_eq!(
+        t.ok("ListOriginationNumbers", json!({})).await,
+        json!({"PhoneNumbers": []})
+    );
+    assert_code(
+        &t.err("ListOriginationNumbers", json!({"MaxResults": 31}))
+            .await,
+        "ValidationException",
+        400,
+    );
+    let e = t.err("NoSuchAction", json!({})).await;
+    assert_code(&e, "InvalidAction", 400);
+}
+
+#[tokio::test]
+async fn state_survives_reopen_from_log_and_checkpoint() {
+    let t = setup();
+    let arn = t.topic("durable").await;
+    let f = t
+        .ok(
+            "CreateTopic",
+            json!({"Name": "d.fifo", "Attributes": {"FifoTopic": "true"}}),
+        )
+        .await["TopicArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    t.ok(
+        "TagResource",
+        json!({"ResourceArn": arn, "Tags": [{"Key": "k", "Value": "v"}]}),
+    )
+    .await;
+    let s = t
+        .sub(
+            &arn,
+            "sqs",
+            Q,
+            json!({"FilterPolicy": json!({"a": ["b"]}).to_string()}),
+        )
+        .await;
+    t.sub(
+        &f,
+        "sqs",
+        "arn:aws:sqs:us-east-1:000000000000:q.fifo",
+        json!({}),
+    )
+    .await;
+    let first = t.ok("Publish", json!({"TopicArn": f, "Message": "m", "MessageGroupId": "g", "MessageDeduplicationId": "d"})).await;
+    t.ok(
+        "Publish",
+        json!({"PhoneNumber": "+15555550100", "Message": "sms"}),
+    )
+    .await;
+    let dump = |sns: &Sns| serde_json::to_string(&format!("{:?}", *sns.state.lock())).unwrap();
+    let before = dump(&t.sns);
+    let log = t.sns.log_handle();
+    let reopened = Sns::open_log(
+        log.clone(),
+        Sinks {
+            sqs: t.sqs.clone(),
+            http: t.http.clone(),
+        },
+        t.sns.signer.clone(),
+    )
+    .unwrap();
+    assert_eq!(dump(&reopened), before);
+    // The dedup window survives: a retry after restart is recognised.
+    let ctx = &t.ctx;
+    let again = reopened
+        .dispatch(ctx, "Publish", json!({"TopicArn": f, "Message": "m", "MessageGroupId": "g", "MessageDeduplicationId": "d"}))
+        .await
+        .unwrap();
+    assert_eq!(again["MessageId"], first["MessageId"]);
+    // Checkpoint, then more records; a reopen rebuilds from both.
+    {
+        let _w = reopened.writer.lock().await;
+        reopened.checkpoint_locked().unwrap();
+    }
+    assert_eq!(
+        log.start_offset(),
+        log.next_offset(),
+        "history below the checkpoint is dropped"
+    );
+    reopened
+        .dispatch(ctx, "Unsubscribe", json!({"SubscriptionArn": s}))
+        .await
+        .unwrap();
+    let before = dump(&reopened);
+    let third = Sns::open_log(
+        log.clone(),
+        Sinks {
+            sqs: t.sqs.clone(),
+            http: t.http.clone(),
+        },
+        t.sns.signer.clone(),
+    )
+    .unwrap();
+    assert_eq!(dump(&third), before);
+    let attrs = third
+        .dispatch(ctx, "GetTopicAttributes", json!({"TopicArn": arn}))
+        .await
+        .unwrap();
+    assert_eq!(attrs["Attributes"]["SubscriptionsDeleted"], "1");
+    // Reset wipes everything durably.
+    third.reset().await.unwrap();
+    let fourth = Sns::open_log(
+        log,
+        Sinks {
+            sqs: t.sqs.clone(),
+            http: t.http.clone(),
+        },
+        t.sns.signer.clone(),
+    )
+    .unwrap();
+    assert_eq!(
+        fourth.dispatch(ctx, "ListTopics", json!({})).await.unwrap(),
+        json!({"Topics": []})
+    );
+    assert!(fourth.outbox(&OutboxFilter::default()).is_empty());
+}
+
+#[tokio::test]
+async fn pending_http_delivery_resumes_after_restart() {
+    let t = setup();
+    let arn = t.topic("resume").await;
+    let policy =
+        json!({"healthyRetryPolicy": {"numRetries": 50, "minDelayTarget": 1, "maxDelayTarget": 1}})
+            .to_string();
+    t.sub(
+        &arn,
+        "http",
+        "http://127.0.0.1:9/r",
+        json!({"DeliveryPolicy": policy}),
+    )
+    .await;
+    wait_for(|| !t.http.of_type("SubscriptionConfirmation").is_empty()).await;
+    let body = t.http.of_type("SubscriptionConfirmation")[0].2.clone();
+    let token = serde_json::from_str::<Value>(&body).unwrap()["Token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    t.sns.confirm_by_token(&arn, &token).await.unwrap();
+    *t.http.fail_all.lock() = true;
+    t.ok("Publish", json!({"TopicArn": arn, "Message": "persist me"}))
+        .await;
+    wait_for(|| t.sns.state.lock().pending.values().any(|p| p.attempts >= 1)).await;
+    let log = t.sns.log_handle();
+    // "Restart": a new instance over the same log with a working endpoint.
+    let http2 = Arc::new(FakeHttp::default());
+    let sns2 = Sns::open_log(
+        log,
+        Sinks {
+            sqs: t.sqs.clone(),
+            http: http2.clone(),
+        },
+        t.sns.signer.clone(),
+    )
+    .unwrap();
+    assert_eq!(sns2.state.lock().pending.len(), 1);
+    wait_for(|| !http2.of_type("Notification").is_empty()).await;
+    let n: Value = serde_json::from_str(&http2.of_type("Notification")[0].2).unwrap();
+    assert_eq!(n["Message"], "persist me");
+    wait_for(|| sns2.state.lock().pending.is_empty()).await;
+}
+
+/// A one-route HTTP server on loopback recording (request head, body) and answering 200.
+async fn http_recorder() -> (String, Arc<Mutex<Vec<(String, String)>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+    let seen2 = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let seen = seen2.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let Ok(n) = sock.read(&mut chunk).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    let text = String::from_utf8_lossy(&buf).to_string();
+                    let Some(end) = text.find("\r\n\r\n") else {
+                        continue;
+                    };
+                    let head = text[..end].to_string();
+                    let len = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                        })
+                        .unwrap_or(0);
+                    if buf.len() < end + 4 + len {
+                        continue;
+                    }
+                    let body = String::from_utf8_lossy(&buf[end + 4..end + 4 + len]).to_string();
+                    buf.drain(..end + 4 + len);
+                    seen.lock().push((head, body));
+                    if sock
+                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (format!("http://{addr}/hook"), seen)
+}
+
+#[tokio::test]
+async fn real_http_delivery_over_loopback() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqs = Arc::new(FakeSqs::default());
+    let sns = Sns::open_with(
+        &Config::for_tests(dir.path()),
+        Sinks {
+            sqs,
+            http: Arc::new(super::delivery::HyperHttp::new()),
+        },
+    )
+    .unwrap();
+    let ctx = RequestContext::local("000000000000", "us-east-1");
+    let (url, seen) = http_recorder().await;
+    let arn = sns
+        .dispatch(&ctx, "CreateTopic", json!({"Name": "web"}))
+        .await
+        .unwrap()["TopicArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    sns.dispatch(
+        &ctx,
+        "Subscribe",
+        json!({"TopicArn": arn, "Protocol": "http", "Endpoint": url}),
+    )
+    .await
+    .unwrap();
+    wait_for(|| !seen.lock().is_empty()).await;
+    let (head, body) = seen.lock()[0].clone();
+    assert!(head.starts_with("POST /hook HTTP/1.1"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("x-amz-sns-message-type: subscriptionconfirmation"),
+        "{head}"
+    );
+    let token = serde_json::from_str::<Value>(&body).unwrap()["Token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let sub = sns
+        .dispatch(
+            &ctx,
+            "ConfirmSubscription",
+            json!({"TopicArn": arn, "Token": token}),
+        )
+        .await
+        .unwrap()["SubscriptionArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    sns.dispatch(
+        &ctx,
+        "Publish",
+        json!({"TopicArn": arn, "Message": "over the wire"}),
+    )
+    .await
+    .unwrap();
+    wait_for(|| seen.lock().len() == 2).await;
+    let (head, body) = seen.lock()[1].clone();
+    let lower = head.to_ascii_lowercase();
+    assert!(
+        lower.contains("x-amz-sns-message-type: notification"),
+        "{head}"
+    );
+    assert!(
+        lower.contains(&format!(
+            "x-amz-sns-subscription-arn: {}",
+            sub.to_ascii_lowercase()
+        )),
+        "{head}"
+    );
+    assert!(
+        lower.contains(&format!(
+            "x-amz-sns-topic-arn: {}",
+            arn.to_ascii_lowercase()
+        )),
+        "{head}"
+    );
+    assert!(lower.contains("x-amz-sns-message-id: "), "{head}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["Message"],
+        "over the wire"
+    );
+    wait_for(|| sns.state.lock().pending.is_empty()).await;
+}
+
+#[tokio::test]
+async fn hyper_sink_refuses_https_and_reports_unreachable() {
+    let h = super::delivery::HyperHttp::new();
+    assert!(h
+        .post("https://127.0.0.1:1/", vec![], String::new())
+        .await
+        .is_err());
+    // Port 1 on loopback: nothing listens there.
+    assert!(h
+        .post("http://127.0.0.1:1/", vec![], String::new())
+        .await
+        .is_err());
+}
+
+/// Rebuilds the canonical string from a delivered document, as SNS message validators do.
+fn verifies(sns: &Sns, doc: &str) -> bool {
+    let m: Value = serde_json::from_str(doc).unwrap();
+    let keys: &[&str] = if m["Type"] == "Notification" {
+        &[
+            "Message",
+            "MessageId",
+            "Subject",
+            "Timestamp",
+            "TopicArn",
+            "Type",
+        ]
+    } else {
+        &[
+            "Message",
+            "MessageId",
+            "SubscribeURL",
+            "Timestamp",
+            "Token",
+            "TopicArn",
+            "Type",
+        ]
+    };
+    let text: String = keys
+        .iter()
+        .filter_map(|k| m[*k].as_str().map(|v| format!("{k}\n{v}\n")))
+        .collect();
+    sns.signer.verify(
+        text.as_bytes(),
+        m["Signature"].as_str().unwrap(),
+        m["SignatureVersion"].as_str().unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn notifications_are_signed() {
+    let t = setup();
+    let arn = t.topic("sig").await;
+    t.sub(&arn, "sqs", Q, json!({})).await;
+    t.sub(&arn, "http", "http://127.0.0.1:9/s", json!({})).await;
+    t.ok(
+        "Publish",
+        json!({"TopicArn": arn, "Message": "hello", "Subject": "s"}),
+    )
+    .await;
+    t.ok(
+        "SetTopicAttributes",
+        json!({"TopicArn": arn, "AttributeName": "SignatureVersion", "AttributeValue": "2"}),
+    )
+    .await;
+    t.ok("Publish", json!({"TopicArn": arn, "Message": "v2"}))
+        .await;
+    let bodies = t.sqs.bodies(Q);
+    assert!(verifies(&t.sns, &bodies[0]));
+    assert!(verifies(&t.sns, &bodies[1]));
+    assert_eq!(
+        serde_json::from_str::<Value>(&bodies[1]).unwrap()["SignatureVersion"],
+        "2"
+    );
+    // Tampering breaks it.
+    assert!(!verifies(&t.sns, &bodies[0].replace("hello", "hellO")));
+    wait_for(|| !t.http.of_type("SubscriptionConfirmation").is_empty()).await;
+    assert!(verifies(
+        &t.sns,
+        &t.http.of_type("SubscriptionConfirmation")[0].2
+    ));
+    assert!(t
+        .sns
+        .signing_cert_pem()
+        .starts_with("-----BEGIN CERTIFICATE-----"));
+}
