@@ -259,7 +259,6 @@ fn oversized_body_is_refused_at_once_and_the_server_keeps_serving() {
 fn garbage_requests_get_4xx_and_do_not_stop_the_server() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let srv = rt.block_on(TestServer::start());
-    let long = "a".repeat(200_000);
     type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, Vec<u8>);
     let cases: Vec<Case> = vec![
         (
@@ -288,11 +287,6 @@ fn garbage_requests_get_4xx_and_do_not_stop_the_server() {
             vec![("Content-Type", "application/x-www-form-urlencoded")],
             b"Action=SendMessage&Action=&&&==%zz".to_vec(),
         ),
-        (
-            "/",
-            vec![("X-Huge", long.as_str())],
-            b"Action=ListQueues".to_vec(),
-        ),
     ];
     for (path, headers, body) in &cases {
         let r = raw(srv.addr, "POST", path, headers, body);
@@ -303,6 +297,16 @@ fn garbage_requests_get_4xx_and_do_not_stop_the_server() {
             r.text()
         );
     }
+    // Headers larger than the server buffers are refused, not buffered without bound.
+    let huge = "a".repeat(1 << 20);
+    let r = raw(
+        srv.addr,
+        "POST",
+        "/",
+        &[("X-Huge", huge.as_str())],
+        b"Action=ListQueues",
+    );
+    assert_eq!(r.status, 431, "huge header answered {}", r.status);
     assert_eq!(
         raw(srv.addr, "GET", "/_millpond/health", &[], b"").status,
         200
