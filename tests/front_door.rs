@@ -298,15 +298,18 @@ fn garbage_requests_get_4xx_and_do_not_stop_the_server() {
         );
     }
     // Headers larger than the server buffers are refused, not buffered without bound.
+    // The server may answer 431 and close before the client finishes writing, which can reset
+    // the connection under the answer; either way the request must not be served.
+    let mut s = TcpStream::connect(srv.addr).unwrap();
     let huge = "a".repeat(1 << 20);
-    let r = raw(
-        srv.addr,
-        "POST",
-        "/",
-        &[("X-Huge", huge.as_str())],
-        b"Action=ListQueues",
+    let _ = write!(s, "POST / HTTP/1.1\r\nHost: x\r\nX-Huge: {huge}\r\nContent-Length: 17\r\n\r\nAction=ListQueues");
+    let mut answer = Vec::new();
+    let _ = s.read_to_end(&mut answer);
+    let head = String::from_utf8_lossy(&answer[..answer.len().min(12)]).into_owned();
+    assert!(
+        head.is_empty() || head.starts_with("HTTP/1.1 431"),
+        "huge header answered {head:?}"
     );
-    assert_eq!(r.status, 431, "huge header answered {}", r.status);
     assert_eq!(
         raw(srv.addr, "GET", "/_millpond/health", &[], b"").status,
         200
