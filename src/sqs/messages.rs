@@ -720,7 +720,7 @@ impl Sqs {
         let entry = change_visibility(&q, &h, v, &handle)?;
         q.append(vec![(Q_VISIBILITY, encode(&vec![entry]))]).await?;
         if v == 0 {
-            q.notify.notify_waiters();
+            q.wake(1);
         }
         Ok(json!({}))
     }
@@ -740,7 +740,7 @@ impl Sqs {
         let mut ok = Vec::new();
         let mut failed = Vec::new();
         let mut entries = Vec::new();
-        let mut wake = false;
+        let mut wake = 0;
         for entry in &i.entries {
             let id = entry.id.clone().unwrap_or_default();
             let r = parse_handle(&q, entry.receipt_handle.as_deref()).and_then(|h| {
@@ -749,7 +749,7 @@ impl Sqs {
                         .visibility_timeout
                         .ok_or_else(|| e::missing_parameter("VisibilityTimeout"))?,
                 )?;
-                wake |= v == 0;
+                wake += usize::from(v == 0);
                 change_visibility(
                     &q,
                     &h,
@@ -768,9 +768,7 @@ impl Sqs {
         if !entries.is_empty() {
             q.append(vec![(Q_VISIBILITY, encode(&entries))]).await?;
         }
-        if wake {
-            q.notify.notify_waiters();
-        }
+        q.wake(wake);
         Ok(json!({ "Successful": ok, "Failed": to_output(&failed)? }))
     }
 }

@@ -47,7 +47,7 @@ pub struct Queue {
     pub log: Log,
     pub state: Mutex<QueueState>,
     pub gate: RwLock<()>,
-    /// Woken on sends and visibility resets; parked long polls wait on it.
+    /// Woken on sends and visibility resets (see `wake`); parked long polls wait on it.
     pub notify: Notify,
     pub deleted: AtomicBool,
     since_checkpoint: AtomicU64,
@@ -59,6 +59,9 @@ pub struct Queue {
 /// Records appended since the last checkpoint before one is due (or the live count, if larger,
 /// so checkpoint cost stays proportional to the log it saves replaying).
 const CHECKPOINT_EVERY: u64 = 10_000;
+
+/// Most messages one compaction pass re-appends (it runs with the queue's gate held).
+const MAX_RELOCATE: u64 = 50_000;
 
 impl Queue {
     /// Opens the queue's log and rebuilds its state from checkpoint + replay.
@@ -129,6 +132,15 @@ impl Queue {
 
     pub fn is_deleted(&self) -> bool {
         self.deleted.load(Ordering::Acquire)
+    }
+
+    /// Wakes up to `n` parked long polls, one per message that became visible: waking every
+    /// poller for each message would make a crowd of them race for it. (A poll that was woken
+    /// but is dropped hands its wake-up on to the next waiter.)
+    pub fn wake(&self, n: usize) {
+        for _ in 0..n.min(16) {
+            self.notify.notify_one();
+        }
     }
 
     pub fn mark_deleted(&self) {
@@ -206,7 +218,7 @@ impl Queue {
                 st.insert(r.seq, m, r.group_id.as_deref(), now);
             }
         }
-        self.notify.notify_waiters();
+        self.wake(fresh.len());
         Ok(result)
     }
 
@@ -235,7 +247,7 @@ impl Queue {
         let retention_ms = self.config().retention_s * 1000;
         {
             let _g = self.gate.read().await;
-            let expired = self.state.lock().expire(now_ms(), retention_ms, 10_000);
+            let expired = self.state.lock().expire(now_ms(), retention_ms, 100_000);
             self.log_removed(Q_EXPIRED, expired).await?;
         }
         let live = self.state.lock().len() as u64;
@@ -267,17 +279,37 @@ impl Queue {
         if segs.len() < 2 {
             return Ok(());
         }
-        let head = &segs[0];
-        let head_records = head.next_offset.saturating_sub(head.base_offset).max(1);
+        // Live messages per segment (the active last one is never compacted).
+        let bases: Vec<u64> = segs.iter().map(|s| s.base_offset).collect();
+        let mut live = vec![0u64; segs.len()];
+        {
+            let st = self.state.lock();
+            for (_, m) in st.iter() {
+                let i = bases.partition_point(|b| *b <= m.offset).saturating_sub(1);
+                live[i] += 1;
+            }
+        }
+        // The leading run of sparse segments (under a quarter of their records live): dense
+        // ones are left alone, since relocating them would rewrite most of the log.
+        let mut end = None;
+        let mut moved = 0;
+        for (i, seg) in segs[..segs.len() - 1].iter().enumerate() {
+            let records = seg.next_offset.saturating_sub(seg.base_offset).max(1);
+            if live[i] * 4 > records || moved + live[i] > MAX_RELOCATE {
+                break;
+            }
+            moved += live[i];
+            end = Some(seg.next_offset);
+        }
+        let Some(end) = end else { return Ok(()) };
         let victims: Vec<(u64, MsgMeta)> = {
             let st = self.state.lock();
             st.iter()
-                .filter(|(_, m)| m.offset < head.next_offset)
+                .filter(|(_, m)| m.offset < end)
                 .map(|(s, m)| (s, *m))
                 .collect()
         };
-        // Dense heads are left alone: relocating them would rewrite most of the log.
-        if victims.is_empty() || victims.len() as u64 * 4 > head_records {
+        if victims.is_empty() {
             return Ok(());
         }
         let mut recs = Vec::with_capacity(victims.len());

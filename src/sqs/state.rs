@@ -566,16 +566,17 @@ impl QueueState {
     /// Messages past the retention period, oldest seqs first (stops at the first live one, so a
     /// dead-lettered message with an old SentTimestamp waits for `take` to notice it).
     pub fn expire(&mut self, now: u64, retention_ms: u64, limit: usize) -> Vec<u64> {
-        let mut out = Vec::new();
-        while out.len() < limit {
-            let Some((seq, m)) = self.msgs.first() else {
-                break;
-            };
-            if m.sent_ms.saturating_add(retention_ms) > now || m.phase == Phase::Held {
-                break;
-            }
+        let out: Vec<u64> = self
+            .msgs
+            .iter_ordered()
+            .take_while(|(_, m)| {
+                m.sent_ms.saturating_add(retention_ms) <= now && m.phase != Phase::Held
+            })
+            .take(limit)
+            .map(|(s, _)| s)
+            .collect();
+        for &seq in &out {
             self.remove(seq);
-            out.push(seq);
         }
         out
     }
