@@ -610,13 +610,18 @@ impl Sqs {
                     "The maximum number of in flight messages ({limit}) has been reached."
                 )));
             }
-            let taken = q.state.lock().take(
-                now,
-                max,
-                visibility_ms,
-                cfg.retention_s * 1000,
-                dlq.as_ref().map(|d| d.1),
-            );
+            let taken = {
+                let mut st = q.state.lock();
+                let taken = st.take(
+                    now,
+                    max,
+                    visibility_ms,
+                    cfg.retention_s * 1000,
+                    dlq.as_ref().map(|d| d.1),
+                );
+                q.rearm(&mut st);
+                taken
+            };
             let mut recs = Vec::new();
             if !taken.expired.is_empty() {
                 recs.push((Q_EXPIRED, encode(&taken.expired)));
@@ -791,11 +796,14 @@ fn change_visibility(q: &Queue, h: &Handle, v: u64, raw: &str) -> ServiceResult<
     if st.get(h.seq).is_some_and(|m| m.tag != h.id as u32) {
         return Err(e::receipt_handle_invalid(raw));
     }
-    st.change_visibility(h.seq, h.generation, now + v * 1000, now)
+    let entry = st
+        .change_visibility(h.seq, h.generation, now + v * 1000, now)
         .map_err(|err| match err {
             VisError::Expired => e::receipt_handle_expired(raw),
             VisError::NotInflight => e::message_not_inflight(),
-        })
+        })?;
+    q.rearm(&mut st);
+    Ok(entry)
 }
 
 /// One received message in the ReceiveMessage output shape.

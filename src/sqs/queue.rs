@@ -143,6 +143,14 @@ impl Queue {
         }
     }
 
+    /// After a state change: if a deadline earlier than any before appeared (a short delay, a
+    /// short visibility timeout), every parked poll recomputes how long to sleep.
+    pub fn rearm(&self, st: &mut QueueState) {
+        if st.take_lowered() {
+            self.notify.notify_waiters();
+        }
+    }
+
     pub fn mark_deleted(&self) {
         self.deleted.store(true, Ordering::Release);
         self.notify.notify_waiters();
@@ -217,6 +225,7 @@ impl Queue {
                 let m = MsgMeta::from_send(r, first + i as u64);
                 st.insert(r.seq, m, r.group_id.as_deref(), now);
             }
+            self.rearm(&mut st);
         }
         self.wake(fresh.len());
         Ok(result)

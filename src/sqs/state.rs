@@ -150,6 +150,9 @@ pub struct QueueState {
     avail: BTreeSet<(u64, u32)>,
     dedup: HashMap<String, DedupEntry>,
     dedup_order: VecDeque<(u64, String)>,
+    /// Set when a new earliest deadline appeared: parked polls sleeping until a later one must
+    /// look again (see `take_lowered`).
+    lowered: bool,
 }
 
 impl QueueState {
@@ -330,7 +333,7 @@ impl QueueState {
             return;
         }
         if m.visible_at > now {
-            self.timers.insert((m.visible_at, seq));
+            self.timer_add(m.visible_at, seq);
             if m.receive_count > 0 {
                 m.phase = Phase::Inflight;
                 self.inflight_add(m.group);
@@ -406,6 +409,18 @@ impl QueueState {
         }
     }
 
+    fn timer_add(&mut self, t: u64, seq: u64) {
+        if self.timers.first().is_none_or(|f| (t, seq) < *f) {
+            self.lowered = true;
+        }
+        self.timers.insert((t, seq));
+    }
+
+    /// Whether the earliest deadline moved earlier since the last call.
+    pub fn take_lowered(&mut self) -> bool {
+        std::mem::take(&mut self.lowered)
+    }
+
     pub fn next_deadline(&self) -> Option<u64> {
         self.timers.first().map(|&(t, _)| t)
     }
@@ -479,7 +494,7 @@ impl QueueState {
             m.version += 1;
             m.visible_at = now + visibility_ms;
             m.phase = Phase::Inflight;
-            self.timers.insert((m.visible_at, seq));
+            self.timer_add(m.visible_at, seq);
             self.inflight_add(m.group);
             self.msgs.insert(seq, m);
             out.delivered.push((seq, m));

@@ -1938,3 +1938,35 @@ async fn many_parked_polls_each_get_a_message_as_it_arrives() {
         start.elapsed()
     );
 }
+
+#[tokio::test]
+async fn parked_poll_wakes_for_a_deadline_moved_earlier() {
+    let t = T::new();
+    let url = t.create("rearm", json!({})).await;
+    t.send(&url, "m").await;
+    let h = t.recv(&url, json!({"VisibilityTimeout": 30})).await[0]["ReceiptHandle"].clone();
+    let (sqs, ctx, u) = (t.sqs.clone(), t.ctx.clone(), url.clone());
+    // Parked until the message's 30 s deadline (or its own 10 s wait).
+    let poll = tokio::spawn(async move {
+        let start = Instant::now();
+        let v = sqs
+            .dispatch(
+                &ctx,
+                "ReceiveMessage",
+                json!({"QueueUrl": u, "WaitTimeSeconds": 10}),
+            )
+            .await
+            .unwrap();
+        (v, start.elapsed())
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The holder shortens it to 1 s: the parked poll must look again and get it then.
+    t.ok(
+        "ChangeMessageVisibility",
+        json!({"QueueUrl": url, "ReceiptHandle": h, "VisibilityTimeout": 1}),
+    )
+    .await;
+    let (v, took) = poll.await.unwrap();
+    assert_eq!(v["Messages"][0]["Body"], "m");
+    assert!(took < Duration::from_millis(2500), "{took:?}");
+}
