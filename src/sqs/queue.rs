@@ -12,6 +12,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 
 use parking_lot::Mutex;
 use tokio::sync::{Notify, RwLock};
@@ -249,7 +250,7 @@ impl Queue {
     }
 
     /// Periodic upkeep: drop expired messages, then checkpoint and compact when due.
-    pub async fn maintain(&self) -> ServiceResult<()> {
+    pub async fn maintain(self: &Arc<Self>) -> ServiceResult<()> {
         if self.is_deleted() {
             return Ok(());
         }
@@ -268,7 +269,7 @@ impl Queue {
 
     /// Relocates the few live messages of a sparse oldest segment, writes a checkpoint and
     /// truncates every segment below the oldest live message.
-    pub async fn checkpoint(&self) -> ServiceResult<()> {
+    pub async fn checkpoint(self: &Arc<Self>) -> ServiceResult<()> {
         let _g = self.gate.write().await;
         self.relocate_sparse_head().await?;
         let upto = self.log.next_offset();
@@ -277,8 +278,14 @@ impl Queue {
             let min_live = st.iter().map(|(_, m)| m.offset).min().unwrap_or(upto);
             (encode(&st.snapshot()), min_live)
         };
-        self.log.write_checkpoint(upto, &snap)?;
-        self.log.truncate_front(min_live)?;
+        // Writing a large snapshot takes a while: off the async workers.
+        let q = self.clone();
+        tokio::task::spawn_blocking(move || {
+            q.log.write_checkpoint(upto, &snap)?;
+            q.log.truncate_front(min_live)
+        })
+        .await
+        .map_err(|e| crate::error::ServiceError::internal(e.to_string()))??;
         self.since_checkpoint.store(0, Ordering::Relaxed);
         Ok(())
     }
