@@ -311,7 +311,9 @@ impl Sqs {
             }
         }
         if i.tags.len() > 50 {
-            return Err(e::invalid_parameter_value("Too many tags added for queue."));
+            return Err(e::invalid_parameter_value(format!(
+                "Too many tags added for queue {name}."
+            )));
         }
         let _g = self.catalog.gate.lock().await;
         if let Some(q) = self.lookup(&ctx.account_id, &ctx.region, &name) {
@@ -571,7 +573,10 @@ impl Sqs {
                 .collect::<std::collections::BTreeSet<_>>()
                 .len();
             if total > 50 {
-                return Err(e::invalid_parameter_value("Too many tags added for queue."));
+                return Err(e::invalid_parameter_value(format!(
+                    "Too many tags added for queue {}.",
+                    q.name
+                )));
             }
         }
         let rec = TagRec {
