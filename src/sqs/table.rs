@@ -70,6 +70,11 @@ impl MsgTable {
         let newest = self.chunks.last_key_value().map(|(k, _)| *k);
         if !self.chunks.contains_key(&k) && k >= self.floor && newest.is_none_or(|n| k > n) {
             self.chunks.insert(k, Chunk::new());
+            // The previous newest chunk stops filling now: if only stragglers are left in it,
+            // no later remove would free it.
+            if let Some(n) = newest {
+                self.maybe_free(n);
+            }
         }
         let old = match self.chunks.get_mut(&k) {
             Some(c) => {
@@ -250,11 +255,15 @@ mod tests {
         t.insert(5, m(5));
         assert_eq!(t.chunks.len(), 2);
         assert_eq!(t.get(5).unwrap().offset, 5);
-        // The newest chunk is never freed, even when empty.
+        // The newest chunk is never freed, even when empty...
         for s in 2 * CHUNK..3 * CHUNK {
             t.remove(s);
         }
         assert!(t.chunks.contains_key(&2));
+        // ...until a newer one starts.
+        t.insert(3 * CHUNK, m(0));
+        assert!(!t.chunks.contains_key(&2));
+        t.remove(3 * CHUNK);
         t.get_mut(CHUNK).unwrap().offset = 99;
         assert_eq!(t.get(CHUNK).unwrap().offset, 99);
         assert_eq!(t.seqs_below(CHUNK + 2), vec![CHUNK, CHUNK + 1, 0, 5]);
