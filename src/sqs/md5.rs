@@ -138,6 +138,11 @@ pub fn parse_attrs(v: Option<&Map<String, Value>>, system: bool) -> ServiceResul
             )));
         }
         let base = data_type.split('.').next().unwrap_or_default();
+        if system && data_type != "String" {
+            return Err(e::invalid_parameter_value(format!(
+                "The message system attribute '{name}' must be of type 'String'."
+            )));
+        }
         if !matches!(base, "String" | "Number" | "Binary")
             || data_type.len() > 256
             || (data_type.contains('.') && data_type.ends_with('.'))

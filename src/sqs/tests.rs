@@ -590,6 +590,10 @@ async fn send_validation() {
             json!({"MessageSystemAttributes": {"Other": {"DataType": "String", "StringValue": "x"}}}),
             "InvalidParameterValue",
         ),
+        (
+            json!({"MessageSystemAttributes": {"AWSTraceHeader": {"DataType": "Binary", "BinaryValue": "AA=="}}}),
+            "InvalidParameterValue",
+        ),
     ];
     for (extra, code) in cases {
         let e = t.err("SendMessage", send(extra.clone())).await;
