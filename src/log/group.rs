@@ -23,7 +23,7 @@
 
 use std::path::Path;
 use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
@@ -85,7 +85,31 @@ pub(crate) struct Queue {
     pub next: u64,
     pub pending: Batch,
     pub leader: bool,
+    /// Groups in the most recently taken batch: how many appenders are likely to come back.
+    pub last_batch: usize,
+    /// Duration of the most recent fdatasync.
+    pub last_sync: Duration,
+    /// A waiting leader wants to be woken when this many groups are pending (0 = nobody).
+    pub want: usize,
 }
+
+impl Queue {
+    pub fn new(next: u64) -> Self {
+        Queue {
+            next,
+            pending: Batch::default(),
+            leader: false,
+            last_batch: 0,
+            last_sync: Duration::ZERO,
+            want: 0,
+        }
+    }
+}
+
+/// Longest a leader delays a commit to gather more appenders.
+const MAX_COMMIT_DELAY: Duration = Duration::from_millis(2);
+/// Below this many concurrent appenders, commits are never delayed.
+const COMMIT_DELAY_MIN_BATCH: usize = 4;
 
 /// Why a batch failed, and whether the log must be poisoned.
 pub(crate) struct Failure {
@@ -110,6 +134,8 @@ pub(crate) struct Writer {
     pend_tix: Vec<TixEntry>,
     /// Written bytes that have not been fdatasync'ed.
     pub unsynced: bool,
+    /// Duration of the last group-commit fdatasync.
+    pub last_sync: Duration,
 }
 
 impl Writer {
@@ -128,6 +154,7 @@ impl Writer {
             pend_idx: Vec::new(),
             pend_tix: Vec::new(),
             unsynced: false,
+            last_sync: Duration::ZERO,
         }
     }
 
@@ -247,7 +274,9 @@ impl Writer {
         }
         let sync = b.barrier || (inner.opts.durability == Durability::Fsync && self.unsynced);
         if sync {
+            let t = Instant::now();
             self.sync().map_err(poisoning)?;
+            self.last_sync = t.elapsed();
         }
         self.publish();
         Ok(())
@@ -411,13 +440,34 @@ pub(crate) fn drive(inner: &Inner) {
                 q.leader = false;
                 return;
             }
+            // Commit delay: the appenders released by the previous commit are about to come
+            // back. Committing the few that already did would cost a whole fdatasync for them
+            // and split the rest into another; waiting (at most one fdatasync time) lets one
+            // fdatasync cover them all. Never applies to a lone appender.
+            let expect = q.last_batch;
+            if inner.opts.durability == Durability::Fsync
+                && expect >= COMMIT_DELAY_MIN_BATCH
+                && q.pending.groups.len() < expect
+                && !q.pending.barrier
+            {
+                let deadline = Instant::now() + q.last_sync.min(MAX_COMMIT_DELAY);
+                q.want = expect;
+                while q.pending.groups.len() < expect && !q.pending.barrier {
+                    if inner.more.wait_until(&mut q, deadline).timed_out() {
+                        break;
+                    }
+                }
+                q.want = 0;
+            }
+            q.last_batch = q.pending.groups.len();
             std::mem::replace(&mut q.pending, std::mem::take(&mut spare))
         };
-        let (committed, res) = {
+        let (committed, res, sync_time) = {
             let mut w = inner.writer.lock();
             let r = w.write_batch(inner, &batch);
-            (w.published.next, r)
+            (w.published.next, r, w.last_sync)
         };
+        inner.queue.lock().last_sync = sync_time;
         let groups = std::mem::take(&mut batch.groups);
         inner.tail.send_if_modified(|t| {
             let changed = *t != committed;

@@ -39,7 +39,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::{Condvar, Mutex, RwLock};
 
 pub use checkpoint::{CHECKPOINT_FILE, CHECKPOINT_MAGIC, CHECKPOINT_VERSION};
 pub use error::LogError;
@@ -50,7 +50,7 @@ pub use record::{
 pub use segment::{SEGMENT_HEADER_LEN, SEGMENT_MAGIC, SEGMENT_VERSION, TRAILER_LEN};
 pub use verify::{verify_dir, VerifyReport};
 
-use group::{Batch, Group, Meta, Queue, Waiter, Writer};
+use group::{Group, Meta, Queue, Waiter, Writer};
 use segment::Segment;
 
 /// When an append counts as done.
@@ -163,6 +163,8 @@ pub(crate) struct Inner {
     opts: LogOptions,
     io: Arc<dyn SegmentIo>,
     queue: Mutex<Queue>,
+    /// Signals a delaying group-commit leader that enough appenders have queued.
+    more: Condvar,
     writer: Mutex<Writer>,
     /// Segments in offset order; the last one is the active segment.
     view: RwLock<Vec<Arc<Segment>>>,
@@ -247,11 +249,8 @@ impl Log {
         let inner = Arc::new(Inner {
             dir,
             io,
-            queue: Mutex::new(Queue {
-                next,
-                pending: Batch::default(),
-                leader: false,
-            }),
+            queue: Mutex::new(Queue::new(next)),
+            more: Condvar::new(),
             writer: Mutex::new(opened.writer),
             view: RwLock::new(opened.segs),
             poisoned: AtomicBool::new(false),
@@ -332,6 +331,9 @@ impl Log {
         });
         p.barrier |= barrier;
         q.next = off;
+        if q.want != 0 && (q.pending.groups.len() >= q.want || barrier) {
+            self.inner.more.notify_one();
+        }
         let lead = !q.leader;
         q.leader = true;
         Ok(lead)
