@@ -214,7 +214,10 @@ impl std::fmt::Debug for Log {
 
 impl Log {
     /// Opens or creates the log in `dir` (creating the directory), recovering as described in
-    /// [`recovery`]. Synchronous; does not scan sealed segments unless an index is missing.
+    /// `storage-format.md` §9: leftovers deleted, a torn tail of the active segment cut
+    /// (reported in the [`RecoveryReport`] and logged with `tracing::warn!`), missing indexes
+    /// rebuilt. Synchronous; does not scan sealed segments unless an index is missing.
+    /// Fails with [`LogError::Locked`] if the directory is open elsewhere.
     pub fn open(
         dir: impl AsRef<Path>,
         opts: LogOptions,
