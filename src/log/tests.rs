@@ -906,6 +906,7 @@ enum Op {
     TruncateFront(u64),
     Retention(u64, Option<u64>, Option<u64>),
     Reopen,
+    Clear,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -917,11 +918,16 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0u64..1200, prop::option::of(0u64..1000), prop::option::of(0u64..20_000))
             .prop_map(|(n, a, b)| Op::Retention(n, a, b)),
         1 => Just(Op::Reopen),
+        1 => Just(Op::Clear),
     ]
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    // PROPTEST_CASES raises the count for a longer local soak.
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(48),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn model_keeps_exactly_the_acknowledged_records(ops in prop::collection::vec(op(), 1..60)) {
@@ -954,6 +960,10 @@ proptest! {
                     let before = log.start_offset();
                     let dropped = log.enforce_retention(now, age, bytes).unwrap();
                     prop_assert_eq!(log.start_offset() - before, dropped);
+                }
+                Op::Clear => {
+                    log.clear().unwrap();
+                    prop_assert_eq!(log.start_offset(), next);
                 }
                 Op::Reopen => {
                     drop(log);
