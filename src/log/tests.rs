@@ -108,6 +108,20 @@ fn append_read_scan_roll_reopen() {
 }
 
 #[test]
+fn handles_are_send_and_sync() {
+    fn check<T: Send + Sync + 'static>() {}
+    check::<Log>();
+    check::<LogError>();
+    check::<OwnedRecord>();
+    fn iter_is_send<'a>(l: &'a Log) -> impl Send + 'a {
+        l.scan(0)
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = Log::open(dir.path(), opts_small()).unwrap();
+    let _ = iter_is_send(&log);
+}
+
+#[test]
 fn reopen_is_locked_while_open() {
     let dir = tempfile::tempdir().unwrap();
     let (_log, _) = Log::open(dir.path(), opts_small()).unwrap();
