@@ -19,6 +19,29 @@
 //! Crash behaviour: a crash leaves at most a torn tail in the newest segment (cut at the next
 //! open, reported in [`RecoveryReport`]), possibly a half-finished roll (finished at open),
 //! `*.tmp` files (deleted at open) and missing indexes (rebuilt at open).
+//!
+//! Typical use by a service:
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), millpond::log::LogError> {
+//! use millpond::{codec, log::{Log, LogOptions}};
+//! let (log, report) = Log::open("/var/lib/millpond/queues/q1", LogOptions::default())?;
+//! // Replay: state from the checkpoint, then every record at or after its `upto`.
+//! let (upto, mut state): (u64, Vec<String>) = match log.read_checkpoint()? {
+//!     Some((upto, bytes)) => (upto, codec::decode(&bytes).expect("own checkpoint")),
+//!     None => (0, Vec::new()),
+//! };
+//! for rec in log.scan(upto) {
+//!     let rec = rec?;
+//!     state.push(codec::decode(&rec.payload).expect("own record"));
+//! }
+//! // Append (resolves once durable); kinds are the service's own tags.
+//! let off = log.append(1, 1_700_000_000_000, codec::encode(&"hello".to_string())).await?;
+//! state.push("hello".to_string());
+//! // Compact: snapshot state reflecting records < off + 1, drop whole segments below it.
+//! log.checkpoint_and_truncate(off + 1, &codec::encode(&state))?;
+//! # let _ = report; Ok(()) }
+//! ```
 
 mod checkpoint;
 mod error;
