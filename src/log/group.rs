@@ -501,32 +501,97 @@ pub(crate) fn drive(inner: &Inner) {
     }
 }
 
-/// Background fdatasync for `Durability::Interval`. Holds only a weak reference so that
-/// dropping the last `Log` handle stops it.
+/// One `Durability::Interval` registration.
+struct SyncJob {
+    log: Weak<Inner>,
+    every: Duration,
+    due: Instant,
+}
+
+/// The process-wide syncer: one thread serves every log opened with `Durability::Interval`
+/// (a broker may hold thousands of logs; a thread each would not scale). Jobs hold weak
+/// references, so dropping the last `Log` handle unregisters it.
+struct Syncer {
+    jobs: parking_lot::Mutex<Vec<SyncJob>>,
+    wake: parking_lot::Condvar,
+}
+
+static SYNCER: Syncer = Syncer {
+    jobs: parking_lot::Mutex::new(Vec::new()),
+    wake: parking_lot::Condvar::new(),
+};
+static SYNCER_THREAD: std::sync::OnceLock<std::io::Result<()>> = std::sync::OnceLock::new();
+
+fn syncer_loop() {
+    loop {
+        let due: Vec<Weak<Inner>> = {
+            let mut jobs = SYNCER.jobs.lock();
+            jobs.retain(|j| j.log.strong_count() > 0);
+            let now = Instant::now();
+            let due: Vec<Weak<Inner>> = jobs
+                .iter_mut()
+                .filter(|j| j.due <= now)
+                .map(|j| {
+                    j.due = now + j.every;
+                    j.log.clone()
+                })
+                .collect();
+            if due.is_empty() {
+                match jobs.iter().map(|j| j.due).min() {
+                    Some(t) => {
+                        SYNCER.wake.wait_until(&mut jobs, t);
+                    }
+                    None => SYNCER.wake.wait(&mut jobs),
+                }
+                continue;
+            }
+            due
+        };
+        for w in due {
+            if let Some(inner) = w.upgrade() {
+                sync_once(&inner);
+            }
+        }
+    }
+}
+
+/// fdatasyncs the active segment if it has unsynced writes; a failure poisons the log.
+fn sync_once(inner: &Inner) {
+    if inner.is_poisoned() {
+        return;
+    }
+    let job = {
+        let mut w = inner.writer.lock();
+        if w.unsynced {
+            w.unsynced = false;
+            Some((w.file.clone(), w.active.path.clone()))
+        } else {
+            None
+        }
+    };
+    if let Some((file, path)) = job {
+        if let Err(e) = file.sync_data() {
+            inner.poison(&LogError::io(path, e));
+        }
+    }
+}
+
+/// Registers a log for background fdatasync at least every `every`.
 pub(crate) fn spawn_syncer(weak: Weak<Inner>, every: Duration) -> std::io::Result<()> {
-    std::thread::Builder::new()
-        .name("millpond-log-sync".into())
-        .spawn(move || loop {
-            std::thread::sleep(every);
-            let Some(inner) = weak.upgrade() else { return };
-            if inner.is_poisoned() {
-                return;
-            }
-            let job = {
-                let mut w = inner.writer.lock();
-                if w.unsynced {
-                    w.unsynced = false;
-                    Some((w.file.clone(), w.active.path.clone()))
-                } else {
-                    None
-                }
-            };
-            if let Some((file, path)) = job {
-                if let Err(e) = file.sync_data() {
-                    inner.poison(&LogError::io(path, e));
-                    return;
-                }
-            }
-        })
-        .map(|_| ())
+    let started = SYNCER_THREAD.get_or_init(|| {
+        std::thread::Builder::new()
+            .name("millpond-log-sync".into())
+            .spawn(syncer_loop)
+            .map(|_| ())
+    });
+    if let Err(e) = started {
+        return Err(std::io::Error::new(e.kind(), e.to_string()));
+    }
+    SYNCER.jobs.lock().push(SyncJob {
+        log: weak,
+        every,
+        due: Instant::now() + every,
+    });
+    SYNCER.wake.notify_one();
+    Ok(())
 }

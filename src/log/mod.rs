@@ -82,7 +82,8 @@ pub enum Durability {
     /// Each append resolves only after the bytes are written and `fdatasync`ed (batched with
     /// concurrent appends: group commit). Survives process kill and power loss.
     Fsync,
-    /// Appends resolve after the `write`; a background thread `fdatasync`s at least this often.
+    /// Appends resolve after the `write`; a background thread (one per process, shared by all
+    /// logs) `fdatasync`s every log with unsynced writes about this often.
     /// Survives process kill; power loss may lose up to one interval of acknowledged appends.
     Interval(Duration),
     /// Appends resolve after the `write`; fdatasync only on roll, flush and drop.
