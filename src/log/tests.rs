@@ -499,6 +499,37 @@ fn crash_during_roll_is_finished_at_open() {
 }
 
 #[test]
+fn interrupted_seal_word_is_reset() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = Log::open(dir.path(), LogOptions::default()).unwrap();
+    fill(&log, 0, 10);
+    drop(log);
+    let p = seg_files(dir.path()).pop().unwrap();
+    let mut b = std::fs::read(&p).unwrap();
+    let sealed = segment::SEAL_WORD_SEALED.to_le_bytes();
+    b[segment::HDR_OFF_SEAL..segment::HDR_OFF_SEAL + 3].copy_from_slice(&sealed[..3]);
+    b.extend_from_slice(&[0xEE; 20]); // part of a trailer
+    std::fs::write(&p, &b).unwrap();
+    let (log, rep) = Log::open(dir.path(), LogOptions::default()).unwrap();
+    assert_eq!(rep.truncated_bytes, 20);
+    check_all(&log, 0, 10);
+    fill(&log, 10, 5);
+    log.roll().unwrap();
+    drop(log);
+    let (log, _) = Log::open(dir.path(), LogOptions::default()).unwrap();
+    check_all(&log, 0, 15);
+    drop(log);
+    // A seal word that is not a prefix pattern of the sealed value is corruption.
+    let mut b = std::fs::read(&p).unwrap();
+    b[segment::HDR_OFF_SEAL] = 0x99;
+    std::fs::write(&p, &b).unwrap();
+    assert!(matches!(
+        Log::open(dir.path(), LogOptions::default()),
+        Err(LogError::Corrupt { offset, .. }) if offset == segment::HDR_OFF_SEAL as u64
+    ));
+}
+
+#[test]
 fn unsealed_segment_in_the_middle_is_corruption() {
     let dir = tempfile::tempdir().unwrap();
     let (log, _) = Log::open(dir.path(), opts_small()).unwrap();
@@ -921,6 +952,8 @@ enum Op {
     Retention(u64, Option<u64>, Option<u64>),
     Reopen,
     Clear,
+    /// An append that hits ENOSPC after this many bytes.
+    AppendEnospc(u64, usize),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -933,6 +966,7 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(n, a, b)| Op::Retention(n, a, b)),
         1 => Just(Op::Reopen),
         1 => Just(Op::Clear),
+        1 => (0u64..80, 0usize..200).prop_map(|(b, n)| Op::AppendEnospc(b, n)),
     ]
 }
 
@@ -947,7 +981,8 @@ proptest! {
     fn model_keeps_exactly_the_acknowledged_records(ops in prop::collection::vec(op(), 1..60)) {
         let dir = tempfile::tempdir().unwrap();
         let opts = LogOptions { segment_bytes: 1024, index_interval_bytes: 128, ..LogOptions::default() };
-        let (mut log, _) = Log::open(dir.path(), opts.clone()).unwrap();
+        let io = FaultIo::default();
+        let (mut log, _) = Log::open_with_io(dir.path(), opts.clone(), Arc::new(io.clone())).unwrap();
         // Model: offset -> record, plus the first offset still stored.
         let mut model: std::collections::BTreeMap<u64, OwnedRecord> = Default::default();
         let mut next = 0u64;
@@ -981,9 +1016,21 @@ proptest! {
                 }
                 Op::Reopen => {
                     drop(log);
-                    let (l, rep) = Log::open(dir.path(), opts.clone()).unwrap();
+                    let (l, rep) = Log::open_with_io(dir.path(), opts.clone(), Arc::new(io.clone())).unwrap();
                     prop_assert_eq!(rep.truncated_bytes, 0);
                     log = l;
+                }
+                Op::AppendEnospc(budget, n) => {
+                    // A partial write (or a failed roll) must not change the acknowledged log.
+                    io.0.lock().write_budget = Some(budget.min(n as u64 + 31));
+                    let r = log.append_blocking(1, 1, vec![7; n]);
+                    io.0.lock().write_budget = None;
+                    prop_assert!(r.is_err());
+                    if log.is_poisoned() {
+                        drop(log);
+                        let (l, _) = Log::open_with_io(dir.path(), opts.clone(), Arc::new(io.clone())).unwrap();
+                        log = l;
+                    }
                 }
             }
             // Whole-segment deletion: the model loses everything below start_offset.
