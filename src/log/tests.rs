@@ -954,6 +954,10 @@ enum Op {
     Clear,
     /// An append that hits ENOSPC after this many bytes.
     AppendEnospc(u64, usize),
+    /// ENOSPC and then a failing ftruncate (poisons; recovery must cut the partial frame).
+    AppendEnospcNoCut(u64, usize),
+    /// An append whose fdatasync fails (poisons; the record may or may not survive reopen).
+    AppendSyncFails(usize),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -967,6 +971,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::Reopen),
         1 => Just(Op::Clear),
         1 => (0u64..80, 0usize..200).prop_map(|(b, n)| Op::AppendEnospc(b, n)),
+        1 => (0u64..80, 0usize..200).prop_map(|(b, n)| Op::AppendEnospcNoCut(b, n)),
+        1 => (0usize..200).prop_map(Op::AppendSyncFails),
     ]
 }
 
@@ -1030,6 +1036,39 @@ proptest! {
                         drop(log);
                         let (l, _) = Log::open_with_io(dir.path(), opts.clone(), Arc::new(io.clone())).unwrap();
                         log = l;
+                    }
+                }
+                Op::AppendEnospcNoCut(budget, n) => {
+                    {
+                        let mut p = io.0.lock();
+                        p.write_budget = Some(budget.min(n as u64 + 31));
+                        p.fail_set_len = true;
+                    }
+                    let r = log.append_blocking(1, 1, vec![7; n]);
+                    *io.0.lock() = Plan::default();
+                    prop_assert!(r.is_err());
+                    prop_assert!(log.is_poisoned());
+                    prop_assert!(matches!(log.append_blocking(0, 0, vec![]), Err(LogError::Poisoned)));
+                    drop(log);
+                    let (l, _) = Log::open_with_io(dir.path(), opts.clone(), Arc::new(io.clone())).unwrap();
+                    log = l;
+                }
+                Op::AppendSyncFails(n) => {
+                    io.0.lock().fail_sync = true;
+                    let r = log.append_blocking(3, 3, vec![9; n]);
+                    io.0.lock().fail_sync = false;
+                    prop_assert!(r.is_err());
+                    prop_assert!(log.is_poisoned());
+                    prop_assert_eq!(log.next_offset(), next, "unacknowledged record became visible");
+                    drop(log);
+                    let (l, _) = Log::open_with_io(dir.path(), opts.clone(), Arc::new(io.clone())).unwrap();
+                    log = l;
+                    // Written but not acknowledged: it may survive; if so it is intact.
+                    if log.next_offset() == next + 1 {
+                        let r = log.read(next).unwrap().unwrap();
+                        prop_assert_eq!(&r.payload, &vec![9u8; n]);
+                        model.insert(next, r);
+                        next += 1;
                     }
                 }
             }
