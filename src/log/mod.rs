@@ -269,7 +269,14 @@ impl Log {
                 ));
             }
         }
-        std::fs::create_dir_all(&dir).map_err(|e| LogError::io(&dir, e))?;
+        if !dir.is_dir() {
+            std::fs::create_dir_all(&dir).map_err(|e| LogError::io(&dir, e))?;
+            // The new directory's own entry must be durable, or a power loss could take the
+            // whole log (and its acknowledged appends) with it.
+            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                fsutil::fsync_dir(parent)?;
+            }
+        }
         let lock = fsutil::DirLock::acquire(&dir)?;
         let opened = recovery::recover(&dir, &opts, &io)?;
         let next = opened.writer.cur.next;
