@@ -878,14 +878,18 @@ fn durability_parses() {
 fn segment_age_rolls() {
     let dir = tempfile::tempdir().unwrap();
     let opts = LogOptions {
-        segment_age: Some(Duration::from_millis(20)),
+        segment_age: Some(Duration::from_millis(200)),
+        durability: Durability::None,
         ..LogOptions::default()
     };
     let (log, _) = Log::open(dir.path(), opts).unwrap();
     fill(&log, 0, 3);
-    std::thread::sleep(Duration::from_millis(30));
+    std::thread::sleep(Duration::from_millis(250));
     fill(&log, 3, 1);
-    assert_eq!(log.segments().len(), 2);
+    // (A slow machine may roll earlier too; the old segment must have rolled by now.)
+    let segs = log.segments();
+    assert!(segs.len() >= 2);
+    assert_eq!(segs.last().unwrap().base_offset, 3);
     check_all(&log, 0, 4);
 }
 
