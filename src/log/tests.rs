@@ -816,7 +816,7 @@ fn readers_race_appends_rolls_and_retention() {
         readers.push(std::thread::spawn(move || {
             let mut x = r + 1;
             let mut seen = 0u64;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) || seen == 0 {
                 let (start, next) = (log.start_offset(), log.next_offset());
                 if next > start {
                     x = x
