@@ -19,9 +19,17 @@ struct T {
 }
 
 impl T {
+    /// Small segments, so that rolling, checkpoints and compaction happen within a test.
+    fn config(dir: &std::path::Path) -> Config {
+        Config {
+            segment_bytes: 4096,
+            ..Config::for_tests(dir)
+        }
+    }
+
     fn new() -> T {
         let dir = TempDir::new().unwrap();
-        let sqs = Sqs::open(&Config::for_tests(dir.path())).unwrap();
+        let sqs = Sqs::open(&T::config(dir.path())).unwrap();
         T {
             dir,
             sqs,
@@ -32,7 +40,7 @@ impl T {
     fn reopen(self) -> T {
         let T { dir, sqs, ctx } = self;
         drop(sqs);
-        let sqs = Sqs::open(&Config::for_tests(dir.path())).unwrap();
+        let sqs = Sqs::open(&T::config(dir.path())).unwrap();
         T { dir, sqs, ctx }
     }
 
