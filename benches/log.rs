@@ -224,7 +224,7 @@ fn summary() {
     let dir = bench_dir();
     let f = File::create(dir.path().join("raw")).unwrap();
     let mut pos = 0;
-    let mut raw_rate = |pos: &mut u64| {
+    let raw_rate = |pos: &mut u64| {
         let mut n = 0u64;
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(1) {
