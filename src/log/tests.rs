@@ -104,7 +104,10 @@ fn append_read_scan_roll_reopen() {
     assert_eq!(log.next_offset(), 302);
     check_all(&log, 0, 300);
     assert_eq!(log.append_blocking(0, 0, vec![]).unwrap(), 302);
-    assert!(verify_dir(dir.path()).unwrap().is_clean());
+    let v = verify_dir(dir.path()).unwrap();
+    assert!(v.is_clean());
+    assert_eq!((v.records, v.next_offset), (303, 303));
+    assert!(v.to_string().ends_with(": OK"), "{v}");
 }
 
 #[test]
