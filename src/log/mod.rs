@@ -222,6 +222,27 @@ impl Drop for Inner {
     }
 }
 
+/// The group-commit leader's work handed to a blocking thread. If the runtime is shutting
+/// down and drops the job without running it, the drop runs it instead: otherwise the queue
+/// would keep a leader that never comes and every later append would hang.
+struct LeaderJob(Option<Arc<Inner>>);
+
+impl LeaderJob {
+    fn run(mut self) {
+        if let Some(inner) = self.0.take() {
+            group::drive(&inner);
+        }
+    }
+}
+
+impl Drop for LeaderJob {
+    fn drop(&mut self) {
+        if let Some(inner) = self.0.take() {
+            group::drive(&inner);
+        }
+    }
+}
+
 /// A durable log. Cheap to clone (Arc inside); Send + Sync; many tasks append concurrently.
 #[derive(Clone)]
 pub struct Log {
@@ -379,12 +400,12 @@ impl Log {
         if self.inner.opts.durability != Durability::Fsync {
             return group::drive(&self.inner);
         }
-        let inner = self.inner.clone();
         match tokio::runtime::Handle::try_current() {
             Ok(h) => {
-                drop(h.spawn_blocking(move || group::drive(&inner)));
+                let job = LeaderJob(Some(self.inner.clone()));
+                drop(h.spawn_blocking(move || job.run()));
             }
-            Err(_) => group::drive(&inner),
+            Err(_) => group::drive(&self.inner),
         }
     }
 

@@ -104,7 +104,10 @@ fn append_read_scan_roll_reopen() {
     assert_eq!(log.next_offset(), 302);
     check_all(&log, 0, 300);
     assert_eq!(log.append_blocking(0, 0, vec![]).unwrap(), 302);
-    assert!(verify_dir(dir.path()).unwrap().is_clean());
+    let v = verify_dir(dir.path()).unwrap();
+    assert!(v.is_clean());
+    assert_eq!((v.records, v.next_offset), (303, 303));
+    assert!(v.to_string().ends_with(": OK"), "{v}");
 }
 
 #[test]
@@ -859,6 +862,33 @@ fn readers_race_appends_rolls_and_retention() {
     }
     let start = log.start_offset();
     check_all(&log, start, 3000);
+}
+
+#[test]
+fn log_outlives_the_runtime_that_used_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = Log::open(dir.path(), opts_small()).unwrap();
+    for round in 0..3u64 {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .build()
+            .unwrap();
+        let l = log.clone();
+        rt.block_on(async move {
+            for i in 0..5 {
+                l.append(0, 0, vec![round as u8, i]).await.unwrap();
+            }
+        });
+        // Start appends and shut the runtime down while they are in flight.
+        let l = log.clone();
+        rt.spawn(async move {
+            let _ = l.append(0, 0, vec![]).await;
+        });
+        rt.shutdown_background();
+    }
+    // Not hung: appends from a plain thread still work.
+    let n = log.next_offset();
+    assert!(log.append_blocking(0, 0, vec![1]).unwrap() >= n);
 }
 
 #[test]

@@ -39,6 +39,47 @@ impl VerifyReport {
     }
 }
 
+impl std::fmt::Display for VerifyReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} segments ({} sealed), {} records, offsets {}..{}, {} bytes",
+            self.segments,
+            self.sealed_segments,
+            self.records,
+            self.start_offset,
+            self.next_offset,
+            self.bytes
+        )?;
+        if let Some(u) = self.checkpoint_upto {
+            write!(f, ", checkpoint upto {u}")?;
+        }
+        if self.torn_tail_bytes > 0 {
+            write!(
+                f,
+                ", {} torn tail bytes (recovery cuts them)",
+                self.torn_tail_bytes
+            )?;
+        }
+        if self.missing_indexes > 0 {
+            write!(
+                f,
+                ", {} missing index files (recovery rebuilds them)",
+                self.missing_indexes
+            )?;
+        }
+        if self.problems.is_empty() {
+            write!(f, ": OK")
+        } else {
+            write!(f, ": {} PROBLEMS", self.problems.len())?;
+            for p in &self.problems {
+                write!(f, "\n  {p}")?;
+            }
+            Ok(())
+        }
+    }
+}
+
 /// Checks a log directory without modifying it. `Err` only if the directory cannot be read;
 /// corruption is reported in [`VerifyReport::problems`].
 pub fn verify_dir(dir: &Path) -> Result<VerifyReport, LogError> {
