@@ -344,3 +344,82 @@ async fn cbor_subscription_frames_decode_and_end_at_the_closed_shard() {
     assert_eq!(resp.header("x-amzn-errortype"), Some("ValidationException"));
     srv.stop().await;
 }
+
+/// Over HTTP/2 (as AWS serves SubscribeToShard), each event reaches the client as it happens,
+/// not when the response ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2c_frames_arrive_as_records_are_put() {
+    use http_body_util::BodyExt;
+    let srv = TestServer::start().await;
+    let c = kinesis(&srv.endpoint());
+    let consumer = stream_with_consumer(&c, "h2").await;
+    let stream = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
+    let io = hyper_util::rt::TokioIo::new(stream);
+    let (mut send, conn) =
+        hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io)
+            .await
+            .expect("h2c handshake");
+    tokio::spawn(conn);
+    let doc = serde_json::json!({"ConsumerARN": consumer, "ShardId": SHARD,
+                                 "StartingPosition": {"Type": "LATEST"}});
+    let req = hyper::Request::post(format!("http://{}/", srv.addr))
+        .header("x-amz-target", "Kinesis_20131202.SubscribeToShard")
+        .header("content-type", "application/x-amz-json-1.1")
+        .body(http_body_util::Full::new(bytes::Bytes::from(
+            doc.to_string(),
+        )))
+        .unwrap();
+    let resp = send.send_request(req).await.expect("h2 response");
+    assert_eq!(resp.version(), hyper::Version::HTTP_2);
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.headers()["content-type"],
+        "application/vnd.amazon.eventstream"
+    );
+    let mut body = resp.into_body();
+    let mut buf = Vec::new();
+    // Reads frames until one whole message is buffered, and returns it.
+    async fn next_message(
+        body: &mut hyper::body::Incoming,
+        buf: &mut Vec<u8>,
+    ) -> eventstream::Message {
+        loop {
+            match eventstream::decode(buf) {
+                Ok((m, used)) => {
+                    buf.drain(..used);
+                    return m;
+                }
+                Err(eventstream::DecodeError::Incomplete(_)) => {}
+                Err(e) => panic!("bad frame: {e}"),
+            }
+            let frame = tokio::time::timeout(Duration::from_secs(10), body.frame())
+                .await
+                .expect("a frame in time")
+                .expect("body still open")
+                .unwrap();
+            if let Ok(data) = frame.into_data() {
+                buf.extend_from_slice(&data);
+            }
+        }
+    }
+    let first = next_message(&mut body, &mut buf).await;
+    assert_eq!(first.header(":event-type"), Some("initial-response"));
+    assert_eq!(first.header(":content-type"), Some("application/json"));
+    assert_eq!(first.payload, b"{}");
+    // At LATEST with nothing new, the first event is empty.
+    let empty = next_message(&mut body, &mut buf).await;
+    assert_eq!(empty.header(":event-type"), Some("SubscribeToShardEvent"));
+    let ev: serde_json::Value = serde_json::from_slice(&empty.payload).unwrap();
+    assert_eq!(ev["Records"], serde_json::json!([]));
+
+    let seq = put(&c, "h2", "live").await;
+    let m = next_message(&mut body, &mut buf).await;
+    let ev: serde_json::Value = serde_json::from_slice(&m.payload).unwrap();
+    assert_eq!(ev["Records"][0]["SequenceNumber"], seq.as_str());
+    assert_eq!(ev["Records"][0]["Data"], "bGl2ZQ==");
+    assert!(ev["Records"][0]["ApproximateArrivalTimestamp"].is_number());
+    assert_eq!(ev["ContinuationSequenceNumber"], seq.as_str());
+    drop(body);
+    drop(send);
+    srv.stop().await;
+}

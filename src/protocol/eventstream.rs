@@ -233,7 +233,10 @@ mod tests {
     #[test]
     fn round_trips_several_messages() {
         let mut buf = encode(
-            &[(":message-type", "event"), (":event-type", "initial-response")],
+            &[
+                (":message-type", "event"),
+                (":event-type", "initial-response"),
+            ],
             b"{}",
         );
         buf.extend(encode(&[(":message-type", "exception")], b""));
