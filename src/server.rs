@@ -81,6 +81,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
             sns,
             kinesis,
             account_id: config.account_id.clone(),
+            streams: Default::default(),
         },
         config,
     });
@@ -107,8 +108,10 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
 }
 
 impl Server {
-    /// Stops accepting, waits for in-flight requests, then flushes every log.
+    /// Stops accepting, ends open event streams, waits for in-flight requests, then flushes every
+    /// log.
     pub async fn shutdown(mut self) -> Result<(), ServiceError> {
+        self.app.services.streams.close();
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }

@@ -423,3 +423,29 @@ async fn h2c_frames_arrive_as_records_are_put() {
     drop(send);
     srv.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_ends_open_subscriptions() {
+    let srv = TestServer::start().await;
+    let c = kinesis(&srv.endpoint());
+    let consumer = stream_with_consumer(&c, "open").await;
+    let mut out = c
+        .subscribe_to_shard()
+        .consumer_arn(&consumer)
+        .shard_id(SHARD)
+        .starting_position(trim_horizon())
+        .send()
+        .await
+        .unwrap();
+    out.event_stream.recv().await.unwrap().unwrap();
+    // The client keeps reading; a graceful shutdown must not wait out the 5-minute subscription.
+    let reader =
+        tokio::spawn(async move { while let Ok(Some(_)) = out.event_stream.recv().await {} });
+    tokio::time::timeout(Duration::from_secs(3), srv.stop())
+        .await
+        .expect("shutdown does not wait for open subscriptions");
+    tokio::time::timeout(Duration::from_secs(3), reader)
+        .await
+        .expect("the client sees its stream end")
+        .unwrap();
+}

@@ -42,6 +42,34 @@ pub struct Services {
     pub sns: Arc<Sns>,
     pub kinesis: Arc<Kinesis>,
     pub account_id: String,
+    /// Ends open event streams when the server shuts down.
+    pub streams: StreamGate,
+}
+
+/// Open event-stream responses (SubscribeToShard lasts up to 5 minutes) would hold a graceful
+/// shutdown back; closing the gate ends them cleanly, and clients resubscribe from their
+/// continuation sequence number.
+pub struct StreamGate(tokio::sync::watch::Sender<bool>);
+
+impl Default for StreamGate {
+    fn default() -> Self {
+        StreamGate(tokio::sync::watch::channel(false).0)
+    }
+}
+
+impl StreamGate {
+    /// Ends every open event stream and any opened later.
+    pub fn close(&self) {
+        self.0.send_replace(true);
+    }
+
+    /// Resolves once the gate is closed.
+    fn closed(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut rx = self.0.subscribe();
+        async move {
+            let _ = rx.wait_for(|closed| *closed).await;
+        }
+    }
 }
 
 /// How the request was encoded, which decides how the answer and errors are.
@@ -389,11 +417,18 @@ async fn subscribe_to_shard(
         ],
         &render(None, &json!({})),
     );
+    let closed = services.streams.closed();
     tokio::spawn(async move {
+        tokio::pin!(closed);
         if tx.send(first.into()).await.is_err() {
             return;
         }
-        while let Some(item) = sub.next().await {
+        loop {
+            let item = tokio::select! {
+                item = sub.next() => item,
+                _ = &mut closed => None,
+            };
+            let Some(item) = item else { return };
             let frame = match item {
                 Ok(event) => eventstream::encode(
                     &[
