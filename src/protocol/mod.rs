@@ -399,14 +399,7 @@ async fn subscribe_to_shard(
             doc.to_string().into_bytes()
         }
     };
-    // SubscribeToShardOutput.EventStream is the union of events; this event is its member.
-    let member = |s: model::ShapeRef<'static>, name: &str| {
-        s.members().find(|(n, _)| *n == name).map(|(_, r)| r)
-    };
-    let event_shape = model(ServiceName::Kinesis)
-        .output("SubscribeToShard")
-        .and_then(|o| member(o, "EventStream"))
-        .and_then(|s| member(s, "SubscribeToShardEvent"));
+    let event_shape = subscribe_stream_member("SubscribeToShardEvent");
     // One frame in flight: a slow reader holds the subscription back instead of buffering.
     let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(1);
     let first = eventstream::encode(
@@ -442,7 +435,7 @@ async fn subscribe_to_shard(
                     let frame = eventstream::encode(
                         &[
                             (":message-type", "exception"),
-                            (":exception-type", &e.code),
+                            (":exception-type", stream_exception_type(&e.code)),
                             (":content-type", payload_type),
                         ],
                         &render(None, &json!({"message": e.message})),
@@ -467,6 +460,28 @@ async fn subscribe_to_shard(
         h.insert("x-amzn-requestid", v);
     }
     resp
+}
+
+/// A member of SubscribeToShardOutput.EventStream, the union of events and exceptions the
+/// stream can carry.
+fn subscribe_stream_member(name: &str) -> Option<model::ShapeRef<'static>> {
+    let member = |s: model::ShapeRef<'static>, name: &str| {
+        s.members().find(|(n, _)| *n == name).map(|(_, r)| r)
+    };
+    model(ServiceName::Kinesis)
+        .output("SubscribeToShard")
+        .and_then(|o| member(o, "EventStream"))
+        .and_then(|s| member(s, name))
+}
+
+/// The `:exception-type` of an error ending a subscription: the model lists the exceptions an
+/// event stream carries, and SDKs only know those; anything else (a storage failure) is the
+/// stream's InternalFailureException.
+fn stream_exception_type(code: &str) -> &str {
+    match subscribe_stream_member(code) {
+        Some(s) if s.kind() == "structure" && code != "SubscribeToShardEvent" => code,
+        _ => "InternalFailureException",
+    }
 }
 
 /// A response body made of the event-stream frames a task sends, ending when it stops.
@@ -684,6 +699,17 @@ mod tests {
         ));
         parse_any(&data);
         parse_any(&data[..data.len() - 3]);
+    }
+
+    #[test]
+    fn stream_exceptions_are_those_the_model_lists() {
+        assert!(subscribe_stream_member("SubscribeToShardEvent").is_some());
+        for code in ["ResourceNotFoundException", "ResourceInUseException"] {
+            assert_eq!(stream_exception_type(code), code);
+        }
+        for code in ["ServiceUnavailable", "SubscribeToShardEvent", "Records", ""] {
+            assert_eq!(stream_exception_type(code), "InternalFailureException");
+        }
     }
 
     #[test]
