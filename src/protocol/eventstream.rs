@@ -195,6 +195,42 @@ fn decode_headers(mut b: &[u8]) -> Result<Vec<(String, HeaderValue)>, DecodeErro
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn round_trips_any_string_headers_and_payload(
+            headers in proptest::collection::vec(("[a-z:-]{1,20}", "[ -~]{0,40}"), 0..6),
+            payload in proptest::collection::vec(any::<u8>(), 0..300),
+        ) {
+            let refs: Vec<(&str, &str)> =
+                headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+            let bytes = encode(&refs, &payload);
+            let (m, used) = decode(&bytes).unwrap();
+            prop_assert_eq!(used, bytes.len());
+            prop_assert_eq!(m.payload, payload);
+            let back: Vec<(String, HeaderValue)> = headers
+                .into_iter()
+                .map(|(n, v)| (n, HeaderValue::String(v)))
+                .collect();
+            prop_assert_eq!(m.headers, back);
+        }
+
+        /// Damaged frames (any prefix, any flipped byte) are errors, never panics.
+        #[test]
+        fn damaged_frames_are_errors(cut in 0usize..80, flip in 0usize..80, bit in 0u8..8) {
+            let mut bytes = ONE_HEADER.to_vec();
+            if flip < bytes.len() {
+                bytes[flip] ^= 1 << bit;
+                prop_assert!(decode(&bytes).is_err());
+            }
+            let cut = cut.min(bytes.len());
+            let _ = decode_all(&bytes[..cut]);
+            if cut < ONE_HEADER.len() {
+                prop_assert!(decode(&ONE_HEADER[..cut]).is_err());
+            }
+        }
+    }
 
     /// The one-header message from aws-c-event-stream's deserializer tests.
     const ONE_HEADER: &[u8] = &[
