@@ -175,8 +175,17 @@ fn build_big_log(dir: &std::path::Path, n: u64) -> Log {
     log
 }
 
+fn bench_mode() -> bool {
+    std::env::args().any(|a| a == "--bench")
+}
+
 fn lookups(c: &mut Criterion) {
-    let n = big_log_records();
+    // `cargo test --benches` runs each benchmark once: keep that quick.
+    let n = if bench_mode() {
+        big_log_records()
+    } else {
+        10_000
+    };
     let dir = bench_dir();
     let log = build_big_log(dir.path(), n);
     // Reopen so the sealed segments are served from their persisted, mmap'd indexes.
@@ -254,7 +263,7 @@ criterion_group! {
 fn main() {
     benches();
     Criterion::default().configure_from_args().final_summary();
-    if std::env::args().any(|a| a == "--bench") {
+    if bench_mode() {
         summary();
     }
 }

@@ -19,6 +19,29 @@
 //! Crash behaviour: a crash leaves at most a torn tail in the newest segment (cut at the next
 //! open, reported in [`RecoveryReport`]), possibly a half-finished roll (finished at open),
 //! `*.tmp` files (deleted at open) and missing indexes (rebuilt at open).
+//!
+//! Typical use by a service:
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), millpond::log::LogError> {
+//! use millpond::{codec, log::{Log, LogOptions}};
+//! let (log, report) = Log::open("/var/lib/millpond/queues/q1", LogOptions::default())?;
+//! // Replay: state from the checkpoint, then every record at or after its `upto`.
+//! let (upto, mut state): (u64, Vec<String>) = match log.read_checkpoint()? {
+//!     Some((upto, bytes)) => (upto, codec::decode(&bytes).expect("own checkpoint")),
+//!     None => (0, Vec::new()),
+//! };
+//! for rec in log.scan(upto) {
+//!     let rec = rec?;
+//!     state.push(codec::decode(&rec.payload).expect("own record"));
+//! }
+//! // Append (resolves once durable); kinds are the service's own tags.
+//! let off = log.append(1, 1_700_000_000_000, codec::encode(&"hello".to_string())).await?;
+//! state.push("hello".to_string());
+//! // Compact: snapshot state reflecting records < off + 1, drop whole segments below it.
+//! log.checkpoint_and_truncate(off + 1, &codec::encode(&state))?;
+//! # let _ = report; Ok(()) }
+//! ```
 
 mod checkpoint;
 mod error;
@@ -39,7 +62,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::{Condvar, Mutex, RwLock};
 
 pub use checkpoint::{CHECKPOINT_FILE, CHECKPOINT_MAGIC, CHECKPOINT_VERSION};
 pub use error::LogError;
@@ -50,7 +73,7 @@ pub use record::{
 pub use segment::{SEGMENT_HEADER_LEN, SEGMENT_MAGIC, SEGMENT_VERSION, TRAILER_LEN};
 pub use verify::{find_log_dirs, verify_dir, VerifyReport};
 
-use group::{Batch, Group, Meta, Queue, Waiter, Writer};
+use group::{Group, Meta, Queue, Waiter, Writer};
 use segment::Segment;
 
 /// When an append counts as done.
@@ -59,7 +82,8 @@ pub enum Durability {
     /// Each append resolves only after the bytes are written and `fdatasync`ed (batched with
     /// concurrent appends: group commit). Survives process kill and power loss.
     Fsync,
-    /// Appends resolve after the `write`; a background thread `fdatasync`s at least this often.
+    /// Appends resolve after the `write`; a background thread (one per process, shared by all
+    /// logs) `fdatasync`s every log with unsynced writes about this often.
     /// Survives process kill; power loss may lose up to one interval of acknowledged appends.
     Interval(Duration),
     /// Appends resolve after the `write`; fdatasync only on roll, flush and drop.
@@ -163,6 +187,8 @@ pub(crate) struct Inner {
     opts: LogOptions,
     io: Arc<dyn SegmentIo>,
     queue: Mutex<Queue>,
+    /// Signals a delaying group-commit leader that enough appenders have queued.
+    more: Condvar,
     writer: Mutex<Writer>,
     /// Segments in offset order; the last one is the active segment.
     view: RwLock<Vec<Arc<Segment>>>,
@@ -212,7 +238,10 @@ impl std::fmt::Debug for Log {
 
 impl Log {
     /// Opens or creates the log in `dir` (creating the directory), recovering as described in
-    /// [`recovery`]. Synchronous; does not scan sealed segments unless an index is missing.
+    /// `storage-format.md` §9: leftovers deleted, a torn tail of the active segment cut
+    /// (reported in the [`RecoveryReport`] and logged with `tracing::warn!`), missing indexes
+    /// rebuilt. Synchronous; does not scan sealed segments unless an index is missing.
+    /// Fails with [`LogError::Locked`] if the directory is open elsewhere.
     pub fn open(
         dir: impl AsRef<Path>,
         opts: LogOptions,
@@ -240,18 +269,22 @@ impl Log {
                 ));
             }
         }
-        std::fs::create_dir_all(&dir).map_err(|e| LogError::io(&dir, e))?;
+        if !dir.is_dir() {
+            std::fs::create_dir_all(&dir).map_err(|e| LogError::io(&dir, e))?;
+            // The new directory's own entry must be durable, or a power loss could take the
+            // whole log (and its acknowledged appends) with it.
+            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                fsutil::fsync_dir(parent)?;
+            }
+        }
         let lock = fsutil::DirLock::acquire(&dir)?;
         let opened = recovery::recover(&dir, &opts, &io)?;
         let next = opened.writer.cur.next;
         let inner = Arc::new(Inner {
             dir,
             io,
-            queue: Mutex::new(Queue {
-                next,
-                pending: Batch::default(),
-                leader: false,
-            }),
+            queue: Mutex::new(Queue::new(next)),
+            more: Condvar::new(),
             writer: Mutex::new(opened.writer),
             view: RwLock::new(opened.segs),
             poisoned: AtomicBool::new(false),
@@ -332,6 +365,9 @@ impl Log {
         });
         p.barrier |= barrier;
         q.next = off;
+        if q.want != 0 && (q.pending.groups.len() >= q.want || barrier) {
+            self.inner.more.notify_one();
+        }
         let lead = !q.leader;
         q.leader = true;
         Ok(lead)

@@ -217,6 +217,16 @@ pub(crate) fn recover(
                 ));
             }
             drop(f);
+            if hdr.torn_seal {
+                tracing::warn!(segment = %path.display(), "resetting an interrupted seal word");
+                let file = io.open(&path, false).map_err(|e| LogError::io(&path, e))?;
+                file.write_at(
+                    &segment::SEAL_WORD_ACTIVE.to_le_bytes(),
+                    segment::HDR_OFF_SEAL as u64,
+                )
+                .and_then(|()| file.sync_data())
+                .map_err(|e| LogError::io(&path, e))?;
+            }
             let (seg, w) = recover_active(&path, base, hdr.created_ms, opts, io, &mut report)?;
             prev_next = Some(w.cur.next);
             segs.push(seg);

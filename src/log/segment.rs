@@ -113,6 +113,8 @@ pub(crate) struct SegHeader {
     pub base: u64,
     pub created_ms: u64,
     pub sealed: bool,
+    /// The seal word is a partial write of the sealed value (the seal was interrupted).
+    pub torn_seal: bool,
 }
 
 pub(crate) fn encode_header(base: u64, created_ms: u64) -> Vec<u8> {
@@ -158,9 +160,19 @@ pub(crate) fn parse_header(path: &Path, b: &[u8]) -> Result<SegHeader, LogError>
             "unknown segment flags",
         ));
     }
-    let sealed = match le_u64(b, HDR_OFF_SEAL) {
-        SEAL_WORD_ACTIVE => false,
-        SEAL_WORD_SEALED => true,
+    let word = le_u64(b, HDR_OFF_SEAL);
+    let (sealed, torn_seal) = match word {
+        SEAL_WORD_ACTIVE => (false, false),
+        SEAL_WORD_SEALED => (true, false),
+        // An interrupted seal-word write: every byte is either still 0 or already its sealed
+        // value. The seal never completed, so the segment is still the active one.
+        w if (0..8).all(|i| {
+            let (a, s) = ((w >> (8 * i)) as u8, (SEAL_WORD_SEALED >> (8 * i)) as u8);
+            a == 0 || a == s
+        }) =>
+        {
+            (false, true)
+        }
         _ => {
             return Err(LogError::corrupt(
                 path,
@@ -173,6 +185,7 @@ pub(crate) fn parse_header(path: &Path, b: &[u8]) -> Result<SegHeader, LogError>
         base: le_u64(b, HDR_OFF_BASE),
         created_ms: le_u64(b, HDR_OFF_CREATED),
         sealed,
+        torn_seal,
     })
 }
 

@@ -138,6 +138,11 @@ pub fn parse_attrs(v: Option<&Map<String, Value>>, system: bool) -> ServiceResul
             )));
         }
         let base = data_type.split('.').next().unwrap_or_default();
+        if system && data_type != "String" {
+            return Err(e::invalid_parameter_value(format!(
+                "The message system attribute '{name}' must be of type 'String'."
+            )));
+        }
         if !matches!(base, "String" | "Number" | "Binary")
             || data_type.len() > 256
             || (data_type.contains('.') && data_type.ends_with('.'))
@@ -234,8 +239,9 @@ mod tests {
         assert_eq!(hex_md5(b"hello"), "5d41402abc4b2a76b9719d911017c592");
     }
 
-    // Vectors computed with botocore's (pre-1.31) `_add_md5_of_message_attributes` algorithm:
-    // python3 -c 'import hashlib,struct; ...' over the same attributes.
+    // Vectors from the algorithm of botocore's former `_add_md5_of_message_attributes` (current
+    // botocore no longer ships it), cross-checked with moto's independent implementation
+    // (`moto.sqs.models.Message.attribute_md5`), which gives the same digests.
     #[test]
     fn attributes_md5_matches_aws_algorithm() {
         let mut a = Attrs::new();

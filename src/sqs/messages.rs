@@ -610,13 +610,18 @@ impl Sqs {
                     "The maximum number of in flight messages ({limit}) has been reached."
                 )));
             }
-            let taken = q.state.lock().take(
-                now,
-                max,
-                visibility_ms,
-                cfg.retention_s * 1000,
-                dlq.as_ref().map(|d| d.1),
-            );
+            let taken = {
+                let mut st = q.state.lock();
+                let taken = st.take(
+                    now,
+                    max,
+                    visibility_ms,
+                    cfg.retention_s * 1000,
+                    dlq.as_ref().map(|d| d.1),
+                );
+                q.rearm(&mut st);
+                taken
+            };
             let mut recs = Vec::new();
             if !taken.expired.is_empty() {
                 recs.push((Q_EXPIRED, encode(&taken.expired)));
@@ -720,7 +725,7 @@ impl Sqs {
         let entry = change_visibility(&q, &h, v, &handle)?;
         q.append(vec![(Q_VISIBILITY, encode(&vec![entry]))]).await?;
         if v == 0 {
-            q.notify.notify_waiters();
+            q.wake(1);
         }
         Ok(json!({}))
     }
@@ -740,7 +745,7 @@ impl Sqs {
         let mut ok = Vec::new();
         let mut failed = Vec::new();
         let mut entries = Vec::new();
-        let mut wake = false;
+        let mut wake = 0;
         for entry in &i.entries {
             let id = entry.id.clone().unwrap_or_default();
             let r = parse_handle(&q, entry.receipt_handle.as_deref()).and_then(|h| {
@@ -749,7 +754,7 @@ impl Sqs {
                         .visibility_timeout
                         .ok_or_else(|| e::missing_parameter("VisibilityTimeout"))?,
                 )?;
-                wake |= v == 0;
+                wake += usize::from(v == 0);
                 change_visibility(
                     &q,
                     &h,
@@ -768,9 +773,7 @@ impl Sqs {
         if !entries.is_empty() {
             q.append(vec![(Q_VISIBILITY, encode(&entries))]).await?;
         }
-        if wake {
-            q.notify.notify_waiters();
-        }
+        q.wake(wake);
         Ok(json!({ "Successful": ok, "Failed": to_output(&failed)? }))
     }
 }
@@ -793,11 +796,14 @@ fn change_visibility(q: &Queue, h: &Handle, v: u64, raw: &str) -> ServiceResult<
     if st.get(h.seq).is_some_and(|m| m.tag != h.id as u32) {
         return Err(e::receipt_handle_invalid(raw));
     }
-    st.change_visibility(h.seq, h.generation, now + v * 1000, now)
+    let entry = st
+        .change_visibility(h.seq, h.generation, now + v * 1000, now)
         .map_err(|err| match err {
             VisError::Expired => e::receipt_handle_expired(raw),
             VisError::NotInflight => e::message_not_inflight(),
-        })
+        })?;
+    q.rearm(&mut st);
+    Ok(entry)
 }
 
 /// One received message in the ReceiveMessage output shape.

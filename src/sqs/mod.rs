@@ -14,10 +14,21 @@
 //! message table), `queue.rs` (one queue's log,
 //! state and upkeep), `catalog.rs` (catalog replay), `error.rs`.
 //!
-//! Choices where AWS is silent or we differ: QueueDeletedRecently is not enforced (like
-//! localstack and moto); a stale receipt handle (from an earlier receive of the same message)
-//! makes DeleteMessage succeed without deleting, as AWS documents for standard queues, and
-//! makes ChangeMessageVisibility fail with InvalidParameterValue ("receipt handle has expired").
+//! Choices where AWS is silent or we differ:
+//! - QueueDeletedRecently is not enforced (like localstack and moto): a deleted name can be
+//!   reused at once, and the new queue starts empty.
+//! - A stale receipt handle (from an earlier receive of the same message) makes DeleteMessage
+//!   succeed without deleting, as AWS documents; ChangeMessageVisibility with it fails with
+//!   InvalidParameterValue ("The receipt handle has expired."). Handles of deleted, expired or
+//!   purged messages delete nothing and succeed.
+//! - A message moved to a dead-letter queue keeps its MessageId, body, attributes and
+//!   SentTimestamp (retention counts from it, as AWS does) and starts over at receive count 0.
+//! - Redrive and move tasks send first and remove second: a crash in between duplicates a
+//!   message (at-least-once), never loses one.
+//! - FIFO: ContentBasedDeduplication uses SHA-256 of the body like AWS; SequenceNumber is the
+//!   queue-local send order as a 20-digit string; ReceiveRequestAttemptId is remembered in
+//!   memory only (a retry after a restart receives afresh).
+//! - The in-flight limit (OverLimit) is 120,000 messages (20,000 on FIFO queues).
 
 mod attributes;
 mod catalog;

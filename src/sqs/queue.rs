@@ -12,6 +12,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 
 use parking_lot::Mutex;
 use tokio::sync::{Notify, RwLock};
@@ -47,7 +48,7 @@ pub struct Queue {
     pub log: Log,
     pub state: Mutex<QueueState>,
     pub gate: RwLock<()>,
-    /// Woken on sends and visibility resets; parked long polls wait on it.
+    /// Woken on sends and visibility resets (see `wake`); parked long polls wait on it.
     pub notify: Notify,
     pub deleted: AtomicBool,
     since_checkpoint: AtomicU64,
@@ -59,6 +60,9 @@ pub struct Queue {
 /// Records appended since the last checkpoint before one is due (or the live count, if larger,
 /// so checkpoint cost stays proportional to the log it saves replaying).
 const CHECKPOINT_EVERY: u64 = 10_000;
+
+/// Most messages one compaction pass re-appends (it runs with the queue's gate held).
+const MAX_RELOCATE: u64 = 50_000;
 
 impl Queue {
     /// Opens the queue's log and rebuilds its state from checkpoint + replay.
@@ -129,6 +133,23 @@ impl Queue {
 
     pub fn is_deleted(&self) -> bool {
         self.deleted.load(Ordering::Acquire)
+    }
+
+    /// Wakes up to `n` parked long polls, one per message that became visible: waking every
+    /// poller for each message would make a crowd of them race for it. (A poll that was woken
+    /// but is dropped hands its wake-up on to the next waiter.)
+    pub fn wake(&self, n: usize) {
+        for _ in 0..n.min(16) {
+            self.notify.notify_one();
+        }
+    }
+
+    /// After a state change: if a deadline earlier than any before appeared (a short delay, a
+    /// short visibility timeout), every parked poll recomputes how long to sleep.
+    pub fn rearm(&self, st: &mut QueueState) {
+        if st.take_lowered() {
+            self.notify.notify_waiters();
+        }
     }
 
     pub fn mark_deleted(&self) {
@@ -205,8 +226,9 @@ impl Queue {
                 let m = MsgMeta::from_send(r, first + i as u64);
                 st.insert(r.seq, m, r.group_id.as_deref(), now);
             }
+            self.rearm(&mut st);
         }
-        self.notify.notify_waiters();
+        self.wake(fresh.len());
         Ok(result)
     }
 
@@ -228,14 +250,14 @@ impl Queue {
     }
 
     /// Periodic upkeep: drop expired messages, then checkpoint and compact when due.
-    pub async fn maintain(&self) -> ServiceResult<()> {
+    pub async fn maintain(self: &Arc<Self>) -> ServiceResult<()> {
         if self.is_deleted() {
             return Ok(());
         }
         let retention_ms = self.config().retention_s * 1000;
         {
             let _g = self.gate.read().await;
-            let expired = self.state.lock().expire(now_ms(), retention_ms, 10_000);
+            let expired = self.state.lock().expire(now_ms(), retention_ms, 100_000);
             self.log_removed(Q_EXPIRED, expired).await?;
         }
         let live = self.state.lock().len() as u64;
@@ -247,7 +269,7 @@ impl Queue {
 
     /// Relocates the few live messages of a sparse oldest segment, writes a checkpoint and
     /// truncates every segment below the oldest live message.
-    pub async fn checkpoint(&self) -> ServiceResult<()> {
+    pub async fn checkpoint(self: &Arc<Self>) -> ServiceResult<()> {
         let _g = self.gate.write().await;
         self.relocate_sparse_head().await?;
         let upto = self.log.next_offset();
@@ -256,8 +278,14 @@ impl Queue {
             let min_live = st.iter().map(|(_, m)| m.offset).min().unwrap_or(upto);
             (encode(&st.snapshot()), min_live)
         };
-        self.log.write_checkpoint(upto, &snap)?;
-        self.log.truncate_front(min_live)?;
+        // Writing a large snapshot takes a while: off the async workers.
+        let q = self.clone();
+        tokio::task::spawn_blocking(move || {
+            q.log.write_checkpoint(upto, &snap)?;
+            q.log.truncate_front(min_live)
+        })
+        .await
+        .map_err(|e| crate::error::ServiceError::internal(e.to_string()))??;
         self.since_checkpoint.store(0, Ordering::Relaxed);
         Ok(())
     }
@@ -267,17 +295,37 @@ impl Queue {
         if segs.len() < 2 {
             return Ok(());
         }
-        let head = &segs[0];
-        let head_records = head.next_offset.saturating_sub(head.base_offset).max(1);
+        // Live messages per segment (the active last one is never compacted).
+        let bases: Vec<u64> = segs.iter().map(|s| s.base_offset).collect();
+        let mut live = vec![0u64; segs.len()];
+        {
+            let st = self.state.lock();
+            for (_, m) in st.iter() {
+                let i = bases.partition_point(|b| *b <= m.offset).saturating_sub(1);
+                live[i] += 1;
+            }
+        }
+        // The leading run of sparse segments (under a quarter of their records live): dense
+        // ones are left alone, since relocating them would rewrite most of the log.
+        let mut end = None;
+        let mut moved = 0;
+        for (i, seg) in segs[..segs.len() - 1].iter().enumerate() {
+            let records = seg.next_offset.saturating_sub(seg.base_offset).max(1);
+            if live[i] * 4 > records || moved + live[i] > MAX_RELOCATE {
+                break;
+            }
+            moved += live[i];
+            end = Some(seg.next_offset);
+        }
+        let Some(end) = end else { return Ok(()) };
         let victims: Vec<(u64, MsgMeta)> = {
             let st = self.state.lock();
             st.iter()
-                .filter(|(_, m)| m.offset < head.next_offset)
+                .filter(|(_, m)| m.offset < end)
                 .map(|(s, m)| (s, *m))
                 .collect()
         };
-        // Dense heads are left alone: relocating them would rewrite most of the log.
-        if victims.is_empty() || victims.len() as u64 * 4 > head_records {
+        if victims.is_empty() {
             return Ok(());
         }
         let mut recs = Vec::with_capacity(victims.len());

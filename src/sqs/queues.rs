@@ -311,7 +311,9 @@ impl Sqs {
             }
         }
         if i.tags.len() > 50 {
-            return Err(e::invalid_parameter_value("Too many tags added for queue."));
+            return Err(e::invalid_parameter_value(format!(
+                "Too many tags added for queue {name}."
+            )));
         }
         let _g = self.catalog.gate.lock().await;
         if let Some(q) = self.lookup(&ctx.account_id, &ctx.region, &name) {
@@ -571,7 +573,10 @@ impl Sqs {
                 .collect::<std::collections::BTreeSet<_>>()
                 .len();
             if total > 50 {
-                return Err(e::invalid_parameter_value("Too many tags added for queue."));
+                return Err(e::invalid_parameter_value(format!(
+                    "Too many tags added for queue {}.",
+                    q.name
+                )));
             }
         }
         let rec = TagRec {
@@ -590,8 +595,10 @@ impl Sqs {
     ) -> ServiceResult<Value> {
         let i: UntagIn = parse_input(input, PARAM)?;
         let q = self.queue_by_url(ctx, i.queue_url.as_deref())?;
-        if i.tag_keys.is_empty() {
-            return Err(e::missing_parameter("TagKeys"));
+        if i.tag_keys.is_empty() || i.tag_keys.iter().any(|k| k.is_empty() || k.len() > 128) {
+            return Err(e::invalid_parameter_value(
+                "Tag keys must be between 1 and 128 characters in length.",
+            ));
         }
         let _g = self.catalog.gate.lock().await;
         let rec = UntagRec {

@@ -150,6 +150,9 @@ pub struct QueueState {
     avail: BTreeSet<(u64, u32)>,
     dedup: HashMap<String, DedupEntry>,
     dedup_order: VecDeque<(u64, String)>,
+    /// Set when a new earliest deadline appeared: parked polls sleeping until a later one must
+    /// look again (see `take_lowered`).
+    lowered: bool,
 }
 
 impl QueueState {
@@ -330,7 +333,7 @@ impl QueueState {
             return;
         }
         if m.visible_at > now {
-            self.timers.insert((m.visible_at, seq));
+            self.timer_add(m.visible_at, seq);
             if m.receive_count > 0 {
                 m.phase = Phase::Inflight;
                 self.inflight_add(m.group);
@@ -406,6 +409,18 @@ impl QueueState {
         }
     }
 
+    fn timer_add(&mut self, t: u64, seq: u64) {
+        if self.timers.first().is_none_or(|f| (t, seq) < *f) {
+            self.lowered = true;
+        }
+        self.timers.insert((t, seq));
+    }
+
+    /// Whether the earliest deadline moved earlier since the last call.
+    pub fn take_lowered(&mut self) -> bool {
+        std::mem::take(&mut self.lowered)
+    }
+
     pub fn next_deadline(&self) -> Option<u64> {
         self.timers.first().map(|&(t, _)| t)
     }
@@ -479,7 +494,7 @@ impl QueueState {
             m.version += 1;
             m.visible_at = now + visibility_ms;
             m.phase = Phase::Inflight;
-            self.timers.insert((m.visible_at, seq));
+            self.timer_add(m.visible_at, seq);
             self.inflight_add(m.group);
             self.msgs.insert(seq, m);
             out.delivered.push((seq, m));
@@ -566,16 +581,17 @@ impl QueueState {
     /// Messages past the retention period, oldest seqs first (stops at the first live one, so a
     /// dead-lettered message with an old SentTimestamp waits for `take` to notice it).
     pub fn expire(&mut self, now: u64, retention_ms: u64, limit: usize) -> Vec<u64> {
-        let mut out = Vec::new();
-        while out.len() < limit {
-            let Some((seq, m)) = self.msgs.first() else {
-                break;
-            };
-            if m.sent_ms.saturating_add(retention_ms) > now || m.phase == Phase::Held {
-                break;
-            }
+        let out: Vec<u64> = self
+            .msgs
+            .iter_ordered()
+            .take_while(|(_, m)| {
+                m.sent_ms.saturating_add(retention_ms) <= now && m.phase != Phase::Held
+            })
+            .take(limit)
+            .map(|(s, _)| s)
+            .collect();
+        for &seq in &out {
             self.remove(seq);
-            out.push(seq);
         }
         out
     }

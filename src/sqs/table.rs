@@ -70,6 +70,11 @@ impl MsgTable {
         let newest = self.chunks.last_key_value().map(|(k, _)| *k);
         if !self.chunks.contains_key(&k) && k >= self.floor && newest.is_none_or(|n| k > n) {
             self.chunks.insert(k, Chunk::new());
+            // The previous newest chunk stops filling now: if only stragglers are left in it,
+            // no later remove would free it.
+            if let Some(n) = newest {
+                self.maybe_free(n);
+            }
         }
         let old = match self.chunks.get_mut(&k) {
             Some(c) => {
@@ -137,19 +142,30 @@ impl MsgTable {
             .chain(self.overflow.iter().map(|(s, m)| (*s, m)))
     }
 
-    /// The live message with the lowest seq.
-    pub fn first(&self) -> Option<(u64, &MsgMeta)> {
-        let in_chunks = self.chunks.iter().find_map(|(k, c)| {
-            c.slots
-                .iter()
-                .enumerate()
-                .find_map(|(i, m)| m.as_ref().map(|m| (k * CHUNK + i as u64, m)))
-        });
-        let in_overflow = self.overflow.first_key_value().map(|(s, m)| (*s, m));
-        match (in_chunks, in_overflow) {
-            (Some(a), Some(b)) => Some(if a.0 < b.0 { a } else { b }),
-            (a, b) => a.or(b),
-        }
+    /// Every live message in seq order.
+    pub fn iter_ordered(&self) -> impl Iterator<Item = (u64, &MsgMeta)> {
+        let mut a = self
+            .chunks
+            .iter()
+            .flat_map(|(k, c)| {
+                c.slots
+                    .iter()
+                    .enumerate()
+                    .filter_map(move |(i, m)| m.as_ref().map(|m| (k * CHUNK + i as u64, m)))
+            })
+            .peekable();
+        let mut b = self.overflow.iter().map(|(s, m)| (*s, m)).peekable();
+        std::iter::from_fn(move || match (a.peek(), b.peek()) {
+            (Some(x), Some(y)) => {
+                if x.0 < y.0 {
+                    a.next()
+                } else {
+                    b.next()
+                }
+            }
+            (Some(_), None) => a.next(),
+            _ => b.next(),
+        })
     }
 
     /// Seqs of live messages below `below`.
@@ -233,21 +249,28 @@ mod tests {
         assert_eq!(t.chunks.len(), 2);
         assert_eq!(t.overflow.len(), 1);
         assert_eq!(t.get(0).unwrap().offset, 0);
-        assert_eq!(t.first().unwrap().0, 0);
+        assert_eq!(t.iter_ordered().next().unwrap().0, 0);
         assert_eq!(t.len(), 2 * CHUNK as usize + 1);
         // A late insert into a freed chunk goes to overflow, not a new chunk.
         t.insert(5, m(5));
         assert_eq!(t.chunks.len(), 2);
         assert_eq!(t.get(5).unwrap().offset, 5);
-        // The newest chunk is never freed, even when empty.
+        // The newest chunk is never freed, even when empty...
         for s in 2 * CHUNK..3 * CHUNK {
             t.remove(s);
         }
         assert!(t.chunks.contains_key(&2));
+        // ...until a newer one starts.
+        t.insert(3 * CHUNK, m(0));
+        assert!(!t.chunks.contains_key(&2));
+        t.remove(3 * CHUNK);
         t.get_mut(CHUNK).unwrap().offset = 99;
         assert_eq!(t.get(CHUNK).unwrap().offset, 99);
         assert_eq!(t.seqs_below(CHUNK + 2), vec![CHUNK, CHUNK + 1, 0, 5]);
         assert_eq!(t.iter().count(), t.len());
+        let ordered: Vec<u64> = t.iter_ordered().map(|(s, _)| s).collect();
+        assert_eq!(&ordered[..4], &[0, 5, CHUNK, CHUNK + 1]);
+        assert!(ordered.windows(2).all(|w| w[0] < w[1]));
         let encoded = crate::codec::encode(&t);
         let entries: Vec<(u64, MsgMeta)> = crate::codec::decode(&encoded).unwrap();
         let r = MsgTable::from_entries(entries);

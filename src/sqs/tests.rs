@@ -19,9 +19,17 @@ struct T {
 }
 
 impl T {
+    /// Small segments, so that rolling, checkpoints and compaction happen within a test.
+    fn config(dir: &std::path::Path) -> Config {
+        Config {
+            segment_bytes: 4096,
+            ..Config::for_tests(dir)
+        }
+    }
+
     fn new() -> T {
         let dir = TempDir::new().unwrap();
-        let sqs = Sqs::open(&Config::for_tests(dir.path())).unwrap();
+        let sqs = Sqs::open(&T::config(dir.path())).unwrap();
         T {
             dir,
             sqs,
@@ -32,7 +40,7 @@ impl T {
     fn reopen(self) -> T {
         let T { dir, sqs, ctx } = self;
         drop(sqs);
-        let sqs = Sqs::open(&Config::for_tests(dir.path())).unwrap();
+        let sqs = Sqs::open(&T::config(dir.path())).unwrap();
         T { dir, sqs, ctx }
     }
 
@@ -588,6 +596,10 @@ async fn send_validation() {
         ),
         (
             json!({"MessageSystemAttributes": {"Other": {"DataType": "String", "StringValue": "x"}}}),
+            "InvalidParameterValue",
+        ),
+        (
+            json!({"MessageSystemAttributes": {"AWSTraceHeader": {"DataType": "Binary", "BinaryValue": "AA=="}}}),
             "InvalidParameterValue",
         ),
     ];
@@ -1819,4 +1831,151 @@ async fn move_task_resumes_after_restart() {
     assert_eq!(r["ApproximateNumberOfMessagesMoved"], 8);
     assert_eq!(t.attr(&src, "ApproximateNumberOfMessages").await, "8");
     assert_eq!(t.attr(&dlq, "ApproximateNumberOfMessages").await, "0");
+}
+
+/// Compaction: the few live messages of old segments are re-appended, the segments dropped,
+/// and the messages come back intact after a restart.
+#[tokio::test]
+async fn compaction_relocates_stragglers_and_truncates() {
+    let t = T::new();
+    let url = t.create("compact", json!({})).await;
+    for i in 0..40 {
+        t.send(&url, &format!("m{i}")).await;
+    }
+    let mut handles = Vec::new();
+    for _ in 0..4 {
+        for m in t.recv(&url, json!({"VisibilityTimeout": 60})).await {
+            handles.push((
+                m["Body"].as_str().unwrap().to_string(),
+                m["ReceiptHandle"].clone(),
+            ));
+        }
+    }
+    assert_eq!(handles.len(), 40);
+    for (body, h) in &handles {
+        match body.as_str() {
+            "m0" => {}
+            "m1" => {
+                t.ok(
+                    "ChangeMessageVisibility",
+                    json!({"QueueUrl": url, "ReceiptHandle": h, "VisibilityTimeout": 0}),
+                )
+                .await;
+            }
+            _ => {
+                t.ok(
+                    "DeleteMessage",
+                    json!({"QueueUrl": url, "ReceiptHandle": h}),
+                )
+                .await;
+            }
+        }
+    }
+    let q = t
+        .sqs
+        .all_queues()
+        .into_iter()
+        .find(|q| q.name == "compact")
+        .unwrap();
+    let before = q.log.next_offset();
+    t.sqs.checkpoint_all().await.unwrap();
+    assert!(
+        q.log.start_offset() > 8,
+        "nothing truncated: start {}",
+        q.log.start_offset()
+    );
+    assert!(q.log.next_offset() > before, "nothing relocated");
+    drop(q);
+    let t = t.reopen();
+    assert_eq!(t.attr(&url, "ApproximateNumberOfMessages").await, "1");
+    assert_eq!(
+        t.attr(&url, "ApproximateNumberOfMessagesNotVisible").await,
+        "1"
+    );
+    let m = t.recv(&url, json!({"AttributeNames": ["All"]})).await;
+    assert_eq!(m[0]["Body"], "m1");
+    assert_eq!(m[0]["Attributes"]["ApproximateReceiveCount"], "2");
+    let m0 = &handles.iter().find(|(b, _)| b == "m0").unwrap().1;
+    t.ok(
+        "ChangeMessageVisibility",
+        json!({"QueueUrl": url, "ReceiptHandle": m0, "VisibilityTimeout": 0}),
+    )
+    .await;
+    let m = t.recv(&url, json!({})).await;
+    assert_eq!(m[0]["Body"], "m0");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_parked_polls_each_get_a_message_as_it_arrives() {
+    let t = T::new();
+    let url = t.create("crowd", json!({})).await;
+    let mut polls = Vec::new();
+    for _ in 0..20 {
+        let (sqs, ctx, u) = (t.sqs.clone(), t.ctx.clone(), url.clone());
+        polls.push(tokio::spawn(async move {
+            let v = sqs
+                .dispatch(
+                    &ctx,
+                    "ReceiveMessage",
+                    json!({"QueueUrl": u, "WaitTimeSeconds": 20}),
+                )
+                .await
+                .unwrap();
+            v["Messages"].as_array().map_or(0, Vec::len)
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let start = Instant::now();
+    for b in 0..2 {
+        let entries: Vec<Value> = (0..10)
+            .map(|i| json!({"Id": format!("e{i}"), "MessageBody": format!("{b}-{i}")}))
+            .collect();
+        t.ok(
+            "SendMessageBatch",
+            json!({"QueueUrl": url, "Entries": entries}),
+        )
+        .await;
+    }
+    let mut got = 0;
+    for p in polls {
+        got += p.await.unwrap();
+    }
+    assert_eq!(got, 20);
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn parked_poll_wakes_for_a_deadline_moved_earlier() {
+    let t = T::new();
+    let url = t.create("rearm", json!({})).await;
+    t.send(&url, "m").await;
+    let h = t.recv(&url, json!({"VisibilityTimeout": 30})).await[0]["ReceiptHandle"].clone();
+    let (sqs, ctx, u) = (t.sqs.clone(), t.ctx.clone(), url.clone());
+    // Parked until the message's 30 s deadline (or its own 10 s wait).
+    let poll = tokio::spawn(async move {
+        let start = Instant::now();
+        let v = sqs
+            .dispatch(
+                &ctx,
+                "ReceiveMessage",
+                json!({"QueueUrl": u, "WaitTimeSeconds": 10}),
+            )
+            .await
+            .unwrap();
+        (v, start.elapsed())
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The holder shortens it to 1 s: the parked poll must look again and get it then.
+    t.ok(
+        "ChangeMessageVisibility",
+        json!({"QueueUrl": url, "ReceiptHandle": h, "VisibilityTimeout": 1}),
+    )
+    .await;
+    let (v, took) = poll.await.unwrap();
+    assert_eq!(v["Messages"][0]["Body"], "m");
+    assert!(took < Duration::from_millis(2500), "{took:?}");
 }
