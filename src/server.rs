@@ -82,6 +82,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
             sns,
             kinesis,
             account_id: config.account_id.clone(),
+            streams: Default::default(),
         },
         config,
     });
@@ -113,8 +114,10 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
 }
 
 impl Server {
-    /// Stops accepting, waits for in-flight requests, then flushes every log.
+    /// Stops accepting, ends open event streams, waits for in-flight requests, then flushes every
+    /// log.
     pub async fn shutdown(mut self) -> Result<(), ServiceError> {
+        self.app.services.streams.close();
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -129,31 +132,41 @@ impl Server {
 /// Serves until SIGINT or SIGTERM, then shuts down gracefully.
 pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let server = start(config).await?;
+    let stop = shutdown_signal();
     // Tests and scripts wait for this line to learn the port.
     println!("millpond listening on http://{}", server.local_addr);
     tracing::info!(addr = %server.local_addr, "listening");
-    shutdown_signal().await;
+    stop.await;
     tracing::info!("shutting down");
     server.shutdown().await?;
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Resolves on SIGINT or SIGTERM. The handlers are installed when this is called, not when it
+/// is first polled, so a signal sent right after the listening line is not lost (the default
+/// action would kill the process without a flush).
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending().await,
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let int = signal(SignalKind::interrupt()).ok();
+        let term = signal(SignalKind::terminate()).ok();
+        async move {
+            let wait = |s: Option<tokio::signal::unix::Signal>| async move {
+                match s {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! { _ = wait(int) => {}, _ = wait(term) => {} }
         }
-    };
+    }
     #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 fn with_request_id(mut resp: Response<Body>) -> Response<Body> {

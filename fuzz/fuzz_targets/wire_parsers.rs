@@ -1,5 +1,5 @@
-//! Every request parser (JSON 1.0/1.1 bodies, CBOR, query forms of every SQS and SNS operation)
-//! on arbitrary bytes: must never panic, loop or allocate without bound.
+//! Every wire parser (JSON 1.0/1.1 bodies, CBOR, query forms of every SQS and SNS operation,
+//! event-stream frames) on arbitrary bytes: must never panic, loop or allocate without bound.
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {

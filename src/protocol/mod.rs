@@ -10,6 +10,7 @@
 //! module knows nothing of files and holds no state; services know nothing of HTTP.
 
 pub mod cbor;
+pub mod eventstream;
 pub mod model;
 pub mod query;
 pub mod sigv4;
@@ -41,6 +42,34 @@ pub struct Services {
     pub sns: Arc<Sns>,
     pub kinesis: Arc<Kinesis>,
     pub account_id: String,
+    /// Ends open event streams when the server shuts down.
+    pub streams: StreamGate,
+}
+
+/// Open event-stream responses (SubscribeToShard lasts up to 5 minutes) would hold a graceful
+/// shutdown back; closing the gate ends them cleanly, and clients resubscribe from their
+/// continuation sequence number.
+pub struct StreamGate(tokio::sync::watch::Sender<bool>);
+
+impl Default for StreamGate {
+    fn default() -> Self {
+        StreamGate(tokio::sync::watch::channel(false).0)
+    }
+}
+
+impl StreamGate {
+    /// Ends every open event stream and any opened later.
+    pub fn close(&self) {
+        self.0.send_replace(true);
+    }
+
+    /// Resolves once the gate is closed.
+    fn closed(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut rx = self.0.subscribe();
+        async move {
+            let _ = rx.wait_for(|closed| *closed).await;
+        }
+    }
 }
 
 /// How the request was encoded, which decides how the answer and errors are.
@@ -311,6 +340,9 @@ async fn json_request(
         Ok(d) => d,
         Err(e) => return error_response(wire, &e, rid),
     };
+    if svc == ServiceName::Kinesis && op == "SubscribeToShard" {
+        return subscribe_to_shard(services, ctx, wire, doc).await;
+    }
     let result = match svc {
         ServiceName::Sqs => services.sqs.dispatch(ctx, op, doc).await,
         _ => services.kinesis.dispatch(ctx, op, doc).await,
@@ -336,6 +368,138 @@ async fn json_request(
             respond(StatusCode::OK, ct, out.to_string().into_bytes(), rid)
         }
         (Err(e), _) => error_response(wire, &e, rid),
+    }
+}
+
+/// SubscribeToShard: validation errors are ordinary error responses; once subscribed, the
+/// answer is a 200 whose body is an event stream: an `initial-response` event, one
+/// `SubscribeToShardEvent` per batch, and, if the subscription fails midway, one exception
+/// message that ends it.
+async fn subscribe_to_shard(
+    services: &Services,
+    ctx: &RequestContext,
+    wire: Wire,
+    doc: Value,
+) -> Response<Body> {
+    let rid = &ctx.request_id;
+    let mut sub = match services.kinesis.subscribe(ctx, doc).await {
+        Ok(s) => s,
+        Err(e) => return error_response(wire, &e, rid),
+    };
+    let cbor = wire == Wire::KinesisCbor;
+    let payload_type = if cbor {
+        "application/x-amz-cbor-1.1"
+    } else {
+        "application/json"
+    };
+    let render = move |shape: Option<model::ShapeRef<'_>>, doc: &Value| -> Vec<u8> {
+        if cbor {
+            cbor::encode(shape, doc)
+        } else {
+            doc.to_string().into_bytes()
+        }
+    };
+    let event_shape = subscribe_stream_member("SubscribeToShardEvent");
+    // One frame in flight: a slow reader holds the subscription back instead of buffering.
+    let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(1);
+    let first = eventstream::encode(
+        &[
+            (":message-type", "event"),
+            (":event-type", "initial-response"),
+            (":content-type", payload_type),
+        ],
+        &render(None, &json!({})),
+    );
+    let closed = services.streams.closed();
+    tokio::spawn(async move {
+        tokio::pin!(closed);
+        if tx.send(first.into()).await.is_err() {
+            return;
+        }
+        loop {
+            let item = tokio::select! {
+                item = sub.next() => item,
+                _ = &mut closed => None,
+            };
+            let Some(item) = item else { return };
+            let frame = match item {
+                Ok(event) => eventstream::encode(
+                    &[
+                        (":message-type", "event"),
+                        (":event-type", "SubscribeToShardEvent"),
+                        (":content-type", payload_type),
+                    ],
+                    &render(event_shape, &event),
+                ),
+                Err(e) => {
+                    let frame = eventstream::encode(
+                        &[
+                            (":message-type", "exception"),
+                            (":exception-type", stream_exception_type(&e.code)),
+                            (":content-type", payload_type),
+                        ],
+                        &render(None, &json!({"message": e.message})),
+                    );
+                    let _ = tx.send(frame.into()).await;
+                    return;
+                }
+            };
+            // The reader went away: dropping `sub` ends the subscription.
+            if tx.send(frame.into()).await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut resp = Response::new(Body::new(FrameBody { rx }));
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/vnd.amazon.eventstream"),
+    );
+    if let Ok(v) = HeaderValue::from_str(rid) {
+        h.insert("x-amzn-requestid", v);
+    }
+    resp
+}
+
+/// A member of SubscribeToShardOutput.EventStream, the union of events and exceptions the
+/// stream can carry.
+fn subscribe_stream_member(name: &str) -> Option<model::ShapeRef<'static>> {
+    let member = |s: model::ShapeRef<'static>, name: &str| {
+        s.members().find(|(n, _)| *n == name).map(|(_, r)| r)
+    };
+    model(ServiceName::Kinesis)
+        .output("SubscribeToShard")
+        .and_then(|o| member(o, "EventStream"))
+        .and_then(|s| member(s, name))
+}
+
+/// The `:exception-type` of an error ending a subscription: the model lists the exceptions an
+/// event stream carries, and SDKs only know those; anything else (a storage failure) is the
+/// stream's InternalFailureException.
+fn stream_exception_type(code: &str) -> &str {
+    match subscribe_stream_member(code) {
+        Some(s) if s.kind() == "structure" && code != "SubscribeToShardEvent" => code,
+        _ => "InternalFailureException",
+    }
+}
+
+/// A response body made of the event-stream frames a task sends, ending when it stops.
+struct FrameBody {
+    rx: tokio::sync::mpsc::Receiver<bytes::Bytes>,
+}
+
+impl hyper::body::Body for FrameBody {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        self.rx
+            .poll_recv(cx)
+            .map(|frame| frame.map(|b| Ok(hyper::body::Frame::data(b))))
     }
 }
 
@@ -452,28 +616,44 @@ fn error_response(wire: Wire, err: &ServiceError, request_id: &str) -> Response<
 }
 
 /// Runs every request parser on `data` the way a request would reach it: the first byte picks
-/// the parser and, for the query protocol, the operation whose input shape drives it. For the
-/// fuzz targets in `fuzz/` and the property test below; must never panic.
+/// the parser (mod 5: JSON, CBOR, SQS query, SNS query, event-stream frames) and, for the query
+/// protocol, the operation whose input shape drives it. For the fuzz targets in `fuzz/` and the
+/// property test below; must never panic.
 pub fn parse_any(data: &[u8]) {
     let Some((&selector, rest)) = data.split_first() else {
         return;
     };
-    match selector % 4 {
+    match selector % 5 {
         0 => {
             let _ = parse_json_body(rest);
         }
         1 => {
             let _ = cbor::decode(rest);
         }
+        4 => {
+            // Event-stream frames, and their payloads as the content type says.
+            if let Ok(messages) = eventstream::decode_all(rest) {
+                for m in messages {
+                    match m.header(":content-type") {
+                        Some(ct) if ct.contains("cbor") => {
+                            let _ = cbor::decode(&m.payload);
+                        }
+                        _ => {
+                            let _ = parse_json_body(&m.payload);
+                        }
+                    }
+                }
+            }
+        }
         _ => {
-            let svc = if selector % 4 == 2 {
+            let svc = if selector % 5 == 2 {
                 ServiceName::Sqs
             } else {
                 ServiceName::Sns
             };
             let m = model(svc);
             let ops: Vec<&str> = m.operation_names().collect();
-            let op = ops[usize::from(selector / 4) % ops.len()];
+            let op = ops[usize::from(selector / 5) % ops.len()];
             let mut params = query::Params::new();
             if query::parse_form(rest, &mut params).is_ok() {
                 let _ = query::input_document(m, op, &params);
@@ -499,9 +679,36 @@ mod tests {
             pairs in proptest::collection::vec(("[A-Za-z.0-9]{1,40}", "[ -~]{0,20}"), 0..30),
         ) {
             let form: String = pairs.iter().map(|(k, v)| format!("{k}={v}&")).collect();
-            let mut data = vec![selector | 2];
+            // Selectors 2 and 3 (mod 5) are the query parsers.
+            let mut data = vec![selector % 50 * 5 + 2 + (selector & 1)];
             data.extend_from_slice(form.as_bytes());
             parse_any(&data);
+        }
+    }
+
+    #[test]
+    fn event_stream_frames_reach_the_fuzz_entry() {
+        let mut data = vec![4u8];
+        data.extend(eventstream::encode(
+            &[(":content-type", "application/json")],
+            b"{\"a\":1}",
+        ));
+        data.extend(eventstream::encode(
+            &[(":content-type", "application/x-amz-cbor-1.1")],
+            b"\xff",
+        ));
+        parse_any(&data);
+        parse_any(&data[..data.len() - 3]);
+    }
+
+    #[test]
+    fn stream_exceptions_are_those_the_model_lists() {
+        assert!(subscribe_stream_member("SubscribeToShardEvent").is_some());
+        for code in ["ResourceNotFoundException", "ResourceInUseException"] {
+            assert_eq!(stream_exception_type(code), code);
+        }
+        for code in ["ServiceUnavailable", "SubscribeToShardEvent", "Records", ""] {
+            assert_eq!(stream_exception_type(code), "InternalFailureException");
         }
     }
 
