@@ -1,11 +1,11 @@
 //! SubscribeToShard: enhanced fan-out reads of one shard for a registered consumer.
 //!
-//! The wire side (an HTTP/2 `application/vnd.amazon.eventstream` response) belongs to the
-//! protocol layer, which does not serve it yet, so `dispatch("SubscribeToShard")` validates the
-//! request exactly as AWS does and then answers InvalidArgumentException. The service side is
-//! ready: [`Kinesis::subscribe`] returns a [`ShardSubscription`] yielding JSON-shaped
-//! `SubscribeToShardEvent` documents (Records, ContinuationSequenceNumber, MillisBehindLatest,
-//! ChildShards) for up to 5 minutes, as AWS does; readers at the tip wake on each append.
+//! The wire side (an `application/vnd.amazon.eventstream` response) belongs to the protocol
+//! layer, which calls [`Kinesis::subscribe`] directly: it returns a [`ShardSubscription`] yielding
+//! JSON-shaped `SubscribeToShardEvent` documents (Records, ContinuationSequenceNumber,
+//! MillisBehindLatest, ChildShards) for up to 5 minutes, as AWS does; readers at the tip wake on
+//! each append. `dispatch("SubscribeToShard")` cannot stream, so it only validates and refuses:
+//! the protocol layer never routes the action there.
 
 use std::sync::Arc;
 use std::time::Duration;
