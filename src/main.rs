@@ -51,9 +51,11 @@ struct ServeArgs {
     /// Roll a log segment when it reaches this many bytes.
     #[arg(long, env = "MILLPOND_SEGMENT_BYTES", default_value_t = 64 << 20)]
     segment_bytes: u64,
-    /// Enforce Kinesis per-shard throughput limits (ProvisionedThroughputExceededException).
-    #[arg(long, env = "MILLPOND_KINESIS_LIMITS")]
-    kinesis_limits: bool,
+    /// Enforce Kinesis per-shard throughput limits (ProvisionedThroughputExceededException):
+    /// AWS's figures with the bare flag, or e.g. `--kinesis-limits records=100,bytes-in=65536`
+    /// (names: records, bytes-in, bytes-out, reads; per shard per second).
+    #[arg(long, env = "MILLPOND_KINESIS_LIMITS", num_args = 0..=1, default_missing_value = "")]
+    kinesis_limits: Option<millpond::config::KinesisLimits>,
     /// Milliseconds a Kinesis stream spends CREATING, UPDATING or DELETING.
     #[arg(long, env = "MILLPOND_KINESIS_TRANSITION_MS", default_value_t = 0)]
     kinesis_transition_ms: u64,

@@ -449,3 +449,35 @@ async fn records_and_sequence_numbers_survive_sigkill_across_many_segments() {
     );
     b.kill9();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn custom_throughput_figures_throttle_per_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = Broker::spawn(dir.path(), &["--kinesis-limits", "records=2"]);
+    let c = kinesis(&b.endpoint());
+    active_stream(&c, "tight", 1).await;
+    let mut req = c.put_records().stream_name("tight");
+    for i in 0..5 {
+        req = req.records(
+            PutRecordsRequestEntry::builder()
+                .partition_key(format!("k{i}"))
+                .data(Blob::new("x"))
+                .build()
+                .unwrap(),
+        );
+    }
+    let r = req.send().await.unwrap();
+    assert_eq!(r.failed_record_count, Some(3), "{r:?}");
+    let throttled: Vec<_> = r
+        .records
+        .iter()
+        .filter_map(|e| e.error_code.as_deref())
+        .collect();
+    assert!(
+        throttled
+            .iter()
+            .all(|c| *c == "ProvisionedThroughputExceededException"),
+        "{throttled:?}"
+    );
+    b.kill9();
+}

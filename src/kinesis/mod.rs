@@ -68,25 +68,7 @@ const SHARD_SEGMENT_AGE: std::time::Duration = std::time::Duration::from_secs(36
 /// How often the background task drops expired segments.
 const RETENTION_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// Per-shard throughput limits, as AWS provisions a shard. Enforced only when configured.
-#[derive(Clone, Debug)]
-pub struct Limits {
-    pub records_in_per_sec: u64,
-    pub bytes_in_per_sec: u64,
-    pub bytes_out_per_sec: u64,
-    pub reads_per_sec: u64,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            records_in_per_sec: 1000,
-            bytes_in_per_sec: 1 << 20,
-            bytes_out_per_sec: 2 << 20,
-            reads_per_sec: 5,
-        }
-    }
-}
+pub use crate::config::KinesisLimits as Limits;
 
 /// One-second usage window of a shard, for [`Limits`].
 #[derive(Default)]
@@ -303,7 +285,7 @@ impl Kinesis {
             dir,
             log_opts,
             transition_ms: config.kinesis_transition_ms,
-            limits: RwLock::new(config.kinesis_limits.then(Limits::default)),
+            limits: RwLock::new(config.kinesis_limits.clone()),
             catalog_log,
             catalog: RwLock::new(catalog),
             write_lock: tokio::sync::Mutex::new(()),
