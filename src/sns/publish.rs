@@ -552,7 +552,7 @@ impl Sns {
         if let (Some(seq), Some(dedup)) = (sequence, msg.dedup_id.clone()) {
             // Recorded after the sends: a crash before this line makes a retried publish send
             // again, and the FIFO queues drop it by the same deduplication id.
-            self.commit(vec![Record::FifoPublished {
+            self.commit_ordered(vec![Record::FifoPublished {
                 topic_arn: topic.arn.clone(),
                 dedup_id: dedup,
                 message_id: message_id.clone(),

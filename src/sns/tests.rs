@@ -1814,7 +1814,7 @@ async fn state_survives_reopen_from_log_and_checkpoint() {
     assert_eq!(again["MessageId"], first["MessageId"]);
     // Checkpoint, then more records; a reopen rebuilds from both.
     {
-        let _w = reopened.writer.lock().await;
+        let _c = reopened.ckpt.write().await;
         reopened.checkpoint_locked().unwrap();
     }
     assert_eq!(
@@ -2129,4 +2129,39 @@ async fn notifications_are_signed() {
         .sns
         .signing_cert_pem()
         .starts_with("-----BEGIN CERTIFICATE-----"));
+}
+
+#[tokio::test]
+async fn periodic_checkpoints_bound_the_log_and_replay_exactly() {
+    let t = setup();
+    let mut arns = Vec::new();
+    for i in 0..150 {
+        arns.push(t.topic(&format!("c{i}")).await);
+    }
+    for a in arns.iter().step_by(3) {
+        t.ok("DeleteTopic", json!({"TopicArn": a})).await;
+    }
+    t.ok(
+        "Publish",
+        json!({"PhoneNumber": "+15555550100", "Message": "after"}),
+    )
+    .await;
+    let log = t.sns.log_handle();
+    assert!(log.start_offset() > 0, "checkpoints dropped old history");
+    assert!(log.next_offset() - log.start_offset() < 2 * super::CHECKPOINT_EVERY);
+    let reopened = Sns::open_log(
+        log,
+        Sinks {
+            sqs: t.sqs.clone(),
+            http: t.http.clone(),
+        },
+        t.sns.signer.clone(),
+    )
+    .unwrap();
+    assert_eq!(*reopened.state.lock(), *t.sns.state.lock());
+    let listed = reopened
+        .dispatch(&t.ctx, "ListTopics", json!({}))
+        .await
+        .unwrap();
+    assert_eq!(listed["Topics"].as_array().unwrap().len(), 100);
 }
