@@ -78,6 +78,19 @@ struct Msg {
 }
 
 impl Msg {
+    /// The message for a mobile endpoint: its platform's key (GCM, APNS, ...) when
+    /// MessageStructure=json gives one, else `default`.
+    fn for_platform_endpoint(&self, endpoint_arn: &str) -> &str {
+        let platform = parse_arn(endpoint_arn)
+            .and_then(|a| a.resource.split('/').nth(1))
+            .unwrap_or("");
+        self.structure
+            .as_ref()
+            .and_then(|s| s.get(platform))
+            .and_then(Value::as_str)
+            .unwrap_or_else(|| self.for_protocol("default"))
+    }
+
     fn for_protocol(&self, protocol: &str) -> &str {
         self.structure
             .as_ref()
@@ -352,24 +365,12 @@ impl Sns {
         msg: Msg,
     ) -> ServiceResult<Value> {
         let message_id = uuid();
-        let payload = msg
-            .for_protocol(if protocol == "application" {
-                "default"
-            } else {
-                protocol
-            })
-            .to_string();
-        let payload = match (&msg.structure, protocol) {
-            // Mobile push picks the message of the endpoint's platform when one is given.
-            (Some(s), "application") => {
-                let platform = endpoint.split('/').nth(1).unwrap_or("");
-                s.get(platform)
-                    .and_then(Value::as_str)
-                    .map(str::to_string)
-                    .unwrap_or(payload)
-            }
-            _ => payload,
-        };
+        let payload = if protocol == "application" {
+            msg.for_platform_endpoint(endpoint)
+        } else {
+            msg.for_protocol(protocol)
+        }
+        .to_string();
         let entry = outbox_entry(
             self.next_id(),
             protocol,
@@ -443,8 +444,20 @@ impl Sns {
         let mut records = Vec::new();
         let mut signatures: HashMap<String, String> = HashMap::new();
         let mut sqs_sends: Vec<(Subscription, InternalSend)> = Vec::new();
+        // AWS delivers message attributes only with plain (not MessageStructure=json) messages;
+        // they still drive filter policies.
+        let no_attributes = Map::new();
+        let delivered_attributes = if msg.structure.is_some() {
+            &no_attributes
+        } else {
+            &msg.attributes
+        };
         for sub in subs.iter().filter(|s| filter_matches(self, s, &msg)) {
-            let text = msg.for_protocol(&sub.protocol);
+            let text = if sub.protocol == "application" {
+                msg.for_platform_endpoint(&sub.endpoint)
+            } else {
+                msg.for_protocol(&sub.protocol)
+            };
             let notice = Notice {
                 kind: DeliveryKind::Notification,
                 message_id: &message_id,
@@ -455,7 +468,7 @@ impl Sns {
                 timestamp_ms: now,
                 base_url: &ctx.base_url,
                 subscription_arn: &sub.arn,
-                attributes: &msg.attributes,
+                attributes: delivered_attributes,
                 token: None,
                 signature_version: &signature_version,
                 signer: &self.signer,
@@ -471,7 +484,7 @@ impl Sns {
             match sub.protocol.as_str() {
                 "sqs" => {
                     let (body, message_attributes) = if sub.raw() {
-                        (text.to_string(), raw_sqs_attributes(&msg.attributes))
+                        (text.to_string(), raw_sqs_attributes(delivered_attributes))
                     } else {
                         (env(), Map::new())
                     };
@@ -518,7 +531,7 @@ impl Sns {
                         &message_id,
                         msg.subject.as_deref(),
                         payload,
-                        &msg.attributes,
+                        delivered_attributes,
                     )));
                 }
             }

@@ -1030,9 +1030,46 @@ async fn message_structure_json() {
     let arn = t.topic("ms").await;
     t.sub(&arn, "sqs", Q, json!({"RawMessageDelivery": "true"}))
         .await;
-    t.sub(&arn, "email", "a@example.com", json!({})).await;
-    t.ok("Publish", json!({"TopicArn": arn, "MessageStructure": "json", "Message": json!({"default": "d", "sqs": "for sqs"}).to_string()})).await;
+    let lambda = t
+        .sub(
+            &arn,
+            "lambda",
+            "arn:aws:lambda:us-east-1:000000000000:function:f",
+            json!({}),
+        )
+        .await;
+    let ep = "arn:aws:sns:us-east-1:000000000000:endpoint/GCM/app/0b9c";
+    let app = t.sub(&arn, "application", ep, json!({})).await;
+    let attrs = json!({"k": {"DataType": "String", "StringValue": "v"}});
+    t.ok(
+        "Publish",
+        json!({"TopicArn": arn, "MessageStructure": "json", "MessageAttributes": attrs,
+               "Message": json!({"default": "d", "sqs": "for sqs", "GCM": "for gcm"}).to_string()}),
+    )
+    .await;
     assert_eq!(t.sqs.bodies(Q), ["for sqs"]);
+    // Attributes are not delivered with MessageStructure=json.
+    assert!(t.sqs.sent.lock()[0].1.message_attributes.is_empty());
+    let by_sub = |s: &str| {
+        t.sns.outbox(&OutboxFilter {
+            subscription_arn: Some(s.to_string()),
+            ..Default::default()
+        })
+    };
+    let ev: Value = serde_json::from_str(by_sub(&lambda)[0]["Payload"].as_str().unwrap()).unwrap();
+    assert_eq!(ev["Records"][0]["Sns"]["Message"], "d");
+    assert!(ev["Records"][0]["Sns"].get("MessageAttributes").is_none());
+    assert_eq!(by_sub(&app)[0]["Payload"], "for gcm");
+    // Plain messages carry them.
+    t.ok(
+        "Publish",
+        json!({"TopicArn": arn, "Message": "plain", "MessageAttributes": attrs}),
+    )
+    .await;
+    assert_eq!(
+        t.sqs.sent.lock()[1].1.message_attributes["k"]["StringValue"],
+        "v"
+    );
 }
 
 #[tokio::test]
