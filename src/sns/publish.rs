@@ -283,6 +283,15 @@ fn filter_matches(sns: &Sns, sub: &Subscription, msg: &Msg) -> bool {
     }
 }
 
+/// Whether a subscription receives the signed JSON envelope (rather than the bare message).
+fn needs_envelope(sub: &Subscription) -> bool {
+    match sub.protocol.as_str() {
+        "sqs" | "http" | "https" | "firehose" => !sub.raw(),
+        "email" | "sms" | "application" => false,
+        _ => true,
+    }
+}
+
 fn is_fifo_queue(arn: &str) -> bool {
     arn.ends_with(".fifo")
 }
@@ -452,12 +461,63 @@ impl Sns {
         } else {
             &msg.attributes
         };
-        for sub in subs.iter().filter(|s| filter_matches(self, s, &msg)) {
-            let text = if sub.protocol == "application" {
+        let matched: Vec<&Subscription> = subs
+            .iter()
+            .filter(|s| filter_matches(self, s, &msg))
+            .collect();
+        let text_for = |sub: &Subscription| -> &str {
+            if sub.protocol == "application" {
                 msg.for_platform_endpoint(&sub.endpoint)
             } else {
                 msg.for_protocol(&sub.protocol)
-            };
+            }
+        };
+        // RSA signing costs milliseconds: sign each distinct text once, off the async threads.
+        let mut to_sign: Vec<String> = matched
+            .iter()
+            .filter(|s| needs_envelope(s))
+            .map(|s| text_for(s).to_string())
+            .collect();
+        to_sign.sort();
+        to_sign.dedup();
+        if !to_sign.is_empty() {
+            let signer = self.signer.clone();
+            let (mid, subject, arn, version) = (
+                message_id.clone(),
+                msg.subject.clone(),
+                topic.arn.clone(),
+                signature_version.clone(),
+            );
+            let signed = tokio::task::spawn_blocking(move || {
+                let empty = Map::new();
+                to_sign
+                    .into_iter()
+                    .map(|text| {
+                        let sig = signature(&Notice {
+                            kind: DeliveryKind::Notification,
+                            message_id: &mid,
+                            sequence_number: None,
+                            topic_arn: &arn,
+                            subject: subject.as_deref(),
+                            message: &text,
+                            timestamp_ms: now,
+                            base_url: "",
+                            subscription_arn: "",
+                            attributes: &empty,
+                            token: None,
+                            signature_version: &version,
+                            signer: &signer,
+                        });
+                        (text, sig)
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .await
+            .map_err(|e| ServiceError::internal(format!("signing task failed: {e}")))?;
+            signatures.extend(signed);
+        }
+        for sub in matched {
+            let text = text_for(sub);
             let notice = Notice {
                 kind: DeliveryKind::Notification,
                 message_id: &message_id,
