@@ -1412,13 +1412,20 @@ async fn http_retries_then_dead_letter() {
     let env: Value = serde_json::from_str(&t.sqs.bodies(dlq)[0]).unwrap();
     assert_eq!(env["Message"], "doomed");
     wait_for(|| t.sns.state.lock().pending.is_empty()).await;
+    // A 4xx is a refusal: no retries, straight to the DLQ.
+    t.http.answers.lock().push_back(Ok(404));
+    t.ok("Publish", json!({"TopicArn": arn, "Message": "refused"}))
+        .await;
+    wait_for(|| t.sqs.bodies(dlq).len() == 2).await;
+    assert_eq!(t.http.of_type("Notification").len(), 4);
+    wait_for(|| t.sns.state.lock().pending.is_empty()).await;
     // A delivery that succeeds on the second attempt is not dead-lettered.
     t.http.answers.lock().push_back(Ok(500));
     t.ok("Publish", json!({"TopicArn": arn, "Message": "lucky"}))
         .await;
-    wait_for(|| t.http.of_type("Notification").len() == 5).await;
+    wait_for(|| t.http.of_type("Notification").len() == 6).await;
     wait_for(|| t.sns.state.lock().pending.is_empty()).await;
-    assert_eq!(t.sqs.bodies(dlq).len(), 1);
+    assert_eq!(t.sqs.bodies(dlq).len(), 2);
 }
 
 #[tokio::test]
