@@ -6,7 +6,7 @@
 //! Layout: [`state`] holds the derived state and log record types; `topics`, `subscriptions`,
 //! `publish`, `platform` and `sms` implement the families of actions; [`filter`] is the filter
 //! policy language; [`delivery`] the seams to SQS and HTTP, the notification envelope and the
-//! HTTP retry worker.
+//! HTTP retry worker; [`signing`] the RSA key, certificate and notification signatures.
 //!
 //! Concurrency: one `writer` async mutex serializes validate → append → apply of every catalog
 //! change, so validation never races and catalog apply order equals log order. Delivery
@@ -231,7 +231,12 @@ impl Sns {
         self.signer.cert_pem()
     }
 
-    /// Deliveries recorded for endpoints millpond cannot reach, oldest first, as JSON objects.
+    /// Deliveries recorded for endpoints millpond cannot reach (email, email-json, sms,
+    /// application, lambda, firehose, and direct publishes to phone numbers or platform
+    /// endpoints), oldest first. Each is `{"Id", "Timestamp" (ISO 8601), "Protocol", "Endpoint",
+    /// "SubscriptionArn"?, "TopicArn"?, "MessageId", "Subject"?, "Payload" (what the endpoint
+    /// would have received), "MessageAttributes"}`. Email confirmations appear here too, with
+    /// the SubscribeURL inside the payload.
     pub fn outbox(&self, filter: &OutboxFilter) -> Vec<Value> {
         let st = self.state.lock();
         st.outbox
