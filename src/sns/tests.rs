@@ -2209,3 +2209,41 @@ async fn periodic_checkpoints_bound_the_log_and_replay_exactly() {
         .unwrap();
     assert_eq!(listed["Topics"].as_array().unwrap().len(), 100);
 }
+
+#[tokio::test]
+async fn filter_policy_limit_per_topic() {
+    let t = setup();
+    let arn = t.topic("many-filters").await;
+    let fp = json!({"a": ["b"]}).to_string();
+    for i in 0..200 {
+        t.sub(
+            &arn,
+            "sqs",
+            &format!("arn:aws:sqs:us-east-1:000000000000:f{i}"),
+            json!({"FilterPolicy": fp}),
+        )
+        .await;
+    }
+    let e = t
+        .err(
+            "Subscribe",
+            json!({"TopicArn": arn, "Protocol": "sqs", "Endpoint": "arn:aws:sqs:us-east-1:000000000000:over", "Attributes": {"FilterPolicy": fp}}),
+        )
+        .await;
+    assert_code(&e, "FilterPolicyLimitExceeded", 403);
+    let plain = t
+        .sub(
+            &arn,
+            "sqs",
+            "arn:aws:sqs:us-east-1:000000000000:plain",
+            json!({}),
+        )
+        .await;
+    let e = t
+        .err(
+            "SetSubscriptionAttributes",
+            json!({"SubscriptionArn": plain, "AttributeName": "FilterPolicy", "AttributeValue": fp}),
+        )
+        .await;
+    assert_code(&e, "FilterPolicyLimitExceeded", 403);
+}
