@@ -504,6 +504,10 @@ fn retry_policy_of(effective_sub_policy: &str) -> RetryPolicy {
         .unwrap_or(DEFAULT_RETRY)
 }
 
+/// HTTP attempts under way at once, so a dead endpoint with a deep backlog cannot open
+/// thousands of connections.
+pub(super) const MAX_IN_FLIGHT: usize = 64;
+
 /// Retries due pending deliveries until the service is dropped.
 pub(super) async fn run_worker(me: Weak<Sns>) {
     loop {
@@ -519,6 +523,10 @@ pub(super) async fn run_worker(me: Weak<Sns>) {
                     continue;
                 }
                 if p.next_attempt_ms <= now {
+                    if in_flight.len() >= MAX_IN_FLIGHT {
+                        // Woken again as attempts finish.
+                        continue;
+                    }
                     in_flight.insert(p.id);
                     due.push(p.clone());
                 } else {

@@ -2247,3 +2247,73 @@ async fn filter_policy_limit_per_topic() {
         .await;
     assert_code(&e, "FilterPolicyLimitExceeded", 403);
 }
+
+/// An endpoint that holds every POST until released, counting how many are open at once.
+#[derive(Default)]
+struct SlowHttp {
+    open: std::sync::atomic::AtomicUsize,
+    max_open: std::sync::atomic::AtomicUsize,
+    done: std::sync::atomic::AtomicUsize,
+    gate: tokio::sync::Notify,
+    released: std::sync::atomic::AtomicBool,
+}
+
+impl HttpSink for SlowHttp {
+    fn post(
+        &self,
+        _url: &str,
+        _h: Vec<(String, String)>,
+        _body: String,
+    ) -> BoxFuture<'_, Result<u16, String>> {
+        use std::sync::atomic::Ordering::SeqCst;
+        Box::pin(async move {
+            let now = self.open.fetch_add(1, SeqCst) + 1;
+            self.max_open.fetch_max(now, SeqCst);
+            while !self.released.load(SeqCst) {
+                tokio::select! {
+                    _ = self.gate.notified() => {}
+                    _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+                }
+            }
+            self.open.fetch_sub(1, SeqCst);
+            self.done.fetch_add(1, SeqCst);
+            Ok(200)
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_attempts_in_flight_are_bounded() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let dir = tempfile::tempdir().unwrap();
+    let http = Arc::new(SlowHttp::default());
+    let sns = Sns::open_with(
+        &Config::for_tests(dir.path()),
+        Sinks {
+            sqs: Arc::new(FakeSqs::default()),
+            http: http.clone(),
+        },
+    )
+    .unwrap();
+    let ctx = RequestContext::local("000000000000", "us-east-1");
+    let arn = sns
+        .dispatch(&ctx, "CreateTopic", json!({"Name": "busy"}))
+        .await
+        .unwrap()["TopicArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // More pending confirmations than the cap, all held by the endpoint.
+    for i in 0..70 {
+        sns.dispatch(&ctx, "Subscribe", json!({"TopicArn": arn, "Protocol": "http", "Endpoint": format!("http://127.0.0.1:9/{i}")}))
+            .await
+            .unwrap();
+    }
+    wait_for(|| http.open.load(SeqCst) >= super::delivery::MAX_IN_FLIGHT).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(http.max_open.load(SeqCst), super::delivery::MAX_IN_FLIGHT);
+    http.released.store(true, SeqCst);
+    http.gate.notify_waiters();
+    wait_for(|| http.done.load(SeqCst) == 70).await;
+    wait_for(|| sns.state.lock().pending.is_empty()).await;
+}
