@@ -116,6 +116,126 @@ fn post(addr: SocketAddr, headers: &[(&str, &str)], body: Vec<u8>) -> Request<Fu
     b.body(Full::new(Bytes::from(body))).expect("request")
 }
 
+/// One JSON request on a fresh connection, for setting up a scenario.
+async fn call(addr: SocketAddr, target: &str, body: serde_json::Value) -> serde_json::Value {
+    let ct = if target.starts_with("Kinesis") {
+        "application/x-amz-json-1.1"
+    } else {
+        "application/x-amz-json-1.0"
+    };
+    let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let (mut send, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .expect("handshake");
+    tokio::spawn(conn);
+    let resp = send
+        .send_request(post(
+            addr,
+            &[("content-type", ct), ("x-amz-target", target)],
+            body.to_string().into_bytes(),
+        ))
+        .await
+        .expect("response");
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+    let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+    assert!(status.is_success(), "{target}: {status} {v}");
+    v
+}
+
+fn sqs_req(addr: SocketAddr, op: &str, body: &serde_json::Value) -> Request<Full<Bytes>> {
+    let target = format!("AmazonSQS.{op}");
+    post(
+        addr,
+        &[
+            ("content-type", "application/x-amz-json-1.0"),
+            ("x-amz-target", &target),
+        ],
+        body.to_string().into_bytes(),
+    )
+}
+
+fn kinesis_req(addr: SocketAddr, op: &str, body: &serde_json::Value) -> Request<Full<Bytes>> {
+    let target = format!("Kinesis_20131202.{op}");
+    post(
+        addr,
+        &[
+            ("content-type", "application/x-amz-json-1.1"),
+            ("x-amz-target", &target),
+        ],
+        body.to_string().into_bytes(),
+    )
+}
+
+async fn create_queue(addr: SocketAddr, name: &str, attrs: serde_json::Value) -> String {
+    let r = call(
+        addr,
+        "AmazonSQS.CreateQueue",
+        serde_json::json!({"QueueName": name, "Attributes": attrs}),
+    )
+    .await;
+    r["QueueUrl"].as_str().expect("QueueUrl").to_string()
+}
+
+/// Send + receive + delete, back to back on each connection; one sample per round trip.
+async fn roundtrips(addr: SocketAddr, conns: usize, secs: f64, url: String) -> LoadResult {
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..conns {
+        let (stop, url) = (stop.clone(), url.clone());
+        tasks.push(tokio::spawn(async move {
+            let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+            stream.set_nodelay(true).ok();
+            let (mut send, conn) =
+                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await.expect("handshake");
+            tokio::spawn(conn);
+            let mut once = async |op: &str, body: serde_json::Value| -> Option<serde_json::Value> {
+                let resp = send.send_request(sqs_req(addr, op, &body)).await.ok()?;
+                let ok = resp.status().is_success();
+                let bytes = resp.into_body().collect().await.ok()?.to_bytes();
+                ok.then(|| serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
+            };
+            let (mut n, mut errors, mut lat) = (0u64, 0u64, Vec::new());
+            let body = "x".repeat(256);
+            while !stop.load(Ordering::Relaxed) {
+                let t = Instant::now();
+                let ok = async {
+                    once("SendMessage", serde_json::json!({"QueueUrl": url, "MessageBody": body, "MessageAttributes": {"c": {"DataType": "String", "StringValue": c.to_string()}}})).await?;
+                    let r = once("ReceiveMessage", serde_json::json!({"QueueUrl": url, "WaitTimeSeconds": 1})).await?;
+                    let handle = r["Messages"][0]["ReceiptHandle"].as_str()?.to_string();
+                    once("DeleteMessage", serde_json::json!({"QueueUrl": url, "ReceiptHandle": handle})).await
+                }
+                .await
+                .is_some();
+                if !ok {
+                    errors += 1;
+                }
+                lat.push(t.elapsed().as_micros().min(u32::MAX as u128) as u32);
+                n += 1;
+            }
+            (n, errors, lat)
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs_f64(secs)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut result = LoadResult {
+        requests: 0,
+        errors: 0,
+        elapsed: Duration::ZERO,
+        latencies_us: Vec::new(),
+    };
+    for t in tasks {
+        let (n, e, l) = t.await.expect("task");
+        result.requests += n;
+        result.errors += e;
+        result.latencies_us.extend(l);
+    }
+    result.elapsed = started.elapsed();
+    result
+}
+
 /// Exec → first answered health check, and resident memory once idle, of the release binary.
 fn startup(runs: usize) {
     let exe = env!("CARGO_BIN_EXE_millpond");
@@ -242,5 +362,333 @@ fn main() {
         r.errors = 0;
         r.report("unknown-action (json error)", conns);
     }
+    let body256 = "m".repeat(256);
+    let mut single_rate = 0.0;
+    if wanted("sqs-send") {
+        let url = client_rt.block_on(create_queue(addr, "bench-send", serde_json::json!({})));
+        let body = serde_json::json!({"QueueUrl": url, "MessageBody": body256});
+        let make: MakeRequest = Arc::new(move |_| sqs_req(addr, "SendMessage", &body));
+        let mut r = client_rt.block_on(load(addr, conns, secs, make));
+        single_rate = r.rate();
+        r.report("sqs SendMessage 256 B", conns);
+    }
+    let mut batch_msgs = 0.0;
+    if wanted("sqs-batch") {
+        let url = client_rt.block_on(create_queue(addr, "bench-batch", serde_json::json!({})));
+        let entries: Vec<_> = (0..10)
+            .map(|i| serde_json::json!({"Id": format!("e{i}"), "MessageBody": body256}))
+            .collect();
+        let body = serde_json::json!({"QueueUrl": url, "Entries": entries});
+        let make: MakeRequest = Arc::new(move |_| sqs_req(addr, "SendMessageBatch", &body));
+        let mut r = client_rt.block_on(load(addr, conns, secs, make));
+        batch_msgs = r.rate() * 10.0;
+        r.report("sqs SendMessageBatch 10x256 B", conns);
+        println!(
+            "{:<28} {:>10.0} msg/s ({:.1}x single sends)",
+            "  = messages",
+            batch_msgs,
+            batch_msgs / single_rate.max(1.0)
+        );
+    }
+    if wanted("sqs-fifo-batch") {
+        let url = client_rt.block_on(create_queue(
+            addr,
+            "bench.fifo",
+            serde_json::json!({"FifoQueue": "true", "ContentBasedDeduplication": "false", "DeduplicationScope": "messageGroup", "FifoThroughputLimit": "perMessageGroupId"}),
+        ));
+        let make: MakeRequest = Arc::new(move |i| {
+            let entries: Vec<_> = (0..10)
+                .map(|e| serde_json::json!({"Id": format!("e{e}"), "MessageBody": "m".repeat(256), "MessageGroupId": format!("g{}", (i * 10 + e) % 100), "MessageDeduplicationId": format!("{i}-{e}")}))
+                .collect();
+            sqs_req(
+                addr,
+                "SendMessageBatch",
+                &serde_json::json!({"QueueUrl": url, "Entries": entries}),
+            )
+        });
+        let mut r = client_rt.block_on(load(addr, conns, secs, make));
+        let fifo = r.rate() * 10.0;
+        r.report("sqs FIFO batch, 100 groups", conns);
+        println!(
+            "{:<28} {:>10.0} msg/s ({:.0}% of standard batch)",
+            "  = messages",
+            fifo,
+            100.0 * fifo / batch_msgs.max(1.0)
+        );
+    }
+    if wanted("sqs-roundtrip") {
+        let url = client_rt.block_on(create_queue(addr, "bench-rt", serde_json::json!({})));
+        client_rt
+            .block_on(roundtrips(addr, 16, secs, url))
+            .report("sqs send+receive+delete", 16);
+    }
+    if wanted("sns-publish") {
+        let topic = client_rt.block_on(sns_topic_with_queues(addr, 10));
+        let form = format!(
+            "Action=Publish&TopicArn={}&Message={}",
+            topic.replace(':', "%3A"),
+            "p".repeat(256)
+        );
+        let make: MakeRequest = Arc::new(move |_| {
+            post(
+                addr,
+                &[("content-type", "application/x-www-form-urlencoded")],
+                form.clone().into_bytes(),
+            )
+        });
+        let mut r = client_rt.block_on(load(addr, 16, secs, make));
+        let deliveries = r.rate() * 10.0;
+        r.report("sns Publish, 10 sqs subs", 16);
+        println!(
+            "{:<28} {:>10.0} deliveries/s ({:.0}% of SendMessageBatch msg/s)",
+            "  = deliveries",
+            deliveries,
+            100.0 * deliveries / batch_msgs.max(1.0)
+        );
+    }
+    if wanted("kinesis-put") {
+        client_rt.block_on(call(
+            addr,
+            "Kinesis_20131202.CreateStream",
+            serde_json::json!({"StreamName": "bench", "ShardCount": 4}),
+        ));
+        let data = base64_of(&vec![b'k'; 1024]);
+        let make: MakeRequest = Arc::new(move |i| {
+            let records: Vec<_> = (0..500)
+                .map(|r| serde_json::json!({"Data": data, "PartitionKey": format!("{i}-{r}")}))
+                .collect();
+            kinesis_req(
+                addr,
+                "PutRecords",
+                &serde_json::json!({"StreamName": "bench", "Records": records}),
+            )
+        });
+        let mut r = client_rt.block_on(load(addr, 16, secs, make));
+        let mb = r.rate() * 500.0 * 1024.0 / (1 << 20) as f64;
+        r.report("kinesis PutRecords 500x1 KiB", 16);
+        println!("{:<28} {:>10.1} MB/s of record data", "  = throughput", mb);
+    }
+    if wanted("kinesis-get") {
+        client_rt.block_on(kinesis_get(addr));
+    }
     server_rt.block_on(async { server.shutdown().await.expect("shutdown") });
+    drop(dir);
+    if wanted("sqs-restart") {
+        sqs_restart(1_000_000);
+    }
+}
+
+fn base64_of(b: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(b)
+}
+
+async fn sns_topic_with_queues(addr: SocketAddr, n: usize) -> String {
+    let query = |form: String| async move {
+        let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let (mut send, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .expect("handshake");
+        tokio::spawn(conn);
+        let resp = send
+            .send_request(post(
+                addr,
+                &[("content-type", "application/x-www-form-urlencoded")],
+                form.into_bytes(),
+            ))
+            .await
+            .expect("response");
+        String::from_utf8_lossy(&resp.into_body().collect().await.expect("body").to_bytes())
+            .into_owned()
+    };
+    let xml = query("Action=CreateTopic&Name=bench-topic".into()).await;
+    let topic = xml
+        .split("<TopicArn>")
+        .nth(1)
+        .and_then(|s| s.split('<').next())
+        .expect("TopicArn")
+        .to_string();
+    for q in 0..n {
+        create_queue(addr, &format!("bench-sub-{q}"), serde_json::json!({})).await;
+        let arn = format!("arn:aws:sqs:us-east-1:000000000000:bench-sub-{q}");
+        query(format!(
+            "Action=Subscribe&TopicArn={}&Protocol=sqs&Endpoint={}",
+            topic.replace(':', "%3A"),
+            arn.replace(':', "%3A")
+        ))
+        .await;
+    }
+    topic
+}
+
+/// GetRecords of 10,000 records (MB/s), and AT_SEQUENCE_NUMBER iterator latency as a shard grows.
+async fn kinesis_get(addr: SocketAddr) {
+    call(
+        addr,
+        "Kinesis_20131202.CreateStream",
+        serde_json::json!({"StreamName": "bench-get", "ShardCount": 1}),
+    )
+    .await;
+    let data = base64_of(&vec![b'g'; 1024]);
+    let mut first_seqs = Vec::new();
+    let mut total = 0usize;
+    for target in [100_000usize, 1_000_000] {
+        while total < target {
+            let records: Vec<_> = (0..500)
+                .map(|r| serde_json::json!({"Data": data, "PartitionKey": r.to_string()}))
+                .collect();
+            let r = call(
+                addr,
+                "Kinesis_20131202.PutRecords",
+                serde_json::json!({"StreamName": "bench-get", "Records": records}),
+            )
+            .await;
+            if total % 50_000 == 0 {
+                first_seqs.push(
+                    r["Records"][0]["SequenceNumber"]
+                        .as_str()
+                        .expect("seq")
+                        .to_string(),
+                );
+            }
+            total += 500;
+        }
+        let mut lat = Vec::new();
+        for (i, seq) in first_seqs.iter().cycle().take(400).enumerate() {
+            let t = Instant::now();
+            let r = call(addr, "Kinesis_20131202.GetShardIterator", serde_json::json!({"StreamName": "bench-get", "ShardId": "shardId-000000000000", "ShardIteratorType": "AT_SEQUENCE_NUMBER", "StartingSequenceNumber": seq})).await;
+            if i >= 20 {
+                lat.push(t.elapsed().as_micros() as u32);
+            }
+            assert!(r["ShardIterator"].is_string());
+        }
+        let mut res = LoadResult {
+            requests: lat.len() as u64,
+            errors: 0,
+            elapsed: Duration::from_secs(1),
+            latencies_us: lat,
+        };
+        println!(
+            "{:<28} records={total:<8} p50 {:.3} ms  p99 {:.3} ms (new connection per call)",
+            "kinesis AT_SEQUENCE_NUMBER",
+            res.percentile(0.5),
+            res.percentile(0.99)
+        );
+    }
+    let it = call(addr, "Kinesis_20131202.GetShardIterator", serde_json::json!({"StreamName": "bench-get", "ShardId": "shardId-000000000000", "ShardIteratorType": "TRIM_HORIZON"})).await;
+    let mut iterator = it["ShardIterator"].as_str().expect("iterator").to_string();
+    let t = Instant::now();
+    let (mut bytes, mut calls) = (0usize, 0);
+    while calls < 20 {
+        let r = call(
+            addr,
+            "Kinesis_20131202.GetRecords",
+            serde_json::json!({"ShardIterator": iterator, "Limit": 10000}),
+        )
+        .await;
+        bytes += r["Records"].as_array().map(|a| a.len()).unwrap_or(0) * 1024;
+        iterator = r["NextShardIterator"].as_str().expect("next").to_string();
+        calls += 1;
+    }
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "{:<28} {:>10.1} MB/s of record data ({calls} calls x 10,000 records, JSON)",
+        "kinesis GetRecords",
+        bytes as f64 / (1 << 20) as f64 / secs
+    );
+}
+
+/// Fills a queue with `n` messages through the binary, SIGKILLs it, and times the restart to the
+/// first answered ReceiveMessage.
+fn sqs_restart(n: usize) {
+    let exe = env!("CARGO_BIN_EXE_millpond");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let spawn = || {
+        let mut child = std::process::Command::new(exe)
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--log-level",
+                "error",
+                "--data-dir",
+            ])
+            .arg(dir.path())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().expect("stdout")),
+            &mut line,
+        )
+        .expect("line");
+        let addr: SocketAddr = line
+            .trim()
+            .rsplit("http://")
+            .next()
+            .and_then(|a| a.parse().ok())
+            .expect("address");
+        (child, addr)
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let (mut child, addr) = spawn();
+    let fill = Instant::now();
+    let url = rt.block_on(async {
+        let url = create_queue(addr, "bench-restart", serde_json::json!({})).await;
+        let entries: Vec<_> = (0..10)
+            .map(|i| serde_json::json!({"Id": format!("e{i}"), "MessageBody": "r".repeat(256)}))
+            .collect();
+        let body = serde_json::json!({"QueueUrl": url, "Entries": entries});
+        let make: MakeRequest = Arc::new(move |_| sqs_req(addr, "SendMessageBatch", &body));
+        // Run until n messages are in: each successful call adds 10.
+        let mut sent = 0u64;
+        while (sent as usize) < n {
+            let r = load(addr, 64, 2.0, make.clone()).await;
+            sent += (r.requests - r.errors) * 10;
+        }
+        println!(
+            "{:<28} {} messages in {:.1} s",
+            "sqs restart: filled",
+            sent,
+            fill.elapsed().as_secs_f64()
+        );
+        url
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    let t = Instant::now();
+    let (mut child, addr) = spawn();
+    let listening = t.elapsed();
+    let received = rt.block_on(async {
+        let r = call(
+            addr,
+            "AmazonSQS.ReceiveMessage",
+            serde_json::json!({"QueueUrl": url, "MaxNumberOfMessages": 10}),
+        )
+        .await;
+        r["Messages"].as_array().map(|a| a.len()).unwrap_or(0)
+    });
+    let served = t.elapsed();
+    let rss = std::fs::read_to_string(format!("/proc/{}/status", child.id()))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .unwrap_or(0);
+    println!(
+        "{:<28} listening after {:.0} ms, first ReceiveMessage ({} msgs) after {:.0} ms; RSS {:.0} MiB",
+        "sqs restart (after SIGKILL)",
+        listening.as_secs_f64() * 1000.0,
+        received,
+        served.as_secs_f64() * 1000.0,
+        rss as f64 / 1024.0
+    );
+    let _ = child.kill();
+    let _ = child.wait();
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::{HeaderValue, Request, Response, StatusCode};
 use axum::routing::{get, post};
 use axum::Router;
@@ -19,6 +19,7 @@ use crate::config::Config;
 use crate::error::ServiceError;
 use crate::kinesis::Kinesis;
 use crate::protocol::{self, Services};
+use crate::sns::delivery::OutboxFilter;
 use crate::sns::Sns;
 use crate::sqs::Sqs;
 
@@ -88,6 +89,11 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         .route("/_millpond/health", get(health))
         .route("/_millpond/reset", post(reset))
         .route("/moto-api/reset", post(reset))
+        .route("/_millpond/sns/outbox", get(outbox).delete(clear_outbox))
+        .route(
+            "/_millpond/sns/SimpleNotificationService.pem",
+            get(signing_cert),
+        )
         .fallback(aws)
         .with_state(app.clone());
     let (stop, stopped) = oneshot::channel::<()>();
@@ -194,6 +200,52 @@ async fn reset(State(app): State<Arc<App>>) -> Response<Body> {
             json!({"reset": false, "error": e.to_string()}),
         ),
     }
+}
+
+/// `?subscription_arn=&endpoint=&topic_arn=&protocol=`: which outbox entries to read or clear.
+#[derive(serde::Deserialize)]
+struct OutboxQuery {
+    subscription_arn: Option<String>,
+    endpoint: Option<String>,
+    topic_arn: Option<String>,
+    protocol: Option<String>,
+}
+
+impl From<OutboxQuery> for OutboxFilter {
+    fn from(q: OutboxQuery) -> Self {
+        OutboxFilter {
+            subscription_arn: q.subscription_arn,
+            endpoint: q.endpoint,
+            topic_arn: q.topic_arn,
+            protocol: q.protocol,
+        }
+    }
+}
+
+/// Deliveries to endpoints millpond cannot reach (email, sms, application, lambda, firehose).
+async fn outbox(State(app): State<Arc<App>>, Query(q): Query<OutboxQuery>) -> Response<Body> {
+    let deliveries = app.services.sns.outbox(&q.into());
+    json_response(StatusCode::OK, json!({ "deliveries": deliveries }))
+}
+
+async fn clear_outbox(State(app): State<Arc<App>>, Query(q): Query<OutboxQuery>) -> Response<Body> {
+    match app.services.sns.clear_outbox(&q.into()).await {
+        Ok(n) => json_response(StatusCode::OK, json!({ "cleared": n })),
+        Err(e) => json_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            json!({ "error": e.to_string() }),
+        ),
+    }
+}
+
+/// The certificate notifications are signed with: each notification's `SigningCertURL`.
+async fn signing_cert(State(app): State<Arc<App>>) -> Response<Body> {
+    let mut resp = Response::new(Body::from(app.services.sns.signing_cert_pem()));
+    resp.headers_mut().insert(
+        "content-type",
+        HeaderValue::from_static("application/x-pem-file"),
+    );
+    with_request_id(resp)
 }
 
 async fn aws(State(app): State<Arc<App>>, req: Request<Body>) -> Response<Body> {

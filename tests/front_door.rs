@@ -259,7 +259,6 @@ fn oversized_body_is_refused_at_once_and_the_server_keeps_serving() {
 fn garbage_requests_get_4xx_and_do_not_stop_the_server() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let srv = rt.block_on(TestServer::start());
-    let long = "a".repeat(200_000);
     type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, Vec<u8>);
     let cases: Vec<Case> = vec![
         (
@@ -288,11 +287,6 @@ fn garbage_requests_get_4xx_and_do_not_stop_the_server() {
             vec![("Content-Type", "application/x-www-form-urlencoded")],
             b"Action=SendMessage&Action=&&&==%zz".to_vec(),
         ),
-        (
-            "/",
-            vec![("X-Huge", long.as_str())],
-            b"Action=ListQueues".to_vec(),
-        ),
     ];
     for (path, headers, body) in &cases {
         let r = raw(srv.addr, "POST", path, headers, body);
@@ -303,6 +297,19 @@ fn garbage_requests_get_4xx_and_do_not_stop_the_server() {
             r.text()
         );
     }
+    // Headers larger than the server buffers are refused, not buffered without bound.
+    // The server may answer 431 and close before the client finishes writing, which can reset
+    // the connection under the answer; either way the request must not be served.
+    let mut s = TcpStream::connect(srv.addr).unwrap();
+    let huge = "a".repeat(1 << 20);
+    let _ = write!(s, "POST / HTTP/1.1\r\nHost: x\r\nX-Huge: {huge}\r\nContent-Length: 17\r\n\r\nAction=ListQueues");
+    let mut answer = Vec::new();
+    let _ = s.read_to_end(&mut answer);
+    let head = String::from_utf8_lossy(&answer[..answer.len().min(12)]).into_owned();
+    assert!(
+        head.is_empty() || head.starts_with("HTTP/1.1 431"),
+        "huge header answered {head:?}"
+    );
     assert_eq!(
         raw(srv.addr, "GET", "/_millpond/health", &[], b"").status,
         200

@@ -182,12 +182,25 @@ async fn streams_records_and_every_iterator_type() {
         .stream_name("events")
         .shard_id(shard)
         .shard_iterator_type(ShardIteratorType::AtSequenceNumber)
-        .starting_sequence_number("12x")
+        .starting_sequence_number("1234")
         .send()
         .await
         .unwrap_err()
         .into_service_error();
     assert!(err.is_invalid_argument_exception(), "{err:?}");
+    // Not matching the model's pattern `0|([1-9]\d{0,128})` is a ValidationException on AWS.
+    let err = c
+        .get_shard_iterator()
+        .stream_name("events")
+        .shard_id(shard)
+        .shard_iterator_type(ShardIteratorType::AtSequenceNumber)
+        .starting_sequence_number("12x")
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    use aws_sdk_kinesis::error::ProvideErrorMetadata;
+    assert_eq!(err.code(), Some("ValidationException"), "{err:?}");
     srv.stop().await;
 }
 

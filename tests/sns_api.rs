@@ -483,3 +483,75 @@ async fn topics_and_subscriptions_survive_sigkill() {
     assert_eq!(m.body.as_deref(), Some("after restart"));
     b.kill9();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbox_records_deliveries_with_nowhere_to_go_and_the_cert_is_served() {
+    let srv = TestServer::start().await;
+    let n = sns(&srv.endpoint());
+    let topic = n
+        .create_topic()
+        .name("boxed")
+        .send()
+        .await
+        .unwrap()
+        .topic_arn
+        .unwrap();
+    let sub = n
+        .subscribe()
+        .topic_arn(&topic)
+        .protocol("lambda")
+        .endpoint("arn:aws:lambda:us-east-1:000000000000:function:handler")
+        .send()
+        .await
+        .unwrap()
+        .subscription_arn
+        .unwrap();
+    n.publish()
+        .topic_arn(&topic)
+        .message("to the outbox")
+        .send()
+        .await
+        .unwrap();
+    let addr = srv.addr;
+    let path = format!(
+        "/_millpond/sns/outbox?subscription_arn={}",
+        sub.replace(':', "%3A")
+    );
+    let get = {
+        let path = path.clone();
+        move || raw(addr, "GET", &path, &[], b"")
+    };
+    let r = tokio::task::spawn_blocking(get.clone()).await.unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    let deliveries = r.json()["deliveries"].as_array().cloned().unwrap();
+    assert_eq!(deliveries.len(), 1, "{deliveries:?}");
+    assert!(
+        deliveries[0].to_string().contains("to the outbox"),
+        "{deliveries:?}"
+    );
+    let r = tokio::task::spawn_blocking(move || raw(addr, "DELETE", &path, &[], b""))
+        .await
+        .unwrap();
+    assert_eq!(r.json()["cleared"], 1);
+    let r = tokio::task::spawn_blocking(get).await.unwrap();
+    assert_eq!(r.json()["deliveries"].as_array().map(Vec::len), Some(0));
+
+    let r = tokio::task::spawn_blocking(move || {
+        raw(
+            addr,
+            "GET",
+            "/_millpond/sns/SimpleNotificationService.pem",
+            &[],
+            b"",
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(r.status, 200);
+    assert!(
+        r.text().starts_with("-----BEGIN CERTIFICATE-----"),
+        "{}",
+        r.text()
+    );
+    srv.stop().await;
+}

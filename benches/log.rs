@@ -1,0 +1,275 @@
+//! Storage-layer benchmarks.
+//!
+//! * raw disk: 1 KiB write + fdatasync loop (the durable-commit ceiling without batching) and
+//!   raw sequential 1 KiB writes without sync;
+//! * durable (`Fsync`) appends of 1 KiB records with 1, 16 and 256 concurrent appenders
+//!   (group commit);
+//! * non-durable (`None`) appends;
+//! * offset and timestamp lookup latency in a large log
+//!   (`MILLPOND_BENCH_RECORDS`, default 1,000,000 records of 100 bytes).
+//!
+//! After the criterion runs, a summary prints records/s, MB/s and the ratio of group-commit
+//! throughput to the raw fdatasync rate. `MILLPOND_BENCH_DIR` picks the disk (default: the
+//! system temp dir).
+//!
+//! Run: `CARGO_TARGET_DIR=/work/target cargo bench --bench log`
+
+use std::fs::File;
+use std::hint::black_box;
+use std::os::unix::fs::FileExt;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, Criterion, Throughput};
+use millpond::log::{Durability, Log, LogOptions};
+
+const REC: usize = 1024;
+
+fn bench_dir() -> tempfile::TempDir {
+    match std::env::var_os("MILLPOND_BENCH_DIR") {
+        Some(d) => tempfile::tempdir_in(d).unwrap(),
+        None => tempfile::tempdir().unwrap(),
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Appends `total` 1 KiB records from `appenders` concurrent tasks; returns elapsed time.
+fn concurrent_appends(
+    rt: &tokio::runtime::Runtime,
+    log: &Log,
+    appenders: usize,
+    total: u64,
+) -> Duration {
+    let per = (total / appenders as u64).max(1);
+    let start = Instant::now();
+    rt.block_on(async {
+        let mut tasks = Vec::with_capacity(appenders);
+        for _ in 0..appenders {
+            let log = log.clone();
+            tasks.push(tokio::spawn(async move {
+                for i in 0..per {
+                    log.append(1, i, vec![0xAB; REC]).await.unwrap();
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+    });
+    let el = start.elapsed();
+    // Scale to exactly `total` records.
+    el.mul_f64(total as f64 / (per * appenders as u64) as f64)
+}
+
+fn raw_fdatasync_loop(f: &File, iters: u64, pos: &mut u64) -> Duration {
+    let buf = vec![0xCDu8; REC];
+    let start = Instant::now();
+    for _ in 0..iters {
+        f.write_all_at(&buf, *pos).unwrap();
+        f.sync_data().unwrap();
+        *pos += REC as u64;
+    }
+    start.elapsed()
+}
+
+fn raw_write_loop(f: &File, iters: u64, pos: &mut u64) -> Duration {
+    let buf = vec![0xCDu8; REC];
+    let start = Instant::now();
+    for _ in 0..iters {
+        f.write_all_at(&buf, *pos).unwrap();
+        *pos += REC as u64;
+        if *pos > (512 << 20) {
+            *pos = 0;
+        }
+    }
+    start.elapsed()
+}
+
+fn raw_disk(c: &mut Criterion) {
+    let dir = bench_dir();
+    let f = File::create(dir.path().join("raw")).unwrap();
+    let mut g = c.benchmark_group("raw_disk");
+    g.throughput(Throughput::Elements(1));
+    let mut pos = 0;
+    g.bench_function("write_1KiB_fdatasync", |b| {
+        b.iter_custom(|n| raw_fdatasync_loop(&f, n, &mut pos))
+    });
+    g.throughput(Throughput::Bytes(REC as u64));
+    let mut pos = 0;
+    g.bench_function("seq_write_1KiB_nosync", |b| {
+        b.iter_custom(|n| raw_write_loop(&f, n, &mut pos))
+    });
+    g.finish();
+}
+
+fn durable_appends(c: &mut Criterion) {
+    let rt = runtime();
+    let mut g = c.benchmark_group("append_fsync_1KiB");
+    g.throughput(Throughput::Elements(1));
+    for appenders in [1usize, 16, 256] {
+        let dir = bench_dir();
+        let (log, _) = Log::open(dir.path(), LogOptions::default()).unwrap();
+        g.bench_function(format!("appenders_{appenders}"), |b| {
+            b.iter_custom(|n| concurrent_appends(&rt, &log, appenders, n))
+        });
+    }
+    g.finish();
+}
+
+fn none_appends(c: &mut Criterion) {
+    let rt = runtime();
+    let mut g = c.benchmark_group("append_none_1KiB");
+    g.throughput(Throughput::Bytes(REC as u64));
+    let dir = bench_dir();
+    let opts = LogOptions {
+        durability: Durability::None,
+        ..LogOptions::default()
+    };
+    let (log, _) = Log::open(dir.path(), opts).unwrap();
+    g.bench_function("blocking_1_appender", |b| {
+        b.iter(|| log.append_blocking(1, 1, vec![0xAB; REC]).unwrap())
+    });
+    g.bench_function("async_16_appenders", |b| {
+        b.iter_custom(|n| concurrent_appends(&rt, &log, 16, n))
+    });
+    g.finish();
+}
+
+fn big_log_records() -> u64 {
+    std::env::var("MILLPOND_BENCH_RECORDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000_000)
+}
+
+fn build_big_log(dir: &std::path::Path, n: u64) -> Log {
+    let opts = LogOptions {
+        durability: Durability::None,
+        ..LogOptions::default()
+    };
+    let (log, _) = Log::open(dir, opts).unwrap();
+    let start = Instant::now();
+    let mut i = 0;
+    while i < n {
+        let k = (n - i).min(1000);
+        // Timestamps mostly increase with some jitter (non-monotonic).
+        let batch = (i..i + k)
+            .map(|j| (1u8, j * 10 + (j * 7919) % 13, vec![0x5A; 100]))
+            .collect();
+        log.append_batch_blocking(batch).unwrap();
+        i += k;
+    }
+    log.flush().unwrap();
+    eprintln!(
+        "built lookup log: {n} records, {} segments, {} MiB in {:.1?}",
+        log.segments().len(),
+        log.disk_bytes() >> 20,
+        start.elapsed()
+    );
+    log
+}
+
+fn bench_mode() -> bool {
+    std::env::args().any(|a| a == "--bench")
+}
+
+fn lookups(c: &mut Criterion) {
+    // `cargo test --benches` runs each benchmark once: keep that quick.
+    let n = if bench_mode() {
+        big_log_records()
+    } else {
+        10_000
+    };
+    let dir = bench_dir();
+    let log = build_big_log(dir.path(), n);
+    // Reopen so the sealed segments are served from their persisted, mmap'd indexes.
+    drop(log);
+    let t = Instant::now();
+    let (log, _) = Log::open(dir.path(), LogOptions::default()).unwrap();
+    eprintln!("reopen of {n}-record log took {:.1?}", t.elapsed());
+    let mut g = c.benchmark_group(format!("lookup_{n}_records"));
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    let mut rnd = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    g.bench_function("read_random_offset", |b| {
+        b.iter(|| {
+            let o = rnd() % n;
+            black_box(log.read_with(o, |_, ts, p| ts + p.len() as u64).unwrap())
+        })
+    });
+    g.bench_function("offset_for_random_timestamp", |b| {
+        b.iter(|| {
+            let ts = rnd() % (n * 10);
+            black_box(log.offset_for_timestamp(ts).unwrap())
+        })
+    });
+    g.finish();
+}
+
+/// Fixed-duration measurements for the headline ratio.
+fn summary() {
+    // The disk's fdatasync rate drifts (other tenants), so each measurement is bracketed by
+    // raw measurements and compared with their mean.
+    let secs = Duration::from_secs(3);
+    let dir = bench_dir();
+    let f = File::create(dir.path().join("raw")).unwrap();
+    let mut pos = 0;
+    let raw_rate = |pos: &mut u64| {
+        let mut n = 0u64;
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(1) {
+            raw_fdatasync_loop(&f, 10, pos);
+            n += 10;
+        }
+        n as f64 / start.elapsed().as_secs_f64()
+    };
+    println!("\n=== summary (1 KiB records, {secs:?} each; raw = write 1 KiB + fdatasync) ===");
+    let rt = runtime();
+    for appenders in [1usize, 16, 256] {
+        let before = raw_rate(&mut pos);
+        let d = bench_dir();
+        let (log, _) = Log::open(d.path(), LogOptions::default()).unwrap();
+        let mut total = 0u64;
+        let mut el = Duration::ZERO;
+        let chunk = (appenders as u64 * 20).max(200);
+        while el < secs {
+            el += concurrent_appends(&rt, &log, appenders, chunk);
+            total += chunk;
+        }
+        let after = raw_rate(&mut pos);
+        let raw = (before + after) / 2.0;
+        let rps = total as f64 / el.as_secs_f64();
+        println!(
+            "fsync appends, {appenders:>3} appenders: {rps:>8.0} rec/s {:>6.1} MB/s | raw {raw:>6.0}/s ({before:.0}..{after:.0}) | {:>6.1} x raw",
+            rps * REC as f64 / 1e6,
+            rps / raw
+        );
+    }
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    targets = raw_disk, durable_appends, none_appends, lookups
+}
+
+fn main() {
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+    if bench_mode() {
+        summary();
+    }
+}

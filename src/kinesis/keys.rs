@@ -1,0 +1,436 @@
+//! Pure encodings Kinesis exposes to clients: shard ids, hash keys, sequence numbers, shard
+//! iterators, paging tokens and timestamps. No state, no I/O.
+//!
+//! # Sequence numbers
+//! A sequence number is a 38-digit decimal string (it fits an unsigned 128-bit integer) made of
+//! four fixed-width fields:
+//!
+//! ```text
+//! 49 | writer epoch, ms since 1970 (13 digits) | shard index (7 digits) | log offset (16 digits)
+//! ```
+//!
+//! The shard index is the number in `shardId-000000000007`; the log offset is the record's offset
+//! in that shard's log, so AT/AFTER_SEQUENCE_NUMBER is an O(log n) offset lookup. The writer
+//! epoch is stamped once per shard per broker run, at the run's first write to that shard, from a
+//! clock that is strictly increasing across stream creations and epochs and starts each run above
+//! everything recorded before. Each shard keeps in the catalog the first offset written under each
+//! of its epochs, so a stored record's number is recomputed exactly on read. Hence numbers are
+//! strictly increasing per shard (epoch, then offset), unique in the stream (the shard index
+//! differs), every number issued after a restart is larger than every number issued before it,
+//! stream-wide, and a number from a deleted stream of the same name is recognised because its
+//! epoch predates the stream's creation. A shard's `StartingSequenceNumber` uses the shard's
+//! creation time and offset 0; a closed shard's `EndingSequenceNumber` is all nines in epoch and
+//! offset, above every real record. Limits of the layout: 10^7 shards per stream, 10^16 records
+//! per shard, epochs until the year 2286.
+//!
+//! # Shard iterators
+//! Base64 (standard) of: version byte 1, stream creation ms (u64 BE), shard index (u32 BE), next
+//! offset (u64 BE), issued-at ms (u64 BE), stream id (length-prefixed), and the first 8 bytes of a
+//! SHA-256 over all of that with a fixed salt as a checksum. They carry all their state, so an
+//! iterator obtained before a restart keeps working until it is 5 minutes old.
+
+use base64::Engine;
+use sha2::{Digest, Sha256};
+
+use crate::error::ServiceResult;
+
+use super::error::{invalid_iterator, serialization};
+
+pub const SEQ_PREFIX: &str = "49";
+pub const SEQ_LEN: usize = 38;
+/// Offset field value of a closed shard's EndingSequenceNumber.
+pub const END_OFFSET_FIELD: u64 = 9_999_999_999_999_999;
+/// Epoch field value of a closed shard's EndingSequenceNumber.
+pub const END_EPOCH_FIELD: u64 = 9_999_999_999_999;
+/// Iterators older than this are refused with ExpiredIteratorException.
+pub const ITERATOR_TTL_MS: u64 = 300_000;
+
+pub fn shard_id(index: u32) -> String {
+    format!("shardId-{index:012}")
+}
+
+/// `shardId-000000000003` (or AWS's lenient `shardId-3` / `3`) → 3.
+pub fn parse_shard_id(id: &str) -> Option<u32> {
+    let digits = id.strip_prefix("shardId-").unwrap_or(id);
+    if digits.is_empty() || digits.len() > 12 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|v| u32::try_from(v).ok())
+}
+
+/// The 128-bit hash key of a partition key: its MD5 as a big-endian integer.
+pub fn hash_partition_key(key: &str) -> u128 {
+    use md5::Md5;
+    let digest = Md5::digest(key.as_bytes());
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&digest);
+    u128::from_be_bytes(b)
+}
+
+/// A decimal hash key in 0..=2^128-1; `None` if malformed or out of range.
+pub fn parse_hash_key(s: &str) -> Option<u128> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse::<u128>().ok()
+}
+
+/// Starting hash key of piece `i` of `n` even pieces of the 128-bit space: floor(i * 2^128 / n).
+pub fn even_start(i: u128, n: u128) -> u128 {
+    if i == 0 {
+        return 0;
+    }
+    // 2^128 = q*n + r without overflowing.
+    let mut q = u128::MAX / n;
+    let mut r = u128::MAX % n + 1;
+    if r == n {
+        q += 1;
+        r = 0;
+    }
+    i * q + (i * r) / n
+}
+
+/// Even (start, end) ranges of `n` shards covering `lo..=hi`.
+pub fn even_ranges(n: u32) -> Vec<(u128, u128)> {
+    let n = n as u128;
+    (0..n)
+        .map(|i| {
+            let start = even_start(i, n);
+            let end = if i + 1 == n {
+                u128::MAX
+            } else {
+                even_start(i + 1, n) - 1
+            };
+            (start, end)
+        })
+        .collect()
+}
+
+pub fn sequence_number(epoch_ms: u64, shard: u32, offset: u64) -> String {
+    format!("{SEQ_PREFIX}{epoch_ms:013}{shard:07}{offset:016}")
+}
+
+pub fn ending_sequence_number(shard: u32) -> String {
+    sequence_number(END_EPOCH_FIELD, shard, END_OFFSET_FIELD)
+}
+
+/// The fields of a sequence number this broker issued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SeqParts {
+    pub epoch_ms: u64,
+    pub shard: u32,
+    pub offset: u64,
+}
+
+pub fn parse_sequence_number(s: &str) -> Option<SeqParts> {
+    if s.len() != SEQ_LEN || !s.starts_with(SEQ_PREFIX) || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(SeqParts {
+        epoch_ms: s[2..15].parse().ok()?,
+        shard: s[15..22].parse().ok()?,
+        offset: s[22..38].parse().ok()?,
+    })
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Iterator {
+    pub stream_id: String,
+    pub stream_created_ms: u64,
+    pub shard: u32,
+    pub offset: u64,
+    pub issued_ms: u64,
+}
+
+const ITERATOR_SALT: &[u8] = b"millpond kinesis shard iterator v1";
+
+fn mac(body: &[u8]) -> [u8; 8] {
+    let mut h = Sha256::new();
+    h.update(ITERATOR_SALT);
+    h.update(body);
+    let d = h.finalize();
+    let mut out = [0u8; 8];
+    out.copy_from_slice(&d[..8]);
+    out
+}
+
+pub fn encode_iterator(it: &Iterator) -> String {
+    let mut b = Vec::with_capacity(64);
+    b.push(1u8);
+    b.extend_from_slice(&it.stream_created_ms.to_be_bytes());
+    b.extend_from_slice(&it.shard.to_be_bytes());
+    b.extend_from_slice(&it.offset.to_be_bytes());
+    b.extend_from_slice(&it.issued_ms.to_be_bytes());
+    let id = it.stream_id.as_bytes();
+    b.push(id.len().min(255) as u8);
+    b.extend_from_slice(&id[..id.len().min(255)]);
+    let m = mac(&b);
+    b.extend_from_slice(&m);
+    base64::engine::general_purpose::STANDARD.encode(b)
+}
+
+pub fn decode_iterator(s: &str) -> ServiceResult<Iterator> {
+    let b = base64::engine::general_purpose::STANDARD
+        .decode(s)
+        .map_err(|_| invalid_iterator())?;
+    // version + 8 + 4 + 8 + 8 + len + mac
+    if b.len() < 1 + 28 + 1 + 8 || b[0] != 1 {
+        return Err(invalid_iterator());
+    }
+    let (body, m) = b.split_at(b.len() - 8);
+    if mac(body) != m {
+        return Err(invalid_iterator());
+    }
+    let u64_at = |i: usize| u64::from_be_bytes(body[i..i + 8].try_into().unwrap_or([0; 8]));
+    let id_len = body[29] as usize;
+    if body.len() != 30 + id_len {
+        return Err(invalid_iterator());
+    }
+    let stream_id = String::from_utf8(body[30..].to_vec()).map_err(|_| invalid_iterator())?;
+    Ok(Iterator {
+        stream_created_ms: u64_at(1),
+        shard: u32::from_be_bytes(body[9..13].try_into().unwrap_or([0; 4])),
+        offset: u64_at(13),
+        issued_ms: u64_at(21),
+        stream_id,
+    })
+}
+
+/// Opaque paging token: base64 of a JSON array of strings.
+pub fn encode_token(parts: &[&str]) -> String {
+    let v = serde_json::to_vec(parts).unwrap_or_default();
+    base64::engine::general_purpose::STANDARD.encode(v)
+}
+
+pub fn decode_token(s: &str) -> Option<Vec<String>> {
+    let raw = base64::engine::general_purpose::STANDARD.decode(s).ok()?;
+    serde_json::from_slice(&raw).ok()
+}
+
+/// Epoch-seconds number (what the protocol layer hands us) or an ISO-8601 string → epoch ms.
+pub fn parse_timestamp(v: &serde_json::Value, member: &str) -> ServiceResult<u64> {
+    let bad = || serialization(format!("Invalid timestamp for {member}: {v}"));
+    match v {
+        serde_json::Value::Number(n) => {
+            let secs = n.as_f64().ok_or_else(bad)?;
+            if !secs.is_finite() {
+                return Err(bad());
+            }
+            Ok((secs * 1000.0).round().max(0.0) as u64)
+        }
+        serde_json::Value::String(s) => {
+            if let Ok(secs) = s.parse::<f64>() {
+                return Ok((secs * 1000.0).round().max(0.0) as u64);
+            }
+            parse_iso8601(s).ok_or_else(bad)
+        }
+        _ => Err(bad()),
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.fff][Z|±HH:MM]` → epoch ms.
+pub fn parse_iso8601(s: &str) -> Option<u64> {
+    let b = s.as_bytes();
+    if b.len() < 19
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || (b[10] != b'T' && b[10] != b't' && b[10] != b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let t = s.get(r)?;
+        if !t.bytes().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        t.parse().ok()
+    };
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
+        return None;
+    }
+    let mut rest = &s[19..];
+    let mut ms = 0i64;
+    if let Some(frac) = rest.strip_prefix('.') {
+        let n = frac.bytes().take_while(|c| c.is_ascii_digit()).count();
+        if n == 0 {
+            return None;
+        }
+        let digits = &frac[..n];
+        let padded = format!("{:0<3}", &digits[..n.min(3)]);
+        ms = padded.parse().ok()?;
+        rest = &frac[n..];
+    }
+    let offset_min: i64 = match rest {
+        "" | "Z" | "z" => 0,
+        _ => {
+            let sign = match rest.as_bytes()[0] {
+                b'+' => 1,
+                b'-' => -1,
+                _ => return None,
+            };
+            let t = rest[1..].replace(':', "");
+            if t.len() != 4 || !t.bytes().all(|c| c.is_ascii_digit()) {
+                return None;
+            }
+            let hh: i64 = t[..2].parse().ok()?;
+            let mm: i64 = t[2..].parse().ok()?;
+            sign * (hh * 60 + mm)
+        }
+    };
+    // Days from civil (Howard Hinnant).
+    let yy = if mo <= 2 { y - 1 } else { y };
+    let era = yy.div_euclid(400);
+    let yoe = yy - era * 400;
+    let mp = (mo + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + h * 3600 + mi * 60 + sec - offset_min * 60;
+    let total = secs * 1000 + ms;
+    u64::try_from(total).ok()
+}
+
+/// Epoch ms → the epoch-seconds number outputs carry.
+pub fn ts_out(ms: u64) -> f64 {
+    ms as f64 / 1000.0
+}
+
+/// `Thu Jan 22 01:22:02 UTC 2015`, the format of AWS's iterator-expiry message.
+pub fn amz_utc_string(ms: u64) -> String {
+    let secs = (ms / 1000) as i64;
+    let days = secs.div_euclid(86_400);
+    let tod = secs.rem_euclid(86_400);
+    // Civil from days (Howard Hinnant).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
+    const WD: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MO: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    format!(
+        "{} {} {:02} {:02}:{:02}:{:02} UTC {}",
+        WD[days.rem_euclid(7) as usize],
+        MO[(m - 1) as usize],
+        d,
+        tod / 3600,
+        (tod / 60) % 60,
+        tod % 60,
+        y
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn even_ranges_match_aws() {
+        let r = even_ranges(3);
+        assert_eq!(r[0], (0, 113427455640312821154458202477256070484));
+        assert_eq!(
+            r[1],
+            (
+                113427455640312821154458202477256070485,
+                226854911280625642308916404954512140969
+            )
+        );
+        assert_eq!(r[2].1, u128::MAX);
+        let r = even_ranges(2);
+        assert_eq!(r[1].0, 1u128 << 127);
+        assert_eq!(even_ranges(1), vec![(0, u128::MAX)]);
+        let r = even_ranges(4);
+        assert_eq!(r[1].0, 1u128 << 126);
+    }
+
+    #[test]
+    fn sequence_numbers_round_trip_and_order() {
+        let e = 1_800_000_000_000;
+        let a = sequence_number(e, 3, 41);
+        let b = sequence_number(e, 3, 42);
+        assert_eq!(a.len(), SEQ_LEN);
+        assert!(a.parse::<u128>().unwrap() < b.parse::<u128>().unwrap());
+        assert!(a < b, "fixed width: string order is numeric order");
+        assert!(sequence_number(e, 3, END_OFFSET_FIELD) < sequence_number(e, 4, 0));
+        assert!(sequence_number(e, 9_999_999, END_OFFSET_FIELD) < sequence_number(e + 1, 0, 0));
+        assert!(ending_sequence_number(3) > sequence_number(END_EPOCH_FIELD - 1, 3, 0));
+        assert!(ending_sequence_number(9_999_999).parse::<u128>().is_ok());
+        let p = parse_sequence_number(&b).unwrap();
+        assert_eq!((p.epoch_ms, p.shard, p.offset), (e, 3, 42));
+        assert!(parse_sequence_number("123").is_none());
+        assert!(parse_sequence_number(&format!("48{}", &b[2..])).is_none());
+    }
+
+    #[test]
+    fn iterator_round_trip_and_tamper() {
+        let it = Iterator {
+            stream_id: "abc".into(),
+            stream_created_ms: 7,
+            shard: 2,
+            offset: 99,
+            issued_ms: 1234,
+        };
+        let s = encode_iterator(&it);
+        assert_eq!(decode_iterator(&s).unwrap(), it);
+        let mut raw = base64::engine::general_purpose::STANDARD
+            .decode(&s)
+            .unwrap();
+        raw[15] ^= 1;
+        let t = base64::engine::general_purpose::STANDARD.encode(raw);
+        assert!(decode_iterator(&t).is_err());
+        assert!(decode_iterator("!!!").is_err());
+        assert!(decode_iterator("AAAA").is_err());
+    }
+
+    #[test]
+    fn md5_routing_key() {
+        // md5("a") = 0cc175b9c0f1b6a831c399e269772661
+        assert_eq!(
+            hash_partition_key("a"),
+            u128::from_str_radix("0cc175b9c0f1b6a831c399e269772661", 16).unwrap()
+        );
+    }
+
+    #[test]
+    fn timestamps() {
+        assert_eq!(parse_iso8601("1970-01-01T00:00:01Z"), Some(1000));
+        assert_eq!(
+            parse_iso8601("2016-04-04T19:58:46.480-00:00"),
+            Some(1_459_799_926_480)
+        );
+        assert_eq!(
+            parse_iso8601("2016-04-04T21:58:46.480+02:00"),
+            Some(1_459_799_926_480)
+        );
+        assert_eq!(parse_iso8601("nope"), None);
+        assert_eq!(
+            amz_utc_string(1_421_889_722_000),
+            "Thu Jan 22 01:22:02 UTC 2015"
+        );
+        assert_eq!(
+            parse_timestamp(&serde_json::json!(1459799926.48), "Timestamp").unwrap(),
+            1_459_799_926_480
+        );
+    }
+
+    #[test]
+    fn shard_ids() {
+        assert_eq!(shard_id(7), "shardId-000000000007");
+        assert_eq!(parse_shard_id("shardId-000000000007"), Some(7));
+        assert_eq!(parse_shard_id("shardId-7"), Some(7));
+        assert_eq!(parse_shard_id("shard-x"), None);
+    }
+}

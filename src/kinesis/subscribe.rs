@@ -1,0 +1,373 @@
+//! SubscribeToShard: enhanced fan-out reads of one shard for a registered consumer.
+//!
+//! The wire side (an HTTP/2 `application/vnd.amazon.eventstream` response) belongs to the
+//! protocol layer, which does not serve it yet, so `dispatch("SubscribeToShard")` validates the
+//! request exactly as AWS does and then answers InvalidArgumentException. The service side is
+//! ready: [`Kinesis::subscribe`] returns a [`ShardSubscription`] yielding JSON-shaped
+//! `SubscribeToShardEvent` documents (Records, ContinuationSequenceNumber, MillisBehindLatest,
+//! ChildShards) for up to 5 minutes, as AWS does; readers at the tip wake on each append.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use crate::context::RequestContext;
+use crate::error::ServiceResult;
+use crate::service::parse_input;
+
+use super::error::{in_use, invalid_argument, not_found};
+use super::keys::{self, Iterator as ShardIterator};
+use super::state::Status;
+use super::validate::Checks;
+use super::Kinesis;
+
+/// AWS ends a subscription after 5 minutes; clients re-subscribe with the continuation number.
+const SUBSCRIPTION_MS: u64 = 300_000;
+/// An empty event is sent at least this often while a reader waits at the tip.
+const HEARTBEAT: Duration = Duration::from_secs(5);
+const MAX_RECORDS_PER_EVENT: usize = 10_000;
+
+/// The events of one SubscribeToShard call, in order; `None` once the subscription ended
+/// (5 minutes passed, or the shard is closed and fully read: the last event lists ChildShards).
+pub struct ShardSubscription {
+    rx: tokio::sync::mpsc::Receiver<ServiceResult<Value>>,
+}
+
+impl ShardSubscription {
+    /// The next `SubscribeToShardEvent` document, or the error that ended the subscription.
+    pub async fn next(&mut self) -> Option<ServiceResult<Value>> {
+        self.rx.recv().await
+    }
+}
+
+impl Kinesis {
+    /// Validates a SubscribeToShard request and returns the position it starts from.
+    fn subscription_start(
+        &self,
+        ctx: &RequestContext,
+        input: Value,
+    ) -> ServiceResult<ShardIterator> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "PascalCase")]
+        struct Pos {
+            #[serde(rename = "Type")]
+            kind: Option<String>,
+            sequence_number: Option<String>,
+            timestamp: Option<Value>,
+        }
+        #[derive(Deserialize)]
+        #[serde(rename_all = "PascalCase")]
+        struct In {
+            #[serde(rename = "ConsumerARN")]
+            consumer_arn: Option<String>,
+            shard_id: Option<String>,
+            starting_position: Option<Pos>,
+        }
+        let i: In = parse_input(input, "SerializationException")?;
+        let mut c = Checks::new();
+        c.required(&i.consumer_arn, "consumerARN")
+            .required(&i.shard_id, "shardId")
+            .name(i.shard_id.as_deref(), "shardId", 128)
+            .required(&i.starting_position, "startingPosition");
+        if let Some(p) = &i.starting_position {
+            c.required(&p.kind, "startingPosition.type").one_of(
+                p.kind.as_deref(),
+                "startingPosition.type",
+                &[
+                    "AT_SEQUENCE_NUMBER",
+                    "AFTER_SEQUENCE_NUMBER",
+                    "TRIM_HORIZON",
+                    "LATEST",
+                    "AT_TIMESTAMP",
+                ],
+            );
+        }
+        c.finish()?;
+        let r = self.consumer_ref(ctx, None, None, i.consumer_arn)?;
+        let now = self.now();
+        let shard = i.shard_id.unwrap_or_default();
+        let stream_arn = self.with_stream(&r.target, |s| {
+            let c = Self::find_consumer(s, &r, now)?;
+            if c.status_at(now) != Some(Status::Active) {
+                return Err(in_use(format!(
+                    "Consumer {} is not ACTIVE.",
+                    s.consumer_arn(c)
+                )));
+            }
+            if keys::parse_shard_id(&shard)
+                .and_then(|ix| s.shard(ix))
+                .is_none()
+            {
+                return Err(not_found(format!(
+                    "Shard {shard} in stream {} under account {} does not exist",
+                    s.name, s.account
+                )));
+            }
+            Ok(s.arn())
+        })?;
+        // The starting position resolves exactly as GetShardIterator's would.
+        let Some(pos) = i.starting_position else {
+            return Err(invalid_argument("StartingPosition is required."));
+        };
+        let mut gsi = json!({
+            "StreamARN": stream_arn,
+            "ShardId": shard,
+            "ShardIteratorType": pos.kind,
+        });
+        if let Some(seq) = pos.sequence_number {
+            gsi["StartingSequenceNumber"] = json!(seq);
+        }
+        if let Some(ts) = pos.timestamp {
+            gsi["Timestamp"] = ts;
+        }
+        let out = self.get_shard_iterator(ctx, gsi)?;
+        keys::decode_iterator(out["ShardIterator"].as_str().unwrap_or_default())
+    }
+
+    /// `dispatch("SubscribeToShard")`: validates, then reports that the event stream is not
+    /// served over this transport.
+    pub(crate) fn subscribe_to_shard(
+        &self,
+        ctx: &RequestContext,
+        input: Value,
+    ) -> ServiceResult<Value> {
+        self.subscription_start(ctx, input)?;
+        Err(invalid_argument(
+            "SubscribeToShard (HTTP/2 event stream) is not supported by this broker yet; use GetShardIterator and GetRecords.",
+        ))
+    }
+
+    /// Opens a SubscribeToShard subscription (the protocol layer's entry point for the HTTP/2
+    /// event stream). Validation errors are returned here; later errors end the stream.
+    pub async fn subscribe(
+        self: &Arc<Self>,
+        ctx: &RequestContext,
+        input: Value,
+    ) -> ServiceResult<ShardSubscription> {
+        let start = self.subscription_start(ctx, input)?;
+        let (tx, rx) = tokio::sync::mpsc::channel(2);
+        let svc = Arc::clone(self);
+        tokio::spawn(async move {
+            let deadline = svc.now() + SUBSCRIPTION_MS;
+            let mut it = start;
+            let mut last_seq: Option<String> = None;
+            // Empty events go out first and then only as heartbeats, not after every read.
+            let mut send_empty = true;
+            loop {
+                let rt = match svc.iterator_shard(&it) {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = tx.send(Err(e)).await;
+                        break;
+                    }
+                };
+                // Registered before reading, so an append between the read and the wait wakes us.
+                let appended = rt.appended.notified();
+                it.issued_ms = svc.now();
+                let out = match svc.read_iterator(&it, MAX_RECORDS_PER_EVENT, None, false) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        let _ = tx.send(Err(e)).await;
+                        break;
+                    }
+                };
+                let records = out["Records"].as_array().cloned().unwrap_or_default();
+                if let Some(seq) = records.last().and_then(|r| r["SequenceNumber"].as_str()) {
+                    last_seq = Some(seq.to_string());
+                }
+                let next = out["NextShardIterator"]
+                    .as_str()
+                    .and_then(|t| keys::decode_iterator(t).ok());
+                let continuation = match &last_seq {
+                    Some(s) => s.clone(),
+                    None => svc.sequence_before(&it),
+                };
+                let mut event = Map::new();
+                event.insert("Records".into(), Value::Array(records.clone()));
+                event.insert("ContinuationSequenceNumber".into(), json!(continuation));
+                event.insert(
+                    "MillisBehindLatest".into(),
+                    out["MillisBehindLatest"].clone(),
+                );
+                if let Some(children) = out.get("ChildShards") {
+                    event.insert("ChildShards".into(), children.clone());
+                }
+                let end_of_shard = next.is_none();
+                if (!records.is_empty() || send_empty || end_of_shard)
+                    && tx.send(Ok(Value::Object(event))).await.is_err()
+                {
+                    break;
+                }
+                send_empty = false;
+                let Some(next) = next else { break };
+                it = next;
+                if svc.now() >= deadline {
+                    break;
+                }
+                if records.is_empty() {
+                    tokio::select! {
+                        _ = appended => {}
+                        _ = tokio::time::sleep(HEARTBEAT) => send_empty = true,
+                        _ = tx.closed() => break,
+                    }
+                }
+            }
+        });
+        Ok(ShardSubscription { rx })
+    }
+
+    fn iterator_shard(&self, it: &ShardIterator) -> ServiceResult<Arc<super::ShardRt>> {
+        let now = self.now();
+        let s = self
+            .catalog
+            .read()
+            .streams
+            .get(&it.stream_id)
+            .filter(|s| s.created_ms == it.stream_created_ms && s.status_at(now).is_some())
+            .cloned()
+            .ok_or_else(|| not_found("The stream of this subscription no longer exists."))?;
+        self.shard_rt(&s, it.shard)
+    }
+
+    /// The sequence number just before an iterator's position (the continuation point when
+    /// nothing has been delivered yet); the shard's starting number at offset 0.
+    fn sequence_before(&self, it: &ShardIterator) -> String {
+        let cat = self.catalog.read();
+        let Some(sh) = cat
+            .streams
+            .get(&it.stream_id)
+            .and_then(|s| s.shard(it.shard))
+        else {
+            return keys::sequence_number(0, it.shard, 0);
+        };
+        match it.offset.checked_sub(1) {
+            Some(o) => keys::sequence_number(sh.epoch_at(o), it.shard, o),
+            None => keys::sequence_number(sh.created_ms, it.shard, 0),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_util::{b64, Env};
+    use serde_json::json;
+
+    const ARN: &str = "arn:aws:kinesis:us-east-1:000000000000:stream/s";
+
+    #[tokio::test]
+    async fn subscription_streams_records_then_children() {
+        let e = Env::new();
+        e.create("s", 1).await;
+        let c = e
+            .ok(
+                "RegisterStreamConsumer",
+                json!({"StreamARN": ARN, "ConsumerName": "c"}),
+            )
+            .await;
+        let carn = c["Consumer"]["ConsumerARN"].as_str().unwrap().to_string();
+        let put = |d: &'static str| json!({"StreamName": "s", "PartitionKey": "a", "Data": b64(d.as_bytes())});
+        let first = e.ok("PutRecord", put("one")).await;
+        e.ok("PutRecord", put("two")).await;
+        let input = json!({"ConsumerARN": carn, "ShardId": "shardId-000000000000",
+                           "StartingPosition": {"Type": "TRIM_HORIZON"}});
+        let err = e.err("SubscribeToShard", input.clone()).await;
+        assert_eq!(err.code, "InvalidArgumentException");
+
+        let mut sub = e.svc.subscribe(&e.ctx, input).await.unwrap();
+        let ev = sub.next().await.unwrap().unwrap();
+        assert_eq!(ev["Records"].as_array().unwrap().len(), 2);
+        assert_eq!(ev["Records"][0]["SequenceNumber"], first["SequenceNumber"]);
+        assert_eq!(ev["MillisBehindLatest"], 0);
+        let cont = ev["ContinuationSequenceNumber"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert_eq!(ev["Records"][1]["SequenceNumber"], cont.as_str());
+        // A waiting subscription wakes on the next append.
+        let third = e.ok("PutRecord", put("three")).await;
+        let ev = tokio::time::timeout(std::time::Duration::from_secs(2), sub.next())
+            .await
+            .expect("woken by the append")
+            .unwrap()
+            .unwrap();
+        assert_eq!(ev["Records"][0]["SequenceNumber"], third["SequenceNumber"]);
+
+        // Resume after the continuation number.
+        let mut again = e
+            .svc
+            .subscribe(
+                &e.ctx,
+                json!({"ConsumerARN": carn, "ShardId": "shardId-000000000000",
+                       "StartingPosition": {"Type": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": cont}}),
+            )
+            .await
+            .unwrap();
+        let ev = again.next().await.unwrap().unwrap();
+        assert_eq!(ev["Records"][0]["Data"], b64(b"three"));
+        drop(again);
+
+        // Closing the shard ends the subscription with its children.
+        e.ok(
+            "SplitShard",
+            json!({"StreamName": "s", "ShardToSplit": "shardId-000000000000", "NewStartingHashKey": "1000"}),
+        )
+        .await;
+        let ev = tokio::time::timeout(std::time::Duration::from_secs(10), sub.next())
+            .await
+            .expect("an event")
+            .unwrap()
+            .unwrap();
+        assert_eq!(ev["ChildShards"].as_array().unwrap().len(), 2);
+        assert!(sub.next().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn subscribe_validation() {
+        let e = Env::new();
+        e.create("s", 1).await;
+        let err = e
+            .err(
+                "SubscribeToShard",
+                json!({"ConsumerARN": format!("{ARN}/consumer/c:1"), "ShardId": "shardId-000000000000",
+                       "StartingPosition": {"Type": "LATEST"}}),
+            )
+            .await;
+        assert_eq!(err.code, "ResourceNotFoundException");
+        let c = e
+            .ok(
+                "RegisterStreamConsumer",
+                json!({"StreamARN": ARN, "ConsumerName": "c"}),
+            )
+            .await;
+        let carn = c["Consumer"]["ConsumerARN"].as_str().unwrap().to_string();
+        let err = e
+            .err(
+                "SubscribeToShard",
+                json!({"ConsumerARN": carn, "ShardId": "shardId-000000000000",
+                       "StartingPosition": {"Type": "AT_SEQUENCE_NUMBER"}}),
+            )
+            .await;
+        assert_eq!(err.code, "InvalidArgumentException");
+        let err = e
+            .err(
+                "SubscribeToShard",
+                json!({"ConsumerARN": carn, "ShardId": "shardId-000000000000",
+                       "StartingPosition": {"Type": "NOWHERE"}}),
+            )
+            .await;
+        assert_eq!(err.code, "ValidationException");
+        let err = e
+            .svc
+            .subscribe(
+                &e.ctx,
+                json!({"ConsumerARN": carn, "ShardId": "shardId-000000000004",
+                       "StartingPosition": {"Type": "LATEST"}}),
+            )
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(err.code, "ResourceNotFoundException");
+    }
+}

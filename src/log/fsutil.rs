@@ -1,0 +1,166 @@
+//! Filesystem helpers: the narrow write trait used for segment data, atomic file
+//! replacement, directory fsync and the directory lock.
+//!
+//! Crash behaviour: [`atomic_write`] leaves either the old file or the complete new one under
+//! the final name (plus possibly a `*.tmp` file, which recovery deletes). Nothing here keeps
+//! state in memory.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
+use std::os::unix::io::AsRawFd;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use super::error::LogError;
+
+/// Suffix of temporary files; any such file found at open is a leftover of a crash.
+pub const TMP_SUFFIX: &str = ".tmp";
+/// Name of the lock file inside a log directory.
+pub const LOCK_FILE: &str = "LOCK";
+
+/// The only operations the log performs on a segment file it writes. Production uses
+/// [`StdIo`]; tests wrap it to inject ENOSPC/EIO at chosen points.
+pub trait SegmentFile: Send + Sync {
+    /// Writes all of `buf` at byte `pos` (pwrite). A failure may leave a prefix written.
+    fn write_at(&self, buf: &[u8], pos: u64) -> io::Result<()>;
+    /// Reads exactly `buf.len()` bytes at `pos` (pread).
+    fn read_at(&self, buf: &mut [u8], pos: u64) -> io::Result<()>;
+    /// fdatasync: data and the metadata needed to read it back (the file size) are durable.
+    fn sync_data(&self) -> io::Result<()>;
+    /// Truncates or extends the file.
+    fn set_len(&self, len: u64) -> io::Result<()>;
+    /// Current file length.
+    fn len(&self) -> io::Result<u64>;
+    /// True if the file has no bytes.
+    fn is_empty(&self) -> io::Result<bool> {
+        Ok(self.len()? == 0)
+    }
+}
+
+/// Opens segment files. `create` creates (or truncates) the file.
+pub trait SegmentIo: Send + Sync {
+    fn open(&self, path: &Path, create: bool) -> io::Result<Arc<dyn SegmentFile>>;
+}
+
+/// The real filesystem.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct StdIo;
+
+struct StdFile(File);
+
+impl SegmentFile for StdFile {
+    fn write_at(&self, buf: &[u8], pos: u64) -> io::Result<()> {
+        self.0.write_all_at(buf, pos)
+    }
+    fn read_at(&self, buf: &mut [u8], pos: u64) -> io::Result<()> {
+        self.0.read_exact_at(buf, pos)
+    }
+    fn sync_data(&self) -> io::Result<()> {
+        self.0.sync_data()
+    }
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.0.set_len(len)
+    }
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.0.metadata()?.len())
+    }
+}
+
+impl SegmentIo for StdIo {
+    fn open(&self, path: &Path, create: bool) -> io::Result<Arc<dyn SegmentFile>> {
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(create)
+            .truncate(create)
+            .open(path)?;
+        Ok(Arc::new(StdFile(f)))
+    }
+}
+
+/// fsyncs a directory so that creations, renames and unlinks inside it are durable.
+pub fn fsync_dir(dir: &Path) -> Result<(), LogError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| LogError::io(dir, e))
+}
+
+/// Replaces `dir/name` with `bytes` atomically: write `name.tmp`, fsync it, rename over
+/// `name`, and (if `sync_dir`) fsync the directory.
+pub fn atomic_write(dir: &Path, name: &str, bytes: &[u8], sync_dir: bool) -> Result<(), LogError> {
+    let tmp = dir.join(format!("{name}{TMP_SUFFIX}"));
+    let dst = dir.join(name);
+    let res = (|| {
+        let mut f = File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()
+    })();
+    if let Err(e) = res {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(LogError::io(&tmp, e));
+    }
+    std::fs::rename(&tmp, &dst).map_err(|e| LogError::io(&dst, e))?;
+    if sync_dir {
+        fsync_dir(dir)?;
+    }
+    Ok(())
+}
+
+/// Removes a file, treating "already gone" as success.
+pub fn remove_if_exists(path: &Path) -> Result<(), LogError> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(LogError::io(path, e)),
+    }
+}
+
+/// An exclusive `flock` on `dir/LOCK`, held for the lifetime of an open log. Two writers on
+/// one directory would corrupt it, and mmap'd readers rely on nobody else truncating files.
+#[derive(Debug)]
+pub struct DirLock {
+    _file: File,
+}
+
+impl DirLock {
+    /// Acquires the lock, retrying briefly: a just-dropped handle in this process may still be
+    /// releasing it from a background thread.
+    pub fn acquire(dir: &Path) -> Result<DirLock, LogError> {
+        let path = dir.join(LOCK_FILE);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| LogError::io(&path, e))?;
+        let deadline = Instant::now() + Duration::from_secs(2);
+        loop {
+            // SAFETY: flock on a valid, owned file descriptor; no memory is involved.
+            let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+            if rc == 0 {
+                return Ok(DirLock { _file: file });
+            }
+            let err = io::Error::last_os_error();
+            if err.kind() != io::ErrorKind::WouldBlock {
+                return Err(LogError::io(&path, err));
+            }
+            if Instant::now() >= deadline {
+                return Err(LogError::Locked {
+                    path: dir.to_path_buf(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+/// Wall-clock milliseconds since the Unix epoch (0 if the clock is before 1970).
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,597 @@
+//! Group commit: the append queue, the single writer, segment rolling and the background
+//! syncer of `Durability::Interval`.
+//!
+//! Protocol (leader/follower):
+//! 1. An appender encodes its frames into `Queue::pending` under the queue mutex. Offsets are
+//!    assigned right there, so they are dense and in queue order.
+//! 2. If no leader is active, that appender becomes the leader. The leader repeatedly takes
+//!    the whole pending batch, writes it with one `pwrite` per segment touched, issues one
+//!    `fdatasync` (in `Fsync` mode), publishes the new end to readers, and resolves every
+//!    waiter of that batch. It stops when the queue is empty.
+//! 3. Followers just wait on their completion channel.
+//! 4. Commit delay (Fsync mode only): if the previous batch had at least 4 groups and fewer
+//!    than that many are pending, the leader waits — at most as long as the last fdatasync
+//!    took, capped at 2 ms — for the released appenders to come back, so one fdatasync covers
+//!    them all instead of alternating small and large batches.
+//!
+//! Invariants:
+//! * Readers never see a record before it is durable per the durability mode
+//!   (`Fsync`: after fdatasync; `Interval`/`None`: after the write).
+//! * The writer's published state never runs ahead of the bytes in the file.
+//! * On a write failure the unpublished bytes are cut with `set_len` and all queued appends
+//!   fail; the queue's next offset is reset to the published end so offsets stay dense. If the
+//!   cut, an fsync, or a roll fails, the log is poisoned.
+//!
+//! Crash behaviour: at most the bytes of the batch being written are torn; they are cut by
+//! recovery. Acknowledged appends in `Fsync` mode were fdatasync'ed before acknowledgement.
+
+use std::path::Path;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
+
+use super::error::LogError;
+use super::fsutil::{self, SegmentFile, SegmentIo};
+use super::index::{self, IdxEntry, IndexBuilder, TixEntry};
+use super::recovery;
+use super::segment::{self, Active, ActiveState, Body, Segment, Trailer, SEGMENT_HEADER_LEN};
+use super::{Durability, Inner};
+
+/// Completion channel of one enqueued group.
+pub(crate) enum Waiter {
+    Async(oneshot::Sender<Result<u64, LogError>>),
+    Blocking(std::sync::mpsc::SyncSender<Result<u64, LogError>>),
+}
+
+impl Waiter {
+    fn send(self, r: Result<u64, LogError>) {
+        // A dropped receiver means the caller gave up waiting; the record is still written.
+        match self {
+            Waiter::Async(tx) => {
+                let _ = tx.send(r);
+            }
+            Waiter::Blocking(tx) => {
+                let _ = tx.send(r);
+            }
+        }
+    }
+}
+
+/// Per-record facts the writer needs for index building.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Meta {
+    pub len: u64,
+    pub ts: u64,
+}
+
+/// Records of one append call (or a flush barrier when `count == 0`).
+pub(crate) struct Group {
+    pub first: u64,
+    pub count: usize,
+    pub byte_start: usize,
+    pub byte_end: usize,
+    pub meta_start: usize,
+    pub waiter: Option<Waiter>,
+}
+
+#[derive(Default)]
+pub(crate) struct Batch {
+    pub frames: Vec<u8>,
+    pub metas: Vec<Meta>,
+    pub groups: Vec<Group>,
+    /// A flush barrier is in the batch: fdatasync regardless of the durability mode.
+    pub barrier: bool,
+}
+
+pub(crate) struct Queue {
+    /// Offset the next enqueued record gets.
+    pub next: u64,
+    pub pending: Batch,
+    pub leader: bool,
+    /// Groups in the most recently taken batch: how many appenders are likely to come back.
+    pub last_batch: usize,
+    /// Duration of the most recent fdatasync.
+    pub last_sync: Duration,
+    /// A waiting leader wants to be woken when this many groups are pending (0 = nobody).
+    pub want: usize,
+}
+
+impl Queue {
+    pub fn new(next: u64) -> Self {
+        Queue {
+            next,
+            pending: Batch::default(),
+            leader: false,
+            last_batch: 0,
+            last_sync: Duration::ZERO,
+            want: 0,
+        }
+    }
+}
+
+/// Longest a leader delays a commit to gather more appenders.
+const MAX_COMMIT_DELAY: Duration = Duration::from_millis(2);
+/// Below this many concurrent appenders, commits are never delayed.
+const COMMIT_DELAY_MIN_BATCH: usize = 4;
+
+/// Why a batch failed, and whether the log must be poisoned.
+pub(crate) struct Failure {
+    pub err: LogError,
+    pub poison: bool,
+}
+
+fn poisoning(err: LogError) -> Failure {
+    Failure { err, poison: true }
+}
+
+/// The single writer. Lives in `Inner::writer`; whoever holds that mutex may write.
+pub(crate) struct Writer {
+    pub active: Arc<Segment>,
+    pub file: Arc<dyn SegmentFile>,
+    pub created_ms: u64,
+    /// State including bytes written but not yet published.
+    pub cur: IndexBuilder,
+    /// State readers can see.
+    pub published: IndexBuilder,
+    pend_idx: Vec<IdxEntry>,
+    pend_tix: Vec<TixEntry>,
+    /// Written bytes that have not been fdatasync'ed.
+    pub unsynced: bool,
+    /// Duration of the last group-commit fdatasync.
+    pub last_sync: Duration,
+}
+
+impl Writer {
+    pub fn new(
+        active: Arc<Segment>,
+        file: Arc<dyn SegmentFile>,
+        created_ms: u64,
+        b: IndexBuilder,
+    ) -> Self {
+        Writer {
+            active,
+            file,
+            created_ms,
+            cur: b.clone(),
+            published: b,
+            pend_idx: Vec::new(),
+            pend_tix: Vec::new(),
+            unsynced: false,
+            last_sync: Duration::ZERO,
+        }
+    }
+
+    fn active_state(&self) -> Option<&Active> {
+        match &self.active.body {
+            Body::Active(a) => Some(a),
+            Body::Sealed(_) => None,
+        }
+    }
+
+    fn must_roll(&self, inner: &Inner, b: &IndexBuilder, bytes: u64, now: u64) -> bool {
+        b.records() > 0
+            && (b.pos + bytes > inner.opts.segment_bytes
+                || inner
+                    .opts
+                    .segment_age
+                    .is_some_and(|a| now.saturating_sub(self.created_ms) >= a.as_millis() as u64))
+    }
+
+    /// Makes everything written visible to readers.
+    fn publish(&mut self) {
+        if let Some(a) = self.active_state() {
+            let mut st = a.st.write();
+            st.len = self.cur.pos;
+            st.next = self.cur.next;
+            st.min_ts = self.cur.min_ts;
+            st.max_ts = self.cur.max_ts;
+            st.idx.extend_from_slice(&self.pend_idx);
+            for e in &self.pend_tix {
+                index::upsert_tix(&mut st.tix, *e);
+            }
+        }
+        self.pend_idx.clear();
+        self.pend_tix.clear();
+        self.published = self.cur.clone();
+    }
+
+    /// Forgets unpublished writes and cuts them from the file.
+    fn rollback(&mut self) -> std::io::Result<()> {
+        self.cur = self.published.clone();
+        self.pend_idx.clear();
+        self.pend_tix.clear();
+        self.file.set_len(self.published.pos)
+    }
+
+    pub fn sync(&mut self) -> Result<(), LogError> {
+        self.unsynced = false;
+        self.file
+            .sync_data()
+            .map_err(|e| LogError::io(&self.active.path, e))
+    }
+
+    pub fn write_batch(&mut self, inner: &Inner, b: &Batch) -> Result<(), Failure> {
+        if inner.is_poisoned() {
+            return Err(Failure {
+                err: LogError::Poisoned,
+                poison: false,
+            });
+        }
+        let now = fsutil::now_ms();
+        let n = b.groups.len();
+        let mut gi = 0;
+        while gi < n {
+            let g = &b.groups[gi];
+            if g.count > 0
+                && self.must_roll(inner, &self.cur, (g.byte_end - g.byte_start) as u64, now)
+            {
+                self.roll(inner).map_err(poisoning)?;
+            }
+            if b.groups[gi].first != self.cur.next {
+                return Err(poisoning(LogError::corrupt(
+                    &self.active.path,
+                    self.cur.pos,
+                    format!(
+                        "internal: batch starts at offset {} but the log ends at {}",
+                        b.groups[gi].first, self.cur.next
+                    ),
+                )));
+            }
+            let byte_start = b.groups[gi].byte_start;
+            let mut cur = self.cur.clone();
+            let mut end = gi;
+            let mut idx = Vec::new();
+            let mut tix = Vec::new();
+            while end < n {
+                let g = &b.groups[end];
+                if end > gi
+                    && g.count > 0
+                    && self.must_roll(inner, &cur, (g.byte_end - g.byte_start) as u64, now)
+                {
+                    break;
+                }
+                for m in &b.metas[g.meta_start..g.meta_start + g.count] {
+                    cur.push(m.len, m.ts, &mut idx, &mut tix);
+                }
+                end += 1;
+            }
+            let byte_end = b.groups[end - 1].byte_end;
+            if byte_end > byte_start {
+                if let Err(e) = self
+                    .file
+                    .write_at(&b.frames[byte_start..byte_end], self.cur.pos)
+                {
+                    let err = LogError::io(&self.active.path, e);
+                    tracing::warn!(error = %err, "log append failed; cutting the partial batch");
+                    let poison = self.rollback().is_err();
+                    return Err(Failure { err, poison });
+                }
+                self.unsynced = true;
+            }
+            self.cur = cur;
+            self.pend_idx.extend_from_slice(&idx);
+            for e in tix {
+                index::upsert_tix(&mut self.pend_tix, e);
+            }
+            gi = end;
+        }
+        let sync = b.barrier || (inner.opts.durability == Durability::Fsync && self.unsynced);
+        if sync {
+            let t = Instant::now();
+            self.sync().map_err(poisoning)?;
+            self.last_sync = t.elapsed();
+        }
+        self.publish();
+        Ok(())
+    }
+
+    /// Seals the active segment (if it has records) and starts a new one.
+    /// Any error leaves the on-disk state uncertain: callers poison the log.
+    pub fn roll(&mut self, inner: &Inner) -> Result<(), LogError> {
+        if self.cur.records() == 0 {
+            return Ok(());
+        }
+        if self.unsynced {
+            self.sync()?;
+        }
+        self.publish();
+        let sealed = self.seal(inner)?;
+        let next = self.cur.next;
+        let (seg, file, created) = create_segment(&inner.dir, inner.io.as_ref(), next)?;
+        fsutil::fsync_dir(&inner.dir)?;
+        {
+            let mut view = inner.view.write();
+            if let Some(last) = view.last_mut() {
+                if Arc::ptr_eq(last, &self.active) {
+                    *last = Arc::new(sealed);
+                }
+            }
+            view.push(seg.clone());
+        }
+        let interval = inner.opts.index_interval_bytes;
+        *self = Writer::new(seg, file, created, IndexBuilder::new(next, interval));
+        Ok(())
+    }
+
+    /// Writes trailer and index files, then flips the seal word. Data is durable before the
+    /// seal word is written, and the seal word is durable before this returns.
+    fn seal(&mut self, inner: &Inner) -> Result<Segment, LogError> {
+        let path = self.active.path.clone();
+        let base = self.active.base;
+        let st: ActiveState = match self.active_state() {
+            Some(a) => a.st.read().clone(),
+            None => {
+                return Err(LogError::corrupt(
+                    &path,
+                    0,
+                    "internal: sealing a sealed segment",
+                ))
+            }
+        };
+        let (Some(min_ts), Some(max_ts)) = (st.min_ts, st.max_ts) else {
+            return Err(LogError::corrupt(
+                &path,
+                0,
+                "internal: sealing an empty segment",
+            ));
+        };
+        let trailer = Trailer {
+            base,
+            next: st.next,
+            data_end: st.len,
+            min_ts,
+            max_ts,
+        };
+        let io = |e| LogError::io(&path, e);
+        self.file
+            .write_at(&segment::encode_trailer(&trailer), st.len)
+            .map_err(io)?;
+        let mut tix = st.tix.clone();
+        if let Some(f) = self.cur.final_tix() {
+            index::upsert_tix(&mut tix, f);
+        }
+        fsutil::atomic_write(
+            &inner.dir,
+            &segment::idx_name(base),
+            &index::encode_idx(base, st.len, &st.idx),
+            false,
+        )?;
+        fsutil::atomic_write(
+            &inner.dir,
+            &segment::tix_name(base),
+            &index::encode_tix(base, st.len, &tix),
+            false,
+        )?;
+        self.file.sync_data().map_err(io)?;
+        self.file
+            .write_at(
+                &segment::SEAL_WORD_SEALED.to_le_bytes(),
+                segment::HDR_OFF_SEAL as u64,
+            )
+            .map_err(io)?;
+        self.file.sync_data().map_err(io)?;
+        let file_len = st.len + segment::TRAILER_LEN;
+        let mut rebuilt = 0;
+        recovery::load_sealed(
+            &inner.dir,
+            &path,
+            base,
+            trailer,
+            file_len,
+            inner.opts.index_interval_bytes,
+            &mut rebuilt,
+        )
+    }
+}
+
+/// A freshly created active segment, its file, and its creation time.
+pub(crate) type NewSegment = (Arc<Segment>, Arc<dyn SegmentFile>, u64);
+
+/// Creates `<base>.seg` durably (temp file, header, fdatasync, rename). The caller fsyncs
+/// the directory.
+pub(crate) fn create_segment(
+    dir: &Path,
+    io: &dyn SegmentIo,
+    base: u64,
+) -> Result<NewSegment, LogError> {
+    let path = dir.join(segment::seg_name(base));
+    let tmp = dir.join(format!("{}{}", segment::seg_name(base), fsutil::TMP_SUFFIX));
+    let created = fsutil::now_ms();
+    let file = io.open(&tmp, true).map_err(|e| LogError::io(&tmp, e))?;
+    file.write_at(&segment::encode_header(base, created), 0)
+        .and_then(|()| file.sync_data())
+        .map_err(|e| LogError::io(&tmp, e))?;
+    std::fs::rename(&tmp, &path).map_err(|e| LogError::io(&path, e))?;
+    let seg = Segment {
+        base,
+        path,
+        body: Body::Active(Active {
+            file: file.clone(),
+            st: parking_lot::RwLock::new(ActiveState {
+                len: SEGMENT_HEADER_LEN,
+                next: base,
+                ..Default::default()
+            }),
+        }),
+    };
+    Ok((Arc::new(seg), file, created))
+}
+
+/// Resolves the waiters of `groups` given the published end `committed`.
+fn resolve(groups: Vec<Group>, committed: u64, err: Option<&LogError>) {
+    for g in groups {
+        let ok = match err {
+            None => true,
+            Some(_) => g.count > 0 && g.first + g.count as u64 <= committed,
+        };
+        if let Some(w) = g.waiter {
+            w.send(match (ok, err) {
+                (true, _) | (false, None) => Ok(g.first),
+                (false, Some(e)) => Err(e.duplicate()),
+            });
+        }
+    }
+}
+
+/// Runs the leader loop until the queue is empty.
+pub(crate) fn drive(inner: &Inner) {
+    let mut spare = Batch::default();
+    loop {
+        let mut batch = {
+            let mut q = inner.queue.lock();
+            if q.pending.groups.is_empty() {
+                q.leader = false;
+                return;
+            }
+            // Commit delay: the appenders released by the previous commit are about to come
+            // back. Committing the few that already did would cost a whole fdatasync for them
+            // and split the rest into another; waiting (at most one fdatasync time) lets one
+            // fdatasync cover them all. Never applies to a lone appender.
+            let expect = q.last_batch;
+            if inner.opts.durability == Durability::Fsync
+                && expect >= COMMIT_DELAY_MIN_BATCH
+                && q.pending.groups.len() < expect
+                && !q.pending.barrier
+            {
+                let deadline = Instant::now() + q.last_sync.min(MAX_COMMIT_DELAY);
+                q.want = expect;
+                while q.pending.groups.len() < expect && !q.pending.barrier {
+                    if inner.more.wait_until(&mut q, deadline).timed_out() {
+                        break;
+                    }
+                }
+                q.want = 0;
+            }
+            q.last_batch = q.pending.groups.len();
+            std::mem::replace(&mut q.pending, std::mem::take(&mut spare))
+        };
+        let (committed, res, sync_time) = {
+            let mut w = inner.writer.lock();
+            let r = w.write_batch(inner, &batch);
+            (w.published.next, r, w.last_sync)
+        };
+        inner.queue.lock().last_sync = sync_time;
+        let groups = std::mem::take(&mut batch.groups);
+        inner.tail.send_if_modified(|t| {
+            let changed = *t != committed;
+            *t = committed;
+            changed
+        });
+        match res {
+            Ok(()) => resolve(groups, committed, None),
+            Err(f) => {
+                if f.poison {
+                    inner.poison(&f.err);
+                }
+                let drained = {
+                    let mut q = inner.queue.lock();
+                    q.next = committed;
+                    std::mem::take(&mut q.pending)
+                };
+                resolve(groups, committed, Some(&f.err));
+                let later = if f.poison { LogError::Poisoned } else { f.err };
+                resolve(drained.groups, committed, Some(&later));
+            }
+        }
+        batch.frames.clear();
+        batch.metas.clear();
+        batch.barrier = false;
+        spare = batch;
+    }
+}
+
+/// One `Durability::Interval` registration.
+struct SyncJob {
+    log: Weak<Inner>,
+    every: Duration,
+    due: Instant,
+}
+
+/// The process-wide syncer: one thread serves every log opened with `Durability::Interval`
+/// (a broker may hold thousands of logs; a thread each would not scale). Jobs hold weak
+/// references, so dropping the last `Log` handle unregisters it.
+struct Syncer {
+    jobs: parking_lot::Mutex<Vec<SyncJob>>,
+    wake: parking_lot::Condvar,
+}
+
+static SYNCER: Syncer = Syncer {
+    jobs: parking_lot::Mutex::new(Vec::new()),
+    wake: parking_lot::Condvar::new(),
+};
+static SYNCER_THREAD: std::sync::OnceLock<std::io::Result<()>> = std::sync::OnceLock::new();
+
+fn syncer_loop() {
+    loop {
+        let due: Vec<Weak<Inner>> = {
+            let mut jobs = SYNCER.jobs.lock();
+            jobs.retain(|j| j.log.strong_count() > 0);
+            let now = Instant::now();
+            let due: Vec<Weak<Inner>> = jobs
+                .iter_mut()
+                .filter(|j| j.due <= now)
+                .map(|j| {
+                    j.due = now + j.every;
+                    j.log.clone()
+                })
+                .collect();
+            if due.is_empty() {
+                match jobs.iter().map(|j| j.due).min() {
+                    Some(t) => {
+                        SYNCER.wake.wait_until(&mut jobs, t);
+                    }
+                    None => SYNCER.wake.wait(&mut jobs),
+                }
+                continue;
+            }
+            due
+        };
+        for w in due {
+            if let Some(inner) = w.upgrade() {
+                sync_once(&inner);
+            }
+        }
+    }
+}
+
+/// fdatasyncs the active segment if it has unsynced writes; a failure poisons the log.
+fn sync_once(inner: &Inner) {
+    if inner.is_poisoned() {
+        return;
+    }
+    let job = {
+        let mut w = inner.writer.lock();
+        if w.unsynced {
+            w.unsynced = false;
+            Some((w.file.clone(), w.active.path.clone()))
+        } else {
+            None
+        }
+    };
+    if let Some((file, path)) = job {
+        if let Err(e) = file.sync_data() {
+            inner.poison(&LogError::io(path, e));
+        }
+    }
+}
+
+/// Registers a log for background fdatasync at least every `every`.
+pub(crate) fn spawn_syncer(weak: Weak<Inner>, every: Duration) -> std::io::Result<()> {
+    let started = SYNCER_THREAD.get_or_init(|| {
+        std::thread::Builder::new()
+            .name("millpond-log-sync".into())
+            .spawn(syncer_loop)
+            .map(|_| ())
+    });
+    if let Err(e) = started {
+        return Err(std::io::Error::new(e.kind(), e.to_string()));
+    }
+    SYNCER.jobs.lock().push(SyncJob {
+        log: weak,
+        every,
+        due: Instant::now() + every,
+    });
+    SYNCER.wake.notify_one();
+    Ok(())
+}

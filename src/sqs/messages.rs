@@ -1,0 +1,873 @@
+//! Message actions: SendMessage(Batch), ReceiveMessage (with long polling), DeleteMessage(Batch),
+//! ChangeMessageVisibility(Batch), SNS's `send_to_arn`, and receipt handles.
+//!
+//! A receipt handle is URL-safe base64 of (queue id, message seq, receive number, message id):
+//! opaque to clients, bound to one queue incarnation (ids are never reused) and to one receive
+//! of one message, so a stale handle is recognised as such.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use sha2::Digest;
+
+use super::error as e;
+use super::md5::{check_chars, hex_md5, md5_of_attributes, parse_attrs, Attrs};
+use super::queue::Queue;
+use super::queues::PARAM;
+use super::records::*;
+use super::state::{MsgMeta, Phase, VisError};
+use super::{InternalSend, Sqs};
+use crate::codec::encode;
+use crate::context::RequestContext;
+use crate::error::{ServiceError, ServiceResult};
+use crate::service::{now_ms, parse_input, to_output};
+
+/// AWS's in-flight message limits (received, not deleted, visibility running).
+const MAX_INFLIGHT: usize = 120_000;
+const MAX_INFLIGHT_FIFO: usize = 20_000;
+
+/// Sum of all bodies and attributes of one batch, whatever the queue's MaximumMessageSize.
+const MAX_BATCH_BYTES: usize = 1_048_576;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Handle {
+    pub queue_id: u64,
+    pub seq: u64,
+    pub generation: u32,
+    pub id: u128,
+}
+
+impl Handle {
+    pub fn encode(&self) -> String {
+        let mut b = Vec::with_capacity(36);
+        b.extend_from_slice(&self.queue_id.to_be_bytes());
+        b.extend_from_slice(&self.seq.to_be_bytes());
+        b.extend_from_slice(&self.generation.to_be_bytes());
+        b.extend_from_slice(&self.id.to_be_bytes());
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+    }
+
+    pub fn decode(s: &str) -> Option<Handle> {
+        let b = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(s)
+            .ok()?;
+        if b.len() != 36 {
+            return None;
+        }
+        Some(Handle {
+            queue_id: u64::from_be_bytes(b[0..8].try_into().ok()?),
+            seq: u64::from_be_bytes(b[8..16].try_into().ok()?),
+            generation: u32::from_be_bytes(b[16..20].try_into().ok()?),
+            id: u128::from_be_bytes(b[20..36].try_into().ok()?),
+        })
+    }
+}
+
+fn parse_handle(q: &Queue, s: Option<&str>) -> ServiceResult<Handle> {
+    let s = s.ok_or_else(|| e::missing_parameter("ReceiptHandle"))?;
+    Handle::decode(s)
+        .filter(|h| h.queue_id == q.id)
+        .ok_or_else(|| e::receipt_handle_invalid(s))
+}
+
+pub(crate) fn message_id(id: u128) -> String {
+    uuid::Uuid::from_u128(id).hyphenated().to_string()
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+struct SendEntry {
+    id: Option<String>,
+    message_body: Option<String>,
+    delay_seconds: Option<i64>,
+    message_attributes: Option<Map<String, Value>>,
+    message_system_attributes: Option<Map<String, Value>>,
+    message_deduplication_id: Option<String>,
+    message_group_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct SendIn {
+    queue_url: Option<String>,
+    #[serde(flatten)]
+    entry: SendEntry,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct SendBatchIn {
+    queue_url: Option<String>,
+    #[serde(default)]
+    entries: Vec<SendEntry>,
+}
+
+#[derive(Serialize, Default)]
+#[serde(rename_all = "PascalCase")]
+struct SendOut {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<String>,
+    message_id: String,
+    #[serde(rename = "MD5OfMessageBody")]
+    md5_of_message_body: String,
+    #[serde(
+        rename = "MD5OfMessageAttributes",
+        skip_serializing_if = "Option::is_none"
+    )]
+    md5_of_message_attributes: Option<String>,
+    #[serde(
+        rename = "MD5OfMessageSystemAttributes",
+        skip_serializing_if = "Option::is_none"
+    )]
+    md5_of_message_system_attributes: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sequence_number: Option<String>,
+}
+
+impl SendOut {
+    /// Records what the queue made of the message: its id (a FIFO duplicate's is the
+    /// original's) and, on FIFO queues, its sequence number.
+    fn fill(&mut self, q: &Queue, (seq, id): (u64, u128)) {
+        self.message_id = message_id(id);
+        if q.fifo {
+            self.sequence_number = Some(seq_number(seq));
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Failed {
+    id: String,
+    sender_fault: bool,
+    code: String,
+    message: String,
+}
+
+impl Failed {
+    fn new(id: &str, err: &ServiceError) -> Failed {
+        Failed {
+            id: id.to_string(),
+            sender_fault: err.fault == crate::error::Fault::Sender,
+            code: err.code.to_string(),
+            message: err.message.clone(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ReceiveIn {
+    queue_url: Option<String>,
+    #[serde(default)]
+    attribute_names: Vec<String>,
+    #[serde(default)]
+    message_system_attribute_names: Vec<String>,
+    #[serde(default)]
+    message_attribute_names: Vec<String>,
+    max_number_of_messages: Option<i64>,
+    visibility_timeout: Option<i64>,
+    wait_time_seconds: Option<i64>,
+    receive_request_attempt_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct HandleIn {
+    queue_url: Option<String>,
+    receipt_handle: Option<String>,
+    visibility_timeout: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct HandleEntry {
+    id: Option<String>,
+    receipt_handle: Option<String>,
+    visibility_timeout: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct HandleBatchIn {
+    queue_url: Option<String>,
+    #[serde(default)]
+    entries: Vec<HandleEntry>,
+}
+
+/// The checks every batch shares, in AWS's order.
+fn check_batch<'a>(
+    ids: impl ExactSizeIterator<Item = Option<&'a str>>,
+    entry_shape: &str,
+) -> ServiceResult<()> {
+    let n = ids.len();
+    if n == 0 {
+        return Err(e::empty_batch(entry_shape));
+    }
+    if n > 10 {
+        return Err(e::too_many_entries(n));
+    }
+    let mut seen = HashSet::new();
+    for id in ids {
+        let id = id.ok_or_else(|| e::missing_parameter("Id"))?;
+        if id.is_empty()
+            || id.len() > 80
+            || !id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(e::invalid_batch_entry_id());
+        }
+        if !seen.insert(id) {
+            return Err(e::batch_ids_not_distinct(id));
+        }
+    }
+    Ok(())
+}
+
+fn check_visibility(v: i64) -> ServiceResult<u64> {
+    if !(0..=43_200).contains(&v) {
+        return Err(e::invalid_range(
+            "VisibilityTimeout",
+            v,
+            "Must be between 0 and 43200, if provided.",
+        ));
+    }
+    Ok(v as u64)
+}
+
+/// A validated message ready to append, and what SendMessage answers for it.
+struct Prepared {
+    rec: SendRec,
+    out: SendOut,
+    size: usize,
+}
+
+fn prepare(q: &Queue, entry: SendEntry, sender_id: &str) -> ServiceResult<Prepared> {
+    let cfg = q.config();
+    let body = entry
+        .message_body
+        .filter(|b| !b.is_empty())
+        .ok_or_else(|| e::missing_parameter("MessageBody"))?;
+    let attrs = parse_attrs(entry.message_attributes.as_ref(), false)?;
+    let system_attrs = parse_attrs(entry.message_system_attributes.as_ref(), true)?;
+    check_chars(&body)?;
+    let size = body.len() + attrs.iter().map(|(n, a)| a.size(n)).sum::<usize>();
+    if size as u64 > cfg.max_size {
+        return Err(e::invalid_parameter_value(format!(
+            "One or more parameters are invalid. Reason: Message must be shorter than {} bytes.",
+            cfg.max_size
+        )));
+    }
+    let not_for_type = |p: &str| {
+        e::invalid_parameter_value(format!(
+            "The request include parameter {p} that is not valid for this queue type"
+        ))
+    };
+    let delay_s = match entry.delay_seconds {
+        Some(d) if !(0..=900).contains(&d) => {
+            return Err(e::invalid_range(
+                "DelaySeconds",
+                d,
+                "must be between 0 and 900, if provided.",
+            ))
+        }
+        Some(_) if cfg.fifo => return Err(not_for_type("DelaySeconds")),
+        Some(d) => d as u64,
+        None => cfg.delay_s,
+    };
+    for (name, v) in [
+        ("MessageGroupId", &entry.message_group_id),
+        ("MessageDeduplicationId", &entry.message_deduplication_id),
+    ] {
+        if let Some(v) = v {
+            if v.is_empty() || v.len() > 128 || !v.chars().all(|c| c.is_ascii_graphic()) {
+                return Err(e::invalid_parameter_value(format!(
+                    "Value {v} for parameter {name} is invalid. Reason: {name} can only include alphanumeric and punctuation characters. 1 to 128 in length."
+                )));
+            }
+        }
+    }
+    let mut dedup_id = entry.message_deduplication_id;
+    if cfg.fifo {
+        if entry.message_group_id.is_none() {
+            return Err(e::missing_parameter("MessageGroupId"));
+        }
+        if dedup_id.is_none() {
+            if !cfg.content_based_dedup {
+                return Err(e::invalid_parameter_value(
+                    "The queue should either have ContentBasedDeduplication enabled or MessageDeduplicationId provided explicitly",
+                ));
+            }
+            // AWS derives it as the SHA-256 of the body.
+            dedup_id = Some(
+                sha2::Sha256::digest(body.as_bytes())
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect(),
+            );
+        }
+    } else if dedup_id.is_some() {
+        return Err(not_for_type("MessageDeduplicationId"));
+    }
+    let id = uuid::Uuid::new_v4().as_u128();
+    let now = now_ms();
+    let out = SendOut {
+        id: entry.id,
+        message_id: message_id(id),
+        md5_of_message_body: hex_md5(body.as_bytes()),
+        md5_of_message_attributes: (!attrs.is_empty()).then(|| md5_of_attributes(&attrs)),
+        md5_of_message_system_attributes: (!system_attrs.is_empty())
+            .then(|| md5_of_attributes(&system_attrs)),
+        sequence_number: None,
+    };
+    Ok(Prepared {
+        rec: SendRec {
+            seq: 0,
+            id,
+            sent_ms: now,
+            visible_at: now + delay_s * 1000,
+            body,
+            attrs,
+            system_attrs,
+            sender_id: sender_id.to_string(),
+            group_id: entry.message_group_id,
+            dedup_id,
+            dlq_source: None,
+            receive_count: 0,
+            first_receive_ms: 0,
+            version: 0,
+            inflight: false,
+        },
+        out,
+        size,
+    })
+}
+
+fn seq_number(seq: u64) -> String {
+    format!("{:020}", seq + 1)
+}
+
+/// Which system and user attributes a ReceiveMessage asked for.
+struct Wanted {
+    system: Vec<String>,
+    all_system: bool,
+    user: Vec<String>,
+}
+
+impl Wanted {
+    fn user_attr(&self, name: &str) -> bool {
+        self.user.iter().any(|w| {
+            w == "All"
+                || w == ".*"
+                || w == name
+                || w.strip_suffix(".*")
+                    .is_some_and(|p| name.starts_with(p) && name[p.len()..].starts_with('.'))
+        })
+    }
+    fn sys(&self, name: &str) -> bool {
+        self.all_system || self.system.iter().any(|w| w == name)
+    }
+}
+
+impl Sqs {
+    pub(crate) async fn send_message(
+        &self,
+        ctx: &RequestContext,
+        input: Value,
+    ) -> ServiceResult<Value> {
+        let i: SendIn = parse_input(input, PARAM)?;
+        let q = self.queue_by_url(ctx, i.queue_url.as_deref())?;
+        let mut p = prepare(&q, i.entry, &ctx.account_id)?;
+        let sent = q.send(vec![p.rec]).await?;
+        p.out.fill(&q, sent[0]);
+        to_output(&p.out)
+    }
+
+    pub(crate) async fn send_message_batch(
+        &self,
+        ctx: &RequestContext,
+        input: Value,
+    ) -> ServiceResult<Value> {
+        let i: SendBatchIn = parse_input(input, PARAM)?;
+        let q = self.queue_by_url(ctx, i.queue_url.as_deref())?;
+        check_batch(
+            i.entries.iter().map(|e| e.id.as_deref()),
+            "SendMessageBatchRequestEntry",
+        )?;
+        let total: usize = i
+            .entries
+            .iter()
+            .map(|e| {
+                e.message_body.as_ref().map_or(0, String::len)
+                    + e.message_attributes.as_ref().map_or(0, |m| {
+                        m.iter()
+                            .map(|(k, v)| k.len() + v.to_string().len())
+                            .sum::<usize>()
+                    })
+            })
+            .sum();
+        if total > MAX_BATCH_BYTES {
+            return Err(e::batch_too_long(MAX_BATCH_BYTES, total));
+        }
+        let mut ok = Vec::new();
+        let mut failed = Vec::new();
+        let mut size = 0;
+        for entry in i.entries {
+            let id = entry.id.clone().unwrap_or_default();
+            match prepare(&q, entry, &ctx.account_id) {
+                Ok(p) => {
+                    size += p.size;
+                    ok.push(p)
+                }
+                Err(err) => failed.push(Failed::new(&id, &err)),
+            }
+        }
+        if size > MAX_BATCH_BYTES {
+            return Err(e::batch_too_long(MAX_BATCH_BYTES, size));
+        }
+        let (recs, mut outs): (Vec<_>, Vec<_>) = ok.into_iter().map(|p| (p.rec, p.out)).unzip();
+        if !recs.is_empty() {
+            let sent = q.send(recs).await?;
+            for (o, s) in outs.iter_mut().zip(sent) {
+                o.fill(&q, s);
+            }
+        }
+        Ok(json!({ "Successful": to_output(&outs)?, "Failed": to_output(&failed)? }))
+    }
+
+    /// Sends into the queue with this ARN as SendMessage would (same validation, same log
+    /// write); resolves once durable. Returns the MessageId. `QueueDoesNotExist` if absent.
+    pub async fn send_to_arn(&self, queue_arn: &str, msg: InternalSend) -> ServiceResult<String> {
+        let q = self
+            .queue_by_arn(queue_arn)
+            .ok_or_else(e::queue_does_not_exist)?;
+        let entry = SendEntry {
+            message_body: Some(msg.body),
+            message_attributes: (!msg.message_attributes.is_empty())
+                .then_some(msg.message_attributes),
+            message_group_id: msg.message_group_id,
+            message_deduplication_id: msg.message_deduplication_id,
+            ..Default::default()
+        };
+        let p = prepare(&q, entry, &q.account)?;
+        let sent = q.send(vec![p.rec]).await?;
+        Ok(message_id(sent[0].1))
+    }
+
+    pub(crate) async fn receive_message(
+        &self,
+        ctx: &RequestContext,
+        input: Value,
+    ) -> ServiceResult<Value> {
+        let i: ReceiveIn = parse_input(input, PARAM)?;
+        let q = self.queue_by_url(ctx, i.queue_url.as_deref())?;
+        let max = match i.max_number_of_messages {
+            Some(n) if !(1..=10).contains(&n) => {
+                return Err(e::invalid_range(
+                    "MaxNumberOfMessages",
+                    n,
+                    "Must be between 1 and 10, if provided.",
+                ))
+            }
+            Some(n) => n as usize,
+            None => 1,
+        };
+        let visibility = i.visibility_timeout.map(check_visibility).transpose()?;
+        let wait_s = match i.wait_time_seconds {
+            Some(w) if !(0..=20).contains(&w) => {
+                return Err(e::invalid_range(
+                    "WaitTimeSeconds",
+                    w,
+                    "Must be >= 0 and <= 20, if provided.",
+                ))
+            }
+            Some(w) => w as u64,
+            None => q.config().wait_s,
+        };
+        let system: Vec<String> = i
+            .attribute_names
+            .into_iter()
+            .chain(i.message_system_attribute_names)
+            .collect();
+        let wanted = Wanted {
+            all_system: system.iter().any(|s| s == "All"),
+            system,
+            user: i.message_attribute_names,
+        };
+        let attempt = i.receive_request_attempt_id.filter(|_| q.fifo);
+        if let Some(a) = &attempt {
+            if let Some(msgs) = self.replay_attempt(&q, a, &wanted)? {
+                return Ok(json!({ "Messages": msgs }));
+            }
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(wait_s);
+        loop {
+            let notified = q.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let (msgs, got) = self.receive_once(&q, max, visibility, &wanted).await?;
+            if let Some(a) = attempt.as_ref().filter(|_| !got.is_empty()) {
+                let mut attempts = q.attempts.lock();
+                let now = now_ms();
+                attempts.retain(|_, (exp, _)| *exp > now);
+                attempts.insert(a.clone(), (now + super::state::DEDUP_WINDOW_MS, got));
+            }
+            if !msgs.is_empty() || q.is_deleted() {
+                return Ok(if msgs.is_empty() {
+                    json!({})
+                } else {
+                    json!({ "Messages": msgs })
+                });
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Ok(json!({}));
+            }
+            let mut until = deadline;
+            if let Some(t) = q.state.lock().next_deadline() {
+                let ms = t.saturating_sub(now_ms());
+                until = until.min(now + Duration::from_millis(ms.max(1)));
+            }
+            tokio::select! {
+                _ = &mut notified => {}
+                _ = tokio::time::sleep_until(until) => {}
+            }
+        }
+    }
+
+    /// A FIFO receive retried with the same ReceiveRequestAttemptId within the window gets the
+    /// same messages and receipt handles back, as long as they are still in flight as then.
+    fn replay_attempt(
+        &self,
+        q: &Queue,
+        attempt: &str,
+        wanted: &Wanted,
+    ) -> ServiceResult<Option<Vec<Value>>> {
+        let now = now_ms();
+        let Some(got) = q
+            .attempts
+            .lock()
+            .get(attempt)
+            .filter(|(exp, _)| *exp > now)
+            .map(|(_, g)| g.clone())
+        else {
+            return Ok(None);
+        };
+        let metas: Vec<(u64, MsgMeta)> = {
+            let mut st = q.state.lock();
+            st.promote(now);
+            got.iter()
+                .filter_map(|(seq, generation)| {
+                    st.get(*seq)
+                        .filter(|m| m.receive_count == *generation && m.phase == Phase::Inflight)
+                        .map(|m| (*seq, *m))
+                })
+                .collect()
+        };
+        if metas.is_empty() {
+            return Ok(None);
+        }
+        let mut out = Vec::new();
+        for (seq, m) in &metas {
+            if let Some(rec) = q.read_message(m.offset)? {
+                out.push(render(q, *seq, m, &rec, wanted));
+            }
+        }
+        Ok(Some(out))
+    }
+
+    /// One non-blocking receive: takes, logs, and renders up to `max` messages; logs expiries
+    /// and dead-letters messages over the redrive limit on the way. Also returns the (seq,
+    /// receive number) of each delivered message.
+    async fn receive_once(
+        &self,
+        q: &Arc<Queue>,
+        max: usize,
+        visibility: Option<u64>,
+        wanted: &Wanted,
+    ) -> ServiceResult<(Vec<Value>, Vec<(u64, u32)>)> {
+        let cfg = q.config();
+        let visibility_ms = visibility.unwrap_or(cfg.visibility_s) * 1000;
+        let dlq = cfg.redrive.as_ref().and_then(|r| {
+            self.queue_by_arn(&r.target_arn)
+                .map(|d| (d, r.max_receive_count))
+        });
+        let (out, got, redrive) = {
+            let _g = q.gate.read().await;
+            let now = now_ms();
+            let limit = if q.fifo {
+                MAX_INFLIGHT_FIFO
+            } else {
+                MAX_INFLIGHT
+            };
+            if q.state.lock().counts(now).1 >= limit {
+                return Err(e::over_limit(format!(
+                    "The maximum number of in flight messages ({limit}) has been reached."
+                )));
+            }
+            let taken = {
+                let mut st = q.state.lock();
+                let taken = st.take(
+                    now,
+                    max,
+                    visibility_ms,
+                    cfg.retention_s * 1000,
+                    dlq.as_ref().map(|d| d.1),
+                );
+                q.rearm(&mut st);
+                taken
+            };
+            let mut recs = Vec::new();
+            if !taken.expired.is_empty() {
+                recs.push((Q_EXPIRED, encode(&taken.expired)));
+            }
+            if !taken.delivered.is_empty() {
+                let entries: Vec<ReceiveEntry> = taken
+                    .delivered
+                    .iter()
+                    .map(|(seq, m)| ReceiveEntry {
+                        seq: *seq,
+                        version: m.version,
+                        visible_at: m.visible_at,
+                        receive_count: m.receive_count,
+                        first_receive_ms: m.first_receive_ms,
+                    })
+                    .collect();
+                recs.push((Q_RECEIVE, encode(&entries)));
+            }
+            if !recs.is_empty() {
+                q.append(recs).await?;
+            }
+            let mut out = Vec::with_capacity(taken.delivered.len());
+            for (seq, m) in &taken.delivered {
+                if let Some(rec) = q.read_message(m.offset)? {
+                    out.push(render(q, *seq, m, &rec, wanted));
+                }
+            }
+            let got = taken
+                .delivered
+                .iter()
+                .map(|(s, m)| (*s, m.receive_count))
+                .collect();
+            (out, got, taken.redrive)
+        };
+        if let Some((dlq, _)) = dlq.filter(|_| !redrive.is_empty()) {
+            self.dead_letter(q, &dlq, redrive).await?;
+        }
+        Ok((out, got))
+    }
+
+    pub(crate) async fn delete_message(
+        &self,
+        ctx: &RequestContext,
+        input: Value,
+    ) -> ServiceResult<Value> {
+        let i: HandleIn = parse_input(input, PARAM)?;
+        let q = self.queue_by_url(ctx, i.queue_url.as_deref())?;
+        let h = parse_handle(&q, i.receipt_handle.as_deref())?;
+        let _g = q.gate.read().await;
+        if remove_by_handle(&q, &h) {
+            q.log_removed(Q_DELETE, vec![h.seq]).await?;
+        }
+        Ok(json!({}))
+    }
+
+    pub(crate) async fn delete_message_batch(
+        &self,
+        ctx: &RequestContext,
+        input: Value,
+    ) -> ServiceResult<Value> {
+        let i: HandleBatchIn = parse_input(input, PARAM)?;
+        let q = self.queue_by_url(ctx, i.queue_url.as_deref())?;
+        check_batch(
+            i.entries.iter().map(|e| e.id.as_deref()),
+            "DeleteMessageBatchRequestEntry",
+        )?;
+        let _g = q.gate.read().await;
+        let mut ok = Vec::new();
+        let mut failed = Vec::new();
+        let mut removed = Vec::new();
+        for entry in &i.entries {
+            let id = entry.id.clone().unwrap_or_default();
+            match parse_handle(&q, entry.receipt_handle.as_deref()) {
+                Ok(h) => {
+                    if remove_by_handle(&q, &h) {
+                        removed.push(h.seq);
+                    }
+                    ok.push(json!({ "Id": id }));
+                }
+                Err(err) => failed.push(Failed::new(&id, &err)),
+            }
+        }
+        q.log_removed(Q_DELETE, removed).await?;
+        Ok(json!({ "Successful": ok, "Failed": to_output(&failed)? }))
+    }
+
+    pub(crate) async fn change_message_visibility(
+        &self,
+        ctx: &RequestContext,
+        input: Value,
+    ) -> ServiceResult<Value> {
+        let i: HandleIn = parse_input(input, PARAM)?;
+        let q = self.queue_by_url(ctx, i.queue_url.as_deref())?;
+        let h = parse_handle(&q, i.receipt_handle.as_deref())?;
+        let v = check_visibility(
+            i.visibility_timeout
+                .ok_or_else(|| e::missing_parameter("VisibilityTimeout"))?,
+        )?;
+        let handle = i.receipt_handle.unwrap_or_default();
+        let _g = q.gate.read().await;
+        let entry = change_visibility(&q, &h, v, &handle)?;
+        q.append(vec![(Q_VISIBILITY, encode(&vec![entry]))]).await?;
+        if v == 0 {
+            q.wake(1);
+        }
+        Ok(json!({}))
+    }
+
+    pub(crate) async fn change_message_visibility_batch(
+        &self,
+        ctx: &RequestContext,
+        input: Value,
+    ) -> ServiceResult<Value> {
+        let i: HandleBatchIn = parse_input(input, PARAM)?;
+        let q = self.queue_by_url(ctx, i.queue_url.as_deref())?;
+        check_batch(
+            i.entries.iter().map(|e| e.id.as_deref()),
+            "ChangeMessageVisibilityBatchRequestEntry",
+        )?;
+        let _g = q.gate.read().await;
+        let mut ok = Vec::new();
+        let mut failed = Vec::new();
+        let mut entries = Vec::new();
+        let mut wake = 0;
+        for entry in &i.entries {
+            let id = entry.id.clone().unwrap_or_default();
+            let r = parse_handle(&q, entry.receipt_handle.as_deref()).and_then(|h| {
+                let v = check_visibility(
+                    entry
+                        .visibility_timeout
+                        .ok_or_else(|| e::missing_parameter("VisibilityTimeout"))?,
+                )?;
+                wake += usize::from(v == 0);
+                change_visibility(
+                    &q,
+                    &h,
+                    v,
+                    entry.receipt_handle.as_deref().unwrap_or_default(),
+                )
+            });
+            match r {
+                Ok(en) => {
+                    entries.push(en);
+                    ok.push(json!({ "Id": id }));
+                }
+                Err(err) => failed.push(Failed::new(&id, &err)),
+            }
+        }
+        if !entries.is_empty() {
+            q.append(vec![(Q_VISIBILITY, encode(&entries))]).await?;
+        }
+        q.wake(wake);
+        Ok(json!({ "Successful": ok, "Failed": to_output(&failed)? }))
+    }
+}
+
+/// Deletes the message if the handle is from its latest receive (or it was never received
+/// again); a stale handle succeeds without deleting, as AWS documents.
+fn remove_by_handle(q: &Queue, h: &Handle) -> bool {
+    let mut st = q.state.lock();
+    match st.get(h.seq) {
+        Some(m) if m.tag == h.id as u32 && m.receive_count == h.generation => {
+            st.remove(h.seq).is_some()
+        }
+        _ => false,
+    }
+}
+
+fn change_visibility(q: &Queue, h: &Handle, v: u64, raw: &str) -> ServiceResult<VisibilityEntry> {
+    let now = now_ms();
+    let mut st = q.state.lock();
+    if st.get(h.seq).is_some_and(|m| m.tag != h.id as u32) {
+        return Err(e::receipt_handle_invalid(raw));
+    }
+    let entry = st
+        .change_visibility(h.seq, h.generation, now + v * 1000, now)
+        .map_err(|err| match err {
+            VisError::Expired => e::receipt_handle_expired(raw),
+            VisError::NotInflight => e::message_not_inflight(),
+        })?;
+    q.rearm(&mut st);
+    Ok(entry)
+}
+
+/// One received message in the ReceiveMessage output shape.
+fn render(q: &Queue, seq: u64, m: &MsgMeta, rec: &SendRec, w: &Wanted) -> Value {
+    let handle = Handle {
+        queue_id: q.id,
+        seq,
+        generation: m.receive_count,
+        id: rec.id,
+    };
+    let mut out = Map::new();
+    out.insert("MessageId".into(), json!(message_id(rec.id)));
+    out.insert("ReceiptHandle".into(), json!(handle.encode()));
+    out.insert("MD5OfBody".into(), json!(hex_md5(rec.body.as_bytes())));
+    out.insert("Body".into(), json!(rec.body));
+    let mut sys = Map::new();
+    let mut put = |name: &str, v: String| {
+        if w.sys(name) {
+            sys.insert(name.into(), Value::String(v));
+        }
+    };
+    put("SenderId", rec.sender_id.clone());
+    put("SentTimestamp", rec.sent_ms.to_string());
+    put("ApproximateReceiveCount", m.receive_count.to_string());
+    put(
+        "ApproximateFirstReceiveTimestamp",
+        m.first_receive_ms.to_string(),
+    );
+    if let Some(t) = rec
+        .system_attrs
+        .get("AWSTraceHeader")
+        .and_then(|a| a.string_value.clone())
+    {
+        put("AWSTraceHeader", t);
+    }
+    if let Some(s) = &rec.dlq_source {
+        put("DeadLetterQueueSourceArn", s.clone());
+    }
+    if q.fifo {
+        put("SequenceNumber", seq_number(seq));
+    }
+    if let Some(g) = &rec.group_id {
+        put("MessageGroupId", g.clone());
+    }
+    if let Some(d) = rec.dedup_id.as_ref().filter(|_| q.fifo) {
+        put("MessageDeduplicationId", d.clone());
+    }
+    if !sys.is_empty() {
+        out.insert("Attributes".into(), Value::Object(sys));
+    }
+    let user: Attrs = rec
+        .attrs
+        .iter()
+        .filter(|(n, _)| w.user_attr(n))
+        .map(|(n, a)| (n.clone(), a.clone()))
+        .collect();
+    if !user.is_empty() {
+        out.insert(
+            "MD5OfMessageAttributes".into(),
+            json!(md5_of_attributes(&user)),
+        );
+        let attrs: Map<String, Value> =
+            user.iter().map(|(n, a)| (n.clone(), a.to_json())).collect();
+        out.insert("MessageAttributes".into(), Value::Object(attrs));
+    }
+    Value::Object(out)
+}

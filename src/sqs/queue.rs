@@ -1,0 +1,430 @@
+//! One queue: its metadata (mirrored from the catalog), its message log and the in-memory state
+//! rebuilt from it, the long-poll wake-up, and its maintenance (checkpoints, compaction,
+//! retention). Knows nothing of other queues; redrive and move tasks live in `redrive.rs`.
+//!
+//! Concurrency: `state` is a short synchronous lock; operations mutate it and then append
+//! their record, so the log order may differ from memory order — records carry per-message
+//! versions that make replay order-independent (see `records.rs`). A send appends first and
+//! inserts after, because its offset is only known then. `gate` is held shared by every
+//! mutating operation across mutate+append, and exclusively by checkpointing, so a checkpoint
+//! sees memory that matches exactly the log below `next_offset`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use tokio::sync::{Notify, RwLock};
+
+use super::attributes::QueueConfig;
+use super::records::*;
+use super::state::{DedupEntry, MsgMeta, Phase, QueueState, Snapshot, DEDUP_WINDOW_MS};
+use crate::codec::{decode, encode};
+use crate::error::ServiceResult;
+use crate::log::{Log, LogOptions};
+use crate::service::now_ms;
+
+/// A remembered FIFO receive attempt: expiry and the (seq, receive number) it returned.
+pub type Attempt = (u64, Vec<(u64, u32)>);
+
+/// Catalog-owned facts about a queue.
+#[derive(Clone, Debug)]
+pub struct QueueMeta {
+    pub attributes: BTreeMap<String, String>,
+    pub tags: BTreeMap<String, String>,
+    pub created_ms: u64,
+    pub modified_ms: u64,
+    pub config: QueueConfig,
+}
+
+pub struct Queue {
+    pub id: u64,
+    pub account: String,
+    pub region: String,
+    pub name: String,
+    pub fifo: bool,
+    pub meta: Mutex<QueueMeta>,
+    pub log: Log,
+    pub state: Mutex<QueueState>,
+    pub gate: RwLock<()>,
+    /// Woken on sends and visibility resets (see `wake`); parked long polls wait on it.
+    pub notify: Notify,
+    pub deleted: AtomicBool,
+    since_checkpoint: AtomicU64,
+    /// FIFO ReceiveRequestAttemptId → (expiry, the (seq, receive number) it returned). Kept in
+    /// memory only: a retry after a restart receives afresh.
+    pub attempts: Mutex<HashMap<String, Attempt>>,
+}
+
+/// Records appended since the last checkpoint before one is due (or the live count, if larger,
+/// so checkpoint cost stays proportional to the log it saves replaying).
+const CHECKPOINT_EVERY: u64 = 10_000;
+
+/// Most messages one compaction pass re-appends (it runs with the queue's gate held).
+const MAX_RELOCATE: u64 = 50_000;
+
+impl Queue {
+    /// Opens the queue's log and rebuilds its state from checkpoint + replay.
+    pub fn open(dir: &Path, opts: LogOptions, c: &CreateQueueRec) -> ServiceResult<Queue> {
+        let (log, _report) = Log::open(dir, opts)?;
+        let now = now_ms();
+        let config = QueueConfig::from_attrs(&c.attributes, c.fifo);
+        let (mut st, from) = match log.read_checkpoint()? {
+            Some((upto, data)) => (
+                QueueState::from_snapshot(decode::<Snapshot>(&data)?, c.fifo, now),
+                upto,
+            ),
+            None => (QueueState::new(c.fifo), 0),
+        };
+        for rec in log.scan(from.max(log.start_offset())) {
+            let rec = rec?;
+            apply(
+                &mut st,
+                &config,
+                rec.kind,
+                rec.offset,
+                rec.timestamp_ms,
+                &rec.payload,
+                now,
+            )?;
+        }
+        st.release_all_held(now);
+        let fifo = c.fifo;
+        Ok(Queue {
+            id: c.id,
+            account: c.account.clone(),
+            region: c.region.clone(),
+            name: c.name.clone(),
+            fifo,
+            meta: Mutex::new(QueueMeta {
+                config,
+                attributes: c.attributes.clone(),
+                tags: c.tags.clone(),
+                created_ms: c.created_ms,
+                modified_ms: c.created_ms,
+            }),
+            log,
+            state: Mutex::new(st),
+            gate: RwLock::new(()),
+            notify: Notify::new(),
+            deleted: AtomicBool::new(false),
+            since_checkpoint: AtomicU64::new(0),
+            attempts: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn arn(&self) -> String {
+        format!("arn:aws:sqs:{}:{}:{}", self.region, self.account, self.name)
+    }
+
+    pub fn url(&self, base_url: &str) -> String {
+        format!(
+            "{}/{}/{}",
+            base_url.trim_end_matches('/'),
+            self.account,
+            self.name
+        )
+    }
+
+    pub fn config(&self) -> QueueConfig {
+        self.meta.lock().config.clone()
+    }
+
+    pub fn is_deleted(&self) -> bool {
+        self.deleted.load(Ordering::Acquire)
+    }
+
+    /// Wakes up to `n` parked long polls, one per message that became visible: waking every
+    /// poller for each message would make a crowd of them race for it. (A poll that was woken
+    /// but is dropped hands its wake-up on to the next waiter.)
+    pub fn wake(&self, n: usize) {
+        for _ in 0..n.min(16) {
+            self.notify.notify_one();
+        }
+    }
+
+    /// After a state change: if a deadline earlier than any before appeared (a short delay, a
+    /// short visibility timeout), every parked poll recomputes how long to sleep.
+    pub fn rearm(&self, st: &mut QueueState) {
+        if st.take_lowered() {
+            self.notify.notify_waiters();
+        }
+    }
+
+    pub fn mark_deleted(&self) {
+        self.deleted.store(true, Ordering::Release);
+        self.notify.notify_waiters();
+    }
+
+    /// Appends queue records in one batch (one durable write); returns the first offset.
+    pub async fn append(&self, recs: Vec<(u8, Vec<u8>)>) -> ServiceResult<u64> {
+        let now = now_ms();
+        let n = recs.len() as u64;
+        let first = self
+            .log
+            .append_batch(recs.into_iter().map(|(k, p)| (k, now, p)).collect())
+            .await?;
+        self.since_checkpoint.fetch_add(n, Ordering::Relaxed);
+        Ok(first)
+    }
+
+    /// Appends fresh messages and makes them receivable; returns each one's seq and message id
+    /// (on FIFO queues a duplicate within the deduplication window gets the original's, and is
+    /// not stored again).
+    pub async fn send(&self, mut recs: Vec<SendRec>) -> ServiceResult<Vec<(u64, u128)>> {
+        let _g = self.gate.read().await;
+        let cfg = self.config();
+        let now = now_ms();
+        let mut result = Vec::with_capacity(recs.len());
+        let mut fresh = Vec::with_capacity(recs.len());
+        {
+            let mut st = self.state.lock();
+            for mut r in recs.drain(..) {
+                let key = dedup_key(&cfg, &r);
+                if let Some(k) = &key {
+                    if let Some((id, seq)) = st.dedup_lookup(k, now) {
+                        result.push((seq, id));
+                        continue;
+                    }
+                }
+                r.seq = st.alloc_seq();
+                if let Some(k) = key {
+                    st.dedup_insert(DedupEntry {
+                        key: k,
+                        expires_ms: r.sent_ms + DEDUP_WINDOW_MS,
+                        id: r.id,
+                        seq: r.seq,
+                    });
+                }
+                result.push((r.seq, r.id));
+                fresh.push(r);
+            }
+        }
+        if fresh.is_empty() {
+            return Ok(result);
+        }
+        let first = match self
+            .append(fresh.iter().map(|r| (Q_SEND, encode(r))).collect())
+            .await
+        {
+            Ok(f) => f,
+            Err(e) => {
+                let mut st = self.state.lock();
+                for r in &fresh {
+                    if let Some(k) = dedup_key(&cfg, r) {
+                        st.dedup_forget(&k, r.seq);
+                    }
+                }
+                return Err(e);
+            }
+        };
+        let now = now_ms();
+        {
+            let mut st = self.state.lock();
+            for (i, r) in fresh.iter().enumerate() {
+                let m = MsgMeta::from_send(r, first + i as u64);
+                st.insert(r.seq, m, r.group_id.as_deref(), now);
+            }
+            self.rearm(&mut st);
+        }
+        self.wake(fresh.len());
+        Ok(result)
+    }
+
+    /// Reads a message's stored record (body, attributes) from the log.
+    pub fn read_message(&self, offset: u64) -> ServiceResult<Option<SendRec>> {
+        match self.log.read_with(offset, |_, _, p| decode::<SendRec>(p))? {
+            Some(r) => Ok(Some(r?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Logs removals (delete, expiry, moves) of messages already removed from memory.
+    pub async fn log_removed(&self, kind: u8, seqs: Vec<u64>) -> ServiceResult<()> {
+        if seqs.is_empty() {
+            return Ok(());
+        }
+        self.append(vec![(kind, encode(&seqs))]).await?;
+        Ok(())
+    }
+
+    /// Periodic upkeep: drop expired messages, then checkpoint and compact when due.
+    pub async fn maintain(self: &Arc<Self>) -> ServiceResult<()> {
+        if self.is_deleted() {
+            return Ok(());
+        }
+        let retention_ms = self.config().retention_s * 1000;
+        {
+            let _g = self.gate.read().await;
+            let expired = self.state.lock().expire(now_ms(), retention_ms, 100_000);
+            self.log_removed(Q_EXPIRED, expired).await?;
+        }
+        let live = self.state.lock().len() as u64;
+        if self.since_checkpoint.load(Ordering::Relaxed) >= CHECKPOINT_EVERY.max(live) {
+            self.checkpoint().await?;
+        }
+        Ok(())
+    }
+
+    /// Relocates the few live messages of a sparse oldest segment, writes a checkpoint and
+    /// truncates every segment below the oldest live message.
+    pub async fn checkpoint(self: &Arc<Self>) -> ServiceResult<()> {
+        let _g = self.gate.write().await;
+        self.relocate_sparse_head().await?;
+        let upto = self.log.next_offset();
+        let (snap, min_live) = {
+            let st = self.state.lock();
+            let min_live = st.iter().map(|(_, m)| m.offset).min().unwrap_or(upto);
+            (encode(&st.snapshot()), min_live)
+        };
+        // Writing a large snapshot takes a while: off the async workers.
+        let q = self.clone();
+        tokio::task::spawn_blocking(move || {
+            q.log.write_checkpoint(upto, &snap)?;
+            q.log.truncate_front(min_live)
+        })
+        .await
+        .map_err(|e| crate::error::ServiceError::internal(e.to_string()))??;
+        self.since_checkpoint.store(0, Ordering::Relaxed);
+        Ok(())
+    }
+
+    async fn relocate_sparse_head(&self) -> ServiceResult<()> {
+        let segs = self.log.segments();
+        if segs.len() < 2 {
+            return Ok(());
+        }
+        // Live messages per segment (the active last one is never compacted).
+        let bases: Vec<u64> = segs.iter().map(|s| s.base_offset).collect();
+        let mut live = vec![0u64; segs.len()];
+        {
+            let st = self.state.lock();
+            for (_, m) in st.iter() {
+                let i = bases.partition_point(|b| *b <= m.offset).saturating_sub(1);
+                live[i] += 1;
+            }
+        }
+        // The leading run of sparse segments (under a quarter of their records live): dense
+        // ones are left alone, since relocating them would rewrite most of the log.
+        let mut end = None;
+        let mut moved = 0;
+        for (i, seg) in segs[..segs.len() - 1].iter().enumerate() {
+            let records = seg.next_offset.saturating_sub(seg.base_offset).max(1);
+            if live[i] * 4 > records || moved + live[i] > MAX_RELOCATE {
+                break;
+            }
+            moved += live[i];
+            end = Some(seg.next_offset);
+        }
+        let Some(end) = end else { return Ok(()) };
+        let victims: Vec<(u64, MsgMeta)> = {
+            let st = self.state.lock();
+            st.iter()
+                .filter(|(_, m)| m.offset < end)
+                .map(|(s, m)| (s, *m))
+                .collect()
+        };
+        if victims.is_empty() {
+            return Ok(());
+        }
+        let mut recs = Vec::with_capacity(victims.len());
+        for (_, m) in &victims {
+            if let Some(mut r) = self.read_message(m.offset)? {
+                r.visible_at = m.visible_at;
+                r.receive_count = m.receive_count;
+                r.first_receive_ms = m.first_receive_ms;
+                r.version = m.version;
+                r.inflight = m.phase == Phase::Inflight;
+                recs.push(r);
+            }
+        }
+        let first = self
+            .append(recs.iter().map(|r| (Q_RELOCATE, encode(r))).collect())
+            .await?;
+        let mut st = self.state.lock();
+        for (i, r) in recs.iter().enumerate() {
+            st.set_offset(r.seq, first + i as u64);
+        }
+        Ok(())
+    }
+}
+
+/// Applies one queue-log record during replay.
+fn apply(
+    st: &mut QueueState,
+    cfg: &QueueConfig,
+    kind: u8,
+    offset: u64,
+    ts: u64,
+    payload: &[u8],
+    now: u64,
+) -> ServiceResult<()> {
+    match kind {
+        Q_SEND => {
+            let r: SendRec = decode(payload)?;
+            if let Some(key) = dedup_key(cfg, &r) {
+                st.dedup_insert(DedupEntry {
+                    key,
+                    expires_ms: r.sent_ms + DEDUP_WINDOW_MS,
+                    id: r.id,
+                    seq: r.seq,
+                });
+            }
+            st.insert(
+                r.seq,
+                MsgMeta::from_send(&r, offset),
+                r.group_id.as_deref(),
+                now,
+            );
+        }
+        Q_RELOCATE => {
+            let r: SendRec = decode(payload)?;
+            st.relocate(
+                r.seq,
+                MsgMeta::from_send(&r, offset),
+                r.group_id.as_deref(),
+                now,
+            );
+        }
+        Q_RECEIVE => {
+            for e in decode::<Vec<ReceiveEntry>>(payload)? {
+                st.apply_receive(&e, now);
+            }
+        }
+        Q_VISIBILITY => {
+            for e in decode::<Vec<VisibilityEntry>>(payload)? {
+                st.apply_visibility(&e, now);
+            }
+        }
+        Q_DELETE | Q_MOVED | Q_EXPIRED => {
+            for s in decode::<Vec<u64>>(payload)? {
+                st.remove(s);
+            }
+        }
+        Q_PURGE => {
+            let p: PurgeRec = decode(payload)?;
+            st.apply_purge(p.below_seq, ts);
+        }
+        other => tracing::warn!(
+            kind = other,
+            offset,
+            "unknown sqs queue record kind; skipped"
+        ),
+    }
+    Ok(())
+}
+
+/// The FIFO deduplication key of a message: its deduplication id, scoped to its message group
+/// when DeduplicationScope is messageGroup. None on standard queues.
+fn dedup_key(cfg: &QueueConfig, r: &SendRec) -> Option<String> {
+    if !cfg.fifo {
+        return None;
+    }
+    let d = r.dedup_id.as_ref()?;
+    Some(if cfg.dedup_scope_queue {
+        d.clone()
+    } else {
+        format!("{}\n{}", r.group_id.as_deref().unwrap_or_default(), d)
+    })
+}

@@ -1,0 +1,542 @@
+//! Dead-letter queues and message move tasks: moving messages over maxReceiveCount into the
+//! dead-letter queue, ListDeadLetterSourceQueues, and Start/List/CancelMessageMoveTask (tokio
+//! tasks moving messages at MaxNumberOfMessagesPerSecond, progress in the catalog, resumed after
+//! a restart). A move is "send to the destination, then log the removal at the source", so a
+//! crash in between duplicates a message but never loses one.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use base64::Engine;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::attributes::arn_parts;
+use super::catalog::TaskState;
+use super::error as e;
+use super::queue::Queue;
+use super::queues::{decode_token, encode_token, PARAM};
+use super::records::*;
+use super::state::MsgMeta;
+use super::Sqs;
+use crate::context::RequestContext;
+use crate::error::ServiceResult;
+use crate::service::{now_ms, parse_input};
+
+/// Move tasks: their catalog state plus the cancel flags of the running ones.
+#[derive(Default)]
+pub struct Tasks {
+    list: Vec<TaskState>,
+    cancel: HashMap<String, Arc<AtomicBool>>,
+}
+
+impl Tasks {
+    pub fn from_catalog(list: Vec<TaskState>) -> Tasks {
+        Tasks {
+            list,
+            cancel: HashMap::new(),
+        }
+    }
+    pub fn to_catalog(&self) -> Vec<TaskState> {
+        self.list.clone()
+    }
+    pub fn clear(&mut self) {
+        for f in self.cancel.values() {
+            f.store(true, Ordering::Release);
+        }
+        self.list.clear();
+        self.cancel.clear();
+    }
+    /// Keeps the 10 most recent tasks of each source queue (all ListMessageMoveTasks can show),
+    /// so the catalog does not grow without bound.
+    fn prune(&mut self) {
+        let mut per_source: HashMap<String, usize> = HashMap::new();
+        let mut keep = vec![false; self.list.len()];
+        for (i, t) in self.list.iter().enumerate().rev() {
+            let n = per_source.entry(t.rec.source_arn.clone()).or_default();
+            *n += 1;
+            keep[i] = *n <= 10 || t.status == "RUNNING";
+        }
+        let mut it = keep.into_iter();
+        self.list.retain(|_| it.next().unwrap_or(true));
+    }
+
+    fn get_mut(&mut self, id: &str) -> Option<&mut TaskState> {
+        self.list.iter_mut().find(|t| t.rec.task_id == id)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct DlqSourcesIn {
+    queue_url: Option<String>,
+    next_token: Option<String>,
+    max_results: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct StartIn {
+    source_arn: Option<String>,
+    destination_arn: Option<String>,
+    max_number_of_messages_per_second: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ListTasksIn {
+    source_arn: Option<String>,
+    max_results: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct CancelIn {
+    task_handle: Option<String>,
+}
+
+fn task_handle(t: &TaskState) -> String {
+    base64::engine::general_purpose::STANDARD
+        .encode(json!({"taskId": t.rec.task_id, "sourceArn": t.rec.source_arn}).to_string())
+}
+
+fn task_id_of(handle: &str) -> Option<String> {
+    let b = base64::engine::general_purpose::STANDARD
+        .decode(handle)
+        .ok()?;
+    let v: Value = serde_json::from_slice(&b).ok()?;
+    v.get("taskId")?.as_str().map(str::to_string)
+}
+
+/// A fresh copy of a stored message for another queue (its id and SentTimestamp kept).
+fn moved_copy(mut r: SendRec, dlq_source: Option<String>) -> SendRec {
+    r.dlq_source = dlq_source;
+    r.receive_count = 0;
+    r.first_receive_ms = 0;
+    r.version = 0;
+    r.inflight = false;
+    r.visible_at = 0;
+    r
+}
+
+impl Sqs {
+    /// Moves held messages (over maxReceiveCount) from `q` to its dead-letter queue.
+    pub(crate) async fn dead_letter(
+        &self,
+        q: &Arc<Queue>,
+        dlq: &Arc<Queue>,
+        held: Vec<(u64, MsgMeta)>,
+    ) -> ServiceResult<()> {
+        if dlq.is_deleted() {
+            let now = now_ms();
+            let mut st = q.state.lock();
+            for (seq, _) in &held {
+                st.release(*seq, now);
+            }
+            return Ok(());
+        }
+        let recs: Vec<SendRec> = {
+            let _g = q.gate.read().await;
+            let mut v = Vec::new();
+            for (_, m) in &held {
+                if let Some(r) = q.read_message(m.offset)? {
+                    v.push(moved_copy(r, Some(q.arn())));
+                }
+            }
+            v
+        };
+        if let Err(err) = dlq.send(recs).await {
+            let now = now_ms();
+            let mut st = q.state.lock();
+            for (seq, _) in &held {
+                st.release(*seq, now);
+            }
+            return Err(err);
+        }
+        let _g = q.gate.read().await;
+        let seqs: Vec<u64> = {
+            let mut st = q.state.lock();
+            held.iter()
+                .filter_map(|(s, _)| st.remove(*s).map(|_| *s))
+                .collect()
+        };
+        q.log_removed(Q_MOVED, seqs).await
+    }
+
+    pub(crate) fn list_dead_letter_source_queues(
+        &self,
+        ctx: &RequestContext,
+        input: Value,
+    ) -> ServiceResult<Value> {
+        let i: DlqSourcesIn = parse_input(input, PARAM)?;
+        let dlq = self.queue_by_url(ctx, i.queue_url.as_deref())?;
+        if let Some(m) = i.max_results {
+            if !(1..=1000).contains(&m) {
+                return Err(e::invalid_range(
+                    "MaxResults",
+                    m,
+                    "MaxResults must be an integer between 1 and 1000.",
+                ));
+            }
+        }
+        let after = i.next_token.as_deref().map(decode_token).transpose()?;
+        let arn = dlq.arn();
+        let mut sources: Vec<Arc<Queue>> = self
+            .all_queues()
+            .into_iter()
+            .filter(|q| q.account == dlq.account && q.region == dlq.region)
+            .filter(|q| q.config().redrive.is_some_and(|r| r.target_arn == arn))
+            .filter(|q| after.as_ref().is_none_or(|a| &q.name > a))
+            .collect();
+        sources.sort_by(|a, b| a.name.cmp(&b.name));
+        let limit = i.max_results.unwrap_or(1000) as usize;
+        let more = sources.len() > limit;
+        sources.truncate(limit);
+        let mut out = json!({
+            "queueUrls": sources.iter().map(|q| q.url(&ctx.base_url)).collect::<Vec<_>>()
+        });
+        if more && i.max_results.is_some() {
+            if let Some(last) = sources.last() {
+                out["NextToken"] = json!(encode_token(&last.name));
+            }
+        }
+        Ok(out)
+    }
+
+    pub(crate) async fn start_message_move_task(
+        &self,
+        _ctx: &RequestContext,
+        input: Value,
+    ) -> ServiceResult<Value> {
+        let i: StartIn = parse_input(input, PARAM)?;
+        let source_arn = i
+            .source_arn
+            .ok_or_else(|| e::missing_parameter("SourceArn"))?;
+        let src = self.queue_by_arn(&source_arn).ok_or_else(|| {
+            e::resource_not_found(
+                "The resource that you specified for the SourceArn parameter doesn't exist.",
+            )
+        })?;
+        let is_dlq = self.all_queues().iter().any(|q| {
+            q.config()
+                .redrive
+                .is_some_and(|r| r.target_arn == source_arn)
+        });
+        if !is_dlq {
+            return Err(e::invalid_parameter_value(
+                "Source queue must be configured as a Dead Letter Queue.",
+            ));
+        }
+        if let Some(d) = &i.destination_arn {
+            if arn_parts(d).is_none() || self.queue_by_arn(d).is_none() {
+                return Err(e::resource_not_found(
+                    "The resource that you specified for the DestinationArn parameter doesn't exist.",
+                ));
+            }
+            if d == &source_arn {
+                return Err(e::invalid_parameter_value(
+                    "Source queue arn and destination queue arn cannot be the same.",
+                ));
+            }
+        }
+        let rate = match i.max_number_of_messages_per_second {
+            Some(r) if !(1..=500).contains(&r) => {
+                return Err(e::invalid_parameter_value(
+                    "Value for parameter MaxNumberOfMessagesPerSecond is invalid. Reason: You must enter a number that's between 1 and 500.",
+                ))
+            }
+            r => r.map(|r| r as u32),
+        };
+        let _g = self.catalog.gate.lock().await;
+        if self
+            .tasks
+            .lock()
+            .list
+            .iter()
+            .any(|t| t.rec.source_arn == source_arn && t.status == "RUNNING")
+        {
+            return Err(e::invalid_parameter_value(
+                "There is already a task running. Only one active task is allowed for a source queue arn at a given time.",
+            ));
+        }
+        let to_move = src.state.lock().counts(now_ms()).0 as u64;
+        let rec = MoveTaskRec {
+            task_id: uuid::Uuid::new_v4().to_string(),
+            source_arn,
+            destination_arn: i.destination_arn,
+            rate,
+            started_ms: now_ms(),
+            to_move,
+        };
+        self.catalog.append(C_MOVE_START, &rec).await?;
+        let t = TaskState {
+            rec,
+            moved: 0,
+            status: "RUNNING".into(),
+            failure: None,
+        };
+        let handle = task_handle(&t);
+        let id = t.rec.task_id.clone();
+        {
+            let mut tasks = self.tasks.lock();
+            tasks.list.push(t);
+            tasks.prune();
+        }
+        self.spawn_task(id);
+        Ok(json!({ "TaskHandle": handle }))
+    }
+
+    pub(crate) fn list_message_move_tasks(
+        &self,
+        _ctx: &RequestContext,
+        input: Value,
+    ) -> ServiceResult<Value> {
+        let i: ListTasksIn = parse_input(input, PARAM)?;
+        let source_arn = i
+            .source_arn
+            .ok_or_else(|| e::missing_parameter("SourceArn"))?;
+        if self.queue_by_arn(&source_arn).is_none() {
+            return Err(e::resource_not_found(
+                "The resource that you specified for the SourceArn parameter doesn't exist.",
+            ));
+        }
+        let max = match i.max_results {
+            Some(m) if !(1..=10).contains(&m) => {
+                return Err(e::invalid_range(
+                    "MaxResults",
+                    m,
+                    "You must enter a number that's between 1 and 10.",
+                ))
+            }
+            Some(m) => m as usize,
+            None => 1,
+        };
+        let tasks = self.tasks.lock();
+        let results: Vec<Value> = tasks
+            .list
+            .iter()
+            .rev()
+            .filter(|t| t.rec.source_arn == source_arn)
+            .take(max)
+            .map(|t| {
+                let mut v = json!({
+                    "Status": t.status,
+                    "SourceArn": t.rec.source_arn,
+                    "ApproximateNumberOfMessagesMoved": t.moved,
+                    "ApproximateNumberOfMessagesToMove": t.rec.to_move,
+                    "StartedTimestamp": t.rec.started_ms,
+                });
+                if t.status == "RUNNING" {
+                    v["TaskHandle"] = json!(task_handle(t));
+                }
+                if let Some(d) = &t.rec.destination_arn {
+                    v["DestinationArn"] = json!(d);
+                }
+                if let Some(r) = t.rec.rate {
+                    v["MaxNumberOfMessagesPerSecond"] = json!(r);
+                }
+                if let Some(f) = &t.failure {
+                    v["FailureReason"] = json!(f);
+                }
+                v
+            })
+            .collect();
+        Ok(json!({ "Results": results }))
+    }
+
+    pub(crate) async fn cancel_message_move_task(
+        &self,
+        _ctx: &RequestContext,
+        input: Value,
+    ) -> ServiceResult<Value> {
+        let i: CancelIn = parse_input(input, PARAM)?;
+        let handle = i
+            .task_handle
+            .ok_or_else(|| e::missing_parameter("TaskHandle"))?;
+        let not_found = || e::resource_not_found("Task does not exist.");
+        let id = task_id_of(&handle).ok_or_else(not_found)?;
+        let _g = self.catalog.gate.lock().await;
+        let moved = {
+            let tasks = self.tasks.lock();
+            let t = tasks
+                .list
+                .iter()
+                .find(|t| t.rec.task_id == id)
+                .ok_or_else(not_found)?;
+            if t.status != "RUNNING" {
+                return Err(e::invalid_parameter_value(
+                    "Only active tasks can be cancelled.",
+                ));
+            }
+            t.moved
+        };
+        let rec = MoveEndRec {
+            task_id: id.clone(),
+            moved,
+            status: "CANCELLED".into(),
+            failure: None,
+        };
+        self.catalog.append(C_MOVE_END, &rec).await?;
+        let mut tasks = self.tasks.lock();
+        if let Some(f) = tasks.cancel.remove(&id) {
+            f.store(true, Ordering::Release);
+        }
+        if let Some(t) = tasks.get_mut(&id) {
+            t.status = "CANCELLED".into();
+        }
+        Ok(json!({ "ApproximateNumberOfMessagesMoved": moved }))
+    }
+
+    /// Restarts the runners of tasks that were RUNNING when the broker stopped.
+    pub(crate) fn resume_move_tasks(&self) {
+        let running: Vec<String> = self
+            .tasks
+            .lock()
+            .list
+            .iter()
+            .filter(|t| t.status == "RUNNING")
+            .map(|t| t.rec.task_id.clone())
+            .collect();
+        for id in running {
+            self.spawn_task(id);
+        }
+    }
+
+    fn spawn_task(&self, id: String) {
+        let flag = Arc::new(AtomicBool::new(false));
+        self.tasks.lock().cancel.insert(id.clone(), flag.clone());
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(run_task(self.me.clone(), id, flag));
+        }
+    }
+
+    /// Ends a task durably with `status`.
+    async fn end_task(&self, id: &str, status: &str, failure: Option<String>) -> ServiceResult<()> {
+        let _g = self.catalog.gate.lock().await;
+        let moved = match self.tasks.lock().get_mut(id) {
+            Some(t) if t.status == "RUNNING" => t.moved,
+            _ => return Ok(()),
+        };
+        let rec = MoveEndRec {
+            task_id: id.to_string(),
+            moved,
+            status: status.to_string(),
+            failure,
+        };
+        self.catalog.append(C_MOVE_END, &rec).await?;
+        let mut tasks = self.tasks.lock();
+        tasks.cancel.remove(id);
+        if let Some(t) = tasks.get_mut(id) {
+            t.status = rec.status;
+            t.failure = rec.failure;
+        }
+        Ok(())
+    }
+
+    async fn record_progress(&self, id: &str) -> ServiceResult<()> {
+        let _g = self.catalog.gate.lock().await;
+        let Some(moved) = self.tasks.lock().get_mut(id).map(|t| t.moved) else {
+            return Ok(());
+        };
+        self.catalog
+            .append(
+                C_MOVE_PROGRESS,
+                &MoveProgressRec {
+                    task_id: id.to_string(),
+                    moved,
+                },
+            )
+            .await
+    }
+
+    /// Moves one message of the task; Ok(false) when there is nothing left to move.
+    async fn move_one(&self, t: &TaskState) -> Result<bool, String> {
+        let src = self
+            .queue_by_arn(&t.rec.source_arn)
+            .ok_or("The source queue no longer exists.")?;
+        let Some((seq, m)) = src.state.lock().hold_next(now_ms()) else {
+            return Ok(false);
+        };
+        let release = |src: &Queue| src.state.lock().release(seq, now_ms());
+        let rec = {
+            let _g = src.gate.read().await;
+            match src.read_message(m.offset) {
+                Ok(Some(r)) => r,
+                _ => {
+                    release(&src);
+                    return Err("A message could not be read.".into());
+                }
+            }
+        };
+        let dest_arn = t.rec.destination_arn.clone().or(rec.dlq_source.clone());
+        let dest = dest_arn
+            .as_deref()
+            .and_then(|a| self.queue_by_arn(a))
+            .filter(|d| !d.is_deleted());
+        let Some(dest) = dest else {
+            release(&src);
+            return Err("The destination queue does not exist.".into());
+        };
+        if let Err(err) = dest.send(vec![moved_copy(rec, None)]).await {
+            release(&src);
+            return Err(err.message);
+        }
+        let _g = src.gate.read().await;
+        let removed = src.state.lock().remove(seq).is_some();
+        if removed {
+            src.log_removed(Q_MOVED, vec![seq])
+                .await
+                .map_err(|e| e.message)?;
+        }
+        Ok(true)
+    }
+}
+
+async fn run_task(sqs: Weak<Sqs>, id: String, cancel: Arc<AtomicBool>) {
+    loop {
+        if cancel.load(Ordering::Acquire) {
+            return;
+        }
+        let Some(s) = sqs.upgrade() else { return };
+        let Some(t) = s
+            .tasks
+            .lock()
+            .list
+            .iter()
+            .find(|t| t.rec.task_id == id)
+            .cloned()
+        else {
+            return;
+        };
+        if t.status != "RUNNING" {
+            return;
+        }
+        if t.moved >= t.rec.to_move {
+            let _ = s.end_task(&id, "COMPLETED", None).await;
+            return;
+        }
+        match s.move_one(&t).await {
+            Ok(true) => {
+                if let Some(t) = s.tasks.lock().get_mut(&id) {
+                    t.moved += 1;
+                }
+                // Logged per message (moves are rate-limited anyway) so the count is exact
+                // after a restart.
+                let _ = s.record_progress(&id).await;
+            }
+            Ok(false) => {
+                let _ = s.end_task(&id, "COMPLETED", None).await;
+                return;
+            }
+            Err(reason) => {
+                let _ = s.end_task(&id, "FAILED", Some(reason)).await;
+                return;
+            }
+        }
+        let pause = Duration::from_millis(1000 / u64::from(t.rec.rate.unwrap_or(500).max(1)));
+        drop(s);
+        tokio::time::sleep(pause).await;
+    }
+}

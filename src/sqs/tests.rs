@@ -1,0 +1,1981 @@
+//! Dispatch-level tests: every action and error through `Sqs::dispatch` against a temp dir.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tempfile::TempDir;
+
+use super::{InternalSend, Sqs};
+use crate::config::Config;
+use crate::context::RequestContext;
+use crate::error::{ServiceError, ServiceResult};
+
+struct T {
+    dir: TempDir,
+    sqs: Arc<Sqs>,
+    ctx: RequestContext,
+}
+
+impl T {
+    /// Small segments, so that rolling, checkpoints and compaction happen within a test.
+    fn config(dir: &std::path::Path) -> Config {
+        Config {
+            segment_bytes: 4096,
+            ..Config::for_tests(dir)
+        }
+    }
+
+    fn new() -> T {
+        let dir = TempDir::new().unwrap();
+        let sqs = Sqs::open(&T::config(dir.path())).unwrap();
+        T {
+            dir,
+            sqs,
+            ctx: RequestContext::local("000000000000", "us-east-1"),
+        }
+    }
+
+    fn reopen(self) -> T {
+        let T { dir, sqs, ctx } = self;
+        drop(sqs);
+        let sqs = Sqs::open(&T::config(dir.path())).unwrap();
+        T { dir, sqs, ctx }
+    }
+
+    async fn call(&self, op: &str, input: Value) -> ServiceResult<Value> {
+        self.sqs.dispatch(&self.ctx, op, input).await
+    }
+
+    async fn ok(&self, op: &str, input: Value) -> Value {
+        match self.call(op, input).await {
+            Ok(v) => v,
+            Err(e) => panic!("{op} failed: {e:?}"),
+        }
+    }
+
+    async fn err(&self, op: &str, input: Value) -> ServiceError {
+        match self.call(op, input).await {
+            Ok(v) => panic!("{op} unexpectedly succeeded: {v}"),
+            Err(e) => e,
+        }
+    }
+
+    async fn create(&self, name: &str, attrs: Value) -> String {
+        let v = self
+            .ok(
+                "CreateQueue",
+                json!({"QueueName": name, "Attributes": attrs}),
+            )
+            .await;
+        v["QueueUrl"].as_str().unwrap().to_string()
+    }
+
+    async fn send(&self, url: &str, body: &str) -> Value {
+        self.ok("SendMessage", json!({"QueueUrl": url, "MessageBody": body}))
+            .await
+    }
+
+    async fn recv(&self, url: &str, extra: Value) -> Vec<Value> {
+        let mut input = json!({"QueueUrl": url, "MaxNumberOfMessages": 10});
+        for (k, v) in extra.as_object().unwrap() {
+            input[k] = v.clone();
+        }
+        let v = self.ok("ReceiveMessage", input).await;
+        v.get("Messages")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    async fn attr(&self, url: &str, name: &str) -> String {
+        let v = self
+            .ok(
+                "GetQueueAttributes",
+                json!({"QueueUrl": url, "AttributeNames": [name]}),
+            )
+            .await;
+        v["Attributes"][name].as_str().unwrap().to_string()
+    }
+
+    async fn arn(&self, url: &str) -> String {
+        self.attr(url, "QueueArn").await
+    }
+}
+
+fn codes(e: &ServiceError) -> (&str, &str) {
+    (&e.code, &e.query_code)
+}
+
+#[tokio::test]
+async fn create_get_list_delete() {
+    let t = T::new();
+    let url = t.create("q1", json!({})).await;
+    assert_eq!(url, "http://127.0.0.1:4566/000000000000/q1");
+    // Same attributes: same URL; different: QueueNameExists / QueueAlreadyExists.
+    assert_eq!(
+        t.create("q1", json!({"VisibilityTimeout": "30"})).await,
+        url
+    );
+    let e = t
+        .err(
+            "CreateQueue",
+            json!({"QueueName": "q1", "Attributes": {"VisibilityTimeout": "31"}}),
+        )
+        .await;
+    assert_eq!(codes(&e), ("QueueNameExists", "QueueAlreadyExists"));
+    let v = t.ok("GetQueueUrl", json!({"QueueName": "q1"})).await;
+    assert_eq!(v["QueueUrl"], url);
+    let e = t.err("GetQueueUrl", json!({"QueueName": "nope"})).await;
+    assert_eq!(
+        codes(&e),
+        (
+            "QueueDoesNotExist",
+            "AWS.SimpleQueueService.NonExistentQueue"
+        )
+    );
+    assert_eq!(e.message, "The specified queue does not exist.");
+    let e = t
+        .err(
+            "GetQueueUrl",
+            json!({"QueueName": "q1", "QueueOwnerAWSAccountId": "111111111111"}),
+        )
+        .await;
+    assert_eq!(e.code, "QueueDoesNotExist");
+    t.ok("DeleteQueue", json!({"QueueUrl": url})).await;
+    let e = t.err("DeleteQueue", json!({"QueueUrl": url})).await;
+    assert_eq!(e.code, "QueueDoesNotExist");
+    let e = t
+        .err("SendMessage", json!({"QueueUrl": url, "MessageBody": "x"}))
+        .await;
+    assert_eq!(e.code, "QueueDoesNotExist");
+    // Recreating right away is allowed (QueueDeletedRecently not enforced), and starts empty.
+    let url2 = t.create("q1", json!({})).await;
+    assert_eq!(url2, url);
+    assert_eq!(t.attr(&url2, "ApproximateNumberOfMessages").await, "0");
+}
+
+#[tokio::test]
+async fn queue_names_and_attribute_validation() {
+    let t = T::new();
+    for bad in ["", "a b", "x.fifo", &"a".repeat(81), "Ω"] {
+        let e = t.err("CreateQueue", json!({ "QueueName": bad })).await;
+        assert!(
+            ["InvalidParameterValue", "MissingParameter"].contains(&e.code.as_ref()),
+            "{bad}: {e:?}"
+        );
+    }
+    t.create(&"a".repeat(80), json!({})).await;
+    t.create("ok-_1", json!({})).await;
+    let cases = [
+        ("DelaySeconds", "901", "InvalidAttributeValue"),
+        ("DelaySeconds", "-1", "InvalidAttributeValue"),
+        ("MaximumMessageSize", "1023", "InvalidAttributeValue"),
+        ("MaximumMessageSize", "1048577", "InvalidAttributeValue"),
+        ("MessageRetentionPeriod", "59", "InvalidAttributeValue"),
+        ("MessageRetentionPeriod", "1209601", "InvalidAttributeValue"),
+        (
+            "ReceiveMessageWaitTimeSeconds",
+            "21",
+            "InvalidAttributeValue",
+        ),
+        ("VisibilityTimeout", "43201", "InvalidAttributeValue"),
+        ("VisibilityTimeout", "abc", "InvalidAttributeValue"),
+        ("Policy", "not json", "InvalidAttributeValue"),
+        ("QueueArn", "x", "InvalidAttributeName"),
+        ("Nope", "x", "InvalidAttributeName"),
+        ("ContentBasedDeduplication", "true", "InvalidAttributeName"),
+        ("RedrivePolicy", "{}", "InvalidParameterValue"),
+    ];
+    for (k, v, code) in cases {
+        let e = t
+            .err(
+                "CreateQueue",
+                json!({"QueueName": "v", "Attributes": {k: v}}),
+            )
+            .await;
+        assert_eq!(e.code, code, "{k}={v}");
+    }
+    let e = t
+        .err(
+            "CreateQueue",
+            json!({"QueueName": "x", "Attributes": {"FifoQueue": "true"}}),
+        )
+        .await;
+    assert_eq!(e.code, "InvalidParameterValue");
+    let fifo = t.create("x.fifo", json!({"FifoQueue": "true"})).await;
+    assert_eq!(t.attr(&fifo, "FifoQueue").await, "true");
+    assert_eq!(t.attr(&fifo, "ContentBasedDeduplication").await, "false");
+}
+
+#[tokio::test]
+async fn get_and_set_attributes() {
+    let t = T::new();
+    let url = t
+        .create(
+            "attrs",
+            json!({"DelaySeconds": "5", "KmsMasterKeyId": "alias/aws/sqs"}),
+        )
+        .await;
+    let v = t
+        .ok(
+            "GetQueueAttributes",
+            json!({"QueueUrl": url, "AttributeNames": ["All"]}),
+        )
+        .await;
+    let a = &v["Attributes"];
+    assert_eq!(a["DelaySeconds"], "5");
+    assert_eq!(a["VisibilityTimeout"], "30");
+    assert_eq!(a["MaximumMessageSize"], "1048576");
+    assert_eq!(a["MessageRetentionPeriod"], "345600");
+    assert_eq!(a["ReceiveMessageWaitTimeSeconds"], "0");
+    assert_eq!(a["QueueArn"], "arn:aws:sqs:us-east-1:000000000000:attrs");
+    assert_eq!(a["ApproximateNumberOfMessages"], "0");
+    assert_eq!(a["KmsMasterKeyId"], "alias/aws/sqs");
+    assert_eq!(a["KmsDataKeyReusePeriodSeconds"], "300");
+    assert_eq!(a["SqsManagedSseEnabled"], "false");
+    assert!(
+        a["CreatedTimestamp"]
+            .as_str()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            > 1_600_000_000
+    );
+    assert!(a.get("RedrivePolicy").is_none());
+    // No names: no attributes.
+    let v = t.ok("GetQueueAttributes", json!({"QueueUrl": url})).await;
+    assert!(v.get("Attributes").is_none());
+    let e = t
+        .err(
+            "GetQueueAttributes",
+            json!({"QueueUrl": url, "AttributeNames": ["Bogus"]}),
+        )
+        .await;
+    assert_eq!(e.code, "InvalidAttributeName");
+    t.ok(
+        "SetQueueAttributes",
+        json!({"QueueUrl": url, "Attributes": {"VisibilityTimeout": "60", "Policy": "{\"Version\":\"2012-10-17\"}"}}),
+    )
+    .await;
+    assert_eq!(t.attr(&url, "VisibilityTimeout").await, "60");
+    // Loosely typed clients send numbers.
+    t.ok(
+        "SetQueueAttributes",
+        json!({"QueueUrl": url, "Attributes": {"VisibilityTimeout": 61}}),
+    )
+    .await;
+    assert_eq!(t.attr(&url, "VisibilityTimeout").await, "61");
+    assert_eq!(t.attr(&url, "Policy").await, "{\"Version\":\"2012-10-17\"}");
+    t.ok(
+        "SetQueueAttributes",
+        json!({"QueueUrl": url, "Attributes": {"Policy": ""}}),
+    )
+    .await;
+    let v = t
+        .ok(
+            "GetQueueAttributes",
+            json!({"QueueUrl": url, "AttributeNames": ["Policy"]}),
+        )
+        .await;
+    assert!(v.get("Attributes").is_none());
+    for (k, v, code) in [
+        ("VisibilityTimeout", "-1", "InvalidAttributeValue"),
+        ("DelaySeconds", "1.5", "InvalidAttributeValue"),
+        ("ApproximateNumberOfMessages", "1", "InvalidAttributeName"),
+        ("FifoQueue", "true", "InvalidAttributeName"),
+    ] {
+        let e = t
+            .err(
+                "SetQueueAttributes",
+                json!({"QueueUrl": url, "Attributes": {k: v}}),
+            )
+            .await;
+        assert_eq!(e.code, code, "{k}");
+    }
+    // Counts are live.
+    t.send(&url, "a").await; // delayed 5 s by the queue default
+    t.ok(
+        "SendMessage",
+        json!({"QueueUrl": url, "MessageBody": "b", "DelaySeconds": 0}),
+    )
+    .await;
+    assert_eq!(t.attr(&url, "ApproximateNumberOfMessages").await, "1");
+    assert_eq!(
+        t.attr(&url, "ApproximateNumberOfMessagesDelayed").await,
+        "1"
+    );
+    assert_eq!(t.recv(&url, json!({})).await.len(), 1);
+    assert_eq!(
+        t.attr(&url, "ApproximateNumberOfMessagesNotVisible").await,
+        "1"
+    );
+    assert_eq!(t.attr(&url, "ApproximateNumberOfMessages").await, "0");
+}
+
+#[tokio::test]
+async fn list_queues_prefix_pagination_and_region() {
+    let t = T::new();
+    for n in ["a1", "a2", "a3", "b1"] {
+        t.create(n, json!({})).await;
+    }
+    let v = t.ok("ListQueues", json!({})).await;
+    assert_eq!(v["QueueUrls"].as_array().unwrap().len(), 4);
+    assert!(v.get("NextToken").is_none());
+    let v = t.ok("ListQueues", json!({"QueueNamePrefix": "a"})).await;
+    assert_eq!(v["QueueUrls"].as_array().unwrap().len(), 3);
+    let v = t
+        .ok(
+            "ListQueues",
+            json!({"QueueNamePrefix": "a", "MaxResults": 2}),
+        )
+        .await;
+    assert_eq!(v["QueueUrls"].as_array().unwrap().len(), 2);
+    let tok = v["NextToken"].as_str().unwrap().to_string();
+    let v = t
+        .ok(
+            "ListQueues",
+            json!({"QueueNamePrefix": "a", "MaxResults": 2, "NextToken": tok}),
+        )
+        .await;
+    assert_eq!(
+        v["QueueUrls"],
+        json!(["http://127.0.0.1:4566/000000000000/a3"])
+    );
+    assert!(v.get("NextToken").is_none());
+    let e = t.err("ListQueues", json!({"MaxResults": 0})).await;
+    assert_eq!(e.code, "InvalidParameterValue");
+    let v = t.ok("ListQueues", json!({"QueueNamePrefix": "zzz"})).await;
+    assert!(v.get("QueueUrls").is_none());
+    // Another region sees nothing, and cannot address these queues.
+    let mut other = t.ctx.clone();
+    other.region = "eu-west-1".into();
+    let v = t
+        .sqs
+        .dispatch(&other, "ListQueues", json!({}))
+        .await
+        .unwrap();
+    assert!(v.get("QueueUrls").is_none());
+    let e = t
+        .sqs
+        .dispatch(
+            &other,
+            "GetQueueAttributes",
+            json!({"QueueUrl": "http://x/000000000000/a1"}),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, "QueueDoesNotExist");
+}
+
+#[tokio::test]
+async fn queue_url_resolution() {
+    let t = T::new();
+    t.create("res", json!({})).await;
+    // Any host; the last two path segments count.
+    for url in [
+        "http://localhost:9999/000000000000/res",
+        "https://sqs.us-east-1.amazonaws.com/000000000000/res",
+        "/000000000000/res",
+    ] {
+        t.ok(
+            "GetQueueAttributes",
+            json!({"QueueUrl": url, "AttributeNames": ["QueueArn"]}),
+        )
+        .await;
+    }
+    let e = t
+        .err(
+            "GetQueueAttributes",
+            json!({"QueueUrl": "http://localhost:1/"}),
+        )
+        .await;
+    assert_eq!(e.code, "InvalidAddress");
+    let e = t.err("GetQueueAttributes", json!({})).await;
+    assert_eq!(e.code, "MissingParameter");
+    let e = t.err("Frobnicate", json!({})).await;
+    assert_eq!(e.code, "InvalidAction");
+}
+
+#[tokio::test]
+async fn send_receive_delete_with_md5s_and_attributes() {
+    let t = T::new();
+    let url = t.create("m", json!({})).await;
+    let v = t
+        .ok(
+            "SendMessage",
+            json!({
+                "QueueUrl": url,
+                "MessageBody": "hello",
+                "MessageAttributes": {
+                    "b": {"DataType": "Number", "StringValue": "1"},
+                    "a": {"DataType": "String", "StringValue": "x"},
+                    "c": {"DataType": "Binary", "BinaryValue": "AAE="},
+                    "d": {"DataType": "String.custom", "StringValue": "h\u{e9}"},
+                },
+                "MessageSystemAttributes": {
+                    "AWSTraceHeader": {"DataType": "String", "StringValue": "Root=1-5759e988-bd862e3fe1be46a994272793"}
+                }
+            }),
+        )
+        .await;
+    assert_eq!(v["MD5OfMessageBody"], "5d41402abc4b2a76b9719d911017c592");
+    assert_eq!(
+        v["MD5OfMessageAttributes"],
+        "dc56f7273db073c8e34d45e977af2a50"
+    );
+    assert_eq!(
+        v["MD5OfMessageSystemAttributes"],
+        "62a56dd927315f2b2e12832b84617ea5"
+    );
+    let id = v["MessageId"].as_str().unwrap().to_string();
+    assert_eq!(id.len(), 36);
+    assert!(v.get("SequenceNumber").is_none());
+    let msgs = t
+        .recv(
+            &url,
+            json!({"MessageAttributeNames": ["All"], "MessageSystemAttributeNames": ["All"]}),
+        )
+        .await;
+    assert_eq!(msgs.len(), 1);
+    let m = &msgs[0];
+    assert_eq!(m["MessageId"], id.as_str());
+    assert_eq!(m["Body"], "hello");
+    assert_eq!(m["MD5OfBody"], "5d41402abc4b2a76b9719d911017c592");
+    assert_eq!(
+        m["MD5OfMessageAttributes"],
+        "dc56f7273db073c8e34d45e977af2a50"
+    );
+    assert_eq!(m["MessageAttributes"]["c"]["BinaryValue"], "AAE=");
+    assert_eq!(m["MessageAttributes"]["c"]["DataType"], "Binary");
+    assert_eq!(m["MessageAttributes"]["b"]["StringValue"], "1");
+    let a = &m["Attributes"];
+    assert_eq!(a["ApproximateReceiveCount"], "1");
+    assert_eq!(a["SenderId"], "000000000000");
+    assert_eq!(
+        a["AWSTraceHeader"],
+        "Root=1-5759e988-bd862e3fe1be46a994272793"
+    );
+    let sent: u64 = a["SentTimestamp"].as_str().unwrap().parse().unwrap();
+    let first: u64 = a["ApproximateFirstReceiveTimestamp"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(first >= sent);
+    // In flight: nobody else gets it.
+    assert!(t.recv(&url, json!({})).await.is_empty());
+    let h = m["ReceiptHandle"].as_str().unwrap();
+    t.ok(
+        "DeleteMessage",
+        json!({"QueueUrl": url, "ReceiptHandle": h}),
+    )
+    .await;
+    // Deleting again is fine.
+    t.ok(
+        "DeleteMessage",
+        json!({"QueueUrl": url, "ReceiptHandle": h}),
+    )
+    .await;
+    assert_eq!(
+        t.attr(&url, "ApproximateNumberOfMessagesNotVisible").await,
+        "0"
+    );
+    let e = t
+        .err(
+            "DeleteMessage",
+            json!({"QueueUrl": url, "ReceiptHandle": "garbage"}),
+        )
+        .await;
+    assert_eq!(
+        codes(&e),
+        ("ReceiptHandleIsInvalid", "ReceiptHandleIsInvalid")
+    );
+}
+
+#[tokio::test]
+async fn attribute_selection_on_receive() {
+    let t = T::new();
+    let url = t.create("sel", json!({})).await;
+    t.ok(
+        "SendMessage",
+        json!({
+            "QueueUrl": url, "MessageBody": "x",
+            "MessageAttributes": {
+                "foo.a": {"DataType": "String", "StringValue": "1"},
+                "foo.b": {"DataType": "String", "StringValue": "2"},
+                "bar": {"DataType": "String", "StringValue": "3"},
+            }
+        }),
+    )
+    .await;
+    let m = &t
+        .recv(
+            &url,
+            json!({"MessageAttributeNames": ["foo.*"], "AttributeNames": ["SentTimestamp"], "VisibilityTimeout": 0}),
+        )
+        .await[0];
+    let names: Vec<&String> = m["MessageAttributes"].as_object().unwrap().keys().collect();
+    assert_eq!(names, ["foo.a", "foo.b"]);
+    let attrs: Vec<&String> = m["Attributes"].as_object().unwrap().keys().collect();
+    assert_eq!(attrs, ["SentTimestamp"]);
+    // MD5 covers the returned attributes only.
+    let mut only = super::md5::Attrs::new();
+    for (k, v) in [("foo.a", "1"), ("foo.b", "2")] {
+        only.insert(
+            k.into(),
+            super::md5::StoredAttr {
+                data_type: "String".into(),
+                string_value: Some(v.into()),
+                binary_value: None,
+            },
+        );
+    }
+    assert_eq!(
+        m["MD5OfMessageAttributes"],
+        super::md5::md5_of_attributes(&only)
+    );
+    let m = &t.recv(&url, json!({"VisibilityTimeout": 0})).await[0];
+    assert!(m.get("MessageAttributes").is_none());
+    assert!(m.get("MD5OfMessageAttributes").is_none());
+    assert!(m.get("Attributes").is_none());
+    let m = &t
+        .recv(
+            &url,
+            json!({"MessageAttributeNames": ["bar"], "AttributeNames": ["All"]}),
+        )
+        .await[0];
+    assert_eq!(m["MessageAttributes"].as_object().unwrap().len(), 1);
+    assert_eq!(m["Attributes"]["ApproximateReceiveCount"], "3");
+}
+
+#[tokio::test]
+async fn send_validation() {
+    let t = T::new();
+    let url = t.create("v", json!({"MaximumMessageSize": "1024"})).await;
+    let send = |extra: Value| {
+        let mut input = json!({"QueueUrl": url, "MessageBody": "x"});
+        for (k, v) in extra.as_object().unwrap() {
+            input[k] = v.clone();
+        }
+        input
+    };
+    let cases = [
+        (json!({"MessageBody": ""}), "MissingParameter"),
+        (json!({"MessageBody": "a\u{1}b"}), "InvalidMessageContents"),
+        (
+            json!({"MessageBody": "x".repeat(1025)}),
+            "InvalidParameterValue",
+        ),
+        (json!({"DelaySeconds": 901}), "InvalidParameterValue"),
+        (json!({"DelaySeconds": -1}), "InvalidParameterValue"),
+        (
+            json!({"MessageDeduplicationId": "d"}),
+            "InvalidParameterValue",
+        ),
+        (
+            json!({"MessageAttributes": {"a": {"DataType": "String"}}}),
+            "InvalidParameterValue",
+        ),
+        (
+            json!({"MessageAttributes": {"a": {"DataType": "Foo", "StringValue": "x"}}}),
+            "InvalidParameterValue",
+        ),
+        (
+            json!({"MessageAttributes": {"a": {"DataType": "Number", "StringValue": "abc"}}}),
+            "InvalidParameterValue",
+        ),
+        (
+            json!({"MessageAttributes": {"AWS.x": {"DataType": "String", "StringValue": "x"}}}),
+            "InvalidParameterValue",
+        ),
+        (
+            json!({"MessageAttributes": (0..11).map(|i| (format!("a{i}"), json!({"DataType": "String", "StringValue": "v"}))).collect::<serde_json::Map<_,_>>()}),
+            "InvalidParameterValue",
+        ),
+        (
+            json!({"MessageSystemAttributes": {"Other": {"DataType": "String", "StringValue": "x"}}}),
+            "InvalidParameterValue",
+        ),
+        (
+            json!({"MessageSystemAttributes": {"AWSTraceHeader": {"DataType": "Binary", "BinaryValue": "AA=="}}}),
+            "InvalidParameterValue",
+        ),
+    ];
+    for (extra, code) in cases {
+        let e = t.err("SendMessage", send(extra.clone())).await;
+        assert_eq!(e.code, code, "{extra}");
+    }
+    let e = t
+        .err("SendMessage", send(json!({"MessageBody": "a\u{1}"})))
+        .await;
+    assert!(e.message.contains("#x1"), "{}", e.message);
+    // The limit counts attributes too: 1000 body + 30 attribute bytes > 1024.
+    let e = t
+        .err(
+            "SendMessage",
+            send(json!({"MessageBody": "x".repeat(1000), "MessageAttributes": {"aaaaaaaaaa": {"DataType": "String", "StringValue": "0123456789abcd"}}})),
+        )
+        .await;
+    assert_eq!(e.code, "InvalidParameterValue");
+    t.ok(
+        "SendMessage",
+        send(json!({"MessageBody": "x".repeat(1024)})),
+    )
+    .await;
+    t.ok(
+        "SendMessage",
+        send(json!({"MessageBody": "\t\n\r \u{10FFFF}\u{E000}"})),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn receive_parameter_validation() {
+    let t = T::new();
+    let url = t.create("r", json!({})).await;
+    for (k, v, msg) in [
+        (
+            "MaxNumberOfMessages",
+            11,
+            "Value 11 for parameter MaxNumberOfMessages is invalid. Reason: Must be between 1 and 10, if provided.",
+        ),
+        (
+            "MaxNumberOfMessages",
+            0,
+            "Value 0 for parameter MaxNumberOfMessages is invalid. Reason: Must be between 1 and 10, if provided.",
+        ),
+        (
+            "VisibilityTimeout",
+            43201,
+            "Value 43201 for parameter VisibilityTimeout is invalid. Reason: Must be between 0 and 43200, if provided.",
+        ),
+        (
+            "WaitTimeSeconds",
+            21,
+            "Value 21 for parameter WaitTimeSeconds is invalid. Reason: Must be >= 0 and <= 20, if provided.",
+        ),
+    ] {
+        let e = t
+            .err("ReceiveMessage", json!({"QueueUrl": url, k: v}))
+            .await;
+        assert_eq!(e.code, "InvalidParameterValue");
+        assert_eq!(e.message, msg);
+    }
+    let v = t.ok("ReceiveMessage", json!({"QueueUrl": url})).await;
+    assert_eq!(v, json!({}));
+}
+
+#[tokio::test]
+async fn visibility_timeout_and_changes() {
+    let t = T::new();
+    let url = t.create("vis", json!({})).await;
+    t.send(&url, "m").await;
+    let m = &t.recv(&url, json!({"VisibilityTimeout": 1})).await[0];
+    let h1 = m["ReceiptHandle"].as_str().unwrap().to_string();
+    assert!(t.recv(&url, json!({})).await.is_empty());
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // Visible again, with a new handle and receive count.
+    let m = &t
+        .recv(
+            &url,
+            json!({"AttributeNames": ["ApproximateReceiveCount"], "VisibilityTimeout": 30}),
+        )
+        .await[0];
+    assert_eq!(m["Attributes"]["ApproximateReceiveCount"], "2");
+    let h2 = m["ReceiptHandle"].as_str().unwrap().to_string();
+    assert_ne!(h1, h2);
+    // The stale handle: visibility change refused; delete succeeds without deleting.
+    let e = t
+        .err(
+            "ChangeMessageVisibility",
+            json!({"QueueUrl": url, "ReceiptHandle": h1, "VisibilityTimeout": 0}),
+        )
+        .await;
+    assert_eq!(e.code, "InvalidParameterValue");
+    t.ok(
+        "DeleteMessage",
+        json!({"QueueUrl": url, "ReceiptHandle": h1}),
+    )
+    .await;
+    assert_eq!(
+        t.attr(&url, "ApproximateNumberOfMessagesNotVisible").await,
+        "1"
+    );
+    // Out of range.
+    let e = t
+        .err(
+            "ChangeMessageVisibility",
+            json!({"QueueUrl": url, "ReceiptHandle": h2, "VisibilityTimeout": 43201}),
+        )
+        .await;
+    assert_eq!(e.code, "InvalidParameterValue");
+    // Back to visible at once.
+    t.ok(
+        "ChangeMessageVisibility",
+        json!({"QueueUrl": url, "ReceiptHandle": h2, "VisibilityTimeout": 0}),
+    )
+    .await;
+    assert_eq!(t.attr(&url, "ApproximateNumberOfMessages").await, "1");
+    // Not in flight any more.
+    let e = t
+        .err(
+            "ChangeMessageVisibility",
+            json!({"QueueUrl": url, "ReceiptHandle": h2, "VisibilityTimeout": 10}),
+        )
+        .await;
+    assert_eq!(
+        codes(&e),
+        (
+            "MessageNotInflight",
+            "AWS.SimpleQueueService.MessageNotInflight"
+        )
+    );
+    let e = t
+        .err(
+            "ChangeMessageVisibility",
+            json!({"QueueUrl": url, "ReceiptHandle": "AAAA", "VisibilityTimeout": 10}),
+        )
+        .await;
+    assert_eq!(e.code, "ReceiptHandleIsInvalid");
+    // A handle from another queue is invalid here.
+    let other = t.create("vis2", json!({})).await;
+    t.send(&other, "o").await;
+    let oh = t.recv(&other, json!({})).await[0]["ReceiptHandle"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let e = t
+        .err(
+            "DeleteMessage",
+            json!({"QueueUrl": url, "ReceiptHandle": oh}),
+        )
+        .await;
+    assert_eq!(e.code, "ReceiptHandleIsInvalid");
+    // Extending works: still invisible after the original timeout would have passed.
+    let m = &t.recv(&url, json!({"VisibilityTimeout": 1})).await[0];
+    let h3 = m["ReceiptHandle"].as_str().unwrap();
+    t.ok(
+        "ChangeMessageVisibility",
+        json!({"QueueUrl": url, "ReceiptHandle": h3, "VisibilityTimeout": 30}),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert!(t.recv(&url, json!({})).await.is_empty());
+    t.ok(
+        "DeleteMessage",
+        json!({"QueueUrl": url, "ReceiptHandle": h3}),
+    )
+    .await;
+    assert_eq!(
+        t.attr(&url, "ApproximateNumberOfMessagesNotVisible").await,
+        "0"
+    );
+}
+
+#[tokio::test]
+async fn delay_seconds() {
+    let t = T::new();
+    let url = t.create("delay", json!({"DelaySeconds": "1"})).await;
+    t.send(&url, "queue-delayed").await;
+    t.ok(
+        "SendMessage",
+        json!({"QueueUrl": url, "MessageBody": "now", "DelaySeconds": 0}),
+    )
+    .await;
+    let m = t.recv(&url, json!({})).await;
+    assert_eq!(m.len(), 1);
+    assert_eq!(m[0]["Body"], "now");
+    assert_eq!(
+        t.attr(&url, "ApproximateNumberOfMessagesDelayed").await,
+        "1"
+    );
+    // A long poll returns as soon as the delay ends, not at the end of its wait.
+    let start = Instant::now();
+    let m = t.recv(&url, json!({"WaitTimeSeconds": 5})).await;
+    assert_eq!(m.len(), 1);
+    assert_eq!(m[0]["Body"], "queue-delayed");
+    assert!(start.elapsed() < Duration::from_millis(2500));
+}
+
+#[tokio::test]
+async fn long_poll_wakes_on_send_and_times_out() {
+    let t = T::new();
+    let url = t.create("lp", json!({})).await;
+    let start = Instant::now();
+    assert!(t.recv(&url, json!({"WaitTimeSeconds": 1})).await.is_empty());
+    assert!(start.elapsed() >= Duration::from_millis(950));
+    // Parked polls; one send wakes them.
+    let sqs = t.sqs.clone();
+    let ctx = t.ctx.clone();
+    let u = url.clone();
+    let waiter = tokio::spawn(async move {
+        let start = Instant::now();
+        let v = sqs
+            .dispatch(
+                &ctx,
+                "ReceiveMessage",
+                json!({"QueueUrl": u, "WaitTimeSeconds": 10}),
+            )
+            .await
+            .unwrap();
+        (v, start.elapsed())
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    t.send(&url, "wake").await;
+    let (v, took) = waiter.await.unwrap();
+    assert_eq!(v["Messages"][0]["Body"], "wake");
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    // The queue default wait applies when the request gives none.
+    t.ok(
+        "SetQueueAttributes",
+        json!({"QueueUrl": url, "Attributes": {"ReceiveMessageWaitTimeSeconds": "1"}}),
+    )
+    .await;
+    let start = Instant::now();
+    assert!(t.recv(&url, json!({})).await.is_empty());
+    assert!(start.elapsed() >= Duration::from_millis(950));
+}
+
+#[tokio::test]
+async fn send_batch() {
+    let t = T::new();
+    let url = t.create("sb", json!({})).await;
+    let v = t
+        .ok(
+            "SendMessageBatch",
+            json!({"QueueUrl": url, "Entries": [
+                {"Id": "a", "MessageBody": "one"},
+                {"Id": "b", "MessageBody": "two", "DelaySeconds": 1},
+                {"Id": "c", "MessageBody": ""},
+                {"Id": "d", "MessageBody": "x", "DelaySeconds": 1000},
+            ]}),
+        )
+        .await;
+    let ok = v["Successful"].as_array().unwrap();
+    assert_eq!(ok.len(), 2);
+    assert_eq!(ok[0]["Id"], "a");
+    assert_eq!(ok[0]["MD5OfMessageBody"], super::md5::hex_md5(b"one"));
+    let failed = v["Failed"].as_array().unwrap();
+    assert_eq!(failed.len(), 2);
+    assert_eq!(failed[0]["Id"], "c");
+    assert_eq!(failed[0]["SenderFault"], true);
+    assert_eq!(failed[1]["Code"], "InvalidParameterValue");
+    assert_eq!(t.attr(&url, "ApproximateNumberOfMessages").await, "1");
+    assert_eq!(
+        t.attr(&url, "ApproximateNumberOfMessagesDelayed").await,
+        "1"
+    );
+    let e = t
+        .err("SendMessageBatch", json!({"QueueUrl": url, "Entries": []}))
+        .await;
+    assert_eq!(
+        codes(&e),
+        (
+            "EmptyBatchRequest",
+            "AWS.SimpleQueueService.EmptyBatchRequest"
+        )
+    );
+    let many: Vec<Value> = (0..11)
+        .map(|i| json!({"Id": format!("i{i}"), "MessageBody": "x"}))
+        .collect();
+    let e = t
+        .err(
+            "SendMessageBatch",
+            json!({"QueueUrl": url, "Entries": many}),
+        )
+        .await;
+    assert_eq!(
+        codes(&e),
+        (
+            "TooManyEntriesInBatchRequest",
+            "AWS.SimpleQueueService.TooManyEntriesInBatchRequest"
+        )
+    );
+    let e = t
+        .err(
+            "SendMessageBatch",
+            json!({"QueueUrl": url, "Entries": [{"Id": "a", "MessageBody": "x"}, {"Id": "a", "MessageBody": "y"}]}),
+        )
+        .await;
+    assert_eq!(
+        codes(&e),
+        (
+            "BatchEntryIdsNotDistinct",
+            "AWS.SimpleQueueService.BatchEntryIdsNotDistinct"
+        )
+    );
+    let e = t
+        .err(
+            "SendMessageBatch",
+            json!({"QueueUrl": url, "Entries": [{"Id": "a b", "MessageBody": "x"}]}),
+        )
+        .await;
+    assert_eq!(
+        codes(&e),
+        (
+            "InvalidBatchEntryId",
+            "AWS.SimpleQueueService.InvalidBatchEntryId"
+        )
+    );
+    let big: Vec<Value> = (0..3)
+        .map(|i| json!({"Id": format!("i{i}"), "MessageBody": "x".repeat(400_000)}))
+        .collect();
+    let e = t
+        .err("SendMessageBatch", json!({"QueueUrl": url, "Entries": big}))
+        .await;
+    assert_eq!(
+        codes(&e),
+        (
+            "BatchRequestTooLong",
+            "AWS.SimpleQueueService.BatchRequestTooLong"
+        )
+    );
+    let e = t
+        .err(
+            "SendMessageBatch",
+            json!({"QueueUrl": "http://h/000000000000/none", "Entries": [{"Id": "a", "MessageBody": "x"}]}),
+        )
+        .await;
+    assert_eq!(e.code, "QueueDoesNotExist");
+}
+
+#[tokio::test]
+async fn delete_and_visibility_batches() {
+    let t = T::new();
+    let url = t.create("db", json!({})).await;
+    for i in 0..4 {
+        t.send(&url, &format!("m{i}")).await;
+    }
+    let msgs = t.recv(&url, json!({})).await;
+    assert_eq!(msgs.len(), 4);
+    let h: Vec<&str> = msgs
+        .iter()
+        .map(|m| m["ReceiptHandle"].as_str().unwrap())
+        .collect();
+    let v = t
+        .ok(
+            "ChangeMessageVisibilityBatch",
+            json!({"QueueUrl": url, "Entries": [
+                {"Id": "x", "ReceiptHandle": h[0], "VisibilityTimeout": 0},
+                {"Id": "y", "ReceiptHandle": "bad", "VisibilityTimeout": 0},
+                {"Id": "z", "ReceiptHandle": h[1], "VisibilityTimeout": 50000},
+            ]}),
+        )
+        .await;
+    assert_eq!(v["Successful"], json!([{"Id": "x"}]));
+    assert_eq!(v["Failed"][0]["Id"], "y");
+    assert_eq!(v["Failed"][0]["Code"], "ReceiptHandleIsInvalid");
+    assert_eq!(v["Failed"][1]["Code"], "InvalidParameterValue");
+    assert_eq!(t.attr(&url, "ApproximateNumberOfMessages").await, "1");
+    let v = t
+        .ok(
+            "DeleteMessageBatch",
+            json!({"QueueUrl": url, "Entries": [
+                {"Id": "a", "ReceiptHandle": h[1]},
+                {"Id": "b", "ReceiptHandle": h[2]},
+                {"Id": "c", "ReceiptHandle": "nope"},
+            ]}),
+        )
+        .await;
+    assert_eq!(v["Successful"].as_array().unwrap().len(), 2);
+    assert_eq!(v["Failed"][0]["Id"], "c");
+    assert_eq!(
+        t.attr(&url, "ApproximateNumberOfMessagesNotVisible").await,
+        "1"
+    );
+    let e = t
+        .err(
+            "DeleteMessageBatch",
+            json!({"QueueUrl": url, "Entries": []}),
+        )
+        .await;
+    assert_eq!(e.code, "EmptyBatchRequest");
+    let e = t
+        .err(
+            "ChangeMessageVisibilityBatch",
+            json!({"QueueUrl": url, "Entries": [{"Id": "a", "ReceiptHandle": h[3], "VisibilityTimeout": 1}, {"Id": "a", "ReceiptHandle": h[3], "VisibilityTimeout": 1}]}),
+        )
+        .await;
+    assert_eq!(e.code, "BatchEntryIdsNotDistinct");
+}
+
+#[tokio::test]
+async fn purge() {
+    let t = T::new();
+    let url = t.create("p", json!({})).await;
+    for i in 0..5 {
+        t.send(&url, &format!("{i}")).await;
+    }
+    let h = t.recv(&url, json!({"MaxNumberOfMessages": 1})).await[0]["ReceiptHandle"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    t.ok("PurgeQueue", json!({"QueueUrl": url})).await;
+    assert_eq!(t.attr(&url, "ApproximateNumberOfMessages").await, "0");
+    assert_eq!(
+        t.attr(&url, "ApproximateNumberOfMessagesNotVisible").await,
+        "0"
+    );
+    let e = t.err("PurgeQueue", json!({"QueueUrl": url})).await;
+    assert_eq!(
+        codes(&e),
+        (
+            "PurgeQueueInProgress",
+            "AWS.SimpleQueueService.PurgeQueueInProgress"
+        )
+    );
+    // Handles of purged messages delete nothing and do not fail.
+    t.ok(
+        "DeleteMessage",
+        json!({"QueueUrl": url, "ReceiptHandle": h}),
+    )
+    .await;
+    t.send(&url, "after").await;
+    assert_eq!(t.recv(&url, json!({})).await[0]["Body"], "after");
+}
+
+#[tokio::test]
+async fn tags() {
+    let t = T::new();
+    let v = t
+        .ok(
+            "CreateQueue",
+            json!({"QueueName": "t", "tags": {"env": "prod", "team": "a"}}),
+        )
+        .await;
+    let url = v["QueueUrl"].as_str().unwrap();
+    let v = t.ok("ListQueueTags", json!({"QueueUrl": url})).await;
+    assert_eq!(v["Tags"], json!({"env": "prod", "team": "a"}));
+    t.ok(
+        "TagQueue",
+        json!({"QueueUrl": url, "Tags": {"env": "dev", "x": "y"}}),
+    )
+    .await;
+    t.ok("UntagQueue", json!({"QueueUrl": url, "TagKeys": ["team"]}))
+        .await;
+    let v = t.ok("ListQueueTags", json!({"QueueUrl": url})).await;
+    assert_eq!(v["Tags"], json!({"env": "dev", "x": "y"}));
+    t.ok(
+        "UntagQueue",
+        json!({"QueueUrl": url, "TagKeys": ["env", "x"]}),
+    )
+    .await;
+    assert_eq!(
+        t.ok("ListQueueTags", json!({"QueueUrl": url})).await,
+        json!({})
+    );
+    let too_many: serde_json::Map<String, Value> =
+        (0..51).map(|i| (format!("k{i}"), json!("v"))).collect();
+    let e = t
+        .err("TagQueue", json!({"QueueUrl": url, "Tags": too_many}))
+        .await;
+    assert_eq!(e.code, "InvalidParameterValue");
+    let e = t
+        .err(
+            "TagQueue",
+            json!({"QueueUrl": "http://h/000000000000/none", "Tags": {"a": "b"}}),
+        )
+        .await;
+    assert_eq!(e.code, "QueueDoesNotExist");
+}
+
+#[tokio::test]
+async fn permissions() {
+    let t = T::new();
+    let url = t.create("perm", json!({})).await;
+    t.ok(
+        "AddPermission",
+        json!({"QueueUrl": url, "Label": "l1", "AWSAccountIds": ["111122223333"], "Actions": ["SendMessage"]}),
+    )
+    .await;
+    let p: Value = serde_json::from_str(&t.attr(&url, "Policy").await).unwrap();
+    assert_eq!(p["Statement"][0]["Sid"], "l1");
+    assert_eq!(p["Statement"][0]["Action"], "SQS:SendMessage");
+    assert_eq!(
+        p["Statement"][0]["Principal"]["AWS"],
+        "arn:aws:iam::111122223333:root"
+    );
+    let e = t
+        .err(
+            "AddPermission",
+            json!({"QueueUrl": url, "Label": "l1", "AWSAccountIds": ["1"], "Actions": ["SendMessage"]}),
+        )
+        .await;
+    assert_eq!(e.code, "InvalidParameterValue");
+    let e = t
+        .err(
+            "AddPermission",
+            json!({"QueueUrl": url, "Label": "l2", "AWSAccountIds": ["1"], "Actions": ["Fly"]}),
+        )
+        .await;
+    assert_eq!(e.code, "InvalidParameterValue");
+    let e = t
+        .err(
+            "AddPermission",
+            json!({"QueueUrl": url, "Label": "l2", "AWSAccountIds": ["1"], "Actions": ["SendMessage","ReceiveMessage","DeleteMessage","ChangeMessageVisibility","GetQueueAttributes","GetQueueUrl","PurgeQueue","ListQueueTags"]}),
+        )
+        .await;
+    assert_eq!(e.code, "OverLimit");
+    t.ok("RemovePermission", json!({"QueueUrl": url, "Label": "l1"}))
+        .await;
+    let v = t
+        .ok(
+            "GetQueueAttributes",
+            json!({"QueueUrl": url, "AttributeNames": ["Policy"]}),
+        )
+        .await;
+    assert!(v.get("Attributes").is_none());
+    let e = t
+        .err("RemovePermission", json!({"QueueUrl": url, "Label": "l1"}))
+        .await;
+    assert_eq!(e.code, "InvalidParameterValue");
+}
+
+#[tokio::test]
+async fn redrive_to_dead_letter_queue() {
+    let t = T::new();
+    let dlq = t.create("dlq", json!({})).await;
+    let dlq_arn = t.arn(&dlq).await;
+    let policy = json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 2}).to_string();
+    let src = t.create("src", json!({"RedrivePolicy": policy})).await;
+    let src_arn = t.arn(&src).await;
+    assert_eq!(
+        serde_json::from_str::<Value>(&t.attr(&src, "RedrivePolicy").await).unwrap(),
+        json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 2})
+    );
+    t.ok(
+        "SendMessage",
+        json!({"QueueUrl": src, "MessageBody": "poison", "MessageAttributes": {"k": {"DataType": "String", "StringValue": "v"}}}),
+    )
+    .await;
+    let first = t
+        .recv(
+            &src,
+            json!({"VisibilityTimeout": 0, "AttributeNames": ["All"]}),
+        )
+        .await;
+    let sent = first[0]["Attributes"]["SentTimestamp"].clone();
+    let id = first[0]["MessageId"].clone();
+    assert_eq!(t.recv(&src, json!({"VisibilityTimeout": 0})).await.len(), 1);
+    // Third receive would exceed maxReceiveCount: moved instead.
+    assert!(t
+        .recv(&src, json!({"VisibilityTimeout": 0}))
+        .await
+        .is_empty());
+    assert_eq!(t.attr(&src, "ApproximateNumberOfMessages").await, "0");
+    let m = &t
+        .recv(
+            &dlq,
+            json!({"AttributeNames": ["All"], "MessageAttributeNames": ["All"], "VisibilityTimeout": 0}),
+        )
+        .await[0];
+    assert_eq!(m["Body"], "poison");
+    assert_eq!(m["MessageId"], id);
+    assert_eq!(m["Attributes"]["SentTimestamp"], sent);
+    assert_eq!(
+        m["Attributes"]["DeadLetterQueueSourceArn"],
+        src_arn.as_str()
+    );
+    assert_eq!(m["MessageAttributes"]["k"]["StringValue"], "v");
+    // ListDeadLetterSourceQueues.
+    let v = t
+        .ok("ListDeadLetterSourceQueues", json!({"QueueUrl": dlq}))
+        .await;
+    assert_eq!(v["queueUrls"], json!([src]));
+    let v = t
+        .ok("ListDeadLetterSourceQueues", json!({"QueueUrl": src}))
+        .await;
+    assert_eq!(v["queueUrls"], json!([]));
+    // Targets must exist, be of the same type, and allow us.
+    let missing = json!({"deadLetterTargetArn": "arn:aws:sqs:us-east-1:000000000000:nope", "maxReceiveCount": 1}).to_string();
+    let e = t
+        .err(
+            "SetQueueAttributes",
+            json!({"QueueUrl": src, "Attributes": {"RedrivePolicy": missing}}),
+        )
+        .await;
+    assert_eq!(e.code, "InvalidParameterValue");
+    assert!(
+        e.message.contains("Dead letter target does not exist"),
+        "{}",
+        e.message
+    );
+    t.ok(
+        "SetQueueAttributes",
+        json!({"QueueUrl": dlq, "Attributes": {"RedriveAllowPolicy": "{\"redrivePermission\":\"denyAll\"}"}}),
+    )
+    .await;
+    let e = t
+        .err(
+            "CreateQueue",
+            json!({"QueueName": "src2", "Attributes": {"RedrivePolicy": policy}}),
+        )
+        .await;
+    assert_eq!(e.code, "InvalidParameterValue");
+    let allow = json!({"redrivePermission": "byQueue", "sourceQueueArns": [src_arn.replace("src", "src2")]}).to_string();
+    t.ok(
+        "SetQueueAttributes",
+        json!({"QueueUrl": dlq, "Attributes": {"RedriveAllowPolicy": allow}}),
+    )
+    .await;
+    t.create("src2", json!({"RedrivePolicy": policy})).await;
+    let fifo = t.create("f.fifo", json!({"FifoQueue": "true"})).await;
+    let fifo_policy =
+        json!({"deadLetterTargetArn": t.arn(&fifo).await, "maxReceiveCount": 1}).to_string();
+    let e = t
+        .err(
+            "SetQueueAttributes",
+            json!({"QueueUrl": src, "Attributes": {"RedrivePolicy": fifo_policy}}),
+        )
+        .await;
+    assert_eq!(e.code, "InvalidParameterValue");
+    // Removing the policy.
+    t.ok(
+        "SetQueueAttributes",
+        json!({"QueueUrl": src, "Attributes": {"RedrivePolicy": ""}}),
+    )
+    .await;
+    let v = t
+        .ok("ListDeadLetterSourceQueues", json!({"QueueUrl": dlq}))
+        .await;
+    assert_eq!(v["queueUrls"].as_array().unwrap().len(), 1);
+}
+
+async fn wait_task(t: &T, arn: &str, status: &str) -> Value {
+    for _ in 0..100 {
+        let v = t
+            .ok("ListMessageMoveTasks", json!({"SourceArn": arn}))
+            .await;
+        if v["Results"][0]["Status"] == status {
+            return v["Results"][0].clone();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("task never reached {status}");
+}
+
+#[tokio::test]
+async fn message_move_tasks() {
+    let t = T::new();
+    let dlq = t.create("mdlq", json!({})).await;
+    let dlq_arn = t.arn(&dlq).await;
+    let policy = json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 1}).to_string();
+    let src = t.create("msrc", json!({"RedrivePolicy": policy})).await;
+    let src_arn = t.arn(&src).await;
+    for i in 0..3 {
+        t.send(&src, &format!("m{i}")).await;
+    }
+    assert_eq!(t.recv(&src, json!({"VisibilityTimeout": 0})).await.len(), 3);
+    assert!(t
+        .recv(&src, json!({"VisibilityTimeout": 0}))
+        .await
+        .is_empty());
+    assert_eq!(t.attr(&dlq, "ApproximateNumberOfMessages").await, "3");
+    // Errors.
+    let e = t
+        .err(
+            "StartMessageMoveTask",
+            json!({"SourceArn": "arn:aws:sqs:us-east-1:000000000000:none"}),
+        )
+        .await;
+    assert_eq!(e.code, "ResourceNotFoundException");
+    let e = t
+        .err("StartMessageMoveTask", json!({"SourceArn": src_arn}))
+        .await;
+    assert_eq!(e.code, "InvalidParameterValue");
+    let e = t
+        .err(
+            "StartMessageMoveTask",
+            json!({"SourceArn": dlq_arn, "MaxNumberOfMessagesPerSecond": 501}),
+        )
+        .await;
+    assert_eq!(e.code, "InvalidParameterValue");
+    let e = t
+        .err(
+            "ListMessageMoveTasks",
+            json!({"SourceArn": "arn:aws:sqs:us-east-1:000000000000:none"}),
+        )
+        .await;
+    assert_eq!(e.code, "ResourceNotFoundException");
+    let e = t
+        .err("CancelMessageMoveTask", json!({"TaskHandle": "garbage"}))
+        .await;
+    assert_eq!(e.code, "ResourceNotFoundException");
+    // Back to the original source.
+    let v = t
+        .ok("StartMessageMoveTask", json!({"SourceArn": dlq_arn}))
+        .await;
+    assert!(v["TaskHandle"].as_str().is_some());
+    let r = wait_task(&t, &dlq_arn, "COMPLETED").await;
+    assert_eq!(r["ApproximateNumberOfMessagesMoved"], 3);
+    assert_eq!(r["ApproximateNumberOfMessagesToMove"], 3);
+    assert!(r.get("TaskHandle").is_none());
+    let back = t.recv(&src, json!({"AttributeNames": ["All"]})).await;
+    assert_eq!(back.len(), 3);
+    assert_eq!(back[0]["Attributes"]["ApproximateReceiveCount"], "1");
+    assert!(back[0]["Attributes"]
+        .get("DeadLetterQueueSourceArn")
+        .is_none());
+    assert_eq!(t.attr(&dlq, "ApproximateNumberOfMessages").await, "0");
+    // To an explicit destination, slowly, then cancelled.
+    let dest = t.create("mdest", json!({})).await;
+    let dest_arn = t.arn(&dest).await;
+    for i in 0..20 {
+        t.send(&dlq, &format!("d{i}")).await;
+    }
+    let v = t
+        .ok(
+            "StartMessageMoveTask",
+            json!({"SourceArn": dlq_arn, "DestinationArn": dest_arn, "MaxNumberOfMessagesPerSecond": 5}),
+        )
+        .await;
+    let handle = v["TaskHandle"].as_str().unwrap().to_string();
+    let e = t
+        .err("StartMessageMoveTask", json!({"SourceArn": dlq_arn}))
+        .await;
+    assert_eq!(e.code, "InvalidParameterValue");
+    let v = t
+        .ok(
+            "ListMessageMoveTasks",
+            json!({"SourceArn": dlq_arn, "MaxResults": 10}),
+        )
+        .await;
+    let results = v["Results"].as_array().unwrap();
+    assert_eq!(results.len(), 2);
+    assert_eq!(results[0]["Status"], "RUNNING");
+    assert_eq!(results[0]["TaskHandle"], handle.as_str());
+    assert_eq!(results[0]["DestinationArn"], dest_arn.as_str());
+    assert_eq!(results[0]["MaxNumberOfMessagesPerSecond"], 5);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let v = t
+        .ok("CancelMessageMoveTask", json!({"TaskHandle": handle}))
+        .await;
+    let moved = v["ApproximateNumberOfMessagesMoved"].as_u64().unwrap();
+    assert!(moved < 20, "{moved}");
+    wait_task(&t, &dlq_arn, "CANCELLED").await;
+    let e = t
+        .err("CancelMessageMoveTask", json!({"TaskHandle": handle}))
+        .await;
+    assert_eq!(e.code, "InvalidParameterValue");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let in_dest: usize = t
+        .attr(&dest, "ApproximateNumberOfMessages")
+        .await
+        .parse()
+        .unwrap();
+    let in_dlq: usize = t
+        .attr(&dlq, "ApproximateNumberOfMessages")
+        .await
+        .parse()
+        .unwrap();
+    assert_eq!(in_dest + in_dlq, 20);
+    assert!((1..20).contains(&in_dest), "{in_dest}");
+}
+
+#[tokio::test]
+async fn send_to_arn_for_sns() {
+    let t = T::new();
+    let url = t.create("fromsns", json!({})).await;
+    let arn = t.arn(&url).await;
+    let mut attrs = serde_json::Map::new();
+    attrs.insert(
+        "a".into(),
+        json!({"DataType": "String", "StringValue": "b"}),
+    );
+    let id = t
+        .sqs
+        .send_to_arn(
+            &arn,
+            InternalSend {
+                body: "note".into(),
+                message_attributes: attrs,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let m = &t
+        .recv(&url, json!({"MessageAttributeNames": ["All"]}))
+        .await[0];
+    assert_eq!(m["MessageId"], id.as_str());
+    assert_eq!(m["Body"], "note");
+    assert_eq!(m["MessageAttributes"]["a"]["StringValue"], "b");
+    let e = t
+        .sqs
+        .send_to_arn(
+            "arn:aws:sqs:us-east-1:000000000000:none",
+            InternalSend::default(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, "QueueDoesNotExist");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_consumers_never_share_a_message() {
+    let t = T::new();
+    let url = t.create("conc", json!({})).await;
+    const N: usize = 2000;
+    for chunk in 0..N / 10 {
+        let entries: Vec<Value> = (0..10)
+            .map(|i| json!({"Id": format!("e{i}"), "MessageBody": format!("{}", chunk * 10 + i)}))
+            .collect();
+        t.ok(
+            "SendMessageBatch",
+            json!({"QueueUrl": url, "Entries": entries}),
+        )
+        .await;
+    }
+    let seen = Arc::new(parking_lot::Mutex::new(HashSet::new()));
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let sqs = t.sqs.clone();
+        let ctx = t.ctx.clone();
+        let url = url.clone();
+        let seen = seen.clone();
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let v = sqs
+                    .dispatch(
+                        &ctx,
+                        "ReceiveMessage",
+                        json!({"QueueUrl": url, "MaxNumberOfMessages": 10, "VisibilityTimeout": 60}),
+                    )
+                    .await
+                    .unwrap();
+                let Some(msgs) = v.get("Messages").and_then(Value::as_array) else {
+                    return;
+                };
+                let mut entries = Vec::new();
+                for (i, m) in msgs.iter().enumerate() {
+                    let body = m["Body"].as_str().unwrap().to_string();
+                    assert!(seen.lock().insert(body.clone()), "{body} delivered twice");
+                    entries.push(json!({"Id": format!("d{i}"), "ReceiptHandle": m["ReceiptHandle"]}));
+                }
+                let v = sqs
+                    .dispatch(
+                        &ctx,
+                        "DeleteMessageBatch",
+                        json!({"QueueUrl": url, "Entries": entries}),
+                    )
+                    .await
+                    .unwrap();
+                assert_eq!(v["Failed"], json!([]));
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert_eq!(seen.lock().len(), N);
+    assert_eq!(t.attr(&url, "ApproximateNumberOfMessages").await, "0");
+    assert_eq!(
+        t.attr(&url, "ApproximateNumberOfMessagesNotVisible").await,
+        "0"
+    );
+}
+
+#[tokio::test]
+async fn reset_wipes_everything() {
+    let t = T::new();
+    let url = t.create("gone", json!({})).await;
+    t.send(&url, "x").await;
+    t.sqs.reset().await.unwrap();
+    assert!(t
+        .ok("ListQueues", json!({}))
+        .await
+        .get("QueueUrls")
+        .is_none());
+    let e = t
+        .err("SendMessage", json!({"QueueUrl": url, "MessageBody": "x"}))
+        .await;
+    assert_eq!(e.code, "QueueDoesNotExist");
+    let url = t.create("gone", json!({})).await;
+    assert_eq!(t.attr(&url, "ApproximateNumberOfMessages").await, "0");
+    let t = t.reopen();
+    let v = t.ok("ListQueues", json!({})).await;
+    assert!(v["QueueUrls"].as_array().is_none_or(|a| a.len() <= 1));
+}
+
+/// The restart contract: queues, attributes, tags, messages (bodies, attributes, MD5s,
+/// SentTimestamp, receive counts), in-flight invisibility, delays and deletions survive
+/// dropping the service and reopening the same directory — also after a checkpoint.
+#[tokio::test]
+async fn state_survives_restart() {
+    let t = T::new();
+    let url = t
+        .create(
+            "keep",
+            json!({"VisibilityTimeout": "45", "DelaySeconds": "0"}),
+        )
+        .await;
+    t.ok("TagQueue", json!({"QueueUrl": url, "Tags": {"a": "b"}}))
+        .await;
+    let dlq = t.create("keep-dlq", json!({})).await;
+    let policy =
+        json!({"deadLetterTargetArn": t.arn(&dlq).await, "maxReceiveCount": 5}).to_string();
+    t.ok(
+        "SetQueueAttributes",
+        json!({"QueueUrl": url, "Attributes": {"RedrivePolicy": policy}}),
+    )
+    .await;
+    let sent = t
+        .ok(
+            "SendMessage",
+            json!({"QueueUrl": url, "MessageBody": "inflight", "MessageAttributes": {"k": {"DataType": "String", "StringValue": "v"}}}),
+        )
+        .await;
+    t.send(&url, "deleted").await;
+    t.send(&url, "visible").await;
+    t.ok(
+        "SendMessage",
+        json!({"QueueUrl": url, "MessageBody": "delayed", "DelaySeconds": 2}),
+    )
+    .await;
+    // Receive all three visible ones; delete one, put one back, keep one in flight.
+    let msgs = t.recv(&url, json!({"AttributeNames": ["All"]})).await;
+    assert_eq!(msgs.len(), 3);
+    let by_body = |b: &str| msgs.iter().find(|m| m["Body"] == b).unwrap().clone();
+    let inflight = by_body("inflight");
+    t.ok(
+        "DeleteMessage",
+        json!({"QueueUrl": url, "ReceiptHandle": by_body("deleted")["ReceiptHandle"]}),
+    )
+    .await;
+    t.ok(
+        "ChangeMessageVisibility",
+        json!({"QueueUrl": url, "ReceiptHandle": by_body("visible")["ReceiptHandle"], "VisibilityTimeout": 0}),
+    )
+    .await;
+    let mut t = t;
+    for checkpoint in [false, true] {
+        if checkpoint {
+            t.sqs.checkpoint_all().await.unwrap();
+        }
+        t = t.reopen();
+        let v = t.ok("GetQueueUrl", json!({"QueueName": "keep"})).await;
+        assert_eq!(v["QueueUrl"], url.as_str());
+        assert_eq!(t.attr(&url, "VisibilityTimeout").await, "45");
+        assert!(t.attr(&url, "RedrivePolicy").await.contains("keep-dlq"));
+        assert_eq!(
+            t.ok("ListQueueTags", json!({"QueueUrl": url})).await["Tags"],
+            json!({"a": "b"})
+        );
+        assert_eq!(t.attr(&url, "ApproximateNumberOfMessages").await, "1");
+        assert_eq!(
+            t.attr(&url, "ApproximateNumberOfMessagesNotVisible").await,
+            "1"
+        );
+        assert_eq!(
+            t.attr(&url, "ApproximateNumberOfMessagesDelayed").await,
+            "1"
+        );
+        // The in-flight message's handle still works after the restart.
+        t.ok(
+            "ChangeMessageVisibility",
+            json!({"QueueUrl": url, "ReceiptHandle": inflight["ReceiptHandle"], "VisibilityTimeout": 45}),
+        )
+        .await;
+    }
+    let t = t.reopen();
+    let m = t
+        .recv(&url, json!({"AttributeNames": ["All"], "MessageAttributeNames": ["All"], "VisibilityTimeout": 0}))
+        .await;
+    assert_eq!(m.len(), 1);
+    assert_eq!(m[0]["Body"], "visible");
+    assert_eq!(m[0]["Attributes"]["ApproximateReceiveCount"], "2");
+    t.ok(
+        "DeleteMessage",
+        json!({"QueueUrl": url, "ReceiptHandle": m[0]["ReceiptHandle"]}),
+    )
+    .await;
+    // The delayed one appears on time.
+    let m = t
+        .recv(&url, json!({"WaitTimeSeconds": 3, "VisibilityTimeout": 0}))
+        .await;
+    assert!(m.iter().any(|m| m["Body"] == "delayed"));
+    // The in-flight one comes back with its attributes and MD5s once its timeout is over.
+    t.ok(
+        "ChangeMessageVisibility",
+        json!({"QueueUrl": url, "ReceiptHandle": inflight["ReceiptHandle"], "VisibilityTimeout": 0}),
+    )
+    .await;
+    let all = t
+        .recv(
+            &url,
+            json!({"AttributeNames": ["All"], "MessageAttributeNames": ["All"]}),
+        )
+        .await;
+    let m = all.iter().find(|m| m["Body"] == "inflight").unwrap();
+    assert_eq!(m["MessageId"], sent["MessageId"]);
+    assert_eq!(m["MD5OfMessageAttributes"], sent["MD5OfMessageAttributes"]);
+    assert_eq!(
+        m["Attributes"]["SentTimestamp"],
+        inflight["Attributes"]["SentTimestamp"]
+    );
+    assert_eq!(m["Attributes"]["ApproximateReceiveCount"], "2");
+    assert!(all.iter().all(|m| m["Body"] != "deleted"));
+}
+
+#[tokio::test]
+async fn fifo_send_validation_and_dedup() {
+    let t = T::new();
+    let url = t.create("f.fifo", json!({"FifoQueue": "true"})).await;
+    let e = t
+        .err(
+            "SendMessage",
+            json!({"QueueUrl": url, "MessageBody": "x", "MessageDeduplicationId": "d"}),
+        )
+        .await;
+    assert_eq!(e.code, "MissingParameter");
+    let e = t
+        .err(
+            "SendMessage",
+            json!({"QueueUrl": url, "MessageBody": "x", "MessageGroupId": "g"}),
+        )
+        .await;
+    assert_eq!(e.code, "InvalidParameterValue");
+    let e = t
+        .err(
+            "SendMessage",
+            json!({"QueueUrl": url, "MessageBody": "x", "MessageGroupId": "g", "MessageDeduplicationId": "d", "DelaySeconds": 1}),
+        )
+        .await;
+    assert_eq!(e.code, "InvalidParameterValue");
+    let e = t
+        .err(
+            "SendMessage",
+            json!({"QueueUrl": url, "MessageBody": "x", "MessageGroupId": "a b", "MessageDeduplicationId": "d"}),
+        )
+        .await;
+    assert_eq!(e.code, "InvalidParameterValue");
+    let a = t
+        .ok(
+            "SendMessage",
+            json!({"QueueUrl": url, "MessageBody": "x", "MessageGroupId": "g", "MessageDeduplicationId": "d"}),
+        )
+        .await;
+    let b = t
+        .ok(
+            "SendMessage",
+            json!({"QueueUrl": url, "MessageBody": "other", "MessageGroupId": "g", "MessageDeduplicationId": "d"}),
+        )
+        .await;
+    assert_eq!(a["MessageId"], b["MessageId"]);
+    assert_eq!(a["SequenceNumber"], b["SequenceNumber"]);
+    assert_eq!(a["SequenceNumber"].as_str().unwrap().len(), 20);
+    assert_eq!(t.attr(&url, "ApproximateNumberOfMessages").await, "1");
+    // Content-based deduplication.
+    t.ok(
+        "SetQueueAttributes",
+        json!({"QueueUrl": url, "Attributes": {"ContentBasedDeduplication": "true"}}),
+    )
+    .await;
+    let v = t
+        .ok(
+            "SendMessageBatch",
+            json!({"QueueUrl": url, "Entries": [
+                {"Id": "1", "MessageBody": "same", "MessageGroupId": "g"},
+                {"Id": "2", "MessageBody": "same", "MessageGroupId": "g"},
+                {"Id": "3", "MessageBody": "diff", "MessageGroupId": "g"},
+            ]}),
+        )
+        .await;
+    let ok = v["Successful"].as_array().unwrap();
+    assert_eq!(ok.len(), 3);
+    assert_eq!(ok[0]["MessageId"], ok[1]["MessageId"]);
+    assert_ne!(ok[0]["MessageId"], ok[2]["MessageId"]);
+    assert!(ok[2]["SequenceNumber"].as_str().unwrap() > ok[0]["SequenceNumber"].as_str().unwrap());
+    assert_eq!(t.attr(&url, "ApproximateNumberOfMessages").await, "3");
+    // Standard queues take a MessageGroupId but no deduplication id.
+    let std_url = t.create("s", json!({})).await;
+    t.ok(
+        "SendMessage",
+        json!({"QueueUrl": std_url, "MessageBody": "x", "MessageGroupId": "g"}),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn fifo_ordering_groups_and_attempt_ids() {
+    let t = T::new();
+    let url = t
+        .create(
+            "o.fifo",
+            json!({"FifoQueue": "true", "ContentBasedDeduplication": "true"}),
+        )
+        .await;
+    for (g, b) in [
+        ("a", "a1"),
+        ("b", "b1"),
+        ("a", "a2"),
+        ("b", "b2"),
+        ("a", "a3"),
+    ] {
+        t.ok(
+            "SendMessage",
+            json!({"QueueUrl": url, "MessageBody": b, "MessageGroupId": g}),
+        )
+        .await;
+    }
+    let bodies = |m: &[Value]| {
+        m.iter()
+            .map(|m| m["Body"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    let first = t
+        .recv(
+            &url,
+            json!({"MaxNumberOfMessages": 2, "ReceiveRequestAttemptId": "try1", "AttributeNames": ["All"]}),
+        )
+        .await;
+    assert_eq!(bodies(&first), ["a1", "a2"]);
+    assert_eq!(first[0]["Attributes"]["MessageGroupId"], "a");
+    assert!(first[0]["Attributes"]["SequenceNumber"].as_str().is_some());
+    assert!(first[0]["Attributes"]["MessageDeduplicationId"]
+        .as_str()
+        .is_some());
+    // The same attempt id gets the same messages and handles back.
+    let again = t
+        .recv(
+            &url,
+            json!({"MaxNumberOfMessages": 2, "ReceiveRequestAttemptId": "try1"}),
+        )
+        .await;
+    assert_eq!(bodies(&again), ["a1", "a2"]);
+    assert_eq!(again[0]["ReceiptHandle"], first[0]["ReceiptHandle"]);
+    // Group a is locked while its messages are in flight: only b is served.
+    let next = t.recv(&url, json!({})).await;
+    assert_eq!(bodies(&next), ["b1", "b2"]);
+    assert!(t.recv(&url, json!({})).await.is_empty());
+    for m in first.iter().chain(next.iter()) {
+        t.ok(
+            "DeleteMessage",
+            json!({"QueueUrl": url, "ReceiptHandle": m["ReceiptHandle"]}),
+        )
+        .await;
+    }
+    assert_eq!(bodies(&t.recv(&url, json!({})).await), ["a3"]);
+}
+
+#[tokio::test]
+async fn fifo_redrive_keeps_group() {
+    let t = T::new();
+    let dlq = t.create("d.fifo", json!({"FifoQueue": "true"})).await;
+    let policy =
+        json!({"deadLetterTargetArn": t.arn(&dlq).await, "maxReceiveCount": 1}).to_string();
+    let url = t
+        .create(
+            "r.fifo",
+            json!({"FifoQueue": "true", "ContentBasedDeduplication": "true", "RedrivePolicy": policy}),
+        )
+        .await;
+    t.ok(
+        "SendMessage",
+        json!({"QueueUrl": url, "MessageBody": "p", "MessageGroupId": "g"}),
+    )
+    .await;
+    assert_eq!(t.recv(&url, json!({"VisibilityTimeout": 0})).await.len(), 1);
+    assert!(t
+        .recv(&url, json!({"VisibilityTimeout": 0}))
+        .await
+        .is_empty());
+    let m = t.recv(&dlq, json!({"AttributeNames": ["All"]})).await;
+    assert_eq!(m.len(), 1);
+    assert_eq!(m[0]["Attributes"]["MessageGroupId"], "g");
+    // A standard queue cannot be the DLQ of a FIFO queue.
+    let std_q = t.create("std", json!({})).await;
+    let bad = json!({"deadLetterTargetArn": t.arn(&std_q).await, "maxReceiveCount": 1}).to_string();
+    let e = t
+        .err(
+            "SetQueueAttributes",
+            json!({"QueueUrl": url, "Attributes": {"RedrivePolicy": bad}}),
+        )
+        .await;
+    assert_eq!(e.code, "InvalidParameterValue");
+}
+
+#[tokio::test]
+async fn move_task_resumes_after_restart() {
+    let t = T::new();
+    let dlq = t.create("rdlq", json!({})).await;
+    let dlq_arn = t.arn(&dlq).await;
+    let policy = json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 3}).to_string();
+    let src = t.create("rsrc", json!({"RedrivePolicy": policy})).await;
+    let src_arn = t.arn(&src).await;
+    for i in 0..8 {
+        t.send(&dlq, &format!("{i}")).await;
+    }
+    t.ok(
+        "StartMessageMoveTask",
+        json!({"SourceArn": dlq_arn, "DestinationArn": src_arn, "MaxNumberOfMessagesPerSecond": 4}),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let T { dir, sqs, ctx } = t;
+    drop(sqs);
+    // Let the runner notice the service is gone before a second one opens the same files.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let t = T {
+        sqs: Sqs::open(&Config::for_tests(dir.path())).unwrap(),
+        dir,
+        ctx,
+    };
+    let v = t
+        .ok("ListMessageMoveTasks", json!({"SourceArn": dlq_arn}))
+        .await;
+    assert_eq!(v["Results"][0]["Status"], "RUNNING");
+    let r = wait_task(&t, &dlq_arn, "COMPLETED").await;
+    assert_eq!(r["ApproximateNumberOfMessagesMoved"], 8);
+    assert_eq!(t.attr(&src, "ApproximateNumberOfMessages").await, "8");
+    assert_eq!(t.attr(&dlq, "ApproximateNumberOfMessages").await, "0");
+}
+
+/// Compaction: the few live messages of old segments are re-appended, the segments dropped,
+/// and the messages come back intact after a restart.
+#[tokio::test]
+async fn compaction_relocates_stragglers_and_truncates() {
+    let t = T::new();
+    let url = t.create("compact", json!({})).await;
+    for i in 0..40 {
+        t.send(&url, &format!("m{i}")).await;
+    }
+    let mut handles = Vec::new();
+    for _ in 0..4 {
+        for m in t.recv(&url, json!({"VisibilityTimeout": 60})).await {
+            handles.push((
+                m["Body"].as_str().unwrap().to_string(),
+                m["ReceiptHandle"].clone(),
+            ));
+        }
+    }
+    assert_eq!(handles.len(), 40);
+    for (body, h) in &handles {
+        match body.as_str() {
+            "m0" => {}
+            "m1" => {
+                t.ok(
+                    "ChangeMessageVisibility",
+                    json!({"QueueUrl": url, "ReceiptHandle": h, "VisibilityTimeout": 0}),
+                )
+                .await;
+            }
+            _ => {
+                t.ok(
+                    "DeleteMessage",
+                    json!({"QueueUrl": url, "ReceiptHandle": h}),
+                )
+                .await;
+            }
+        }
+    }
+    let q = t
+        .sqs
+        .all_queues()
+        .into_iter()
+        .find(|q| q.name == "compact")
+        .unwrap();
+    let before = q.log.next_offset();
+    t.sqs.checkpoint_all().await.unwrap();
+    assert!(
+        q.log.start_offset() > 8,
+        "nothing truncated: start {}",
+        q.log.start_offset()
+    );
+    assert!(q.log.next_offset() > before, "nothing relocated");
+    drop(q);
+    let t = t.reopen();
+    assert_eq!(t.attr(&url, "ApproximateNumberOfMessages").await, "1");
+    assert_eq!(
+        t.attr(&url, "ApproximateNumberOfMessagesNotVisible").await,
+        "1"
+    );
+    let m = t.recv(&url, json!({"AttributeNames": ["All"]})).await;
+    assert_eq!(m[0]["Body"], "m1");
+    assert_eq!(m[0]["Attributes"]["ApproximateReceiveCount"], "2");
+    let m0 = &handles.iter().find(|(b, _)| b == "m0").unwrap().1;
+    t.ok(
+        "ChangeMessageVisibility",
+        json!({"QueueUrl": url, "ReceiptHandle": m0, "VisibilityTimeout": 0}),
+    )
+    .await;
+    let m = t.recv(&url, json!({})).await;
+    assert_eq!(m[0]["Body"], "m0");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_parked_polls_each_get_a_message_as_it_arrives() {
+    let t = T::new();
+    let url = t.create("crowd", json!({})).await;
+    let mut polls = Vec::new();
+    for _ in 0..20 {
+        let (sqs, ctx, u) = (t.sqs.clone(), t.ctx.clone(), url.clone());
+        polls.push(tokio::spawn(async move {
+            let v = sqs
+                .dispatch(
+                    &ctx,
+                    "ReceiveMessage",
+                    json!({"QueueUrl": u, "WaitTimeSeconds": 20}),
+                )
+                .await
+                .unwrap();
+            v["Messages"].as_array().map_or(0, Vec::len)
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let start = Instant::now();
+    for b in 0..2 {
+        let entries: Vec<Value> = (0..10)
+            .map(|i| json!({"Id": format!("e{i}"), "MessageBody": format!("{b}-{i}")}))
+            .collect();
+        t.ok(
+            "SendMessageBatch",
+            json!({"QueueUrl": url, "Entries": entries}),
+        )
+        .await;
+    }
+    let mut got = 0;
+    for p in polls {
+        got += p.await.unwrap();
+    }
+    assert_eq!(got, 20);
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn parked_poll_wakes_for_a_deadline_moved_earlier() {
+    let t = T::new();
+    let url = t.create("rearm", json!({})).await;
+    t.send(&url, "m").await;
+    let h = t.recv(&url, json!({"VisibilityTimeout": 30})).await[0]["ReceiptHandle"].clone();
+    let (sqs, ctx, u) = (t.sqs.clone(), t.ctx.clone(), url.clone());
+    // Parked until the message's 30 s deadline (or its own 10 s wait).
+    let poll = tokio::spawn(async move {
+        let start = Instant::now();
+        let v = sqs
+            .dispatch(
+                &ctx,
+                "ReceiveMessage",
+                json!({"QueueUrl": u, "WaitTimeSeconds": 10}),
+            )
+            .await
+            .unwrap();
+        (v, start.elapsed())
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The holder shortens it to 1 s: the parked poll must look again and get it then.
+    t.ok(
+        "ChangeMessageVisibility",
+        json!({"QueueUrl": url, "ReceiptHandle": h, "VisibilityTimeout": 1}),
+    )
+    .await;
+    let (v, took) = poll.await.unwrap();
+    assert_eq!(v["Messages"][0]["Body"], "m");
+    assert!(took < Duration::from_millis(2500), "{took:?}");
+}
