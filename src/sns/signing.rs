@@ -245,6 +245,75 @@ impl Mont {
         t
     }
 
+    /// a²·R⁻¹ mod n: a squaring (each cross product computed once) then a Montgomery
+    /// reduction, about a quarter cheaper than [`Mont::mul`] of `a` by itself.
+    fn sqr(&self, a: &[u64]) -> Limbs {
+        let s = self.n.len();
+        let mut t = vec![0u64; 2 * s + 1];
+        for i in 0..s {
+            let ai = a[i] as u128;
+            let mut c = 0u128;
+            for j in (i + 1)..s {
+                let x = t[i + j] as u128 + ai * a[j] as u128 + c;
+                t[i + j] = x as u64;
+                c = x >> 64;
+            }
+            t[i + s] = c as u64;
+        }
+        let mut carry = 0u64;
+        for x in t.iter_mut() {
+            let next = *x >> 63;
+            *x = (*x << 1) | carry;
+            carry = next;
+        }
+        let mut c = 0u128;
+        for i in 0..s {
+            let sq = a[i] as u128 * a[i] as u128;
+            let x = t[2 * i] as u128 + (sq as u64) as u128 + c;
+            t[2 * i] = x as u64;
+            c = x >> 64;
+            let x = t[2 * i + 1] as u128 + (sq >> 64) + c;
+            t[2 * i + 1] = x as u64;
+            c = x >> 64;
+        }
+        self.redc(t)
+    }
+
+    /// t·R⁻¹ mod n for t < n·R given as 2s+1 limbs (the last one zero).
+    fn redc(&self, mut t: Vec<u64>) -> Limbs {
+        let s = self.n.len();
+        let n = &self.n;
+        for i in 0..s {
+            let m = t[i].wrapping_mul(self.ninv);
+            let mut c = 0u128;
+            for j in 0..s {
+                let x = t[i + j] as u128 + m as u128 * n[j] as u128 + c;
+                t[i + j] = x as u64;
+                c = x >> 64;
+            }
+            let mut k = i + s;
+            while c != 0 && k < t.len() {
+                let x = t[k] as u128 + c;
+                t[k] = x as u64;
+                c = x >> 64;
+                k += 1;
+            }
+        }
+        let mut out = t.split_off(s);
+        if out[s] != 0 || cmp(&out[..s], n) != std::cmp::Ordering::Less {
+            let mut borrow = 0u64;
+            for (j, oj) in out.iter_mut().enumerate() {
+                let nj = n.get(j).copied().unwrap_or(0);
+                let (d1, b1) = oj.overflowing_sub(nj);
+                let (d2, b2) = d1.overflowing_sub(borrow);
+                *oj = d2;
+                borrow = (b1 || b2) as u64;
+            }
+        }
+        out.truncate(s);
+        out
+    }
+
     /// a·R mod n, for any a < R (or any a, reduced first).
     fn enter(&self, a: &[u64]) -> Limbs {
         self.mul(&self.pad(a), &self.rr)
@@ -290,7 +359,7 @@ impl Mont {
         while i > 0 {
             i -= 1;
             for _ in 0..4 {
-                x = self.mul(&x, &x);
+                x = self.sqr(&x);
             }
             let w = (0..4).fold(0usize, |acc, k| acc | ((bit(exp, 4 * i + k) as usize) << k));
             if w != 0 {
@@ -348,7 +417,7 @@ fn probably_prime(n: &[u64], rounds: usize) -> bool {
             continue;
         }
         for _ in 1..r {
-            x = m.mul(&x, &x);
+            x = m.sqr(&x);
             if x == minus_one {
                 continue 'witness;
             }
