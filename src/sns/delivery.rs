@@ -376,6 +376,12 @@ impl RetryPolicy {
         if p.max_delay > 3600 {
             return Err("maxDelayTarget must be at most 3600".into());
         }
+        let total: u64 = (1..=p.num_retries).map(|k| p.delay_secs(k) as u64).sum();
+        if total > 3600 {
+            return Err(format!(
+                "the total retry time of the policy is {total} seconds, more than 3600"
+            ));
+        }
         if p.num_no_delay + p.num_min_delay + p.num_max_delay > p.num_retries {
             return Err(
                 "numNoDelayRetries + numMinDelayRetries + numMaxDelayRetries must not exceed numRetries".into(),
@@ -498,6 +504,10 @@ fn retry_policy_of(effective_sub_policy: &str) -> RetryPolicy {
         .unwrap_or(DEFAULT_RETRY)
 }
 
+/// HTTP attempts under way at once, so a dead endpoint with a deep backlog cannot open
+/// thousands of connections.
+pub(super) const MAX_IN_FLIGHT: usize = 64;
+
 /// Retries due pending deliveries until the service is dropped.
 pub(super) async fn run_worker(me: Weak<Sns>) {
     loop {
@@ -513,6 +523,10 @@ pub(super) async fn run_worker(me: Weak<Sns>) {
                     continue;
                 }
                 if p.next_attempt_ms <= now {
+                    if in_flight.len() >= MAX_IN_FLIGHT {
+                        // Woken again as attempts finish.
+                        continue;
+                    }
                     in_flight.insert(p.id);
                     due.push(p.clone());
                 } else {
@@ -593,19 +607,21 @@ impl Sns {
         if d.raw {
             headers.push(("x-amz-sns-rawdelivery".to_string(), "true".to_string()));
         }
-        let ok = matches!(
-            self.sinks
-                .http
-                .post(&d.endpoint, headers, d.body.clone())
-                .await,
-            Ok(200..=299)
-        );
+        let outcome = self
+            .sinks
+            .http
+            .post(&d.endpoint, headers, d.body.clone())
+            .await;
+        // AWS retries server-side failures (5xx, throttling, no answer); a 4xx is the endpoint
+        // refusing the message, which no retry fixes: it goes to the DLQ at once.
+        let ok = matches!(outcome, Ok(200..=299));
+        let refused = matches!(outcome, Ok(s) if (400..=499).contains(&s) && s != 429);
         let rec = if ok {
             Record::Delivered(d.id)
         } else {
             let policy = retry_policy_of(&effective);
             let attempts = d.attempts + 1;
-            if attempts > policy.num_retries {
+            if refused || attempts > policy.num_retries {
                 if let Some(dlq) = sub.as_ref().and_then(dead_letter_arn) {
                     let msg = InternalSend {
                         body: d.body.clone(),
@@ -701,6 +717,15 @@ mod tests {
         assert!(RetryPolicy::parse(&json!({"numRetries": 101})).is_err());
         assert!(RetryPolicy::parse(&json!({"minDelayTarget": 30, "maxDelayTarget": 20})).is_err());
         assert!(RetryPolicy::parse(&json!({"backoffFunction": "cubic"})).is_err());
+        // At most an hour of retrying in all.
+        assert!(RetryPolicy::parse(
+            &json!({"numRetries": 100, "minDelayTarget": 36, "maxDelayTarget": 36})
+        )
+        .is_ok());
+        assert!(RetryPolicy::parse(
+            &json!({"numRetries": 100, "minDelayTarget": 37, "maxDelayTarget": 37})
+        )
+        .is_err());
     }
 
     #[test]

@@ -6,11 +6,15 @@
 //! Layout: [`state`] holds the derived state and log record types; `topics`, `subscriptions`,
 //! `publish`, `platform` and `sms` implement the families of actions; [`filter`] is the filter
 //! policy language; [`delivery`] the seams to SQS and HTTP, the notification envelope and the
-//! HTTP retry worker.
+//! HTTP retry worker; [`signing`] the RSA key, certificate and notification signatures.
 //!
-//! Concurrency: one `writer` async mutex serializes validate → append → apply of every state
-//! change, so in-memory apply order equals log order and a checkpoint taken under it is exact.
-//! SQS fan-out happens outside it (FIFO topics serialize their publishes per topic instead).
+//! Concurrency: one `writer` async mutex serializes validate → append → apply of every catalog
+//! change, so validation never races and catalog apply order equals log order. Delivery
+//! bookkeeping (pending HTTP deliveries, attempts, outbox entries) is appended outside it and
+//! shares the log's group commits; those records commute with everything else (see
+//! `Sns::commit`). Checkpoints take the `ckpt` lock exclusively, so they never snapshot a state
+//! that lags the log. SQS fan-out happens outside all locks (FIFO topics serialize their
+//! publishes per topic instead).
 
 pub mod delivery;
 pub mod error;
@@ -44,13 +48,20 @@ pub use delivery::{HttpSink, OutboxFilter, Sinks, SqsSink};
 use state::{Record, State, RECORD_KIND};
 
 /// Write a checkpoint (and drop the log below it) after this many records.
+#[cfg(not(test))]
 const CHECKPOINT_EVERY: u64 = 4096;
+/// Small in tests so ordinary test traffic crosses checkpoints.
+#[cfg(test)]
+const CHECKPOINT_EVERY: u64 = 64;
 
 pub struct Sns {
     me: Weak<Sns>,
     log: Log,
     state: Mutex<State>,
     writer: tokio::sync::Mutex<()>,
+    /// Held for reading by every append-then-apply, for writing by checkpoints: a checkpoint
+    /// never snapshots a state missing a record already in the log.
+    ckpt: tokio::sync::RwLock<()>,
     /// Ids for pending deliveries and outbox entries (monotonic, never reused).
     ids: AtomicU64,
     since_checkpoint: AtomicU64,
@@ -112,6 +123,7 @@ impl Sns {
             log,
             state: Mutex::new(state),
             writer: tokio::sync::Mutex::new(()),
+            ckpt: tokio::sync::RwLock::new(()),
             ids,
             since_checkpoint: AtomicU64::new(replayed),
             sinks,
@@ -191,6 +203,7 @@ impl Sns {
     /// Wipes every topic of every account and region, durably.
     pub async fn reset(&self) -> ServiceResult<()> {
         let _w = self.writer.lock().await;
+        let _c = self.ckpt.write().await;
         self.append_apply(vec![Record::Reset]).await?;
         // Everything before the reset is dead: snapshot the empty state and drop the history.
         self.checkpoint_locked()
@@ -218,7 +231,12 @@ impl Sns {
         self.signer.cert_pem()
     }
 
-    /// Deliveries recorded for endpoints millpond cannot reach, oldest first, as JSON objects.
+    /// Deliveries recorded for endpoints millpond cannot reach (email, email-json, sms,
+    /// application, lambda, firehose, and direct publishes to phone numbers or platform
+    /// endpoints), oldest first. Each is `{"Id", "Timestamp" (ISO 8601), "Protocol", "Endpoint",
+    /// "SubscriptionArn"?, "TopicArn"?, "MessageId", "Subject"?, "Payload" (what the endpoint
+    /// would have received), "MessageAttributes"}`. Email confirmations appear here too, with
+    /// the SubscribeURL inside the payload.
     pub fn outbox(&self, filter: &OutboxFilter) -> Vec<Value> {
         let st = self.state.lock();
         st.outbox
@@ -255,13 +273,18 @@ impl Sns {
         f: impl FnOnce(&State) -> ServiceResult<(Vec<Record>, T)>,
     ) -> ServiceResult<T> {
         let _w = self.writer.lock().await;
-        let (recs, out) = {
-            let st = self.state.lock();
-            f(&st)?
+        let out = {
+            let _c = self.ckpt.read().await;
+            let (recs, out) = {
+                let st = self.state.lock();
+                f(&st)?
+            };
+            if !recs.is_empty() {
+                self.append_apply(recs).await?;
+            }
+            out
         };
-        if !recs.is_empty() {
-            self.append_apply(recs).await?;
-        }
+        self.maybe_checkpoint().await;
         Ok(out)
     }
 
@@ -280,17 +303,26 @@ impl Sns {
                 st.apply(r);
             }
         }
-        if self.since_checkpoint.fetch_add(n, Ordering::Relaxed) + n >= CHECKPOINT_EVERY {
+        self.since_checkpoint.fetch_add(n, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Checkpoints once enough records accumulated, when no append is between log and state.
+    async fn maybe_checkpoint(&self) {
+        if self.since_checkpoint.load(Ordering::Relaxed) < CHECKPOINT_EVERY {
+            return;
+        }
+        let _c = self.ckpt.write().await;
+        if self.since_checkpoint.load(Ordering::Relaxed) >= CHECKPOINT_EVERY {
             // A failed checkpoint loses nothing: the log still holds every record.
             if let Err(e) = self.checkpoint_locked() {
                 tracing::warn!(error = %e, "sns checkpoint failed");
             }
         }
-        Ok(())
     }
 
     /// Snapshots the state as of the log's end and drops the segments below it. Caller holds
-    /// `writer` so no record is appended but unapplied.
+    /// `ckpt` for writing, so no record is appended but unapplied.
     fn checkpoint_locked(&self) -> ServiceResult<()> {
         let upto = self.log.next_offset();
         let bytes = crate::codec::encode(&*self.state.lock());
@@ -302,13 +334,27 @@ impl Sns {
         Ok(())
     }
 
-    /// Appends records without validation (delivery bookkeeping).
+    /// Appends delivery bookkeeping (Pending, Attempted, Delivered, Outbox) without the writer
+    /// lock, so concurrent publishes and delivery attempts share group commits. Safe because
+    /// these records commute with each other and with catalog records (each names its own id;
+    /// a delivery's later records are only written after its Pending is applied), so applying
+    /// them in completion order gives the state replay in log order gives.
     async fn commit(&self, recs: Vec<Record>) -> ServiceResult<()> {
         if recs.is_empty() {
             return Ok(());
         }
-        let _w = self.writer.lock().await;
-        self.append_apply(recs).await
+        {
+            let _c = self.ckpt.read().await;
+            self.append_apply(recs).await?;
+        }
+        self.maybe_checkpoint().await;
+        Ok(())
+    }
+
+    /// Appends records that must keep their order relative to catalog changes (FIFO dedup
+    /// state, which DeleteTopic clears), under the writer lock.
+    async fn commit_ordered(&self, recs: Vec<Record>) -> ServiceResult<()> {
+        self.mutate(|_| Ok((recs, ()))).await
     }
 
     /// The parsed form of a stored (already validated) filter policy, cached.

@@ -78,6 +78,19 @@ struct Msg {
 }
 
 impl Msg {
+    /// The message for a mobile endpoint: its platform's key (GCM, APNS, ...) when
+    /// MessageStructure=json gives one, else `default`.
+    fn for_platform_endpoint(&self, endpoint_arn: &str) -> &str {
+        let platform = parse_arn(endpoint_arn)
+            .and_then(|a| a.resource.split('/').nth(1))
+            .unwrap_or("");
+        self.structure
+            .as_ref()
+            .and_then(|s| s.get(platform))
+            .and_then(Value::as_str)
+            .unwrap_or_else(|| self.for_protocol("default"))
+    }
+
     fn for_protocol(&self, protocol: &str) -> &str {
         self.structure
             .as_ref()
@@ -270,6 +283,15 @@ fn filter_matches(sns: &Sns, sub: &Subscription, msg: &Msg) -> bool {
     }
 }
 
+/// Whether a subscription receives the signed JSON envelope (rather than the bare message).
+fn needs_envelope(sub: &Subscription) -> bool {
+    match sub.protocol.as_str() {
+        "sqs" | "http" | "https" | "firehose" => !sub.raw(),
+        "email" | "sms" | "application" => false,
+        _ => true,
+    }
+}
+
 fn is_fifo_queue(arn: &str) -> bool {
     arn.ends_with(".fifo")
 }
@@ -352,24 +374,12 @@ impl Sns {
         msg: Msg,
     ) -> ServiceResult<Value> {
         let message_id = uuid();
-        let payload = msg
-            .for_protocol(if protocol == "application" {
-                "default"
-            } else {
-                protocol
-            })
-            .to_string();
-        let payload = match (&msg.structure, protocol) {
-            // Mobile push picks the message of the endpoint's platform when one is given.
-            (Some(s), "application") => {
-                let platform = endpoint.split('/').nth(1).unwrap_or("");
-                s.get(platform)
-                    .and_then(Value::as_str)
-                    .map(str::to_string)
-                    .unwrap_or(payload)
-            }
-            _ => payload,
-        };
+        let payload = if protocol == "application" {
+            msg.for_platform_endpoint(endpoint)
+        } else {
+            msg.for_protocol(protocol)
+        }
+        .to_string();
         let entry = outbox_entry(
             self.next_id(),
             protocol,
@@ -443,8 +453,71 @@ impl Sns {
         let mut records = Vec::new();
         let mut signatures: HashMap<String, String> = HashMap::new();
         let mut sqs_sends: Vec<(Subscription, InternalSend)> = Vec::new();
-        for sub in subs.iter().filter(|s| filter_matches(self, s, &msg)) {
-            let text = msg.for_protocol(&sub.protocol);
+        // AWS delivers message attributes only with plain (not MessageStructure=json) messages;
+        // they still drive filter policies.
+        let no_attributes = Map::new();
+        let delivered_attributes = if msg.structure.is_some() {
+            &no_attributes
+        } else {
+            &msg.attributes
+        };
+        let matched: Vec<&Subscription> = subs
+            .iter()
+            .filter(|s| filter_matches(self, s, &msg))
+            .collect();
+        let text_for = |sub: &Subscription| -> &str {
+            if sub.protocol == "application" {
+                msg.for_platform_endpoint(&sub.endpoint)
+            } else {
+                msg.for_protocol(&sub.protocol)
+            }
+        };
+        // RSA signing costs milliseconds: sign each distinct text once, off the async threads.
+        let mut to_sign: Vec<String> = matched
+            .iter()
+            .filter(|s| needs_envelope(s))
+            .map(|s| text_for(s).to_string())
+            .collect();
+        to_sign.sort();
+        to_sign.dedup();
+        if !to_sign.is_empty() {
+            let signer = self.signer.clone();
+            let (mid, subject, arn, version) = (
+                message_id.clone(),
+                msg.subject.clone(),
+                topic.arn.clone(),
+                signature_version.clone(),
+            );
+            let signed = tokio::task::spawn_blocking(move || {
+                let empty = Map::new();
+                to_sign
+                    .into_iter()
+                    .map(|text| {
+                        let sig = signature(&Notice {
+                            kind: DeliveryKind::Notification,
+                            message_id: &mid,
+                            sequence_number: None,
+                            topic_arn: &arn,
+                            subject: subject.as_deref(),
+                            message: &text,
+                            timestamp_ms: now,
+                            base_url: "",
+                            subscription_arn: "",
+                            attributes: &empty,
+                            token: None,
+                            signature_version: &version,
+                            signer: &signer,
+                        });
+                        (text, sig)
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .await
+            .map_err(|e| ServiceError::internal(format!("signing task failed: {e}")))?;
+            signatures.extend(signed);
+        }
+        for sub in matched {
+            let text = text_for(sub);
             let notice = Notice {
                 kind: DeliveryKind::Notification,
                 message_id: &message_id,
@@ -455,7 +528,7 @@ impl Sns {
                 timestamp_ms: now,
                 base_url: &ctx.base_url,
                 subscription_arn: &sub.arn,
-                attributes: &msg.attributes,
+                attributes: delivered_attributes,
                 token: None,
                 signature_version: &signature_version,
                 signer: &self.signer,
@@ -471,7 +544,7 @@ impl Sns {
             match sub.protocol.as_str() {
                 "sqs" => {
                     let (body, message_attributes) = if sub.raw() {
-                        (text.to_string(), raw_sqs_attributes(&msg.attributes))
+                        (text.to_string(), raw_sqs_attributes(delivered_attributes))
                     } else {
                         (env(), Map::new())
                     };
@@ -518,7 +591,7 @@ impl Sns {
                         &message_id,
                         msg.subject.as_deref(),
                         payload,
-                        &msg.attributes,
+                        delivered_attributes,
                     )));
                 }
             }
@@ -552,7 +625,7 @@ impl Sns {
         if let (Some(seq), Some(dedup)) = (sequence, msg.dedup_id.clone()) {
             // Recorded after the sends: a crash before this line makes a retried publish send
             // again, and the FIFO queues drop it by the same deduplication id.
-            self.commit(vec![Record::FifoPublished {
+            self.commit_ordered(vec![Record::FifoPublished {
                 topic_arn: topic.arn.clone(),
                 dedup_id: dedup,
                 message_id: message_id.clone(),

@@ -195,6 +195,18 @@ pub struct State {
 }
 
 impl State {
+    /// The subscriptions of a topic (their ARNs extend the topic's ARN with `:<id>`).
+    pub fn subscriptions_of<'a>(
+        &'a self,
+        topic_arn: &str,
+    ) -> impl Iterator<Item = &'a Subscription> + 'a {
+        let prefix = format!("{topic_arn}:");
+        self.subscriptions
+            .range(prefix.clone()..)
+            .take_while(move |(k, _)| k.starts_with(&prefix))
+            .map(|(_, s)| s)
+    }
+
     pub fn apply(&mut self, rec: Record) {
         match rec {
             Record::PutTopic(t) => {

@@ -391,7 +391,7 @@ impl Sns {
                     return Ok((vec![], s.arn.clone()));
                 }
                 if attrs.contains_key("FilterPolicy")
-                    && st.subscriptions.values().filter(|s| s.topic_arn == t.arn && s.attributes.contains_key("FilterPolicy")).count() >= MAX_FILTERED_PER_TOPIC
+                    && st.subscriptions_of(&t.arn).filter(|s| s.attributes.contains_key("FilterPolicy")).count() >= MAX_FILTERED_PER_TOPIC
                 {
                     return Err(filter_policy_limit_exceeded());
                 }
@@ -620,11 +620,8 @@ impl Sns {
                 && !value.is_empty()
                 && !s.attributes.contains_key("FilterPolicy")
                 && st
-                    .subscriptions
-                    .values()
-                    .filter(|x| {
-                        x.topic_arn == s.topic_arn && x.attributes.contains_key("FilterPolicy")
-                    })
+                    .subscriptions_of(&s.topic_arn)
+                    .filter(|x| x.attributes.contains_key("FilterPolicy"))
                     .count()
                     >= MAX_FILTERED_PER_TOPIC
             {

@@ -1030,9 +1030,46 @@ async fn message_structure_json() {
     let arn = t.topic("ms").await;
     t.sub(&arn, "sqs", Q, json!({"RawMessageDelivery": "true"}))
         .await;
-    t.sub(&arn, "email", "a@example.com", json!({})).await;
-    t.ok("Publish", json!({"TopicArn": arn, "MessageStructure": "json", "Message": json!({"default": "d", "sqs": "for sqs"}).to_string()})).await;
+    let lambda = t
+        .sub(
+            &arn,
+            "lambda",
+            "arn:aws:lambda:us-east-1:000000000000:function:f",
+            json!({}),
+        )
+        .await;
+    let ep = "arn:aws:sns:us-east-1:000000000000:endpoint/GCM/app/0b9c";
+    let app = t.sub(&arn, "application", ep, json!({})).await;
+    let attrs = json!({"k": {"DataType": "String", "StringValue": "v"}});
+    t.ok(
+        "Publish",
+        json!({"TopicArn": arn, "MessageStructure": "json", "MessageAttributes": attrs,
+               "Message": json!({"default": "d", "sqs": "for sqs", "GCM": "for gcm"}).to_string()}),
+    )
+    .await;
     assert_eq!(t.sqs.bodies(Q), ["for sqs"]);
+    // Attributes are not delivered with MessageStructure=json.
+    assert!(t.sqs.sent.lock()[0].1.message_attributes.is_empty());
+    let by_sub = |s: &str| {
+        t.sns.outbox(&OutboxFilter {
+            subscription_arn: Some(s.to_string()),
+            ..Default::default()
+        })
+    };
+    let ev: Value = serde_json::from_str(by_sub(&lambda)[0]["Payload"].as_str().unwrap()).unwrap();
+    assert_eq!(ev["Records"][0]["Sns"]["Message"], "d");
+    assert!(ev["Records"][0]["Sns"].get("MessageAttributes").is_none());
+    assert_eq!(by_sub(&app)[0]["Payload"], "for gcm");
+    // Plain messages carry them.
+    t.ok(
+        "Publish",
+        json!({"TopicArn": arn, "Message": "plain", "MessageAttributes": attrs}),
+    )
+    .await;
+    assert_eq!(
+        t.sqs.sent.lock()[1].1.message_attributes["k"]["StringValue"],
+        "v"
+    );
 }
 
 #[tokio::test]
@@ -1375,13 +1412,20 @@ async fn http_retries_then_dead_letter() {
     let env: Value = serde_json::from_str(&t.sqs.bodies(dlq)[0]).unwrap();
     assert_eq!(env["Message"], "doomed");
     wait_for(|| t.sns.state.lock().pending.is_empty()).await;
+    // A 4xx is a refusal: no retries, straight to the DLQ.
+    t.http.answers.lock().push_back(Ok(404));
+    t.ok("Publish", json!({"TopicArn": arn, "Message": "refused"}))
+        .await;
+    wait_for(|| t.sqs.bodies(dlq).len() == 2).await;
+    assert_eq!(t.http.of_type("Notification").len(), 4);
+    wait_for(|| t.sns.state.lock().pending.is_empty()).await;
     // A delivery that succeeds on the second attempt is not dead-lettered.
     t.http.answers.lock().push_back(Ok(500));
     t.ok("Publish", json!({"TopicArn": arn, "Message": "lucky"}))
         .await;
-    wait_for(|| t.http.of_type("Notification").len() == 5).await;
+    wait_for(|| t.http.of_type("Notification").len() == 6).await;
     wait_for(|| t.sns.state.lock().pending.is_empty()).await;
-    assert_eq!(t.sqs.bodies(dlq).len(), 1);
+    assert_eq!(t.sqs.bodies(dlq).len(), 2);
 }
 
 #[tokio::test]
@@ -1814,7 +1858,7 @@ async fn state_survives_reopen_from_log_and_checkpoint() {
     assert_eq!(again["MessageId"], first["MessageId"]);
     // Checkpoint, then more records; a reopen rebuilds from both.
     {
-        let _w = reopened.writer.lock().await;
+        let _c = reopened.ckpt.write().await;
         reopened.checkpoint_locked().unwrap();
     }
     assert_eq!(
@@ -2129,4 +2173,147 @@ async fn notifications_are_signed() {
         .sns
         .signing_cert_pem()
         .starts_with("-----BEGIN CERTIFICATE-----"));
+}
+
+#[tokio::test]
+async fn periodic_checkpoints_bound_the_log_and_replay_exactly() {
+    let t = setup();
+    let mut arns = Vec::new();
+    for i in 0..150 {
+        arns.push(t.topic(&format!("c{i}")).await);
+    }
+    for a in arns.iter().step_by(3) {
+        t.ok("DeleteTopic", json!({"TopicArn": a})).await;
+    }
+    t.ok(
+        "Publish",
+        json!({"PhoneNumber": "+15555550100", "Message": "after"}),
+    )
+    .await;
+    let log = t.sns.log_handle();
+    assert!(log.start_offset() > 0, "checkpoints dropped old history");
+    assert!(log.next_offset() - log.start_offset() < 2 * super::CHECKPOINT_EVERY);
+    let reopened = Sns::open_log(
+        log,
+        Sinks {
+            sqs: t.sqs.clone(),
+            http: t.http.clone(),
+        },
+        t.sns.signer.clone(),
+    )
+    .unwrap();
+    assert_eq!(*reopened.state.lock(), *t.sns.state.lock());
+    let listed = reopened
+        .dispatch(&t.ctx, "ListTopics", json!({}))
+        .await
+        .unwrap();
+    assert_eq!(listed["Topics"].as_array().unwrap().len(), 100);
+}
+
+#[tokio::test]
+async fn filter_policy_limit_per_topic() {
+    let t = setup();
+    let arn = t.topic("many-filters").await;
+    let fp = json!({"a": ["b"]}).to_string();
+    for i in 0..200 {
+        t.sub(
+            &arn,
+            "sqs",
+            &format!("arn:aws:sqs:us-east-1:000000000000:f{i}"),
+            json!({"FilterPolicy": fp}),
+        )
+        .await;
+    }
+    let e = t
+        .err(
+            "Subscribe",
+            json!({"TopicArn": arn, "Protocol": "sqs", "Endpoint": "arn:aws:sqs:us-east-1:000000000000:over", "Attributes": {"FilterPolicy": fp}}),
+        )
+        .await;
+    assert_code(&e, "FilterPolicyLimitExceeded", 403);
+    let plain = t
+        .sub(
+            &arn,
+            "sqs",
+            "arn:aws:sqs:us-east-1:000000000000:plain",
+            json!({}),
+        )
+        .await;
+    let e = t
+        .err(
+            "SetSubscriptionAttributes",
+            json!({"SubscriptionArn": plain, "AttributeName": "FilterPolicy", "AttributeValue": fp}),
+        )
+        .await;
+    assert_code(&e, "FilterPolicyLimitExceeded", 403);
+}
+
+/// An endpoint that holds every POST until released, counting how many are open at once.
+#[derive(Default)]
+struct SlowHttp {
+    open: std::sync::atomic::AtomicUsize,
+    max_open: std::sync::atomic::AtomicUsize,
+    done: std::sync::atomic::AtomicUsize,
+    gate: tokio::sync::Notify,
+    released: std::sync::atomic::AtomicBool,
+}
+
+impl HttpSink for SlowHttp {
+    fn post(
+        &self,
+        _url: &str,
+        _h: Vec<(String, String)>,
+        _body: String,
+    ) -> BoxFuture<'_, Result<u16, String>> {
+        use std::sync::atomic::Ordering::SeqCst;
+        Box::pin(async move {
+            let now = self.open.fetch_add(1, SeqCst) + 1;
+            self.max_open.fetch_max(now, SeqCst);
+            while !self.released.load(SeqCst) {
+                tokio::select! {
+                    _ = self.gate.notified() => {}
+                    _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+                }
+            }
+            self.open.fetch_sub(1, SeqCst);
+            self.done.fetch_add(1, SeqCst);
+            Ok(200)
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_attempts_in_flight_are_bounded() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let dir = tempfile::tempdir().unwrap();
+    let http = Arc::new(SlowHttp::default());
+    let sns = Sns::open_with(
+        &Config::for_tests(dir.path()),
+        Sinks {
+            sqs: Arc::new(FakeSqs::default()),
+            http: http.clone(),
+        },
+    )
+    .unwrap();
+    let ctx = RequestContext::local("000000000000", "us-east-1");
+    let arn = sns
+        .dispatch(&ctx, "CreateTopic", json!({"Name": "busy"}))
+        .await
+        .unwrap()["TopicArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // More pending confirmations than the cap (each signed: slow unoptimized), all held.
+    for i in 0..66 {
+        sns.dispatch(&ctx, "Subscribe", json!({"TopicArn": arn, "Protocol": "http", "Endpoint": format!("http://127.0.0.1:9/{i}")}))
+            .await
+            .unwrap();
+    }
+    wait_for(|| http.open.load(SeqCst) >= super::delivery::MAX_IN_FLIGHT).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(http.max_open.load(SeqCst), super::delivery::MAX_IN_FLIGHT);
+    http.released.store(true, SeqCst);
+    http.gate.notify_waiters();
+    wait_for(|| http.done.load(SeqCst) == 66).await;
+    wait_for(|| sns.state.lock().pending.is_empty()).await;
 }

@@ -264,7 +264,7 @@ pub fn find_topic<'a>(
 pub fn topic_attributes(st: &State, t: &Topic) -> BTreeMap<String, String> {
     let mut a = t.attributes.clone();
     let (mut pending, mut confirmed) = (0u64, 0u64);
-    for s in st.subscriptions.values().filter(|s| s.topic_arn == t.arn) {
+    for s in st.subscriptions_of(&t.arn) {
         if s.confirmed {
             confirmed += 1;
         } else {
