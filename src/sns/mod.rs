@@ -93,6 +93,10 @@ impl Sns {
             tracing::warn!(?report, "sns log: torn tail truncated on recovery");
         }
         let signer = Arc::new(signing::Signer::load_or_create(&dir)?);
+        // Debug builds use a fixed development key that loads fast; the suites open hundreds
+        // of data directories and should not start a thread for each.
+        #[cfg(not(debug_assertions))]
+        signer.prewarm();
         Self::open_log(log, sinks, signer)
     }
 

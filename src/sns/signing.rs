@@ -452,7 +452,67 @@ struct KeyFile {
     created_ms: u64,
 }
 
+/// The signing key, created or loaded on first use rather than at start-up: generating an
+/// RSA-2048 key takes a fraction of a second even optimized, and the broker must answer within
+/// milliseconds of exec. Release builds start loading it on a background thread at open, so the
+/// first publish rarely waits.
 pub struct Signer {
+    dir: std::path::PathBuf,
+    key: OnceLock<Key>,
+}
+
+impl Signer {
+    /// A signer for the key kept in `dir` (created there on first use if absent).
+    pub fn load_or_create(dir: &Path) -> ServiceResult<Signer> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| ServiceError::internal(format!("sns signing key: {e}")))?;
+        Ok(Signer {
+            dir: dir.to_path_buf(),
+            key: OnceLock::new(),
+        })
+    }
+
+    /// Starts loading or creating the key on its own thread.
+    pub fn prewarm(self: &std::sync::Arc<Self>) {
+        let me = std::sync::Arc::clone(self);
+        let _ = std::thread::Builder::new()
+            .name("sns-key".into())
+            .spawn(move || {
+                me.key();
+            });
+    }
+
+    fn key(&self) -> &Key {
+        self.key.get_or_init(|| match Key::load_or_create(&self.dir) {
+            Ok(k) => k,
+            Err(e) => {
+                // Signing must not fail a publish; an unpersisted key only means the
+                // certificate changes at the next restart.
+                tracing::warn!(error = %e, "sns signing key could not be stored; using a transient one");
+                let (p, q) = Key::fresh_primes();
+                Key::from_primes(p, q, crate::service::now_ms())
+            }
+        })
+    }
+
+    /// RSASSA-PKCS1-v1_5 over `data` with SHA1 (`version` "1") or SHA256 (otherwise).
+    pub fn sign(&self, data: &[u8], version: &str) -> Vec<u8> {
+        self.key().sign(data, version)
+    }
+
+    /// Checks a base64 signature made by [`Signer::sign`] over `data`.
+    pub fn verify(&self, data: &[u8], signature_b64: &str, version: &str) -> bool {
+        self.key().verify(data, signature_b64, version)
+    }
+
+    /// The self-signed certificate of the key, PEM-encoded.
+    pub fn cert_pem(&self) -> String {
+        self.key().cert_pem()
+    }
+}
+
+/// An RSA key with its CRT parameters and self-signed certificate.
+pub struct Key {
     n: Limbs,
     p: Limbs,
     q: Limbs,
@@ -464,8 +524,8 @@ pub struct Signer {
     cert_der: Vec<u8>,
 }
 
-impl Signer {
-    fn from_primes(p: Limbs, q: Limbs, created_ms: u64) -> Signer {
+impl Key {
+    fn from_primes(p: Limbs, q: Limbs, created_ms: u64) -> Key {
         let n = mul(&p, &q);
         let p1 = sub(&p, &[1]);
         let q1 = sub(&q, &[1]);
@@ -480,7 +540,7 @@ impl Signer {
         let mp = Mont::new(&p);
         let mq = Mont::new(&q);
         let qinv = mp.pow(&rem(&q, &p), &sub(&p, &[2]));
-        let mut s = Signer {
+        let mut s = Key {
             n,
             p,
             q,
@@ -526,26 +586,22 @@ impl Signer {
         }
         #[cfg(not(debug_assertions))]
         {
-            Signer::generate(1024)
+            Key::generate(1024)
         }
     }
 
     /// Loads the key of `dir` or creates one there (atomically).
-    pub fn load_or_create(dir: &Path) -> ServiceResult<Signer> {
+    fn load_or_create(dir: &Path) -> ServiceResult<Key> {
         let path = dir.join(KEY_FILE);
         let io = |e: std::io::Error| ServiceError::internal(format!("sns signing key: {e}"));
         if let Ok(bytes) = std::fs::read(&path) {
             let k: KeyFile = crate::codec::decode(&bytes)?;
-            return Ok(Signer::from_primes(
-                from_be(&k.p),
-                from_be(&k.q),
-                k.created_ms,
-            ));
+            return Ok(Key::from_primes(from_be(&k.p), from_be(&k.q), k.created_ms));
         }
         // One key per process for fresh directories: tests open hundreds of them.
         static FRESH: OnceLock<(Vec<u8>, Vec<u8>)> = OnceLock::new();
         let (p, q) = FRESH.get_or_init(|| {
-            let (p, q) = Signer::fresh_primes();
+            let (p, q) = Key::fresh_primes();
             (to_be(&p, 0), to_be(&q, 0))
         });
         let k = KeyFile {
@@ -565,7 +621,7 @@ impl Signer {
         if let Ok(d) = std::fs::File::open(dir) {
             let _ = d.sync_all();
         }
-        Ok(Signer::from_primes(from_be(p), from_be(q), k.created_ms))
+        Ok(Key::from_primes(from_be(p), from_be(q), k.created_ms))
     }
 
     fn modulus_len(&self) -> usize {
@@ -627,7 +683,7 @@ impl Signer {
         to_be(&s, k)
     }
 
-    /// Checks a base64 signature made by [`Signer::sign`] over `data`.
+    /// Checks a base64 signature made by [`Key::sign`] over `data`.
     pub fn verify(&self, data: &[u8], signature_b64: &str, version: &str) -> bool {
         let Ok(sig) = base64::engine::general_purpose::STANDARD.decode(signature_b64) else {
             return false;
@@ -869,7 +925,12 @@ mod tests {
     #[test]
     fn signatures_verify_and_persist() {
         let dir = tempfile::tempdir().unwrap();
-        let s = Signer::load_or_create(dir.path()).unwrap();
+        let signer = Signer::load_or_create(dir.path()).unwrap();
+        assert!(
+            !dir.path().join(KEY_FILE).exists(),
+            "the key is made on first use, not at open"
+        );
+        let s = signer.key();
         assert_eq!(bits(&s.n), 2048);
         for version in ["1", "2"] {
             let sig = s.sign(b"Message\nhello\n", version);
@@ -887,16 +948,16 @@ mod tests {
         assert!(pem.starts_with("-----BEGIN CERTIFICATE-----\n"));
         // Reloading gives the same key and certificate.
         let again = Signer::load_or_create(dir.path()).unwrap();
-        assert_eq!(again.n, s.n);
+        assert_eq!(again.key().n, s.n);
         assert_eq!(again.cert_pem(), pem);
     }
 
     #[test]
     fn keygen_makes_working_keys() {
         // Small primes keep this fast unoptimized; the code path is the 1024-bit one's.
-        let (p, q) = Signer::generate(256);
+        let (p, q) = Key::generate(256);
         assert_eq!(bits(&mul(&p, &q)), 512);
-        let s = Signer::from_primes(p, q, 0);
+        let s = Key::from_primes(p, q, 0);
         let mut di = vec![
             0x30, 0x21, 0x30, 0x09, 0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x1a, 0x05, 0x00, 0x04,
             0x14,
