@@ -86,7 +86,7 @@ async fn ten_groups_of_a_thousand_keep_order_under_eight_consumers() {
     for t in consumers {
         t.await.unwrap();
     }
-    let seen = seen.lock().unwrap();
+    let seen = std::mem::take(&mut *seen.lock().unwrap());
     assert_eq!(seen.len(), groups * per_group, "every message once");
     let mut next: HashMap<usize, usize> = HashMap::new();
     for &(g, k) in seen.iter() {
