@@ -4,7 +4,8 @@
 //!
 //! Run all:        cargo bench --bench server
 //! Run some:       cargo bench --bench server -- health startup
-//! Knobs (env):    BENCH_SECS (default 5), BENCH_CONNS (default 64)
+//! Knobs (env):    BENCH_SECS (default 5), BENCH_CONNS (default 64),
+//!                 BENCH_KINESIS_RECORDS (largest shard of kinesis-get: 10^5, 10^6 (default) or 10^7)
 //!
 //! The broker runs in this process on its own runtime (durable `fsync` mode, temp data dir);
 //! the load generator runs on another. Both share the machine's cores, as a real client would.
@@ -446,6 +447,14 @@ fn main() {
             100.0 * deliveries / batch_msgs.max(1.0)
         );
     }
+    let mut log_mb = 0.0;
+    if wanted("kinesis-put") {
+        log_mb = client_rt.block_on(durable_log_append_mb(secs));
+        println!(
+            "{:<28} {:>10.1} MB/s (256 appenders, 1 KiB records, fsync mode)",
+            "log durable append", log_mb
+        );
+    }
     if wanted("kinesis-put") {
         client_rt.block_on(call(
             addr,
@@ -466,7 +475,12 @@ fn main() {
         let mut r = client_rt.block_on(load(addr, 16, secs, make));
         let mb = r.rate() * 500.0 * 1024.0 / (1 << 20) as f64;
         r.report("kinesis PutRecords 500x1 KiB", 16);
-        println!("{:<28} {:>10.1} MB/s of record data", "  = throughput", mb);
+        println!(
+            "{:<28} {:>10.1} MB/s of record data ({:.0}% of durable log append in this run)",
+            "  = throughput",
+            mb,
+            100.0 * mb / log_mb.max(0.001)
+        );
     }
     if wanted("kinesis-get") {
         client_rt.block_on(kinesis_get(addr));
@@ -476,6 +490,35 @@ fn main() {
     if wanted("sqs-restart") {
         sqs_restart(1_000_000);
     }
+}
+
+/// The storage engine alone: 256 concurrent durable appends of 1 KiB records, in MB/s, as the
+/// ceiling Kinesis PutRecords is compared against.
+async fn durable_log_append_mb(secs: f64) -> f64 {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (log, _) =
+        millpond::log::Log::open(dir.path(), millpond::log::LogOptions::default()).expect("log");
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..256 {
+        let (log, stop) = (log.clone(), stop.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                log.append(1, 0, vec![b'l'; 1024]).await.expect("append");
+                n += 1;
+            }
+            n
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs_f64(secs)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut n = 0;
+    for t in tasks {
+        n += t.await.expect("appender");
+    }
+    n as f64 * 1024.0 / (1 << 20) as f64 / started.elapsed().as_secs_f64()
 }
 
 fn base64_of(b: &[u8]) -> String {
@@ -533,7 +576,15 @@ async fn kinesis_get(addr: SocketAddr) {
     let data = base64_of(&vec![b'g'; 1024]);
     let mut first_seqs = Vec::new();
     let mut total = 0usize;
-    for target in [100_000usize, 1_000_000] {
+    let max: usize = std::env::var("BENCH_KINESIS_RECORDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let targets: Vec<usize> = [100_000usize, 1_000_000, 10_000_000]
+        .into_iter()
+        .filter(|&t| t <= max)
+        .collect();
+    for target in targets {
         while total < target {
             let records: Vec<_> = (0..500)
                 .map(|r| serde_json::json!({"Data": data, "PartitionKey": r.to_string()}))
