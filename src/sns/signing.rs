@@ -3,11 +3,12 @@
 //! (SignatureVersion 2). Standard SNS message validators accept the signatures when told to trust
 //! the SigningCertURL millpond serves ([`Signer::cert_pem`]).
 //!
-//! Self-contained on purpose (no RSA or ASN.1 dependency): a small fixed-size bignum with
-//! Montgomery exponentiation, Miller–Rabin key generation, SHA1, and just enough DER for one
-//! certificate. The key is generated once per data directory and kept in
+//! The RSA arithmetic is written here (a small fixed-size bignum with Montgomery exponentiation,
+//! Miller–Rabin key generation, and just enough DER for one certificate); digests come from the
+//! `sha1`/`sha2` crates. Moving the RSA part to a maintained crate is open work (it would also make
+//! signing, the SNS fan-out bottleneck, faster). The key is made on first use and kept in
 //! `<data_dir>/sns/signing-key.bin` (debug builds use a fixed development key instead, see
-//! `Signer::fresh_primes`); it is a local broker's key, not a secret worth an HSM.
+//! `Key::fresh_primes`); it is a local broker's key, not a secret worth an HSM.
 
 use std::path::Path;
 use std::sync::OnceLock;
@@ -818,59 +819,10 @@ fn utc_time(secs: u64) -> String {
     )
 }
 
-// --- SHA1 --------------------------------------------------------------------------------------
-
+/// SHA-1, for SignatureVersion 1 (AWS still signs with it by default).
 pub fn sha1(data: &[u8]) -> [u8; 20] {
-    let mut h: [u32; 5] = [0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0];
-    let mut msg = data.to_vec();
-    let bit_len = (data.len() as u64).wrapping_mul(8);
-    msg.push(0x80);
-    while msg.len() % 64 != 56 {
-        msg.push(0);
-    }
-    msg.extend_from_slice(&bit_len.to_be_bytes());
-    for block in msg.chunks(64) {
-        let mut w = [0u32; 80];
-        for i in 0..16 {
-            w[i] = u32::from_be_bytes([
-                block[4 * i],
-                block[4 * i + 1],
-                block[4 * i + 2],
-                block[4 * i + 3],
-            ]);
-        }
-        for i in 16..80 {
-            w[i] = (w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16]).rotate_left(1);
-        }
-        let [mut a, mut b, mut c, mut d, mut e] = h;
-        for (i, wi) in w.iter().enumerate() {
-            let (f, k) = match i {
-                0..=19 => ((b & c) | (!b & d), 0x5A827999),
-                20..=39 => (b ^ c ^ d, 0x6ED9EBA1),
-                40..=59 => ((b & c) | (b & d) | (c & d), 0x8F1BBCDC),
-                _ => (b ^ c ^ d, 0xCA62C1D6),
-            };
-            let t = a
-                .rotate_left(5)
-                .wrapping_add(f)
-                .wrapping_add(e)
-                .wrapping_add(k)
-                .wrapping_add(*wi);
-            e = d;
-            d = c;
-            c = b.rotate_left(30);
-            b = a;
-            a = t;
-        }
-        for (x, y) in h.iter_mut().zip([a, b, c, d, e]) {
-            *x = x.wrapping_add(y);
-        }
-    }
-    let mut out = [0u8; 20];
-    for (i, x) in h.iter().enumerate() {
-        out[4 * i..4 * i + 4].copy_from_slice(&x.to_be_bytes());
-    }
-    out
+    use sha1::Digest;
+    sha1::Sha1::digest(data).into()
 }
 
 /// The string SNS signs: `Key\nValue\n` for each signed member in AWS's order.
