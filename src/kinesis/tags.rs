@@ -321,17 +321,7 @@ impl Kinesis {
         _ctx: &RequestContext,
         input: Value,
     ) -> ServiceResult<Value> {
-        #[derive(Deserialize)]
-        #[serde(rename_all = "PascalCase")]
-        struct In {
-            #[serde(rename = "ResourceARN")]
-            resource_arn: Option<String>,
-        }
-        let i: In = parse_input(input, "SerializationException")?;
-        let mut c = Checks::new();
-        check_resource_arn(&mut c, i.resource_arn.as_deref());
-        c.finish()?;
-        let arn = i.resource_arn.unwrap_or_default();
+        let arn = resource_arn_only(input)?;
         let tags = self.read_resource(&arn, |tags, _| {
             tags.iter()
                 .map(|(k, v)| json!({"Key": k, "Value": v}))
@@ -378,17 +368,7 @@ impl Kinesis {
         _ctx: &RequestContext,
         input: Value,
     ) -> ServiceResult<Value> {
-        #[derive(Deserialize)]
-        #[serde(rename_all = "PascalCase")]
-        struct In {
-            #[serde(rename = "ResourceARN")]
-            resource_arn: Option<String>,
-        }
-        let i: In = parse_input(input, "SerializationException")?;
-        let mut c = Checks::new();
-        check_resource_arn(&mut c, i.resource_arn.as_deref());
-        c.finish()?;
-        let arn = i.resource_arn.unwrap_or_default();
+        let arn = resource_arn_only(input)?;
         let policy = self.read_resource(&arn, |_, p| p.clone())?;
         Ok(json!({"Policy": policy.unwrap_or_else(|| "{}".to_string())}))
     }
@@ -398,17 +378,7 @@ impl Kinesis {
         _ctx: &RequestContext,
         input: Value,
     ) -> ServiceResult<Value> {
-        #[derive(Deserialize)]
-        #[serde(rename_all = "PascalCase")]
-        struct In {
-            #[serde(rename = "ResourceARN")]
-            resource_arn: Option<String>,
-        }
-        let i: In = parse_input(input, "SerializationException")?;
-        let mut c = Checks::new();
-        check_resource_arn(&mut c, i.resource_arn.as_deref());
-        c.finish()?;
-        let arn = i.resource_arn.unwrap_or_default();
+        let arn = resource_arn_only(input)?;
         let arn2 = arn.clone();
         self.modify_resource(&arn, |_, p, _| {
             if p.is_none() {
@@ -422,6 +392,22 @@ impl Kinesis {
         .await?;
         Ok(json!({}))
     }
+}
+
+/// The input of the actions that take only a `ResourceARN` (ListTagsForResource,
+/// Get/DeleteResourcePolicy), validated.
+fn resource_arn_only(input: Value) -> ServiceResult<String> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct In {
+        #[serde(rename = "ResourceARN")]
+        resource_arn: Option<String>,
+    }
+    let i: In = parse_input(input, "SerializationException")?;
+    let mut c = Checks::new();
+    check_resource_arn(&mut c, i.resource_arn.as_deref());
+    c.finish()?;
+    Ok(i.resource_arn.unwrap_or_default())
 }
 
 #[cfg(test)]
