@@ -60,13 +60,7 @@ async fn load(addr: SocketAddr, conns: usize, secs: f64, make: MakeRequest) -> L
     for c in 0..conns {
         let (stop, make) = (stop.clone(), make.clone());
         tasks.push(tokio::spawn(async move {
-            let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-            stream.set_nodelay(true).ok();
-            let io = hyper_util::rt::TokioIo::new(stream);
-            let (mut send, conn) = hyper::client::conn::http1::handshake(io)
-                .await
-                .expect("handshake");
-            tokio::spawn(conn);
+            let mut send = connect(addr).await;
             let (mut n, mut errors, mut lat) = (0u64, 0u64, Vec::with_capacity(1 << 16));
             let mut i = c as u64 * 1_000_000_000;
             while !stop.load(Ordering::Relaxed) {
@@ -91,6 +85,30 @@ async fn load(addr: SocketAddr, conns: usize, secs: f64, make: MakeRequest) -> L
             (n, errors, lat)
         }));
     }
+    finish(stop, tasks, secs, started).await
+}
+
+/// One HTTP/1.1 keep-alive connection, its driver running on the runtime.
+async fn connect(addr: SocketAddr) -> hyper::client::conn::http1::SendRequest<Full<Bytes>> {
+    let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream.set_nodelay(true).ok();
+    let io = hyper_util::rt::TokioIo::new(stream);
+    let (send, conn) = hyper::client::conn::http1::handshake(io)
+        .await
+        .expect("handshake");
+    tokio::spawn(conn);
+    send
+}
+
+type ConnResult = (u64, u64, Vec<u32>);
+
+/// Lets the connection tasks run for `secs`, stops them and adds up what they measured.
+async fn finish(
+    stop: Arc<AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<ConnResult>>,
+    secs: f64,
+    started: Instant,
+) -> LoadResult {
     tokio::time::sleep(Duration::from_secs_f64(secs)).await;
     stop.store(true, Ordering::Relaxed);
     let mut result = LoadResult {
@@ -100,7 +118,7 @@ async fn load(addr: SocketAddr, conns: usize, secs: f64, make: MakeRequest) -> L
         latencies_us: Vec::new(),
     };
     for t in tasks {
-        let (n, e, l) = t.await.expect("load task");
+        let (n, e, l) = t.await.expect("connection task");
         result.requests += n;
         result.errors += e;
         result.latencies_us.extend(l);
@@ -124,12 +142,7 @@ async fn call(addr: SocketAddr, target: &str, body: serde_json::Value) -> serde_
     } else {
         "application/x-amz-json-1.0"
     };
-    let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let (mut send, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .expect("handshake");
-    tokio::spawn(conn);
+    let mut send = connect(addr).await;
     let resp = send
         .send_request(post(
             addr,
@@ -187,11 +200,7 @@ async fn roundtrips(addr: SocketAddr, conns: usize, secs: f64, url: String) -> L
     for c in 0..conns {
         let (stop, url) = (stop.clone(), url.clone());
         tasks.push(tokio::spawn(async move {
-            let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-            stream.set_nodelay(true).ok();
-            let (mut send, conn) =
-                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await.expect("handshake");
-            tokio::spawn(conn);
+            let mut send = connect(addr).await;
             let mut once = async |op: &str, body: serde_json::Value| -> Option<serde_json::Value> {
                 let resp = send.send_request(sqs_req(addr, op, &body)).await.ok()?;
                 let ok = resp.status().is_success();
@@ -219,22 +228,7 @@ async fn roundtrips(addr: SocketAddr, conns: usize, secs: f64, url: String) -> L
             (n, errors, lat)
         }));
     }
-    tokio::time::sleep(Duration::from_secs_f64(secs)).await;
-    stop.store(true, Ordering::Relaxed);
-    let mut result = LoadResult {
-        requests: 0,
-        errors: 0,
-        elapsed: Duration::ZERO,
-        latencies_us: Vec::new(),
-    };
-    for t in tasks {
-        let (n, e, l) = t.await.expect("task");
-        result.requests += n;
-        result.errors += e;
-        result.latencies_us.extend(l);
-    }
-    result.elapsed = started.elapsed();
-    result
+    finish(stop, tasks, secs, started).await
 }
 
 /// Exec → first answered health check, and resident memory once idle, of the release binary.
@@ -528,12 +522,7 @@ fn base64_of(b: &[u8]) -> String {
 
 async fn sns_topic_with_queues(addr: SocketAddr, n: usize) -> String {
     let query = |form: String| async move {
-        let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-        let (mut send, conn) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-                .await
-                .expect("handshake");
-        tokio::spawn(conn);
+        let mut send = connect(addr).await;
         let resp = send
             .send_request(post(
                 addr,

@@ -27,18 +27,76 @@ async fn health_reports_version_services_and_data_dir() {
     srv.stop().await;
 }
 
+/// Creates one queue, topic and stream through the SDKs.
+async fn populate(endpoint: &str) {
+    sqs(endpoint)
+        .create_queue()
+        .queue_name("q")
+        .send()
+        .await
+        .unwrap();
+    sns(endpoint).create_topic().name("t").send().await.unwrap();
+    kinesis(endpoint)
+        .create_stream()
+        .stream_name("s")
+        .shard_count(1)
+        .send()
+        .await
+        .unwrap();
+}
+
+/// How many queues, topics and streams there are.
+async fn census(endpoint: &str) -> (usize, usize, usize) {
+    let q = sqs(endpoint)
+        .list_queues()
+        .send()
+        .await
+        .unwrap()
+        .queue_urls
+        .unwrap_or_default()
+        .len();
+    let t = sns(endpoint)
+        .list_topics()
+        .send()
+        .await
+        .unwrap()
+        .topics
+        .unwrap_or_default()
+        .len();
+    let s = kinesis(endpoint)
+        .list_streams()
+        .send()
+        .await
+        .unwrap()
+        .stream_names
+        .len();
+    (q, t, s)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reset_endpoints_answer_ok() {
-    let srv = TestServer::start().await;
-    let addr = srv.addr;
+async fn reset_wipes_every_service_durably() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = Broker::spawn(dir.path(), &[]);
+    let addr = b.addr;
     for path in ["/_millpond/reset", "/moto-api/reset"] {
+        populate(&b.endpoint()).await;
+        assert_eq!(census(&b.endpoint()).await, (1, 1, 1));
         let r = tokio::task::spawn_blocking(move || raw(addr, "POST", path, &[], b""))
             .await
             .unwrap();
         assert_eq!(r.status, 200, "{path}: {}", r.text());
         assert_eq!(r.json()["reset"], true);
+        assert_eq!(
+            census(&b.endpoint()).await,
+            (0, 0, 0),
+            "{path} left resources behind"
+        );
     }
-    srv.stop().await;
+    // Still empty after kill -9: the wipe was logged, not just applied in memory.
+    b.kill9();
+    let b = Broker::spawn(dir.path(), &[]);
+    assert_eq!(census(&b.endpoint()).await, (0, 0, 0));
+    b.kill9();
 }
 
 fn assert_query_error(r: &RawResponse, namespace: &str, code: &str) {
