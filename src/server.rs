@@ -262,6 +262,10 @@ async fn signing_cert(State(app): State<Arc<App>>) -> Response<Body> {
 }
 
 async fn aws(State(app): State<Arc<App>>, req: Request<Body>) -> Response<Body> {
+    // The per-request trace copies the path and target: only pay for it when it is printed.
+    if !tracing::enabled!(tracing::Level::DEBUG) {
+        return protocol::handle(&app.services, req).await;
+    }
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_string();

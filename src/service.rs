@@ -20,6 +20,116 @@ pub fn parse_input<T: DeserializeOwned>(input: Value, code: &'static str) -> Ser
     serde_json::from_value(input).map_err(|e| ServiceError::sender(code, e.to_string()))
 }
 
+/// A request as the protocol layer hands it over: a JSON-shaped document it built (from a query
+/// form or CBOR), or the raw body of an AWS JSON request, which hot actions deserialize straight
+/// into their typed input (building a `Value` tree first costs an allocation per member).
+pub enum Input<'a> {
+    Doc(Value),
+    Json(&'a [u8]),
+}
+
+impl From<Value> for Input<'static> {
+    fn from(v: Value) -> Self {
+        Input::Doc(v)
+    }
+}
+
+impl Input<'_> {
+    /// The typed input; a wrong type or shape becomes `code`, as [`parse_input`].
+    pub fn parse<T: DeserializeOwned>(self, code: &'static str) -> ServiceResult<T> {
+        match self {
+            Input::Doc(v) => parse_input(v, code),
+            Input::Json(body) => match first_non_space(body) {
+                None => parse_input(Value::Null, code),
+                Some(b'{') => serde_json::from_slice(body).map_err(|e| {
+                    // A shape error may come before a syntax error later in the body; the
+                    // body being malformed JSON is what the client needs to hear first.
+                    match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
+                        Err(syntax) => unparsable(&syntax),
+                        Ok(_) if e.is_data() => ServiceError::sender(code, e.to_string()),
+                        Ok(_) => unparsable(&e),
+                    }
+                }),
+                Some(_) => Err(not_an_object()),
+            },
+        }
+    }
+
+    /// The request as a document, for actions that work on the tree.
+    pub fn into_doc(self) -> ServiceResult<Value> {
+        match self {
+            Input::Doc(v) => Ok(v),
+            Input::Json(body) => parse_json_body(body),
+        }
+    }
+}
+
+/// An answer: a document (rendered per wire by the protocol layer) or, from hot actions, the
+/// AWS JSON bytes already serialized from the typed output.
+pub enum Output {
+    Doc(Value),
+    Json(Vec<u8>),
+}
+
+impl Output {
+    /// Serializes a typed output straight to AWS JSON bytes.
+    pub fn json<T: serde::Serialize>(output: &T) -> ServiceResult<Output> {
+        serde_json::to_vec(output)
+            .map(Output::Json)
+            .map_err(|e| ServiceError::internal(e.to_string()))
+    }
+
+    /// The answer as a document (what query/XML and CBOR rendering walk).
+    pub fn into_doc(self) -> ServiceResult<Value> {
+        match self {
+            Output::Doc(v) => Ok(v),
+            Output::Json(b) => {
+                serde_json::from_slice(&b).map_err(|e| ServiceError::internal(e.to_string()))
+            }
+        }
+    }
+
+    /// The answer as AWS JSON bytes; an absent output is `{}`.
+    pub fn into_json(self) -> Vec<u8> {
+        match self {
+            Output::Json(b) => b,
+            Output::Doc(Value::Null) => b"{}".to_vec(),
+            Output::Doc(v) => v.to_string().into_bytes(),
+        }
+    }
+}
+
+fn first_non_space(body: &[u8]) -> Option<u8> {
+    body.iter().copied().find(|b| !b.is_ascii_whitespace())
+}
+
+fn not_an_object() -> ServiceError {
+    ServiceError::sender(
+        "SerializationException",
+        "The request body must be a JSON object.",
+    )
+}
+
+fn unparsable(e: &serde_json::Error) -> ServiceError {
+    ServiceError::sender(
+        "SerializationException",
+        format!("Could not parse the request body: {e}"),
+    )
+}
+
+/// Parses an AWS JSON request body: empty means `{}`, anything but an object is refused.
+pub fn parse_json_body(body: &[u8]) -> ServiceResult<Value> {
+    match first_non_space(body) {
+        None => Ok(Value::Object(Default::default())),
+        Some(b'{') => match serde_json::from_slice::<Value>(body) {
+            Ok(v @ Value::Object(_)) => Ok(v),
+            Ok(_) => Err(not_an_object()),
+            Err(e) => Err(unparsable(&e)),
+        },
+        Some(_) => Err(not_an_object()),
+    }
+}
+
 /// Serializes a typed output into the document the protocol layer renders.
 pub fn to_output<T: serde::Serialize>(output: &T) -> ServiceResult<Value> {
     serde_json::to_value(output).map_err(|e| ServiceError::internal(e.to_string()))
@@ -65,6 +175,44 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(serde::Deserialize, Debug, PartialEq)]
+    #[serde(rename_all = "PascalCase")]
+    struct In {
+        name: Option<String>,
+        count: Option<i64>,
+    }
+
+    /// Raw JSON bodies parsed straight into typed inputs fail exactly as the document path does.
+    #[test]
+    fn raw_json_inputs_match_the_document_path() {
+        for body in [
+            &b"{\"Name\":\"a\",\"Count\":2}"[..],
+            b"",
+            b"  ",
+            b"{}",
+            b"{\"Count\":\"x\"}",
+            b"{not json",
+            b"[1,2]",
+            b"null",
+            b"{\"Name\":1} trailing",
+        ] {
+            let raw = Input::Json(body).parse::<In>("InvalidParameterValue");
+            let doc = parse_json_body(body)
+                .and_then(|d| Input::Doc(d).parse::<In>("InvalidParameterValue"));
+            match (raw, doc) {
+                (Ok(a), Ok(b)) => assert_eq!(a, b),
+                (Err(a), Err(b)) => assert_eq!(a.code, b.code, "{body:?}"),
+                (a, b) => panic!("{body:?}: {a:?} vs {b:?}"),
+            }
+        }
+        let e = Input::Json(b"{\"Count\":\"x\"}")
+            .parse::<In>("InvalidParameterValue")
+            .unwrap_err();
+        assert_eq!(e.code, "InvalidParameterValue");
+        let e = Input::Json(b"[1]").parse::<In>("X").unwrap_err();
+        assert_eq!(e.code, "SerializationException");
+    }
 
     #[test]
     fn iso8601_matches_known_instants() {

@@ -24,6 +24,7 @@ use serde_json::{json, Map, Value};
 use crate::context::RequestContext;
 use crate::error::{Fault, ServiceError};
 use crate::kinesis::Kinesis;
+use crate::service::Input;
 use crate::sns::Sns;
 use crate::sqs::Sqs;
 use model::{model, ServiceName};
@@ -332,6 +333,17 @@ async fn json_request(
     if !m.has_operation(op) {
         return error_response(wire, &unknown_operation(target), rid);
     }
+    if svc == ServiceName::Sqs {
+        return match services.sqs.call(ctx, op, Input::Json(body)).await {
+            Ok(out) => respond(
+                StatusCode::OK,
+                "application/x-amz-json-1.0",
+                out.into_json(),
+                rid,
+            ),
+            Err(e) => error_response(wire, &e, rid),
+        };
+    }
     let doc = match wire {
         Wire::KinesisCbor => cbor::decode(body),
         _ => parse_json_body(body),
@@ -343,10 +355,7 @@ async fn json_request(
     if svc == ServiceName::Kinesis && op == "SubscribeToShard" {
         return subscribe_to_shard(services, ctx, wire, doc).await;
     }
-    let result = match svc {
-        ServiceName::Sqs => services.sqs.dispatch(ctx, op, doc).await,
-        _ => services.kinesis.dispatch(ctx, op, doc).await,
-    };
+    let result = services.kinesis.dispatch(ctx, op, doc).await;
     match (result, wire) {
         (Ok(out), Wire::KinesisCbor) => respond(
             StatusCode::OK,
@@ -360,11 +369,7 @@ async fn json_request(
             } else {
                 out
             };
-            let ct = if wire == Wire::SqsJson {
-                "application/x-amz-json-1.0"
-            } else {
-                "application/x-amz-json-1.1"
-            };
+            let ct = "application/x-amz-json-1.1";
             respond(StatusCode::OK, ct, out.to_string().into_bytes(), rid)
         }
         (Err(e), _) => error_response(wire, &e, rid),
@@ -503,23 +508,7 @@ impl hyper::body::Body for FrameBody {
     }
 }
 
-/// Parses an AWS JSON request body: empty means `{}`, anything but an object is refused.
-pub fn parse_json_body(body: &[u8]) -> Result<Value, ServiceError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Value::Object(Map::new()));
-    }
-    match serde_json::from_slice::<Value>(body) {
-        Ok(v @ Value::Object(_)) => Ok(v),
-        Ok(_) => Err(ServiceError::sender(
-            "SerializationException",
-            "The request body must be a JSON object.",
-        )),
-        Err(e) => Err(ServiceError::sender(
-            "SerializationException",
-            format!("Could not parse the request body: {e}"),
-        )),
-    }
-}
+pub use crate::service::parse_json_body;
 
 fn unknown_operation(target: &str) -> ServiceError {
     ServiceError::sender(

@@ -261,7 +261,7 @@ fn valid_fifo_id(s: &str) -> bool {
 }
 
 fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    hex::encode(b)
 }
 
 fn filter_matches(sns: &Sns, sub: &Subscription, msg: &Msg) -> bool {

@@ -48,7 +48,7 @@ pub type Attrs = BTreeMap<String, StoredAttr>;
 
 pub fn hex_md5(data: &[u8]) -> String {
     let d = Md5::digest(data);
-    d.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(d)
 }
 
 /// AWS's MD5OfMessageAttributes (and MD5OfMessageSystemAttributes): for each attribute in name
@@ -71,7 +71,7 @@ pub fn md5_of_attributes(attrs: &Attrs) -> String {
             put(&mut h, b);
         }
     }
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(h.finalize())
 }
 
 /// AWS's allowed body characters: #x9 #xA #xD #x20–#xD7FF #xE000–#xFFFD #x10000–#x10FFFF.

@@ -1,7 +1,8 @@
 //! Message actions: SendMessage(Batch), ReceiveMessage (with long polling), DeleteMessage(Batch),
 //! ChangeMessageVisibility(Batch), SNS's `send_to_arn`, and receipt handles.
 //!
-//! A receipt handle is URL-safe base64 of (queue id, message seq, receive number, message id):
+//! A receipt handle is URL-safe base64 of (queue id, message seq, receive number, message id,
+//! receive time):
 //! opaque to clients, bound to one queue incarnation (ids are never reused) and to one receive
 //! of one message, so a stale handle is recognised as such.
 
@@ -24,11 +25,12 @@ use super::{InternalSend, Sqs};
 use crate::codec::encode;
 use crate::context::RequestContext;
 use crate::error::{ServiceError, ServiceResult};
-use crate::service::{now_ms, parse_input, to_output};
+use crate::service::{now_ms, parse_input, to_output, Input, Output};
 
-/// AWS's in-flight message limits (received, not deleted, visibility running).
+/// AWS's in-flight message limit (received, not deleted, visibility running), the same for
+/// both queue types since 2024. At the limit a standard queue answers `OverLimit`; a FIFO
+/// queue answers no messages and no error (as the ChangeMessageVisibility docs state).
 const MAX_INFLIGHT: usize = 120_000;
-const MAX_INFLIGHT_FIFO: usize = 20_000;
 
 /// Sum of all bodies and attributes of one batch, whatever the queue's MaximumMessageSize.
 const MAX_BATCH_BYTES: usize = 1_048_576;
@@ -39,15 +41,24 @@ pub(crate) struct Handle {
     pub seq: u64,
     pub generation: u32,
     pub id: u128,
+    /// When this receive happened: a message's visibility may be extended to at most
+    /// [`MAX_VISIBILITY_S`] after it.
+    pub received_ms: u64,
 }
+
+/// AWS's 12-hour ceiling on a message's total visibility timeout from its receive.
+const MAX_VISIBILITY_S: u64 = 43_200;
+
+const HANDLE_LEN: usize = 44;
 
 impl Handle {
     pub fn encode(&self) -> String {
-        let mut b = Vec::with_capacity(36);
+        let mut b = Vec::with_capacity(HANDLE_LEN);
         b.extend_from_slice(&self.queue_id.to_be_bytes());
         b.extend_from_slice(&self.seq.to_be_bytes());
         b.extend_from_slice(&self.generation.to_be_bytes());
         b.extend_from_slice(&self.id.to_be_bytes());
+        b.extend_from_slice(&self.received_ms.to_be_bytes());
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
     }
 
@@ -55,7 +66,7 @@ impl Handle {
         let b = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode(s)
             .ok()?;
-        if b.len() != 36 {
+        if b.len() != HANDLE_LEN {
             return None;
         }
         Some(Handle {
@@ -63,6 +74,7 @@ impl Handle {
             seq: u64::from_be_bytes(b[8..16].try_into().ok()?),
             generation: u32::from_be_bytes(b[16..20].try_into().ok()?),
             id: u128::from_be_bytes(b[20..36].try_into().ok()?),
+            received_ms: u64::from_be_bytes(b[36..44].try_into().ok()?),
         })
     }
 }
@@ -137,6 +149,20 @@ impl SendOut {
             self.sequence_number = Some(seq_number(seq));
         }
     }
+}
+
+/// The answer of every batch action: what worked, what did not.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct BatchOut<T> {
+    successful: Vec<T>,
+    failed: Vec<Failed>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct BatchId {
+    id: String,
 }
 
 #[derive(Serialize)]
@@ -304,12 +330,7 @@ fn prepare(q: &Queue, entry: SendEntry, sender_id: &str) -> ServiceResult<Prepar
                 ));
             }
             // AWS derives it as the SHA-256 of the body.
-            dedup_id = Some(
-                sha2::Sha256::digest(body.as_bytes())
-                    .iter()
-                    .map(|b| format!("{b:02x}"))
-                    .collect(),
-            );
+            dedup_id = Some(hex::encode(sha2::Sha256::digest(body.as_bytes())));
         }
     } else if dedup_id.is_some() {
         return Err(not_for_type("MessageDeduplicationId"));
@@ -378,22 +399,22 @@ impl Sqs {
     pub(crate) async fn send_message(
         &self,
         ctx: &RequestContext,
-        input: Value,
-    ) -> ServiceResult<Value> {
-        let i: SendIn = parse_input(input, PARAM)?;
+        input: Input<'_>,
+    ) -> ServiceResult<Output> {
+        let i: SendIn = input.parse(PARAM)?;
         let q = self.queue_by_url(ctx, i.queue_url.as_deref())?;
         let mut p = prepare(&q, i.entry, &ctx.account_id)?;
         let sent = q.send(vec![p.rec]).await?;
         p.out.fill(&q, sent[0]);
-        to_output(&p.out)
+        Output::json(&p.out)
     }
 
     pub(crate) async fn send_message_batch(
         &self,
         ctx: &RequestContext,
-        input: Value,
-    ) -> ServiceResult<Value> {
-        let i: SendBatchIn = parse_input(input, PARAM)?;
+        input: Input<'_>,
+    ) -> ServiceResult<Output> {
+        let i: SendBatchIn = input.parse(PARAM)?;
         let q = self.queue_by_url(ctx, i.queue_url.as_deref())?;
         check_batch(
             i.entries.iter().map(|e| e.id.as_deref()),
@@ -437,7 +458,10 @@ impl Sqs {
                 o.fill(&q, s);
             }
         }
-        Ok(json!({ "Successful": to_output(&outs)?, "Failed": to_output(&failed)? }))
+        Output::json(&BatchOut {
+            successful: outs,
+            failed,
+        })
     }
 
     /// Sends into the queue with this ARN as SendMessage would (same validation, same log
@@ -462,9 +486,9 @@ impl Sqs {
     pub(crate) async fn receive_message(
         &self,
         ctx: &RequestContext,
-        input: Value,
-    ) -> ServiceResult<Value> {
-        let i: ReceiveIn = parse_input(input, PARAM)?;
+        input: Input<'_>,
+    ) -> ServiceResult<Output> {
+        let i: ReceiveIn = input.parse(PARAM)?;
         let q = self.queue_by_url(ctx, i.queue_url.as_deref())?;
         let max = match i.max_number_of_messages {
             Some(n) if !(1..=10).contains(&n) => {
@@ -502,7 +526,7 @@ impl Sqs {
         let attempt = i.receive_request_attempt_id.filter(|_| q.fifo);
         if let Some(a) = &attempt {
             if let Some(msgs) = self.replay_attempt(&q, a, &wanted)? {
-                return Ok(json!({ "Messages": msgs }));
+                return Ok(Output::Doc(json!({ "Messages": msgs })));
             }
         }
         let deadline = tokio::time::Instant::now() + Duration::from_secs(wait_s);
@@ -518,15 +542,15 @@ impl Sqs {
                 attempts.insert(a.clone(), (now + super::state::DEDUP_WINDOW_MS, got));
             }
             if !msgs.is_empty() || q.is_deleted() {
-                return Ok(if msgs.is_empty() {
+                return Ok(Output::Doc(if msgs.is_empty() {
                     json!({})
                 } else {
                     json!({ "Messages": msgs })
-                });
+                }));
             }
             let now = tokio::time::Instant::now();
             if now >= deadline {
-                return Ok(json!({}));
+                return Ok(Output::Doc(json!({})));
             }
             let mut until = deadline;
             if let Some(t) = q.state.lock().next_deadline() {
@@ -558,14 +582,14 @@ impl Sqs {
         else {
             return Ok(None);
         };
-        let metas: Vec<(u64, MsgMeta)> = {
+        let metas: Vec<(u64, MsgMeta, u64)> = {
             let mut st = q.state.lock();
             st.promote(now);
             got.iter()
-                .filter_map(|(seq, generation)| {
-                    st.get(*seq)
-                        .filter(|m| m.receive_count == *generation && m.phase == Phase::Inflight)
-                        .map(|m| (*seq, *m))
+                .filter_map(|&(seq, generation, received_ms)| {
+                    st.get(seq)
+                        .filter(|m| m.receive_count == generation && m.phase == Phase::Inflight)
+                        .map(|m| (seq, *m, received_ms))
                 })
                 .collect()
         };
@@ -573,9 +597,9 @@ impl Sqs {
             return Ok(None);
         }
         let mut out = Vec::new();
-        for (seq, m) in &metas {
+        for (seq, m, received_ms) in &metas {
             if let Some(rec) = q.read_message(m.offset)? {
-                out.push(render(q, *seq, m, &rec, wanted));
+                out.push(render(q, *seq, m, *received_ms, &rec, wanted));
             }
         }
         Ok(Some(out))
@@ -590,7 +614,7 @@ impl Sqs {
         max: usize,
         visibility: Option<u64>,
         wanted: &Wanted,
-    ) -> ServiceResult<(Vec<Value>, Vec<(u64, u32)>)> {
+    ) -> ServiceResult<(Vec<Value>, Vec<(u64, u32, u64)>)> {
         let cfg = q.config();
         let visibility_ms = visibility.unwrap_or(cfg.visibility_s) * 1000;
         let dlq = cfg.redrive.as_ref().and_then(|r| {
@@ -600,14 +624,12 @@ impl Sqs {
         let (out, got, redrive) = {
             let _g = q.gate.read().await;
             let now = now_ms();
-            let limit = if q.fifo {
-                MAX_INFLIGHT_FIFO
-            } else {
-                MAX_INFLIGHT
-            };
-            if q.state.lock().counts(now).1 >= limit {
+            if q.state.lock().counts(now).1 >= MAX_INFLIGHT {
+                if q.fifo {
+                    return Ok((Vec::new(), Vec::new()));
+                }
                 return Err(e::over_limit(format!(
-                    "The maximum number of in flight messages ({limit}) has been reached."
+                    "The maximum number of in flight messages ({MAX_INFLIGHT}) has been reached."
                 )));
             }
             let taken = {
@@ -646,13 +668,13 @@ impl Sqs {
             let mut out = Vec::with_capacity(taken.delivered.len());
             for (seq, m) in &taken.delivered {
                 if let Some(rec) = q.read_message(m.offset)? {
-                    out.push(render(q, *seq, m, &rec, wanted));
+                    out.push(render(q, *seq, m, now, &rec, wanted));
                 }
             }
             let got = taken
                 .delivered
                 .iter()
-                .map(|(s, m)| (*s, m.receive_count))
+                .map(|(s, m)| (*s, m.receive_count, now))
                 .collect();
             (out, got, taken.redrive)
         };
@@ -665,24 +687,24 @@ impl Sqs {
     pub(crate) async fn delete_message(
         &self,
         ctx: &RequestContext,
-        input: Value,
-    ) -> ServiceResult<Value> {
-        let i: HandleIn = parse_input(input, PARAM)?;
+        input: Input<'_>,
+    ) -> ServiceResult<Output> {
+        let i: HandleIn = input.parse(PARAM)?;
         let q = self.queue_by_url(ctx, i.queue_url.as_deref())?;
         let h = parse_handle(&q, i.receipt_handle.as_deref())?;
         let _g = q.gate.read().await;
         if remove_by_handle(&q, &h) {
             q.log_removed(Q_DELETE, vec![h.seq]).await?;
         }
-        Ok(json!({}))
+        Ok(Output::Json(b"{}".to_vec()))
     }
 
     pub(crate) async fn delete_message_batch(
         &self,
         ctx: &RequestContext,
-        input: Value,
-    ) -> ServiceResult<Value> {
-        let i: HandleBatchIn = parse_input(input, PARAM)?;
+        input: Input<'_>,
+    ) -> ServiceResult<Output> {
+        let i: HandleBatchIn = input.parse(PARAM)?;
         let q = self.queue_by_url(ctx, i.queue_url.as_deref())?;
         check_batch(
             i.entries.iter().map(|e| e.id.as_deref()),
@@ -699,13 +721,16 @@ impl Sqs {
                     if remove_by_handle(&q, &h) {
                         removed.push(h.seq);
                     }
-                    ok.push(json!({ "Id": id }));
+                    ok.push(BatchId { id });
                 }
                 Err(err) => failed.push(Failed::new(&id, &err)),
             }
         }
         q.log_removed(Q_DELETE, removed).await?;
-        Ok(json!({ "Successful": ok, "Failed": to_output(&failed)? }))
+        Output::json(&BatchOut {
+            successful: ok,
+            failed,
+        })
     }
 
     pub(crate) async fn change_message_visibility(
@@ -792,6 +817,11 @@ fn remove_by_handle(q: &Queue, h: &Handle) -> bool {
 
 fn change_visibility(q: &Queue, h: &Handle, v: u64, raw: &str) -> ServiceResult<VisibilityEntry> {
     let now = now_ms();
+    if now + v * 1000 > h.received_ms + MAX_VISIBILITY_S * 1000 {
+        return Err(e::invalid_parameter_value(format!(
+            "Value {v} for parameter VisibilityTimeout is invalid. Reason: Total VisibilityTimeout for the message is beyond the limit [{MAX_VISIBILITY_S} seconds]"
+        )));
+    }
     let mut st = q.state.lock();
     if st.get(h.seq).is_some_and(|m| m.tag != h.id as u32) {
         return Err(e::receipt_handle_invalid(raw));
@@ -807,12 +837,13 @@ fn change_visibility(q: &Queue, h: &Handle, v: u64, raw: &str) -> ServiceResult<
 }
 
 /// One received message in the ReceiveMessage output shape.
-fn render(q: &Queue, seq: u64, m: &MsgMeta, rec: &SendRec, w: &Wanted) -> Value {
+fn render(q: &Queue, seq: u64, m: &MsgMeta, received_ms: u64, rec: &SendRec, w: &Wanted) -> Value {
     let handle = Handle {
         queue_id: q.id,
         seq,
         generation: m.receive_count,
         id: rec.id,
+        received_ms,
     };
     let mut out = Map::new();
     out.insert("MessageId".into(), json!(message_id(rec.id)));

@@ -56,6 +56,7 @@ use crate::config::Config;
 use crate::context::RequestContext;
 use crate::error::ServiceResult;
 use crate::log::LogOptions;
+use crate::service::{Input, Output};
 
 use catalog::Catalog;
 use queue::Queue;
@@ -150,7 +151,28 @@ impl Sqs {
         op: &str,
         input: Value,
     ) -> ServiceResult<Value> {
+        self.call(ctx, op, Input::Doc(input)).await?.into_doc()
+    }
+
+    /// [`Sqs::dispatch`] for any [`Input`]: the message actions (the hot path) read an AWS JSON
+    /// body straight into their typed inputs and answer serialized JSON; the rest work on a
+    /// document.
+    pub async fn call(
+        &self,
+        ctx: &RequestContext,
+        op: &str,
+        input: Input<'_>,
+    ) -> ServiceResult<Output> {
         match op {
+            "SendMessage" => return self.send_message(ctx, input).await,
+            "SendMessageBatch" => return self.send_message_batch(ctx, input).await,
+            "ReceiveMessage" => return self.receive_message(ctx, input).await,
+            "DeleteMessage" => return self.delete_message(ctx, input).await,
+            "DeleteMessageBatch" => return self.delete_message_batch(ctx, input).await,
+            _ => {}
+        }
+        let input = input.into_doc()?;
+        let out = match op {
             "CreateQueue" => self.create_queue(ctx, input).await,
             "DeleteQueue" => self.delete_queue(ctx, input).await,
             "ListQueues" => self.list_queues(ctx, input),
@@ -163,11 +185,6 @@ impl Sqs {
             "ListQueueTags" => self.list_queue_tags(ctx, input),
             "AddPermission" => self.add_permission(ctx, input).await,
             "RemovePermission" => self.remove_permission(ctx, input).await,
-            "SendMessage" => self.send_message(ctx, input).await,
-            "SendMessageBatch" => self.send_message_batch(ctx, input).await,
-            "ReceiveMessage" => self.receive_message(ctx, input).await,
-            "DeleteMessage" => self.delete_message(ctx, input).await,
-            "DeleteMessageBatch" => self.delete_message_batch(ctx, input).await,
             "ChangeMessageVisibility" => self.change_message_visibility(ctx, input).await,
             "ChangeMessageVisibilityBatch" => {
                 self.change_message_visibility_batch(ctx, input).await
@@ -177,7 +194,8 @@ impl Sqs {
             "ListMessageMoveTasks" => self.list_message_move_tasks(ctx, input),
             "CancelMessageMoveTask" => self.cancel_message_move_task(ctx, input).await,
             _ => Err(crate::error::ServiceError::invalid_action(op)),
-        }
+        };
+        out.map(Output::Doc)
     }
 
     /// Wipes every queue of every account and region, durably.

@@ -25,8 +25,9 @@ use crate::error::ServiceResult;
 use crate::log::{Log, LogOptions};
 use crate::service::now_ms;
 
-/// A remembered FIFO receive attempt: expiry and the (seq, receive number) it returned.
-pub type Attempt = (u64, Vec<(u64, u32)>);
+/// A remembered FIFO receive attempt: expiry and the (seq, receive number, receive time) it
+/// returned.
+pub type Attempt = (u64, Vec<(u64, u32, u64)>);
 
 /// Catalog-owned facts about a queue.
 #[derive(Clone, Debug)]
@@ -52,7 +53,7 @@ pub struct Queue {
     pub notify: Notify,
     pub deleted: AtomicBool,
     since_checkpoint: AtomicU64,
-    /// FIFO ReceiveRequestAttemptId → (expiry, the (seq, receive number) it returned). Kept in
+    /// FIFO ReceiveRequestAttemptId → (expiry, what it returned). Kept in
     /// memory only: a retry after a restart receives afresh.
     pub attempts: Mutex<HashMap<String, Attempt>>,
 }

@@ -763,6 +763,27 @@ async fn visibility_timeout_and_changes() {
     .await;
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert!(t.recv(&url, json!({})).await.is_empty());
+    // 12 hours is the ceiling counted from the receive, not from the change: more than a
+    // second has passed, so 43200 s from now is beyond it while 43190 s is not.
+    let e = t
+        .err(
+            "ChangeMessageVisibility",
+            json!({"QueueUrl": url, "ReceiptHandle": h3, "VisibilityTimeout": 43200}),
+        )
+        .await;
+    assert_eq!(e.code, "InvalidParameterValue");
+    assert!(e.message.contains("Total VisibilityTimeout"), "{e:?}");
+    let batch = t
+        .ok(
+            "ChangeMessageVisibilityBatch",
+            json!({"QueueUrl": url, "Entries": [
+                {"Id": "over", "ReceiptHandle": h3, "VisibilityTimeout": 43200},
+                {"Id": "fine", "ReceiptHandle": h3, "VisibilityTimeout": 43190}]}),
+        )
+        .await;
+    assert_eq!(batch["Failed"][0]["Id"], "over");
+    assert_eq!(batch["Failed"][0]["Code"], "InvalidParameterValue");
+    assert_eq!(batch["Successful"][0]["Id"], "fine");
     t.ok(
         "DeleteMessage",
         json!({"QueueUrl": url, "ReceiptHandle": h3}),
