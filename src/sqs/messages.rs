@@ -526,7 +526,7 @@ impl Sqs {
         let attempt = i.receive_request_attempt_id.filter(|_| q.fifo);
         if let Some(a) = &attempt {
             if let Some(msgs) = self.replay_attempt(&q, a, &wanted)? {
-                return Ok(Output::Doc(json!({ "Messages": msgs })));
+                return Output::json(&ReceiveOut { messages: msgs });
             }
         }
         let deadline = tokio::time::Instant::now() + Duration::from_secs(wait_s);
@@ -542,15 +542,11 @@ impl Sqs {
                 attempts.insert(a.clone(), (now + super::state::DEDUP_WINDOW_MS, got));
             }
             if !msgs.is_empty() || q.is_deleted() {
-                return Ok(Output::Doc(if msgs.is_empty() {
-                    json!({})
-                } else {
-                    json!({ "Messages": msgs })
-                }));
+                return Output::json(&ReceiveOut { messages: msgs });
             }
             let now = tokio::time::Instant::now();
             if now >= deadline {
-                return Ok(Output::Doc(json!({})));
+                return Ok(Output::Json(b"{}".to_vec()));
             }
             let mut until = deadline;
             if let Some(t) = q.state.lock().next_deadline() {
@@ -571,7 +567,7 @@ impl Sqs {
         q: &Queue,
         attempt: &str,
         wanted: &Wanted,
-    ) -> ServiceResult<Option<Vec<Value>>> {
+    ) -> ServiceResult<Option<Vec<Received>>> {
         let now = now_ms();
         let Some(got) = q
             .attempts
@@ -599,7 +595,7 @@ impl Sqs {
         let mut out = Vec::new();
         for (seq, m, received_ms) in &metas {
             if let Some(rec) = q.read_message(m.offset)? {
-                out.push(render(q, *seq, m, *received_ms, &rec, wanted));
+                out.push(render(q, *seq, m, *received_ms, rec, wanted));
             }
         }
         Ok(Some(out))
@@ -614,7 +610,7 @@ impl Sqs {
         max: usize,
         visibility: Option<u64>,
         wanted: &Wanted,
-    ) -> ServiceResult<(Vec<Value>, Vec<(u64, u32, u64)>)> {
+    ) -> ServiceResult<(Vec<Received>, Vec<(u64, u32, u64)>)> {
         let cfg = q.config();
         let visibility_ms = visibility.unwrap_or(cfg.visibility_s) * 1000;
         let dlq = cfg.redrive.as_ref().and_then(|r| {
@@ -668,7 +664,7 @@ impl Sqs {
             let mut out = Vec::with_capacity(taken.delivered.len());
             for (seq, m) in &taken.delivered {
                 if let Some(rec) = q.read_message(m.offset)? {
-                    out.push(render(q, *seq, m, now, &rec, wanted));
+                    out.push(render(q, *seq, m, now, rec, wanted));
                 }
             }
             let got = taken
@@ -836,8 +832,59 @@ fn change_visibility(q: &Queue, h: &Handle, v: u64, raw: &str) -> ServiceResult<
     Ok(entry)
 }
 
+/// ReceiveMessage's answer; no messages is `{}`, as AWS.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct ReceiveOut {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    messages: Vec<Received>,
+}
+
 /// One received message in the ReceiveMessage output shape.
-fn render(q: &Queue, seq: u64, m: &MsgMeta, received_ms: u64, rec: &SendRec, w: &Wanted) -> Value {
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Received {
+    message_id: String,
+    receipt_handle: String,
+    #[serde(rename = "MD5OfBody")]
+    md5_of_body: String,
+    body: String,
+    #[serde(
+        skip_serializing_if = "Vec::is_empty",
+        serialize_with = "system_attributes"
+    )]
+    attributes: Vec<(&'static str, String)>,
+    #[serde(
+        rename = "MD5OfMessageAttributes",
+        skip_serializing_if = "Option::is_none"
+    )]
+    md5_of_message_attributes: Option<String>,
+    #[serde(
+        skip_serializing_if = "Attrs::is_empty",
+        serialize_with = "user_attributes"
+    )]
+    message_attributes: Attrs,
+}
+
+fn system_attributes<S: serde::Serializer>(
+    v: &[(&'static str, String)],
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.collect_map(v.iter().map(|(k, v)| (k, v)))
+}
+
+fn user_attributes<S: serde::Serializer>(v: &Attrs, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_map(v.iter().map(|(k, a)| (k, a.to_json())))
+}
+
+fn render(
+    q: &Queue,
+    seq: u64,
+    m: &MsgMeta,
+    received_ms: u64,
+    rec: SendRec,
+    w: &Wanted,
+) -> Received {
     let handle = Handle {
         queue_id: q.id,
         seq,
@@ -845,18 +892,13 @@ fn render(q: &Queue, seq: u64, m: &MsgMeta, received_ms: u64, rec: &SendRec, w: 
         id: rec.id,
         received_ms,
     };
-    let mut out = Map::new();
-    out.insert("MessageId".into(), json!(message_id(rec.id)));
-    out.insert("ReceiptHandle".into(), json!(handle.encode()));
-    out.insert("MD5OfBody".into(), json!(hex_md5(rec.body.as_bytes())));
-    out.insert("Body".into(), json!(rec.body));
-    let mut sys = Map::new();
-    let mut put = |name: &str, v: String| {
+    let mut sys = Vec::new();
+    let mut put = |name: &'static str, v: String| {
         if w.sys(name) {
-            sys.insert(name.into(), Value::String(v));
+            sys.push((name, v));
         }
     };
-    put("SenderId", rec.sender_id.clone());
+    put("SenderId", rec.sender_id);
     put("SentTimestamp", rec.sent_ms.to_string());
     put("ApproximateReceiveCount", m.receive_count.to_string());
     put(
@@ -870,35 +912,27 @@ fn render(q: &Queue, seq: u64, m: &MsgMeta, received_ms: u64, rec: &SendRec, w: 
     {
         put("AWSTraceHeader", t);
     }
-    if let Some(s) = &rec.dlq_source {
-        put("DeadLetterQueueSourceArn", s.clone());
+    if let Some(s) = rec.dlq_source {
+        put("DeadLetterQueueSourceArn", s);
     }
     if q.fifo {
         put("SequenceNumber", seq_number(seq));
     }
-    if let Some(g) = &rec.group_id {
-        put("MessageGroupId", g.clone());
+    if let Some(g) = rec.group_id {
+        put("MessageGroupId", g);
     }
-    if let Some(d) = rec.dedup_id.as_ref().filter(|_| q.fifo) {
-        put("MessageDeduplicationId", d.clone());
+    if let Some(d) = rec.dedup_id.filter(|_| q.fifo) {
+        put("MessageDeduplicationId", d);
     }
-    if !sys.is_empty() {
-        out.insert("Attributes".into(), Value::Object(sys));
+    let mut user = rec.attrs;
+    user.retain(|n, _| w.user_attr(n));
+    Received {
+        message_id: message_id(rec.id),
+        receipt_handle: handle.encode(),
+        md5_of_body: hex_md5(rec.body.as_bytes()),
+        body: rec.body,
+        attributes: sys,
+        md5_of_message_attributes: (!user.is_empty()).then(|| md5_of_attributes(&user)),
+        message_attributes: user,
     }
-    let user: Attrs = rec
-        .attrs
-        .iter()
-        .filter(|(n, _)| w.user_attr(n))
-        .map(|(n, a)| (n.clone(), a.clone()))
-        .collect();
-    if !user.is_empty() {
-        out.insert(
-            "MD5OfMessageAttributes".into(),
-            json!(md5_of_attributes(&user)),
-        );
-        let attrs: Map<String, Value> =
-            user.iter().map(|(n, a)| (n.clone(), a.to_json())).collect();
-        out.insert("MessageAttributes".into(), Value::Object(attrs));
-    }
-    Value::Object(out)
 }
