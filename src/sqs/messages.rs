@@ -813,7 +813,9 @@ fn remove_by_handle(q: &Queue, h: &Handle) -> bool {
 
 fn change_visibility(q: &Queue, h: &Handle, v: u64, raw: &str) -> ServiceResult<VisibilityEntry> {
     let now = now_ms();
-    if now + v * 1000 > h.received_ms + MAX_VISIBILITY_S * 1000 {
+    // Whole seconds since the receive, so the full 43200 is still allowed right after it.
+    let elapsed_s = now.saturating_sub(h.received_ms) / 1000;
+    if elapsed_s + v > MAX_VISIBILITY_S {
         return Err(e::invalid_parameter_value(format!(
             "Value {v} for parameter VisibilityTimeout is invalid. Reason: Total VisibilityTimeout for the message is beyond the limit [{MAX_VISIBILITY_S} seconds]"
         )));
