@@ -18,6 +18,8 @@ pub struct Config {
     pub kinesis_limits: Option<KinesisLimits>,
     /// Delay of Kinesis CREATING/UPDATING/DELETING transitions, in milliseconds.
     pub kinesis_transition_ms: u64,
+    /// PEM bundle of CAs trusted for `https://` SNS endpoints beside the web PKI roots.
+    pub sns_ca_file: Option<PathBuf>,
 }
 
 impl Config {
@@ -31,6 +33,7 @@ impl Config {
             segment_bytes: 64 << 20,
             kinesis_limits: None,
             kinesis_transition_ms: 0,
+            sns_ca_file: None,
         }
     }
 

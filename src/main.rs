@@ -64,6 +64,10 @@ struct ServeArgs {
     /// Milliseconds a Kinesis stream spends CREATING, UPDATING or DELETING.
     #[arg(long, env = "MILLPOND_KINESIS_TRANSITION_MS", default_value_t = 0)]
     kinesis_transition_ms: u64,
+    /// PEM file of extra CA certificates trusted for https:// SNS subscription endpoints (beside
+    /// the built-in web PKI roots), e.g. the CA of a self-signed test endpoint.
+    #[arg(long, env = "MILLPOND_SNS_CA_FILE")]
+    sns_ca_file: Option<PathBuf>,
 }
 
 fn main() -> std::process::ExitCode {
@@ -87,6 +91,7 @@ fn main() -> std::process::ExitCode {
         segment_bytes: args.segment_bytes,
         kinesis_limits: args.kinesis_limits,
         kinesis_transition_ms: args.kinesis_transition_ms,
+        sns_ca_file: args.sns_ca_file,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -3,10 +3,12 @@
 //! pending HTTP deliveries (durably: every attempt's outcome is a log record, so retries resume
 //! after a restart). Owns no catalog state; reads it through [`Sns`].
 //!
-//! Gap, documented: only `http://` endpoints are delivered to (`https://` attempts fail and
-//! follow the retry policy, then the subscription's DLQ).
+//! `https://` endpoints are reached over rustls (ring provider) with certificate verification
+//! on, as AWS does: the web PKI roots plus the CAs of `--sns-ca-file`. An endpoint whose
+//! certificate does not verify fails the attempt, which follows the retry policy, then the DLQ.
 
 use std::future::Future;
+use std::path::Path;
 use std::pin::Pin;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -18,7 +20,7 @@ use super::signing::{canonical, Signer};
 use super::state::{DeliveryKind, OutboxEntry, PendingDelivery, Record, Topic};
 use super::util::iso8601;
 use super::Sns;
-use crate::error::ServiceResult;
+use crate::error::{ServiceError, ServiceResult};
 use crate::sqs::{InternalSend, Sqs};
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -46,11 +48,14 @@ pub struct Sinks {
 }
 
 impl Sinks {
-    pub fn real(sqs: Arc<Sqs>) -> Sinks {
-        Sinks {
+    /// The real sinks; `ca_file` adds trusted CAs for https endpoints (an unreadable or empty
+    /// bundle is an error, so a typo does not silently fall back to the web PKI alone).
+    pub fn real(sqs: Arc<Sqs>, ca_file: Option<&Path>) -> ServiceResult<Sinks> {
+        let http = HyperHttp::with_ca_file(ca_file).map_err(ServiceError::internal)?;
+        Ok(Sinks {
             sqs: Arc::new(SqsDirect(sqs)),
-            http: Arc::new(HyperHttp::new()),
-        }
+            http: Arc::new(http),
+        })
     }
 }
 
@@ -63,22 +68,61 @@ impl SqsSink for SqsDirect {
     }
 }
 
-/// HTTP/1.1 client for `http://` endpoints (no TLS: https is a documented gap).
+/// HTTP/1.1 client for `http://` and `https://` endpoints.
 pub struct HyperHttp {
     client: hyper_util::client::legacy::Client<
-        hyper_util::client::legacy::connect::HttpConnector,
+        hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
         http_body_util::Full<bytes::Bytes>,
     >,
 }
 
 impl HyperHttp {
+    /// Trusting the web PKI roots only.
     pub fn new() -> Self {
-        HyperHttp {
+        match Self::with_ca_file(None) {
+            Ok(h) => h,
+            // Only reading a CA file can fail.
+            Err(e) => unreachable!("TLS client without a CA file: {e}"),
+        }
+    }
+
+    /// Trusting the web PKI roots and every certificate of the PEM bundle at `ca_file`.
+    pub fn with_ca_file(ca_file: Option<&Path>) -> Result<Self, String> {
+        use rustls::pki_types::{pem::PemObject, CertificateDer};
+        let mut roots = rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        };
+        if let Some(path) = ca_file {
+            let what = || format!("--sns-ca-file {}", path.display());
+            let pem = std::fs::read(path).map_err(|e| format!("{}: {e}", what()))?;
+            let mut added = 0;
+            for cert in CertificateDer::pem_slice_iter(&pem) {
+                let cert = cert.map_err(|e| format!("{}: {e}", what()))?;
+                roots.add(cert).map_err(|e| format!("{}: {e}", what()))?;
+                added += 1;
+            }
+            if added == 0 {
+                return Err(format!("{}: no PEM certificate in the file", what()));
+            }
+        }
+        // ring, not the default aws-lc-rs: no cmake/nasm in the build.
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .build();
+        Ok(HyperHttp {
             client: hyper_util::client::legacy::Client::builder(
                 hyper_util::rt::TokioExecutor::new(),
             )
-            .build_http(),
-        }
+            .build(connector),
+        })
     }
 }
 
@@ -101,8 +145,8 @@ impl HttpSink for HyperHttp {
         let url = url.to_string();
         Box::pin(async move {
             let uri: hyper::Uri = url.parse().map_err(|e| format!("bad url: {e}"))?;
-            if uri.scheme_str() != Some("http") {
-                return Err("only http:// endpoints are supported".into());
+            if !matches!(uri.scheme_str(), Some("http" | "https")) {
+                return Err("only http:// and https:// endpoints are supported".into());
             }
             let mut req = hyper::Request::post(uri);
             for (k, v) in headers {

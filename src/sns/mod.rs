@@ -82,7 +82,7 @@ pub struct Sns {
 impl Sns {
     /// Opens (recovers) every topic under `<data_dir>/sns`; delivers to SQS through `sqs`.
     pub fn open(config: &Config, sqs: Arc<Sqs>) -> ServiceResult<Arc<Sns>> {
-        Self::open_with(config, Sinks::real(sqs))
+        Self::open_with(config, Sinks::real(sqs, config.sns_ca_file.as_deref())?)
     }
 
     /// Like [`Sns::open`] with explicit delivery seams (tests observe deliveries through them).

@@ -3,10 +3,11 @@
 //! (SignatureVersion 2). Standard SNS message validators accept the signatures when told to trust
 //! the SigningCertURL millpond serves ([`Signer::cert_pem`]).
 //!
-//! The RSA arithmetic is written here (a small fixed-size bignum with Montgomery exponentiation,
-//! Miller–Rabin key generation, and just enough DER for one certificate); digests come from the
-//! `sha1`/`sha2` crates. Moving the RSA part to a maintained crate is open work (it would also make
-//! signing, the SNS fan-out bottleneck, faster). The key is made on first use and kept in
+//! The RSA arithmetic is written here: a general bignum on `Vec<u64>` (Miller–Rabin key
+//! generation, key setup, verification, and the reference signer), a fixed-size one on stack
+//! arrays for the CRT private operation of RSA-2048 (signing is the SNS fan-out's bottleneck, see
+//! `benches/sign.rs`), and just enough DER for one certificate. Digests come from the
+//! `sha1`/`sha2` crates. The key is made on first use and kept in
 //! `<data_dir>/sns/signing-key.bin` (debug builds use a fixed development key instead, see
 //! `Key::fresh_primes`); it is a local broker's key, not a secret worth an HSM.
 
@@ -118,10 +119,9 @@ fn mul(a: &[u64], b: &[u64]) -> Limbs {
 }
 
 fn bits(a: &[u64]) -> usize {
-    let a = norm(a.to_vec());
-    match a.last() {
+    match a.iter().rposition(|l| *l != 0) {
         None => 0,
-        Some(top) => (a.len() - 1) * 64 + (64 - top.leading_zeros() as usize),
+        Some(top) => top * 64 + (64 - a[top].leading_zeros() as usize),
     }
 }
 
@@ -371,6 +371,315 @@ impl Mont {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// The signing hot path: Montgomery arithmetic on stack arrays of exactly N limbs (N = 16 for the
+// 1024-bit CRT halves of an RSA-2048 key). No allocation inside mul/sqr/redc/pow, loops of
+// constant length the compiler unrolls, a fused multiply-reduce (FIOS: two independent carry
+// chains per step), a dedicated squaring, and sliding-window exponentiation. Not constant-time:
+// this is a local broker's notification key, and speed is what the SNS fan-out needs.
+
+/// Largest N [`Fixed`] is instantiated with; sizes the double-width scratch of squaring.
+const MAX_FIXED: usize = 16;
+
+/// Sliding-window width: 16 odd powers in the table, ~1/6 of the exponent bits cost a multiply.
+const WINDOW: usize = 5;
+
+/// Montgomery arithmetic modulo an odd N-limb `n` whose top limb is non-zero. Values are
+/// `[u64; N]` little-endian and below `n` unless a doc says otherwise.
+#[derive(Clone)]
+struct Fixed<const N: usize> {
+    n: [u64; N],
+    /// -n⁻¹ mod 2^64
+    ninv: u64,
+    /// R² mod n, R = 2^(64·N)
+    rr: [u64; N],
+    /// R³ mod n, to bring a double-width value into Montgomery form with one REDC and one mul.
+    rrr: [u64; N],
+}
+
+fn to_fixed<const N: usize>(a: &[u64]) -> Option<[u64; N]> {
+    let a = &a[..a.len() - a.iter().rev().take_while(|l| **l == 0).count()];
+    if a.len() > N {
+        return None;
+    }
+    let mut out = [0u64; N];
+    out[..a.len()].copy_from_slice(a);
+    Some(out)
+}
+
+/// `a - b` in place, returning the borrow.
+#[inline(always)]
+fn sub_in_place<const N: usize>(a: &mut [u64; N], b: &[u64; N]) -> bool {
+    let mut borrow = false;
+    for j in 0..N {
+        let (d1, b1) = a[j].overflowing_sub(b[j]);
+        let (d2, b2) = d1.overflowing_sub(borrow as u64);
+        a[j] = d2;
+        borrow = b1 | b2;
+    }
+    borrow
+}
+
+/// `a >= b`
+#[inline(always)]
+fn ge<const N: usize>(a: &[u64; N], b: &[u64; N]) -> bool {
+    for j in (0..N).rev() {
+        if a[j] != b[j] {
+            return a[j] > b[j];
+        }
+    }
+    true
+}
+
+impl<const N: usize> Fixed<N> {
+    /// `None` unless `n` is odd and exactly N limbs long.
+    fn new(n: &[u64]) -> Option<Self> {
+        const { assert!(N >= 1 && N <= MAX_FIXED) };
+        let n_arr = to_fixed::<N>(n)?;
+        if n_arr[N - 1] == 0 || n_arr[0] & 1 == 0 {
+            return None;
+        }
+        let slow = Mont::new(n);
+        let rr = to_fixed::<N>(&slow.rr)?;
+        let rrr = to_fixed::<N>(&slow.mul(&slow.rr, &slow.rr))?;
+        Some(Fixed {
+            n: n_arr,
+            ninv: slow.ninv,
+            rr,
+            rrr,
+        })
+    }
+
+    /// Subtracts n once if `hi` (the bit above the N limbs) is set or `t >= n`.
+    #[inline(always)]
+    fn finish(&self, mut t: [u64; N], hi: bool) -> [u64; N] {
+        if hi || ge(&t, &self.n) {
+            sub_in_place(&mut t, &self.n);
+        }
+        t
+    }
+
+    /// a·b·R⁻¹ mod n (FIOS). Needs a·b < n·R: a, b < n, or one of them < R and the other < n.
+    #[inline]
+    fn mul(&self, a: &[u64; N], b: &[u64; N]) -> [u64; N] {
+        let n = &self.n;
+        let mut t = [0u64; N];
+        let mut top = 0u64;
+        for &bi in b.iter() {
+            let x = a[0] as u128 * bi as u128 + t[0] as u128;
+            let mut c1 = (x >> 64) as u64;
+            let m = (x as u64).wrapping_mul(self.ninv);
+            let y = m as u128 * n[0] as u128 + (x as u64) as u128;
+            let mut c2 = (y >> 64) as u64;
+            for j in 1..N {
+                let x = a[j] as u128 * bi as u128 + t[j] as u128 + c1 as u128;
+                c1 = (x >> 64) as u64;
+                let y = m as u128 * n[j] as u128 + (x as u64) as u128 + c2 as u128;
+                c2 = (y >> 64) as u64;
+                t[j - 1] = y as u64;
+            }
+            let z = top as u128 + c1 as u128 + c2 as u128;
+            t[N - 1] = z as u64;
+            top = (z >> 64) as u64;
+        }
+        self.finish(t, top != 0)
+    }
+
+    /// a²·R⁻¹ mod n: each cross product once, doubled, then [`Fixed::redc`].
+    #[inline]
+    fn sqr(&self, a: &[u64; N]) -> [u64; N] {
+        let mut t = [0u64; 2 * MAX_FIXED];
+        for i in 0..N {
+            let mut c = 0u64;
+            for j in (i + 1)..N {
+                let x = a[i] as u128 * a[j] as u128 + t[i + j] as u128 + c as u128;
+                t[i + j] = x as u64;
+                c = (x >> 64) as u64;
+            }
+            t[i + N] = c;
+        }
+        // Double the cross products and add the squares, in one pass.
+        let mut shift_in = 0u64;
+        let mut c = 0u64;
+        for i in 0..N {
+            let lo = t[2 * i];
+            let hi = t[2 * i + 1];
+            let d_lo = (lo << 1) | shift_in;
+            let d_hi = (hi << 1) | (lo >> 63);
+            shift_in = hi >> 63;
+            let sq = a[i] as u128 * a[i] as u128;
+            let x = d_lo as u128 + (sq as u64) as u128 + c as u128;
+            t[2 * i] = x as u64;
+            let y = d_hi as u128 + (sq >> 64) + (x >> 64);
+            t[2 * i + 1] = y as u64;
+            c = (y >> 64) as u64;
+        }
+        self.redc(&t)
+    }
+
+    /// t·R⁻¹ mod n for a double-width t < n·R (limbs 0..2N of `t`).
+    #[inline]
+    fn redc(&self, t: &[u64; 2 * MAX_FIXED]) -> [u64; N] {
+        let n = &self.n;
+        let mut t = *t;
+        let mut carry = 0u64;
+        for i in 0..N {
+            let m = t[i].wrapping_mul(self.ninv);
+            let mut c = 0u64;
+            for j in 0..N {
+                let x = m as u128 * n[j] as u128 + t[i + j] as u128 + c as u128;
+                t[i + j] = x as u64;
+                c = (x >> 64) as u64;
+            }
+            // The carry out of limb i+N is owed to limb i+N+1, which the next row adds.
+            let z = t[i + N] as u128 + c as u128 + carry as u128;
+            t[i + N] = z as u64;
+            carry = (z >> 64) as u64;
+        }
+        let mut out = [0u64; N];
+        out.copy_from_slice(&t[N..2 * N]);
+        self.finish(out, carry != 0)
+    }
+
+    /// Montgomery form (x·R mod n) of any x < n·R given as 2N limbs.
+    fn enter_wide(&self, x: &[u64; 2 * MAX_FIXED]) -> [u64; N] {
+        // REDC(x) = x·R⁻¹; times R³ (with the R⁻¹ of mul) gives x·R.
+        self.mul(&self.redc(x), &self.rrr)
+    }
+
+    /// Out of Montgomery form.
+    fn leave(&self, x: &[u64; N]) -> [u64; N] {
+        let mut one = [0u64; N];
+        one[0] = 1;
+        self.mul(x, &one)
+    }
+
+    /// `base^exp` for `base` in Montgomery form, result in Montgomery form; left-to-right
+    /// sliding window over the odd powers base, base³, …, base^(2^WINDOW − 1).
+    fn pow(&self, base: &[u64; N], exp: &[u64]) -> [u64; N] {
+        let mut table = [[0u64; N]; 1 << (WINDOW - 1)];
+        table[0] = *base;
+        let b2 = self.sqr(base);
+        for i in 1..table.len() {
+            table[i] = self.mul(&table[i - 1], &b2);
+        }
+        let bit = |i: usize| (exp[i / 64] >> (i % 64)) & 1;
+        let mut i = bits(exp);
+        // 1 in Montgomery form is R mod n = REDC(R²).
+        let mut x = self.leave(&self.rr);
+        let mut started = false;
+        while i > 0 {
+            if bit(i - 1) == 0 {
+                if started {
+                    x = self.sqr(&x);
+                }
+                i -= 1;
+                continue;
+            }
+            // The longest window of at most WINDOW bits ending in a 1, from bit i-1 down.
+            let lo = i.saturating_sub(WINDOW);
+            let mut end = lo;
+            while bit(end) == 0 {
+                end += 1;
+            }
+            let mut w = 0usize;
+            for k in (end..i).rev() {
+                w = (w << 1) | bit(k) as usize;
+            }
+            if started {
+                for _ in end..i {
+                    x = self.sqr(&x);
+                }
+                x = self.mul(&x, &table[w >> 1]);
+            } else {
+                x = table[w >> 1];
+                started = true;
+            }
+            i = end;
+        }
+        x
+    }
+}
+
+/// The CRT private key on [`Fixed`] arithmetic (both primes exactly N limbs).
+struct FastCrt<const N: usize> {
+    mp: Fixed<N>,
+    mq: Fixed<N>,
+    q: [u64; N],
+    dp: [u64; N],
+    dq: [u64; N],
+    /// q⁻¹ mod p in Montgomery form, so one mul gives h = q⁻¹·(m1 − m2) mod p directly.
+    qinv_mont: [u64; N],
+}
+
+impl<const N: usize> FastCrt<N> {
+    fn new(p: &[u64], q: &[u64], dp: &[u64], dq: &[u64], qinv: &[u64]) -> Option<Self> {
+        let mp = Fixed::<N>::new(p)?;
+        let mq = Fixed::<N>::new(q)?;
+        let qinv = to_fixed::<N>(qinv)?;
+        let qinv_mont = mp.mul(&qinv, &mp.rr);
+        Some(FastCrt {
+            q: to_fixed(q)?,
+            dp: to_fixed(dp)?,
+            dq: to_fixed(dq)?,
+            qinv_mont,
+            mp,
+            mq,
+        })
+    }
+
+    /// `m^d mod p·q` for `m` < p·q given as little-endian limbs; `None` if `m` is too long.
+    fn private(&self, m: &[u64]) -> Option<[u64; 2 * MAX_FIXED]> {
+        let mut wide = [0u64; 2 * MAX_FIXED];
+        if m.len() > 2 * N || m.len() > wide.len() {
+            return None;
+        }
+        wide[..m.len()].copy_from_slice(m);
+        let m1 = self
+            .mp
+            .leave(&self.mp.pow(&self.mp.enter_wide(&wide), &self.dp));
+        let m2 = self
+            .mq
+            .leave(&self.mq.pow(&self.mq.enter_wide(&wide), &self.dq));
+        // m2 < q < R < 2p (p has its top limb set), so one subtraction reduces it mod p.
+        let mut m2p = m2;
+        if ge(&m2p, &self.mp.n) {
+            sub_in_place(&mut m2p, &self.mp.n);
+        }
+        let mut diff = m1;
+        if sub_in_place(&mut diff, &m2p) {
+            // Wrapped below zero: adding p back brings it into [0, p).
+            let mut c = false;
+            for (d, &nj) in diff.iter_mut().zip(&self.mp.n) {
+                let (s1, o1) = d.overflowing_add(nj);
+                let (s2, o2) = s1.overflowing_add(c as u64);
+                *d = s2;
+                c = o1 | o2;
+            }
+        }
+        let h = self.mp.mul(&diff, &self.qinv_mont);
+        // s = m2 + h·q (< p·q, so 2N limbs hold it).
+        let mut s = [0u64; 2 * MAX_FIXED];
+        s[..N].copy_from_slice(&m2);
+        for i in 0..N {
+            let mut c = 0u64;
+            for j in 0..N {
+                let x = h[i] as u128 * self.q[j] as u128 + s[i + j] as u128 + c as u128;
+                s[i + j] = x as u64;
+                c = (x >> 64) as u64;
+            }
+            let mut k = i + N;
+            while c != 0 && k < 2 * N {
+                let x = s[k] as u128 + c as u128;
+                s[k] = x as u64;
+                c = (x >> 64) as u64;
+                k += 1;
+            }
+        }
+        Some(s)
+    }
+}
+
 #[cfg_attr(debug_assertions, allow(dead_code))]
 fn random_bytes(n: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(n + 16);
@@ -501,6 +810,14 @@ impl Signer {
         self.key().sign(data, version)
     }
 
+    /// [`Signer::sign`] on the general-size arithmetic the fast path is tested against; only
+    /// for `benches/sign.rs` to show what the fast path gains.
+    #[doc(hidden)]
+    pub fn sign_reference(&self, data: &[u8], version: &str) -> Vec<u8> {
+        let key = self.key();
+        key.raw_sign_slow(&from_be(&key.encode(data, version)), key.modulus_len())
+    }
+
     /// Checks a base64 signature made by [`Signer::sign`] over `data`.
     pub fn verify(&self, data: &[u8], signature_b64: &str, version: &str) -> bool {
         self.key().verify(data, signature_b64, version)
@@ -522,6 +839,8 @@ pub struct Key {
     qinv: Limbs,
     mp: Mont,
     mq: Mont,
+    /// The fast path for RSA-2048 (1024-bit primes); other sizes sign on `mp`/`mq`.
+    fast: Option<FastCrt<16>>,
     cert_der: Vec<u8>,
 }
 
@@ -541,6 +860,7 @@ impl Key {
         let mp = Mont::new(&p);
         let mq = Mont::new(&q);
         let qinv = mp.pow(&rem(&q, &p), &sub(&p, &[2]));
+        let fast = FastCrt::new(&p, &q, &dp, &dq, &qinv);
         let mut s = Key {
             n,
             p,
@@ -550,6 +870,7 @@ impl Key {
             qinv,
             mp,
             mq,
+            fast,
             cert_der: Vec::new(),
         };
         s.cert_der = s.certificate(created_ms);
@@ -670,9 +991,17 @@ impl Key {
     fn raw_sign_em(&self, em: &[u8]) -> Vec<u8> {
         let k = self.modulus_len();
         let m = from_be(em);
+        if let Some(s) = self.fast.as_ref().and_then(|f| f.private(&m)) {
+            return to_be(&s, k);
+        }
+        self.raw_sign_slow(&m, k)
+    }
+
+    /// The reference private operation on the general-size arithmetic.
+    fn raw_sign_slow(&self, m: &[u64], k: usize) -> Vec<u8> {
         // CRT: m1 = m^dp mod p, m2 = m^dq mod q, h = qinv·(m1 − m2) mod p, s = m2 + h·q.
-        let m1 = self.mp.pow(&self.mp.reduce(&m), &self.dp);
-        let m2 = self.mq.pow(&self.mq.reduce(&m), &self.dq);
+        let m1 = self.mp.pow(&self.mp.reduce(m), &self.dp);
+        let m2 = self.mq.pow(&self.mq.reduce(m), &self.dq);
         let m2p = self.mp.reduce(&m2);
         let diff = if cmp(&m1, &m2p) == std::cmp::Ordering::Less {
             sub(&add(&m1, &self.p), &m2p)
@@ -917,6 +1246,172 @@ mod tests {
         di.extend(sha1(b"x"));
         let sig = s.raw_sign(&di);
         assert!(s.verify_raw(&sig).ends_with(&di));
+    }
+
+    fn random_below(n: &[u64]) -> Limbs {
+        rem(&from_be(&random_bytes(n.len() * 8 + 8)), n)
+    }
+
+    fn fixed_agrees_with_general<const N: usize>() {
+        for _ in 0..20 {
+            let mut nb = random_bytes(N * 8);
+            nb[0] |= 0x80;
+            let last = nb.len() - 1;
+            nb[last] |= 1;
+            let n = from_be(&nb);
+            let slow = Mont::new(&n);
+            let fast = Fixed::<N>::new(&n).unwrap();
+            let (a, b) = (random_below(&n), random_below(&n));
+            let fa = to_fixed::<N>(&a).unwrap();
+            let fb = to_fixed::<N>(&b).unwrap();
+            let pa = slow.pad(&a);
+            let pb = slow.pad(&b);
+            assert_eq!(norm(fast.mul(&fa, &fb).to_vec()), norm(slow.mul(&pa, &pb)));
+            assert_eq!(norm(fast.sqr(&fa).to_vec()), norm(slow.sqr(&pa)));
+            let mut wide = [0u64; 2 * MAX_FIXED];
+            let ab = mul(&a, &b);
+            wide[..ab.len()].copy_from_slice(&ab);
+            assert_eq!(
+                norm(fast.leave(&fast.enter_wide(&wide)).to_vec()),
+                rem(&ab, &n)
+            );
+            let e = random_below(&n);
+            assert_eq!(
+                norm(fast.leave(&fast.pow(&fast.mul(&fa, &fast.rr), &e)).to_vec()),
+                slow.pow(&a, &e)
+            );
+            // Exponents with long zero runs and short ones exercise the window edges.
+            for e in [
+                vec![0u64],
+                vec![1],
+                vec![2],
+                vec![0b100001],
+                vec![1, 1],
+                vec![u64::MAX],
+            ] {
+                assert_eq!(
+                    norm(fast.leave(&fast.pow(&fast.mul(&fa, &fast.rr), &e)).to_vec()),
+                    norm(slow.pow(&a, &e)),
+                    "exponent {e:?}"
+                );
+            }
+        }
+        assert!(
+            Fixed::<N>::new(&[2]).is_none(),
+            "even or short moduli are refused"
+        );
+    }
+
+    #[test]
+    fn fixed_arithmetic_agrees_with_general() {
+        fixed_agrees_with_general::<1>();
+        fixed_agrees_with_general::<4>();
+        fixed_agrees_with_general::<16>();
+    }
+
+    #[test]
+    fn fast_signatures_match_slow_and_verify() {
+        let dir = tempfile::tempdir().unwrap();
+        let signer = Signer::load_or_create(dir.path()).unwrap();
+        let key = signer.key();
+        assert!(key.fast.is_some(), "RSA-2048 takes the fast path");
+        let k = key.modulus_len();
+        for i in 0..48 {
+            let len = 1 + (random_bytes(1)[0] as usize) * 4;
+            let msg = random_bytes(len);
+            let version = if i % 2 == 0 { "1" } else { "2" };
+            let sig = key.sign(&msg, version);
+            assert_eq!(sig.len(), k);
+            let b64 = base64::engine::general_purpose::STANDARD.encode(&sig);
+            assert!(key.verify(&msg, &b64, version), "message {i} verifies");
+            if i < 8 {
+                let em = from_be(&key.encode(&msg, version));
+                assert_eq!(sig, key.raw_sign_slow(&em, k), "fast == slow for {i}");
+            }
+            // A signature over other bytes or with a flipped bit must not verify.
+            let mut other = msg.clone();
+            other[0] ^= 1;
+            assert!(!key.verify(&other, &b64, version));
+            let mut bad = sig.clone();
+            bad[k / 2] ^= 0x10;
+            let bad = base64::engine::general_purpose::STANDARD.encode(&bad);
+            assert!(!key.verify(&msg, &bad, version));
+        }
+        // Small keys sign on the general path and still verify.
+        let (p, q) = Key::generate(256);
+        let small = Key::from_primes(p, q, 0);
+        assert!(small.fast.is_none());
+        let b64 = base64::engine::general_purpose::STANDARD.encode(small.sign(b"m", "2"));
+        assert!(small.verify(b"m", &b64, "2"));
+    }
+
+    /// An independent verifier: the `openssl` CLI checks our signatures against the public key
+    /// of the certificate we serve. Skipped where `openssl` is not installed.
+    #[test]
+    fn openssl_verifies_signatures() {
+        use std::process::Command;
+        if Command::new("openssl").arg("version").output().is_err() {
+            eprintln!("openssl not installed; skipping");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let signer = Signer::load_or_create(dir.path()).unwrap();
+        let cert = dir.path().join("cert.pem");
+        std::fs::write(&cert, signer.cert_pem()).unwrap();
+        let out = Command::new("openssl")
+            .args(["x509", "-in"])
+            .arg(&cert)
+            .args(["-pubkey", "-noout"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let public = dir.path().join("pub.pem");
+        std::fs::write(&public, &out.stdout).unwrap();
+        let data = dir.path().join("data");
+        let sig = dir.path().join("sig");
+        let verify = |digest: &str| {
+            Command::new("openssl")
+                .args(["dgst", digest, "-verify"])
+                .arg(&public)
+                .arg("-signature")
+                .arg(&sig)
+                .arg(&data)
+                .output()
+                .unwrap()
+                .status
+                .success()
+        };
+        for i in 0..6 {
+            let text = format!(
+                "Message\nhello {i} {}\nType\nNotification\n",
+                "x".repeat(i * 97)
+            );
+            std::fs::write(&data, &text).unwrap();
+            for (version, digest) in [("1", "-sha1"), ("2", "-sha256")] {
+                let mut s = signer.sign(text.as_bytes(), version);
+                std::fs::write(&sig, &s).unwrap();
+                assert!(verify(digest), "openssl accepts v{version} signature {i}");
+                s[7] ^= 1;
+                std::fs::write(&sig, &s).unwrap();
+                assert!(!verify(digest), "openssl rejects a corrupted signature");
+            }
+        }
+        // The certificate's own self-signature checks out too.
+        let out = Command::new("openssl")
+            .args(["verify", "-check_ss_sig", "-CAfile"])
+            .arg(&cert)
+            .arg(&cert)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
     }
 
     #[test]
