@@ -216,8 +216,125 @@ fn lookups(c: &mut Criterion) {
     g.finish();
 }
 
+fn only(section: &str) -> bool {
+    std::env::var("MILLPOND_BENCH_ONLY").map_or(true, |v| v.split(',').any(|x| x == section))
+}
+
+fn seq_total_bytes() -> u64 {
+    std::env::var("MILLPOND_BENCH_SEQ_MB")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .unwrap_or(1024)
+        << 20
+}
+
+/// On-disk size of one 1 KiB-payload record (frame overhead 32 bytes).
+const FRAME: u64 = REC as u64 + 32;
+
+/// Raw sequential write into a fresh file: `total` bytes in `FRAME`-sized `pwrite`s at
+/// increasing positions (so the file grows exactly like a segment does), then one fdatasync.
+/// Returns (time of the writes, time including the fdatasync).
+fn raw_seq(total: u64) -> (Duration, Duration) {
+    let dir = bench_dir();
+    let f = File::create(dir.path().join("raw-seq")).unwrap();
+    let buf = vec![0xCDu8; FRAME as usize];
+    let start = Instant::now();
+    let mut pos = 0;
+    while pos < total {
+        f.write_all_at(&buf, pos).unwrap();
+        pos += FRAME;
+    }
+    let written = start.elapsed();
+    f.sync_data().unwrap();
+    (written, start.elapsed())
+}
+
+/// `None`-mode appends of `total` bytes of frames (1 KiB payloads) into a fresh log from
+/// `appenders` threads (`append_blocking`) or tasks (`append`), then `flush()` (fdatasync).
+/// Returns (time of the appends, time including the flush).
+fn none_seq(total: u64, appenders: usize, blocking: bool) -> (Duration, Duration) {
+    let dir = bench_dir();
+    let opts = LogOptions {
+        durability: Durability::None,
+        ..LogOptions::default()
+    };
+    let (log, _) = Log::open(dir.path(), opts).unwrap();
+    let n = total / FRAME;
+    let per = n / appenders as u64;
+    let start = Instant::now();
+    if blocking {
+        std::thread::scope(|s| {
+            for _ in 0..appenders {
+                let log = &log;
+                s.spawn(move || {
+                    for i in 0..per {
+                        log.append_blocking(1, i, vec![0xAB; REC]).unwrap();
+                    }
+                });
+            }
+        });
+    } else {
+        let rt = runtime();
+        concurrent_appends(&rt, &log, appenders, per * appenders as u64);
+    }
+    let written = start.elapsed();
+    log.flush().unwrap();
+    let all = start.elapsed();
+    assert_eq!(log.next_offset(), per * appenders as u64);
+    (written, all)
+}
+
+/// `MILLPOND_BENCH_NONE_CASES`, e.g. `1t,4t,16a,256a` (t = threads, a = async tasks).
+fn none_cases() -> Vec<(usize, bool)> {
+    let spec =
+        std::env::var("MILLPOND_BENCH_NONE_CASES").unwrap_or_else(|_| "1t,4t,16a,256a".into());
+    spec.split(',')
+        .filter_map(|c| {
+            let (n, kind) = c.trim().split_at(c.trim().len().checked_sub(1)?);
+            Some((n.parse().ok()?, kind == "t"))
+        })
+        .collect()
+}
+
+/// None mode against the raw disk: same frame size, same total bytes, same file system
+/// (`MILLPOND_BENCH_DIR`), fresh files for both, both ending with an fdatasync; run twice,
+/// interleaved.
+fn none_vs_raw() {
+    let total = seq_total_bytes();
+    let mib = |d: Duration| total as f64 / (1u64 << 20) as f64 / d.as_secs_f64();
+    println!(
+        "\n=== none mode vs raw sequential write: {} MiB in {FRAME}-byte frames (1 KiB payload), fresh file/log, + final fdatasync ===",
+        total >> 20
+    );
+    for round in 1..=2 {
+        let (rw, rall) = raw_seq(total);
+        println!(
+            "round {round}: raw pwrite {FRAME} B       : {:>7.0} MiB/s written, {:>7.0} MiB/s incl. fdatasync",
+            mib(rw),
+            mib(rall)
+        );
+        for (appenders, blocking) in none_cases() {
+            let (w, all) = none_seq(total, appenders, blocking);
+            let how = if blocking { "threads" } else { "tasks  " };
+            println!(
+                "round {round}: none, {appenders:>3} {how}     : {:>7.0} MiB/s written, {:>7.0} MiB/s incl. flush | {:.2} / {:.2} of raw",
+                mib(w),
+                mib(all),
+                rw.as_secs_f64() / w.as_secs_f64(),
+                rall.as_secs_f64() / all.as_secs_f64()
+            );
+        }
+    }
+}
+
 /// Fixed-duration measurements for the headline ratio.
 fn summary() {
+    if only("none") {
+        none_vs_raw();
+    }
+    if !only("fsync") {
+        return;
+    }
     // The disk's fdatasync rate drifts (other tenants), so each measurement is bracketed by
     // raw measurements and compared with their mean.
     let secs = Duration::from_secs(3);
@@ -267,8 +384,11 @@ criterion_group! {
 }
 
 fn main() {
-    benches();
-    Criterion::default().configure_from_args().final_summary();
+    // `MILLPOND_BENCH_ONLY=none,fsync,...` runs only those summary sections (no criterion).
+    if std::env::var_os("MILLPOND_BENCH_ONLY").is_none() {
+        benches();
+        Criterion::default().configure_from_args().final_summary();
+    }
     if bench_mode() {
         summary();
     }
