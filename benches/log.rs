@@ -327,8 +327,142 @@ fn none_vs_raw() {
     }
 }
 
+/// Latencies (µs) of `Fsync` appends from `appenders` tasks for `secs`.
+fn append_latencies(
+    rt: &tokio::runtime::Runtime,
+    log: &Log,
+    appenders: usize,
+    secs: f64,
+) -> Vec<u64> {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    rt.block_on(async {
+        let mut tasks = Vec::new();
+        for _ in 0..appenders {
+            let (log, stop) = (log.clone(), stop.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut lat = Vec::new();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let t = Instant::now();
+                    log.append(1, 1, vec![0xAB; REC]).await.unwrap();
+                    lat.push(t.elapsed().as_micros() as u64);
+                }
+                lat
+            }));
+        }
+        tokio::time::sleep(Duration::from_secs_f64(secs)).await;
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut all = Vec::new();
+        for t in tasks {
+            all.extend(t.await.unwrap());
+        }
+        all.sort_unstable();
+        all
+    })
+}
+
+fn pct(v: &[u64], p: f64) -> u64 {
+    if v.is_empty() {
+        return 0;
+    }
+    v[((v.len() - 1) as f64 * p) as usize]
+}
+
+/// Compaction of a mostly dead log, the way a queue does it: copy the live records of the
+/// oldest sealed segment forward (`append_batch`), then `truncate_front` past it; repeat.
+/// Returns (segments removed, records relocated).
+fn compact(log: &Log, live_every: u64, stop: &std::sync::atomic::AtomicBool) -> (u64, u64) {
+    let (mut segs, mut moved) = (0, 0);
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        let all = log.segments();
+        if all.len() < 2 || !all[0].sealed {
+            break;
+        }
+        let (from, to) = (all[0].base_offset, all[0].next_offset);
+        let live: Vec<(u8, u64, Vec<u8>)> = (from..to)
+            .filter(|o| o % live_every == 0)
+            .filter_map(|o| log.read(o).unwrap())
+            .map(|r| (r.kind, r.timestamp_ms, r.payload))
+            .collect();
+        for chunk in live.chunks(256) {
+            log.append_batch_blocking(chunk.to_vec()).unwrap();
+        }
+        moved += live.len() as u64;
+        log.truncate_front(to).unwrap();
+        segs += 1;
+    }
+    (segs, moved)
+}
+
+/// Append latency with and without a concurrent compaction of a mostly dead log (1 record
+/// in 20 live, 16 MiB segments, `MILLPOND_BENCH_COMPACT_MB` of history, default 512).
+fn compaction_latency() {
+    let mb: u64 = std::env::var("MILLPOND_BENCH_COMPACT_MB")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(512);
+    let appenders = 16;
+    let secs = 3.0;
+    println!(
+        "\n=== fsync append latency (us), {appenders} appenders x 1 KiB, {secs} s: idle vs during compaction of {mb} MiB (1 record in 20 live, 16 MiB segments) ==="
+    );
+    let rt = runtime();
+    for round in 1..=2 {
+        let dir = bench_dir();
+        let opts = LogOptions {
+            segment_bytes: 16 << 20,
+            ..LogOptions::default()
+        };
+        {
+            let (log, _) = Log::open(
+                dir.path(),
+                LogOptions {
+                    durability: Durability::None,
+                    ..opts.clone()
+                },
+            )
+            .unwrap();
+            let n = (mb << 20) / FRAME;
+            let mut i = 0;
+            while i < n {
+                let k = (n - i).min(1000);
+                log.append_batch_blocking((0..k).map(|_| (1u8, 1, vec![0x11; REC])).collect())
+                    .unwrap();
+                i += k;
+            }
+            log.flush().unwrap();
+        }
+        let (log, _) = Log::open(dir.path(), opts).unwrap();
+        let idle = append_latencies(&rt, &log, appenders, secs);
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let t = Instant::now();
+        let (busy, (segs, moved)) = std::thread::scope(|s| {
+            let c = s.spawn(|| compact(&log, 20, &stop));
+            let busy = append_latencies(&rt, &log, appenders, secs);
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            (busy, c.join().unwrap())
+        });
+        let el = t.elapsed();
+        for (name, v) in [("idle", &idle), ("compacting", &busy)] {
+            println!(
+                "round {round}: {name:<11} appends {:>7}: p50 {:>6} p99 {:>6} p99.9 {:>6} max {:>6}",
+                v.len(),
+                pct(v, 0.5),
+                pct(v, 0.99),
+                pct(v, 0.999),
+                v.last().copied().unwrap_or(0)
+            );
+        }
+        println!(
+            "round {round}: compaction removed {segs} segments and relocated {moved} records in {el:.1?}"
+        );
+    }
+}
+
 /// Fixed-duration measurements for the headline ratio.
 fn summary() {
+    if only("compaction") {
+        compaction_latency();
+    }
     if only("none") {
         none_vs_raw();
     }

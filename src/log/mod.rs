@@ -196,6 +196,8 @@ pub(crate) struct Inner {
     /// `next_offset()` as published to readers, for [`Log::subscribe`].
     tail: tokio::sync::watch::Sender<u64>,
     checkpoint_lock: Mutex<()>,
+    /// Serialises removals of leading segments (retention, truncation, clear).
+    front: Mutex<()>,
     _lock: fsutil::DirLock,
 }
 
@@ -320,6 +322,7 @@ impl Log {
             poisoned: AtomicBool::new(false),
             tail: tokio::sync::watch::Sender::new(next),
             checkpoint_lock: Mutex::new(()),
+            front: Mutex::new(()),
             _lock: lock,
             opts,
         });
@@ -568,7 +571,11 @@ impl Log {
     /// Removes the leading sealed segments chosen by `drop_it` (stops at the first segment it
     /// rejects, and never removes the active one); returns records dropped.
     fn drop_front(&self, mut drop_it: impl FnMut(&Segment) -> bool) -> Result<u64, LogError> {
-        let _w = self.inner.writer.lock();
+        // Not the writer lock: unlinking big files and the directory fsync take milliseconds,
+        // and appends must not wait for them. Rolls only replace the last (active) entry of
+        // the view and push behind it, so the leading sealed victims stay at the front; the
+        // `front` lock keeps two removals from racing.
+        let _f = self.inner.front.lock();
         let segs: Vec<Arc<Segment>> = self.inner.view.read().clone();
         let mut victims = Vec::new();
         for s in &segs {
