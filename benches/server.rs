@@ -791,13 +791,16 @@ fn sqs_restart(n: usize) {
             );
         }
     };
+    let delay = if history_after { 900 } else { 0 };
     let url = rt.block_on(create_queue(addr, "bench-restart", serde_json::json!({})));
     if !history_after {
         history(&url);
     }
     rt.block_on(async {
         let entries: Vec<_> = (0..10)
-            .map(|i| serde_json::json!({"Id": format!("e{i}"), "MessageBody": "r".repeat(256)}))
+            // With history after the fill, the live messages are delayed (15 min) so that the
+            // history's receivers cannot see (and delete) them.
+            .map(|i| serde_json::json!({"Id": format!("e{i}"), "MessageBody": "r".repeat(256), "DelaySeconds": delay}))
             .collect();
         let body = serde_json::json!({"QueueUrl": url, "Entries": entries});
         let make: MakeRequest = Arc::new(move |_| sqs_req(addr, "SendMessageBatch", &body));
@@ -827,16 +830,36 @@ fn sqs_restart(n: usize) {
     let t = Instant::now();
     let (mut child, addr) = spawn();
     let listening = t.elapsed();
-    let received = rt.block_on(async {
+    let (received, served) = rt.block_on(async {
         let r = call(
             addr,
             "AmazonSQS.ReceiveMessage",
             serde_json::json!({"QueueUrl": url, "MaxNumberOfMessages": 10}),
         )
         .await;
-        r["Messages"].as_array().map(|a| a.len()).unwrap_or(0)
+        let got = r["Messages"].as_array().map(|a| a.len()).unwrap_or(0);
+        let served = t.elapsed();
+        let a = call(
+            addr,
+            "AmazonSQS.GetQueueAttributes",
+            serde_json::json!({"QueueUrl": url, "AttributeNames": ["All"]}),
+        )
+        .await;
+        let count = |k: &str| {
+            a["Attributes"][k]
+                .as_str()
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        println!(
+            "{:<28} {} visible, {} in flight, {} delayed after the restart",
+            "sqs restart: live",
+            count("ApproximateNumberOfMessages"),
+            count("ApproximateNumberOfMessagesNotVisible"),
+            count("ApproximateNumberOfMessagesDelayed")
+        );
+        (got, served)
     });
-    let served = t.elapsed();
     let rss = std::fs::read_to_string(format!("/proc/{}/status", child.id()))
         .ok()
         .and_then(|s| {
