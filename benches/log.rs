@@ -6,7 +6,13 @@
 //!   (group commit);
 //! * non-durable (`None`) appends;
 //! * offset and timestamp lookup latency in a large log
-//!   (`MILLPOND_BENCH_RECORDS`, default 1,000,000 records of 100 bytes).
+//!   (`MILLPOND_BENCH_RECORDS`, default 1,000,000 records of 100 bytes);
+//! * summary sections (`MILLPOND_BENCH_ONLY=none,fsync,compaction` runs only those, no
+//!   criterion): `none` = none-mode appends against raw sequential `pwrite`s of the same frame
+//!   size and total bytes (`MILLPOND_BENCH_SEQ_MB`, default 1024) into a fresh file on the same
+//!   file system, both ending with an fdatasync, appender mix `MILLPOND_BENCH_NONE_CASES`;
+//!   `fsync` = group commit against the raw write+fdatasync rate; `compaction` = fsync append
+//!   latency idle / while a mostly dead log is compacted / idle again.
 //!
 //! After the criterion runs, a summary prints records/s, MB/s and the ratio of group-commit
 //! throughput to the raw fdatasync rate. `MILLPOND_BENCH_DIR` picks the disk (default: the
@@ -432,6 +438,8 @@ fn compaction_latency() {
             log.flush().unwrap();
         }
         let (log, _) = Log::open(dir.path(), opts).unwrap();
+        // Let the disk settle (writeback, discards of the previous round's deleted files).
+        std::thread::sleep(Duration::from_secs(2));
         let idle = append_latencies(&rt, &log, appenders, secs);
         let stop = std::sync::atomic::AtomicBool::new(false);
         let t = Instant::now();
@@ -442,7 +450,13 @@ fn compaction_latency() {
             (busy, c.join().unwrap())
         });
         let el = t.elapsed();
-        for (name, v) in [("idle", &idle), ("compacting", &busy)] {
+        // Idle again: the order of the phases should not decide the comparison.
+        let idle2 = append_latencies(&rt, &log, appenders, secs);
+        for (name, v) in [
+            ("idle", &idle),
+            ("compacting", &busy),
+            ("idle again", &idle2),
+        ] {
             println!(
                 "round {round}: {name:<11} appends {:>7}: p50 {:>6} p99 {:>6} p99.9 {:>6} max {:>6}",
                 v.len(),
