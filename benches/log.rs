@@ -6,7 +6,13 @@
 //!   (group commit);
 //! * non-durable (`None`) appends;
 //! * offset and timestamp lookup latency in a large log
-//!   (`MILLPOND_BENCH_RECORDS`, default 1,000,000 records of 100 bytes).
+//!   (`MILLPOND_BENCH_RECORDS`, default 1,000,000 records of 100 bytes);
+//! * summary sections (`MILLPOND_BENCH_ONLY=none,fsync,compaction` runs only those, no
+//!   criterion): `none` = none-mode appends against raw sequential `pwrite`s of the same frame
+//!   size and total bytes (`MILLPOND_BENCH_SEQ_MB`, default 1024) into a fresh file on the same
+//!   file system, both ending with an fdatasync, appender mix `MILLPOND_BENCH_NONE_CASES`;
+//!   `fsync` = group commit against the raw write+fdatasync rate; `compaction` = fsync append
+//!   latency idle / while a mostly dead log is compacted / idle again.
 //!
 //! After the criterion runs, a summary prints records/s, MB/s and the ratio of group-commit
 //! throughput to the raw fdatasync rate. `MILLPOND_BENCH_DIR` picks the disk (default: the
@@ -216,8 +222,267 @@ fn lookups(c: &mut Criterion) {
     g.finish();
 }
 
+fn only(section: &str) -> bool {
+    std::env::var("MILLPOND_BENCH_ONLY").map_or(true, |v| v.split(',').any(|x| x == section))
+}
+
+fn seq_total_bytes() -> u64 {
+    std::env::var("MILLPOND_BENCH_SEQ_MB")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .unwrap_or(1024)
+        << 20
+}
+
+/// On-disk size of one 1 KiB-payload record (frame overhead 32 bytes).
+const FRAME: u64 = REC as u64 + 32;
+
+/// Raw sequential write into a fresh file: `total` bytes in `FRAME`-sized `pwrite`s at
+/// increasing positions (so the file grows exactly like a segment does), then one fdatasync.
+/// Returns (time of the writes, time including the fdatasync).
+fn raw_seq(total: u64) -> (Duration, Duration) {
+    let dir = bench_dir();
+    let f = File::create(dir.path().join("raw-seq")).unwrap();
+    let buf = vec![0xCDu8; FRAME as usize];
+    let start = Instant::now();
+    let mut pos = 0;
+    while pos < total {
+        f.write_all_at(&buf, pos).unwrap();
+        pos += FRAME;
+    }
+    let written = start.elapsed();
+    f.sync_data().unwrap();
+    (written, start.elapsed())
+}
+
+/// `None`-mode appends of `total` bytes of frames (1 KiB payloads) into a fresh log from
+/// `appenders` threads (`append_blocking`) or tasks (`append`), then `flush()` (fdatasync).
+/// Returns (time of the appends, time including the flush).
+fn none_seq(total: u64, appenders: usize, blocking: bool) -> (Duration, Duration) {
+    let dir = bench_dir();
+    let opts = LogOptions {
+        durability: Durability::None,
+        ..LogOptions::default()
+    };
+    let (log, _) = Log::open(dir.path(), opts).unwrap();
+    let n = total / FRAME;
+    let per = n / appenders as u64;
+    let start = Instant::now();
+    if blocking {
+        std::thread::scope(|s| {
+            for _ in 0..appenders {
+                let log = &log;
+                s.spawn(move || {
+                    for i in 0..per {
+                        log.append_blocking(1, i, vec![0xAB; REC]).unwrap();
+                    }
+                });
+            }
+        });
+    } else {
+        let rt = runtime();
+        concurrent_appends(&rt, &log, appenders, per * appenders as u64);
+    }
+    let written = start.elapsed();
+    log.flush().unwrap();
+    let all = start.elapsed();
+    assert_eq!(log.next_offset(), per * appenders as u64);
+    (written, all)
+}
+
+/// `MILLPOND_BENCH_NONE_CASES`, e.g. `1t,4t,16a,256a` (t = threads, a = async tasks).
+fn none_cases() -> Vec<(usize, bool)> {
+    let spec =
+        std::env::var("MILLPOND_BENCH_NONE_CASES").unwrap_or_else(|_| "1t,4t,16a,256a".into());
+    spec.split(',')
+        .filter_map(|c| {
+            let (n, kind) = c.trim().split_at(c.trim().len().checked_sub(1)?);
+            Some((n.parse().ok()?, kind == "t"))
+        })
+        .collect()
+}
+
+/// None mode against the raw disk: same frame size, same total bytes, same file system
+/// (`MILLPOND_BENCH_DIR`), fresh files for both, both ending with an fdatasync; run twice,
+/// interleaved.
+fn none_vs_raw() {
+    let total = seq_total_bytes();
+    let mib = |d: Duration| total as f64 / (1u64 << 20) as f64 / d.as_secs_f64();
+    println!(
+        "\n=== none mode vs raw sequential write: {} MiB in {FRAME}-byte frames (1 KiB payload), fresh file/log, + final fdatasync ===",
+        total >> 20
+    );
+    for round in 1..=2 {
+        let (rw, rall) = raw_seq(total);
+        println!(
+            "round {round}: raw pwrite {FRAME} B       : {:>7.0} MiB/s written, {:>7.0} MiB/s incl. fdatasync",
+            mib(rw),
+            mib(rall)
+        );
+        for (appenders, blocking) in none_cases() {
+            let (w, all) = none_seq(total, appenders, blocking);
+            let how = if blocking { "threads" } else { "tasks  " };
+            println!(
+                "round {round}: none, {appenders:>3} {how}     : {:>7.0} MiB/s written, {:>7.0} MiB/s incl. flush | {:.2} / {:.2} of raw",
+                mib(w),
+                mib(all),
+                rw.as_secs_f64() / w.as_secs_f64(),
+                rall.as_secs_f64() / all.as_secs_f64()
+            );
+        }
+    }
+}
+
+/// Latencies (µs) of `Fsync` appends from `appenders` tasks for `secs`.
+fn append_latencies(
+    rt: &tokio::runtime::Runtime,
+    log: &Log,
+    appenders: usize,
+    secs: f64,
+) -> Vec<u64> {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    rt.block_on(async {
+        let mut tasks = Vec::new();
+        for _ in 0..appenders {
+            let (log, stop) = (log.clone(), stop.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut lat = Vec::new();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let t = Instant::now();
+                    log.append(1, 1, vec![0xAB; REC]).await.unwrap();
+                    lat.push(t.elapsed().as_micros() as u64);
+                }
+                lat
+            }));
+        }
+        tokio::time::sleep(Duration::from_secs_f64(secs)).await;
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut all = Vec::new();
+        for t in tasks {
+            all.extend(t.await.unwrap());
+        }
+        all.sort_unstable();
+        all
+    })
+}
+
+fn pct(v: &[u64], p: f64) -> u64 {
+    if v.is_empty() {
+        return 0;
+    }
+    v[((v.len() - 1) as f64 * p) as usize]
+}
+
+/// Compaction of a mostly dead log, the way a queue does it: copy the live records of the
+/// oldest sealed segment forward (`append_batch`), then `truncate_front` past it; repeat.
+/// Returns (segments removed, records relocated).
+fn compact(log: &Log, live_every: u64, stop: &std::sync::atomic::AtomicBool) -> (u64, u64) {
+    let (mut segs, mut moved) = (0, 0);
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        let all = log.segments();
+        if all.len() < 2 || !all[0].sealed {
+            break;
+        }
+        let (from, to) = (all[0].base_offset, all[0].next_offset);
+        let live: Vec<(u8, u64, Vec<u8>)> = (from..to)
+            .filter(|o| o % live_every == 0)
+            .filter_map(|o| log.read(o).unwrap())
+            .map(|r| (r.kind, r.timestamp_ms, r.payload))
+            .collect();
+        for chunk in live.chunks(256) {
+            log.append_batch_blocking(chunk.to_vec()).unwrap();
+        }
+        moved += live.len() as u64;
+        log.truncate_front(to).unwrap();
+        segs += 1;
+    }
+    (segs, moved)
+}
+
+/// Append latency with and without a concurrent compaction of a mostly dead log (1 record
+/// in 20 live, 16 MiB segments, `MILLPOND_BENCH_COMPACT_MB` of history, default 512).
+fn compaction_latency() {
+    let mb: u64 = std::env::var("MILLPOND_BENCH_COMPACT_MB")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(512);
+    let appenders = 16;
+    let secs = 3.0;
+    println!(
+        "\n=== fsync append latency (us), {appenders} appenders x 1 KiB, {secs} s: idle vs during compaction of {mb} MiB (1 record in 20 live, 16 MiB segments) ==="
+    );
+    let rt = runtime();
+    for round in 1..=2 {
+        let dir = bench_dir();
+        let opts = LogOptions {
+            segment_bytes: 16 << 20,
+            ..LogOptions::default()
+        };
+        {
+            let (log, _) = Log::open(
+                dir.path(),
+                LogOptions {
+                    durability: Durability::None,
+                    ..opts.clone()
+                },
+            )
+            .unwrap();
+            let n = (mb << 20) / FRAME;
+            let mut i = 0;
+            while i < n {
+                let k = (n - i).min(1000);
+                log.append_batch_blocking((0..k).map(|_| (1u8, 1, vec![0x11; REC])).collect())
+                    .unwrap();
+                i += k;
+            }
+            log.flush().unwrap();
+        }
+        let (log, _) = Log::open(dir.path(), opts).unwrap();
+        // Let the disk settle (writeback, discards of the previous round's deleted files).
+        std::thread::sleep(Duration::from_secs(2));
+        let idle = append_latencies(&rt, &log, appenders, secs);
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let t = Instant::now();
+        let (busy, (segs, moved)) = std::thread::scope(|s| {
+            let c = s.spawn(|| compact(&log, 20, &stop));
+            let busy = append_latencies(&rt, &log, appenders, secs);
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            (busy, c.join().unwrap())
+        });
+        let el = t.elapsed();
+        // Idle again: the order of the phases should not decide the comparison.
+        let idle2 = append_latencies(&rt, &log, appenders, secs);
+        for (name, v) in [
+            ("idle", &idle),
+            ("compacting", &busy),
+            ("idle again", &idle2),
+        ] {
+            println!(
+                "round {round}: {name:<11} appends {:>7}: p50 {:>6} p99 {:>6} p99.9 {:>6} max {:>6}",
+                v.len(),
+                pct(v, 0.5),
+                pct(v, 0.99),
+                pct(v, 0.999),
+                v.last().copied().unwrap_or(0)
+            );
+        }
+        println!(
+            "round {round}: compaction removed {segs} segments and relocated {moved} records in {el:.1?}"
+        );
+    }
+}
+
 /// Fixed-duration measurements for the headline ratio.
 fn summary() {
+    if only("compaction") {
+        compaction_latency();
+    }
+    if only("none") {
+        none_vs_raw();
+    }
+    if !only("fsync") {
+        return;
+    }
     // The disk's fdatasync rate drifts (other tenants), so each measurement is bracketed by
     // raw measurements and compared with their mean.
     let secs = Duration::from_secs(3);
@@ -267,8 +532,11 @@ criterion_group! {
 }
 
 fn main() {
-    benches();
-    Criterion::default().configure_from_args().final_summary();
+    // `MILLPOND_BENCH_ONLY=none,fsync,...` runs only those summary sections (no criterion).
+    if std::env::var_os("MILLPOND_BENCH_ONLY").is_none() {
+        benches();
+        Criterion::default().configure_from_args().final_summary();
+    }
     if bench_mode() {
         summary();
     }

@@ -6,6 +6,11 @@
 //! Run some:       cargo bench --bench server -- health startup
 //! Knobs (env):    BENCH_SECS (default 5), BENCH_CONNS (default 64),
 //!                 BENCH_KINESIS_RECORDS (largest shard of kinesis-get: 10^5, 10^6 (default) or 10^7)
+//!                 BENCH_RESTART_MESSAGES (live messages of sqs-restart, default 1,000,000)
+//!                 BENCH_HISTORY_GB (sqs-restart: GB of message bodies sent and deleted through
+//!                 the queue, default 0.1; 0 = none), BENCH_HISTORY_ORDER (`before` (default):
+//!                 history, then the live messages; `after`: live messages first, so they pin
+//!                 the front of the log while the history flows past them)
 //!
 //! The broker runs in this process on its own runtime (durable `fsync` mode, temp data dir);
 //! the load generator runs on another. Both share the machine's cores, as a real client would.
@@ -515,7 +520,11 @@ fn main() {
     server_rt.block_on(async { server.shutdown().await.expect("shutdown") });
     drop(dir);
     if wanted("sqs-restart") {
-        sqs_restart(1_000_000);
+        let n = std::env::var("BENCH_RESTART_MESSAGES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1_000_000);
+        sqs_restart(n);
     }
 }
 
@@ -673,9 +682,101 @@ async fn kinesis_get(addr: SocketAddr) {
     );
 }
 
-/// Fills a queue with `n` messages through the binary, SIGKILLs it, and times the restart to the
-/// first answered ReceiveMessage.
+/// One SQS JSON call on an open connection.
+async fn sqs_on(
+    send: &mut hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    addr: SocketAddr,
+    op: &str,
+    body: &serde_json::Value,
+) -> serde_json::Value {
+    send.ready().await.expect("connection");
+    let resp = send
+        .send_request(sqs_req(addr, op, body))
+        .await
+        .expect("response");
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+    let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+    assert!(status.is_success(), "{op}: {status} {v}");
+    v
+}
+
+/// Pushes `gb` GB of message bodies through the queue: 32 connections each send a batch of
+/// 10 x 25,000-byte messages, receive up to 10 and delete what they received; at the end the
+/// queue is drained of history. Returns the body bytes sent.
+async fn sqs_history(addr: SocketAddr, url: &str, gb: f64) -> u64 {
+    const BODY: usize = 25_000;
+    let target = (gb * 1e9) as u64;
+    let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let body = "h".repeat(BODY);
+    let mut tasks = Vec::new();
+    for w in 0..32 {
+        let (sent, url, body) = (sent.clone(), url.to_string(), body.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut send = connect(addr).await;
+            let mut i = 0u64;
+            loop {
+                let drain = sent.fetch_add((10 * BODY) as u64, Ordering::Relaxed) >= target;
+                if !drain {
+                    let entries: Vec<_> = (0..10)
+                        .map(|e| serde_json::json!({"Id": format!("h{w}-{i}-{e}"), "MessageBody": body}))
+                        .collect();
+                    let req = serde_json::json!({"QueueUrl": url, "Entries": entries});
+                    sqs_on(&mut send, addr, "SendMessageBatch", &req).await;
+                    i += 1;
+                }
+                let r = sqs_on(
+                    &mut send,
+                    addr,
+                    "ReceiveMessage",
+                    &serde_json::json!({"QueueUrl": url, "MaxNumberOfMessages": 10, "VisibilityTimeout": 600}),
+                )
+                .await;
+                let msgs = r["Messages"].as_array().cloned().unwrap_or_default();
+                if msgs.is_empty() && drain {
+                    break;
+                }
+                let entries: Vec<_> = msgs
+                    .iter()
+                    .enumerate()
+                    .map(|(k, m)| serde_json::json!({"Id": format!("d{k}"), "ReceiptHandle": m["ReceiptHandle"]}))
+                    .collect();
+                if !entries.is_empty() {
+                    let req = serde_json::json!({"QueueUrl": url, "Entries": entries});
+                    sqs_on(&mut send, addr, "DeleteMessageBatch", &req).await;
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("history task");
+    }
+    target
+}
+
+fn dir_bytes(p: &std::path::Path) -> u64 {
+    std::fs::read_dir(p)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+                    Ok(m) => m.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// Fills a queue with `n` messages through the binary (after or before pushing
+/// `BENCH_HISTORY_GB` of sent-and-deleted history through it), SIGKILLs it, and times the
+/// restart to the first answered ReceiveMessage.
 fn sqs_restart(n: usize) {
+    let history_gb: f64 = std::env::var("BENCH_HISTORY_GB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.1);
+    let history_after = std::env::var("BENCH_HISTORY_ORDER").is_ok_and(|v| v == "after");
     let exe = env!("CARGO_BIN_EXE_millpond");
     let dir = tempfile::tempdir().expect("temp dir");
     let spawn = || {
@@ -711,10 +812,29 @@ fn sqs_restart(n: usize) {
         .expect("runtime");
     let (mut child, addr) = spawn();
     let fill = Instant::now();
-    let url = rt.block_on(async {
-        let url = create_queue(addr, "bench-restart", serde_json::json!({})).await;
+    let history = |url: &str| {
+        if history_gb > 0.0 {
+            let t = Instant::now();
+            let bytes = rt.block_on(sqs_history(addr, url, history_gb));
+            println!(
+                "{:<28} {:.1} GB of bodies sent and deleted in {:.1} s; data dir now {:.2} GB",
+                "sqs restart: history",
+                bytes as f64 / 1e9,
+                t.elapsed().as_secs_f64(),
+                dir_bytes(dir.path()) as f64 / 1e9
+            );
+        }
+    };
+    let delay = if history_after { 900 } else { 0 };
+    let url = rt.block_on(create_queue(addr, "bench-restart", serde_json::json!({})));
+    if !history_after {
+        history(&url);
+    }
+    rt.block_on(async {
         let entries: Vec<_> = (0..10)
-            .map(|i| serde_json::json!({"Id": format!("e{i}"), "MessageBody": "r".repeat(256)}))
+            // With history after the fill, the live messages are delayed (15 min) so that the
+            // history's receivers cannot see (and delete) them.
+            .map(|i| serde_json::json!({"Id": format!("e{i}"), "MessageBody": "r".repeat(256), "DelaySeconds": delay}))
             .collect();
         let body = serde_json::json!({"QueueUrl": url, "Entries": entries});
         let make: MakeRequest = Arc::new(move |_| sqs_req(addr, "SendMessageBatch", &body));
@@ -730,23 +850,50 @@ fn sqs_restart(n: usize) {
             sent,
             fill.elapsed().as_secs_f64()
         );
-        url
     });
+    if history_after {
+        history(&url);
+    }
+    println!(
+        "{:<28} {:.2} GB in the data dir at the SIGKILL",
+        "sqs restart: on disk",
+        dir_bytes(dir.path()) as f64 / 1e9
+    );
     let _ = child.kill();
     let _ = child.wait();
     let t = Instant::now();
     let (mut child, addr) = spawn();
     let listening = t.elapsed();
-    let received = rt.block_on(async {
+    let (received, served) = rt.block_on(async {
         let r = call(
             addr,
             "AmazonSQS.ReceiveMessage",
             serde_json::json!({"QueueUrl": url, "MaxNumberOfMessages": 10}),
         )
         .await;
-        r["Messages"].as_array().map(|a| a.len()).unwrap_or(0)
+        let got = r["Messages"].as_array().map(|a| a.len()).unwrap_or(0);
+        let served = t.elapsed();
+        let a = call(
+            addr,
+            "AmazonSQS.GetQueueAttributes",
+            serde_json::json!({"QueueUrl": url, "AttributeNames": ["All"]}),
+        )
+        .await;
+        let count = |k: &str| {
+            a["Attributes"][k]
+                .as_str()
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        println!(
+            "{:<28} {} visible, {} in flight, {} delayed after the restart",
+            "sqs restart: live",
+            count("ApproximateNumberOfMessages"),
+            count("ApproximateNumberOfMessagesNotVisible"),
+            count("ApproximateNumberOfMessagesDelayed")
+        );
+        (got, served)
     });
-    let served = t.elapsed();
     let rss = std::fs::read_to_string(format!("/proc/{}/status", child.id()))
         .ok()
         .and_then(|s| {

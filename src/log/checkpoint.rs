@@ -12,7 +12,7 @@
 use std::path::Path;
 
 use super::error::LogError;
-use super::fsutil;
+use super::fsutil::{self, SegmentIo};
 use super::record::{self, FrameError};
 
 /// File name of the checkpoint.
@@ -71,14 +71,19 @@ pub(crate) fn decode(path: &Path, b: &[u8]) -> Result<(u64, Vec<u8>), LogError> 
     }
 }
 
-pub(crate) fn write(dir: &Path, upto: u64, data: &[u8]) -> Result<(), LogError> {
+pub(crate) fn write(
+    io: &dyn SegmentIo,
+    dir: &Path,
+    upto: u64,
+    data: &[u8],
+) -> Result<(), LogError> {
     if data.len() > record::MAX_PAYLOAD_LEN as usize {
         return Err(LogError::InvalidArgument(
             "checkpoint larger than 1 GiB".into(),
         ));
     }
     let bytes = encode(upto, fsutil::now_ms(), data);
-    fsutil::atomic_write(dir, CHECKPOINT_FILE, &bytes, true)
+    fsutil::atomic_write(io, dir, CHECKPOINT_FILE, &bytes, true)
 }
 
 pub(crate) fn read(dir: &Path) -> Result<Option<(u64, Vec<u8>)>, LogError> {

@@ -1,12 +1,13 @@
-//! Filesystem helpers: the narrow write trait used for segment data, atomic file
-//! replacement, directory fsync and the directory lock.
+//! Filesystem helpers: the narrow write trait through which every log file is written
+//! (segments, index files, checkpoints — so tests can inject faults into any of them), atomic
+//! file replacement, directory fsync and the directory lock.
 //!
 //! Crash behaviour: [`atomic_write`] leaves either the old file or the complete new one under
 //! the final name (plus possibly a `*.tmp` file, which recovery deletes). Nothing here keeps
 //! state in memory.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::os::unix::fs::FileExt;
 use std::os::unix::io::AsRawFd;
 use std::path::Path;
@@ -20,8 +21,9 @@ pub const TMP_SUFFIX: &str = ".tmp";
 /// Name of the lock file inside a log directory.
 pub const LOCK_FILE: &str = "LOCK";
 
-/// The only operations the log performs on a segment file it writes. Production uses
-/// [`StdIo`]; tests wrap it to inject ENOSPC/EIO at chosen points.
+/// The only operations the log performs on a file it writes (segments, `.idx`/`.tix`,
+/// checkpoints). Production uses [`StdIo`]; tests wrap it to inject ENOSPC/EIO at chosen
+/// points.
 pub trait SegmentFile: Send + Sync {
     /// Writes all of `buf` at byte `pos` (pwrite). A failure may leave a prefix written.
     fn write_at(&self, buf: &[u8], pos: u64) -> io::Result<()>;
@@ -29,6 +31,13 @@ pub trait SegmentFile: Send + Sync {
     fn read_at(&self, buf: &mut [u8], pos: u64) -> io::Result<()>;
     /// fdatasync: data and the metadata needed to read it back (the file size) are durable.
     fn sync_data(&self) -> io::Result<()>;
+    /// Starts writeback of `[pos, pos + len)` without waiting for it (Linux
+    /// `sync_file_range(SYNC_FILE_RANGE_WRITE)`). Only a hint that keeps the page cache from
+    /// piling up dirty data for the next fdatasync to wait on; it promises no durability.
+    fn start_writeback(&self, pos: u64, len: u64) -> io::Result<()> {
+        let _ = (pos, len);
+        Ok(())
+    }
     /// Truncates or extends the file.
     fn set_len(&self, len: u64) -> io::Result<()>;
     /// Current file length.
@@ -39,7 +48,7 @@ pub trait SegmentFile: Send + Sync {
     }
 }
 
-/// Opens segment files. `create` creates (or truncates) the file.
+/// Opens files for writing. `create` creates (or truncates) the file.
 pub trait SegmentIo: Send + Sync {
     fn open(&self, path: &Path, create: bool) -> io::Result<Arc<dyn SegmentFile>>;
 }
@@ -66,6 +75,23 @@ impl SegmentFile for StdFile {
     fn len(&self) -> io::Result<u64> {
         Ok(self.0.metadata()?.len())
     }
+    #[cfg(target_os = "linux")]
+    fn start_writeback(&self, pos: u64, len: u64) -> io::Result<()> {
+        // SAFETY: a plain syscall on an owned, open descriptor; no memory is passed.
+        let rc = unsafe {
+            libc::sync_file_range(
+                self.0.as_raw_fd(),
+                pos as libc::off64_t,
+                len as libc::off64_t,
+                libc::SYNC_FILE_RANGE_WRITE,
+            )
+        };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
 }
 
 impl SegmentIo for StdIo {
@@ -87,16 +113,22 @@ pub fn fsync_dir(dir: &Path) -> Result<(), LogError> {
         .map_err(|e| LogError::io(dir, e))
 }
 
-/// Replaces `dir/name` with `bytes` atomically: write `name.tmp`, fsync it, rename over
-/// `name`, and (if `sync_dir`) fsync the directory.
-pub fn atomic_write(dir: &Path, name: &str, bytes: &[u8], sync_dir: bool) -> Result<(), LogError> {
+/// Replaces `dir/name` with `bytes` atomically: write `name.tmp` through `io`, fdatasync it
+/// (data and size), rename over `name`, and (if `sync_dir`) fsync the directory. On a failure
+/// before the rename the old file is untouched and the temp file is removed (best effort;
+/// recovery deletes leftovers).
+pub fn atomic_write(
+    io: &dyn SegmentIo,
+    dir: &Path,
+    name: &str,
+    bytes: &[u8],
+    sync_dir: bool,
+) -> Result<(), LogError> {
     let tmp = dir.join(format!("{name}{TMP_SUFFIX}"));
     let dst = dir.join(name);
-    let res = (|| {
-        let mut f = File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()
-    })();
+    let res = io
+        .open(&tmp, true)
+        .and_then(|f| f.write_at(bytes, 0).and_then(|()| f.sync_data()));
     if let Err(e) = res {
         let _ = std::fs::remove_file(&tmp);
         return Err(LogError::io(&tmp, e));

@@ -110,6 +110,9 @@ impl Queue {
     }
 }
 
+/// `Interval`/`None` modes start writeback of every this many appended bytes.
+const WRITEBACK_CHUNK: u64 = 1 << 20;
+
 /// Longest a leader delays a commit to gather more appenders.
 const MAX_COMMIT_DELAY: Duration = Duration::from_millis(2);
 /// Below this many concurrent appenders, commits are never delayed.
@@ -138,6 +141,8 @@ pub(crate) struct Writer {
     pend_tix: Vec<TixEntry>,
     /// Written bytes that have not been fdatasync'ed.
     pub unsynced: bool,
+    /// Start of the bytes whose writeback has not been started (`Interval`/`None` modes).
+    hinted: u64,
     /// Duration of the last group-commit fdatasync.
     pub last_sync: Duration,
 }
@@ -158,6 +163,7 @@ impl Writer {
             pend_idx: Vec::new(),
             pend_tix: Vec::new(),
             unsynced: false,
+            hinted: SEGMENT_HEADER_LEN,
             last_sync: Duration::ZERO,
         }
     }
@@ -226,7 +232,7 @@ impl Writer {
             if g.count > 0
                 && self.must_roll(inner, &self.cur, (g.byte_end - g.byte_start) as u64, now)
             {
-                self.roll(inner).map_err(poisoning)?;
+                self.roll(inner)?;
             }
             if b.groups[gi].first != self.cur.next {
                 return Err(poisoning(LogError::corrupt(
@@ -276,7 +282,19 @@ impl Writer {
             }
             gi = end;
         }
-        let sync = b.barrier || (inner.opts.durability == Durability::Fsync && self.unsynced);
+        let fsync_mode = inner.opts.durability == Durability::Fsync;
+        if !fsync_mode && self.cur.pos >= self.hinted + WRITEBACK_CHUNK {
+            // Without this the kernel keeps everything dirty until its own thresholds (GBs),
+            // and the fdatasync at the next roll or interval tick then stalls appends for the
+            // whole backlog; starting writeback per chunk overlaps the disk with the appends.
+            // A failure here says the same as a failed fdatasync would: poison.
+            let len = self.cur.pos - self.hinted;
+            self.file
+                .start_writeback(self.hinted, len)
+                .map_err(|e| poisoning(LogError::io(&self.active.path, e)))?;
+            self.hinted = self.cur.pos;
+        }
+        let sync = b.barrier || (fsync_mode && self.unsynced);
         if sync {
             let t = Instant::now();
             self.sync().map_err(poisoning)?;
@@ -287,19 +305,22 @@ impl Writer {
     }
 
     /// Seals the active segment (if it has records) and starts a new one.
-    /// Any error leaves the on-disk state uncertain: callers poison the log.
-    pub fn roll(&mut self, inner: &Inner) -> Result<(), LogError> {
+    /// A failure while writing the trailer or the index files (before the seal word) cuts the
+    /// trailer again and leaves the segment active and the log usable (`poison == false`);
+    /// any later failure leaves the on-disk state uncertain and poisons.
+    pub fn roll(&mut self, inner: &Inner) -> Result<(), Failure> {
         if self.cur.records() == 0 {
             return Ok(());
         }
         if self.unsynced {
-            self.sync()?;
+            self.sync().map_err(poisoning)?;
         }
         self.publish();
         let sealed = self.seal(inner)?;
         let next = self.cur.next;
-        let (seg, file, created) = create_segment(&inner.dir, inner.io.as_ref(), next)?;
-        fsutil::fsync_dir(&inner.dir)?;
+        let (seg, file, created) =
+            create_segment(&inner.dir, inner.io.as_ref(), next).map_err(poisoning)?;
+        fsutil::fsync_dir(&inner.dir).map_err(poisoning)?;
         {
             let mut view = inner.view.write();
             if let Some(last) = view.last_mut() {
@@ -316,25 +337,25 @@ impl Writer {
 
     /// Writes trailer and index files, then flips the seal word. Data is durable before the
     /// seal word is written, and the seal word is durable before this returns.
-    fn seal(&mut self, inner: &Inner) -> Result<Segment, LogError> {
+    fn seal(&mut self, inner: &Inner) -> Result<Segment, Failure> {
         let path = self.active.path.clone();
         let base = self.active.base;
         let st: ActiveState = match self.active_state() {
             Some(a) => a.st.read().clone(),
             None => {
-                return Err(LogError::corrupt(
+                return Err(poisoning(LogError::corrupt(
                     &path,
                     0,
                     "internal: sealing a sealed segment",
-                ))
+                )))
             }
         };
         let (Some(min_ts), Some(max_ts)) = (st.min_ts, st.max_ts) else {
-            return Err(LogError::corrupt(
+            return Err(poisoning(LogError::corrupt(
                 &path,
                 0,
                 "internal: sealing an empty segment",
-            ));
+            )));
         };
         let trailer = Trailer {
             base,
@@ -344,36 +365,30 @@ impl Writer {
             max_ts,
         };
         let io = |e| LogError::io(&path, e);
-        self.file
-            .write_at(&segment::encode_trailer(&trailer), st.len)
-            .map_err(io)?;
-        let mut tix = st.tix.clone();
-        if let Some(f) = self.cur.final_tix() {
-            index::upsert_tix(&mut tix, f);
+        if let Err(err) = self.write_seal_files(inner, &st, &trailer) {
+            // Nothing is sealed yet: cut the trailer (if any of it was written) so the next
+            // append continues the segment, and report the error without poisoning. An index
+            // file that did make it is orphaned until the next seal replaces it (or recovery
+            // deletes it).
+            tracing::warn!(error = %err, segment = %path.display(), "sealing failed; segment stays active");
+            let poison = self.file.set_len(st.len).is_err();
+            return Err(Failure { err, poison });
         }
-        fsutil::atomic_write(
-            &inner.dir,
-            &segment::idx_name(base),
-            &index::encode_idx(base, st.len, &st.idx),
-            false,
-        )?;
-        fsutil::atomic_write(
-            &inner.dir,
-            &segment::tix_name(base),
-            &index::encode_tix(base, st.len, &tix),
-            false,
-        )?;
-        self.file.sync_data().map_err(io)?;
-        self.file
-            .write_at(
-                &segment::SEAL_WORD_SEALED.to_le_bytes(),
-                segment::HDR_OFF_SEAL as u64,
-            )
-            .map_err(io)?;
-        self.file.sync_data().map_err(io)?;
+        let seal = || -> Result<(), LogError> {
+            self.file.sync_data().map_err(io)?;
+            self.file
+                .write_at(
+                    &segment::SEAL_WORD_SEALED.to_le_bytes(),
+                    segment::HDR_OFF_SEAL as u64,
+                )
+                .map_err(io)?;
+            self.file.sync_data().map_err(io)
+        };
+        seal().map_err(poisoning)?;
         let file_len = st.len + segment::TRAILER_LEN;
         let mut rebuilt = 0;
         recovery::load_sealed(
+            inner.io.as_ref(),
             &inner.dir,
             &path,
             base,
@@ -381,6 +396,38 @@ impl Writer {
             file_len,
             inner.opts.index_interval_bytes,
             &mut rebuilt,
+        )
+        .map_err(poisoning)
+    }
+
+    /// The trailer and both index files of a seal, before the seal word.
+    fn write_seal_files(
+        &self,
+        inner: &Inner,
+        st: &ActiveState,
+        trailer: &Trailer,
+    ) -> Result<(), LogError> {
+        let base = trailer.base;
+        self.file
+            .write_at(&segment::encode_trailer(trailer), st.len)
+            .map_err(|e| LogError::io(&self.active.path, e))?;
+        let mut tix = st.tix.clone();
+        if let Some(f) = self.cur.final_tix() {
+            index::upsert_tix(&mut tix, f);
+        }
+        fsutil::atomic_write(
+            inner.io.as_ref(),
+            &inner.dir,
+            &segment::idx_name(base),
+            &index::encode_idx(base, st.len, &st.idx),
+            false,
+        )?;
+        fsutil::atomic_write(
+            inner.io.as_ref(),
+            &inner.dir,
+            &segment::tix_name(base),
+            &index::encode_tix(base, st.len, &tix),
+            false,
         )
     }
 }

@@ -196,12 +196,22 @@ pub(crate) struct Inner {
     /// `next_offset()` as published to readers, for [`Log::subscribe`].
     tail: tokio::sync::watch::Sender<u64>,
     checkpoint_lock: Mutex<()>,
+    /// Serialises removals of leading segments (retention, truncation, clear).
+    front: Mutex<()>,
     _lock: fsutil::DirLock,
 }
 
 impl Inner {
     fn is_poisoned(&self) -> bool {
         self.poisoned.load(Ordering::Acquire)
+    }
+
+    /// Poisons the log if the failure demands it; returns its error.
+    fn fail(&self, f: group::Failure) -> LogError {
+        if f.poison {
+            self.poison(&f.err);
+        }
+        f.err
     }
 
     fn poison(&self, why: &LogError) {
@@ -270,7 +280,8 @@ impl Log {
         Self::open_with_io(dir, opts, Arc::new(StdIo))
     }
 
-    /// Like [`Log::open`] but segment writes go through `io` (fault injection in tests).
+    /// Like [`Log::open`] but every file write (segments, indexes, checkpoints) goes through
+    /// `io` (fault injection in tests).
     pub fn open_with_io(
         dir: impl AsRef<Path>,
         opts: LogOptions,
@@ -311,6 +322,7 @@ impl Log {
             poisoned: AtomicBool::new(false),
             tail: tokio::sync::watch::Sender::new(next),
             checkpoint_lock: Mutex::new(()),
+            front: Mutex::new(()),
             _lock: lock,
             opts,
         });
@@ -394,12 +406,8 @@ impl Log {
         Ok(lead)
     }
 
+    /// Runs the group-commit leader (which blocks in fdatasync) on a blocking thread.
     fn spawn_leader(&self) {
-        // Without fdatasync a batch costs a pwrite into the page cache: cheaper to do inline
-        // than to hand over to a blocking thread.
-        if self.inner.opts.durability != Durability::Fsync {
-            return group::drive(&self.inner);
-        }
         match tokio::runtime::Handle::try_current() {
             Ok(h) => {
                 let job = LeaderJob(Some(self.inner.clone()));
@@ -429,7 +437,18 @@ impl Log {
         }
         let (tx, rx) = tokio::sync::oneshot::channel();
         if self.enqueue(records, Waiter::Async(tx), false)? {
-            self.spawn_leader();
+            if self.inner.opts.durability == Durability::Fsync {
+                self.spawn_leader();
+            } else {
+                // Without fdatasync the leader's batch is one cheap pwrite, done inline. Yield
+                // once first: the appenders this task's previous batch released are queued
+                // on this worker and would otherwise only run after it, so every batch would
+                // hold one record (one syscall each). If the future is dropped at the yield,
+                // the job's drop drives the queue, so the leader role is never lost.
+                let job = LeaderJob(Some(self.inner.clone()));
+                tokio::task::yield_now().await;
+                job.run();
+            }
         }
         rx.await.unwrap_or(Err(LogError::Closed))
     }
@@ -552,7 +571,11 @@ impl Log {
     /// Removes the leading sealed segments chosen by `drop_it` (stops at the first segment it
     /// rejects, and never removes the active one); returns records dropped.
     fn drop_front(&self, mut drop_it: impl FnMut(&Segment) -> bool) -> Result<u64, LogError> {
-        let _w = self.inner.writer.lock();
+        // Not the writer lock: unlinking big files and the directory fsync take milliseconds,
+        // and appends must not wait for them. Rolls only replace the last (active) entry of
+        // the view and push behind it, so the leading sealed victims stay at the front; the
+        // `front` lock keeps two removals from racing.
+        let _f = self.inner.front.lock();
         let segs: Vec<Arc<Segment>> = self.inner.view.read().clone();
         let mut victims = Vec::new();
         for s in &segs {
@@ -648,13 +671,13 @@ impl Log {
         if self.inner.is_poisoned() {
             return Err(LogError::Poisoned);
         }
-        w.roll(&self.inner).inspect_err(|e| self.inner.poison(e))
+        w.roll(&self.inner).map_err(|f| self.inner.fail(f))
     }
 
     /// Atomically replaces the checkpoint: state reflecting all records `< upto`.
     pub fn write_checkpoint(&self, upto: u64, data: &[u8]) -> Result<(), LogError> {
         let _g = self.inner.checkpoint_lock.lock();
-        checkpoint::write(&self.inner.dir, upto, data)
+        checkpoint::write(self.inner.io.as_ref(), &self.inner.dir, upto, data)
     }
 
     /// The newest checkpoint `(upto, data)`, if any.
@@ -679,7 +702,7 @@ impl Log {
             }
             // The new empty segment at the current end must exist before older ones go, so a
             // crash in between can never make offsets restart lower.
-            w.roll(&self.inner).inspect_err(|e| self.inner.poison(e))?;
+            w.roll(&self.inner).map_err(|f| self.inner.fail(f))?;
             w.cur.next
         };
         let _g = self.inner.checkpoint_lock.lock();

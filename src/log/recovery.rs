@@ -53,7 +53,9 @@ fn try_load_index(path: &Path, kind: IndexKind, t: &Trailer) -> Option<SealedInd
 }
 
 /// Loads a sealed segment, rebuilding its indexes if needed (`rebuilt` counts rebuilds).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn load_sealed(
+    io: &dyn SegmentIo,
     dir: &Path,
     path: &Path,
     base: u64,
@@ -100,12 +102,14 @@ pub(crate) fn load_sealed(
             let idx_name = segment::idx_name(base);
             let tix_name = segment::tix_name(base);
             fsutil::atomic_write(
+                io,
                 dir,
                 &idx_name,
                 &index::encode_idx(base, trailer.data_end, &scan.idx),
                 false,
             )?;
             fsutil::atomic_write(
+                io,
                 dir,
                 &tix_name,
                 &index::encode_tix(base, trailer.data_end, &tix),
@@ -198,6 +202,7 @@ pub(crate) fn recover(
             };
             let trailer = segment::parse_trailer(&path, &tb, len, base)?;
             let seg = load_sealed(
+                io.as_ref(),
                 dir,
                 &path,
                 base,
