@@ -53,6 +53,12 @@ pub struct Queue {
     pub notify: Notify,
     pub deleted: AtomicBool,
     since_checkpoint: AtomicU64,
+    /// Payload bytes appended since the last checkpoint: a few live messages under a large
+    /// send/delete history must still checkpoint, or restart replays the whole history.
+    bytes_since_checkpoint: AtomicU64,
+    /// Size of the last snapshot written, so checkpoint cost stays proportional to the replay
+    /// it saves.
+    snapshot_bytes: AtomicU64,
     /// FIFO ReceiveRequestAttemptId → (expiry, what it returned). Kept in
     /// memory only: a retry after a restart receives afresh.
     pub attempts: Mutex<HashMap<String, Attempt>>,
@@ -61,6 +67,10 @@ pub struct Queue {
 /// Records appended since the last checkpoint before one is due (or the live count, if larger,
 /// so checkpoint cost stays proportional to the log it saves replaying).
 const CHECKPOINT_EVERY: u64 = 10_000;
+
+/// Payload bytes appended since the last checkpoint before one is due (or the last snapshot's
+/// size, if larger): bounds what a restart replays whatever the message sizes.
+const CHECKPOINT_EVERY_BYTES: u64 = 64 << 20;
 
 /// Most messages one compaction pass re-appends (it runs with the queue's gate held).
 const MAX_RELOCATE: u64 = 50_000;
@@ -78,8 +88,13 @@ impl Queue {
             ),
             None => (QueueState::new(c.fifo), 0),
         };
+        // What is replayed now counts towards the next checkpoint, so a restart that had much
+        // to replay soon writes one and the next restart does not replay it again.
+        let (mut replayed, mut replayed_bytes) = (0u64, 0u64);
         for rec in log.scan(from.max(log.start_offset())) {
             let rec = rec?;
+            replayed += 1;
+            replayed_bytes += rec.payload.len() as u64;
             apply(
                 &mut st,
                 &config,
@@ -110,7 +125,9 @@ impl Queue {
             gate: RwLock::new(()),
             notify: Notify::new(),
             deleted: AtomicBool::new(false),
-            since_checkpoint: AtomicU64::new(0),
+            since_checkpoint: AtomicU64::new(replayed),
+            bytes_since_checkpoint: AtomicU64::new(replayed_bytes),
+            snapshot_bytes: AtomicU64::new(0),
             attempts: Mutex::new(HashMap::new()),
         })
     }
@@ -162,11 +179,14 @@ impl Queue {
     pub async fn append(&self, recs: Vec<(u8, Vec<u8>)>) -> ServiceResult<u64> {
         let now = now_ms();
         let n = recs.len() as u64;
+        let bytes: u64 = recs.iter().map(|(_, p)| p.len() as u64).sum();
         let first = self
             .log
             .append_batch(recs.into_iter().map(|(k, p)| (k, now, p)).collect())
             .await?;
         self.since_checkpoint.fetch_add(n, Ordering::Relaxed);
+        self.bytes_since_checkpoint
+            .fetch_add(bytes, Ordering::Relaxed);
         Ok(first)
     }
 
@@ -261,11 +281,18 @@ impl Queue {
             let expired = self.state.lock().expire(now_ms(), retention_ms, 100_000);
             self.log_removed(Q_EXPIRED, expired).await?;
         }
-        let live = self.state.lock().len() as u64;
-        if self.since_checkpoint.load(Ordering::Relaxed) >= CHECKPOINT_EVERY.max(live) {
+        if self.checkpoint_due() {
             self.checkpoint().await?;
         }
         Ok(())
+    }
+
+    /// Whether enough was appended since the last checkpoint, in records or in bytes.
+    pub fn checkpoint_due(&self) -> bool {
+        let live = self.state.lock().len() as u64;
+        let bytes_due = CHECKPOINT_EVERY_BYTES.max(self.snapshot_bytes.load(Ordering::Relaxed));
+        self.since_checkpoint.load(Ordering::Relaxed) >= CHECKPOINT_EVERY.max(live)
+            || self.bytes_since_checkpoint.load(Ordering::Relaxed) >= bytes_due
     }
 
     /// Relocates the few live messages of a sparse oldest segment, writes a checkpoint and
@@ -279,6 +306,7 @@ impl Queue {
             let min_live = st.iter().map(|(_, m)| m.offset).min().unwrap_or(upto);
             (encode(&st.snapshot()), min_live)
         };
+        let snapshot_bytes = snap.len() as u64;
         // Writing a large snapshot takes a while: off the async workers.
         let q = self.clone();
         tokio::task::spawn_blocking(move || {
@@ -288,6 +316,8 @@ impl Queue {
         .await
         .map_err(|e| crate::error::ServiceError::internal(e.to_string()))??;
         self.since_checkpoint.store(0, Ordering::Relaxed);
+        self.bytes_since_checkpoint.store(0, Ordering::Relaxed);
+        self.snapshot_bytes.store(snapshot_bytes, Ordering::Relaxed);
         Ok(())
     }
 

@@ -2000,3 +2000,55 @@ async fn parked_poll_wakes_for_a_deadline_moved_earlier() {
     assert_eq!(v["Messages"][0]["Body"], "m");
     assert!(took < Duration::from_millis(2500), "{took:?}");
 }
+
+/// Checkpoints are due by bytes as well as by records: one live message under 64 MiB of
+/// send/delete history still gets a checkpoint, so restart does not replay the history and
+/// its segments are reclaimed.
+#[tokio::test]
+async fn a_large_history_under_few_live_messages_is_checkpointed() {
+    let t = T::new();
+    let url = t.create("history", json!({})).await;
+    // Dead records ahead of the live one make its segment sparse, so compaction moves it on.
+    for _ in 0..12 {
+        t.send(&url, "early").await;
+        let m = t.recv(&url, json!({})).await;
+        t.ok(
+            "DeleteMessage",
+            json!({"QueueUrl": url, "ReceiptHandle": m[0]["ReceiptHandle"]}),
+        )
+        .await;
+    }
+    t.ok(
+        "SendMessage",
+        json!({"QueueUrl": url, "MessageBody": "live", "DelaySeconds": 900}),
+    )
+    .await;
+    let q = t
+        .sqs
+        .all_queues()
+        .into_iter()
+        .find(|q| q.name == "history")
+        .unwrap();
+    assert!(!q.checkpoint_due());
+    let big = "h".repeat(1_000_000);
+    for _ in 0..68 {
+        t.send(&url, &big).await;
+        let m = t.recv(&url, json!({})).await;
+        t.ok(
+            "DeleteMessage",
+            json!({"QueueUrl": url, "ReceiptHandle": m[0]["ReceiptHandle"]}),
+        )
+        .await;
+    }
+    assert!(q.checkpoint_due(), "204 records of 64+ MiB are not due");
+    q.maintain().await.unwrap();
+    assert!(!q.checkpoint_due());
+    assert!(q.log.start_offset() > 0, "history not reclaimed");
+    drop(q);
+    let t = t.reopen();
+    assert_eq!(
+        t.attr(&url, "ApproximateNumberOfMessagesDelayed").await,
+        "1"
+    );
+    assert_eq!(t.attr(&url, "ApproximateNumberOfMessages").await, "0");
+}
