@@ -1,18 +1,31 @@
-//! RSA-2048 signing cost of an SNS notification: `cargo bench --bench sign`.
+//! RSA signing cost of an SNS notification, for both key sizes (1024 and 2048 bits):
+//! `cargo bench --bench sign`.
 //!
 //! Prints the median ns per signature (SignatureVersion 1, SHA1; and 2, SHA256) over a typical
-//! ~600-byte string-to-sign, and the round trip of a `spawn_blocking` hop beside it. No
+//! ~600-byte string-to-sign, on the fast path and the general-size reference, and the round trip
+//! of a `spawn_blocking` hop beside it. No
 //! criterion: one number per version is all the fan-out work needs.
 
 use std::time::Instant;
 
-use millpond::sns::signing::{canonical, Signer};
+use millpond::sns::signing::{canonical, KeyBits, Signer};
 
 type SignFn = fn(&Signer, &[u8], &str) -> Vec<u8>;
 
 fn main() {
+    let runs: usize = std::env::var("SIGN_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(15);
+    for size in [KeyBits::Rsa1024, KeyBits::Rsa2048] {
+        bench_size(size, runs);
+    }
+    spawn_blocking_round_trip(runs);
+}
+
+fn bench_size(size: KeyBits, runs: usize) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let signer = Signer::load_or_create(dir.path()).expect("signer");
+    let signer = Signer::load_or_create(dir.path(), size).expect("signer");
     let message = "x".repeat(420);
     let text = canonical(&[
         ("Message", Some(&message)),
@@ -25,12 +38,13 @@ fn main() {
         ),
         ("Type", Some("Notification")),
     ]);
-    // The first call loads or generates the key.
+    // The first call generates the key.
+    let t = Instant::now();
     let _ = signer.sign(text.as_bytes(), "1");
-    let runs: usize = std::env::var("SIGN_RUNS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(15);
+    println!(
+        "RSA-{size}: key generated in {} ms",
+        t.elapsed().as_millis()
+    );
     let per_run = 100u64;
     let paths: [(&str, SignFn); 2] = [
         ("fast", Signer::sign),
@@ -55,14 +69,18 @@ fn main() {
             wall.sort_unstable();
             cpu.sort_unstable();
             println!(
-                "sign v{version} {path:>9} ({} bytes): median {} ns/sign wall, {} ns/sign thread CPU ({runs} runs of {per_run})",
+                "RSA-{size} sign v{version} {path:>9} ({} bytes): median {} ns/sign wall, {} ns/sign thread CPU ({runs} runs of {per_run})",
                 text.len(),
                 wall[runs / 2],
                 cpu[runs / 2],
             );
         }
     }
-    // What moving a signature to tokio's blocking pool costs, for comparison.
+}
+
+/// What moving a signature to tokio's blocking pool costs, for comparison.
+fn spawn_blocking_round_trip(runs: usize) {
+    let per_run = 100u64;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .build()

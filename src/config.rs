@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use crate::log::{Durability, LogOptions};
+use crate::sns::signing::KeyBits;
 
 /// Everything the broker needs to start; built from flags and env vars in `main.rs`.
 #[derive(Clone, Debug)]
@@ -20,6 +21,8 @@ pub struct Config {
     pub kinesis_transition_ms: u64,
     /// PEM bundle of CAs trusted for `https://` SNS endpoints beside the web PKI roots.
     pub sns_ca_file: Option<PathBuf>,
+    /// Size of the SNS signing key generated for a data directory that has none.
+    pub sns_signing_key_bits: KeyBits,
 }
 
 impl Config {
@@ -34,6 +37,7 @@ impl Config {
             kinesis_limits: None,
             kinesis_transition_ms: 0,
             sns_ca_file: None,
+            sns_signing_key_bits: KeyBits::default(),
         }
     }
 

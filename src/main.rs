@@ -68,6 +68,12 @@ struct ServeArgs {
     /// the built-in web PKI roots), e.g. the CA of a self-signed test endpoint.
     #[arg(long, env = "MILLPOND_SNS_CA_FILE")]
     sns_ca_file: Option<PathBuf>,
+    /// Size in bits of the RSA key SNS signs notifications with: 1024 (the default; a quarter
+    /// of the signing cost, accepted by standard SNS message validators) or 2048 (the size of
+    /// AWS's keys). Only used when generating a key: a key already in the data directory is
+    /// kept, whatever its size.
+    #[arg(long, env = "MILLPOND_SNS_SIGNING_KEY_BITS", default_value_t = millpond::sns::signing::KeyBits::default())]
+    sns_signing_key_bits: millpond::sns::signing::KeyBits,
 }
 
 fn main() -> std::process::ExitCode {
@@ -92,6 +98,7 @@ fn main() -> std::process::ExitCode {
         kinesis_limits: args.kinesis_limits,
         kinesis_transition_ms: args.kinesis_transition_ms,
         sns_ca_file: args.sns_ca_file,
+        sns_signing_key_bits: args.sns_signing_key_bits,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -194,7 +194,7 @@ async fn https_endpoint_with_trusted_ca_gets_confirmation_and_signed_notificatio
         ("Type", n["Type"].as_str()),
     ]);
     // The broker's own key, read from its data directory.
-    let signer = Signer::load_or_create(&data.join("sns")).unwrap();
+    let signer = Signer::load_or_create(&data.join("sns"), Default::default()).unwrap();
     assert!(signer.verify(text.as_bytes(), n["Signature"].as_str().unwrap(), "2"));
     assert!(!signer.verify(b"other", n["Signature"].as_str().unwrap(), "2"));
     assert_eq!(ep.handshake_failures.load(Ordering::SeqCst), 0);

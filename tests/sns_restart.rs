@@ -195,3 +195,63 @@ async fn fifo_deduplication_survives_sigkill() {
     assert!(next.sequence_number.unwrap() > first.sequence_number.unwrap());
     b.kill9();
 }
+
+/// `--sns-signing-key-bits` sizes the key a fresh data directory gets; a restart with another
+/// size (or the default) keeps the key already there. Other sizes are refused at start-up.
+#[tokio::test]
+async fn signing_key_size_is_chosen_once_and_kept() {
+    use millpond::sns::signing::{KeyBits, Signer};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let pem = |addr| {
+        let r = raw(
+            addr,
+            "GET",
+            "/_millpond/sns/SimpleNotificationService.pem",
+            &[],
+            b"",
+        );
+        assert_eq!(r.status, 200);
+        r.text()
+    };
+    let broker = Broker::spawn(&data, &["--sns-signing-key-bits", "2048"]);
+    let addr = broker.addr;
+    let first = tokio::task::spawn_blocking(move || pem(addr))
+        .await
+        .unwrap();
+    broker.kill9();
+    let stored = Signer::load_or_create(&data.join("sns"), KeyBits::Rsa1024).unwrap();
+    assert_eq!(stored.key_bits(), 2048, "the flag sized the generated key");
+    let broker = Broker::spawn(&data, &[]);
+    let addr = broker.addr;
+    let again = tokio::task::spawn_blocking(move || pem(addr))
+        .await
+        .unwrap();
+    assert_eq!(
+        again, first,
+        "the default size does not replace an existing key"
+    );
+    broker.kill9();
+
+    let fresh = dir.path().join("fresh");
+    let broker = Broker::spawn(&fresh, &[]);
+    let addr = broker.addr;
+    tokio::task::spawn_blocking(move || pem(addr))
+        .await
+        .unwrap();
+    broker.kill9();
+    let stored = Signer::load_or_create(&fresh.join("sns"), KeyBits::Rsa2048).unwrap();
+    assert_eq!(stored.key_bits(), 1024, "1024 bits by default");
+
+    for bad in ["512", "4096", "big"] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_millpond"))
+            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path().join("never"))
+            .env("MILLPOND_SNS_SIGNING_KEY_BITS", bad)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{bad} is refused");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("must be 1024 or 2048 bits"), "{err}");
+    }
+}

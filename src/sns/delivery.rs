@@ -775,7 +775,7 @@ mod tests {
     #[test]
     fn envelope_layout() {
         let dir = tempfile::tempdir().unwrap();
-        let signer = Signer::load_or_create(dir.path()).unwrap();
+        let signer = Signer::load_or_create(dir.path(), Default::default()).unwrap();
         let attrs: Map<String, Value> =
             serde_json::from_value(json!({"a": {"DataType": "String", "StringValue": "v"}}))
                 .unwrap();

@@ -92,7 +92,10 @@ impl Sns {
         if report.truncated_bytes > 0 {
             tracing::warn!(?report, "sns log: torn tail truncated on recovery");
         }
-        let signer = Arc::new(signing::Signer::load_or_create(&dir)?);
+        let signer = Arc::new(signing::Signer::load_or_create(
+            &dir,
+            config.sns_signing_key_bits,
+        )?);
         // Debug builds use a fixed development key that loads fast; the suites open hundreds
         // of data directories and should not start a thread for each.
         #[cfg(not(debug_assertions))]

@@ -472,9 +472,10 @@ impl Sns {
                 msg.for_protocol(&sub.protocol)
             }
         };
-        // An RSA-2048 signature costs ~0.5-1 ms, a spawn_blocking hop ~15 µs (benches/sign.rs):
-        // sign each distinct text once, on the blocking pool, so two cores of signing cannot
-        // stall every other request on the async workers.
+        // Sign each distinct text once. A 1024-bit signature (~0.13 ms, benches/sign.rs) is
+        // made right here: the blocking-pool hop costs two thread wake-ups and ~20 µs more.
+        // A 2048-bit one (~0.9 ms), several texts, or a key not loaded yet go to the blocking
+        // pool, so two cores of signing cannot stall every other request on the async workers.
         let mut to_sign: Vec<String> = matched
             .iter()
             .filter(|s| needs_envelope(s))
@@ -482,7 +483,25 @@ impl Sns {
             .collect();
         to_sign.sort();
         to_sign.dedup();
-        if !to_sign.is_empty() {
+        if to_sign.len() == 1 && self.signer.signs_cheaply() {
+            let text = to_sign.remove(0);
+            let sig = signature(&Notice {
+                kind: DeliveryKind::Notification,
+                message_id: &message_id,
+                sequence_number: None,
+                topic_arn: &topic.arn,
+                subject: msg.subject.as_deref(),
+                message: &text,
+                timestamp_ms: now,
+                base_url: "",
+                subscription_arn: "",
+                attributes: &Map::new(),
+                token: None,
+                signature_version: &signature_version,
+                signer: &self.signer,
+            });
+            signatures.insert(text, sig);
+        } else if !to_sign.is_empty() {
             let signer = self.signer.clone();
             let (mid, subject, arn, version) = (
                 message_id.clone(),
@@ -604,26 +623,13 @@ impl Sns {
             self.wake.notify_one();
         }
         // Every queue is sent to at once; the publish is acknowledged when all are durable.
-        if sqs_sends.len() == 1 {
-            if let Some((sub, send)) = sqs_sends.pop() {
-                send_sqs(self.sinks.sqs.clone(), sub, send).await?;
-            }
-        } else if !sqs_sends.is_empty() {
-            let mut set = tokio::task::JoinSet::new();
-            for (sub, send) in sqs_sends {
-                set.spawn(send_sqs(self.sinks.sqs.clone(), sub, send));
-            }
-            let mut first_err = None;
-            while let Some(done) = set.join_next().await {
-                let result = done.unwrap_or_else(|e| Err(ServiceError::internal(e.to_string())));
-                if let Err(e) = result {
-                    first_err.get_or_insert(e);
-                }
-            }
-            if let Some(e) = first_err {
-                return Err(e);
-            }
-        }
+        join_all_sends(
+            sqs_sends
+                .into_iter()
+                .map(|(sub, send)| send_sqs(self.sinks.sqs.clone(), sub, send))
+                .collect(),
+        )
+        .await?;
         if let (Some(seq), Some(dedup)) = (sequence, msg.dedup_id.clone()) {
             // Recorded after the sends: a crash before this line makes a retried publish send
             // again, and the FIFO queues drop it by the same deduplication id.
@@ -704,17 +710,63 @@ impl Sns {
 /// Sends into a subscribed queue. A queue that refuses the message (deleted, wrong kind) is
 /// a failed delivery: the message goes to the subscription's DLQ if it has one. A storage
 /// failure fails the publish so the client retries.
+/// Runs the sends concurrently inside the calling task and returns the first error once all
+/// are done. Not a `JoinSet`: the sends are short and mostly wait on the queues' group commits,
+/// so a task each only adds spawns and cross-thread wake-ups; sixteen concurrent publishes
+/// already keep both cores busy.
+async fn join_all_sends<F>(mut sends: Vec<F>) -> ServiceResult<()>
+where
+    F: std::future::Future<Output = ServiceResult<()>>,
+{
+    if sends.len() == 1 {
+        if let Some(send) = sends.pop() {
+            return send.await;
+        }
+    }
+    let mut sends: Vec<Option<std::pin::Pin<Box<F>>>> =
+        sends.into_iter().map(|f| Some(Box::pin(f))).collect();
+    let mut first_err = None;
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for slot in sends.iter_mut() {
+            if let Some(f) = slot {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(result) => {
+                        *slot = None;
+                        if let Err(e) = result {
+                            first_err.get_or_insert(e);
+                        }
+                    }
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    first_err.map_or(Ok(()), Err)
+}
+
 async fn send_sqs(
     sink: Arc<dyn SqsSink>,
     sub: Subscription,
     send: InternalSend,
 ) -> ServiceResult<()> {
-    match sink.send(&sub.endpoint, send.clone()).await {
+    // The body is copied only when a dead-letter queue may need it after a failure.
+    let retry = sub
+        .attributes
+        .contains_key("RedrivePolicy")
+        .then(|| send.clone());
+    match sink.send(&sub.endpoint, send).await {
         Ok(_) => Ok(()),
         Err(e) if is_receiver(&e) => Err(e),
         Err(e) => {
             tracing::info!(error = %e, queue = sub.endpoint, "sns: sqs delivery failed");
-            if let Some(dlq) = dead_letter_arn(&sub) {
+            if let (Some(dlq), Some(send)) = (dead_letter_arn(&sub), retry) {
                 let into_fifo = is_fifo_queue(&dlq);
                 let send = InternalSend {
                     message_group_id: send.message_group_id.filter(|_| into_fifo),
