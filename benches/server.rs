@@ -894,21 +894,27 @@ fn sqs_restart(n: usize) {
         );
         (got, served)
     });
-    let rss = std::fs::read_to_string(format!("/proc/{}/status", child.id()))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-        })
-        .unwrap_or(0);
+    let status =
+        std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
+    // Anonymous memory is the broker's own (message table, indexes); file pages are mapped
+    // log segments, which the kernel can drop at will.
+    let kib = |key: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .unwrap_or(0) as f64
+            / 1024.0
+    };
     println!(
-        "{:<28} listening after {:.0} ms, first ReceiveMessage ({} msgs) after {:.0} ms; RSS {:.0} MiB",
+        "{:<28} listening after {:.0} ms, first ReceiveMessage ({} msgs) after {:.0} ms; RSS {:.0} MiB (anon {:.0}, file {:.0})",
         "sqs restart (after SIGKILL)",
         listening.as_secs_f64() * 1000.0,
         received,
         served.as_secs_f64() * 1000.0,
-        rss as f64 / 1024.0
+        kib("VmRSS:"),
+        kib("RssAnon:"),
+        kib("RssFile:")
     );
     let _ = child.kill();
     let _ = child.wait();

@@ -734,6 +734,10 @@ impl LogIter<'_> {
                     return Ok(None);
                 }
             }
+            if let Some((done, _, _)) = self.cur.take() {
+                // A scan reads a segment once: keep resident memory at one segment's worth.
+                done.release_pages();
+            }
             let Some(seg) = self.log.segment_for(self.next) else {
                 return Ok(None);
             };

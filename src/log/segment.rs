@@ -414,6 +414,18 @@ impl Segment {
         matches!(self.body, Body::Sealed(_))
     }
 
+    /// Drops this process's mapping of a sealed segment's pages after a full read (a replay
+    /// or a scan): they stay in the page cache for the kernel to keep or reclaim, but stop
+    /// counting towards the broker's resident memory. The next read faults them back in.
+    pub fn release_pages(&self) {
+        if let Body::Sealed(s) = &self.body {
+            // SAFETY: a read-only shared mapping of a file that never changes once sealed:
+            // MADV_DONTNEED only unmaps its pages, and a later access reads the same bytes
+            // back from the file. Failure is harmless (the pages stay mapped).
+            let _ = unsafe { s.map.unchecked_advise(memmap2::UncheckedAdvice::DontNeed) };
+        }
+    }
+
     /// Bytes on disk attributable to this segment (data plus index files).
     pub fn bytes(&self) -> u64 {
         match &self.body {
