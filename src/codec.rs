@@ -13,10 +13,14 @@ pub const DECODE_LIMIT: usize = 64 << 20;
 type Config = Configuration<LittleEndian, Fixint, Limit<DECODE_LIMIT>>;
 
 fn config() -> Config {
+    limited::<DECODE_LIMIT>()
+}
+
+fn limited<const L: usize>() -> Configuration<LittleEndian, Fixint, Limit<L>> {
     bincode::config::standard()
         .with_fixed_int_encoding()
         .with_little_endian()
-        .with_limit::<DECODE_LIMIT>()
+        .with_limit::<L>()
 }
 
 /// Why bytes could not be decoded (or a value encoded).
@@ -55,6 +59,31 @@ pub fn decode<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T, CodecError>
     Ok(v)
 }
 
+fn decode_limited<const L: usize, T: serde::de::DeserializeOwned>(
+    b: &[u8],
+) -> Result<T, CodecError> {
+    let (v, used) = bincode::serde::decode_from_slice(b, limited::<L>())?;
+    if used != b.len() {
+        return Err(CodecError::TrailingBytes(b.len() - used));
+    }
+    Ok(v)
+}
+
+/// Decodes a checkpoint snapshot, which may be far larger than [`DECODE_LIMIT`] (a queue of
+/// a million messages snapshots ~80 MB). The limit grows with the input instead — the
+/// smallest tier at least 16 times its length, enough for what decoding claims (encoded
+/// bytes plus in-memory container sizes) — so a bad length prefix still fails before a huge
+/// allocation.
+pub fn decode_snapshot<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T, CodecError> {
+    const GIB: usize = 1 << 30;
+    match b.len().saturating_mul(16) {
+        n if n <= DECODE_LIMIT => decode(b),
+        n if n <= GIB => decode_limited::<GIB, T>(b),
+        n if n <= 16 * GIB => decode_limited::<{ 16 * GIB }, T>(b),
+        _ => decode_limited::<{ 256 * GIB }, T>(b),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -64,6 +93,22 @@ mod tests {
         a: u32,
         b: String,
         c: Vec<u64>,
+    }
+
+    /// Snapshots beyond the record limit decode; a length prefix beyond what the bytes can
+    /// back still fails.
+    #[test]
+    fn snapshots_may_exceed_the_record_limit() {
+        let big = "x".repeat(DECODE_LIMIT + 1);
+        let b = encode(&big);
+        assert!(decode::<String>(&b).is_err());
+        assert_eq!(
+            decode_snapshot::<String>(&b).unwrap().len(),
+            DECODE_LIMIT + 1
+        );
+        let mut lying = encode(&vec![1u64; 4]);
+        lying[..8].copy_from_slice(&(1u64 << 40).to_le_bytes());
+        assert!(decode_snapshot::<Vec<u64>>(&lying).is_err());
     }
 
     #[test]

@@ -260,7 +260,7 @@ impl Kinesis {
         let mut catalog = Catalog::default();
         let mut from = catalog_log.start_offset();
         if let Some((upto, bytes)) = catalog_log.read_checkpoint()? {
-            catalog = Catalog::from_snapshot(crate::codec::decode(&bytes)?);
+            catalog = Catalog::from_snapshot(crate::codec::decode_snapshot(&bytes)?);
             from = upto;
         }
         let mut replayed = 0u64;

@@ -112,7 +112,7 @@ impl Sns {
         let mut state = State::default();
         let mut from = log.start_offset();
         if let Some((upto, bytes)) = log.read_checkpoint()? {
-            state = crate::codec::decode(&bytes)?;
+            state = crate::codec::decode_snapshot(&bytes)?;
             from = from.max(upto);
         }
         let mut replayed = 0u64;

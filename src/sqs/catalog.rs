@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::records::*;
 use super::Sqs;
-use crate::codec::{decode, encode};
+use crate::codec::{decode, decode_snapshot, encode};
 use crate::error::ServiceResult;
 use crate::log::{Log, LogOptions};
 use crate::service::now_ms;
@@ -50,7 +50,7 @@ impl Catalog {
     pub fn open(dir: &Path, opts: LogOptions) -> ServiceResult<(Catalog, CatalogState)> {
         let (log, _) = Log::open(dir, opts)?;
         let (mut st, from) = match log.read_checkpoint()? {
-            Some((upto, data)) => (decode::<CatalogState>(&data)?, upto),
+            Some((upto, data)) => (decode_snapshot::<CatalogState>(&data)?, upto),
             None => (CatalogState::default(), 0),
         };
         let mut n = 0;

@@ -20,7 +20,7 @@ use tokio::sync::{Notify, RwLock};
 use super::attributes::QueueConfig;
 use super::records::*;
 use super::state::{DedupEntry, MsgMeta, Phase, QueueState, Snapshot, DEDUP_WINDOW_MS};
-use crate::codec::{decode, encode};
+use crate::codec::{decode, decode_snapshot, encode};
 use crate::error::ServiceResult;
 use crate::log::{Log, LogOptions};
 use crate::service::now_ms;
@@ -83,7 +83,7 @@ impl Queue {
         let config = QueueConfig::from_attrs(&c.attributes, c.fifo);
         let (mut st, from) = match log.read_checkpoint()? {
             Some((upto, data)) => (
-                QueueState::from_snapshot(decode::<Snapshot>(&data)?, c.fifo, now),
+                QueueState::from_snapshot(decode_snapshot::<Snapshot>(&data)?, c.fifo, now),
                 upto,
             ),
             None => (QueueState::new(c.fifo), 0),
