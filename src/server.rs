@@ -131,7 +131,11 @@ impl Server {
 
 /// Serves until SIGINT or SIGTERM, then shuts down gracefully.
 pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
-    let server = start(config).await?;
+    serve_until_signal(start(config).await?).await
+}
+
+/// The second half of [`run`], for a server already started.
+pub async fn serve_until_signal(server: Server) -> Result<(), Box<dyn std::error::Error>> {
     let stop = shutdown_signal();
     // Tests and scripts wait for this line to learn the port.
     println!("millpond listening on http://{}", server.local_addr);
