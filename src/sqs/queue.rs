@@ -337,12 +337,20 @@ impl Queue {
             }
         }
         // The leading run of sparse segments (under a quarter of their records live): dense
-        // ones are left alone, since relocating them would rewrite most of the log.
+        // ones are left alone, since relocating them would rewrite most of the log — unless
+        // the log as a whole is mostly dead (long-lived messages at the head, a long
+        // send/delete history behind them), where moving the head forward, MAX_RELOCATE
+        // messages per checkpoint, is what lets the history behind it be dropped.
+        let total = segs
+            .last()
+            .map_or(0, |l| l.next_offset)
+            .saturating_sub(segs[0].base_offset);
+        let mostly_dead = live.iter().sum::<u64>() * 4 < total;
         let mut end = None;
         let mut moved = 0;
         for (i, seg) in segs[..segs.len() - 1].iter().enumerate() {
             let records = seg.next_offset.saturating_sub(seg.base_offset).max(1);
-            if live[i] * 4 > records || moved + live[i] > MAX_RELOCATE {
+            if (live[i] * 4 > records && !mostly_dead) || moved + live[i] > MAX_RELOCATE {
                 break;
             }
             moved += live[i];

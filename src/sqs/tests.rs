@@ -2052,3 +2052,45 @@ async fn a_large_history_under_few_live_messages_is_checkpointed() {
     );
     assert_eq!(t.attr(&url, "ApproximateNumberOfMessages").await, "0");
 }
+
+/// Long-lived messages densely packed at the head of the log do not pin the send/delete
+/// history behind them: once the log is mostly dead, compaction moves the head forward.
+#[tokio::test]
+async fn a_dense_long_lived_head_does_not_pin_the_history_behind_it() {
+    let t = T::new();
+    let url = t.create("pinned", json!({})).await;
+    for i in 0..30 {
+        t.ok(
+            "SendMessage",
+            json!({"QueueUrl": url, "MessageBody": format!("live{i}"), "DelaySeconds": 900}),
+        )
+        .await;
+    }
+    for _ in 0..100 {
+        t.send(&url, "churn").await;
+        let m = t.recv(&url, json!({})).await;
+        t.ok(
+            "DeleteMessage",
+            json!({"QueueUrl": url, "ReceiptHandle": m[0]["ReceiptHandle"]}),
+        )
+        .await;
+    }
+    let q = t
+        .sqs
+        .all_queues()
+        .into_iter()
+        .find(|q| q.name == "pinned")
+        .unwrap();
+    t.sqs.checkpoint_all().await.unwrap();
+    assert!(
+        q.log.start_offset() > 30,
+        "history still pinned: start {}",
+        q.log.start_offset()
+    );
+    drop(q);
+    let t = t.reopen();
+    assert_eq!(
+        t.attr(&url, "ApproximateNumberOfMessagesDelayed").await,
+        "30"
+    );
+}
