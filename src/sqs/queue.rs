@@ -345,7 +345,16 @@ impl Queue {
             .last()
             .map_or(0, |l| l.next_offset)
             .saturating_sub(segs[0].base_offset);
-        let mostly_dead = live.iter().sum::<u64>() * 4 < total;
+        // Dead by records, or by bytes: segments holding nothing live outweigh those that do
+        // (a few big history messages are few records but most of the disk).
+        let (dead_bytes, live_bytes) = segs.iter().zip(&live).fold((0, 0), |(d, l), (s, &n)| {
+            if n == 0 {
+                (d + s.bytes, l)
+            } else {
+                (d, l + s.bytes)
+            }
+        });
+        let mostly_dead = live.iter().sum::<u64>() * 4 < total || dead_bytes > live_bytes;
         let mut end = None;
         let mut moved = 0;
         for (i, seg) in segs[..segs.len() - 1].iter().enumerate() {
