@@ -75,6 +75,9 @@ const CHECKPOINT_EVERY_BYTES: u64 = 64 << 20;
 /// Most messages one compaction pass re-appends (it runs with the queue's gate held).
 const MAX_RELOCATE: u64 = 50_000;
 
+/// Most body bytes one compaction pass re-appends.
+const MAX_RELOCATE_BYTES: u64 = 64 << 20;
+
 impl Queue {
     /// Opens the queue's log and rebuilds its state from checkpoint + replay.
     pub fn open(dir: &Path, opts: LogOptions, c: &CreateQueueRec) -> ServiceResult<Queue> {
@@ -359,26 +362,44 @@ impl Queue {
         let mut moved = 0;
         for (i, seg) in segs[..segs.len() - 1].iter().enumerate() {
             let records = seg.next_offset.saturating_sub(seg.base_offset).max(1);
-            if (live[i] * 4 > records && !mostly_dead) || moved + live[i] > MAX_RELOCATE {
+            if live[i] * 4 > records && !mostly_dead {
+                break;
+            }
+            if moved + live[i] > MAX_RELOCATE {
+                // A dense head segment can hold more than one pass may move: in a mostly dead
+                // log, move its oldest MAX_RELOCATE now and the rest on later passes.
+                if mostly_dead && end.is_none() {
+                    end = Some(seg.next_offset);
+                }
                 break;
             }
             moved += live[i];
             end = Some(seg.next_offset);
         }
         let Some(end) = end else { return Ok(()) };
-        let victims: Vec<(u64, MsgMeta)> = {
+        let mut victims: Vec<(u64, MsgMeta)> = {
             let st = self.state.lock();
             st.iter()
                 .filter(|(_, m)| m.offset < end)
                 .map(|(s, m)| (s, *m))
                 .collect()
         };
+        if victims.len() as u64 > MAX_RELOCATE {
+            victims.sort_unstable_by_key(|(_, m)| m.offset);
+            victims.truncate(MAX_RELOCATE as usize);
+        }
         if victims.is_empty() {
             return Ok(());
         }
         let mut recs = Vec::with_capacity(victims.len());
+        let mut bytes = 0;
         for (_, m) in &victims {
+            // One pass is one append: keep it a bounded write whatever the message sizes.
+            if bytes >= MAX_RELOCATE_BYTES {
+                break;
+            }
             if let Some(mut r) = self.read_message(m.offset)? {
+                bytes += r.body.len() as u64;
                 r.visible_at = m.visible_at;
                 r.receive_count = m.receive_count;
                 r.first_receive_ms = m.first_receive_ms;
