@@ -40,7 +40,18 @@ impl T {
     fn reopen(self) -> T {
         let T { dir, sqs, ctx } = self;
         drop(sqs);
-        let sqs = Sqs::open(&T::config(dir.path())).unwrap();
+        // The background sweeper may hold the service until its upkeep pass (a checkpoint,
+        // a compaction) ends; the logs stay locked until then.
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let sqs = loop {
+            match Sqs::open(&T::config(dir.path())) {
+                Ok(s) => break s,
+                Err(e) if e.message.contains("locked") && std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10))
+                }
+                Err(e) => panic!("reopen: {e:?}"),
+            }
+        };
         T { dir, sqs, ctx }
     }
 
