@@ -28,12 +28,6 @@ pub enum Input<'a> {
     Json(&'a [u8]),
 }
 
-impl From<Value> for Input<'static> {
-    fn from(v: Value) -> Self {
-        Input::Doc(v)
-    }
-}
-
 impl Input<'_> {
     /// The typed input; a wrong type or shape becomes `code`, as [`parse_input`].
     pub fn parse<T: DeserializeOwned>(self, code: &'static str) -> ServiceResult<T> {

@@ -16,6 +16,7 @@ use super::delivery::{
 };
 use super::error::*;
 use super::filter;
+use super::signing::Signer;
 use super::state::{DeliveryKind, PendingDelivery, Record, Subscription, Topic, DEDUP_WINDOW_MS};
 use super::subscriptions::valid_phone;
 use super::topics::find_topic;
@@ -223,7 +224,7 @@ fn validate_message(m: MessageInput, fifo: Option<&Topic>) -> ServiceResult<Msg>
                 }
                 Some(_) => {}
                 None if t.content_based_dedup() => {
-                    dedup_id = Some(hex(&Sha256::digest(m.message.as_bytes())));
+                    dedup_id = Some(hex::encode(Sha256::digest(m.message.as_bytes())));
                 }
                 None => {
                     return Err(invalid_parameter(
@@ -260,8 +261,39 @@ fn valid_fifo_id(s: &str) -> bool {
     !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_graphic())
 }
 
-fn hex(b: &[u8]) -> String {
-    hex::encode(b)
+/// The signature of each text as the Message of one Notification: what every envelope of
+/// that text carries, whichever subscription it goes to (the subscription is not signed).
+fn sign_notifications(
+    texts: Vec<String>,
+    message_id: &str,
+    topic_arn: &str,
+    subject: Option<&str>,
+    timestamp_ms: u64,
+    signature_version: &str,
+    signer: &Signer,
+) -> Vec<(String, String)> {
+    let no_attributes = Map::new();
+    texts
+        .into_iter()
+        .map(|text| {
+            let sig = signature(&Notice {
+                kind: DeliveryKind::Notification,
+                message_id,
+                sequence_number: None,
+                topic_arn,
+                subject,
+                message: &text,
+                timestamp_ms,
+                base_url: "",
+                subscription_arn: "",
+                attributes: &no_attributes,
+                token: None,
+                signature_version,
+                signer,
+            });
+            (text, sig)
+        })
+        .collect()
 }
 
 fn filter_matches(sns: &Sns, sub: &Subscription, msg: &Msg) -> bool {
@@ -484,23 +516,15 @@ impl Sns {
         to_sign.sort();
         to_sign.dedup();
         if to_sign.len() == 1 && self.signer.signs_cheaply() {
-            let text = to_sign.remove(0);
-            let sig = signature(&Notice {
-                kind: DeliveryKind::Notification,
-                message_id: &message_id,
-                sequence_number: None,
-                topic_arn: &topic.arn,
-                subject: msg.subject.as_deref(),
-                message: &text,
-                timestamp_ms: now,
-                base_url: "",
-                subscription_arn: "",
-                attributes: &Map::new(),
-                token: None,
-                signature_version: &signature_version,
-                signer: &self.signer,
-            });
-            signatures.insert(text, sig);
+            signatures.extend(sign_notifications(
+                to_sign,
+                &message_id,
+                &topic.arn,
+                msg.subject.as_deref(),
+                now,
+                &signature_version,
+                &self.signer,
+            ));
         } else if !to_sign.is_empty() {
             let signer = self.signer.clone();
             let (mid, subject, arn, version) = (
@@ -510,28 +534,15 @@ impl Sns {
                 signature_version.clone(),
             );
             let signed = tokio::task::spawn_blocking(move || {
-                let empty = Map::new();
-                to_sign
-                    .into_iter()
-                    .map(|text| {
-                        let sig = signature(&Notice {
-                            kind: DeliveryKind::Notification,
-                            message_id: &mid,
-                            sequence_number: None,
-                            topic_arn: &arn,
-                            subject: subject.as_deref(),
-                            message: &text,
-                            timestamp_ms: now,
-                            base_url: "",
-                            subscription_arn: "",
-                            attributes: &empty,
-                            token: None,
-                            signature_version: &version,
-                            signer: &signer,
-                        });
-                        (text, sig)
-                    })
-                    .collect::<Vec<_>>()
+                sign_notifications(
+                    to_sign,
+                    &mid,
+                    &arn,
+                    subject.as_deref(),
+                    now,
+                    &version,
+                    &signer,
+                )
             })
             .await
             .map_err(|e| ServiceError::internal(format!("signing task failed: {e}")))?;
