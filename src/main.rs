@@ -100,6 +100,7 @@ fn main() -> std::process::ExitCode {
         sns_ca_file: args.sns_ca_file,
         sns_signing_key_bits: args.sns_signing_key_bits,
     };
+    millpond::server::tune_allocator();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -297,21 +297,24 @@ fn recover_active(
     };
     let good = scan.builder.pos;
     let file = io.open(path, false).map_err(|e| LogError::io(path, e))?;
-    if good < len {
+    // Zeros after the last record are space the writer allocated ahead (storage-format.md
+    // §8), not a torn write: they are kept for the appends to come, and not reported.
+    let torn = scan.tail_end - good;
+    if torn > 0 {
         let why = scan
             .stopped
             .map_or_else(|| "garbage".to_string(), |e| e.describe());
         tracing::warn!(
             segment = %path.display(),
             at = good,
-            dropped_bytes = len - good,
+            dropped_bytes = torn,
             reason = %why,
             "cutting torn tail of the active segment"
         );
         file.set_len(good)
             .and_then(|()| file.sync_data())
             .map_err(|e| LogError::io(path, e))?;
-        report.truncated_bytes += len - good;
+        report.truncated_bytes += torn;
         report.truncated_at = Some((path.to_path_buf(), good));
     }
     let b = scan.builder;
@@ -330,5 +333,9 @@ fn recover_active(
             }),
         }),
     });
-    Ok((seg.clone(), Writer::new(seg, file, created_ms, b)))
+    let mut w = Writer::new(seg.clone(), file, created_ms, b);
+    if torn == 0 {
+        w.allocated = len;
+    }
+    Ok((seg, w))
 }

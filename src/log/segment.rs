@@ -272,6 +272,10 @@ pub(crate) struct ScanResult {
     pub tix: Vec<TixEntry>,
     /// Why the scan stopped before `limit` (position is `builder.pos`), if it did.
     pub stopped: Option<FrameError>,
+    /// End of the last non-zero byte in `[builder.pos, limit)`, or `builder.pos` if there is
+    /// none. Zeros after the records are space allocated ahead of the active segment's data
+    /// (storage-format.md §8), not a torn write.
+    pub tail_end: u64,
 }
 
 /// Scans and verifies frames in `data[SEGMENT_HEADER_LEN..limit]`, expecting dense offsets
@@ -312,11 +316,17 @@ pub(crate) fn scan_frames(
             }
         }
     }
+    let from = b.pos.min(limit);
+    let tail_end = data[from as usize..limit as usize]
+        .iter()
+        .rposition(|&x| x != 0)
+        .map_or(from, |i| from + i as u64 + 1);
     Ok(ScanResult {
         builder: b,
         idx,
         tix,
         stopped,
+        tail_end,
     })
 }
 

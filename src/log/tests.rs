@@ -340,8 +340,13 @@ fn build_tail(dir: &Path, n_sealed: u64, tail: u64) -> (PathBuf, Vec<u8>, Vec<u6
     }
     drop(log);
     let p = seg_files(dir).pop().unwrap();
-    let bytes = std::fs::read(&p).unwrap();
-    assert_eq!(bytes.len() as u64, *ends.last().unwrap());
+    let mut bytes = std::fs::read(&p).unwrap();
+    // Past the records the writer has allocated zeros ahead; the cases cut and flip the data.
+    assert!(bytes.len() as u64 > *ends.last().unwrap());
+    assert!(bytes[*ends.last().unwrap() as usize..]
+        .iter()
+        .all(|&b| b == 0));
+    bytes.truncate(*ends.last().unwrap() as usize);
     (p, bytes, ends)
 }
 
@@ -356,15 +361,96 @@ fn torn_tail_cut_at_every_byte() {
         let good = ends.iter().rposition(|&e| e <= cut).unwrap() as u64;
         let good_end = ends[good as usize];
         assert_eq!(log.next_offset(), 10 + good, "cut {cut}");
-        assert_eq!(rep.truncated_bytes, cut - good_end, "cut {cut}");
-        if cut == good_end {
+        // Zeros at the end of a partial frame look like space allocated ahead: not reported
+        // and not cut, but overwritten by the next append.
+        let torn_end = bytes[good_end as usize..cut as usize]
+            .iter()
+            .rposition(|&b| b != 0)
+            .map_or(good_end, |i| good_end + i as u64 + 1);
+        assert_eq!(rep.truncated_bytes, torn_end - good_end, "cut {cut}");
+        let len = std::fs::metadata(&active).unwrap().len();
+        if torn_end == good_end {
             assert_eq!(rep.truncated_at, None);
+            assert_eq!(len, cut);
         } else {
             assert_eq!(rep.truncated_at, Some((active.clone(), good_end)));
+            assert_eq!(len, good_end);
         }
         check_all(&log, 0, 10 + good);
-        assert_eq!(std::fs::metadata(&active).unwrap().len(), good_end);
     }
+}
+
+#[test]
+fn zeros_allocated_ahead_are_kept_across_reopen_and_not_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = Log::open(dir.path(), LogOptions::default()).unwrap();
+    fill(&log, 0, 30);
+    let end = log.segments().last().unwrap().bytes;
+    drop(log);
+    let active = seg_files(dir.path()).pop().unwrap();
+    let len = std::fs::metadata(&active).unwrap().len();
+    assert!(
+        len >= end + (32 << 10),
+        "zeros allocated ahead: {len} vs {end}"
+    );
+    assert!(std::fs::read(&active).unwrap()[end as usize..]
+        .iter()
+        .all(|&b| b == 0));
+    let v = verify_dir(dir.path()).unwrap();
+    assert!(v.is_clean() && v.torn_tail_bytes == 0, "{v}");
+    let (log, rep) = Log::open(dir.path(), LogOptions::default()).unwrap();
+    assert_eq!((rep.truncated_bytes, rep.truncated_at.clone()), (0, None));
+    assert_eq!(std::fs::metadata(&active).unwrap().len(), len);
+    // Appends overwrite the zeros instead of growing the file.
+    fill(&log, 30, 10);
+    assert_eq!(std::fs::metadata(&active).unwrap().len(), len);
+    drop(log);
+    let (log, rep) = Log::open(dir.path(), LogOptions::default()).unwrap();
+    assert_eq!(rep.truncated_bytes, 0);
+    check_all(&log, 0, 40);
+}
+
+#[test]
+fn torn_frame_inside_the_zeros_is_cut_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = Log::open(dir.path(), LogOptions::default()).unwrap();
+    fill(&log, 0, 12);
+    let end = log.segments().last().unwrap().bytes;
+    drop(log);
+    let active = seg_files(dir.path()).pop().unwrap();
+    // A frame whose first 9 bytes reached the disk before a crash, zeros after it.
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&active)
+        .unwrap();
+    std::os::unix::fs::FileExt::write_at(&f, &[0xAB; 9], end).unwrap();
+    drop(f);
+    let (log, rep) = Log::open(dir.path(), LogOptions::default()).unwrap();
+    assert_eq!(rep.truncated_bytes, 9);
+    assert_eq!(rep.truncated_at, Some((active.clone(), end)));
+    assert_eq!(std::fs::metadata(&active).unwrap().len(), end);
+    check_all(&log, 0, 12);
+    fill(&log, 12, 3);
+    check_all(&log, 0, 15);
+}
+
+#[test]
+fn sealed_segments_end_at_their_trailer() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = Log::open(dir.path(), opts_small()).unwrap();
+    fill(&log, 0, 200);
+    let segs = log.segments();
+    assert!(segs.len() > 2);
+    for s in segs.iter().filter(|s| s.sealed) {
+        let bytes = std::fs::read(&s.path).unwrap();
+        let t = &bytes[bytes.len() - segment::TRAILER_LEN as usize..];
+        let t = segment::parse_trailer(&s.path, t, bytes.len() as u64, s.base_offset).unwrap();
+        assert_eq!(t.data_end + segment::TRAILER_LEN, bytes.len() as u64);
+    }
+    drop(log);
+    assert!(verify_dir(dir.path()).unwrap().is_clean());
+    let (log, _) = Log::open(dir.path(), opts_small()).unwrap();
+    check_all(&log, 0, 200);
 }
 
 #[test]
@@ -484,9 +570,11 @@ fn crash_during_roll_is_finished_at_open() {
     // is garbage at the end of the active segment and gets cut.
     let (log, _) = Log::open(dir.path(), LogOptions::default()).unwrap();
     fill(&log, 21, 5);
+    let end = log.segments().last().unwrap().bytes;
     drop(log);
     let active = seg_files(dir.path()).pop().unwrap();
     let mut b = std::fs::read(&active).unwrap();
+    b.truncate(end as usize);
     let len = b.len() as u64;
     b.extend_from_slice(&segment::encode_trailer(&segment::Trailer {
         base: 20,
@@ -506,9 +594,11 @@ fn interrupted_seal_word_is_reset() {
     let dir = tempfile::tempdir().unwrap();
     let (log, _) = Log::open(dir.path(), LogOptions::default()).unwrap();
     fill(&log, 0, 10);
+    let end = log.segments().last().unwrap().bytes;
     drop(log);
     let p = seg_files(dir.path()).pop().unwrap();
     let mut b = std::fs::read(&p).unwrap();
+    b.truncate(end as usize);
     let sealed = segment::SEAL_WORD_SEALED.to_le_bytes();
     b[segment::HDR_OFF_SEAL..segment::HDR_OFF_SEAL + 3].copy_from_slice(&sealed[..3]);
     b.extend_from_slice(&[0xEE; 20]); // part of a trailer

@@ -76,6 +76,16 @@ pub fn md5_of_attributes(attrs: &Attrs) -> String {
 
 /// AWS's allowed body characters: #x9 #xA #xD #x20–#xD7FF #xE000–#xFFFD #x10000–#x10FFFF.
 pub fn check_chars(s: &str) -> ServiceResult<()> {
+    // A `str` holds no surrogates, so the only characters outside the set are the C0 controls
+    // other than tab, LF and CR (single bytes below 0x20) and U+FFFE / U+FFFF (encoded
+    // EF BF BE / EF BF BF). One pass over the bytes, which the compiler vectorizes, rules
+    // both out for almost every body; only a body that has one of those bytes is decoded.
+    let suspicious = s.bytes().fold(false, |acc, b| {
+        acc | (b < 0x20 && !matches!(b, 0x9 | 0xA | 0xD)) | (b == 0xEF)
+    });
+    if !suspicious {
+        return Ok(());
+    }
     for c in s.chars() {
         let u = c as u32;
         let ok =
@@ -270,5 +280,10 @@ mod tests {
             "InvalidMessageContents"
         );
         assert!(check_chars("\u{FFFE}").is_err());
+        assert!(check_chars("x\u{FFFF}y").is_err());
+        assert!(check_chars("\u{1f}").is_err());
+        assert!(check_chars("\u{7f}\u{80}").is_ok());
+        // Bytes that take the slow path but are allowed: EF BB BF, EF BF BD.
+        assert!(check_chars("\u{FEFF}\u{FFFD}\u{D7FF}\u{E000}").is_ok());
     }
 }
