@@ -298,7 +298,7 @@ fn recover_active(
     let good = scan.builder.pos;
     let file = io.open(path, false).map_err(|e| LogError::io(path, e))?;
     // Zeros after the last record are space the writer allocated ahead (storage-format.md
-    // §8), not a torn write: they are kept for the appends to come, and not reported.
+    // §7), not a torn write: they are kept for the appends to come, and not reported.
     let torn = scan.tail_end - good;
     if torn > 0 {
         let why = scan

@@ -274,7 +274,7 @@ pub(crate) struct ScanResult {
     pub stopped: Option<FrameError>,
     /// End of the last non-zero byte in `[builder.pos, limit)`, or `builder.pos` if there is
     /// none. Zeros after the records are space allocated ahead of the active segment's data
-    /// (storage-format.md §8), not a torn write.
+    /// (storage-format.md §7), not a torn write.
     pub tail_end: u64,
 }
 
