@@ -278,8 +278,9 @@ impl Writer {
 
     /// Writes zeros ahead of the data end (`Fsync` mode only), so that later appends overwrite
     /// allocated, initialized blocks and do not change the file size: their fdatasync then
-    /// flushes data and the device cache without a journal commit, ~1.5x the fdatasync rate
-    /// of appending to the end on ext4 here (storage-format.md §7). Recovery treats an
+    /// flushes data and the device cache without writing the inode (or committing a
+    /// journal), ~1.5x the fdatasync rate of appending to the end on the ext4 here
+    /// (storage-format.md §7). Recovery treats an
     /// all-zero tail of the active segment as free space, not as a torn write.
     ///
     /// The zeros grow with the segment (as much again as it holds, 64 KiB to 1 MiB at a time,

@@ -37,17 +37,18 @@ impl T {
         }
     }
 
-    fn reopen(self) -> T {
+    async fn reopen(self) -> T {
         let T { dir, sqs, ctx } = self;
         drop(sqs);
         // The background sweeper may hold the service until its upkeep pass (a checkpoint,
-        // a compaction) ends; the logs stay locked until then.
+        // a compaction) ends; the logs stay locked until then. The wait must yield: on a
+        // current-thread runtime the sweeper only finishes while this task is parked.
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
         let sqs = loop {
             match Sqs::open(&T::config(dir.path())) {
                 Ok(s) => break s,
                 Err(e) if e.message.contains("locked") && std::time::Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(10))
+                    tokio::time::sleep(Duration::from_millis(10)).await
                 }
                 Err(e) => panic!("reopen: {e:?}"),
             }
@@ -1526,7 +1527,7 @@ async fn reset_wipes_everything() {
     assert_eq!(e.code, "QueueDoesNotExist");
     let url = t.create("gone", json!({})).await;
     assert_eq!(t.attr(&url, "ApproximateNumberOfMessages").await, "0");
-    let t = t.reopen();
+    let t = t.reopen().await;
     let v = t.ok("ListQueues", json!({})).await;
     assert!(v["QueueUrls"].as_array().is_none_or(|a| a.len() <= 1));
 }
@@ -1586,7 +1587,7 @@ async fn state_survives_restart() {
         if checkpoint {
             t.sqs.checkpoint_all().await.unwrap();
         }
-        t = t.reopen();
+        t = t.reopen().await;
         let v = t.ok("GetQueueUrl", json!({"QueueName": "keep"})).await;
         assert_eq!(v["QueueUrl"], url.as_str());
         assert_eq!(t.attr(&url, "VisibilityTimeout").await, "45");
@@ -1611,7 +1612,7 @@ async fn state_survives_restart() {
         )
         .await;
     }
-    let t = t.reopen();
+    let t = t.reopen().await;
     let m = t
         .recv(&url, json!({"AttributeNames": ["All"], "MessageAttributeNames": ["All"], "VisibilityTimeout": 0}))
         .await;
@@ -1918,7 +1919,7 @@ async fn compaction_relocates_stragglers_and_truncates() {
     );
     assert!(q.log.next_offset() > before, "nothing relocated");
     drop(q);
-    let t = t.reopen();
+    let t = t.reopen().await;
     assert_eq!(t.attr(&url, "ApproximateNumberOfMessages").await, "1");
     assert_eq!(
         t.attr(&url, "ApproximateNumberOfMessagesNotVisible").await,
@@ -2056,7 +2057,7 @@ async fn a_large_history_under_few_live_messages_is_checkpointed() {
     assert!(!q.checkpoint_due());
     assert!(q.log.start_offset() > 0, "history not reclaimed");
     drop(q);
-    let t = t.reopen();
+    let t = t.reopen().await;
     assert_eq!(
         t.attr(&url, "ApproximateNumberOfMessagesDelayed").await,
         "1"
@@ -2099,7 +2100,7 @@ async fn a_dense_long_lived_head_does_not_pin_the_history_behind_it() {
         q.log.start_offset()
     );
     drop(q);
-    let t = t.reopen();
+    let t = t.reopen().await;
     assert_eq!(
         t.attr(&url, "ApproximateNumberOfMessagesDelayed").await,
         "30"
