@@ -68,8 +68,16 @@ pub enum Output {
 impl Output {
     /// Serializes a typed output straight to AWS JSON bytes.
     pub fn json<T: serde::Serialize>(output: &T) -> ServiceResult<Output> {
-        serde_json::to_vec(output)
-            .map(Output::Json)
+        // serde_json's own `to_vec` starts at 128 bytes too.
+        Output::json_sized(output, 128)
+    }
+
+    /// As [`Output::json`], into a buffer of `capacity` bytes to start with: for answers whose
+    /// size is known roughly (a batch's), so the buffer is not regrown and copied as it fills.
+    pub fn json_sized<T: serde::Serialize>(output: &T, capacity: usize) -> ServiceResult<Output> {
+        let mut b = Vec::with_capacity(capacity);
+        serde_json::to_writer(&mut b, output)
+            .map(|()| Output::Json(b))
             .map_err(|e| ServiceError::internal(e.to_string()))
     }
 

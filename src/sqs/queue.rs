@@ -201,15 +201,16 @@ impl Queue {
         let cfg = self.config();
         let now = now_ms();
         let mut result = Vec::with_capacity(recs.len());
-        let mut fresh = Vec::with_capacity(recs.len());
         {
             let mut st = self.state.lock();
-            for mut r in recs.drain(..) {
-                let key = dedup_key(&cfg, &r);
+            // Duplicates are dropped in place: records are a few hundred bytes each, and
+            // most sends have no duplicate, so none has to move.
+            recs.retain_mut(|r| {
+                let key = dedup_key(&cfg, r);
                 if let Some(k) = &key {
                     if let Some((id, seq)) = st.dedup_lookup(k, now) {
                         result.push((seq, id));
-                        continue;
+                        return false;
                     }
                 }
                 r.seq = st.alloc_seq();
@@ -222,9 +223,10 @@ impl Queue {
                     });
                 }
                 result.push((r.seq, r.id));
-                fresh.push(r);
-            }
+                true
+            });
         }
+        let fresh = recs;
         if fresh.is_empty() {
             return Ok(result);
         }
