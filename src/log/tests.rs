@@ -838,7 +838,11 @@ async fn two_fdatasyncs_overlap_and_every_resolved_append_is_readable() {
     let c = append(b"c");
     tokio::time::sleep(Duration::from_millis(20)).await;
     assert_eq!(io.0.lock().syncing, 2, "a third sync waits for a slot");
-    assert_eq!(log.next_offset(), 1280, "nothing is visible before its sync");
+    assert_eq!(
+        log.next_offset(),
+        1280,
+        "nothing is visible before its sync"
+    );
     let offs = [a.await.unwrap(), b.await.unwrap(), c.await.unwrap()];
     assert_eq!(offs, [1280, 1281, 1282]);
     assert_eq!(io.0.lock().max_syncing, 2);
