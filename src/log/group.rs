@@ -4,36 +4,27 @@
 //! Protocol (leader/follower):
 //! 1. An appender encodes its frames into `Queue::pending` under the queue mutex. Offsets are
 //!    assigned right there, so they are dense and in queue order.
-//! 2. If no leader is active, that appender becomes the leader. The leader takes the whole
-//!    pending batch and writes it with one `pwrite` per segment touched (under the writer
-//!    mutex). In `Interval`/`None` mode it then publishes the new end to readers, resolves
-//!    every waiter of the batch and takes the next batch, until the queue is empty.
-//! 3. `Fsync` mode pipelines: after writing, the leader hands leadership on (to a new blocking
-//!    task if appends are pending, else to the next appender), then runs its fdatasync outside
-//!    the writer mutex, so the next batch is written and synced while this one's sync runs.
-//!    At most [`MAX_SYNCS_IN_FLIGHT`] syncs run at once; a leader waits for a slot before
-//!    taking a batch, which lets the batch grow meanwhile. A completed fdatasync makes every
-//!    byte written before it started durable, so it publishes all batches written up to its
-//!    own (in write order, never backwards) and resolves its own batch's waiters.
-//! 4. Followers just wait on their completion channel.
-//! 5. Commit delay (Fsync mode, no sync in flight): if the previous batch had at least 4
-//!    groups and fewer than that many are pending, the leader waits — at most as long as the
-//!    last fdatasync took, capped at 2 ms — for the released appenders to come back, so one
-//!    fdatasync covers them all instead of alternating small and large batches.
+//! 2. If no leader is active, that appender becomes the leader. The leader repeatedly takes
+//!    the whole pending batch, writes it with one `pwrite` per segment touched, issues one
+//!    `fdatasync` (in `Fsync` mode), publishes the new end to readers, and resolves every
+//!    waiter of that batch. It stops when the queue is empty.
+//! 3. Followers just wait on their completion channel.
+//! 4. Commit delay (Fsync mode only): if the previous batch had at least 4 groups and fewer
+//!    than that many are pending, the leader waits — at most as long as the last fdatasync
+//!    took, capped at 2 ms — for the released appenders to come back, so one fdatasync covers
+//!    them all instead of alternating small and large batches.
 //!
 //! Invariants:
 //! * Readers never see a record before it is durable per the durability mode
 //!   (`Fsync`: after fdatasync; `Interval`/`None`: after the write).
 //! * The writer's published state never runs ahead of the bytes in the file.
-//! * On a write failure the failed batch's bytes are cut with `set_len` and all queued appends
-//!   fail; the queue's next offset is reset to the written end (batches written before, still
-//!   syncing, stay) so offsets stay dense. If the cut, an fsync, or a roll fails, the log is
-//!   poisoned, and a batch whose fdatasync completes on a poisoned log fails too.
+//! * On a write failure the unpublished bytes are cut with `set_len` and all queued appends
+//!   fail; the queue's next offset is reset to the published end so offsets stay dense. If the
+//!   cut, an fsync, or a roll fails, the log is poisoned.
 //!
 //! Crash behaviour: at most the bytes of the batch being written are torn; they are cut by
 //! recovery. Acknowledged appends in `Fsync` mode were fdatasync'ed before acknowledgement.
 
-use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -104,11 +95,9 @@ pub(crate) struct Queue {
     pub last_sync: Duration,
     /// A waiting leader wants to be woken when this many groups are pending (0 = nobody).
     pub want: usize,
-    /// fdatasyncs running outside the writer mutex (`Fsync` mode).
-    pub syncing: usize,
-    /// An emptied batch whose buffers the next leader reuses: with pipelining every batch
-    /// may have a different leader, and growing the frame buffer from nothing each time
-    /// cost ~4% of a SendMessageBatch (reallocations and fresh pages).
+    /// An emptied batch whose buffers the next leader reuses, so a leader that starts on a
+    /// fresh thread does not grow its frame buffer from nothing (reallocations and fresh
+    /// pages, ~4% of a SendMessageBatch).
     pub spare: Batch,
 }
 
@@ -121,7 +110,6 @@ impl Queue {
             last_batch: 0,
             last_sync: Duration::ZERO,
             want: 0,
-            syncing: 0,
             spare: Batch::default(),
         }
     }
@@ -134,33 +122,9 @@ const WRITEBACK_CHUNK: u64 = 1 << 20;
 const MAX_COMMIT_DELAY: Duration = Duration::from_millis(2);
 /// Below this many concurrent appenders, commits are never delayed.
 const COMMIT_DELAY_MIN_BATCH: usize = 4;
-/// fdatasyncs of one log allowed to run at once. Two overlap one batch's sync with the next
-/// batch's write and sync, which is where the disk's queue depth pays (a third added ~8% in
-/// a raw test here, not worth more batches of fewer records).
-pub(crate) const MAX_SYNCS_IN_FLIGHT: usize = 2;
-
-/// Largest frame buffer a log keeps for its next batch.
+/// Largest frame buffer a log keeps for its next batch (an idle log should not keep a huge
+/// batch's buffer).
 const MAX_SPARE_BYTES: usize = 256 << 10;
-
-/// A batch written but not yet published: what readers may see once a sync covers it.
-struct Unpublished {
-    seq: u64,
-    state: IndexBuilder,
-    idx: Vec<IdxEntry>,
-    tix: Vec<TixEntry>,
-}
-
-/// What a leader must do after [`Writer::write_batch`].
-pub(crate) enum Written {
-    /// Published already (no sync needed, or synced under the writer mutex).
-    Published,
-    /// fdatasync `file`, then publish up to write number `seq`.
-    Sync {
-        seq: u64,
-        file: Arc<dyn SegmentFile>,
-        path: std::path::PathBuf,
-    },
-}
 
 /// Why a batch failed, and whether the log must be poisoned.
 pub(crate) struct Failure {
@@ -191,9 +155,6 @@ pub(crate) struct Writer {
     pub last_sync: Duration,
     /// Length of the active file: the data end plus zeros written ahead of it (`Fsync` mode).
     pub allocated: u64,
-    /// Number of the last batch written; batches awaiting their sync, oldest first.
-    write_seq: u64,
-    unpublished: VecDeque<Unpublished>,
 }
 
 impl Writer {
@@ -215,8 +176,6 @@ impl Writer {
             unsynced: false,
             hinted: SEGMENT_HEADER_LEN,
             last_sync: Duration::ZERO,
-            write_seq: 0,
-            unpublished: VecDeque::new(),
         }
     }
 
@@ -236,52 +195,31 @@ impl Writer {
                     .is_some_and(|a| now.saturating_sub(self.created_ms) >= a.as_millis() as u64))
     }
 
-    /// Shows readers the active segment as of `state`, plus the index entries written since
-    /// the previous publication.
-    fn apply(&mut self, state: IndexBuilder, idx: &[IdxEntry], tix: &[TixEntry]) {
+    /// Makes everything written visible to readers.
+    fn publish(&mut self) {
         if let Some(a) = self.active_state() {
             let mut st = a.st.write();
-            st.len = state.pos;
-            st.next = state.next;
-            st.min_ts = state.min_ts;
-            st.max_ts = state.max_ts;
-            st.idx.extend_from_slice(idx);
-            for e in tix {
+            st.len = self.cur.pos;
+            st.next = self.cur.next;
+            st.min_ts = self.cur.min_ts;
+            st.max_ts = self.cur.max_ts;
+            st.idx.extend_from_slice(&self.pend_idx);
+            for e in &self.pend_tix {
                 index::upsert_tix(&mut st.tix, *e);
             }
         }
-        self.published = state;
+        self.pend_idx.clear();
+        self.pend_tix.clear();
+        self.published = self.cur.clone();
     }
 
-    /// Makes everything written visible to readers.
-    fn publish(&mut self) {
-        while let Some(u) = self.unpublished.pop_front() {
-            self.apply(u.state, &u.idx, &u.tix);
-        }
-        let idx = std::mem::take(&mut self.pend_idx);
-        let tix = std::mem::take(&mut self.pend_tix);
-        self.apply(self.cur.clone(), &idx, &tix);
-    }
-
-    /// Publishes the batches written up to write number `seq` (a sync that started after
-    /// they were written has completed). Batches already published, by a later sync or a
-    /// roll, are not published again.
-    fn publish_upto(&mut self, seq: u64) {
-        while self.unpublished.front().is_some_and(|u| u.seq <= seq) {
-            if let Some(u) = self.unpublished.pop_front() {
-                self.apply(u.state, &u.idx, &u.tix);
-            }
-        }
-        if seq == self.write_seq && self.unpublished.is_empty() {
-            self.unsynced = false;
-        }
-    }
-
-    /// Cuts the bytes of a failed write from the file. Batches written before it stay: they
-    /// may be syncing right now.
+    /// Forgets unpublished writes and cuts them from the file.
     fn rollback(&mut self) -> std::io::Result<()> {
-        self.allocated = self.cur.pos;
-        self.file.set_len(self.cur.pos)
+        self.cur = self.published.clone();
+        self.pend_idx.clear();
+        self.pend_tix.clear();
+        self.allocated = self.published.pos;
+        self.file.set_len(self.published.pos)
     }
 
     /// Writes zeros ahead of the data end (`Fsync` mode only), so that later appends overwrite
@@ -327,9 +265,7 @@ impl Writer {
             .map_err(|e| LogError::io(&self.active.path, e))
     }
 
-    /// Writes `b`. In `Fsync` mode without a barrier the batch is left for the caller to
-    /// sync outside the writer mutex ([`Written::Sync`]); otherwise it is published here.
-    pub fn write_batch(&mut self, inner: &Inner, b: &Batch) -> Result<Written, Failure> {
+    pub fn write_batch(&mut self, inner: &Inner, b: &Batch) -> Result<(), Failure> {
         if inner.is_poisoned() {
             return Err(Failure {
                 err: LogError::Poisoned,
@@ -410,28 +346,14 @@ impl Writer {
         if fsync_mode {
             self.preallocate(inner);
         }
-        if fsync_mode && !b.barrier && self.unsynced {
-            self.write_seq += 1;
-            let u = Unpublished {
-                seq: self.write_seq,
-                state: self.cur.clone(),
-                idx: std::mem::take(&mut self.pend_idx),
-                tix: std::mem::take(&mut self.pend_tix),
-            };
-            self.unpublished.push_back(u);
-            return Ok(Written::Sync {
-                seq: self.write_seq,
-                file: self.file.clone(),
-                path: self.active.path.clone(),
-            });
-        }
-        if b.barrier || (fsync_mode && self.unsynced) {
+        let sync = b.barrier || (fsync_mode && self.unsynced);
+        if sync {
             let t = Instant::now();
             self.sync().map_err(poisoning)?;
             self.last_sync = t.elapsed();
         }
         self.publish();
-        Ok(Written::Published)
+        Ok(())
     }
 
     /// Seals the active segment (if it has records) and starts a new one.
@@ -461,11 +383,7 @@ impl Writer {
             view.push(seg.clone());
         }
         let interval = inner.opts.index_interval_bytes;
-        // Write numbers continue across segments: a sync still running for the old segment
-        // must not publish batches of the new one.
-        let seq = self.write_seq;
         *self = Writer::new(seg, file, created, IndexBuilder::new(next, interval));
-        self.write_seq = seq;
         Ok(())
     }
 
@@ -623,30 +541,26 @@ fn resolve(groups: Vec<Group>, committed: u64, err: Option<&LogError>) {
     }
 }
 
-/// Runs the leader loop until the queue is empty or leadership is handed on.
-pub(crate) fn drive(inner: &Arc<Inner>) {
+/// Runs the leader loop until the queue is empty.
+pub(crate) fn drive(inner: &Inner) {
+    let mut spare = std::mem::take(&mut inner.queue.lock().spare);
     loop {
         let mut batch = {
             let mut q = inner.queue.lock();
-            loop {
-                if q.pending.groups.is_empty() {
-                    q.leader = false;
-                    return;
+            if q.pending.groups.is_empty() {
+                q.leader = false;
+                let cap = spare.frames.capacity();
+                if cap <= MAX_SPARE_BYTES && q.spare.frames.capacity() < cap {
+                    q.spare = spare;
                 }
-                if q.syncing < MAX_SYNCS_IN_FLIGHT {
-                    break;
-                }
-                // Both sync slots are busy: the batch grows while we wait for one.
-                inner.synced.wait(&mut q);
+                return;
             }
             // Commit delay: the appenders released by the previous commit are about to come
             // back. Committing the few that already did would cost a whole fdatasync for them
             // and split the rest into another; waiting (at most one fdatasync time) lets one
-            // fdatasync cover them all. Never applies to a lone appender, nor while a sync
-            // runs (pipelining overlaps that sync with this batch instead).
+            // fdatasync cover them all. Never applies to a lone appender.
             let expect = q.last_batch;
             if inner.opts.durability == Durability::Fsync
-                && q.syncing == 0
                 && expect >= COMMIT_DELAY_MIN_BATCH
                 && q.pending.groups.len() < expect
                 && !q.pending.barrier
@@ -661,77 +575,29 @@ pub(crate) fn drive(inner: &Arc<Inner>) {
                 q.want = 0;
             }
             q.last_batch = q.pending.groups.len();
-            let spare = std::mem::take(&mut q.spare);
-            std::mem::replace(&mut q.pending, spare)
+            std::mem::replace(&mut q.pending, std::mem::take(&mut spare))
         };
-        let (committed, written, res) = {
+        let (committed, res, sync_time) = {
             let mut w = inner.writer.lock();
             let r = w.write_batch(inner, &batch);
-            if let Err(f) = &r {
+            (w.published.next, r, w.last_sync)
+        };
+        inner.queue.lock().last_sync = sync_time;
+        let groups = std::mem::take(&mut batch.groups);
+        inner.tail.send_if_modified(|t| {
+            let changed = *t != committed;
+            *t = committed;
+            changed
+        });
+        match res {
+            Ok(()) => resolve(groups, committed, None),
+            Err(f) => {
                 if f.poison {
                     inner.poison(&f.err);
                 }
-            }
-            (w.published.next, w.cur.next, r)
-        };
-        let groups = std::mem::take(&mut batch.groups);
-        batch.frames.clear();
-        batch.metas.clear();
-        batch.barrier = false;
-        {
-            let mut q = inner.queue.lock();
-            // Bounded, so an idle log does not keep a huge batch's buffer.
-            let cap = batch.frames.capacity();
-            if cap <= MAX_SPARE_BYTES && q.spare.frames.capacity() < cap {
-                q.spare = batch;
-            }
-        }
-        match res {
-            Ok(Written::Published) => {
-                notify_tail(inner, committed);
-                resolve(groups, committed, None);
-            }
-            Ok(Written::Sync { seq, file, path }) => {
-                let lead_on = hand_off(inner);
-                let t = Instant::now();
-                let synced = file.sync_data();
-                let took = t.elapsed();
-                let (committed, err) = {
-                    let mut w = inner.writer.lock();
-                    let err = match synced {
-                        Err(e) => {
-                            let err = LogError::io(path, e);
-                            inner.poison(&err);
-                            Some(err)
-                        }
-                        // Another batch's sync failed meanwhile: the kernel may have
-                        // dropped dirty pages this sync then never saw (fsyncgate).
-                        Ok(()) if inner.is_poisoned() => Some(LogError::Poisoned),
-                        Ok(()) => {
-                            w.publish_upto(seq);
-                            w.last_sync = took;
-                            None
-                        }
-                    };
-                    (w.published.next, err)
-                };
-                {
-                    let mut q = inner.queue.lock();
-                    q.syncing -= 1;
-                    q.last_sync = took;
-                }
-                inner.synced.notify_one();
-                notify_tail(inner, committed);
-                resolve(groups, committed, err.as_ref());
-                if !lead_on {
-                    return;
-                }
-            }
-            Err(f) => {
-                notify_tail(inner, committed);
                 let drained = {
                     let mut q = inner.queue.lock();
-                    q.next = written;
+                    q.next = committed;
                     std::mem::take(&mut q.pending)
                 };
                 resolve(groups, committed, Some(&f.err));
@@ -739,38 +605,11 @@ pub(crate) fn drive(inner: &Arc<Inner>) {
                 resolve(drained.groups, committed, Some(&later));
             }
         }
+        batch.frames.clear();
+        batch.metas.clear();
+        batch.barrier = false;
+        spare = batch;
     }
-}
-
-/// Called by a leader that is about to fdatasync outside the writer mutex: takes a sync slot
-/// and passes leadership on, so the next batch is written meanwhile. Returns whether the
-/// caller is still the leader afterwards (only when no runtime can take over: blocking
-/// appenders outside tokio lead one batch at a time, as without pipelining).
-fn hand_off(inner: &Arc<Inner>) -> bool {
-    let mut q = inner.queue.lock();
-    q.syncing += 1;
-    if q.pending.groups.is_empty() {
-        // The next appender becomes the leader.
-        q.leader = false;
-        return false;
-    }
-    match tokio::runtime::Handle::try_current() {
-        Ok(h) => {
-            drop(q);
-            let job = super::LeaderJob::new(inner.clone());
-            drop(h.spawn_blocking(move || job.run()));
-            false
-        }
-        Err(_) => true,
-    }
-}
-
-fn notify_tail(inner: &Inner, committed: u64) {
-    inner.tail.send_if_modified(|t| {
-        let changed = *t != committed;
-        *t = committed;
-        changed
-    });
 }
 
 /// One `Durability::Interval` registration.

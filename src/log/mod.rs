@@ -189,8 +189,6 @@ pub(crate) struct Inner {
     queue: Mutex<Queue>,
     /// Signals a delaying group-commit leader that enough appenders have queued.
     more: Condvar,
-    /// Signals a leader waiting for a sync slot that a pipelined fdatasync finished.
-    synced: Condvar,
     writer: Mutex<Writer>,
     /// Segments in offset order; the last one is the active segment.
     view: RwLock<Vec<Arc<Segment>>>,
@@ -240,10 +238,6 @@ impl Drop for Inner {
 struct LeaderJob(Option<Arc<Inner>>);
 
 impl LeaderJob {
-    fn new(inner: Arc<Inner>) -> Self {
-        LeaderJob(Some(inner))
-    }
-
     fn run(mut self) {
         if let Some(inner) = self.0.take() {
             group::drive(&inner);
@@ -323,7 +317,6 @@ impl Log {
             io,
             queue: Mutex::new(Queue::new(next)),
             more: Condvar::new(),
-            synced: Condvar::new(),
             writer: Mutex::new(opened.writer),
             view: RwLock::new(opened.segs),
             poisoned: AtomicBool::new(false),
