@@ -182,10 +182,18 @@ async fn call(addr: SocketAddr, target: &str, body: serde_json::Value) -> serde_
         ))
         .await
         .expect("response");
+    json_answer(resp, target).await
+}
+
+/// The JSON body of a setup call's answer; panics (naming `what`) unless it succeeded.
+async fn json_answer(
+    resp: hyper::Response<hyper::body::Incoming>,
+    what: &str,
+) -> serde_json::Value {
     let status = resp.status();
     let bytes = resp.into_body().collect().await.expect("body").to_bytes();
     let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
-    assert!(status.is_success(), "{target}: {status} {v}");
+    assert!(status.is_success(), "{what}: {status} {v}");
     v
 }
 
@@ -715,11 +723,7 @@ async fn sqs_on(
         .send_request(sqs_req(addr, op, body))
         .await
         .expect("response");
-    let status = resp.status();
-    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
-    let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
-    assert!(status.is_success(), "{op}: {status} {v}");
-    v
+    json_answer(resp, op).await
 }
 
 /// Pushes `gb` GB of message bodies through the queue: 32 connections each send a batch of

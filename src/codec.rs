@@ -51,31 +51,12 @@ pub fn encode<T: serde::Serialize>(v: &T) -> Vec<u8> {
 /// exactly that size: bincode's own `encode_to_vec` starts empty and doubles, which for a
 /// message record of a few hundred bytes means half a dozen reallocations and copies.
 pub fn try_encode<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, CodecError> {
-    let mut len = 0;
-    bincode::serde::encode_into_writer(v, Counter(&mut len), config())?;
-    let mut out = Vec::with_capacity(len);
-    bincode::serde::encode_into_writer(v, Append(&mut out), config())?;
+    let mut size = bincode::enc::write::SizeWriter::default();
+    bincode::serde::encode_into_writer(v, &mut size, config())?;
+    let mut out = vec![0; size.bytes_written];
+    let n = bincode::serde::encode_into_slice(v, &mut out, config())?;
+    out.truncate(n);
     Ok(out)
-}
-
-/// Counts the bytes an encoding would take.
-struct Counter<'a>(&'a mut usize);
-
-impl bincode::enc::write::Writer for Counter<'_> {
-    fn write(&mut self, bytes: &[u8]) -> Result<(), bincode::error::EncodeError> {
-        *self.0 += bytes.len();
-        Ok(())
-    }
-}
-
-/// Appends an encoding to a buffer.
-struct Append<'a>(&'a mut Vec<u8>);
-
-impl bincode::enc::write::Writer for Append<'_> {
-    fn write(&mut self, bytes: &[u8]) -> Result<(), bincode::error::EncodeError> {
-        self.0.extend_from_slice(bytes);
-        Ok(())
-    }
 }
 
 /// Decodes exactly one `T` from all of `b`.

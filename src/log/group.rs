@@ -222,12 +222,12 @@ impl Writer {
         self.file.set_len(self.published.pos)
     }
 
-    /// Writes zeros ahead of the data end (`Fsync` mode only), so that later appends overwrite
+    /// Writes zeros ahead of the data end (called in `Fsync` mode only), so that later appends overwrite
     /// allocated, initialized blocks and do not change the file size: their fdatasync then
     /// flushes data and the device cache without writing the inode (or committing a
     /// journal), ~1.5x the fdatasync rate of appending to the end on the ext4 here
-    /// (storage-format.md §7). Recovery treats an
-    /// all-zero tail of the active segment as free space, not as a torn write.
+    /// (storage-format.md §7). Recovery treats an all-zero tail of the active segment as
+    /// free space, not as a torn write.
     ///
     /// The zeros grow with the segment (as much again as it holds, 64 KiB to 1 MiB at a time,
     /// never past the roll size), so a log with little data wastes little disk. Failing to
@@ -237,9 +237,6 @@ impl Writer {
         const MIN: u64 = 64 << 10;
         const MAX: u64 = 1 << 20;
         static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
-        if inner.opts.durability != Durability::Fsync {
-            return;
-        }
         let end = self.cur.pos;
         let limit = inner.opts.segment_bytes;
         let grow = (end - SEGMENT_HEADER_LEN.min(end)).clamp(MIN, MAX);

@@ -53,13 +53,10 @@ pub fn hex_md5(data: &[u8]) -> String {
 /// Lowercase hex of `bytes`. `hex::encode` collects one `char` at a time into a growing
 /// `String`; digests are hexed for every message sent, so this writes into one exact buffer.
 pub fn to_hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = Vec::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(DIGITS[usize::from(b >> 4)]);
-        s.push(DIGITS[usize::from(b & 0xf)]);
-    }
-    String::from_utf8(s).expect("hex digits are ASCII")
+    let mut s = vec![0; bytes.len() * 2];
+    // Infallible: the output is exactly twice the input, and hex digits are ASCII.
+    let _ = hex::encode_to_slice(bytes, &mut s);
+    String::from_utf8(s).unwrap_or_default()
 }
 
 /// AWS's MD5OfMessageAttributes (and MD5OfMessageSystemAttributes): for each attribute in name
