@@ -12,13 +12,14 @@
 //!   size and total bytes (`MILLPOND_BENCH_SEQ_MB`, default 1024) into a fresh file on the same
 //!   file system, both ending with an fdatasync, appender mix `MILLPOND_BENCH_NONE_CASES`;
 //!   `fsync` = group commit against the raw write+fdatasync rate; `compaction` = fsync append
-//!   latency idle / while a mostly dead log is compacted / idle again.
+//!   latency idle / while a mostly dead log is compacted / idle again; its appender counts
+//!   come from `MILLPOND_BENCH_FSYNC_CASES` (default `1,16,256`).
 //!
 //! After the criterion runs, a summary prints records/s, MB/s and the ratio of group-commit
 //! throughput to the raw fdatasync rate. `MILLPOND_BENCH_DIR` picks the disk (default: the
 //! system temp dir).
 //!
-//! Run: `CARGO_TARGET_DIR=/work/target cargo bench --bench log`
+//! Run: `cargo bench --bench log`
 
 use std::fs::File;
 use std::hint::black_box;
@@ -29,6 +30,28 @@ use criterion::{criterion_group, Criterion, Throughput};
 use millpond::log::{Durability, Log, LogOptions};
 
 const REC: usize = 1024;
+
+/// Appender counts of the `fsync` summary: `MILLPOND_BENCH_FSYNC_CASES`, default `1,16,256`.
+fn fsync_cases() -> Vec<usize> {
+    std::env::var("MILLPOND_BENCH_FSYNC_CASES")
+        .unwrap_or_else(|_| "1,16,256".into())
+        .split(',')
+        .map(|c| {
+            c.trim()
+                .parse()
+                .expect("MILLPOND_BENCH_FSYNC_CASES: counts")
+        })
+        .collect()
+}
+
+/// User + system CPU time this process has used so far.
+fn process_cpu() -> Duration {
+    // SAFETY: getrusage only writes the struct it is given.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
 
 fn bench_dir() -> tempfile::TempDir {
     match std::env::var_os("MILLPOND_BENCH_DIR") {
@@ -71,6 +94,46 @@ fn concurrent_appends(
     let el = start.elapsed();
     // Scale to exactly `total` records.
     el.mul_f64(total as f64 / (per * appenders as u64) as f64)
+}
+
+/// Runs `appenders` tasks that append 1 KiB records back to back, each waiting for its
+/// previous append, for a warm-up and then `secs`; returns the records appended, the time and
+/// the process CPU of the measured part. Unlike [`concurrent_appends`] no task ever waits for
+/// the others, so the log sees exactly `appenders` concurrent appends throughout.
+fn steady_appends(
+    rt: &tokio::runtime::Runtime,
+    log: &Log,
+    appenders: usize,
+    secs: Duration,
+) -> (u64, Duration, Duration) {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::Arc;
+    let count = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    rt.block_on(async {
+        let tasks: Vec<_> = (0..appenders)
+            .map(|_| {
+                let (log, count, stop) = (log.clone(), count.clone(), stop.clone());
+                tokio::spawn(async move {
+                    let mut i = 0;
+                    while !stop.load(Ordering::Relaxed) {
+                        log.append(1, i, vec![0xAB; REC]).await.unwrap();
+                        count.fetch_add(1, Ordering::Relaxed);
+                        i += 1;
+                    }
+                })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let (n0, t0, c0) = (count.load(Ordering::Relaxed), Instant::now(), process_cpu());
+        tokio::time::sleep(secs).await;
+        let (n1, el, c1) = (count.load(Ordering::Relaxed), t0.elapsed(), process_cpu());
+        stop.store(true, Ordering::Relaxed);
+        for t in tasks {
+            t.await.unwrap();
+        }
+        (n1 - n0, el, c1 - c0)
+    })
 }
 
 fn raw_fdatasync_loop(f: &File, iters: u64, pos: &mut u64) -> Duration {
@@ -520,24 +583,20 @@ fn summary() {
     };
     println!("\n=== summary (1 KiB records, {secs:?} each; raw = write 1 KiB + fdatasync, the faster of appending and overwriting zeros) ===");
     let rt = runtime();
-    for appenders in [1usize, 16, 256] {
+    for appenders in fsync_cases() {
         let before = raw_rate(&mut pos, &mut zpos);
         let d = bench_dir();
         let (log, _) = Log::open(d.path(), LogOptions::default()).unwrap();
-        let mut total = 0u64;
-        let mut el = Duration::ZERO;
-        let chunk = (appenders as u64 * 20).max(200);
-        while el < secs {
-            el += concurrent_appends(&rt, &log, appenders, chunk);
-            total += chunk;
-        }
+        let (total, el, cpu) = steady_appends(&rt, &log, appenders, secs);
         let after = raw_rate(&mut pos, &mut zpos);
         let raw = (before + after) / 2.0;
         let rps = total as f64 / el.as_secs_f64();
         println!(
-            "fsync appends, {appenders:>3} appenders: {rps:>8.0} rec/s {:>6.1} MB/s | raw {raw:>6.0}/s ({before:.0}..{after:.0}) | {:>6.1} x raw",
+            "fsync appends, {appenders:>3} appenders: {rps:>8.0} rec/s {:>6.1} MB/s | raw {raw:>6.0}/s ({before:.0}..{after:.0}) | {:>6.1} x raw | cpu {:.0}% {:.2} us/rec",
             rps * REC as f64 / 1e6,
-            rps / raw
+            rps / raw,
+            cpu.as_secs_f64() / el.as_secs_f64() * 100.0,
+            cpu.as_secs_f64() * 1e6 / total as f64,
         );
     }
 }

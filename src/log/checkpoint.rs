@@ -26,13 +26,15 @@ pub const CHECKPOINT_HEADER_LEN: usize = 16;
 /// Record kind used for the checkpoint frame.
 pub const CHECKPOINT_KIND: u8 = 0;
 
-pub(crate) fn encode(upto: u64, now_ms: u64, data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(CHECKPOINT_HEADER_LEN + record::frame_len(data.len()));
-    out.extend_from_slice(&CHECKPOINT_MAGIC);
-    out.extend_from_slice(&CHECKPOINT_VERSION.to_le_bytes());
-    out.extend_from_slice(&0u32.to_le_bytes());
-    record::encode_into(&mut out, CHECKPOINT_KIND, now_ms, upto, data);
-    out
+/// File header plus frame header, and the frame's CRC: what surrounds the snapshot.
+fn parts(upto: u64, now_ms: u64, data: &[u8]) -> (Vec<u8>, [u8; record::RECORD_CRC_LEN]) {
+    let (frame_head, crc) = record::frame_parts(CHECKPOINT_KIND, now_ms, upto, data);
+    let mut head = Vec::with_capacity(CHECKPOINT_HEADER_LEN + frame_head.len());
+    head.extend_from_slice(&CHECKPOINT_MAGIC);
+    head.extend_from_slice(&CHECKPOINT_VERSION.to_le_bytes());
+    head.extend_from_slice(&0u32.to_le_bytes());
+    head.extend_from_slice(&frame_head);
+    (head, crc)
 }
 
 /// Parses a checkpoint file image into `(upto, data)`.
@@ -82,8 +84,10 @@ pub(crate) fn write(
             "checkpoint larger than 1 GiB".into(),
         ));
     }
-    let bytes = encode(upto, fsutil::now_ms(), data);
-    fsutil::atomic_write(io, dir, CHECKPOINT_FILE, &bytes, true)
+    // Written in three pieces, not copied into one frame buffer: a snapshot can be tens of
+    // megabytes, and the copy cost as much CPU and memory as the write.
+    let (head, crc) = parts(upto, fsutil::now_ms(), data);
+    fsutil::atomic_write_parts(io, dir, CHECKPOINT_FILE, &[&head, data, &crc], true)
 }
 
 pub(crate) fn read(dir: &Path) -> Result<Option<(u64, Vec<u8>)>, LogError> {

@@ -124,11 +124,27 @@ pub fn atomic_write(
     bytes: &[u8],
     sync_dir: bool,
 ) -> Result<(), LogError> {
+    atomic_write_parts(io, dir, name, &[bytes], sync_dir)
+}
+
+/// [`atomic_write`] of the concatenation of `parts`.
+pub fn atomic_write_parts(
+    io: &dyn SegmentIo,
+    dir: &Path,
+    name: &str,
+    parts: &[&[u8]],
+    sync_dir: bool,
+) -> Result<(), LogError> {
     let tmp = dir.join(format!("{name}{TMP_SUFFIX}"));
     let dst = dir.join(name);
-    let res = io
-        .open(&tmp, true)
-        .and_then(|f| f.write_at(bytes, 0).and_then(|()| f.sync_data()));
+    let res = io.open(&tmp, true).and_then(|f| {
+        let mut pos = 0u64;
+        for p in parts {
+            f.write_at(p, pos)?;
+            pos += p.len() as u64;
+        }
+        f.sync_data()
+    });
     if let Err(e) = res {
         let _ = std::fs::remove_file(&tmp);
         return Err(LogError::io(&tmp, e));

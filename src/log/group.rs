@@ -122,9 +122,11 @@ const WRITEBACK_CHUNK: u64 = 1 << 20;
 const MAX_COMMIT_DELAY: Duration = Duration::from_millis(2);
 /// Below this many concurrent appenders, commits are never delayed.
 const COMMIT_DELAY_MIN_BATCH: usize = 4;
-/// Largest frame buffer a log keeps for its next batch (an idle log should not keep a huge
-/// batch's buffer).
-const MAX_SPARE_BYTES: usize = 256 << 10;
+/// Largest frame buffer a log keeps for its next batch: above a busy queue's batch (64
+/// connections' SendMessageBatch of 10 × 256 B is ~256 KiB; a bound at that size dropped
+/// and regrew the buffer every few batches), small enough that an idle log does not keep a
+/// huge batch's buffer.
+const MAX_SPARE_BYTES: usize = 1 << 20;
 
 /// Why a batch failed, and whether the log must be poisoned.
 pub(crate) struct Failure {
@@ -233,7 +235,7 @@ impl Writer {
     /// never past the roll size), so a log with little data wastes little disk. Failing to
     /// write them costs only speed: the error is dropped and appends extend the file as
     /// before; whatever zeros did land are harmless.
-    fn preallocate(&mut self, inner: &Inner) {
+    pub fn preallocate(&mut self, inner: &Inner) {
         const MIN: u64 = 64 << 10;
         const MAX: u64 = 1 << 20;
         static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
@@ -339,9 +341,6 @@ impl Writer {
                 .start_writeback(self.hinted, len)
                 .map_err(|e| poisoning(LogError::io(&self.active.path, e)))?;
             self.hinted = self.cur.pos;
-        }
-        if fsync_mode {
-            self.preallocate(inner);
         }
         let sync = b.barrier || (fsync_mode && self.unsynced);
         if sync {
@@ -587,7 +586,16 @@ pub(crate) fn drive(inner: &Inner) {
             changed
         });
         match res {
-            Ok(()) => resolve(groups, committed, None),
+            Ok(()) => {
+                resolve(groups, committed, None);
+                // After resolving, not before the fdatasync: the zeros then cost the
+                // appenders of this batch no latency, and they are written while the
+                // released appenders come back with the next batch (the leader would
+                // otherwise wait for them), not in front of its write.
+                if inner.opts.durability == Durability::Fsync {
+                    inner.writer.lock().preallocate(inner);
+                }
+            }
             Err(f) => {
                 if f.poison {
                     inner.poison(&f.err);

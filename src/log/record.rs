@@ -99,19 +99,33 @@ pub(crate) fn encode_into(
     offset: u64,
     payload: &[u8],
 ) {
-    debug_assert!(payload.len() <= MAX_PAYLOAD_LEN as usize);
-    let start = out.len();
+    let (head, crc) = frame_parts(kind, timestamp_ms, offset, payload);
     out.reserve(frame_len(payload.len()));
-    out.extend_from_slice(&RECORD_MAGIC);
-    out.push(RECORD_VERSION);
-    out.push(kind);
-    out.extend_from_slice(&[0, 0]);
-    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    out.extend_from_slice(&offset.to_le_bytes());
-    out.extend_from_slice(&timestamp_ms.to_le_bytes());
+    out.extend_from_slice(&head);
     out.extend_from_slice(payload);
-    let crc = crc32fast::hash(&out[start..]);
-    out.extend_from_slice(&crc.to_le_bytes());
+    out.extend_from_slice(&crc);
+}
+
+/// The bytes that go before and after `payload` in its frame, for writers that write a large
+/// payload from where it lies instead of copying it into a frame buffer.
+pub(crate) fn frame_parts(
+    kind: u8,
+    timestamp_ms: u64,
+    offset: u64,
+    payload: &[u8],
+) -> ([u8; RECORD_HEADER_LEN], [u8; RECORD_CRC_LEN]) {
+    debug_assert!(payload.len() <= MAX_PAYLOAD_LEN as usize);
+    let mut h = [0u8; RECORD_HEADER_LEN];
+    h[..4].copy_from_slice(&RECORD_MAGIC);
+    h[4] = RECORD_VERSION;
+    h[5] = kind;
+    h[8..12].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+    h[12..20].copy_from_slice(&offset.to_le_bytes());
+    h[20..28].copy_from_slice(&timestamp_ms.to_le_bytes());
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&h);
+    crc.update(payload);
+    (h, crc.finalize().to_le_bytes())
 }
 
 fn u32_at(b: &[u8], at: usize) -> u32 {

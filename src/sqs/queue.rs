@@ -59,6 +59,8 @@ pub struct Queue {
     /// Size of the last snapshot written, so checkpoint cost stays proportional to the replay
     /// it saves.
     snapshot_bytes: AtomicU64,
+    /// One checkpoint at a time (the sweeper's and a shutdown's may overlap).
+    checkpointing: tokio::sync::Mutex<()>,
     /// FIFO ReceiveRequestAttemptId → (expiry, what it returned). Kept in
     /// memory only: a retry after a restart receives afresh.
     pub attempts: Mutex<HashMap<String, Attempt>>,
@@ -131,6 +133,7 @@ impl Queue {
             since_checkpoint: AtomicU64::new(replayed),
             bytes_since_checkpoint: AtomicU64::new(replayed_bytes),
             snapshot_bytes: AtomicU64::new(0),
+            checkpointing: tokio::sync::Mutex::new(()),
             attempts: Mutex::new(HashMap::new()),
         })
     }
@@ -302,14 +305,27 @@ impl Queue {
 
     /// Relocates the few live messages of a sparse oldest segment, writes a checkpoint and
     /// truncates every segment below the oldest live message.
+    ///
+    /// The gate is held (no change in flight) only while the snapshot is taken, not while it
+    /// is written: a queue with a million messages would otherwise stall every send and
+    /// receive for the whole disk write. Changes made meanwhile get offsets from `upto` on,
+    /// which the snapshot does not claim, and truncation stops at the oldest message the
+    /// snapshot holds, so nothing they wrote is dropped.
     pub async fn checkpoint(self: &Arc<Self>) -> ServiceResult<()> {
-        let _g = self.gate.write().await;
-        self.relocate_sparse_head().await?;
-        let upto = self.log.next_offset();
-        let (snap, min_live) = {
+        let _one = self.checkpointing.lock().await;
+        let (upto, snap, min_live, since, bytes_since) = {
+            let _g = self.gate.write().await;
+            self.relocate_sparse_head().await?;
+            let upto = self.log.next_offset();
             let st = self.state.lock();
             let min_live = st.iter().map(|(_, m)| m.offset).min().unwrap_or(upto);
-            (encode(&st.snapshot()), min_live)
+            (
+                upto,
+                encode(&st.snapshot()),
+                min_live,
+                self.since_checkpoint.load(Ordering::Relaxed),
+                self.bytes_since_checkpoint.load(Ordering::Relaxed),
+            )
         };
         let snapshot_bytes = snap.len() as u64;
         // Writing a large snapshot takes a while: off the async workers.
@@ -320,8 +336,14 @@ impl Queue {
         })
         .await
         .map_err(|e| crate::error::ServiceError::internal(e.to_string()))??;
-        self.since_checkpoint.store(0, Ordering::Relaxed);
-        self.bytes_since_checkpoint.store(0, Ordering::Relaxed);
+        // Only what the snapshot covers is paid off; appends since count toward the next one.
+        let pay = |c: &AtomicU64, n: u64| {
+            let _ = c.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+                Some(v.saturating_sub(n))
+            });
+        };
+        pay(&self.since_checkpoint, since);
+        pay(&self.bytes_since_checkpoint, bytes_since);
         self.snapshot_bytes.store(snapshot_bytes, Ordering::Relaxed);
         Ok(())
     }
