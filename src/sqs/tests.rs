@@ -1794,6 +1794,72 @@ async fn fifo_ordering_groups_and_attempt_ids() {
 }
 
 #[tokio::test]
+async fn fifo_long_poll_wakes_when_a_delete_ends_the_group_lock() {
+    let t = T::new();
+    let url = t
+        .create(
+            "lpd.fifo",
+            json!({"FifoQueue": "true", "ContentBasedDeduplication": "true"}),
+        )
+        .await;
+    for b in ["g1", "g2", "g3", "g4"] {
+        t.ok(
+            "SendMessage",
+            json!({"QueueUrl": url, "MessageBody": b, "MessageGroupId": "g"}),
+        )
+        .await;
+    }
+    for (next, batch) in [("g2", false), ("g4", true)] {
+        let held = t
+            .recv(
+                &url,
+                json!({"VisibilityTimeout": 60, "MaxNumberOfMessages": 1}),
+            )
+            .await;
+        assert_eq!(held.len(), 1);
+        let (sqs, ctx, u) = (t.sqs.clone(), t.ctx.clone(), url.clone());
+        let waiter = tokio::spawn(async move {
+            let start = Instant::now();
+            let v = sqs
+                .dispatch(
+                    &ctx,
+                    "ReceiveMessage",
+                    json!({"QueueUrl": u, "WaitTimeSeconds": 10}),
+                )
+                .await
+                .unwrap();
+            (v, start.elapsed())
+        });
+        // The poll parks: the group is locked by the held message.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(!waiter.is_finished());
+        let handle = held[0]["ReceiptHandle"].clone();
+        if batch {
+            t.ok(
+                "DeleteMessageBatch",
+                json!({"QueueUrl": url, "Entries": [{"Id": "d", "ReceiptHandle": handle}]}),
+            )
+            .await;
+        } else {
+            t.ok(
+                "DeleteMessage",
+                json!({"QueueUrl": url, "ReceiptHandle": handle}),
+            )
+            .await;
+        }
+        let (v, took) = waiter.await.unwrap();
+        assert_eq!(v["Messages"][0]["Body"], next);
+        assert!(took < Duration::from_secs(3), "{took:?}");
+        // Leave the group free for the next round.
+        t.ok(
+            "DeleteMessage",
+            json!({"QueueUrl": url, "ReceiptHandle": v["Messages"][0]["ReceiptHandle"]}),
+        )
+        .await;
+    }
+}
+
+#[tokio::test]
 async fn fifo_redrive_keeps_group() {
     let t = T::new();
     let dlq = t.create("d.fifo", json!({"FifoQueue": "true"})).await;
