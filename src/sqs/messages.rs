@@ -963,6 +963,15 @@ fn render(
     }
 }
 
+/// On a FIFO queue, deleting a received message ends its group's lock, which can make the
+/// group's next message receivable at once: parked long polls must look again, as they do
+/// after a send (AWS returns a long poll as soon as a message is available).
+fn wake_after_delete(q: &Queue, removed: usize) {
+    if q.fifo && removed > 0 {
+        q.wake(removed);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -973,14 +982,5 @@ mod tests {
                 uuid::Uuid::from_u128(id).hyphenated().to_string()
             );
         }
-    }
-}
-
-/// On a FIFO queue, deleting a received message ends its group's lock, which can make the
-/// group's next message receivable at once: parked long polls must look again, as they do
-/// after a send (AWS returns a long poll as soon as a message is available).
-fn wake_after_delete(q: &Queue, removed: usize) {
-    if q.fifo && removed > 0 {
-        q.wake(removed);
     }
 }
