@@ -74,11 +74,16 @@ const CHECKPOINT_EVERY: u64 = 10_000;
 /// size, if larger): bounds what a restart replays whatever the message sizes.
 const CHECKPOINT_EVERY_BYTES: u64 = 64 << 20;
 
-/// Most messages one compaction pass re-appends (it runs with the queue's gate held).
+/// Most messages one compaction pass re-appends.
 const MAX_RELOCATE: u64 = 50_000;
 
 /// Most body bytes one compaction pass re-appends.
 const MAX_RELOCATE_BYTES: u64 = 64 << 20;
+
+/// Most messages and body bytes one relocation step re-appends with the queue's gate held
+/// (sends and receives wait for it): about one fdatasync of 1 MiB.
+const RELOCATE_STEP_MESSAGES: usize = 1_000;
+const RELOCATE_STEP_BYTES: u64 = 1 << 20;
 
 impl Queue {
     /// Opens the queue's log and rebuilds its state from checkpoint + replay.
@@ -313,9 +318,9 @@ impl Queue {
     /// snapshot holds, so nothing they wrote is dropped.
     pub async fn checkpoint(self: &Arc<Self>) -> ServiceResult<()> {
         let _one = self.checkpointing.lock().await;
+        self.relocate_sparse_head().await?;
         let (upto, snap, min_live, since, bytes_since) = {
             let _g = self.gate.write().await;
-            self.relocate_sparse_head().await?;
             let upto = self.log.next_offset();
             let st = self.state.lock();
             let min_live = st.iter().map(|(_, m)| m.offset).min().unwrap_or(upto);
@@ -408,29 +413,55 @@ impl Queue {
                 .map(|(s, m)| (s, *m))
                 .collect()
         };
-        if victims.len() as u64 > MAX_RELOCATE {
-            victims.sort_unstable_by_key(|(_, m)| m.offset);
-            victims.truncate(MAX_RELOCATE as usize);
+        // Oldest first, so a pass that stops early has still moved the head forward.
+        victims.sort_unstable_by_key(|(_, m)| m.offset);
+        victims.truncate(MAX_RELOCATE as usize);
+        let mut moved_bytes = 0;
+        let mut i = 0;
+        while i < victims.len() && moved_bytes < MAX_RELOCATE_BYTES {
+            // Bodies are read without the gate (a stored body never changes); only each
+            // step's re-append holds it, so sends and receives wait for one ~1 MiB write and
+            // fdatasync at most, not for the whole pass.
+            let mut step = Vec::new();
+            let mut step_bytes = 0;
+            while i < victims.len()
+                && step.len() < RELOCATE_STEP_MESSAGES
+                && step_bytes < RELOCATE_STEP_BYTES
+            {
+                let offset = victims[i].1.offset;
+                i += 1;
+                if let Some(r) = self.read_message(offset)? {
+                    step_bytes += r.body.len() as u64;
+                    step.push((offset, r));
+                }
+            }
+            moved_bytes += step_bytes;
+            self.relocate_step(step).await?;
         }
-        if victims.is_empty() {
+        Ok(())
+    }
+
+    /// Re-appends `step` (bodies read at the given offsets) and points the messages at their
+    /// new records, with the gate held. What changed since the bodies were read wins: a
+    /// message deleted or moved meanwhile is skipped, and receive state is taken as it is now.
+    pub(super) async fn relocate_step(&self, step: Vec<(u64, SendRec)>) -> ServiceResult<()> {
+        let _g = self.gate.write().await;
+        let recs: Vec<SendRec> = {
+            let st = self.state.lock();
+            step.into_iter()
+                .filter_map(|(offset, mut r)| {
+                    let m = st.get(r.seq).filter(|m| m.offset == offset)?;
+                    r.visible_at = m.visible_at;
+                    r.receive_count = m.receive_count;
+                    r.first_receive_ms = m.first_receive_ms;
+                    r.version = m.version;
+                    r.inflight = m.phase == Phase::Inflight;
+                    Some(r)
+                })
+                .collect()
+        };
+        if recs.is_empty() {
             return Ok(());
-        }
-        let mut recs = Vec::with_capacity(victims.len());
-        let mut bytes = 0;
-        for (_, m) in &victims {
-            // One pass is one append: keep it a bounded write whatever the message sizes.
-            if bytes >= MAX_RELOCATE_BYTES {
-                break;
-            }
-            if let Some(mut r) = self.read_message(m.offset)? {
-                bytes += r.body.len() as u64;
-                r.visible_at = m.visible_at;
-                r.receive_count = m.receive_count;
-                r.first_receive_ms = m.first_receive_ms;
-                r.version = m.version;
-                r.inflight = m.phase == Phase::Inflight;
-                recs.push(r);
-            }
         }
         let first = self
             .append(recs.iter().map(|r| (Q_RELOCATE, encode(r))).collect())

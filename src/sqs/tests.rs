@@ -1935,6 +1935,54 @@ async fn move_task_resumes_after_restart() {
 /// Compaction: the few live messages of old segments are re-appended, the segments dropped,
 /// and the messages come back intact after a restart.
 #[tokio::test]
+async fn a_relocation_step_skips_messages_deleted_after_their_bodies_were_read() {
+    // Compaction reads bodies without the queue's gate and re-appends them in steps that
+    // hold it; a message deleted in between must not be copied (replay would bring it back).
+    let t = T::new();
+    let url = t.create("steps", json!({})).await;
+    t.send(&url, "gone").await;
+    t.send(&url, "kept").await;
+    let q = t
+        .sqs
+        .all_queues()
+        .into_iter()
+        .find(|q| q.name == "steps")
+        .unwrap();
+    let metas: Vec<(u64, u64)> = {
+        let st = q.state.lock();
+        st.iter().map(|(seq, m)| (seq, m.offset)).collect()
+    };
+    let step: Vec<_> = metas
+        .iter()
+        .map(|&(_, off)| (off, q.read_message(off).unwrap().unwrap()))
+        .collect();
+    let m = t.recv(&url, json!({"MaxNumberOfMessages": 10})).await;
+    let gone = m.iter().find(|m| m["Body"] == "gone").unwrap();
+    t.ok(
+        "DeleteMessage",
+        json!({"QueueUrl": url, "ReceiptHandle": gone["ReceiptHandle"]}),
+    )
+    .await;
+    let before = q.log.next_offset();
+    q.relocate_step(step).await.unwrap();
+    assert_eq!(
+        q.log.next_offset(),
+        before + 1,
+        "only the live message is copied"
+    );
+    let kept_seq = metas.iter().map(|&(seq, _)| seq).max().unwrap();
+    assert_eq!(q.state.lock().get(kept_seq).unwrap().offset, before);
+    drop(q);
+    let t = t.reopen().await;
+    // The copy carries the receive that happened after its body was read.
+    assert_eq!(
+        t.attr(&url, "ApproximateNumberOfMessagesNotVisible").await,
+        "1"
+    );
+    assert_eq!(t.attr(&url, "ApproximateNumberOfMessages").await, "0");
+}
+
+#[tokio::test]
 async fn compaction_relocates_stragglers_and_truncates() {
     let t = T::new();
     let url = t.create("compact", json!({})).await;
