@@ -293,7 +293,9 @@ impl Sqs {
         };
         let fifo = fifo_attr;
         if !valid_queue_name(&name, fifo) {
-            if !fifo && name.ends_with(".fifo") && valid_queue_name(&name, true) {
+            // AWS words the error by the queue type asked for: a standard queue named
+            // `x.fifo` gets the plain name rule, a FIFO queue without the suffix the FIFO one.
+            if fifo {
                 return Err(e::invalid_parameter_value(
                     "The name of a FIFO queue can only include alphanumeric characters, hyphens, or underscores, must end with .fifo suffix and be 1 to 80 in length.",
                 ));

@@ -178,6 +178,19 @@ async fn queue_names_and_attribute_validation() {
             "{bad}: {e:?}"
         );
     }
+    // The message follows the queue type asked for (boto/botocore#3058).
+    let e = t.err("CreateQueue", json!({"QueueName": "x.fifo"})).await;
+    assert!(
+        e.message.starts_with("Can only include alphanumeric"),
+        "{e:?}"
+    );
+    let e = t
+        .err(
+            "CreateQueue",
+            json!({"QueueName": "plain", "Attributes": {"FifoQueue": "true"}}),
+        )
+        .await;
+    assert!(e.message.starts_with("The name of a FIFO queue"), "{e:?}");
     t.create(&"a".repeat(80), json!({})).await;
     t.create("ok-_1", json!({})).await;
     let cases = [
