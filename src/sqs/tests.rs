@@ -19,6 +19,24 @@ struct T {
 }
 
 impl T {
+    /// A ReceiveMessage long poll of `wait_s` seconds on its own task; it resolves with the
+    /// answer and how long the poll took.
+    fn park_poll(&self, url: &str, wait_s: u64) -> tokio::task::JoinHandle<(Value, Duration)> {
+        let (sqs, ctx, u) = (self.sqs.clone(), self.ctx.clone(), url.to_string());
+        tokio::spawn(async move {
+            let start = Instant::now();
+            let v = sqs
+                .dispatch(
+                    &ctx,
+                    "ReceiveMessage",
+                    json!({"QueueUrl": u, "WaitTimeSeconds": wait_s}),
+                )
+                .await
+                .unwrap();
+            (v, start.elapsed())
+        })
+    }
+
     /// Small segments, so that rolling, checkpoints and compaction happen within a test.
     fn config(dir: &std::path::Path) -> Config {
         Config {
@@ -853,21 +871,7 @@ async fn long_poll_wakes_on_send_and_times_out() {
     assert!(t.recv(&url, json!({"WaitTimeSeconds": 1})).await.is_empty());
     assert!(start.elapsed() >= Duration::from_millis(950));
     // Parked polls; one send wakes them.
-    let sqs = t.sqs.clone();
-    let ctx = t.ctx.clone();
-    let u = url.clone();
-    let waiter = tokio::spawn(async move {
-        let start = Instant::now();
-        let v = sqs
-            .dispatch(
-                &ctx,
-                "ReceiveMessage",
-                json!({"QueueUrl": u, "WaitTimeSeconds": 10}),
-            )
-            .await
-            .unwrap();
-        (v, start.elapsed())
-    });
+    let waiter = t.park_poll(&url, 10);
     tokio::time::sleep(Duration::from_millis(200)).await;
     t.send(&url, "wake").await;
     let (v, took) = waiter.await.unwrap();
@@ -1830,19 +1834,7 @@ async fn fifo_long_poll_wakes_when_a_delete_ends_the_group_lock() {
             )
             .await;
         assert_eq!(held.len(), 1);
-        let (sqs, ctx, u) = (t.sqs.clone(), t.ctx.clone(), url.clone());
-        let waiter = tokio::spawn(async move {
-            let start = Instant::now();
-            let v = sqs
-                .dispatch(
-                    &ctx,
-                    "ReceiveMessage",
-                    json!({"QueueUrl": u, "WaitTimeSeconds": 10}),
-                )
-                .await
-                .unwrap();
-            (v, start.elapsed())
-        });
+        let waiter = t.park_poll(&url, 10);
         // The poll parks: the group is locked by the held message.
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert!(!waiter.is_finished());
@@ -2114,20 +2106,8 @@ async fn parked_poll_wakes_for_a_deadline_moved_earlier() {
     let url = t.create("rearm", json!({})).await;
     t.send(&url, "m").await;
     let h = t.recv(&url, json!({"VisibilityTimeout": 30})).await[0]["ReceiptHandle"].clone();
-    let (sqs, ctx, u) = (t.sqs.clone(), t.ctx.clone(), url.clone());
     // Parked until the message's 30 s deadline (or its own 10 s wait).
-    let poll = tokio::spawn(async move {
-        let start = Instant::now();
-        let v = sqs
-            .dispatch(
-                &ctx,
-                "ReceiveMessage",
-                json!({"QueueUrl": u, "WaitTimeSeconds": 10}),
-            )
-            .await
-            .unwrap();
-        (v, start.elapsed())
-    });
+    let poll = t.park_poll(&url, 10);
     tokio::time::sleep(Duration::from_millis(100)).await;
     // The holder shortens it to 1 s: the parked poll must look again and get it then.
     t.ok(
