@@ -235,7 +235,7 @@ impl Writer {
     /// never past the roll size), so a log with little data wastes little disk. Failing to
     /// write them costs only speed: the error is dropped and appends extend the file as
     /// before; whatever zeros did land are harmless.
-    pub fn preallocate(&mut self, inner: &Inner) {
+    fn preallocate(&mut self, inner: &Inner) {
         const MIN: u64 = 64 << 10;
         const MAX: u64 = 1 << 20;
         static ZEROS: [u8; 64 << 10] = [0; 64 << 10];

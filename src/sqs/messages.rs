@@ -712,7 +712,7 @@ impl Sqs {
         let _g = q.gate.read().await;
         if remove_by_handle(&q, &h) {
             q.log_removed(Q_DELETE, vec![h.seq]).await?;
-            wake_after_delete(&q, 1);
+            q.wake_unlocked();
         }
         Ok(Output::Json(b"{}".to_vec()))
     }
@@ -744,9 +744,8 @@ impl Sqs {
                 Err(err) => failed.push(Failed::new(&id, &err)),
             }
         }
-        let n = removed.len();
         q.log_removed(Q_DELETE, removed).await?;
-        wake_after_delete(&q, n);
+        q.wake_unlocked();
         Output::json(&BatchOut {
             successful: ok,
             failed,
@@ -960,15 +959,6 @@ fn render(
         attributes: sys,
         md5_of_message_attributes: (!user.is_empty()).then(|| md5_of_attributes(&user)),
         message_attributes: user,
-    }
-}
-
-/// On a FIFO queue, deleting a received message ends its group's lock, which can make the
-/// group's next message receivable at once: parked long polls must look again, as they do
-/// after a send (AWS returns a long poll as soon as a message is available).
-fn wake_after_delete(q: &Queue, removed: usize) {
-    if q.fifo && removed > 0 {
-        q.wake(removed);
     }
 }
 

@@ -173,6 +173,14 @@ impl Queue {
         }
     }
 
+    /// After a removal is durable: a FIFO group it unlocked can serve a parked poll now (AWS
+    /// returns a long poll as soon as a message is available), so one poll per such group
+    /// looks again.
+    pub fn wake_unlocked(&self) {
+        let n = self.state.lock().take_unlocked();
+        self.wake(n);
+    }
+
     /// After a state change: if a deadline earlier than any before appeared (a short delay, a
     /// short visibility timeout), every parked poll recomputes how long to sleep.
     pub fn rearm(&self, st: &mut QueueState) {
@@ -293,6 +301,7 @@ impl Queue {
             let _g = self.gate.read().await;
             let expired = self.state.lock().expire(now_ms(), retention_ms, 100_000);
             self.log_removed(Q_EXPIRED, expired).await?;
+            self.wake_unlocked();
         }
         if self.checkpoint_due() {
             self.checkpoint().await?;

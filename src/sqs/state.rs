@@ -153,6 +153,9 @@ pub struct QueueState {
     /// Set when a new earliest deadline appeared: parked polls sleeping until a later one must
     /// look again (see `take_lowered`).
     lowered: bool,
+    /// FIFO groups whose lock ended (nothing left in flight) with a message ready: each can
+    /// serve a parked poll at once (see `take_unlocked`).
+    unlocked: usize,
 }
 
 impl QueueState {
@@ -257,7 +260,11 @@ impl QueueState {
 
     fn inflight_sub(&mut self, g: u32) {
         self.n_inflight = self.n_inflight.saturating_sub(1);
+        let locked = self.avail_key(g).is_none();
         self.with_group(g, |gr| gr.inflight = gr.inflight.saturating_sub(1));
+        if locked && self.avail_key(g).is_some() {
+            self.unlocked += 1;
+        }
     }
 
     fn group_unref(&mut self, g: u32) {
@@ -414,6 +421,12 @@ impl QueueState {
             self.lowered = true;
         }
         self.timers.insert((t, seq));
+    }
+
+    /// How many FIFO groups became receivable by losing their in-flight message since the
+    /// last call.
+    pub fn take_unlocked(&mut self) -> usize {
+        std::mem::take(&mut self.unlocked)
     }
 
     /// Whether the earliest deadline moved earlier since the last call.

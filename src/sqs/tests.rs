@@ -19,6 +19,15 @@ struct T {
 }
 
 impl T {
+    /// The queue named `name` (tests reach into its log and state).
+    fn queue(&self, name: &str) -> Arc<super::queue::Queue> {
+        self.sqs
+            .all_queues()
+            .into_iter()
+            .find(|q| q.name == name)
+            .unwrap()
+    }
+
     /// A ReceiveMessage long poll of `wait_s` seconds on its own task; it resolves with the
     /// answer and how long the poll took.
     fn park_poll(&self, url: &str, wait_s: u64) -> tokio::task::JoinHandle<(Value, Duration)> {
@@ -1937,8 +1946,6 @@ async fn move_task_resumes_after_restart() {
     assert_eq!(t.attr(&dlq, "ApproximateNumberOfMessages").await, "0");
 }
 
-/// Compaction: the few live messages of old segments are re-appended, the segments dropped,
-/// and the messages come back intact after a restart.
 #[tokio::test]
 async fn a_relocation_step_skips_messages_deleted_after_their_bodies_were_read() {
     // Compaction reads bodies without the queue's gate and re-appends them in steps that
@@ -1947,12 +1954,7 @@ async fn a_relocation_step_skips_messages_deleted_after_their_bodies_were_read()
     let url = t.create("steps", json!({})).await;
     t.send(&url, "gone").await;
     t.send(&url, "kept").await;
-    let q = t
-        .sqs
-        .all_queues()
-        .into_iter()
-        .find(|q| q.name == "steps")
-        .unwrap();
+    let q = t.queue("steps");
     let metas: Vec<(u64, u64)> = {
         let st = q.state.lock();
         st.iter().map(|(seq, m)| (seq, m.offset)).collect()
@@ -1987,6 +1989,8 @@ async fn a_relocation_step_skips_messages_deleted_after_their_bodies_were_read()
     assert_eq!(t.attr(&url, "ApproximateNumberOfMessages").await, "0");
 }
 
+/// Compaction: the few live messages of old segments are re-appended, the segments dropped,
+/// and the messages come back intact after a restart.
 #[tokio::test]
 async fn compaction_relocates_stragglers_and_truncates() {
     let t = T::new();
@@ -2023,12 +2027,7 @@ async fn compaction_relocates_stragglers_and_truncates() {
             }
         }
     }
-    let q = t
-        .sqs
-        .all_queues()
-        .into_iter()
-        .find(|q| q.name == "compact")
-        .unwrap();
+    let q = t.queue("compact");
     let before = q.log.next_offset();
     t.sqs.checkpoint_all().await.unwrap();
     assert!(
@@ -2142,12 +2141,7 @@ async fn a_large_history_under_few_live_messages_is_checkpointed() {
         json!({"QueueUrl": url, "MessageBody": "live", "DelaySeconds": 900}),
     )
     .await;
-    let q = t
-        .sqs
-        .all_queues()
-        .into_iter()
-        .find(|q| q.name == "history")
-        .unwrap();
+    let q = t.queue("history");
     assert!(!q.checkpoint_due());
     let big = "h".repeat(1_000_000);
     for _ in 0..68 {
@@ -2194,12 +2188,7 @@ async fn a_dense_long_lived_head_does_not_pin_the_history_behind_it() {
         )
         .await;
     }
-    let q = t
-        .sqs
-        .all_queues()
-        .into_iter()
-        .find(|q| q.name == "pinned")
-        .unwrap();
+    let q = t.queue("pinned");
     t.sqs.checkpoint_all().await.unwrap();
     assert!(
         q.log.start_offset() > 30,
