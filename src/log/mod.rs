@@ -438,7 +438,9 @@ impl Log {
         let (tx, rx) = tokio::sync::oneshot::channel();
         if self.enqueue(records, Waiter::Async(tx), false)? {
             if self.inner.opts.durability == Durability::Fsync {
-                self.spawn_leader();
+                if group::hand_to_committer(self.inner.clone()).is_err() {
+                    self.spawn_leader();
+                }
             } else {
                 // Without fdatasync the leader's batch is one cheap pwrite, done inline. Yield
                 // once first: the appenders this task's previous batch released are queued

@@ -816,6 +816,78 @@ async fn concurrent_appends_share_fdatasyncs_and_read_back_once_resolved() {
     assert_eq!((rep.truncated_bytes, log.next_offset()), (0, 1280));
 }
 
+/// Appends that fan out to several logs at once (an SNS publish to many queues) are
+/// committed by the shared committer in rounds that hold several logs: every append to a
+/// healthy log is durable, dense and readable once resolved, while a log whose fdatasync
+/// fails in the same rounds fails (and is poisoned) alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fanned_out_appends_commit_per_log_and_a_failing_log_fails_alone() {
+    const HEALTHY: usize = 4;
+    const TASKS: u64 = 8;
+    const FANOUTS: u64 = 25;
+    let dirs: Vec<_> = (0..=HEALTHY)
+        .map(|_| tempfile::tempdir().unwrap())
+        .collect();
+    let slow = FaultIo::default();
+    slow.0.lock().target = Some(".seg");
+    slow.0.lock().sync_delay = Duration::from_micros(200);
+    let failing = FaultIo::default();
+    failing.0.lock().target = Some(".seg");
+    let logs: Vec<Log> = dirs
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let io = if i == HEALTHY { &failing } else { &slow };
+            Log::open_with_io(d.path(), LogOptions::default(), Arc::new(io.clone()))
+                .unwrap()
+                .0
+        })
+        .collect();
+    failing.0.lock().fail_sync = true;
+    let mut tasks = Vec::new();
+    for t in 0..TASKS {
+        let logs = logs.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..FANOUTS {
+                let mut sends = tokio::task::JoinSet::new();
+                for (k, log) in logs.iter().enumerate() {
+                    let log = log.clone();
+                    let p = format!("{t}-{i}-{k}").into_bytes();
+                    sends.spawn(async move {
+                        let r = log.append(1, t, p.clone()).await;
+                        if let Ok(off) = r {
+                            let back = log.read(off).unwrap().expect("readable once resolved");
+                            assert_eq!(back.payload, p);
+                        }
+                        (k, r.is_ok())
+                    });
+                }
+                while let Some(r) = sends.join_next().await {
+                    let (k, ok) = r.unwrap();
+                    assert_eq!(ok, k != HEALTHY, "log {k}");
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert!(logs[HEALTHY].is_poisoned());
+    let n = TASKS * FANOUTS;
+    drop(logs);
+    for (k, d) in dirs[..HEALTHY].iter().enumerate() {
+        let (log, rep) = Log::open(d.path(), LogOptions::default()).unwrap();
+        assert_eq!((rep.truncated_bytes, log.next_offset()), (0, n));
+        let mut got: Vec<Vec<u8>> = log.scan(0).map(|r| r.unwrap().payload).collect();
+        let mut want: Vec<Vec<u8>> = (0..TASKS)
+            .flat_map(|t| (0..FANOUTS).map(move |i| format!("{t}-{i}-{k}").into_bytes()))
+            .collect();
+        got.sort();
+        want.sort();
+        assert_eq!(got, want, "log {k}");
+    }
+}
+
 /// A failed fdatasync amid concurrent appenders fails its batch and poisons the log, every
 /// later append fails, and nothing acknowledged is lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
