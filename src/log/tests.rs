@@ -683,6 +683,9 @@ struct Plan {
     write_budget: Option<u64>,
     fail_sync: bool,
     fail_set_len: bool,
+    /// `start_writeback` waits while this is set, after setting `held`.
+    hold_writeback: bool,
+    held: bool,
     /// Every fdatasync of a targeted file takes at least this long (a slow disk).
     sync_delay: Duration,
     /// fdatasyncs running now, and the most that ever ran at once (all files).
@@ -756,6 +759,16 @@ impl SegmentFile for FaultFile {
         let r = self.f.sync_data();
         self.plan.lock().syncing -= 1;
         r
+    }
+    fn start_writeback(&self, pos: u64, len: u64) -> io::Result<()> {
+        loop {
+            match self.plan() {
+                Some(mut p) if p.hold_writeback => p.held = true,
+                _ => break,
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        self.f.start_writeback(pos, len)
     }
     fn set_len(&self, len: u64) -> io::Result<()> {
         if self.plan().is_some_and(|p| p.fail_set_len) {
@@ -886,6 +899,63 @@ async fn fanned_out_appends_commit_per_log_and_a_failing_log_fails_alone() {
         want.sort();
         assert_eq!(got, want, "log {k}");
     }
+}
+
+/// Between writing a batch and syncing it the committer does not hold the log's writer
+/// lock. If a roll in that window fails its fdatasync (poisoning the log), the batch must
+/// fail too: a later fdatasync could report success for bytes that never reached the disk.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_fails_if_a_roll_poisons_the_log_between_its_write_and_its_sync() {
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let ios: Vec<FaultIo> = (0..3).map(|_| FaultIo::default()).collect();
+    for io in &ios {
+        io.0.lock().target = Some(".seg");
+    }
+    let logs: Vec<Log> = dirs
+        .iter()
+        .zip(&ios)
+        .map(|(d, io)| {
+            Log::open_with_io(d.path(), LogOptions::default(), Arc::new(io.clone()))
+                .unwrap()
+                .0
+        })
+        .collect();
+    let (busy, held, victim) = (&logs[0], &logs[1], &logs[2]);
+    // Keep the committer busy so that the next two appends meet in one round.
+    ios[0].0.lock().sync_delay = Duration::from_millis(100);
+    let first = tokio::spawn({
+        let busy = busy.clone();
+        async move { busy.append(0, 0, vec![0; 10]).await }
+    });
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    ios[1].0.lock().hold_writeback = true;
+    let a = tokio::spawn({
+        let held = held.clone();
+        async move { held.append(0, 0, vec![1; 10]).await }
+    });
+    let b = tokio::spawn({
+        let victim = victim.clone();
+        async move { victim.append(0, 0, vec![2; 10]).await }
+    });
+    let t = std::time::Instant::now();
+    while !ios[1].0.lock().held {
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "the round never started"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    // Both batches are written; the committer waits in `held`'s writeback.
+    ios[2].0.lock().fail_sync = true;
+    assert!(victim.roll().is_err());
+    assert!(victim.is_poisoned());
+    ios[1].0.lock().hold_writeback = false;
+    assert!(first.await.unwrap().is_ok());
+    assert!(a.await.unwrap().is_ok());
+    assert!(
+        b.await.unwrap().is_err(),
+        "an append whose bytes were never synced was acknowledged"
+    );
 }
 
 /// A failed fdatasync amid concurrent appenders fails its batch and poisons the log, every
