@@ -90,7 +90,7 @@ pub fn too_many_entries() -> ServiceError {
     err(
         "TooManyEntriesInBatchRequest",
         400,
-        "The batch request contains more entries than permissible",
+        "The batch request contains more entries than permissible.",
     )
 }
 
@@ -98,7 +98,7 @@ pub fn batch_ids_not_distinct() -> ServiceError {
     err(
         "BatchEntryIdsNotDistinct",
         400,
-        "Two or more batch entries in the request have the same Id",
+        "Two or more batch entries in the request have the same Id.",
     )
 }
 

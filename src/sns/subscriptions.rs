@@ -381,7 +381,20 @@ impl Sns {
                 }
                 let existing = st.subscriptions.range(format!("{}:", t.arn)..).take_while(|(k, _)| k.starts_with(&format!("{}:", t.arn))).map(|(_, s)| s).find(|s| s.protocol == i.protocol && s.endpoint == endpoint);
                 if let Some(s) = existing {
-                    let same = attrs.iter().all(|(k, v)| s.attributes.get(k) == Some(v));
+                    // Compared by effective value: a request that spells out a default
+                    // (RawMessageDelivery=false, FilterPolicyScope=MessageAttributes) or
+                    // changes only the case of a boolean still names the same subscription.
+                    let same = attrs.iter().all(|(k, v)| {
+                        let have = s.attributes.get(k).map(String::as_str).or(match k.as_str() {
+                            "RawMessageDelivery" => Some("false"),
+                            "FilterPolicyScope" => Some("MessageAttributes"),
+                            _ => None,
+                        });
+                        match (k.as_str(), have) {
+                            ("RawMessageDelivery", Some(h)) => parse_bool(h) == parse_bool(v),
+                            (_, h) => h == Some(v.as_str()),
+                        }
+                    });
                     if !same {
                         return Err(invalid_parameter(
                             "Attributes Reason: Subscription already exists with different attributes",

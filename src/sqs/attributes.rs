@@ -101,22 +101,32 @@ pub fn parse_redrive(v: &str) -> ServiceResult<(String, Redrive)> {
                 "Redrive policy does not contain mandatory attribute: deadLetterTargetArn.",
             )
         })?;
-    let max = match json.get("maxReceiveCount") {
-        Some(Value::Number(n)) => n.as_u64(),
-        Some(Value::String(s)) => s.trim().parse::<u64>().ok(),
+    let given = match json.get("maxReceiveCount") {
+        Some(g) => g,
         None => {
             return Err(redrive_invalid(
                 v,
                 "Redrive policy does not contain mandatory attribute: maxReceiveCount.",
             ))
         }
+    };
+    let max = match given {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.trim().parse::<u64>().ok(),
         _ => None,
     }
     .filter(|n| (1..=1000).contains(n))
     .ok_or_else(|| {
+        // AWS's wording, with the value as given.
+        let shown = match given {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
         redrive_invalid(
             v,
-            "Invalid value for maxReceiveCount: must be an integer from 1 to 1000.",
+            &format!(
+                "Invalid value for maxReceiveCount: {shown}, valid values are from 1 to 1000 both inclusive."
+            ),
         )
     })?;
     if arn_parts(arn).is_none() {
@@ -413,9 +423,18 @@ mod tests {
         assert!(t.contains("\"maxReceiveCount\":3"));
         assert!(parse_redrive("nope").is_err());
         assert!(parse_redrive(r#"{"maxReceiveCount":3}"#).is_err());
-        assert!(parse_redrive(
-            r#"{"deadLetterTargetArn":"arn:aws:sqs:r:1:q","maxReceiveCount":0}"#
-        )
-        .is_err());
+        for (count, shown) in [("0", "0"), ("1001", "1001"), ("\"x\"", "x")] {
+            let p = format!(
+                r#"{{"deadLetterTargetArn":"arn:aws:sqs:r:1:q","maxReceiveCount":{count}}}"#
+            );
+            let e = parse_redrive(&p).unwrap_err();
+            assert!(
+                e.message.ends_with(&format!(
+                    "Reason: Invalid value for maxReceiveCount: {shown}, valid values are from 1 to 1000 both inclusive."
+                )),
+                "{}",
+                e.message
+            );
+        }
     }
 }

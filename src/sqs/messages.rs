@@ -311,7 +311,14 @@ fn prepare(cfg: &QueueConfig, entry: SendEntry, sender_id: &str) -> ServiceResul
                 "must be between 0 and 900, if provided.",
             ))
         }
-        Some(_) if cfg.fifo => return Err(not_for_type("DelaySeconds")),
+        // FIFO queues have no per-message delay; AWS accepts an explicit 0 (and the queue's
+        // delay applies) and rejects anything else.
+        Some(0) if cfg.fifo => cfg.delay_s,
+        Some(d) if cfg.fifo => {
+            return Err(e::invalid_parameter_value(format!(
+                "Value {d} for parameter DelaySeconds is invalid. Reason: The request include parameter that is not valid for this queue type."
+            )))
+        }
         Some(d) => d as u64,
         None => cfg.delay_s,
     };
@@ -710,7 +717,7 @@ impl Sqs {
         let q = self.queue_by_url(ctx, i.queue_url.as_deref())?;
         let h = parse_handle(&q, i.receipt_handle.as_deref())?;
         let _g = q.gate.read().await;
-        if remove_by_handle(&q, &h) {
+        if remove_by_handle(&q, &h, i.receipt_handle.as_deref().unwrap_or_default())? {
             q.log_removed(Q_DELETE, vec![h.seq]).await?;
             q.wake_unlocked();
         }
@@ -736,10 +743,15 @@ impl Sqs {
             let id = entry.id.clone().unwrap_or_default();
             match parse_handle(&q, entry.receipt_handle.as_deref()) {
                 Ok(h) => {
-                    if remove_by_handle(&q, &h) {
-                        removed.push(h.seq);
+                    let raw = entry.receipt_handle.as_deref().unwrap_or_default();
+                    match remove_by_handle(&q, &h, raw) {
+                        Ok(true) => {
+                            removed.push(h.seq);
+                            ok.push(BatchId { id });
+                        }
+                        Ok(false) => ok.push(BatchId { id }),
+                        Err(err) => failed.push(Failed::new(&id, &err)),
                     }
-                    ok.push(BatchId { id });
                 }
                 Err(err) => failed.push(Failed::new(&id, &err)),
             }
@@ -824,13 +836,22 @@ impl Sqs {
 
 /// Deletes the message if the handle is from its latest receive (or it was never received
 /// again); a stale handle succeeds without deleting, as AWS documents.
-fn remove_by_handle(q: &Queue, h: &Handle) -> bool {
+/// Removes the message a receipt handle names; true if it did. On a FIFO queue a handle
+/// whose visibility window has ended (the timeout ran out, or the message was received
+/// again since) is an error, as on AWS, and the message stays; a standard queue deletes
+/// with its latest handle even after the timeout and ignores older handles.
+fn remove_by_handle(q: &Queue, h: &Handle, raw: &str) -> ServiceResult<bool> {
     let mut st = q.state.lock();
     match st.get(h.seq) {
-        Some(m) if m.tag == h.id as u32 && m.receive_count == h.generation => {
-            st.remove(h.seq).is_some()
+        Some(m) if m.tag == h.id as u32 => {
+            let current = m.receive_count == h.generation;
+            let in_flight = m.phase == Phase::Inflight && m.visible_at > now_ms();
+            if q.fifo && !(current && in_flight) {
+                return Err(e::receipt_handle_expired(raw));
+            }
+            Ok(current && st.remove(h.seq).is_some())
         }
-        _ => false,
+        _ => Ok(false),
     }
 }
 

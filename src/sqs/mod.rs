@@ -20,7 +20,9 @@
 //! - A stale receipt handle (from an earlier receive of the same message) makes DeleteMessage
 //!   succeed without deleting, as AWS documents; ChangeMessageVisibility with it fails with
 //!   InvalidParameterValue ("The receipt handle has expired."). Handles of deleted, expired or
-//!   purged messages delete nothing and succeed.
+//!   purged messages delete nothing and succeed. On FIFO queues DeleteMessage with a handle
+//!   whose visibility window has ended (timed out, or received again since) fails with that
+//!   same error and keeps the message, as AWS does.
 //! - A message moved to a dead-letter queue keeps its MessageId, body, attributes and
 //!   SentTimestamp (retention counts from it, as AWS does) and starts over at receive count 0.
 //! - Redrive and move tasks send first and remove second: a crash in between duplicates a

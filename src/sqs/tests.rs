@@ -1703,6 +1703,23 @@ async fn fifo_send_validation_and_dedup() {
         )
         .await;
     assert_eq!(e.code, "InvalidParameterValue");
+    assert!(
+        e.message
+            .starts_with("Value 1 for parameter DelaySeconds is invalid."),
+        "{}",
+        e.message
+    );
+    // An explicit 0 is no per-message delay, and AWS accepts it.
+    t.ok(
+        "SendMessage",
+        json!({"QueueUrl": url, "MessageBody": "zero", "MessageGroupId": "z", "MessageDeduplicationId": "z0", "DelaySeconds": 0}),
+    )
+    .await;
+    t.ok(
+        "SendMessageBatch",
+        json!({"QueueUrl": url, "Entries": [{"Id": "1", "MessageBody": "zero", "MessageGroupId": "z", "MessageDeduplicationId": "z1", "DelaySeconds": 0}]}),
+    )
+    .await;
     let e = t
         .err(
             "SendMessage",
@@ -1725,7 +1742,7 @@ async fn fifo_send_validation_and_dedup() {
     assert_eq!(a["MessageId"], b["MessageId"]);
     assert_eq!(a["SequenceNumber"], b["SequenceNumber"]);
     assert_eq!(a["SequenceNumber"].as_str().unwrap().len(), 20);
-    assert_eq!(t.attr(&url, "ApproximateNumberOfMessages").await, "1");
+    assert_eq!(t.attr(&url, "ApproximateNumberOfMessages").await, "3");
     // Content-based deduplication.
     t.ok(
         "SetQueueAttributes",
@@ -1747,7 +1764,7 @@ async fn fifo_send_validation_and_dedup() {
     assert_eq!(ok[0]["MessageId"], ok[1]["MessageId"]);
     assert_ne!(ok[0]["MessageId"], ok[2]["MessageId"]);
     assert!(ok[2]["SequenceNumber"].as_str().unwrap() > ok[0]["SequenceNumber"].as_str().unwrap());
-    assert_eq!(t.attr(&url, "ApproximateNumberOfMessages").await, "3");
+    assert_eq!(t.attr(&url, "ApproximateNumberOfMessages").await, "5");
     // Standard queues take a MessageGroupId but no deduplication id.
     let std_url = t.create("s", json!({})).await;
     t.ok(
@@ -1817,6 +1834,90 @@ async fn fifo_ordering_groups_and_attempt_ids() {
         .await;
     }
     assert_eq!(bodies(&t.recv(&url, json!({})).await), ["a3"]);
+}
+
+/// On a FIFO queue a receipt handle whose visibility window has ended cannot delete: AWS
+/// answers "The receipt handle has expired." and keeps the message (LocalStack's
+/// AWS-validated test_fifo_delete_message_with_expired_receipt_handle). A standard queue
+/// deletes with its latest handle regardless.
+#[tokio::test]
+async fn fifo_delete_with_an_expired_receipt_handle_fails_and_keeps_the_message() {
+    let t = T::new();
+    let url = t
+        .create(
+            "exp.fifo",
+            json!({"FifoQueue": "true", "ContentBasedDeduplication": "true"}),
+        )
+        .await;
+    t.ok(
+        "SendMessage",
+        json!({"QueueUrl": url, "MessageBody": "m", "MessageGroupId": "g"}),
+    )
+    .await;
+    // A visibility timeout of 0 ends the window at once.
+    let first = t.recv(&url, json!({"VisibilityTimeout": 0})).await;
+    let expired = first[0]["ReceiptHandle"].clone();
+    let e = t
+        .err(
+            "DeleteMessage",
+            json!({"QueueUrl": url, "ReceiptHandle": expired}),
+        )
+        .await;
+    assert_eq!(e.code, "InvalidParameterValue");
+    assert!(
+        e.message
+            .ends_with("Reason: The receipt handle has expired."),
+        "{}",
+        e.message
+    );
+    let v = t
+        .ok(
+            "DeleteMessageBatch",
+            json!({"QueueUrl": url, "Entries": [{"Id": "a", "ReceiptHandle": expired}]}),
+        )
+        .await;
+    assert_eq!(v["Failed"][0]["Code"], "InvalidParameterValue");
+    assert_eq!(v["Failed"][0]["SenderFault"], true);
+    // Still there; the current handle deletes it, and a repeated delete then succeeds.
+    let again = t.recv(&url, json!({"VisibilityTimeout": 60})).await;
+    assert_eq!(again[0]["Body"], "m");
+    let e = t
+        .err(
+            "DeleteMessage",
+            json!({"QueueUrl": url, "ReceiptHandle": expired}),
+        )
+        .await;
+    assert_eq!(
+        e.code, "InvalidParameterValue",
+        "a handle of an earlier receive"
+    );
+    let current = again[0]["ReceiptHandle"].clone();
+    for _ in 0..2 {
+        t.ok(
+            "DeleteMessage",
+            json!({"QueueUrl": url, "ReceiptHandle": current}),
+        )
+        .await;
+    }
+    assert_eq!(t.attr(&url, "ApproximateNumberOfMessages").await, "0");
+    assert_eq!(
+        t.attr(&url, "ApproximateNumberOfMessagesNotVisible").await,
+        "0"
+    );
+    // Standard queue: the latest handle deletes after its timeout ran out.
+    let std_url = t.create("exp-std", json!({})).await;
+    t.ok(
+        "SendMessage",
+        json!({"QueueUrl": std_url, "MessageBody": "s"}),
+    )
+    .await;
+    let got = t.recv(&std_url, json!({"VisibilityTimeout": 0})).await;
+    t.ok(
+        "DeleteMessage",
+        json!({"QueueUrl": std_url, "ReceiptHandle": got[0]["ReceiptHandle"]}),
+    )
+    .await;
+    assert_eq!(t.attr(&std_url, "ApproximateNumberOfMessages").await, "0");
 }
 
 #[tokio::test]
