@@ -233,7 +233,8 @@ fn check_subscription_arn(ctx: &RequestContext, arn: &str, action: &str) -> Serv
     // A subscription ARN is its topic's ARN plus ":<id>".
     check_arn(ctx, arn, "SubscriptionArn", action)?;
     if arn.matches(':').count() < 6 {
-        return Err(invalid_parameter("SubscriptionArn"));
+        // An ARN without the subscription's id part (a topic's ARN, say), as AWS words it.
+        return Err(invalid_parameter("SubscriptionId"));
     }
     Ok(())
 }

@@ -537,6 +537,25 @@ async fn permissions_and_data_protection() {
     );
 }
 
+/// A value that is not ARN-shaped gets AWS's reason (asserted by AWS's own SDK examples);
+/// an ARN without a subscription id part is "SubscriptionId".
+#[tokio::test]
+async fn arn_shape_errors_use_aws_wording() {
+    let t = setup();
+    let arn = t.topic("shape").await;
+    for (action, input, msg) in [
+        ("Publish", json!({"TopicArn": "x", "Message": "m"}), "Invalid parameter: TopicArn Reason: An ARN must have at least 6 elements, not 1"),
+        ("DeleteTopic", json!({"TopicArn": "Invalid:Topic:Arn"}), "Invalid parameter: TopicArn Reason: An ARN must have at least 6 elements, not 3"),
+        ("GetTopicAttributes", json!({"TopicArn": ""}), "Invalid parameter: TopicArn Reason: An ARN must have at least 6 elements, not 1"),
+        ("Unsubscribe", json!({"SubscriptionArn": "randomstring"}), "Invalid parameter: SubscriptionArn Reason: An ARN must have at least 6 elements, not 1"),
+        ("Unsubscribe", json!({"SubscriptionArn": arn}), "Invalid parameter: SubscriptionId"),
+    ] {
+        let e = t.err(action, input).await;
+        assert_code(&e, "InvalidParameter", 400);
+        assert_eq!(e.message, msg, "{action}");
+    }
+}
+
 #[tokio::test]
 async fn subscribe_sqs_and_errors() {
     let t = setup();

@@ -43,6 +43,15 @@ pub fn parse_arn(arn: &str) -> Option<Arn<'_>> {
 /// Checks an ARN parameter names an SNS resource of this request's account and region.
 /// `param` names it in the error ("TopicArn", "SubscriptionArn", ...).
 pub fn check_arn(ctx: &RequestContext, arn: &str, param: &str, action: &str) -> ServiceResult<()> {
+    // AWS's wording for a value that is not ARN-shaped at all (SDK examples and client test
+    // suites assert it: "Invalid parameter: TopicArn Reason: An ARN must have at least 6
+    // elements, not 1").
+    let elements = arn.split(':').count();
+    if elements < 6 {
+        return Err(invalid_parameter(format!(
+            "{param} Reason: An ARN must have at least 6 elements, not {elements}"
+        )));
+    }
     let Some(a) = parse_arn(arn) else {
         return Err(invalid_parameter(param));
     };
