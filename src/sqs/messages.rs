@@ -834,12 +834,11 @@ impl Sqs {
     }
 }
 
-/// Deletes the message if the handle is from its latest receive (or it was never received
-/// again); a stale handle succeeds without deleting, as AWS documents.
-/// Removes the message a receipt handle names; true if it did. On a FIFO queue a handle
-/// whose visibility window has ended (the timeout ran out, or the message was received
-/// again since) is an error, as on AWS, and the message stays; a standard queue deletes
-/// with its latest handle even after the timeout and ignores older handles.
+/// Removes the message a receipt handle names; true if it did. A standard queue deletes
+/// with the handle of the latest receive (even after its timeout ran out), and an older
+/// handle succeeds without deleting, as AWS documents. On a FIFO queue a handle whose
+/// visibility window has ended (the timeout ran out, or the message was received again
+/// since) is an error, as on AWS, and the message stays.
 fn remove_by_handle(q: &Queue, h: &Handle, raw: &str) -> ServiceResult<bool> {
     let mut st = q.state.lock();
     match st.get(h.seq) {
