@@ -105,6 +105,14 @@ pub fn receipt_handle_invalid(handle: &str) -> ServiceError {
     )
 }
 
+/// ChangeMessageVisibility with the handle of a message that is gone or was received again
+/// since: AWS's wording (client test suites and SDK error-parsing tests quote it).
+pub fn receipt_handle_not_available(handle: &str) -> ServiceError {
+    invalid_parameter_value(format!(
+        "Value {handle} for parameter ReceiptHandle is invalid. Reason: Message does not exist or is not available for visibility timeout change."
+    ))
+}
+
 pub fn receipt_handle_expired(handle: &str) -> ServiceError {
     invalid_parameter_value(format!(
         "Value {handle} for parameter ReceiptHandle is invalid. Reason: The receipt handle has expired."

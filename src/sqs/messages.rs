@@ -870,7 +870,7 @@ fn change_visibility(q: &Queue, h: &Handle, v: u64, raw: &str) -> ServiceResult<
     let entry = st
         .change_visibility(h.seq, h.generation, now + v * 1000, now)
         .map_err(|err| match err {
-            VisError::Expired => e::receipt_handle_expired(raw),
+            VisError::Expired => e::receipt_handle_not_available(raw),
             VisError::NotInflight => e::message_not_inflight(),
         })?;
     q.rearm(&mut st);

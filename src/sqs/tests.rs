@@ -746,6 +746,10 @@ async fn visibility_timeout_and_changes() {
         )
         .await;
     assert_eq!(e.code, "InvalidParameterValue");
+    assert_eq!(
+        e.message,
+        format!("Value {h1} for parameter ReceiptHandle is invalid. Reason: Message does not exist or is not available for visibility timeout change.")
+    );
     t.ok(
         "DeleteMessage",
         json!({"QueueUrl": url, "ReceiptHandle": h1}),
@@ -844,6 +848,21 @@ async fn visibility_timeout_and_changes() {
     assert_eq!(
         t.attr(&url, "ApproximateNumberOfMessagesNotVisible").await,
         "0"
+    );
+    // The handle of a deleted message: the same answer as a stale one.
+    let e = t
+        .err(
+            "ChangeMessageVisibility",
+            json!({"QueueUrl": url, "ReceiptHandle": h3, "VisibilityTimeout": 10}),
+        )
+        .await;
+    assert_eq!(e.code, "InvalidParameterValue");
+    assert!(
+        e.message.ends_with(
+            "Reason: Message does not exist or is not available for visibility timeout change."
+        ),
+        "{}",
+        e.message
     );
 }
 
