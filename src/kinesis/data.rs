@@ -396,11 +396,10 @@ impl Kinesis {
         // The model's limit: "up to a limit of 10 MiB for the entire request, including
         // partition keys". (Before records of up to 10 MiB existed, AWS documented 5 MiB;
         // the SDKs now ship the 10 MiB text, whatever the stream's record size.)
-        let total_max: u64 = MAX_REQUEST_BYTES;
-        if total > total_max {
+        if total > MAX_REQUEST_BYTES {
             return Err(invalid_argument(format!(
                 "Records size exceeds {} MB limit",
-                total_max >> 20
+                MAX_REQUEST_BYTES >> 20
             )));
         }
         let hashes: Vec<u128> = entries.iter().map(|e| e.hash).collect();

@@ -755,19 +755,11 @@ static HELPERS: SyncHelpers = SyncHelpers {
 /// Sync helpers besides the committer itself.
 const SYNC_HELPERS: usize = 2;
 
-fn helper_loop() {
-    loop {
-        let (inner, batch, written) = {
-            let mut jobs = HELPERS.jobs.lock();
-            loop {
-                if let Some(t) = jobs.0.pop() {
-                    break t;
-                }
-                HELPERS.work.wait(&mut jobs);
-            }
-        };
-        finish_guarded(&inner, batch, written);
-        let mut jobs = HELPERS.jobs.lock();
+/// Finishes queued turns until none is left to take, the lock released around each.
+/// Whoever finishes the last outstanding turn tells the committer.
+fn finish_queued(jobs: &mut parking_lot::MutexGuard<'_, (Vec<Turn>, usize)>) {
+    while let Some((inner, batch, w)) = jobs.0.pop() {
+        parking_lot::MutexGuard::unlocked(jobs, || finish_guarded(&inner, batch, w));
         jobs.1 -= 1;
         if jobs.1 == 0 {
             HELPERS.done.notify_one();
@@ -775,37 +767,25 @@ fn helper_loop() {
     }
 }
 
-/// Finishes every turn, with the helpers taking a share when there are any.
-fn finish_all(turns: &mut Vec<Turn>, helpers: usize) {
-    if helpers == 0 || turns.len() < 2 {
-        for (inner, batch, w) in turns.drain(..) {
-            finish_guarded(&inner, batch, w);
-        }
-        return;
-    }
-    let mine = turns.swap_remove(0);
-    {
-        let mut jobs = HELPERS.jobs.lock();
-        jobs.1 += turns.len();
-        let n = turns.len().min(helpers);
-        jobs.0.append(turns);
-        for _ in 0..n {
-            HELPERS.work.notify_one();
-        }
-    }
-    finish_guarded(&mine.0, mine.1, mine.2);
+fn helper_loop() {
     let mut jobs = HELPERS.jobs.lock();
     loop {
-        if let Some((inner, batch, w)) = jobs.0.pop() {
-            drop(jobs);
-            finish_guarded(&inner, batch, w);
-            jobs = HELPERS.jobs.lock();
-            jobs.1 -= 1;
-            continue;
-        }
-        if jobs.1 == 0 {
-            return;
-        }
+        finish_queued(&mut jobs);
+        HELPERS.work.wait(&mut jobs);
+    }
+}
+
+/// Finishes every turn of a round: the committer works them off with the helpers it wakes
+/// (none for a round of one log), then waits for the ones still being finished.
+fn finish_all(turns: &mut Vec<Turn>, helpers: usize) {
+    let mut jobs = HELPERS.jobs.lock();
+    jobs.1 += turns.len();
+    for _ in 0..turns.len().saturating_sub(1).min(helpers) {
+        HELPERS.work.notify_one();
+    }
+    jobs.0.append(turns);
+    finish_queued(&mut jobs);
+    while jobs.1 != 0 {
         HELPERS.done.wait(&mut jobs);
     }
 }

@@ -229,6 +229,15 @@ fn validate_attribute(
     Ok(())
 }
 
+/// What a settable subscription attribute is when it was never set.
+fn default_attribute(name: &str) -> Option<&'static str> {
+    match name {
+        "RawMessageDelivery" => Some("false"),
+        "FilterPolicyScope" => Some("MessageAttributes"),
+        _ => None,
+    }
+}
+
 fn check_subscription_arn(ctx: &RequestContext, arn: &str, action: &str) -> ServiceResult<()> {
     // A subscription ARN is its topic's ARN plus ":<id>".
     check_arn(ctx, arn, "SubscriptionArn", action)?;
@@ -386,11 +395,7 @@ impl Sns {
                     // (RawMessageDelivery=false, FilterPolicyScope=MessageAttributes) or
                     // changes only the case of a boolean still names the same subscription.
                     let same = attrs.iter().all(|(k, v)| {
-                        let have = s.attributes.get(k).map(String::as_str).or(match k.as_str() {
-                            "RawMessageDelivery" => Some("false"),
-                            "FilterPolicyScope" => Some("MessageAttributes"),
-                            _ => None,
-                        });
+                        let have = s.attributes.get(k).map(String::as_str).or(default_attribute(k));
                         match (k.as_str(), have) {
                             ("RawMessageDelivery", Some(h)) => parse_bool(h) == parse_bool(v),
                             (_, h) => h == Some(v.as_str()),
@@ -595,11 +600,16 @@ impl Sns {
             "ConfirmationWasAuthenticated".into(),
             s.confirmation_authenticated.to_string(),
         );
-        a.entry("RawMessageDelivery".into())
-            .or_insert_with(|| "false".into());
-        if a.contains_key("FilterPolicy") {
-            a.entry("FilterPolicyScope".into())
-                .or_insert_with(|| "MessageAttributes".into());
+        // FilterPolicyScope is shown only alongside a FilterPolicy, as AWS does.
+        let shown: &[&str] = if a.contains_key("FilterPolicy") {
+            &["RawMessageDelivery", "FilterPolicyScope"]
+        } else {
+            &["RawMessageDelivery"]
+        };
+        for name in shown {
+            if let Some(d) = default_attribute(name) {
+                a.entry((*name).into()).or_insert_with(|| d.into());
+            }
         }
         if matches!(s.protocol.as_str(), "http" | "https") {
             a.insert(

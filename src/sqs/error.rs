@@ -108,15 +108,15 @@ pub fn receipt_handle_invalid(handle: &str) -> ServiceError {
 /// ChangeMessageVisibility with the handle of a message that is gone or was received again
 /// since: AWS's wording (client test suites and SDK error-parsing tests quote it).
 pub fn receipt_handle_not_available(handle: &str) -> ServiceError {
-    invalid_parameter_value(format!(
-        "Value {handle} for parameter ReceiptHandle is invalid. Reason: Message does not exist or is not available for visibility timeout change."
-    ))
+    invalid_value(
+        "ReceiptHandle",
+        handle,
+        "Message does not exist or is not available for visibility timeout change.",
+    )
 }
 
 pub fn receipt_handle_expired(handle: &str) -> ServiceError {
-    invalid_parameter_value(format!(
-        "Value {handle} for parameter ReceiptHandle is invalid. Reason: The receipt handle has expired."
-    ))
+    invalid_value("ReceiptHandle", handle, "The receipt handle has expired.")
 }
 
 pub fn invalid_attribute_name(name: &str) -> ServiceError {
@@ -153,11 +153,16 @@ pub fn invalid_parameter_value(msg: impl Into<String>) -> ServiceError {
     ServiceError::invalid_parameter_value(msg)
 }
 
-/// AWS's wording for a numeric parameter out of its range.
-pub fn invalid_range(param: &str, v: i64, reason: &str) -> ServiceError {
+/// AWS's wording for a parameter value it refuses.
+pub fn invalid_value(param: &str, v: impl std::fmt::Display, reason: &str) -> ServiceError {
     invalid_parameter_value(format!(
         "Value {v} for parameter {param} is invalid. Reason: {reason}"
     ))
+}
+
+/// AWS's wording for a numeric parameter out of its range.
+pub fn invalid_range(param: &str, v: i64, reason: &str) -> ServiceError {
+    invalid_value(param, v, reason)
 }
 
 pub fn missing_parameter(name: &str) -> ServiceError {

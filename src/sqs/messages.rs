@@ -315,9 +315,11 @@ fn prepare(cfg: &QueueConfig, entry: SendEntry, sender_id: &str) -> ServiceResul
         // delay applies) and rejects anything else.
         Some(0) if cfg.fifo => cfg.delay_s,
         Some(d) if cfg.fifo => {
-            return Err(e::invalid_parameter_value(format!(
-                "Value {d} for parameter DelaySeconds is invalid. Reason: The request include parameter that is not valid for this queue type."
-            )))
+            return Err(e::invalid_range(
+                "DelaySeconds",
+                d,
+                "The request include parameter that is not valid for this queue type.",
+            ))
         }
         Some(d) => d as u64,
         None => cfg.delay_s,
