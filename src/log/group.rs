@@ -192,7 +192,7 @@ impl Writer {
     fn active_state(&self) -> Option<&Active> {
         match &self.active.body {
             Body::Active(a) => Some(a),
-            Body::Sealed(_) => None,
+            Body::Sealed(_) | Body::Hollow(_) => None,
         }
     }
 

@@ -179,6 +179,8 @@ pub struct SegmentInfo {
     pub min_timestamp_ms: Option<u64>,
     pub max_timestamp_ms: Option<u64>,
     pub sealed: bool,
+    /// Sealed with all its records dropped ([`Log::hollow`]): only the offset range is left.
+    pub hollow: bool,
     pub path: PathBuf,
 }
 
@@ -196,7 +198,7 @@ pub(crate) struct Inner {
     /// `next_offset()` as published to readers, for [`Log::subscribe`].
     tail: tokio::sync::watch::Sender<u64>,
     checkpoint_lock: Mutex<()>,
-    /// Serialises removals of leading segments (retention, truncation, clear).
+    /// Serialises removals of leading segments (retention, truncation, clear) and hollowing.
     front: Mutex<()>,
     _lock: fsutil::DirLock,
 }
@@ -611,6 +613,54 @@ impl Log {
         Ok(records)
     }
 
+    /// Drops every record of the sealed segment starting at `base`, keeping its offset range
+    /// as a hollow segment (storage-format.md §3.4) so the segments stay contiguous; returns
+    /// the records dropped (0 if there is no such sealed segment, or it is hollow already).
+    /// The caller vouches that none of them is needed again, including by replay after a
+    /// restart: reads of these offsets find nothing from now on.
+    ///
+    /// Durable when it returns. The replacement is atomic (temporary file, fdatasync,
+    /// rename), so after a crash the segment is either whole or hollow; index files left
+    /// behind by a crash are removed by recovery. Readers that already hold the segment keep
+    /// reading its old mapping.
+    pub fn hollow(&self, base: u64) -> Result<u64, LogError> {
+        let _f = self.inner.front.lock();
+        let Some(seg) = self.segment_for(base).filter(|s| s.base == base) else {
+            return Ok(0);
+        };
+        let segment::Body::Sealed(sealed) = &seg.body else {
+            return Ok(0);
+        };
+        let created = segment::header_created_ms(&sealed.map);
+        let image = segment::encode_hollow(created, &sealed.trailer);
+        let dir = &self.inner.dir;
+        fsutil::atomic_write(
+            self.inner.io.as_ref(),
+            dir,
+            &segment::seg_name(base),
+            &image,
+            false,
+        )?;
+        for name in [segment::idx_name(base), segment::tix_name(base)] {
+            fsutil::remove_if_exists(&dir.join(name))?;
+        }
+        fsutil::fsync_dir(dir)?;
+        let hollow = Arc::new(Segment {
+            base,
+            path: seg.path.clone(),
+            body: segment::Body::Hollow(segment::Hollow {
+                trailer: sealed.trailer,
+                file_len: image.len() as u64,
+            }),
+        });
+        let mut v = self.inner.view.write();
+        // Rolls only touch the last entry and push behind it; removals take `front`.
+        if let Some(slot) = v.iter_mut().find(|s| s.base == base) {
+            *slot = hollow;
+        }
+        Ok(sealed.trailer.next - base)
+    }
+
     /// Deletes whole segments all of whose offsets are < `before` (never the active segment).
     /// Afterwards `start_offset()` is the base of the first remaining segment.
     pub fn truncate_front(&self, before: u64) -> Result<(), LogError> {
@@ -726,15 +776,14 @@ pub struct LogIter<'a> {
 
 impl LogIter<'_> {
     fn step(&mut self) -> Result<Option<OwnedRecord>, LogError> {
-        let usable = matches!(&self.cur, Some((s, _, _)) if self.next < s.next());
-        if !usable {
+        while !matches!(&self.cur, Some((s, _, _)) if self.next < s.next()) {
             let start = self.log.start_offset();
             if self.next < start {
                 // Truncated away while iterating: continue at the new start.
                 self.next = start;
-                if self.next >= self.end {
-                    return Ok(None);
-                }
+            }
+            if self.next >= self.end {
+                return Ok(None);
             }
             if let Some((done, _, _)) = self.cur.take() {
                 // A scan reads a segment once: keep resident memory at one segment's worth.
@@ -743,6 +792,11 @@ impl LogIter<'_> {
             let Some(seg) = self.log.segment_for(self.next) else {
                 return Ok(None);
             };
+            if seg.is_hollow() {
+                // Nothing left to read here: carry on after its range.
+                self.next = seg.next();
+                continue;
+            }
             self.win = segment::Window::new(segment::Window::SCAN);
             let Some((pos, limit)) = seg.find(self.next, &mut self.win)? else {
                 return Ok(None);

@@ -200,7 +200,19 @@ pub(crate) fn recover(
             } else {
                 Vec::new()
             };
-            let trailer = segment::parse_trailer(&path, &tb, len, base)?;
+            let trailer = segment::parse_trailer(&path, &tb, len, base, hdr.hollow)?;
+            prev_next = Some(trailer.next);
+            if hdr.hollow {
+                segs.push(Arc::new(Segment {
+                    base,
+                    path,
+                    body: Body::Hollow(segment::Hollow {
+                        trailer,
+                        file_len: len,
+                    }),
+                }));
+                continue;
+            }
             let seg = load_sealed(
                 io.as_ref(),
                 dir,
@@ -211,7 +223,6 @@ pub(crate) fn recover(
                 opts.index_interval_bytes,
                 &mut report.rebuilt_indexes,
             )?;
-            prev_next = Some(trailer.next);
             segs.push(Arc::new(seg));
         } else {
             if i + 1 != n {
@@ -254,9 +265,11 @@ pub(crate) fn recover(
             )
         }
     };
+    // Index files belong to sealed segments with records; others' are leftovers (of a
+    // crash while sealing, or while hollowing a segment).
     let sealed: BTreeSet<u64> = segs
         .iter()
-        .filter(|s| s.is_sealed())
+        .filter(|s| matches!(s.body, Body::Sealed(_)))
         .map(|s| s.base)
         .collect();
     for (b, p) in index_files {

@@ -13,6 +13,11 @@
 //!   mapping valid). The active segment is read with `pread`, bounded by the length that has
 //!   been published to readers, so no mapping can ever extend past EOF (no SIGBUS).
 //!
+//! * A *hollow* segment (header flag [`FLAG_HOLLOW`]) is a sealed segment whose records were
+//!   all dropped because the service no longer needs any of them: header and trailer only,
+//!   keeping the offset range so the chain of segments stays gap-free. It has no index
+//!   files, and reads of its offsets find nothing.
+//!
 //! Crash behaviour: a crash while appending leaves a torn tail in the active segment (cut by
 //! recovery); a crash while sealing leaves an unsealed newest segment with garbage (the
 //! trailer) after its last record, which recovery cuts like any torn tail.
@@ -39,8 +44,11 @@ pub const SEGMENT_VERSION: u32 = 1;
 pub const SEGMENT_HEADER_LEN: u64 = 48;
 /// Header field: format version (u32).
 pub const HDR_OFF_VERSION: usize = 8;
-/// Header field: flags (u32, must be 0).
+/// Header field: flags (u32; only [`FLAG_HOLLOW`] is defined, other bits must be 0).
 pub const HDR_OFF_FLAGS: usize = 12;
+/// Header flag: the segment is hollow (sealed, no records; see the module doc). A reader
+/// that predates it rejects the unknown flag instead of misreading the segment.
+pub const FLAG_HOLLOW: u32 = 1;
 /// Header field: base offset (u64).
 pub const HDR_OFF_BASE: usize = 16;
 /// Header field: creation time, ms since epoch (u64); drives `segment_age` rolls.
@@ -115,20 +123,43 @@ pub(crate) struct SegHeader {
     pub sealed: bool,
     /// The seal word is a partial write of the sealed value (the seal was interrupted).
     pub torn_seal: bool,
+    /// [`FLAG_HOLLOW`] is set (always together with a complete seal word).
+    pub hollow: bool,
 }
 
 pub(crate) fn encode_header(base: u64, created_ms: u64) -> Vec<u8> {
+    header_bytes(base, created_ms, 0, SEAL_WORD_ACTIVE)
+}
+
+fn header_bytes(base: u64, created_ms: u64, flags: u32, seal: u64) -> Vec<u8> {
     let mut h = Vec::with_capacity(SEGMENT_HEADER_LEN as usize);
     h.extend_from_slice(&SEGMENT_MAGIC);
     h.extend_from_slice(&SEGMENT_VERSION.to_le_bytes());
-    h.extend_from_slice(&0u32.to_le_bytes());
+    h.extend_from_slice(&flags.to_le_bytes());
     h.extend_from_slice(&base.to_le_bytes());
     h.extend_from_slice(&created_ms.to_le_bytes());
     let crc = crc32fast::hash(&h);
     h.extend_from_slice(&crc.to_le_bytes());
     h.extend_from_slice(&0u32.to_le_bytes());
-    h.extend_from_slice(&SEAL_WORD_ACTIVE.to_le_bytes());
+    h.extend_from_slice(&seal.to_le_bytes());
     h
+}
+
+/// The whole file of a hollow segment standing in for a sealed one with trailer `t`: its
+/// header (flagged hollow, sealed) and a trailer with the same offsets and timestamps whose
+/// data end is the end of the header.
+pub(crate) fn encode_hollow(created_ms: u64, t: &Trailer) -> Vec<u8> {
+    let mut b = header_bytes(t.base, created_ms, FLAG_HOLLOW, SEAL_WORD_SEALED);
+    b.extend_from_slice(&encode_trailer(&Trailer {
+        data_end: SEGMENT_HEADER_LEN,
+        ..*t
+    }));
+    b
+}
+
+/// Creation time recorded in a header already checked by [`parse_header`].
+pub(crate) fn header_created_ms(b: &[u8]) -> u64 {
+    le_u64(b, HDR_OFF_CREATED)
 }
 
 pub(crate) fn parse_header(path: &Path, b: &[u8]) -> Result<SegHeader, LogError> {
@@ -153,13 +184,15 @@ pub(crate) fn parse_header(path: &Path, b: &[u8]) -> Result<SegHeader, LogError>
             found: version,
         });
     }
-    if le_u32(b, HDR_OFF_FLAGS) != 0 {
+    let flags = le_u32(b, HDR_OFF_FLAGS);
+    if flags & !FLAG_HOLLOW != 0 {
         return Err(LogError::corrupt(
             path,
             HDR_OFF_FLAGS as u64,
             "unknown segment flags",
         ));
     }
+    let hollow = flags & FLAG_HOLLOW != 0;
     let word = le_u64(b, HDR_OFF_SEAL);
     let (sealed, torn_seal) = match word {
         SEAL_WORD_ACTIVE => (false, false),
@@ -181,11 +214,20 @@ pub(crate) fn parse_header(path: &Path, b: &[u8]) -> Result<SegHeader, LogError>
             ))
         }
     };
+    // Hollow segments are written whole (temporary file, rename), never sealed in place.
+    if hollow && !sealed {
+        return Err(LogError::corrupt(
+            path,
+            HDR_OFF_SEAL as u64,
+            "hollow segment is not sealed",
+        ));
+    }
     Ok(SegHeader {
         base: le_u64(b, HDR_OFF_BASE),
         created_ms: le_u64(b, HDR_OFF_CREATED),
         sealed,
         torn_seal,
+        hollow,
     })
 }
 
@@ -213,12 +255,14 @@ pub(crate) fn encode_trailer(t: &Trailer) -> Vec<u8> {
     b
 }
 
-/// Parses and checks the trailer of a sealed segment of `file_len` bytes.
+/// Parses and checks the trailer of a sealed segment of `file_len` bytes (a hollow one if
+/// `hollow`: then it must directly follow the header).
 pub(crate) fn parse_trailer(
     path: &Path,
     b: &[u8],
     file_len: u64,
     base: u64,
+    hollow: bool,
 ) -> Result<Trailer, LogError> {
     let at = file_len.saturating_sub(TRAILER_LEN);
     let bad = |why: &str| {
@@ -254,6 +298,12 @@ pub(crate) fn parse_trailer(
     };
     if t.base != base || t.next <= t.base || t.data_end != at || t.min_ts > t.max_ts {
         return bad("inconsistent fields");
+    }
+    if hollow {
+        if t.data_end != SEGMENT_HEADER_LEN {
+            return bad("hollow segment holds data");
+        }
+        return Ok(t);
     }
     // Each record needs at least RECORD_OVERHEAD bytes; also keeps rel offsets within u32.
     if (t.next - t.base).saturating_mul(record::RECORD_OVERHEAD as u64)
@@ -346,6 +396,12 @@ pub(crate) struct Sealed {
     pub tix: SealedIndex,
 }
 
+/// A hollow segment: only its offset range and timestamps remain.
+pub(crate) struct Hollow {
+    pub trailer: Trailer,
+    pub file_len: u64,
+}
+
 /// What readers see of the active segment; updated by the writer after each durable batch.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct ActiveState {
@@ -366,6 +422,7 @@ pub(crate) struct Active {
 
 pub(crate) enum Body {
     Sealed(Sealed),
+    Hollow(Hollow),
     Active(Active),
 }
 
@@ -416,12 +473,18 @@ impl Segment {
     pub fn next(&self) -> u64 {
         match &self.body {
             Body::Sealed(s) => s.trailer.next,
+            Body::Hollow(h) => h.trailer.next,
             Body::Active(a) => a.st.read().next,
         }
     }
 
+    /// Immutable: sealed with its records, or hollow.
     pub fn is_sealed(&self) -> bool {
-        matches!(self.body, Body::Sealed(_))
+        !matches!(self.body, Body::Active(_))
+    }
+
+    pub fn is_hollow(&self) -> bool {
+        matches!(self.body, Body::Hollow(_))
     }
 
     /// Drops this process's mapping of a sealed segment's pages after a full read (a replay
@@ -440,6 +503,7 @@ impl Segment {
     pub fn bytes(&self) -> u64 {
         match &self.body {
             Body::Sealed(s) => s.file_len + s.idx.bytes + s.tix.bytes,
+            Body::Hollow(h) => h.file_len,
             Body::Active(a) => a.st.read().len,
         }
     }
@@ -453,6 +517,17 @@ impl Segment {
                 min_timestamp_ms: Some(s.trailer.min_ts),
                 max_timestamp_ms: Some(s.trailer.max_ts),
                 sealed: true,
+                hollow: false,
+                path: self.path.clone(),
+            },
+            Body::Hollow(h) => SegmentInfo {
+                base_offset: self.base,
+                next_offset: h.trailer.next,
+                bytes: h.file_len,
+                min_timestamp_ms: Some(h.trailer.min_ts),
+                max_timestamp_ms: Some(h.trailer.max_ts),
+                sealed: true,
+                hollow: true,
                 path: self.path.clone(),
             },
             Body::Active(a) => {
@@ -464,16 +539,19 @@ impl Segment {
                     min_timestamp_ms: st.min_ts,
                     max_timestamp_ms: st.max_ts,
                     sealed: false,
+                    hollow: false,
                     path: self.path.clone(),
                 }
             }
         }
     }
 
-    /// Newest timestamp in the segment (None if empty).
+    /// Newest timestamp in the segment (None if empty); for a hollow segment, that of the
+    /// records it held, so age-based retention still drops it in turn.
     pub fn max_ts(&self) -> Option<u64> {
         match &self.body {
             Body::Sealed(s) => Some(s.trailer.max_ts),
+            Body::Hollow(h) => Some(h.trailer.max_ts),
             Body::Active(a) => a.st.read().max_ts,
         }
     }
@@ -496,6 +574,12 @@ impl Segment {
                     limit: s.trailer.data_end,
                 }
             }
+            // `find` answers for hollow segments before asking for a start.
+            Body::Hollow(_) => Start {
+                pos: SEGMENT_HEADER_LEN,
+                offset: self.base,
+                limit: SEGMENT_HEADER_LEN,
+            },
             Body::Active(a) => {
                 let st = a.st.read();
                 let e = index::floor_offset(st.idx.len(), |i| st.idx[i], rel);
@@ -517,6 +601,7 @@ impl Segment {
         };
         match &self.body {
             Body::Sealed(s) => Ok(Cow::Borrowed(&s.map[pos as usize..end as usize])),
+            Body::Hollow(_) => Err(self.corrupt(pos, "read inside a hollow segment")),
             Body::Active(a) => {
                 let mut buf = vec![0u8; len as usize];
                 a.file
@@ -558,7 +643,7 @@ impl Segment {
     /// Position of the frame holding `offset`, or None if not (yet) in this segment.
     /// Returns the position and the read limit.
     pub fn find(&self, offset: u64, win: &mut Window) -> Result<Option<(u64, u64)>, LogError> {
-        if offset < self.base || offset >= self.next() {
+        if offset < self.base || offset >= self.next() || self.is_hollow() {
             return Ok(None);
         }
         let Start {
@@ -617,6 +702,7 @@ impl Segment {
                 let e = index::last_below(s.tix.count, |i| index::tix_entry(m, i), ts);
                 (e.map_or(0, |(_, r)| r as u64 + 1), s.trailer.next)
             }
+            Body::Hollow(_) => return Ok(None),
             Body::Active(a) => {
                 let st = a.st.read();
                 let e = index::last_below(st.tix.len(), |i| st.tix[i], ts);

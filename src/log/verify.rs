@@ -18,6 +18,8 @@ use super::segment;
 pub struct VerifyReport {
     pub segments: usize,
     pub sealed_segments: usize,
+    /// Sealed segments whose records were all dropped (counted in `sealed_segments` too).
+    pub hollow_segments: usize,
     pub records: u64,
     pub start_offset: u64,
     pub next_offset: u64,
@@ -43,9 +45,10 @@ impl std::fmt::Display for VerifyReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} segments ({} sealed), {} records, offsets {}..{}, {} bytes",
+            "{} segments ({} sealed, {} hollow), {} records, offsets {}..{}, {} bytes",
             self.segments,
             self.sealed_segments,
+            self.hollow_segments,
             self.records,
             self.start_offset,
             self.next_offset,
@@ -132,8 +135,8 @@ pub fn verify_dir(dir: &Path) -> Result<VerifyReport, LogError> {
         if hdr.sealed {
             r.sealed_segments += 1;
             let tpos = len.saturating_sub(segment::TRAILER_LEN) as usize;
-            let t = match segment::parse_trailer(&path, data.get(tpos..).unwrap_or(&[]), len, base)
-            {
+            let trailer = data.get(tpos..).unwrap_or(&[]);
+            let t = match segment::parse_trailer(&path, trailer, len, base, hdr.hollow) {
                 Ok(t) => t,
                 Err(e) => {
                     r.problems.push(e.to_string());
@@ -141,6 +144,14 @@ pub fn verify_dir(dir: &Path) -> Result<VerifyReport, LogError> {
                     continue;
                 }
             };
+            if hdr.hollow {
+                // No records to check; index files a crash left behind are recovery's to
+                // remove, not corruption.
+                r.hollow_segments += 1;
+                prev_next = Some(t.next);
+                r.next_offset = t.next;
+                continue;
+            }
             let scan = match segment::scan_frames(&path, &data, base, t.data_end, u32::MAX) {
                 Ok(s) => s,
                 Err(e) => {

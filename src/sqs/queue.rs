@@ -317,8 +317,9 @@ impl Queue {
             || self.bytes_since_checkpoint.load(Ordering::Relaxed) >= bytes_due
     }
 
-    /// Relocates the few live messages of a sparse oldest segment, writes a checkpoint and
-    /// truncates every segment below the oldest live message.
+    /// Relocates the few live messages of a sparse oldest segment, writes a checkpoint,
+    /// truncates every segment below the oldest live message and hollows the sealed ones
+    /// above it that hold no live message.
     ///
     /// The gate is held (no change in flight) only while the snapshot is taken, not while it
     /// is written: a queue with a million messages would otherwise stall every send and
@@ -328,15 +329,32 @@ impl Queue {
     pub async fn checkpoint(self: &Arc<Self>) -> ServiceResult<()> {
         let _one = self.checkpointing.lock().await;
         self.relocate_sparse_head().await?;
-        let (upto, snap, min_live, since, bytes_since) = {
+        let (upto, snap, min_live, dead, since, bytes_since) = {
             let _g = self.gate.write().await;
             let upto = self.log.next_offset();
+            let segs = self.log.segments();
             let st = self.state.lock();
-            let min_live = st.iter().map(|(_, m)| m.offset).min().unwrap_or(upto);
+            let mut min_live = upto;
+            let mut live = vec![0u64; segs.len()];
+            for (_, m) in st.iter() {
+                min_live = min_live.min(m.offset);
+                let i = segs.partition_point(|s| s.base_offset <= m.offset);
+                live[i.saturating_sub(1)] += 1;
+            }
+            // Sealed segments below `upto` that hold no live message: once the snapshot is
+            // durable, replay starts after them and no read needs their bodies, so they can
+            // be hollowed even where older live messages keep the head of the log in place.
+            let dead: Vec<u64> = segs
+                .iter()
+                .zip(&live)
+                .filter(|(s, &n)| n == 0 && s.sealed && !s.hollow && s.next_offset <= upto)
+                .map(|(s, _)| s.base_offset)
+                .collect();
             (
                 upto,
                 encode(&st.snapshot()),
                 min_live,
+                dead,
                 self.since_checkpoint.load(Ordering::Relaxed),
                 self.bytes_since_checkpoint.load(Ordering::Relaxed),
             )
@@ -346,7 +364,11 @@ impl Queue {
         let q = self.clone();
         tokio::task::spawn_blocking(move || {
             q.log.write_checkpoint(upto, &snap)?;
-            q.log.truncate_front(min_live)
+            q.log.truncate_front(min_live)?;
+            for base in dead.into_iter().filter(|&b| b >= min_live) {
+                q.log.hollow(base)?;
+            }
+            Ok::<_, crate::log::LogError>(())
         })
         .await
         .map_err(|e| crate::error::ServiceError::internal(e.to_string()))??;
@@ -382,10 +404,12 @@ impl Queue {
         // the log as a whole is mostly dead (long-lived messages at the head, a long
         // send/delete history behind them), where moving the head forward, MAX_RELOCATE
         // messages per checkpoint, is what lets the history behind it be dropped.
-        let total = segs
-            .last()
-            .map_or(0, |l| l.next_offset)
-            .saturating_sub(segs[0].base_offset);
+        // Records still on disk: hollow segments hold none.
+        let total: u64 = segs
+            .iter()
+            .filter(|s| !s.hollow)
+            .map(|s| s.next_offset - s.base_offset)
+            .sum();
         // Dead by records, or by bytes: segments holding nothing live outweigh those that do
         // (a few big history messages are few records but most of the disk).
         let (dead_bytes, live_bytes) = segs.iter().zip(&live).fold((0, 0), |(d, l), (s, &n)| {

@@ -2177,6 +2177,70 @@ async fn compaction_relocates_stragglers_and_truncates() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_middle_segment_is_hollowed_while_the_live_head_stays() {
+    let t = T::new();
+    let url = t.create("holes", json!({})).await;
+    let body = |tag: &str, i: usize| format!("{tag}{i:03}{}", "x".repeat(1000));
+    // Segments of 4 KiB hold three of these: a live head (kept in flight, so that receives
+    // then return only the middle), a dead middle, a live tail.
+    for i in 0..12 {
+        t.send(&url, &body("head", i)).await;
+    }
+    let mut head = 0;
+    while head < 12 {
+        head += t.recv(&url, json!({"VisibilityTimeout": 600})).await.len();
+    }
+    for i in 0..9 {
+        t.send(&url, &body("gone", i)).await;
+    }
+    let mut gone = 0;
+    while gone < 9 {
+        for m in t.recv(&url, json!({})).await {
+            assert!(m["Body"].as_str().unwrap().starts_with("gone"));
+            t.ok(
+                "DeleteMessage",
+                json!({"QueueUrl": url, "ReceiptHandle": m["ReceiptHandle"]}),
+            )
+            .await;
+            gone += 1;
+        }
+    }
+    for i in 0..12 {
+        t.send(&url, &body("tail", i)).await;
+    }
+    let q = t.queue("holes");
+    let bytes = q.log.disk_bytes();
+    t.sqs.checkpoint_all().await.unwrap();
+    let segs = q.log.segments();
+    assert_eq!(q.log.start_offset(), 0, "the dense live head was moved");
+    let holes: Vec<_> = segs.iter().filter(|s| s.hollow).collect();
+    assert!(!holes.is_empty(), "no segment hollowed: {segs:#?}");
+    assert!(q.log.disk_bytes() < bytes);
+    for h in &holes {
+        assert_eq!(q.log.read(h.base_offset).unwrap(), None);
+    }
+    let dir = q.log.dir().to_path_buf();
+    drop(q);
+    let t = t.reopen().await;
+    assert_eq!(
+        t.attr(&url, "ApproximateNumberOfMessagesNotVisible").await,
+        "12"
+    );
+    let mut bodies = Vec::new();
+    while bodies.len() < 12 {
+        for m in t.recv(&url, json!({"VisibilityTimeout": 600})).await {
+            bodies.push(m["Body"].as_str().unwrap().to_string());
+        }
+    }
+    bodies.sort();
+    let want: Vec<String> = (0..12).map(|i| body("tail", i)).collect();
+    assert_eq!(bodies, want);
+    assert!(t.queue("holes").log.segments().iter().any(|s| s.hollow));
+    let v = crate::log::verify_dir(&dir).unwrap();
+    assert!(v.is_clean() && v.hollow_segments > 0, "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_parked_polls_each_get_a_message_as_it_arrives() {
     let t = T::new();
     let url = t.create("crowd", json!({})).await;
