@@ -12,6 +12,9 @@ pub struct RequestContext {
     pub base_url: String,
     /// The `x-amzn-RequestId` of this request.
     pub request_id: String,
+    /// The X-Ray trace header the client sent (`X-Amzn-Trace-Id`), which SQS keeps as a
+    /// message's AWSTraceHeader when the send names none.
+    pub trace_header: Option<String>,
 }
 
 impl RequestContext {
@@ -22,6 +25,7 @@ impl RequestContext {
             region: region.to_string(),
             base_url: "http://127.0.0.1:4566".to_string(),
             request_id: uuid::Uuid::new_v4().to_string(),
+            trace_header: None,
         }
     }
 }

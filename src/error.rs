@@ -26,6 +26,9 @@ pub struct ServiceError {
     /// (e.g. `AWS.SimpleQueueService.NonExistentQueue`). Same as `code` when AWS has no legacy name.
     pub query_code: Cow<'static, str>,
     pub message: String,
+    /// The message the query protocol shows instead, where AWS's legacy endpoint words it
+    /// differently (SQS's "… does not exist for this wsdl version.").
+    pub query_message: Option<&'static str>,
     pub fault: Fault,
     pub status: u16,
 }
@@ -38,6 +41,7 @@ impl ServiceError {
             query_code: code.clone(),
             code,
             message: message.into(),
+            query_message: None,
             fault: Fault::Sender,
             status: 400,
         }
@@ -49,6 +53,7 @@ impl ServiceError {
             code: Cow::Borrowed("InternalFailure"),
             query_code: Cow::Borrowed("InternalFailure"),
             message: message.into(),
+            query_message: None,
             fault: Fault::Receiver,
             status: 500,
         }
@@ -60,6 +65,7 @@ impl ServiceError {
             code: Cow::Borrowed("ServiceUnavailable"),
             query_code: Cow::Borrowed("ServiceUnavailable"),
             message: message.into(),
+            query_message: None,
             fault: Fault::Receiver,
             status: 503,
         }
@@ -68,6 +74,12 @@ impl ServiceError {
     /// Sets the legacy query-protocol code (SQS's `AWS.SimpleQueueService.*` names).
     pub fn with_query_code(mut self, query_code: impl Into<Cow<'static, str>>) -> Self {
         self.query_code = query_code.into();
+        self
+    }
+
+    /// Sets the query protocol's own wording of the message.
+    pub fn with_query_message(mut self, message: &'static str) -> Self {
+        self.query_message = Some(message);
         self
     }
 

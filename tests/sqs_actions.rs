@@ -6,6 +6,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use base64::Engine;
+
 use aws_sdk_sqs::error::ProvideErrorMetadata;
 use aws_sdk_sqs::types::{
     ChangeMessageVisibilityBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName,
@@ -521,10 +523,24 @@ async fn dead_letter_sources_and_message_move_tasks() {
         ),
         "InvalidParameterValue"
     );
+    // Not a handle at all (base64 of "nope"), and a well-formed one of no task.
     assert_eq!(
         code(
             c.cancel_message_move_task()
                 .task_handle("bm9wZQ==")
+                .send()
+                .await
+        ),
+        "InvalidParameterValue"
+    );
+    let unknown = base64::engine::general_purpose::STANDARD.encode(
+        serde_json::json!({"taskId": "nope", "sourceArn": "arn:aws:sqs:us-east-1:000000000000:x"})
+            .to_string(),
+    );
+    assert_eq!(
+        code(
+            c.cancel_message_move_task()
+                .task_handle(unknown)
                 .send()
                 .await
         ),

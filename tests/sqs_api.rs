@@ -738,6 +738,10 @@ fn query_protocol_speaks_xml_and_accepts_posts_to_the_queue_path() {
         xml_text(&r.text(), "Code").as_deref(),
         Some("AWS.SimpleQueueService.NonExistentQueue")
     );
+    assert_eq!(
+        xml_text(&r.text(), "Message").as_deref(),
+        Some("The specified queue does not exist for this wsdl version.")
+    );
     // And over JSON, the header carries the same legacy code.
     let r = json_post(
         srv.addr,
@@ -747,6 +751,7 @@ fn query_protocol_speaks_xml_and_accepts_posts_to_the_queue_path() {
     );
     assert_eq!(r.status, 400);
     assert_eq!(r.json()["__type"], "com.amazonaws.sqs#QueueDoesNotExist");
+    assert_eq!(r.json()["message"], "The specified queue does not exist.");
     assert_eq!(
         r.header("x-amzn-query-error"),
         Some("AWS.SimpleQueueService.NonExistentQueue;Sender")

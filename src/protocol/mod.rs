@@ -137,6 +137,9 @@ pub async fn handle(services: &Services, req: Request<Body>) -> Response<Body> {
         region: scope.region.unwrap_or("us-east-1").to_string(),
         base_url: format!("http://{host}"),
         request_id: request_id.clone(),
+        trace_header: header_str(headers, "x-amzn-trace-id")
+            .filter(|t| !t.is_empty())
+            .map(str::to_string),
     };
 
     if let Some(target) = target {

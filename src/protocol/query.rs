@@ -349,7 +349,7 @@ pub fn render_error(namespace: &str, err: &ServiceError, request_id: &str) -> St
     );
     escape_into(&mut out, &err.query_code);
     out.push_str("</Code><Message>");
-    escape_into(&mut out, &err.message);
+    escape_into(&mut out, err.query_message.unwrap_or(&err.message));
     let _ = write!(
         out,
         "</Message><Detail/></Error><RequestId>{request_id}</RequestId></ErrorResponse>"

@@ -130,7 +130,7 @@ pub fn parse_redrive(v: &str) -> ServiceResult<(String, Redrive)> {
         )
     })?;
     if arn_parts(arn).is_none() {
-        return Err(redrive_invalid(v, "Dead letter target does not exist."));
+        return Err(redrive_invalid(v, "Invalid value for deadLetterTargetArn."));
     }
     let text = serde_json::json!({"deadLetterTargetArn": arn, "maxReceiveCount": max}).to_string();
     Ok((
@@ -220,11 +220,28 @@ pub fn validate(
     let mut out = BTreeMap::new();
     for (name, v) in input {
         let n = name.as_str();
-        let known = SETTABLE.contains(&n)
-            || (fifo && FIFO_SETTABLE.contains(&n))
-            || (creating && n == "FifoQueue");
+        let known =
+            SETTABLE.contains(&n) || (fifo && FIFO_SETTABLE.contains(&n)) || n == "FifoQueue";
         if !known {
-            return Err(e::invalid_attribute_name(n));
+            return Err(match n {
+                "DeduplicationScope" | "FifoThroughputLimit" => e::fifo_only_attribute(n),
+                _ => e::invalid_attribute_name(n),
+            });
+        }
+        if n == "FifoQueue" {
+            // A standard queue cannot name it at all, not even as "false"; a FIFO queue may
+            // restate "true" but not change its type.
+            if !fifo {
+                return Err(e::invalid_attribute_name(n));
+            }
+            if !creating {
+                if v != "true" {
+                    return Err(e::invalid_attribute_value_msg(
+                        "Invalid value for the parameter FifoQueue. Reason: Modifying queue type is not supported.",
+                    ));
+                }
+                continue;
+            }
         }
         let norm = match n {
             "DelaySeconds" => int_attr(n, v, 0, 900)?,
@@ -264,6 +281,13 @@ pub fn validate(
             _ => v.clone(),
         };
         out.insert(name.clone(), norm);
+    }
+    if out.get("SqsManagedSseEnabled").map(String::as_str) == Some("true")
+        && out.get("KmsMasterKeyId").is_some_and(|k| !k.is_empty())
+    {
+        return Err(e::invalid_attribute_name_msg(
+            "You can use one type of server-side encryption (SSE) at one time. You can either enable KMS SSE or SQS SSE.",
+        ));
     }
     if fifo
         && out.get("FifoThroughputLimit").map(String::as_str) == Some("perMessageGroupId")
@@ -405,12 +429,44 @@ mod tests {
             "InvalidAttributeName"
         );
         assert!(validate(&m("ContentBasedDeduplication", "true"), true, true).is_ok());
+        // FIFO queues may restate their type, not change it; standard queues cannot name it.
+        assert!(validate(&m("FifoQueue", "true"), false, true)
+            .unwrap()
+            .is_empty());
+        let e = validate(&m("FifoQueue", "false"), false, true).unwrap_err();
         assert_eq!(
-            validate(&m("FifoQueue", "true"), false, true)
-                .unwrap_err()
-                .code,
-            "InvalidAttributeName"
+            (e.code.as_ref(), e.message.as_str()),
+            (
+                "InvalidAttributeValue",
+                "Invalid value for the parameter FifoQueue. Reason: Modifying queue type is not supported."
+            )
         );
+        for creating in [true, false] {
+            let e = validate(&m("FifoQueue", "false"), creating, false).unwrap_err();
+            assert_eq!(
+                (e.code.as_ref(), e.message.as_str()),
+                ("InvalidAttributeName", "Unknown Attribute FifoQueue.")
+            );
+            let e = validate(&m("DeduplicationScope", "queue"), creating, false).unwrap_err();
+            assert_eq!(
+                (e.code.as_ref(), e.message.as_str()),
+                (
+                    "InvalidAttributeName",
+                    "You can specify the DeduplicationScope only when FifoQueue is set to true."
+                )
+            );
+        }
+        let both: BTreeMap<String, String> = [
+            ("KmsMasterKeyId".to_string(), "alias/k".to_string()),
+            ("SqsManagedSseEnabled".to_string(), "true".to_string()),
+        ]
+        .into_iter()
+        .collect();
+        let e = validate(&both, true, false).unwrap_err();
+        assert_eq!(e.code, "InvalidAttributeName");
+        assert!(e
+            .message
+            .starts_with("You can use one type of server-side encryption"));
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub fn queue_does_not_exist() -> ServiceError {
         "AWS.SimpleQueueService.NonExistentQueue",
         "The specified queue does not exist.",
     )
+    .with_query_message("The specified queue does not exist for this wsdl version.")
 }
 
 pub fn queue_name_exists(attr: &str) -> ServiceError {
@@ -31,6 +32,7 @@ pub fn purge_in_progress(name: &str) -> ServiceError {
         "AWS.SimpleQueueService.PurgeQueueInProgress",
         format!("Only one PurgeQueue operation on {name} is allowed every 60 seconds."),
     )
+    .with_status(403)
 }
 
 pub fn queue_deleted_recently() -> ServiceError {
@@ -127,6 +129,17 @@ pub fn invalid_attribute_name(name: &str) -> ServiceError {
     )
 }
 
+pub fn invalid_attribute_name_msg(msg: &str) -> ServiceError {
+    sqs("InvalidAttributeName", "InvalidAttributeName", msg)
+}
+
+/// A FIFO-only attribute named for a standard queue.
+pub fn fifo_only_attribute(name: &str) -> ServiceError {
+    invalid_attribute_name_msg(&format!(
+        "You can specify the {name} only when FifoQueue is set to true."
+    ))
+}
+
 pub fn invalid_attribute_value(name: &str) -> ServiceError {
     sqs(
         "InvalidAttributeValue",
@@ -179,6 +192,7 @@ pub fn resource_not_found(msg: impl Into<String>) -> ServiceError {
         "ResourceNotFoundException",
         msg,
     )
+    .with_status(404)
 }
 
 pub fn invalid_address(url: &str) -> ServiceError {

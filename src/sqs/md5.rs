@@ -110,7 +110,8 @@ fn valid_attr_name(name: &str) -> bool {
         && name.len() <= 256
         && name
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
+            // Letters and digits of any script: AWS accepts names like `attr.1øßä`.
+            .all(|c| c.is_alphanumeric() || c == '_' || c == '-' || c == '.')
         && !name.starts_with('.')
         && !name.ends_with('.')
         && !name.contains("..")

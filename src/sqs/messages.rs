@@ -16,7 +16,7 @@ use sha2::Digest;
 
 use super::attributes::QueueConfig;
 use super::error as e;
-use super::md5::{check_chars, hex_md5, md5_of_attributes, parse_attrs, to_hex, Attrs};
+use super::md5::{check_chars, hex_md5, md5_of_attributes, parse_attrs, to_hex, Attrs, StoredAttr};
 use super::queue::Queue;
 use super::queues::PARAM;
 use super::records::*;
@@ -283,7 +283,16 @@ struct Prepared {
 }
 
 /// `cfg` is the queue's configuration, read once per request rather than per entry.
-fn prepare(cfg: &QueueConfig, entry: SendEntry, sender_id: &str) -> ServiceResult<Prepared> {
+///
+/// `trace` is the request's X-Ray header: like AWS, a send that names no AWSTraceHeader
+/// system attribute gets that one. It is not part of MD5OfMessageSystemAttributes, which
+/// covers only what the request sent.
+fn prepare(
+    cfg: &QueueConfig,
+    entry: SendEntry,
+    sender_id: &str,
+    trace: Option<&str>,
+) -> ServiceResult<Prepared> {
     let body = entry
         .message_body
         .filter(|b| !b.is_empty())
@@ -364,6 +373,17 @@ fn prepare(cfg: &QueueConfig, entry: SendEntry, sender_id: &str) -> ServiceResul
             .then(|| md5_of_attributes(&system_attrs)),
         sequence_number: None,
     };
+    let mut system_attrs = system_attrs;
+    if let (Some(t), false) = (trace, system_attrs.contains_key("AWSTraceHeader")) {
+        system_attrs.insert(
+            "AWSTraceHeader".into(),
+            StoredAttr {
+                data_type: "String".into(),
+                string_value: Some(t.to_string()),
+                binary_value: None,
+            },
+        );
+    }
     Ok(Prepared {
         rec: SendRec {
             seq: 0,
@@ -421,7 +441,12 @@ impl Sqs {
     ) -> ServiceResult<Output> {
         let i: SendIn = input.parse(PARAM)?;
         let q = self.queue_by_url(ctx, i.queue_url.as_deref())?;
-        let mut p = prepare(&q.config(), i.entry, &ctx.account_id)?;
+        let mut p = prepare(
+            &q.config(),
+            i.entry,
+            &ctx.account_id,
+            ctx.trace_header.as_deref(),
+        )?;
         let sent = q.send(vec![p.rec]).await?;
         p.out.fill(&q, sent[0]);
         Output::json(&p.out)
@@ -463,7 +488,7 @@ impl Sqs {
             // The entry's Id goes either into its answer or into its failure, so it is moved
             // out rather than cloned; `prepare` only ever copies it into the answer.
             let id = entry.id.take();
-            match prepare(&cfg, entry, &ctx.account_id) {
+            match prepare(&cfg, entry, &ctx.account_id, ctx.trace_header.as_deref()) {
                 Ok(mut p) => {
                     size += p.size;
                     p.out.id = id;
@@ -508,7 +533,7 @@ impl Sqs {
             message_deduplication_id: msg.message_deduplication_id,
             ..Default::default()
         };
-        let p = prepare(&q.config(), entry, &q.account)?;
+        let p = prepare(&q.config(), entry, &q.account, None)?;
         let sent = q.send(vec![p.rec]).await?;
         Ok(message_id(sent[0].1))
     }

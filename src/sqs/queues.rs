@@ -242,7 +242,7 @@ impl Sqs {
             ))
         };
         let Some((tr, ta, _)) = attrs::arn_parts(&r.target_arn) else {
-            return Err(bad("Dead letter target does not exist."));
+            return Err(bad("Invalid value for deadLetterTargetArn."));
         };
         if tr != region || ta != account {
             return Err(bad(

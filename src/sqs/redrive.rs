@@ -142,7 +142,11 @@ impl Sqs {
             let mut v = Vec::new();
             for (_, m) in &held {
                 if let Some(r) = q.read_message(m.offset)? {
-                    v.push(moved_copy(r, Some(q.arn())));
+                    // AWS carries the receive count into the dead-letter queue, so the first
+                    // receive there reports one more than the source saw.
+                    let mut c = moved_copy(r, Some(q.arn()));
+                    c.receive_count = m.receive_count;
+                    v.push(c);
                 }
             }
             v
@@ -356,7 +360,9 @@ impl Sqs {
             .task_handle
             .ok_or_else(|| e::missing_parameter("TaskHandle"))?;
         let not_found = || e::resource_not_found("Task does not exist.");
-        let id = task_id_of(&handle).ok_or_else(not_found)?;
+        let id = task_id_of(&handle).ok_or_else(|| {
+            e::invalid_parameter_value("Value for parameter TaskHandle is invalid.")
+        })?;
         let _g = self.catalog.gate.lock().await;
         let moved = {
             let tasks = self.tasks.lock();

@@ -175,6 +175,11 @@ async fn create_get_list_delete() {
         )
     );
     assert_eq!(e.message, "The specified queue does not exist.");
+    // The query protocol's endpoint words it as it always has.
+    assert_eq!(
+        e.query_message,
+        Some("The specified queue does not exist for this wsdl version.")
+    );
     let e = t
         .err(
             "GetQueueUrl",
@@ -1104,6 +1109,7 @@ async fn purge() {
             "AWS.SimpleQueueService.PurgeQueueInProgress"
         )
     );
+    assert_eq!(e.status, 403);
     // Handles of purged messages delete nothing and do not fail.
     t.ok(
         "DeleteMessage",
@@ -1212,6 +1218,58 @@ async fn permissions() {
 }
 
 #[tokio::test]
+async fn the_x_ray_header_becomes_the_trace_attribute_unless_the_send_names_one() {
+    let t = T::new();
+    let url = t.create("traced", json!({})).await;
+    let mut ctx = t.ctx.clone();
+    ctx.trace_header = Some("Root=1-3152b799-8954dae64eda91bc9a23a7e8;Sampled=1".into());
+    let sent = t
+        .sqs
+        .dispatch(
+            &ctx,
+            "SendMessage",
+            json!({"QueueUrl": url, "MessageBody": "from header", "MessageAttributes": {"attr.1øßä": {"DataType": "String", "StringValue": "v"}}}),
+        )
+        .await
+        .unwrap();
+    // Only what the request itself sent is digested.
+    assert!(sent.get("MD5OfMessageSystemAttributes").is_none());
+    t.sqs
+        .dispatch(
+            &ctx,
+            "SendMessage",
+            json!({"QueueUrl": url, "MessageBody": "named", "MessageSystemAttributes": {"AWSTraceHeader": {"DataType": "String", "StringValue": "Root=own"}}}),
+        )
+        .await
+        .unwrap();
+    t.send(&url, "untraced").await;
+    let mut seen = std::collections::BTreeMap::new();
+    while seen.len() < 3 {
+        for m in t
+            .recv(
+                &url,
+                json!({"MessageSystemAttributeNames": ["AWSTraceHeader"], "MessageAttributeNames": ["All"], "VisibilityTimeout": 60}),
+            )
+            .await
+        {
+            seen.insert(
+                m["Body"].as_str().unwrap().to_string(),
+                m["Attributes"]["AWSTraceHeader"].clone(),
+            );
+            if m["Body"] == "from header" {
+                assert_eq!(m["MessageAttributes"]["attr.1øßä"]["StringValue"], "v");
+            }
+        }
+    }
+    assert_eq!(
+        seen["from header"],
+        "Root=1-3152b799-8954dae64eda91bc9a23a7e8;Sampled=1"
+    );
+    assert_eq!(seen["named"], "Root=own");
+    assert_eq!(seen["untraced"], Value::Null);
+}
+
+#[tokio::test]
 async fn redrive_to_dead_letter_queue() {
     let t = T::new();
     let dlq = t.create("dlq", json!({})).await;
@@ -1256,6 +1314,8 @@ async fn redrive_to_dead_letter_queue() {
         m["Attributes"]["DeadLetterQueueSourceArn"],
         src_arn.as_str()
     );
+    // The count carries over: two receives in the source, this is the third.
+    assert_eq!(m["Attributes"]["ApproximateReceiveCount"], "3");
     assert_eq!(m["MessageAttributes"]["k"]["StringValue"], "v");
     // ListDeadLetterSourceQueues.
     let v = t
@@ -1377,10 +1437,17 @@ async fn message_move_tasks() {
         )
         .await;
     assert_eq!(e.code, "ResourceNotFoundException");
+    assert_eq!(e.status, 404);
     let e = t
         .err("CancelMessageMoveTask", json!({"TaskHandle": "garbage"}))
         .await;
-    assert_eq!(e.code, "ResourceNotFoundException");
+    assert_eq!(
+        (e.code.as_ref(), e.message.as_str()),
+        (
+            "InvalidParameterValue",
+            "Value for parameter TaskHandle is invalid."
+        )
+    );
     // Back to the original source.
     let v = t
         .ok("StartMessageMoveTask", json!({"SourceArn": dlq_arn}))
