@@ -329,32 +329,34 @@ impl Queue {
     pub async fn checkpoint(self: &Arc<Self>) -> ServiceResult<()> {
         let _one = self.checkpointing.lock().await;
         self.relocate_sparse_head().await?;
-        let (upto, snap, min_live, dead, since, bytes_since) = {
-            let _g = self.gate.write().await;
-            let upto = self.log.next_offset();
+        // Sealed segments that hold no live message. Counted before the gate is taken, to
+        // keep the pass over every message out of the time sends wait: appends only ever go
+        // to the active segment, so a sealed segment can only lose live messages meanwhile,
+        // and one found dead now is still dead at the snapshot. Once the snapshot is durable,
+        // replay starts after them and no read needs their bodies, so they can be hollowed
+        // even where older live messages keep the head of the log in place.
+        let dead: Vec<(u64, u64)> = {
             let segs = self.log.segments();
-            let st = self.state.lock();
-            let mut min_live = upto;
             let mut live = vec![0u64; segs.len()];
-            for (_, m) in st.iter() {
-                min_live = min_live.min(m.offset);
+            for (_, m) in self.state.lock().iter() {
                 let i = segs.partition_point(|s| s.base_offset <= m.offset);
                 live[i.saturating_sub(1)] += 1;
             }
-            // Sealed segments below `upto` that hold no live message: once the snapshot is
-            // durable, replay starts after them and no read needs their bodies, so they can
-            // be hollowed even where older live messages keep the head of the log in place.
-            let dead: Vec<u64> = segs
-                .iter()
+            segs.iter()
                 .zip(&live)
-                .filter(|(s, &n)| n == 0 && s.sealed && !s.hollow && s.next_offset <= upto)
-                .map(|(s, _)| s.base_offset)
-                .collect();
+                .filter(|(s, &n)| n == 0 && s.sealed && !s.hollow)
+                .map(|(s, _)| (s.base_offset, s.next_offset))
+                .collect()
+        };
+        let (upto, snap, min_live, since, bytes_since) = {
+            let _g = self.gate.write().await;
+            let upto = self.log.next_offset();
+            let st = self.state.lock();
+            let min_live = st.iter().map(|(_, m)| m.offset).min().unwrap_or(upto);
             (
                 upto,
                 encode(&st.snapshot()),
                 min_live,
-                dead,
                 self.since_checkpoint.load(Ordering::Relaxed),
                 self.bytes_since_checkpoint.load(Ordering::Relaxed),
             )
@@ -365,8 +367,10 @@ impl Queue {
         tokio::task::spawn_blocking(move || {
             q.log.write_checkpoint(upto, &snap)?;
             q.log.truncate_front(min_live)?;
-            for base in dead.into_iter().filter(|&b| b >= min_live) {
-                q.log.hollow(base)?;
+            for (base, next) in dead {
+                if base >= min_live && next <= upto {
+                    q.log.hollow(base)?;
+                }
             }
             Ok::<_, crate::log::LogError>(())
         })
