@@ -17,6 +17,12 @@ pub fn invalid_parameter(what: impl std::fmt::Display) -> ServiceError {
     )
 }
 
+/// `InvalidParameter` whose message AWS words without the "Invalid parameter: " lead-in
+/// ("Invalid SMS endpoint: ...", "Invalid token").
+pub fn invalid_parameter_bare(message: impl Into<String>) -> ServiceError {
+    err("InvalidParameter", 400, message)
+}
+
 /// `ParameterValueInvalid` (the model's `InvalidParameterValueException`): bad message attributes.
 pub fn invalid_parameter_value(message: impl Into<String>) -> ServiceError {
     err("ParameterValueInvalid", 400, message)
@@ -114,12 +120,23 @@ pub fn batch_request_too_long() -> ServiceError {
     err(
         "BatchRequestTooLong",
         400,
-        "The length of all the messages put together is more than the limit",
+        "The length of all the messages put together is more than the limit.",
     )
 }
 
 pub fn validation(message: impl Into<String>) -> ServiceError {
     err("ValidationException", 400, message)
+}
+
+/// A required member missing from the request, as SNS's query protocol reports it (code
+/// `ValidationError`, not the JSON protocols' `ValidationException`). `at` is the member's
+/// path, e.g. `messageAttributes.a.member.dataType`.
+pub fn null_member(at: &str) -> ServiceError {
+    err(
+        "ValidationError",
+        400,
+        format!("1 validation error detected: Value null at '{at}' failed to satisfy constraint: Member must not be null"),
+    )
 }
 
 pub fn user_error(message: impl Into<String>) -> ServiceError {

@@ -83,18 +83,23 @@ pub fn parse(text: &str, scope: Scope) -> Result<Policy, String> {
     if text.len() > MAX_POLICY_BYTES {
         return Err(fail("Filter policy is too long"));
     }
-    let v: Value =
-        serde_json::from_str(text).map_err(|e| fail(&format!("failed to parse JSON. {e}")))?;
+    let v: Value = serde_json::from_str(text).map_err(|e| {
+        fail(&format!(
+            "failed to parse JSON. {}",
+            super::util::json_error(text, &e)
+        ))
+    })?;
     let Value::Object(obj) = v else {
         return Err(fail("Filter policy must be a JSON object"));
     };
-    let p = parse_object(&obj, &[], scope).map_err(|m| {
-        if m.starts_with("Filter policy scope") {
-            m
-        } else {
-            fail(&m)
-        }
-    })?;
+    let p = parse_object(&obj, &[]).map_err(|m| fail(&m))?;
+    // AWS reads the whole policy before it holds the nesting against the scope: a malformed
+    // nested policy gets the reason it is malformed, whatever the scope.
+    if scope == Scope::MessageAttributes && p.is_nested() {
+        return Err(
+            "Filter policy scope MessageAttributes does not support nested filter policy".into(),
+        );
+    }
     if obj.len() > MAX_KEYS {
         return Err(fail("Filter policy can not have more than 5 keys"));
     }
@@ -104,11 +109,7 @@ pub fn parse(text: &str, scope: Scope) -> Result<Policy, String> {
     Ok(p)
 }
 
-fn parse_object(
-    obj: &Map<String, Value>,
-    prefix: &[String],
-    scope: Scope,
-) -> Result<Policy, String> {
+fn parse_object(obj: &Map<String, Value>, prefix: &[String]) -> Result<Policy, String> {
     let mut clauses = Vec::new();
     for (k, v) in obj {
         if k == "$or" {
@@ -123,7 +124,7 @@ fn parse_object(
                 let Value::Object(bo) = b else {
                     return Err("$or must be an array of objects".into());
                 };
-                ps.push(parse_object(bo, prefix, scope)?);
+                ps.push(parse_object(bo, prefix)?);
             }
             clauses.push(Clause::Or(ps));
             continue;
@@ -132,15 +133,10 @@ fn parse_object(
         path.push(k.clone());
         match v {
             Value::Object(inner) => {
-                if scope == Scope::MessageAttributes {
-                    return Err(
-                        "Filter policy scope MessageAttributes does not support nested filter policy".into(),
-                    );
-                }
                 if inner.is_empty() {
                     return Err("Empty objects are not allowed".into());
                 }
-                let p = parse_object(inner, &path, scope)?;
+                let p = parse_object(inner, &path)?;
                 clauses.extend(p.clauses);
             }
             Value::Array(items) => {
@@ -332,6 +328,14 @@ fn parse_cidr(arg: &Value) -> Result<Cond, String> {
 }
 
 impl Policy {
+    /// Whether any key sits below another (`$or` branches do not nest by themselves).
+    fn is_nested(&self) -> bool {
+        self.clauses.iter().any(|c| match c {
+            Clause::Field { path, .. } => path.len() > 1,
+            Clause::Or(ps) => ps.iter().any(Policy::is_nested),
+        })
+    }
+
     /// Total value combinations as AWS counts them: products over keys (a key nested `d` levels
     /// deep counts its values `d` times over), sums over `$or` branches.
     fn combinations(&self) -> usize {

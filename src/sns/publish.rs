@@ -101,53 +101,95 @@ impl Msg {
     }
 }
 
-fn valid_attribute_name(n: &str) -> bool {
-    !n.is_empty()
-        && n.len() <= 256
-        && n.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
-        && !n.starts_with('.')
-        && !n.ends_with('.')
-        && !n.contains("..")
-        && !n.to_ascii_lowercase().starts_with("aws.")
-        && !n.to_ascii_lowercase().starts_with("amazon.")
+/// AWS's reason for an unusable message attribute name, checked in AWS's order.
+fn attribute_name_error(n: &str) -> Option<String> {
+    if n.len() > 256 {
+        return Some("Length of message attribute name must be less than 256 bytes.".into());
+    }
+    if n.starts_with('.') {
+        return Some(
+            "Invalid message attribute name starting with character '.' was found.".into(),
+        );
+    }
+    if n.ends_with('.') {
+        return Some("Invalid message attribute name ending with character '.' was found.".into());
+    }
+    let mut prev = None;
+    for c in n.chars() {
+        if !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')) {
+            return Some(format!(
+                "Invalid non-alphanumeric character '#x{:X}' was found in the message attribute name. Can only include alphanumeric characters, hyphens, underscores, or dots.",
+                c as u32
+            ));
+        }
+        if c == '.' && prev == Some('.') {
+            return Some("Message attribute name can not have successive '.' character.".into());
+        }
+        prev = Some(c);
+    }
+    let lower = n.to_ascii_lowercase();
+    if n.is_empty() || lower.starts_with("aws.") || lower.starts_with("amazon.") {
+        return Some(format!(
+            "The message attribute name '{n}' is invalid. Message attribute name can only contain upper and lower case alphabets, digits, periods (.), hyphens (-) and underscores (_). It must not start or end with a period, have two consecutive periods, or start with 'AWS.' or 'Amazon.'."
+        ));
+    }
+    None
 }
 
-/// Validates message attributes; returns their size toward the message limit.
-fn validate_attributes(attrs: &Map<String, Value>) -> ServiceResult<usize> {
+/// Validates message attributes; returns their size toward the message limit. `entry` is the
+/// 1-based PublishBatch entry they belong to: AWS names it in the path of a missing DataType.
+fn validate_attributes(attrs: &Map<String, Value>, entry: Option<usize>) -> ServiceResult<usize> {
     let mut size = 0;
     for (name, v) in attrs {
-        if !valid_attribute_name(name) {
-            return Err(invalid_parameter_value(format!(
-                "The message attribute name '{name}' is invalid. Message attribute name can only contain upper and lower case alphabets, digits, periods (.), hyphens (-) and underscores (_). It must not start or end with a period, have two consecutive periods, or start with 'AWS.' or 'Amazon.'."
-            )));
+        if let Some(reason) = attribute_name_error(name) {
+            return Err(invalid_parameter_value(reason));
         }
-        let dt = v.get("DataType").and_then(Value::as_str).unwrap_or("");
+        let Some(dt) = v.get("DataType").and_then(Value::as_str) else {
+            let at = format!("messageAttributes.{name}.member.dataType");
+            return Err(null_member(&match entry {
+                Some(n) => format!("publishBatchRequestEntries.{n}.member.{at}"),
+                None => at,
+            }));
+        };
         let base = dt.split('.').next().unwrap_or("");
         if !matches!(base, "String" | "Number" | "Binary") {
             return Err(invalid_parameter_value(format!(
                 "The message attribute '{name}' has an invalid message attribute type, the set of supported type prefixes is Binary, Number, and String."
             )));
         }
+        let empty = || {
+            invalid_parameter_value(format!(
+                "The message attribute '{name}' must contain non-empty message attribute value for message attribute type '{base}'."
+            ))
+        };
+        let string_value = v.get("StringValue").and_then(Value::as_str);
+        let binary_value = v.get("BinaryValue").and_then(Value::as_str);
+        if string_value.is_none() && binary_value.is_none() {
+            return Err(empty());
+        }
+        // Only the value field of the type's own kind counts; the other one is a mistake AWS
+        // names rather than ignores.
+        let field = if base == "Binary" { "Binary" } else { "String" };
+        let wrong_field = || {
+            invalid_parameter_value(format!(
+                "The message attribute '{name}' with type '{dt}' must use field '{field}'."
+            ))
+        };
         size += name.len() + dt.len();
         if base == "Binary" {
-            let b = v.get("BinaryValue").and_then(Value::as_str).unwrap_or("");
+            let b = binary_value.ok_or_else(wrong_field)?;
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(b)
                 .unwrap_or_default();
             if bytes.is_empty() {
-                return Err(invalid_parameter_value(format!(
-                    "The message attribute '{name}' must contain non-empty message attribute value for message attribute type 'Binary'."
-                )));
+                return Err(empty());
             }
             size += bytes.len();
             continue;
         }
-        let sv = v.get("StringValue").and_then(Value::as_str).unwrap_or("");
+        let sv = string_value.ok_or_else(wrong_field)?;
         if sv.is_empty() {
-            return Err(invalid_parameter_value(format!(
-                "The message attribute '{name}' must contain non-empty message attribute value for message attribute type '{base}'."
-            )));
+            return Err(empty());
         }
         if base == "Number"
             && sv
@@ -171,24 +213,9 @@ fn validate_attributes(attrs: &Map<String, Value>) -> ServiceResult<usize> {
     Ok(size)
 }
 
-fn validate_message(m: MessageInput, fifo: Option<&Topic>) -> ServiceResult<Msg> {
-    if m.message.is_empty() {
-        return Err(invalid_parameter("Empty message"));
-    }
-    if let Some(s) = &m.subject {
-        if s.is_empty()
-            || s.chars().count() > 100
-            || !s.chars().all(|c| c.is_ascii() && !c.is_ascii_control())
-        {
-            return Err(invalid_parameter("Subject"));
-        }
-    }
-    let size = validate_attributes(&m.message_attributes)?;
-    if m.message.len() + size > MAX_MESSAGE_BYTES {
-        return Err(invalid_parameter("Message too long"));
-    }
-    let structure = match m.message_structure.as_deref() {
-        None => None,
+fn parse_structure(m: &MessageInput) -> ServiceResult<Option<Map<String, Value>>> {
+    match m.message_structure.as_deref() {
+        None => Ok(None),
         Some("json") => {
             let v: Value = serde_json::from_str(&m.message).map_err(|_| {
                 invalid_parameter("Message Structure - JSON message body failed to parse")
@@ -203,17 +230,62 @@ fn validate_message(m: MessageInput, fifo: Option<&Topic>) -> ServiceResult<Msg>
                     "Message Structure - No default entry in JSON message body",
                 ));
             }
-            Some(o)
+            Ok(Some(o))
         }
-        Some(_) => return Err(invalid_parameter("MessageStructure")),
-    };
+        Some(_) => Err(invalid_parameter("MessageStructure")),
+    }
+}
+
+const GROUP_ID_REQUIRED: &str = "The MessageGroupId parameter is required for FIFO topics";
+const DEDUP_ID_REQUIRED: &str = "The topic should either have ContentBasedDeduplication enabled or MessageDeduplicationId provided explicitly";
+
+/// The ids a FIFO topic cannot do without.
+fn check_fifo_required(m: &MessageInput, t: &Topic) -> ServiceResult<()> {
+    if m.message_group_id.is_none() {
+        return Err(invalid_parameter(GROUP_ID_REQUIRED));
+    }
+    if m.message_deduplication_id.is_none() && !t.content_based_dedup() {
+        return Err(invalid_parameter(DEDUP_ID_REQUIRED));
+    }
+    Ok(())
+}
+
+/// The checks by which AWS refuses a whole PublishBatch rather than report one entry as
+/// failed: message attributes, MessageStructure, and the ids a FIFO topic requires. The first
+/// offending entry, in request order, names the error.
+fn check_batch_request(entries: &[BatchEntry], topic: &Topic) -> ServiceResult<()> {
+    for (n, e) in entries.iter().enumerate() {
+        validate_attributes(&e.msg.message_attributes, Some(n + 1))?;
+        parse_structure(&e.msg)?;
+        if topic.is_fifo() {
+            check_fifo_required(&e.msg, topic)?;
+        }
+    }
+    Ok(())
+}
+
+fn validate_message(m: MessageInput, fifo: Option<&Topic>) -> ServiceResult<Msg> {
+    if m.message.is_empty() {
+        return Err(invalid_parameter("Empty message"));
+    }
+    if let Some(s) = &m.subject {
+        if s.is_empty()
+            || s.chars().count() > 100
+            || !s.chars().all(|c| c.is_ascii() && !c.is_ascii_control())
+        {
+            return Err(invalid_parameter("Subject"));
+        }
+    }
+    let size = validate_attributes(&m.message_attributes, None)?;
+    if m.message.len() + size > MAX_MESSAGE_BYTES {
+        return Err(invalid_parameter("Message too long"));
+    }
+    let structure = parse_structure(&m)?;
     let mut dedup_id = m.message_deduplication_id.clone();
     match fifo {
         Some(t) if t.is_fifo() => {
             let Some(g) = &m.message_group_id else {
-                return Err(invalid_parameter(
-                    "The MessageGroupId parameter is required for FIFO topics",
-                ));
+                return Err(invalid_parameter(GROUP_ID_REQUIRED));
             };
             if !valid_fifo_id(g) {
                 return Err(invalid_parameter("MessageGroupId"));
@@ -226,11 +298,7 @@ fn validate_message(m: MessageInput, fifo: Option<&Topic>) -> ServiceResult<Msg>
                 None if t.content_based_dedup() => {
                     dedup_id = Some(hex::encode(Sha256::digest(m.message.as_bytes())));
                 }
-                None => {
-                    return Err(invalid_parameter(
-                        "The topic should either have ContentBasedDeduplication enabled or MessageDeduplicationId provided explicitly",
-                    ))
-                }
+                None => return Err(invalid_parameter(DEDUP_ID_REQUIRED)),
             }
         }
         _ => {
@@ -335,7 +403,8 @@ impl Sns {
             .iter()
             .filter(|t| t.as_deref().is_some_and(|s| !s.is_empty()))
             .count();
-        if targets == 0 {
+        // An empty TopicArn or TargetArn is given, not missing: AWS judges it as an ARN.
+        if targets == 0 && i.topic_arn.is_none() && i.target_arn.is_none() {
             return Err(invalid_parameter(
                 "TopicArn or TargetArn Reason: no value for required parameter",
             ));
@@ -356,6 +425,8 @@ impl Sns {
         }
         let (arn, param) = match (&i.topic_arn, &i.target_arn) {
             (Some(t), _) if !t.is_empty() => (t.clone(), "TopicArn"),
+            (_, Some(t)) if !t.is_empty() => (t.clone(), "TargetArn"),
+            (Some(t), _) => (t.clone(), "TopicArn"),
             (_, Some(t)) => (t.clone(), "TargetArn"),
             _ => return Err(invalid_parameter("TopicArn")),
         };
@@ -364,7 +435,11 @@ impl Sns {
             let msg = validate_message(i.msg, None)?;
             let (enabled, app_enabled) = {
                 let st = self.state.lock();
-                let e = st.endpoints.get(&arn).ok_or_else(endpoint_not_found)?;
+                let e = st.endpoints.get(&arn).ok_or_else(|| {
+                    invalid_parameter(
+                        "TargetArn Reason: No endpoint found for the target arn specified",
+                    )
+                })?;
                 let app_enabled = st.applications.get(&e.application_arn).is_none_or(|a| {
                     a.attributes.get("Enabled").map(String::as_str) != Some("false")
                 });
@@ -695,6 +770,7 @@ impl Sns {
             let st = self.state.lock();
             find_topic(&st, ctx, &i.topic_arn, "Publish")?.clone()
         };
+        check_batch_request(&entries, &topic)?;
         let mut successful = Vec::new();
         let mut failed = Vec::new();
         for e in entries {

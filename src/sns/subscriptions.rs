@@ -16,7 +16,7 @@ use super::error::*;
 use super::filter;
 use super::state::{DeliveryKind, PendingDelivery, Record, State, Subscription, Topic};
 use super::topics::find_topic;
-use super::util::{check_arn, page, parse_bool, scope_prefix, uuid};
+use super::util::{check_arn, json_error, page, parse_bool, scope_prefix, uuid};
 use super::Sns;
 use crate::context::RequestContext;
 use crate::error::ServiceResult;
@@ -116,10 +116,14 @@ fn validate_endpoint(protocol: &str, endpoint: &str) -> ServiceResult<()> {
     if ok {
         return Ok(());
     }
+    if protocol == "sms" {
+        return Err(invalid_parameter_bare(format!(
+            "Invalid SMS endpoint: {endpoint}"
+        )));
+    }
     Err(invalid_parameter(match protocol {
         "http" | "https" => "Endpoint must match the specified protocol",
         "email" | "email-json" => "Email address",
-        "sms" => "SMS endpoint",
         "sqs" => "SQS endpoint ARN",
         "lambda" => "Lambda endpoint ARN",
         "firehose" => "Firehose endpoint ARN",
@@ -138,17 +142,25 @@ pub fn valid_phone(s: &str) -> bool {
     !d.is_empty() && d.len() <= 15 && d.bytes().all(|b| b.is_ascii_digit()) && !d.starts_with('0')
 }
 
-/// Validates one subscription attribute for a subscription of `protocol`. `subscribe` says
-/// whether this is Subscribe's Attributes map, where AWS words filter policy errors as
-/// "Attributes Reason: FilterPolicy: ...".
+/// The subscription an attribute is validated for.
+struct Target<'a> {
+    protocol: &'a str,
+    topic_arn: &'a str,
+    endpoint: &'a str,
+}
+
+/// Validates one subscription attribute. `subscribe` says whether this is Subscribe's
+/// Attributes map, where AWS words value errors as "Attributes Reason: FilterPolicy: ..."
+/// and SetSubscriptionAttributes as "FilterPolicy: ...".
 fn validate_attribute(
-    protocol: &str,
+    target: &Target,
     name: &str,
     value: &str,
     attrs: &BTreeMap<String, String>,
     subscribe: bool,
 ) -> ServiceResult<()> {
-    let filter_err = |m: String| {
+    let protocol = target.protocol;
+    let value_err = |m: String| {
         if subscribe {
             invalid_parameter(format!("Attributes Reason: {m}"))
         } else {
@@ -158,11 +170,9 @@ fn validate_attribute(
     match name {
         "RawMessageDelivery" => {
             if parse_bool(value).is_none() {
-                return Err(invalid_parameter(
-                    "Attributes Reason: RawMessageDelivery: Invalid value [".to_string()
-                        + value
-                        + "]. Must be true or false.",
-                ));
+                return Err(value_err(format!(
+                    "RawMessageDelivery: Invalid value [{value}]. Must be true or false."
+                )));
             }
             if !matches!(protocol, "sqs" | "http" | "https" | "firehose") {
                 return Err(invalid_parameter(format!(
@@ -177,7 +187,7 @@ fn validate_attribute(
                 )));
             };
             if let Some(fp) = attrs.get("FilterPolicy") {
-                filter::parse(fp, scope).map_err(filter_err)?;
+                filter::parse(fp, scope).map_err(value_err)?;
             }
         }
         "FilterPolicy" => {
@@ -186,18 +196,31 @@ fn validate_attribute(
                     .get("FilterPolicyScope")
                     .and_then(|s| filter::Scope::parse(s))
                     .unwrap_or(filter::Scope::MessageAttributes);
-                filter::parse(value, scope).map_err(filter_err)?;
+                filter::parse(value, scope).map_err(value_err)?;
             }
         }
         "RedrivePolicy" => {
             if !value.is_empty() {
-                let v: Value = serde_json::from_str(value).map_err(|_| {
-                    invalid_parameter("RedrivePolicy: Redrive policy is not a valid JSON")
+                let v: Value = serde_json::from_str(value).map_err(|e| {
+                    value_err(format!(
+                        "RedrivePolicy: failed to parse JSON. {}",
+                        json_error(value, &e)
+                    ))
                 })?;
                 let arn = v.get("deadLetterTargetArn").and_then(Value::as_str);
-                if !arn.is_some_and(|a| arn_of(a, "sqs")) {
-                    return Err(invalid_parameter(
-                        "RedrivePolicy: deadLetterTargetArn is an invalid arn",
+                let Some(dlq) = arn.filter(|a| arn_of(a, "sqs")) else {
+                    return Err(value_err(
+                        "RedrivePolicy: deadLetterTargetArn is an invalid arn".into(),
+                    ));
+                };
+                // A standard queue behind a FIFO topic may have any DLQ; a FIFO queue's must
+                // keep the order too.
+                if target.topic_arn.ends_with(".fifo")
+                    && target.endpoint.ends_with(".fifo")
+                    && !dlq.ends_with(".fifo")
+                {
+                    return Err(value_err(
+                        "RedrivePolicy: must use a FIFO queue as DLQ for a FIFO Subscription to a FIFO Topic.".into(),
                     ));
                 }
             }
@@ -239,13 +262,12 @@ fn default_attribute(name: &str) -> Option<&'static str> {
 }
 
 fn check_subscription_arn(ctx: &RequestContext, arn: &str, action: &str) -> ServiceResult<()> {
-    // A subscription ARN is its topic's ARN plus ":<id>".
-    check_arn(ctx, arn, "SubscriptionArn", action)?;
-    if arn.matches(':').count() < 6 {
-        // An ARN without the subscription's id part (a topic's ARN, say), as AWS words it.
+    // A subscription ARN is its topic's ARN plus ":<id>". One of exactly six elements lacks
+    // the id part (a topic's ARN, say), and AWS says so before it looks at account or region.
+    if arn.split(':').count() == 6 {
         return Err(invalid_parameter("SubscriptionId"));
     }
-    Ok(())
+    check_arn(ctx, arn, "SubscriptionArn", action)
 }
 
 fn find_subscription<'a>(
@@ -372,7 +394,12 @@ impl Sns {
                     "Attributes Reason: Unknown attribute {k}"
                 )));
             }
-            validate_attribute(&i.protocol, k, v, &attrs, true)?;
+            let target = Target {
+                protocol: &i.protocol,
+                topic_arn: &i.topic_arn,
+                endpoint: &endpoint,
+            };
+            validate_attribute(&target, k, v, &attrs, true)?;
         }
         let mut pending = false;
         let arn = self
@@ -451,6 +478,10 @@ impl Sns {
     ) -> ServiceResult<Value> {
         let i: ConfirmInput = parse_input(input, PARSE_CODE)?;
         check_arn(ctx, &i.topic_arn, "TopicArn", "ConfirmSubscription")?;
+        // Tokens are hex; anything else cannot have been issued, whatever the topic.
+        if i.token.is_empty() || !i.token.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(invalid_parameter_bare("Invalid token"));
+        }
         let auth = i
             .authenticate_on_unsubscribe
             .as_deref()
@@ -467,8 +498,9 @@ impl Sns {
         authenticated: bool,
     ) -> ServiceResult<String> {
         self.mutate(|st| {
+            // AWS does not tell a missing topic from a token it never issued for it.
             if !st.topics.contains_key(topic_arn) {
-                return Err(topic_not_found());
+                return Err(invalid_parameter("Token"));
             }
             let prefix = format!("{topic_arn}:");
             let s = st
@@ -641,7 +673,12 @@ impl Sns {
             let mut s =
                 find_subscription(st, ctx, &i.subscription_arn, "SetSubscriptionAttributes")?
                     .clone();
-            validate_attribute(&s.protocol, &i.attribute_name, &value, &s.attributes, false)?;
+            let target = Target {
+                protocol: &s.protocol,
+                topic_arn: &s.topic_arn,
+                endpoint: &s.endpoint,
+            };
+            validate_attribute(&target, &i.attribute_name, &value, &s.attributes, false)?;
             if i.attribute_name == "FilterPolicy"
                 && !value.is_empty()
                 && !s.attributes.contains_key("FilterPolicy")

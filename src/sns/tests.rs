@@ -1335,15 +1335,15 @@ async fn http_subscription_confirmation_flow() {
         "InvalidParameter",
         400,
     );
-    assert_code(
-        &t.err(
+    // AWS answers a topic that does not exist as it answers a token it never issued.
+    let e = t
+        .err(
             "ConfirmSubscription",
             json!({"TopicArn": format!("{arn}x"), "Token": token}),
         )
-        .await,
-        "NotFound",
-        404,
-    );
+        .await;
+    assert_code(&e, "InvalidParameter", 400);
+    assert_eq!(e.message, "Invalid parameter: Token");
     let confirmed = t
         .ok(
             "ConfirmSubscription",
@@ -1665,11 +1665,12 @@ async fn platform_applications_and_endpoints() {
         "NotFound",
         404,
     );
+    // AWS: a publish to an endpoint that does not exist is a bad TargetArn, not a NotFound.
     assert_code(
         &t.err("Publish", json!({"TargetArn": ep, "Message": "m"}))
             .await,
-        "NotFound",
-        404,
+        "InvalidParameter",
+        400,
     );
     t.ok(
         "DeletePlatformApplication",
@@ -2340,4 +2341,424 @@ async fn http_attempts_in_flight_are_bounded() {
     http.gate.notify_waiters();
     wait_for(|| http.done.load(SeqCst) == 66).await;
     wait_for(|| sns.state.lock().pending.is_empty()).await;
+}
+
+const FIFO_Q: &str = "arn:aws:sqs:us-east-1:000000000000:q.fifo";
+
+impl T {
+    async fn fifo_topic(&self, name: &str, attrs: Value) -> String {
+        let mut a = json!({"FifoTopic": "true"});
+        for (k, v) in attrs.as_object().into_iter().flatten() {
+            a[k] = v.clone();
+        }
+        self.ok("CreateTopic", json!({"Name": name, "Attributes": a}))
+            .await["TopicArn"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+}
+
+fn assert_error(e: &ServiceError, code: &str, message: &str) {
+    assert_code(e, code, 400);
+    assert_eq!(e.message, message);
+}
+
+/// AWS refuses the whole PublishBatch (a 400, nothing published) when an entry breaks a FIFO
+/// topic's id rules, has an unusable MessageStructure, or has bad message attributes
+/// (LocalStack test_publish_batch_exceptions and the batch-* snapshots of
+/// test_empty_or_wrong_message_attributes).
+#[tokio::test]
+async fn publish_batch_refuses_whole_request() {
+    let t = setup();
+    let fifo = t.fifo_topic("pbx.fifo", json!({})).await;
+    t.sub(&fifo, "sqs", FIFO_Q, json!({})).await;
+    let batch = |topic: &str, entries: Value| json!({"TopicArn": topic, "PublishBatchRequestEntries": entries});
+    let cases = [
+        (
+            json!([{"Id": "1", "Message": "Test message without Group ID"}]),
+            "Invalid parameter: The MessageGroupId parameter is required for FIFO topics",
+        ),
+        (
+            json!([{"Id": "1", "Message": "no dedup", "MessageGroupId": "msg1"}]),
+            "Invalid parameter: The topic should either have ContentBasedDeduplication enabled or MessageDeduplicationId provided explicitly",
+        ),
+        // MessageStructure is judged before the FIFO ids.
+        (
+            json!([{"Id": "1", "Message": "{\"sqs\": \"test sqs\"}", "MessageStructure": "json"}]),
+            "Invalid parameter: Message Structure - No default entry in JSON message body",
+        ),
+        // A valid entry before the bad one is not published either.
+        (
+            json!([
+                {"Id": "1", "Message": "ok", "MessageGroupId": "g", "MessageDeduplicationId": "d1"},
+                {"Id": "2", "Message": "no group", "MessageDeduplicationId": "d2"}
+            ]),
+            "Invalid parameter: The MessageGroupId parameter is required for FIFO topics",
+        ),
+    ];
+    for (entries, message) in cases {
+        let e = t.err("PublishBatch", batch(&fifo, entries)).await;
+        assert_error(&e, "InvalidParameter", message);
+    }
+    assert!(t.sqs.bodies(FIFO_Q).is_empty());
+
+    let arn = t.topic("pbx").await;
+    t.sub(&arn, "sqs", Q, json!({})).await;
+    let e = t
+        .err(
+            "PublishBatch",
+            batch(
+                &arn,
+                json!([
+                    {"Id": "1", "Message": "valid-batch"},
+                    {"Id": "2", "Message": "test-batch", "MessageAttributes": {"attr1": {"DataType": "String", "StringValue": ""}}},
+                    {"Id": "3", "Message": "test-batch", "MessageAttributes": {"attr1": {"DataType": "String", "BinaryValue": "MTIz"}}}
+                ]),
+            ),
+        )
+        .await;
+    assert_error(
+        &e,
+        "ParameterValueInvalid",
+        "The message attribute 'attr1' must contain non-empty message attribute value for message attribute type 'String'.",
+    );
+    let e = t
+        .err(
+            "PublishBatch",
+            batch(
+                &arn,
+                json!([
+                    {"Id": "1", "Message": "valid-batch"},
+                    {"Id": "2", "Message": "m", "MessageAttributes": {"attr1": {"StringValue": "v"}}}
+                ]),
+            ),
+        )
+        .await;
+    assert_error(
+        &e,
+        "ValidationError",
+        "1 validation error detected: Value null at 'publishBatchRequestEntries.2.member.messageAttributes.attr1.member.dataType' failed to satisfy constraint: Member must not be null",
+    );
+    assert!(t.sqs.bodies(Q).is_empty());
+    let long = json!([{"Id": "a", "Message": "x".repeat(200_000)}, {"Id": "b", "Message": "x".repeat(100_000)}]);
+    let e = t.err("PublishBatch", batch(&arn, long)).await;
+    assert_error(
+        &e,
+        "BatchRequestTooLong",
+        "The length of all the messages put together is more than the limit.",
+    );
+}
+
+/// Message attribute errors in AWS's words (LocalStack test_empty_or_wrong_message_attributes).
+#[tokio::test]
+async fn message_attribute_errors_use_aws_wording() {
+    let t = setup();
+    let arn = t.topic("mattr").await;
+    let pv = "ParameterValueInvalid";
+    let cases = [
+        (
+            json!({"attr1": {"DataType": "String", "StringValue": ""}}),
+            pv,
+            "The message attribute 'attr1' must contain non-empty message attribute value for message attribute type 'String'.",
+        ),
+        (
+            json!({"attr1": {"DataType": "String"}}),
+            pv,
+            "The message attribute 'attr1' must contain non-empty message attribute value for message attribute type 'String'.",
+        ),
+        (
+            json!({"attr1": {"DataType": "Binary", "BinaryValue": ""}}),
+            pv,
+            "The message attribute 'attr1' must contain non-empty message attribute value for message attribute type 'Binary'.",
+        ),
+        (
+            json!({"attr1": {"DataType": "String", "BinaryValue": "MTIz"}}),
+            pv,
+            "The message attribute 'attr1' with type 'String' must use field 'String'.",
+        ),
+        (
+            json!({"attr1": {"DataType": "Number", "BinaryValue": "MTIz"}}),
+            pv,
+            "The message attribute 'attr1' with type 'Number' must use field 'String'.",
+        ),
+        (
+            json!({"attr1": {"DataType": "Binary", "StringValue": "123"}}),
+            pv,
+            "The message attribute 'attr1' with type 'Binary' must use field 'Binary'.",
+        ),
+        (
+            json!({"attr1": {"DataType": "InvalidType", "StringValue": "123"}}),
+            pv,
+            "The message attribute 'attr1' has an invalid message attribute type, the set of supported type prefixes is Binary, Number, and String.",
+        ),
+        (
+            json!({"a".repeat(257): {"DataType": "String", "StringValue": "123"}}),
+            pv,
+            "Length of message attribute name must be less than 256 bytes.",
+        ),
+        (
+            json!({"a^*?": {"DataType": "String", "StringValue": "123"}}),
+            pv,
+            "Invalid non-alphanumeric character '#x5E' was found in the message attribute name. Can only include alphanumeric characters, hyphens, underscores, or dots.",
+        ),
+        (
+            json!({".abc": {"DataType": "String", "StringValue": "123"}}),
+            pv,
+            "Invalid message attribute name starting with character '.' was found.",
+        ),
+        (
+            json!({"abc.": {"DataType": "String", "StringValue": "123"}}),
+            pv,
+            "Invalid message attribute name ending with character '.' was found.",
+        ),
+        (
+            json!({"a..bc": {"DataType": "String", "StringValue": "123"}}),
+            pv,
+            "Message attribute name can not have successive '.' character.",
+        ),
+        (
+            json!({"attr1": {"StringValue": "123"}}),
+            "ValidationError",
+            "1 validation error detected: Value null at 'messageAttributes.attr1.member.dataType' failed to satisfy constraint: Member must not be null",
+        ),
+    ];
+    for (attrs, code, message) in cases {
+        let e = t
+            .err(
+                "Publish",
+                json!({"TopicArn": arn, "Message": "test message", "MessageAttributes": attrs}),
+            )
+            .await;
+        assert_error(&e, code, message);
+    }
+}
+
+#[tokio::test]
+async fn subscribe_bad_sms_endpoint() {
+    let t = setup();
+    let arn = t.topic("badsms").await;
+    let e = t
+        .err(
+            "Subscribe",
+            json!({"TopicArn": arn, "Protocol": "sms", "Endpoint": "invalid-number"}),
+        )
+        .await;
+    assert_error(
+        &e,
+        "InvalidParameter",
+        "Invalid SMS endpoint: invalid-number",
+    );
+}
+
+/// LocalStack test_validate_set_sub_attributes, test_create_subscriptions_with_attributes and
+/// test_subscribe_invalid_filter_policy: Subscribe words value errors "Attributes Reason: ...",
+/// SetSubscriptionAttributes does not; unparsable JSON gets Jackson's message.
+#[tokio::test]
+async fn subscription_attribute_errors_use_aws_wording() {
+    let t = setup();
+    let arn = t.topic("saw").await;
+    let s = t.sub(&arn, "sqs", Q, json!({})).await;
+    let set = |name: &str, value: &str| json!({"SubscriptionArn": s, "AttributeName": name, "AttributeValue": value});
+    let src = "at [Source: REDACTED (`StreamReadFeature.INCLUDE_SOURCE_IN_LOCATION` disabled); line: 1, column: 2]";
+    let cases = [
+        (
+            set("RawMessageDelivery", "test-ValUe"),
+            "Invalid parameter: RawMessageDelivery: Invalid value [test-ValUe]. Must be true or false.".to_string(),
+        ),
+        (
+            set("RawMessageDelivery", ""),
+            "Invalid parameter: RawMessageDelivery: Invalid value []. Must be true or false.".to_string(),
+        ),
+        (
+            set("RedrivePolicy", "{invalidjson}"),
+            format!("Invalid parameter: RedrivePolicy: failed to parse JSON. Unexpected character ('i' (code 105)): was expecting double-quote to start field name\n {src}"),
+        ),
+        (
+            set("FilterPolicy", "{invalidjson}"),
+            format!("Invalid parameter: FilterPolicy: failed to parse JSON. Unexpected character ('i' (code 105)): was expecting double-quote to start field name\n {src}"),
+        ),
+        (
+            set("RedrivePolicy", &json!({"deadLetterTargetArn": "fake-arn"}).to_string()),
+            "Invalid parameter: RedrivePolicy: deadLetterTargetArn is an invalid arn".to_string(),
+        ),
+    ];
+    for (input, message) in cases {
+        let e = t.err("SetSubscriptionAttributes", input).await;
+        assert_error(&e, "InvalidParameter", &message);
+    }
+    let other = "arn:aws:sqs:us-east-1:000000000000:other";
+    let subscribe = |attrs: Value| json!({"TopicArn": arn, "Protocol": "sqs", "Endpoint": other, "Attributes": attrs});
+    let e = t
+        .err(
+            "Subscribe",
+            subscribe(json!({"RawMessageDelivery": "wrongvalue"})),
+        )
+        .await;
+    assert_error(
+        &e,
+        "InvalidParameter",
+        "Invalid parameter: Attributes Reason: RawMessageDelivery: Invalid value [wrongvalue]. Must be true or false.",
+    );
+    let e = t
+        .err("Subscribe", subscribe(json!({"FilterPolicy": "invalid"})))
+        .await;
+    assert_error(
+        &e,
+        "InvalidParameter",
+        "Invalid parameter: Attributes Reason: FilterPolicy: failed to parse JSON. Unrecognized token 'invalid': was expecting (JSON String, Number, Array, Object or token 'null', 'true' or 'false')\n at [Source: REDACTED (`StreamReadFeature.INCLUDE_SOURCE_IN_LOCATION` disabled); line: 1, column: 8]",
+    );
+}
+
+/// LocalStack test_sns_confirm_subscription_wrong_token.
+#[tokio::test]
+async fn confirm_subscription_token_errors() {
+    let t = setup();
+    let arn = t.topic("cst").await;
+    let well_formed = "51b2ff3edb475b7d91550e0ab6edf0c1de2a34e6ebaf6c2262a001bcb7e051c4";
+    let wrong_topic = format!("{}i", &arn[..arn.len() - 1]);
+    let cases = [
+        (
+            wrong_topic.as_str(),
+            well_formed,
+            "Invalid parameter: Token",
+        ),
+        (arn.as_str(), "randomtoken", "Invalid token"),
+        (arn.as_str(), well_formed, "Invalid parameter: Token"),
+    ];
+    for (topic, token, message) in cases {
+        let e = t
+            .err(
+                "ConfirmSubscription",
+                json!({"TopicArn": topic, "Token": token}),
+            )
+            .await;
+        assert_error(&e, "InvalidParameter", message);
+    }
+}
+
+/// LocalStack test_validations_for_fifo: a FIFO queue subscribed to a FIFO topic needs a FIFO
+/// DLQ; a standard queue subscribed to the same topic does not.
+#[tokio::test]
+async fn fifo_subscription_needs_fifo_dead_letter_queue() {
+    let t = setup();
+    let arn = t.fifo_topic("dlqf.fifo", json!({})).await;
+    let standard_dlq =
+        json!({"deadLetterTargetArn": "arn:aws:sqs:us-east-1:000000000000:dlq"}).to_string();
+    let fifo_dlq =
+        json!({"deadLetterTargetArn": "arn:aws:sqs:us-east-1:000000000000:dlq.fifo"}).to_string();
+    let standard = t.sub(&arn, "sqs", Q, json!({})).await;
+    t.ok("SetSubscriptionAttributes", json!({"SubscriptionArn": standard, "AttributeName": "RedrivePolicy", "AttributeValue": standard_dlq})).await;
+    let fifo = t.sub(&arn, "sqs", FIFO_Q, json!({})).await;
+    let e = t.err("SetSubscriptionAttributes", json!({"SubscriptionArn": fifo, "AttributeName": "RedrivePolicy", "AttributeValue": standard_dlq})).await;
+    assert_error(
+        &e,
+        "InvalidParameter",
+        "Invalid parameter: RedrivePolicy: must use a FIFO queue as DLQ for a FIFO Subscription to a FIFO Topic.",
+    );
+    t.ok("SetSubscriptionAttributes", json!({"SubscriptionArn": fifo, "AttributeName": "RedrivePolicy", "AttributeValue": fifo_dlq})).await;
+    let e = t
+        .err(
+            "Subscribe",
+            json!({"TopicArn": arn, "Protocol": "sqs", "Endpoint": "arn:aws:sqs:us-east-1:000000000000:q2.fifo",
+                   "Attributes": {"RedrivePolicy": standard_dlq}}),
+        )
+        .await;
+    assert_error(
+        &e,
+        "InvalidParameter",
+        "Invalid parameter: Attributes Reason: RedrivePolicy: must use a FIFO queue as DLQ for a FIFO Subscription to a FIFO Topic.",
+    );
+}
+
+/// LocalStack test_publish_non_existent_target.
+#[tokio::test]
+async fn publish_to_missing_platform_endpoint() {
+    let t = setup();
+    let e = t
+        .err(
+            "Publish",
+            json!({"TargetArn": "arn:aws:sns:us-east-1:000000000000:endpoint/APNS/abcdef/0f7d5971-aa8b-4bd5-b585-0826e9f93a66", "Message": "m"}),
+        )
+        .await;
+    assert_error(
+        &e,
+        "InvalidParameter",
+        "Invalid parameter: TargetArn Reason: No endpoint found for the target arn specified",
+    );
+}
+
+/// A value that is not a list of conditions is reported even where nesting is not allowed
+/// (test_sns_filter_policy.snapshot.json, test_validate_policy_string_operators).
+#[tokio::test]
+async fn filter_policy_shape_errors_before_scope() {
+    let t = setup();
+    let arn = t.topic("fps").await;
+    let s = t.sub(&arn, "sqs", Q, json!({})).await;
+    for (policy, key) in [
+        (json!({"key": {"suffix": "value"}}), "suffix"),
+        (
+            json!({"key": {"suffix": "value", "prefix": "value"}}),
+            "suffix",
+        ),
+        (
+            json!({"key": {"not-an-operator": "value"}}),
+            "not-an-operator",
+        ),
+    ] {
+        let e = t.err("SetSubscriptionAttributes", json!({"SubscriptionArn": s, "AttributeName": "FilterPolicy", "AttributeValue": policy.to_string()})).await;
+        assert_error(
+            &e,
+            "InvalidParameter",
+            &format!("Invalid parameter: FilterPolicy: \"{key}\" must be an object or an array"),
+        );
+        let e = t
+            .err(
+                "Subscribe",
+                json!({"TopicArn": arn, "Protocol": "sqs", "Endpoint": "arn:aws:sqs:us-east-1:000000000000:fps2",
+                       "Attributes": {"FilterPolicy": policy.to_string()}}),
+            )
+            .await;
+        assert_error(
+            &e,
+            "InvalidParameter",
+            &format!("Invalid parameter: Attributes Reason: FilterPolicy: \"{key}\" must be an object or an array"),
+        );
+    }
+    // A well-formed nested policy is still refused for its scope.
+    let nested = json!({"object": {"key": [{"prefix": "auto-"}]}}).to_string();
+    let e = t.err("SetSubscriptionAttributes", json!({"SubscriptionArn": s, "AttributeName": "FilterPolicy", "AttributeValue": nested})).await;
+    assert_error(
+        &e,
+        "InvalidParameter",
+        "Invalid parameter: Filter policy scope MessageAttributes does not support nested filter policy",
+    );
+}
+
+/// LocalStack test_unsubscribe_wrong_arn_format: a six-element ARN has no subscription id,
+/// whichever account it names.
+#[tokio::test]
+async fn unsubscribe_arn_without_subscription_id() {
+    let t = setup();
+    let e = t
+        .err(
+            "Unsubscribe",
+            json!({"SubscriptionArn": "arn:aws:sns:us-east-1:111111111111:random"}),
+        )
+        .await;
+    assert_error(&e, "InvalidParameter", "Invalid parameter: SubscriptionId");
+}
+
+/// LocalStack test_publish_wrong_arn_format: an empty TopicArn is judged as an ARN.
+#[tokio::test]
+async fn publish_empty_topic_arn() {
+    let t = setup();
+    let e = t
+        .err("Publish", json!({"TopicArn": "", "Message": "m"}))
+        .await;
+    assert_error(
+        &e,
+        "InvalidParameter",
+        "Invalid parameter: TopicArn Reason: An ARN must have at least 6 elements, not 1",
+    );
 }

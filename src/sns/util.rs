@@ -135,6 +135,43 @@ pub fn parse_bool(v: &str) -> Option<bool> {
     }
 }
 
+/// What follows "failed to parse JSON. " in AWS's message about a policy attribute that is not
+/// JSON. AWS parses with Jackson and passes its message on; the two mistakes people make most
+/// (a bare word, an unquoted key) get Jackson's words and location, anything else serde's.
+pub fn json_error(text: &str, e: &serde_json::Error) -> String {
+    let at = |line: usize, column: usize| {
+        format!("\n at [Source: REDACTED (`StreamReadFeature.INCLUDE_SOURCE_IN_LOCATION` disabled); line: {line}, column: {column}]")
+    };
+    let (line, column) = (e.line(), e.column());
+    let rest = text
+        .lines()
+        .nth(line.saturating_sub(1))
+        .and_then(|l| l.get(column.saturating_sub(1)..))
+        .unwrap_or("");
+    let Some(c) = rest.chars().next().filter(|c| c.is_ascii_graphic()) else {
+        return e.to_string();
+    };
+    let what = e.to_string();
+    if what.starts_with("key must be a string") {
+        return format!(
+            "Unexpected character ('{c}' (code {})): was expecting double-quote to start field name{}",
+            c as u32,
+            at(line, column)
+        );
+    }
+    if what.starts_with("expected value") && c.is_ascii_alphabetic() {
+        let token: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '$'))
+            .collect();
+        return format!(
+            "Unrecognized token '{token}': was expecting (JSON String, Number, Array, Object or token 'null', 'true' or 'false'){}",
+            at(line, column + token.len())
+        );
+    }
+    what
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -155,5 +192,22 @@ mod tests {
         );
         assert!(parse_arn("arn:aws:sqs:us-east-1:0:t").is_none());
         assert!(parse_arn("nonsense").is_none());
+    }
+
+    #[test]
+    fn json_errors_in_jacksons_words() {
+        let msg = |text: &str| {
+            let e = serde_json::from_str::<serde_json::Value>(text).unwrap_err();
+            json_error(text, &e)
+        };
+        let src = "[Source: REDACTED (`StreamReadFeature.INCLUDE_SOURCE_IN_LOCATION` disabled)";
+        assert_eq!(
+            msg("{invalidjson}"),
+            format!("Unexpected character ('i' (code 105)): was expecting double-quote to start field name\n at {src}; line: 1, column: 2]")
+        );
+        assert_eq!(
+            msg("invalid"),
+            format!("Unrecognized token 'invalid': was expecting (JSON String, Number, Array, Object or token 'null', 'true' or 'false')\n at {src}; line: 1, column: 8]")
+        );
     }
 }
