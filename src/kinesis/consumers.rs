@@ -13,7 +13,7 @@ use crate::service::parse_input;
 use super::error::{in_use, invalid_argument, limit_exceeded, not_found};
 use super::keys::{self, ts_out};
 use super::state::{ConsumerMeta, Status, StreamMeta};
-use super::streams::check_tags;
+use super::streams::{check_tag_chars, check_tags};
 use super::validate::{self, Checks};
 use super::{Kinesis, StreamSel, Target};
 
@@ -151,6 +151,9 @@ impl Kinesis {
         let _w = self.write_lock.lock().await;
         let now = self.now();
         let mut s = self.stream(&t)?;
+        if let Some(tags) = &i.tags {
+            check_tag_chars(tags.iter().flat_map(|(k, v)| [k, v]))?;
+        }
         if !matches!(s.status_at(now), Some(Status::Active | Status::Updating)) {
             return Err(super::error::not_active(
                 &s.name,

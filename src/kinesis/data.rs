@@ -189,9 +189,19 @@ fn writable(s: &StreamMeta, now: u64) -> ServiceResult<()> {
 }
 
 fn shard_missing(shard: &str, s: &StreamMeta) -> ServiceError {
+    shard_missing_in(shard, &s.name, &s.account)
+}
+
+fn shard_missing_in(shard: &str, stream: &str, account: &str) -> ServiceError {
     not_found(format!(
-        "Shard {shard} in stream {} under account {} does not exist",
-        s.name, s.account
+        "Shard {shard} in stream {stream} under account {account} does not exist"
+    ))
+}
+
+/// A shard id that does not name a shard index at all (see [`keys::parse_shard_id`]).
+pub(crate) fn unknown_shard_id(id: &str, stream: &str, account: &str) -> ServiceError {
+    not_found(format!(
+        "Could not find shard {id} in stream {stream} under account {account}."
     ))
 }
 
@@ -587,11 +597,15 @@ impl Kinesis {
         let shard_str = i.shard_id.unwrap_or_default();
         let kind = i.shard_iterator_type.unwrap_or_default();
         let now = self.now();
-        self.with_stream(&t, |s| {
-            let ix = keys::parse_shard_id(&shard_str)
-                .filter(|ix| s.shard(*ix).is_some())
-                .ok_or_else(|| shard_missing(&shard_str, s))?;
-            let shard_name = keys::shard_id(ix);
+        // AWS resolves the shard id before the stream, and names the missing stream's shard.
+        let ix = keys::parse_shard_id(&shard_str)
+            .ok_or_else(|| unknown_shard_id(&shard_str, &t.name, &t.account))?;
+        let shard_name = keys::shard_id(ix);
+        let missing = || shard_missing_in(&shard_name, &t.name, &t.account);
+        self.with_stream_or(&t, missing, |s| {
+            if s.shard(ix).is_none() {
+                return Err(shard_missing(&shard_name, s));
+            }
             let seq = i.starting_sequence_number.as_deref();
             match (kind.as_str(), seq) {
                 ("TRIM_HORIZON" | "LATEST" | "AT_TIMESTAMP", Some(_)) => {
@@ -654,6 +668,8 @@ impl Kinesis {
             };
             let it = ShardIterator {
                 stream_id: s.id.clone(),
+                account: s.account.clone(),
+                stream_name: s.name.clone(),
                 stream_created_ms: s.created_ms,
                 shard: ix,
                 offset,
@@ -711,11 +727,15 @@ impl Kinesis {
             .get(&it.stream_id)
             .filter(|s| s.created_ms == it.stream_created_ms && s.status_at(now).is_some())
             .ok_or_else(|| {
-                not_found(format!(
-                    "Shard {} in stream with id {} does not exist",
-                    keys::shard_id(it.shard),
-                    it.stream_id
-                ))
+                let shard = keys::shard_id(it.shard);
+                if it.stream_name.is_empty() {
+                    not_found(format!(
+                        "Shard {shard} in stream with id {} does not exist",
+                        it.stream_id
+                    ))
+                } else {
+                    shard_missing_in(&shard, &it.stream_name, &it.account)
+                }
             })?;
         if let Some(arn) = stream_arn {
             if arn != s.arn() {
@@ -833,6 +853,73 @@ mod tests {
     use super::super::test_util::{b64 as enc, Env};
     use super::super::Limits;
     use serde_json::{json, Value};
+
+    /// kinesalite's AWS-checked getShardIterator.js: any `<prefix>-N` names shard N; an id that
+    /// names no index fails first; a missing stream is reported as its missing shard.
+    #[tokio::test]
+    async fn shard_iterator_shard_ids_are_normalized() {
+        let e = Env::new();
+        e.create("s", 2).await;
+        let gi = |stream: &str, shard: &str| json!({"StreamName": stream, "ShardId": shard, "ShardIteratorType": "TRIM_HORIZON"});
+        let home = put(&e, "s", "a", b"x").await["ShardId"].clone();
+        for (id, shard) in [
+            ("foo-0", "shardId-000000000000"),
+            ("shard-0", "shardId-000000000000"),
+            ("0", "shardId-000000000000"),
+            ("shardId-1", "shardId-000000000001"),
+            ("-1", "shardId-000000000001"),
+        ] {
+            let it = e.ok("GetShardIterator", gi("s", id)).await;
+            let r = e
+                .ok("GetRecords", json!({"ShardIterator": it["ShardIterator"]}))
+                .await;
+            let n = r["Records"].as_array().unwrap().len();
+            assert_eq!(n, usize::from(home == shard), "{id}");
+        }
+        let acct = "000000000000";
+        let err = e.err("GetShardIterator", gi("s", "shardId-5")).await;
+        assert_eq!(err.code, "ResourceNotFoundException");
+        assert_eq!(
+            err.message,
+            format!("Shard shardId-000000000005 in stream s under account {acct} does not exist")
+        );
+        let err = e
+            .err("GetShardIterator", gi("nope", "x-00002147483647"))
+            .await;
+        assert_eq!(err.code, "ResourceNotFoundException");
+        assert_eq!(
+            err.message,
+            format!(
+                "Shard shardId-002147483647 in stream nope under account {acct} does not exist"
+            )
+        );
+        for bad in ["2147483648", "shardId-002147483648", "ABKLFD8", "2.14E4"] {
+            let err = e.err("GetShardIterator", gi("nope", bad)).await;
+            assert_eq!(err.code, "ResourceNotFoundException");
+            assert_eq!(
+                err.message,
+                format!("Could not find shard {bad} in stream nope under account {acct}.")
+            );
+        }
+    }
+
+    /// kinesalite's AWS-checked getRecords.js names the deleted stream, not an internal id.
+    #[tokio::test]
+    async fn iterator_of_deleted_stream_names_the_stream() {
+        let e = Env::new();
+        e.create("gone", 2).await;
+        let it0 = e.iterator("gone", "shardId-0", "LATEST").await;
+        let it1 = e.iterator("gone", "shardId-1", "LATEST").await;
+        e.ok("DeleteStream", json!({"StreamName": "gone"})).await;
+        for (it, shard) in [(it0, "shardId-000000000000"), (it1, "shardId-000000000001")] {
+            let err = e.err("GetRecords", json!({"ShardIterator": it})).await;
+            assert_eq!(err.code, "ResourceNotFoundException");
+            assert_eq!(
+                err.message,
+                format!("Shard {shard} in stream gone under account 000000000000 does not exist")
+            );
+        }
+    }
 
     async fn put(e: &Env, stream: &str, pk: &str, data: &[u8]) -> Value {
         e.ok(

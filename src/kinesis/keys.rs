@@ -24,10 +24,12 @@
 //! per shard, epochs until the year 2286.
 //!
 //! # Shard iterators
-//! Base64 (standard) of: version byte 1, stream creation ms (u64 BE), shard index (u32 BE), next
-//! offset (u64 BE), issued-at ms (u64 BE), stream id (length-prefixed), and the first 8 bytes of a
-//! SHA-256 over all of that with a fixed salt as a checksum. They carry all their state, so an
-//! iterator obtained before a restart keeps working until it is 5 minutes old.
+//! Base64 (standard) of: version byte 2, stream creation ms (u64 BE), shard index (u32 BE), next
+//! offset (u64 BE), issued-at ms (u64 BE), then length-prefixed stream id, account and stream
+//! name, and the first 8 bytes of a SHA-256 over all of that with a fixed salt as a checksum.
+//! They carry all their state, so an iterator obtained before a restart keeps working until it is
+//! 5 minutes old. The account and name are there for the error of an iterator whose stream is
+//! gone, which AWS words by name; version 1 (without them) is still read.
 
 use base64::Engine;
 use sha2::{Digest, Sha256};
@@ -49,16 +51,22 @@ pub fn shard_id(index: u32) -> String {
     format!("shardId-{index:012}")
 }
 
-/// `shardId-000000000003` (or AWS's lenient `shardId-3` / `3`) → 3.
+/// Largest shard index a shard id may name (AWS answers larger ones as unknown shards).
+pub const MAX_SHARD_INDEX: u32 = i32::MAX as u32;
+
+/// A client-supplied shard id → its index. AWS accepts any prefix before a hyphen
+/// (`shardId-000000000003`, `shardId-3`, `foo-3`, `-3`) or bare digits (`3`), and reports the
+/// normalized `shardId-%012d` form back; the number is the second hyphen-separated segment.
 pub fn parse_shard_id(id: &str) -> Option<u32> {
-    let digits = id.strip_prefix("shardId-").unwrap_or(id);
-    if digits.is_empty() || digits.len() > 12 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+    let digits = id.split('-').nth(1).filter(|d| !d.is_empty()).unwrap_or(id);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     digits
         .parse::<u64>()
         .ok()
-        .and_then(|v| u32::try_from(v).ok())
+        .filter(|v| *v <= MAX_SHARD_INDEX as u64)
+        .map(|v| v as u32)
 }
 
 /// The 128-bit hash key of a partition key: its MD5 as a big-endian integer.
@@ -139,6 +147,10 @@ pub fn parse_sequence_number(s: &str) -> Option<SeqParts> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Iterator {
     pub stream_id: String,
+    /// Empty in version-1 iterators.
+    pub account: String,
+    /// Empty in version-1 iterators.
+    pub stream_name: String,
     pub stream_created_ms: u64,
     pub shard: u32,
     pub offset: u64,
@@ -157,16 +169,22 @@ fn mac(body: &[u8]) -> [u8; 8] {
     out
 }
 
+fn push_str(b: &mut Vec<u8>, s: &str) {
+    let s = &s.as_bytes()[..s.len().min(255)];
+    b.push(s.len() as u8);
+    b.extend_from_slice(s);
+}
+
 pub fn encode_iterator(it: &Iterator) -> String {
-    let mut b = Vec::with_capacity(64);
-    b.push(1u8);
+    let mut b = Vec::with_capacity(96);
+    b.push(2u8);
     b.extend_from_slice(&it.stream_created_ms.to_be_bytes());
     b.extend_from_slice(&it.shard.to_be_bytes());
     b.extend_from_slice(&it.offset.to_be_bytes());
     b.extend_from_slice(&it.issued_ms.to_be_bytes());
-    let id = it.stream_id.as_bytes();
-    b.push(id.len().min(255) as u8);
-    b.extend_from_slice(&id[..id.len().min(255)]);
+    push_str(&mut b, &it.stream_id);
+    push_str(&mut b, &it.account);
+    push_str(&mut b, &it.stream_name);
     let m = mac(&b);
     b.extend_from_slice(&m);
     base64::engine::general_purpose::STANDARD.encode(b)
@@ -177,7 +195,7 @@ pub fn decode_iterator(s: &str) -> ServiceResult<Iterator> {
         .decode(s)
         .map_err(|_| invalid_iterator())?;
     // version + 8 + 4 + 8 + 8 + len + mac
-    if b.len() < 1 + 28 + 1 + 8 || b[0] != 1 {
+    if b.len() < 1 + 28 + 1 + 8 || !matches!(b[0], 1 | 2) {
         return Err(invalid_iterator());
     }
     let (body, m) = b.split_at(b.len() - 8);
@@ -185,17 +203,34 @@ pub fn decode_iterator(s: &str) -> ServiceResult<Iterator> {
         return Err(invalid_iterator());
     }
     let u64_at = |i: usize| u64::from_be_bytes(body[i..i + 8].try_into().unwrap_or([0; 8]));
-    let id_len = body[29] as usize;
-    if body.len() != 30 + id_len {
+    let mut rest = &body[29..];
+    let mut take_str = || -> ServiceResult<String> {
+        let (&len, tail) = rest.split_first().ok_or_else(invalid_iterator)?;
+        let len = len as usize;
+        if tail.len() < len {
+            return Err(invalid_iterator());
+        }
+        let (s, tail) = tail.split_at(len);
+        rest = tail;
+        String::from_utf8(s.to_vec()).map_err(|_| invalid_iterator())
+    };
+    let stream_id = take_str()?;
+    let (account, stream_name) = if body[0] == 2 {
+        (take_str()?, take_str()?)
+    } else {
+        (String::new(), String::new())
+    };
+    if !rest.is_empty() {
         return Err(invalid_iterator());
     }
-    let stream_id = String::from_utf8(body[30..].to_vec()).map_err(|_| invalid_iterator())?;
     Ok(Iterator {
         stream_created_ms: u64_at(1),
         shard: u32::from_be_bytes(body[9..13].try_into().unwrap_or([0; 4])),
         offset: u64_at(13),
         issued_ms: u64_at(21),
         stream_id,
+        account,
+        stream_name,
     })
 }
 
@@ -378,6 +413,8 @@ mod tests {
     fn iterator_round_trip_and_tamper() {
         let it = Iterator {
             stream_id: "abc".into(),
+            account: "000000000000".into(),
+            stream_name: "s1".into(),
             stream_created_ms: 7,
             shard: 2,
             offset: 99,
@@ -385,6 +422,19 @@ mod tests {
         };
         let s = encode_iterator(&it);
         assert_eq!(decode_iterator(&s).unwrap(), it);
+        // Version 1 (before account and name were carried) still decodes.
+        let mut v1 = vec![1u8];
+        v1.extend_from_slice(&7u64.to_be_bytes());
+        v1.extend_from_slice(&2u32.to_be_bytes());
+        v1.extend_from_slice(&99u64.to_be_bytes());
+        v1.extend_from_slice(&1234u64.to_be_bytes());
+        v1.push(3);
+        v1.extend_from_slice(b"abc");
+        let m = mac(&v1);
+        v1.extend_from_slice(&m);
+        let old = decode_iterator(&base64::engine::general_purpose::STANDARD.encode(v1)).unwrap();
+        assert_eq!((old.stream_id.as_str(), old.offset), ("abc", 99));
+        assert!(old.stream_name.is_empty());
         let mut raw = base64::engine::general_purpose::STANDARD
             .decode(&s)
             .unwrap();
@@ -432,5 +482,14 @@ mod tests {
         assert_eq!(parse_shard_id("shardId-000000000007"), Some(7));
         assert_eq!(parse_shard_id("shardId-7"), Some(7));
         assert_eq!(parse_shard_id("shard-x"), None);
+        assert_eq!(parse_shard_id("foo-0"), Some(0));
+        assert_eq!(parse_shard_id("shard-0"), Some(0));
+        assert_eq!(parse_shard_id("7"), Some(7));
+        assert_eq!(parse_shard_id("-00002147483647"), Some(2_147_483_647));
+        assert_eq!(parse_shard_id("a-00002147483647"), Some(2_147_483_647));
+        assert_eq!(parse_shard_id("2147483648"), None);
+        assert_eq!(parse_shard_id("shardId-002147483648"), None);
+        assert_eq!(parse_shard_id("ABKLFD8"), None);
+        assert_eq!(parse_shard_id("2.14E4"), None);
     }
 }

@@ -660,11 +660,21 @@ impl Kinesis {
         t: &Target,
         f: impl FnOnce(&StreamMeta) -> ServiceResult<R>,
     ) -> ServiceResult<R> {
+        self.with_stream_or(t, || stream_not_found(&t.name, &t.account), f)
+    }
+
+    /// [`Self::with_stream`] for actions whose missing-stream error AWS words differently.
+    pub(crate) fn with_stream_or<R>(
+        &self,
+        t: &Target,
+        missing: impl FnOnce() -> ServiceError,
+        f: impl FnOnce(&StreamMeta) -> ServiceResult<R>,
+    ) -> ServiceResult<R> {
         let now = self.now();
         let cat = self.catalog.read();
         match cat.lookup(&t.account, &t.region, &t.name, now) {
             Some(s) => f(s),
-            None => Err(stream_not_found(&t.name, &t.account)),
+            None => Err(missing()),
         }
     }
 

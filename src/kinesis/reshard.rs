@@ -13,12 +13,13 @@ use crate::context::RequestContext;
 use crate::error::ServiceResult;
 use crate::service::parse_input;
 
-use super::error::{invalid_argument, not_found};
+use super::data::unknown_shard_id;
+use super::error::{invalid_argument, limit_exceeded, validation};
 use super::keys;
 use super::state::{Closed, ShardMeta, StreamMeta};
 use super::streams::{shard_limit_error, SHARD_LIMIT};
 use super::validate::Checks;
-use super::{Kinesis, StreamSel};
+use super::{Kinesis, StreamSel, Target};
 
 /// Closes `ix` (end offset from `ends`, 0 for shards created within this request).
 fn close(s: &mut StreamMeta, ix: u32, ends: &BTreeMap<u32, u64>, now: u64) {
@@ -105,16 +106,25 @@ impl Kinesis {
         }
     }
 
-    fn open_shard<'a>(s: &'a StreamMeta, id: &str) -> ServiceResult<&'a ShardMeta> {
-        let sh = keys::parse_shard_id(id)
-            .and_then(|ix| s.shard(ix))
-            .ok_or_else(|| {
-                not_found(format!(
-                    "Could not find shard {id} in stream {} under account {}.",
-                    s.name, s.account
-                ))
-            })?;
-        Ok(sh)
+    /// Resolves a client-supplied shard id before the stream is looked up, as AWS does: one that
+    /// names no shard index fails even when the stream does not exist.
+    fn shard_index(id: &str, t: &Target) -> ServiceResult<u32> {
+        keys::parse_shard_id(id).ok_or_else(|| unknown_shard_id(id, &t.name, &t.account))
+    }
+
+    fn open_shard(s: &StreamMeta, ix: u32) -> ServiceResult<&ShardMeta> {
+        s.shard(ix)
+            .ok_or_else(|| unknown_shard_id(&keys::shard_id(ix), &s.name, &s.account))
+    }
+
+    fn reject_on_demand(s: &StreamMeta) -> ServiceResult<()> {
+        if s.on_demand {
+            return Err(validation(format!(
+                "Request is invalid. Stream {} under account {} is in On-Demand mode.",
+                s.name, s.account
+            )));
+        }
+        Ok(())
     }
 
     pub(crate) async fn split_shard(
@@ -141,12 +151,13 @@ impl Kinesis {
             c.pattern(Some(k), "newStartingHashKey", ok, "0|([1-9]\\d{0,38})");
         }
         let t = self.target(ctx, &i.sel, &mut c)?;
-        let shard_id = i.shard_to_split.unwrap_or_default();
+        let ix = Self::shard_index(i.shard_to_split.as_deref().unwrap_or_default(), &t)?;
         let key_str = i.new_starting_hash_key.unwrap_or_default();
         let _w = self.write_lock.lock().await;
         let now = self.now();
         let mut s = self.active_stream(&t)?;
-        let sh = Self::open_shard(&s, &shard_id)?.clone();
+        Self::reject_on_demand(&s)?;
+        let sh = Self::open_shard(&s, ix)?.clone();
         let name = keys::shard_id(sh.index);
         if !sh.is_open() {
             return Err(invalid_argument(format!(
@@ -207,12 +218,14 @@ impl Kinesis {
                 128,
             );
         let t = self.target(ctx, &i.sel, &mut c)?;
+        let ia = Self::shard_index(i.shard_to_merge.as_deref().unwrap_or_default(), &t)?;
+        let ib = Self::shard_index(i.adjacent_shard_to_merge.as_deref().unwrap_or_default(), &t)?;
         let _w = self.write_lock.lock().await;
         let now = self.now();
         let mut s = self.active_stream(&t)?;
-        let a = Self::open_shard(&s, i.shard_to_merge.as_deref().unwrap_or_default())?.clone();
-        let b =
-            Self::open_shard(&s, i.adjacent_shard_to_merge.as_deref().unwrap_or_default())?.clone();
+        Self::reject_on_demand(&s)?;
+        let a = Self::open_shard(&s, ia)?.clone();
+        let b = Self::open_shard(&s, ib)?.clone();
         let (na, nb) = (keys::shard_id(a.index), keys::shard_id(b.index));
         for sh in [&a, &b] {
             if !sh.is_open() {
@@ -222,9 +235,8 @@ impl Kinesis {
                 )));
             }
         }
-        let adjacent = a.index != b.index
-            && (a.end().checked_add(1) == Some(b.start())
-                || b.end().checked_add(1) == Some(a.start()));
+        // Order matters: AdjacentShardToMerge must be the one directly above ShardToMerge.
+        let adjacent = a.index != b.index && a.end().checked_add(1) == Some(b.start());
         if !adjacent {
             return Err(invalid_argument(format!(
                 "Shards {na} and {nb} in stream {} under account {} are not an adjacent pair of shards eligible for merging",
@@ -273,23 +285,18 @@ impl Kinesis {
         let _w = self.write_lock.lock().await;
         let now = self.now();
         let mut s = self.active_stream(&t)?;
-        if s.on_demand {
-            return Err(invalid_argument(format!(
-                "UpdateShardCount is not supported for stream {} under account {} in ON_DEMAND mode.",
-                s.name, s.account
-            )));
-        }
+        Self::reject_on_demand(&s)?;
         let mut open: Vec<ShardMeta> = s.open_shards().cloned().collect();
         open.sort_by_key(|sh| sh.start());
         let current = open.len() as i64;
         if target > current * 2 || target > 10000 {
-            return Err(invalid_argument(format!(
-                "UpdateShardCount cannot scale up over double your current open shard count. Current open shard count: {current} Target shard count: {target}"
+            return Err(limit_exceeded(format!(
+                "UpdateShardCount cannot scale up over double your current open shard count. Current open shard count: {current}, Target shard count: {target}"
             )));
         }
         if target * 2 < current {
-            return Err(invalid_argument(format!(
-                "UpdateShardCount cannot scale down below half your current open shard count. Current open shard count: {current} Target shard count: {target}"
+            return Err(limit_exceeded(format!(
+                "UpdateShardCount cannot scale down below half your current open shard count. Current open shard count: {current}, Target shard count: {target}"
             )));
         }
         let ranges = keys::even_ranges(target as u32);
@@ -312,7 +319,7 @@ impl Kinesis {
                 &s.account,
                 &s.region,
                 account_open,
-                new_open.saturating_sub(current as usize),
+                new_open.saturating_sub(current as usize) as i64,
             ));
         }
         let out = json!({
@@ -540,16 +547,29 @@ mod tests {
             )
             .await;
         assert_eq!(err.code, "ResourceNotFoundException");
+        // kinesalite's AWS-checked suite ("adjacency is inverted"): the adjacent shard must be
+        // the one above, so the reverse order is refused.
+        let err = e
+            .err(
+                "MergeShards",
+                merge("shardId-000000000001", "shardId-000000000000"),
+            )
+            .await;
+        assert_eq!(err.code, "InvalidArgumentException");
+        assert_eq!(
+            err.message,
+            "Shards shardId-000000000001 and shardId-000000000000 in stream m under account 000000000000 are not an adjacent pair of shards eligible for merging"
+        );
         e.ok(
             "MergeShards",
-            merge("shardId-000000000001", "shardId-000000000000"),
+            merge("shardId-000000000000", "shardId-000000000001"),
         )
         .await;
         let sh = shards(&e, "m").await;
         assert_eq!(sh.len(), 4);
         assert_eq!(sh[3]["ShardId"], "shardId-000000000003");
-        assert_eq!(sh[3]["ParentShardId"], "shardId-000000000001");
-        assert_eq!(sh[3]["AdjacentParentShardId"], "shardId-000000000000");
+        assert_eq!(sh[3]["ParentShardId"], "shardId-000000000000");
+        assert_eq!(sh[3]["AdjacentParentShardId"], "shardId-000000000001");
         assert_eq!(sh[3]["HashKeyRange"]["StartingHashKey"], "0");
         assert_eq!(
             sh[3]["HashKeyRange"]["EndingHashKey"],
@@ -568,7 +588,7 @@ mod tests {
         assert_eq!(r["ChildShards"][0]["ShardId"], "shardId-000000000003");
         assert_eq!(
             r["ChildShards"][0]["ParentShards"],
-            json!(["shardId-000000000001", "shardId-000000000000"])
+            json!(["shardId-000000000000", "shardId-000000000001"])
         );
         assert_eq!(put(&e, "m", "a").await["ShardId"], "shardId-000000000003");
     }
@@ -631,8 +651,11 @@ mod tests {
         }
 
         let err = e.err("UpdateShardCount", usc(5)).await;
-        assert_eq!(err.code, "InvalidArgumentException");
-        assert!(err.message.contains("double"));
+        assert_eq!(err.code, "LimitExceededException");
+        assert_eq!(
+            err.message,
+            "UpdateShardCount cannot scale up over double your current open shard count. Current open shard count: 2, Target shard count: 5"
+        );
         let err = e.err("UpdateShardCount", usc(0)).await;
         assert_eq!(err.code, "ValidationException");
         e.ok("UpdateShardCount", usc(1)).await;
@@ -647,7 +670,11 @@ mod tests {
         let err = e
             .err("UpdateShardCount", json!({"StreamName": "big", "TargetShardCount": 1, "ScalingType": "UNIFORM_SCALING"}))
             .await;
-        assert!(err.message.contains("below half"));
+        assert_eq!(err.code, "LimitExceededException");
+        assert_eq!(
+            err.message,
+            "UpdateShardCount cannot scale down below half your current open shard count. Current open shard count: 4, Target shard count: 1"
+        );
         e.ok(
             "CreateStream",
             json!({"StreamName": "od", "StreamModeDetails": {"StreamMode": "ON_DEMAND"}}),
@@ -656,7 +683,128 @@ mod tests {
         let err = e
             .err("UpdateShardCount", json!({"StreamName": "od", "TargetShardCount": 5, "ScalingType": "UNIFORM_SCALING"}))
             .await;
+        assert_eq!(err.code, "ValidationException");
+        assert_eq!(
+            err.message,
+            "Request is invalid. Stream od under account 000000000000 is in On-Demand mode."
+        );
+    }
+
+    /// MaxResults accepts up to 10000, but "if you specify a value greater than 1000, at most
+    /// 1000 results are returned".
+    #[tokio::test]
+    async fn list_shards_returns_at_most_1000() {
+        let e = Env::new();
+        e.create("big", 250).await;
+        for n in [500, 250, 500] {
+            e.ok(
+                "UpdateShardCount",
+                json!({"StreamName": "big", "TargetShardCount": n, "ScalingType": "UNIFORM_SCALING"}),
+            )
+            .await;
+        }
+        let r = e
+            .ok(
+                "ListShards",
+                json!({"StreamName": "big", "MaxResults": 5000}),
+            )
+            .await;
+        assert_eq!(r["Shards"].as_array().unwrap().len(), 1000);
+        assert!(r["NextToken"].is_string());
+    }
+
+    /// SplitShard and MergeShards are "only supported for the data streams with the provisioned
+    /// capacity mode"; they fail as UpdateShardCount does.
+    #[tokio::test]
+    async fn split_and_merge_refuse_on_demand_streams() {
+        let e = Env::new();
+        e.ok(
+            "CreateStream",
+            json!({"StreamName": "od", "StreamModeDetails": {"StreamMode": "ON_DEMAND"}}),
+        )
+        .await;
+        let msg = "Request is invalid. Stream od under account 000000000000 is in On-Demand mode.";
+        let err = e
+            .err(
+                "SplitShard",
+                json!({"StreamName": "od", "ShardToSplit": "shardId-000000000000", "NewStartingHashKey": "1000"}),
+            )
+            .await;
+        assert_eq!(
+            (&*err.code, err.message.as_str()),
+            ("ValidationException", msg)
+        );
+        let err = e
+            .err(
+                "MergeShards",
+                json!({"StreamName": "od", "ShardToMerge": "shardId-000000000000", "AdjacentShardToMerge": "shardId-000000000001"}),
+            )
+            .await;
+        assert_eq!(
+            (&*err.code, err.message.as_str()),
+            ("ValidationException", msg)
+        );
+        assert_eq!(shards(&e, "od").await.len(), 4);
+    }
+
+    /// kinesalite's AWS-checked splitShard.js / mergeShards.js: any `<prefix>-N` names shard N,
+    /// errors show the normalized id, and an id naming no index fails before the stream lookup.
+    #[tokio::test]
+    async fn reshard_shard_ids_are_normalized() {
+        let e = Env::new();
+        e.create("n", 3).await;
+        let acct = "000000000000";
+        let split = |stream: &str, shard: &str, key: &str| json!({"StreamName": stream, "ShardToSplit": shard, "NewStartingHashKey": key});
+        let err = e.err("SplitShard", split("n", "shard-0", "1")).await;
         assert_eq!(err.code, "InvalidArgumentException");
+        assert!(
+            err.message
+                .starts_with("NewStartingHashKey 1 used in SplitShard() on shard shardId-000000000000 in stream n"),
+            "{}",
+            err.message
+        );
+        let err = e.err("SplitShard", split("n", "shardId-5", "2")).await;
+        assert_eq!(err.code, "ResourceNotFoundException");
+        assert_eq!(
+            err.message,
+            format!("Could not find shard shardId-000000000005 in stream n under account {acct}.")
+        );
+        for bad in ["2147483648", "shardId-002147483648", "ABKLFD8", "2.14E4"] {
+            let err = e.err("SplitShard", split("nope", bad, "2")).await;
+            assert_eq!(
+                err.message,
+                format!("Could not find shard {bad} in stream nope under account {acct}."),
+            );
+        }
+        let err = e
+            .err("SplitShard", split("nope", "a-00002147483647", "2"))
+            .await;
+        assert_eq!(
+            err.message,
+            format!("Stream nope under account {acct} not found.")
+        );
+        e.ok("SplitShard", split("n", "foo-0", "1000")).await;
+        assert_eq!(shards(&e, "n").await.len(), 5);
+
+        let merge = |a: &str, b: &str| json!({"StreamName": "n", "ShardToMerge": a, "AdjacentShardToMerge": b});
+        let err = e.err("MergeShards", merge("x-1", "shardId-5")).await;
+        assert_eq!(
+            err.message,
+            format!("Could not find shard shardId-000000000005 in stream n under account {acct}.")
+        );
+        // Shard 4 (upper child of 0) lies directly below shard 1.
+        let err = e.err("MergeShards", merge("x-1", "y-4")).await;
+        assert_eq!(
+            err.message,
+            format!("Shards shardId-000000000001 and shardId-000000000004 in stream n under account {acct} are not an adjacent pair of shards eligible for merging")
+        );
+        e.ok("MergeShards", merge("x-4", "y-1")).await;
+        let sh = shards(&e, "n").await;
+        assert_eq!(sh.last().unwrap()["ParentShardId"], "shardId-000000000004");
+        assert_eq!(
+            sh.last().unwrap()["AdjacentParentShardId"],
+            "shardId-000000000001"
+        );
     }
 
     #[tokio::test]
@@ -692,6 +840,21 @@ mod tests {
             )
             .await;
         assert_eq!(r["Shards"].as_array().unwrap().len(), 2);
+        // Any `<prefix>-N` names shard N, as in GetShardIterator.
+        let r = e
+            .ok(
+                "ListShards",
+                json!({"StreamName": "l", "ExclusiveStartShardId": "x-1"}),
+            )
+            .await;
+        assert_eq!(r["Shards"].as_array().unwrap().len(), 2);
+        let r = e
+            .ok(
+                "ListShards",
+                json!({"StreamName": "l", "ShardFilter": {"Type": "AFTER_SHARD_ID", "ShardId": "shard-2"}}),
+            )
+            .await;
+        assert_eq!(r["Shards"].as_array().unwrap().len(), 1);
         let ids = |v: &Value| -> Vec<String> {
             v["Shards"]
                 .as_array()

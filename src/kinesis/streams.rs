@@ -51,11 +51,53 @@ pub(crate) fn check_tags(checks: &mut Checks, tags: &BTreeMap<String, String>, p
     }
 }
 
+/// Characters AWS allows in tag keys and values besides Unicode letters, digits and spaces.
+const TAG_PUNCTUATION: &str = "_./=+-%@:";
+
+fn tag_char_ok(c: char) -> bool {
+    // "White space" is spaces (Unicode separators), not tabs or line breaks.
+    c.is_alphanumeric()
+        || TAG_PUNCTUATION.contains(c)
+        || c == ' '
+        || (c.is_whitespace() && !c.is_control())
+}
+
+/// Rejects tag keys or values with characters outside AWS's set (InvalidArgumentException,
+/// checked after the model constraints and, where there is one, the stream lookup).
+pub(crate) fn check_tag_chars<'a>(
+    strings: impl IntoIterator<Item = &'a String>,
+) -> ServiceResult<()> {
+    if strings.into_iter().any(|s| !s.chars().all(tag_char_ok)) {
+        return Err(invalid_argument(
+            "Some tags contain invalid characters. Valid characters: \
+             Unicode letters, digits, white space, _ . / = + - % @ :.",
+        ));
+    }
+    Ok(())
+}
+
+/// AddTagsToStream and RemoveTagsFromStream also refuse `%`, although the message above lists it.
+pub(crate) fn check_no_percent<'a>(
+    strings: impl IntoIterator<Item = &'a String>,
+    action: &str,
+    s: &StreamMeta,
+) -> ServiceResult<()> {
+    if strings.into_iter().any(|t| t.contains('%')) {
+        return Err(invalid_argument(format!(
+            "Failed to {action} stream {} under account {} because some tags contained illegal \
+             characters. The allowed characters are Unicode letters, white-spaces, \
+             '_',',','/','=','+','-','@',':'.",
+            s.name, s.account
+        )));
+    }
+    Ok(())
+}
+
 pub(crate) fn shard_limit_error(
     account: &str,
     region: &str,
     current: usize,
-    extra: usize,
+    extra: i64,
 ) -> crate::error::ServiceError {
     limit_exceeded(format!(
         "This request would exceed the shard limit for the account {account} in {region}. \
@@ -161,7 +203,9 @@ impl Kinesis {
             .stream_mode_details
             .as_ref()
             .map(|m| m.stream_mode.clone());
-        let on_demand = matches!(&mode, Some(Some(m)) if m == "ON_DEMAND");
+        // Neither a shard count nor a mode: AWS creates an on-demand stream (4 shards).
+        let on_demand = matches!(&mode, Some(Some(m)) if m == "ON_DEMAND")
+            || (mode.is_none() && i.shard_count.is_none());
         let mut c = Checks::new();
         c.required(&i.stream_name, "streamName")
             .name(i.stream_name.as_deref(), "streamName", 128)
@@ -189,6 +233,7 @@ impl Kinesis {
         c.finish()?;
         let name = i.stream_name.unwrap_or_default();
         let tags = i.tags.unwrap_or_default();
+        check_tag_chars(tags.iter().flat_map(|(k, v)| [k, v]))?;
         if tags.len() > 50 {
             return Err(invalid_argument(format!(
                 "Failed to create stream {name} under account {} because a given stream cannot have more than 50 tags.",
@@ -223,11 +268,17 @@ impl Kinesis {
             }
             let open = cat.open_shard_count(&ctx.account_id, &ctx.region, now);
             if open + shard_count as usize > SHARD_LIMIT {
+                // The message names the count asked for, not the clamped one.
+                let requested = if on_demand {
+                    ON_DEMAND_SHARDS as i64
+                } else {
+                    i.shard_count.unwrap_or(1)
+                };
                 return Err(shard_limit_error(
                     &ctx.account_id,
                     &ctx.region,
                     open,
-                    shard_count as usize,
+                    requested,
                 ));
             }
             if on_demand {
@@ -387,7 +438,8 @@ impl Kinesis {
         let t = self.target(ctx, &i.sel, &mut c)?;
         let now = self.now();
         self.with_stream(&t, |s| {
-            let limit = i.limit.unwrap_or(100) as usize;
+            // Limit may be up to 10000, but at most 100 shards come back.
+            let limit = i.limit.unwrap_or(100).min(100) as usize;
             let after = i
                 .exclusive_start_shard_id
                 .as_deref()
@@ -477,7 +529,8 @@ impl Kinesis {
                 .ok_or_else(|| invalid_argument(format!("Invalid NextToken: {tok}")))?;
             after = Some(parts[1].clone());
         }
-        let limit = i.limit.unwrap_or(100) as usize;
+        // Limit may be up to 10000, but at most 100 streams come back.
+        let limit = i.limit.unwrap_or(100).min(100) as usize;
         let now = self.now();
         let cat = self.catalog.read();
         let mut names: Vec<&StreamMeta> = cat
@@ -664,7 +717,8 @@ impl Kinesis {
         max_results: Option<i64>,
         now: u64,
     ) -> ServiceResult<Value> {
-        let limit = max_results.unwrap_or(1000) as usize;
+        // MaxResults may be up to 10000, but at most 1000 shards come back.
+        let limit = max_results.unwrap_or(1000).min(1000) as usize;
         self.with_stream(t, |s| {
             let visible: Vec<&ShardMeta> = s.visible_shards(now).collect();
             let is_visible =
@@ -1275,7 +1329,14 @@ mod tests {
             .err("CreateStream", json!({"StreamName": "s", "ShardCount": 0}))
             .await;
         assert_eq!(err.code, "ValidationException");
-        let err = e.err("CreateStream", json!({"StreamName": "s"})).await;
+        // Without ShardCount AWS creates an on-demand stream (see
+        // create_without_shard_count_or_mode_is_on_demand); PROVISIONED still needs one.
+        let err = e
+            .err(
+                "CreateStream",
+                json!({"StreamName": "s", "StreamModeDetails": {"StreamMode": "PROVISIONED"}}),
+            )
+            .await;
         assert_eq!(err.code, "ValidationException");
         assert!(err.message.contains("'shardCount'"));
         let err = e.err("CreateStream", json!({"ShardCount": 1})).await;
@@ -1308,6 +1369,76 @@ mod tests {
             )
             .await;
         assert_eq!(err.code, "ValidationException");
+    }
+
+    /// LocalStack's AWS-validated snapshot (test_create_stream_without_shard_count) records 4
+    /// shards, the on-demand starting size.
+    #[tokio::test]
+    async fn create_without_shard_count_or_mode_is_on_demand() {
+        let e = Env::new();
+        e.ok("CreateStream", json!({"StreamName": "d"})).await;
+        let d = e
+            .ok("DescribeStreamSummary", json!({"StreamName": "d"}))
+            .await;
+        assert_eq!(d["StreamDescriptionSummary"]["OpenShardCount"], 4);
+        assert_eq!(
+            d["StreamDescriptionSummary"]["StreamModeDetails"]["StreamMode"],
+            "ON_DEMAND"
+        );
+        let l = e.ok("DescribeLimits", json!({})).await;
+        assert_eq!(l["OnDemandStreamCount"], 1);
+    }
+
+    #[tokio::test]
+    async fn shard_limit_message_names_the_requested_count() {
+        let e = Env::new();
+        let err = e
+            .err(
+                "CreateStream",
+                json!({"StreamName": "big", "ShardCount": 1000}),
+            )
+            .await;
+        assert_eq!(err.code, "LimitExceededException");
+        assert!(
+            err.message.contains(
+                "Number of additional shards that would have resulted from this request: 1000."
+            ),
+            "{}",
+            err.message
+        );
+    }
+
+    /// Limit accepts up to 10000, but "if you specify a value greater than 100, at most 100
+    /// results are returned".
+    #[tokio::test]
+    async fn describe_and_list_return_at_most_100() {
+        let e = Env::new();
+        e.create("wide", 120).await;
+        let d = e
+            .ok(
+                "DescribeStream",
+                json!({"StreamName": "wide", "Limit": 1000}),
+            )
+            .await;
+        assert_eq!(
+            d["StreamDescription"]["Shards"].as_array().unwrap().len(),
+            100
+        );
+        assert_eq!(d["StreamDescription"]["HasMoreShards"], true);
+        for n in 0..119 {
+            e.create(&format!("s{n:03}"), 1).await;
+        }
+        let l = e.ok("ListStreams", json!({"Limit": 1000})).await;
+        assert_eq!(l["StreamNames"].as_array().unwrap().len(), 100);
+        assert_eq!(l["HasMoreStreams"], true);
+        let l = e
+            .ok(
+                "ListStreams",
+                json!({"Limit": 1000, "NextToken": l["NextToken"]}),
+            )
+            .await;
+        assert_eq!(l["StreamNames"].as_array().unwrap().len(), 20);
+        assert_eq!(l["HasMoreStreams"], false);
     }
 
     #[tokio::test]

@@ -96,12 +96,12 @@ impl Kinesis {
                     s.consumer_arn(c)
                 )));
             }
-            if keys::parse_shard_id(&shard)
-                .and_then(|ix| s.shard(ix))
-                .is_none()
-            {
+            let ix = keys::parse_shard_id(&shard);
+            if ix.and_then(|ix| s.shard(ix)).is_none() {
+                // AWS reports the normalized id (`shardId-%012d`) when the given one parses.
+                let shown = ix.map_or_else(|| shard.clone(), keys::shard_id);
                 return Err(not_found(format!(
-                    "Shard {shard} in stream {} under account {} does not exist",
+                    "Shard {shown} in stream {} under account {} does not exist",
                     s.name, s.account
                 )));
             }

@@ -13,7 +13,7 @@ use crate::service::parse_input;
 
 use super::error::{invalid_argument, not_found};
 use super::state::StreamMeta;
-use super::streams::check_tags;
+use super::streams::{check_no_percent, check_tag_chars, check_tags};
 use super::validate::{self, Checks};
 use super::{Kinesis, StreamSel, Target};
 
@@ -167,6 +167,8 @@ impl Kinesis {
         );
         let new = i.tags.unwrap_or_default();
         self.modify_resource(&arn, |tags, _, s| {
+            check_tag_chars(new.iter().flat_map(|(k, v)| [k, v]))?;
+            check_no_percent(new.iter().flat_map(|(k, v)| [k, v]), "add tags to", s)?;
             Self::add_tags(
                 tags,
                 new,
@@ -206,7 +208,9 @@ impl Kinesis {
             t.region, t.account, t.name
         );
         let keys = i.tag_keys.unwrap_or_default();
-        self.modify_resource(&arn, |tags, _, _| {
+        self.modify_resource(&arn, |tags, _, s| {
+            check_tag_chars(&keys)?;
+            check_no_percent(&keys, "remove tags from", s)?;
             let before = tags.len();
             tags.retain(|k, _| !keys.contains(k));
             Ok(tags.len() != before)
@@ -278,8 +282,11 @@ impl Kinesis {
         let arn = i.resource_arn.unwrap_or_default();
         let new = i.tags.unwrap_or_default();
         let what = format!("resource {arn}");
-        self.modify_resource(&arn, |tags, _, _| Self::add_tags(tags, new, &what))
-            .await?;
+        self.modify_resource(&arn, |tags, _, _| {
+            check_tag_chars(new.iter().flat_map(|(k, v)| [k, v]))?;
+            Self::add_tags(tags, new, &what)
+        })
+        .await?;
         Ok(json!({}))
     }
 
@@ -308,6 +315,7 @@ impl Kinesis {
         let arn = i.resource_arn.unwrap_or_default();
         let keys = i.tag_keys.unwrap_or_default();
         self.modify_resource(&arn, |tags, _, _| {
+            check_tag_chars(&keys)?;
             let before = tags.len();
             tags.retain(|k, _| !keys.contains(k));
             Ok(tags.len() != before)
@@ -416,6 +424,76 @@ mod tests {
     use serde_json::json;
 
     const ARN: &str = "arn:aws:kinesis:us-east-1:000000000000:stream/t";
+
+    /// kinesalite's AWS-checked addTagsToStream.js / removeTagsFromStream.js.
+    #[tokio::test]
+    async fn tag_characters_are_checked() {
+        let e = Env::new();
+        e.create("t", 1).await;
+        let invalid = "Some tags contain invalid characters. Valid characters: Unicode letters, digits, white space, _ . / = + - % @ :.";
+        let percent = |action: &str| {
+            format!("Failed to {action} stream t under account 000000000000 because some tags contained illegal characters. The allowed characters are Unicode letters, white-spaces, '_',',','/','=','+','-','@',':'.")
+        };
+        for bad in ["abc;def", "abc\tdef", "abc\ndef", "abc,def"] {
+            for tags in [json!({ bad: "1" }), json!({ "a": bad })] {
+                let err = e
+                    .err("AddTagsToStream", json!({"StreamName": "t", "Tags": tags}))
+                    .await;
+                assert_eq!(err.code, "InvalidArgumentException");
+                assert_eq!(err.message, invalid);
+                let err = e
+                    .err("TagResource", json!({"ResourceARN": ARN, "Tags": tags}))
+                    .await;
+                assert_eq!(err.message, invalid);
+                let err = e
+                    .err(
+                        "CreateStream",
+                        json!({"StreamName": "t2", "ShardCount": 1, "Tags": tags}),
+                    )
+                    .await;
+                assert_eq!(err.message, invalid);
+            }
+            let err = e
+                .err(
+                    "RemoveTagsFromStream",
+                    json!({"StreamName": "t", "TagKeys": [bad]}),
+                )
+                .await;
+            assert_eq!(err.message, invalid);
+        }
+        for tags in [json!({"abc%def": "1"}), json!({"a": "abc%def"})] {
+            let err = e
+                .err("AddTagsToStream", json!({"StreamName": "t", "Tags": tags}))
+                .await;
+            assert_eq!(err.code, "InvalidArgumentException");
+            assert_eq!(err.message, percent("add tags to"));
+        }
+        let err = e
+            .err(
+                "RemoveTagsFromStream",
+                json!({"StreamName": "t", "TagKeys": ["abc%def"]}),
+            )
+            .await;
+        assert_eq!(err.message, percent("remove tags from"));
+        // The stream is looked up first.
+        let err = e
+            .err(
+                "RemoveTagsFromStream",
+                json!({"StreamName": "nope", "TagKeys": [";"]}),
+            )
+            .await;
+        assert_eq!(err.code, "ResourceNotFoundException");
+        let ok = json!({"a": "a", "ü0 _.": "a", "/=+-@:": "a", "b": "ü0 _./=+-@:", "c": ""});
+        e.ok("AddTagsToStream", json!({"StreamName": "t", "Tags": ok}))
+            .await;
+        e.ok(
+            "RemoveTagsFromStream",
+            json!({"StreamName": "t", "TagKeys": ["ü0 _.", "/=+-@:"]}),
+        )
+        .await;
+        let l = e.ok("ListTagsForStream", json!({"StreamName": "t"})).await;
+        assert_eq!(l["Tags"].as_array().unwrap().len(), 3);
+    }
 
     #[tokio::test]
     async fn stream_tags() {
