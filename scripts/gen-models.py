@@ -42,7 +42,9 @@ SQS_MEMBER_NAMES = {  # (structure, member) -> query name
 }
 SQS_LIST_MEMBERS = {
     "AttributeNameList": "AttributeName",
-    "MessageSystemAttributeList": "AttributeName",
+    # Its own name, so `MessageSystemAttributeName.N` is read; `AttributeName.N` still reaches
+    # the older AttributeNames, which the service merges with it.
+    "MessageSystemAttributeList": "MessageSystemAttributeName",
     "MessageAttributeNameList": "MessageAttributeName",
     "QueueUrlList": "QueueUrl",
     "MessageList": "Message",

@@ -399,6 +399,12 @@ mod tests {
             input_document(m, "GetQueueAttributes", &p).unwrap(),
             json!({"QueueUrl": "u", "AttributeNames": ["All", "Policy"]})
         );
+        // Both lists of ReceiveMessage, each under its own name.
+        let p = form("QueueUrl=u&AttributeName.1=SenderId&MessageSystemAttributeName.1=All");
+        assert_eq!(
+            input_document(m, "ReceiveMessage", &p).unwrap(),
+            json!({"QueueUrl": "u", "AttributeNames": ["SenderId"], "MessageSystemAttributeNames": ["All"]})
+        );
         let p = form("QueueName=q&Attribute.1.Name=DelaySeconds&Attribute.1.Value=3&Tag.1.Key=k&Tag.1.Value=v");
         assert_eq!(
             input_document(m, "CreateQueue", &p).unwrap(),

@@ -663,6 +663,7 @@ impl Sns {
                             message_attributes,
                             message_group_id: msg.group_id.clone().filter(|_| into_fifo),
                             message_deduplication_id: msg.dedup_id.clone().filter(|_| into_fifo),
+                            trace_header: ctx.trace_header.clone(),
                         },
                     ));
                 }

@@ -2762,3 +2762,24 @@ async fn publish_empty_topic_arn() {
         "Invalid parameter: TopicArn Reason: An ARN must have at least 6 elements, not 1",
     );
 }
+
+#[tokio::test]
+async fn the_publishers_x_ray_header_goes_with_the_sqs_delivery() {
+    let t = setup();
+    let arn = t.topic("traced").await;
+    t.sub(&arn, "sqs", Q, json!({})).await;
+    let mut ctx = t.ctx.clone();
+    ctx.trace_header = Some("Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1".into());
+    t.sns
+        .dispatch(&ctx, "Publish", json!({"TopicArn": arn, "Message": "m"}))
+        .await
+        .unwrap();
+    t.ok("Publish", json!({"TopicArn": arn, "Message": "untraced"}))
+        .await;
+    let sent = t.sqs.sent.lock().clone();
+    assert_eq!(
+        sent[0].1.trace_header.as_deref(),
+        Some("Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1")
+    );
+    assert_eq!(sent[1].1.trace_header, None);
+}

@@ -533,7 +533,7 @@ impl Sqs {
             message_deduplication_id: msg.message_deduplication_id,
             ..Default::default()
         };
-        let p = prepare(&q.config(), entry, &q.account, None)?;
+        let p = prepare(&q.config(), entry, &q.account, msg.trace_header.as_deref())?;
         let sent = q.send(vec![p.rec]).await?;
         Ok(message_id(sent[0].1))
     }

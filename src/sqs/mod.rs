@@ -277,4 +277,7 @@ pub struct InternalSend {
     pub message_attributes: serde_json::Map<String, Value>,
     pub message_group_id: Option<String>,
     pub message_deduplication_id: Option<String>,
+    /// The publisher's X-Ray header, kept as the message's AWSTraceHeader as a SendMessage
+    /// with that header would.
+    pub trace_header: Option<String>,
 }
