@@ -269,10 +269,9 @@ fn validate_message(m: MessageInput, fifo: Option<&Topic>) -> ServiceResult<Msg>
         return Err(invalid_parameter("Empty message"));
     }
     if let Some(s) = &m.subject {
-        if s.is_empty()
-            || s.chars().count() > 100
-            || !s.chars().all(|c| c.is_ascii() && !c.is_ascii_control())
-        {
+        // "UTF-8 text with no line breaks or control characters" (the model), so letters of
+        // any script are fine.
+        if s.is_empty() || s.chars().count() > 100 || s.chars().any(char::is_control) {
             return Err(invalid_parameter("Subject"));
         }
     }
@@ -661,7 +660,9 @@ impl Sns {
                         InternalSend {
                             body,
                             message_attributes,
-                            message_group_id: msg.group_id.clone().filter(|_| into_fifo),
+                            // A standard topic forwards the group id to standard queues too
+                            // (their fair queueing); a FIFO topic only to FIFO queues.
+                            message_group_id: msg.group_id.clone().filter(|_| into_fifo || !fifo),
                             message_deduplication_id: msg.dedup_id.clone().filter(|_| into_fifo),
                             trace_header: ctx.trace_header.clone(),
                         },

@@ -2783,3 +2783,28 @@ async fn the_publishers_x_ray_header_goes_with_the_sqs_delivery() {
     );
     assert_eq!(sent[1].1.trace_header, None);
 }
+
+#[tokio::test]
+async fn subjects_are_utf8_and_standard_topics_forward_group_ids() {
+    let t = setup();
+    let arn = t.topic("fair").await;
+    t.sub(&arn, "sqs", Q, json!({})).await;
+    t.ok(
+        "Publish",
+        json!({"TopicArn": arn, "Message": "m", "Subject": "Grüße 日本語", "MessageGroupId": "tenant2"}),
+    )
+    .await;
+    let e = t
+        .err(
+            "Publish",
+            json!({"TopicArn": arn, "Message": "m", "Subject": "two\nlines"}),
+        )
+        .await;
+    assert_eq!(e.message, "Invalid parameter: Subject");
+    let sent = t.sqs.sent.lock().clone();
+    assert_eq!(sent.len(), 1);
+    let env: Value = serde_json::from_str(&sent[0].1.body).unwrap();
+    assert_eq!(env["Subject"], "Grüße 日本語");
+    // "Forwarded only to Amazon SQS standard subscriptions to activate fair queues."
+    assert_eq!(sent[0].1.message_group_id.as_deref(), Some("tenant2"));
+}
