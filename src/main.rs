@@ -142,9 +142,10 @@ fn verify(data_dir: &std::path::Path) -> std::process::ExitCode {
     for dir in &dirs {
         match millpond::log::verify_dir(dir) {
             Ok(r) if r.is_clean() => println!(
-                "ok      {}: {} segments, offsets {}..{}, {} bytes{}",
+                "ok      {}: {} segments ({} hollow), offsets {}..{}, {} bytes{}",
                 dir.display(),
                 r.segments,
+                r.hollow_segments,
                 r.start_offset,
                 r.next_offset,
                 r.bytes,

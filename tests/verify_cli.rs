@@ -48,3 +48,23 @@ fn verify_passes_clean_logs_and_fails_a_flipped_byte() {
     assert!(!ok, "{out}");
     assert!(out.contains("CORRUPT"), "{out}");
 }
+
+#[test]
+fn verify_counts_hollow_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let log_dir = dir.path().join("sqs").join("queues").join("q1");
+    {
+        let (log, _) = Log::open(&log_dir, LogOptions::default()).unwrap();
+        for i in 0..30u64 {
+            log.append_blocking(1, i, vec![7u8; 100]).unwrap();
+            if i % 10 == 9 {
+                log.roll().unwrap();
+            }
+        }
+        let middle = log.segments()[1].base_offset;
+        assert_eq!(log.hollow(middle).unwrap(), 10);
+    }
+    let (ok, out) = verify(dir.path());
+    assert!(ok, "{out}");
+    assert!(out.contains("segments (1 hollow), offsets 0..30"), "{out}");
+}
