@@ -387,6 +387,11 @@ impl Sns {
         }
         validate_endpoint(&i.protocol, &endpoint)?;
         let attrs: BTreeMap<String, String> = i.attributes.clone().into_iter().collect();
+        let target = Target {
+            protocol: &i.protocol,
+            topic_arn: &i.topic_arn,
+            endpoint: &endpoint,
+        };
         // Scope first: FilterPolicy is validated against the scope given alongside it.
         for (k, v) in &attrs {
             if !SETTABLE.contains(&k.as_str()) {
@@ -394,11 +399,6 @@ impl Sns {
                     "Attributes Reason: Unknown attribute {k}"
                 )));
             }
-            let target = Target {
-                protocol: &i.protocol,
-                topic_arn: &i.topic_arn,
-                endpoint: &endpoint,
-            };
             validate_attribute(&target, k, v, &attrs, true)?;
         }
         let mut pending = false;

@@ -22,7 +22,7 @@ use super::records::*;
 use super::state::{DedupEntry, MsgMeta, Phase, QueueState, Snapshot, DEDUP_WINDOW_MS};
 use crate::codec::{decode, decode_snapshot, encode};
 use crate::error::ServiceResult;
-use crate::log::{Log, LogOptions};
+use crate::log::{Log, LogOptions, SegmentInfo};
 use crate::service::now_ms;
 
 /// A remembered FIFO receive attempt: expiry and the (seq, receive number, receive time) it
@@ -337,11 +337,7 @@ impl Queue {
         // even where older live messages keep the head of the log in place.
         let dead: Vec<(u64, u64)> = {
             let segs = self.log.segments();
-            let mut live = vec![0u64; segs.len()];
-            for (_, m) in self.state.lock().iter() {
-                let i = segs.partition_point(|s| s.base_offset <= m.offset);
-                live[i.saturating_sub(1)] += 1;
-            }
+            let live = self.live_per_segment(&segs);
             segs.iter()
                 .zip(&live)
                 .filter(|(s, &n)| n == 0 && s.sealed && !s.hollow)
@@ -388,21 +384,23 @@ impl Queue {
         Ok(())
     }
 
+    /// Live messages whose Send/Relocate record lies in each of `segs` (oldest first).
+    fn live_per_segment(&self, segs: &[SegmentInfo]) -> Vec<u64> {
+        let mut live = vec![0u64; segs.len()];
+        for (_, m) in self.state.lock().iter() {
+            let i = segs.partition_point(|s| s.base_offset <= m.offset);
+            live[i.saturating_sub(1)] += 1;
+        }
+        live
+    }
+
     async fn relocate_sparse_head(&self) -> ServiceResult<()> {
         let segs = self.log.segments();
         if segs.len() < 2 {
             return Ok(());
         }
-        // Live messages per segment (the active last one is never compacted).
-        let bases: Vec<u64> = segs.iter().map(|s| s.base_offset).collect();
-        let mut live = vec![0u64; segs.len()];
-        {
-            let st = self.state.lock();
-            for (_, m) in st.iter() {
-                let i = bases.partition_point(|b| *b <= m.offset).saturating_sub(1);
-                live[i] += 1;
-            }
-        }
+        // The active last segment is never compacted.
+        let live = self.live_per_segment(&segs);
         // The leading run of sparse segments (under a quarter of their records live): dense
         // ones are left alone, since relocating them would rewrite most of the log — unless
         // the log as a whole is mostly dead (long-lived messages at the head, a long

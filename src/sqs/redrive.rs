@@ -110,10 +110,11 @@ fn task_id_of(handle: &str) -> Option<String> {
     v.get("taskId")?.as_str().map(str::to_string)
 }
 
-/// A fresh copy of a stored message for another queue (its id and SentTimestamp kept).
-fn moved_copy(mut r: SendRec, dlq_source: Option<String>) -> SendRec {
+/// A fresh copy of a stored message for another queue (its id and SentTimestamp kept),
+/// starting from `receive_count` receives.
+fn moved_copy(mut r: SendRec, dlq_source: Option<String>, receive_count: u32) -> SendRec {
     r.dlq_source = dlq_source;
-    r.receive_count = 0;
+    r.receive_count = receive_count;
     r.first_receive_ms = 0;
     r.version = 0;
     r.inflight = false;
@@ -144,9 +145,7 @@ impl Sqs {
                 if let Some(r) = q.read_message(m.offset)? {
                     // AWS carries the receive count into the dead-letter queue, so the first
                     // receive there reports one more than the source saw.
-                    let mut c = moved_copy(r, Some(q.arn()));
-                    c.receive_count = m.receive_count;
-                    v.push(c);
+                    v.push(moved_copy(r, Some(q.arn()), m.receive_count));
                 }
             }
             v
@@ -485,7 +484,7 @@ impl Sqs {
             release(&src);
             return Err("The destination queue does not exist.".into());
         };
-        if let Err(err) = dest.send(vec![moved_copy(rec, None)]).await {
+        if let Err(err) = dest.send(vec![moved_copy(rec, None, 0)]).await {
             release(&src);
             return Err(err.message);
         }
