@@ -259,6 +259,45 @@ fn json_protocol_errors_carry_type_and_message() {
 }
 
 #[test]
+fn kinesis_refuses_a_missing_body_but_takes_an_empty_object() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let srv = rt.block_on(TestServer::start());
+    let target = "Kinesis_20131202.ListStreams";
+    let json = "application/x-amz-json-1.1";
+    for body in [&b""[..], b" \r\n"] {
+        let r = json_post(srv.addr, target, json, body);
+        assert_eq!(r.status, 400, "{body:?}: {}", r.text());
+        assert_eq!(r.header("content-type"), Some(json));
+        assert_eq!(r.header("x-amzn-errortype"), Some("SerializationException"));
+        assert_eq!(
+            r.json(),
+            serde_json::json!({"__type": "SerializationException"})
+        );
+    }
+    let r = json_post(srv.addr, target, json, b"{}");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.json()["StreamNames"].is_array());
+    // An unknown operation is still named as such, body or not.
+    let r = json_post(srv.addr, "Kinesis_20131202.NoSuchThing", json, b"");
+    assert_eq!(r.json()["__type"], "UnknownOperationException");
+
+    let cbor = "application/x-amz-cbor-1.1";
+    let r = json_post(srv.addr, target, cbor, b"");
+    assert_eq!(r.status, 400);
+    assert_eq!(r.header("content-type"), Some(cbor));
+    let v: ciborium::Value = ciborium::de::from_reader(&r.body[..]).expect("CBOR error body");
+    let expected = ciborium::Value::Map(vec![(
+        ciborium::Value::Text("__type".into()),
+        ciborium::Value::Text("SerializationException".into()),
+    )]);
+    assert_eq!(v, expected);
+    // An empty CBOR map is a request like any other.
+    let r = json_post(srv.addr, target, cbor, &[0xa0]);
+    assert_eq!(r.status, 200);
+    rt.block_on(srv.stop());
+}
+
+#[test]
 fn cbor_errors_are_cbor() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let srv = rt.block_on(TestServer::start());

@@ -688,6 +688,62 @@ async fn sixteen_consumers_drain_ten_thousand_messages_without_duplicates() {
 }
 
 #[test]
+fn queue_urls_refuse_queueless_actions_and_requests_without_an_action() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let srv = rt.block_on(TestServer::start());
+    let r = query_post(srv.addr, "/", "sqs", "Action=CreateQueue&QueueName=home");
+    assert_eq!(r.status, 200, "{}", r.text());
+    // No Action on a queue URL: a bare 404, in XML even when JSON is asked for.
+    for headers in [vec![], vec![("Accept", "application/json")]] {
+        let r = raw(srv.addr, "GET", "/000000000000/home", &headers, b"");
+        assert_eq!(r.status, 404, "{}", r.text());
+        assert_eq!(r.text(), "<UnknownOperationException/>");
+        assert!(r.header("x-amzn-requestid").is_some());
+    }
+    // The same path with an Action is served as before.
+    let r = raw(
+        srv.addr,
+        "GET",
+        "/000000000000/home?Action=GetQueueUrl&QueueName=home",
+        &[],
+        b"",
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(xml_text(&r.text(), "QueueUrl")
+        .unwrap()
+        .ends_with("/000000000000/home"));
+    // Actions that take no queue are refused on a queue URL, by GET and by POST.
+    let get = raw(
+        srv.addr,
+        "GET",
+        "/000000000000/home?Action=CreateQueue&QueueName=other",
+        &[],
+        b"",
+    );
+    let post = query_post(srv.addr, "/000000000000/home", "sqs", "Action=ListQueues");
+    for (r, action) in [(get, "CreateQueue"), (post, "ListQueues")] {
+        let xml = r.text();
+        assert_eq!(r.status, 400, "{xml}");
+        assert_eq!(xml_text(&xml, "Type").as_deref(), Some("Sender"), "{xml}");
+        assert_eq!(xml_text(&xml, "Code").as_deref(), Some("InvalidAction"));
+        assert_eq!(
+            xml_text(&xml, "Message"),
+            Some(format!(
+                "The action {action} is not valid for this endpoint."
+            ))
+        );
+    }
+    let r = query_post(srv.addr, "/", "sqs", "Action=ListQueues");
+    let xml = r.text();
+    assert!(xml.contains("/000000000000/home</QueueUrl>"), "{xml}");
+    assert!(
+        !xml.contains("other"),
+        "the refused CreateQueue made a queue: {xml}"
+    );
+    rt.block_on(srv.stop());
+}
+
+#[test]
 fn query_protocol_speaks_xml_and_accepts_posts_to_the_queue_path() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let srv = rt.block_on(TestServer::start());

@@ -170,13 +170,32 @@ pub async fn handle(services: &Services, req: Request<Body>) -> Response<Body> {
     if let Err(e) = parsed {
         return error_response(wire, &e, &request_id);
     }
+    let on_queue_path = service == QueryService::Sqs && queue_path.is_some();
     let Some(action) = params.get("Action").cloned() else {
+        if on_queue_path {
+            // AWS answers a queue URL without an Action with this bare 404 rather than an
+            // ErrorResponse document, whatever the Accept header asks for.
+            return respond(
+                StatusCode::NOT_FOUND,
+                "text/xml",
+                b"<UnknownOperationException/>".to_vec(),
+                &request_id,
+            );
+        }
         let err = ServiceError::sender(
             "MissingAction",
             "The request must contain the parameter Action.",
         );
         return error_response(wire, &err, &request_id);
     };
+    // AWS refuses these two on a queue URL, yet serves GetQueueUrl there, for any queue.
+    if on_queue_path && matches!(action.as_str(), "CreateQueue" | "ListQueues") {
+        let err = ServiceError::sender(
+            "InvalidAction",
+            format!("The action {action} is not valid for this endpoint."),
+        );
+        return error_response(wire, &err, &request_id);
+    }
     if let (QueryService::Sqs, Some(path), false) =
         (service, queue_path, params.contains_key("QueueUrl"))
     {
@@ -348,7 +367,9 @@ async fn json_request(
         };
     }
     let doc = match wire {
+        Wire::KinesisCbor if body.is_empty() => Err(empty_kinesis_body()),
         Wire::KinesisCbor => cbor::decode(body),
+        _ if body.iter().all(u8::is_ascii_whitespace) => Err(empty_kinesis_body()),
         _ => parse_json_body(body),
     };
     let doc = match doc {
@@ -513,6 +534,13 @@ impl hyper::body::Body for FrameBody {
 
 pub use crate::service::parse_json_body;
 
+/// A Kinesis request without a body is not read as `{}`: Smithy asks that only of operations
+/// without input, and Kinesis has none. AWS answers a bare SerializationException, with no
+/// message, in JSON and CBOR alike.
+fn empty_kinesis_body() -> ServiceError {
+    ServiceError::sender("SerializationException", "")
+}
+
 fn unknown_operation(target: &str) -> ServiceError {
     ServiceError::sender(
         "UnknownOperationException",
@@ -579,7 +607,7 @@ fn error_response(wire: Wire, err: &ServiceError, request_id: &str) -> Response<
             resp
         }
         Wire::KinesisJson => {
-            let body = json!({"__type": err.code, "message": err.message}).to_string();
+            let body = kinesis_error_doc(err).to_string();
             let mut resp = respond(
                 status,
                 "application/x-amz-json-1.1",
@@ -592,7 +620,7 @@ fn error_response(wire: Wire, err: &ServiceError, request_id: &str) -> Response<
             resp
         }
         Wire::KinesisCbor => {
-            let doc = json!({"__type": err.code, "message": err.message});
+            let doc = kinesis_error_doc(err);
             let mut resp = respond(
                 status,
                 "application/x-amz-cbor-1.1",
@@ -605,6 +633,15 @@ fn error_response(wire: Wire, err: &ServiceError, request_id: &str) -> Response<
             resp
         }
     }
+}
+
+/// `{"__type", "message"}`; AWS leaves the message out where it has none to give.
+fn kinesis_error_doc(err: &ServiceError) -> Value {
+    let mut doc = json!({"__type": err.code});
+    if !err.message.is_empty() {
+        doc["message"] = json!(err.message);
+    }
+    doc
 }
 
 /// Runs every request parser on `data` the way a request would reach it: the first byte picks

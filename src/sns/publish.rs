@@ -269,9 +269,9 @@ fn validate_message(m: MessageInput, fifo: Option<&Topic>) -> ServiceResult<Msg>
         return Err(invalid_parameter("Empty message"));
     }
     if let Some(s) = &m.subject {
-        // "UTF-8 text with no line breaks or control characters" (the model), so letters of
-        // any script are fine.
-        if s.is_empty() || s.chars().count() > 100 || s.chars().any(char::is_control) {
+        // "UTF-8 text with no line breaks or control characters, and less than 100 characters
+        // long" (the model): letters of any script are fine, and 100 itself is too long.
+        if s.is_empty() || s.chars().count() >= 100 || s.chars().any(char::is_control) {
             return Err(invalid_parameter("Subject"));
         }
     }

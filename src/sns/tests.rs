@@ -2808,3 +2808,43 @@ async fn subjects_are_utf8_and_standard_topics_forward_group_ids() {
     // "Forwarded only to Amazon SQS standard subscriptions to activate fair queues."
     assert_eq!(sent[0].1.message_group_id.as_deref(), Some("tenant2"));
 }
+
+#[tokio::test]
+async fn subjects_must_be_shorter_than_100_characters() {
+    let t = setup();
+    let arn = t.topic("subjects").await;
+    t.sub(&arn, "sqs", Q, json!({})).await;
+    // Characters, not bytes: 99 two-byte letters are 198 bytes and still fit.
+    let longest = "é".repeat(99);
+    t.ok(
+        "Publish",
+        json!({"TopicArn": arn, "Message": "m", "Subject": longest}),
+    )
+    .await;
+    for too_long in ["a".repeat(100), "é".repeat(100), "a".repeat(101)] {
+        let e = t
+            .err(
+                "Publish",
+                json!({"TopicArn": arn, "Message": "m", "Subject": too_long}),
+            )
+            .await;
+        assert_code(&e, "InvalidParameter", 400);
+        assert_eq!(e.message, "Invalid parameter: Subject");
+    }
+    let out = t
+        .ok(
+            "PublishBatch",
+            json!({"TopicArn": arn, "PublishBatchRequestEntries": [
+                {"Id": "short", "Message": "one", "Subject": longest},
+                {"Id": "long", "Message": "two", "Subject": "a".repeat(100)}
+            ]}),
+        )
+        .await;
+    assert_eq!(out["Successful"][0]["Id"], "short");
+    assert_eq!(out["Successful"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        out["Failed"],
+        json!([{"Id": "long", "Code": "InvalidParameter", "Message": "Invalid parameter: Subject", "SenderFault": true}])
+    );
+    assert_eq!(t.sqs.bodies(Q).len(), 2);
+}
