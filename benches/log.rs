@@ -13,7 +13,9 @@
 //!   file system, both ending with an fdatasync, appender mix `MILLPOND_BENCH_NONE_CASES`;
 //!   `fsync` = group commit against the raw write+fdatasync rate; `compaction` = fsync append
 //!   latency idle / while a mostly dead log is compacted / idle again; its appender counts
-//!   come from `MILLPOND_BENCH_FSYNC_CASES` (default `1,16,256`).
+//!   come from `MILLPOND_BENCH_FSYNC_CASES` (default `1,16,256`), spread round-robin over
+//!   `MILLPOND_BENCH_FSYNC_LOGS` logs (default 1); each case also prints the disk's own
+//!   ceiling for that many appenders on one file.
 //!
 //! After the criterion runs, a summary prints records/s, MB/s and the ratio of group-commit
 //! throughput to the raw fdatasync rate. `MILLPOND_BENCH_DIR` picks the disk (default: the
@@ -102,7 +104,7 @@ fn concurrent_appends(
 /// the others, so the log sees exactly `appenders` concurrent appends throughout.
 fn steady_appends(
     rt: &tokio::runtime::Runtime,
-    log: &Log,
+    logs: &[Log],
     appenders: usize,
     secs: Duration,
 ) -> (u64, Duration, Duration) {
@@ -112,8 +114,9 @@ fn steady_appends(
     let stop = Arc::new(AtomicBool::new(false));
     rt.block_on(async {
         let tasks: Vec<_> = (0..appenders)
-            .map(|_| {
-                let (log, count, stop) = (log.clone(), count.clone(), stop.clone());
+            .map(|a| {
+                let log = logs[a % logs.len()].clone();
+                let (count, stop) = (count.clone(), stop.clone());
                 tokio::spawn(async move {
                     let mut i = 0;
                     while !stop.load(Ordering::Relaxed) {
@@ -145,6 +148,25 @@ fn raw_fdatasync_loop(f: &File, iters: u64, pos: &mut u64) -> Duration {
         *pos += REC as u64;
     }
     start.elapsed()
+}
+
+/// The disk's own ceiling for `appenders` concurrent appenders on one file, each with one
+/// append outstanding: rounds of one `appenders` KiB write into zeros plus one fdatasync, as
+/// records/s. No group commit can beat it, since a round cannot hold more records than there
+/// are appenders and every round ends with a flush.
+fn raw_round_rate(f: &File, appenders: usize, pos: &mut u64) -> f64 {
+    let buf = vec![0xCDu8; REC * appenders];
+    let (mut rounds, start) = (0u64, Instant::now());
+    while start.elapsed() < Duration::from_millis(500) {
+        if *pos + buf.len() as u64 > (64 << 20) {
+            *pos = 0;
+        }
+        f.write_all_at(&buf, *pos).unwrap();
+        f.sync_data().unwrap();
+        *pos += buf.len() as u64;
+        rounds += 1;
+    }
+    (rounds * appenders as u64) as f64 / start.elapsed().as_secs_f64()
 }
 
 fn raw_write_loop(f: &File, iters: u64, pos: &mut u64) -> Duration {
@@ -583,22 +605,46 @@ fn summary() {
     };
     println!("\n=== summary (1 KiB records, {secs:?} each; raw = write 1 KiB + fdatasync, the faster of appending and overwriting zeros) ===");
     let rt = runtime();
+    let logs_per_case = fsync_logs();
     for appenders in fsync_cases() {
         let before = raw_rate(&mut pos, &mut zpos);
-        let d = bench_dir();
-        let (log, _) = Log::open(d.path(), LogOptions::default()).unwrap();
-        let (total, el, cpu) = steady_appends(&rt, &log, appenders, secs);
+        let dirs: Vec<_> = (0..logs_per_case.min(appenders))
+            .map(|_| bench_dir())
+            .collect();
+        let logs: Vec<Log> = dirs
+            .iter()
+            .map(|d| Log::open(d.path(), LogOptions::default()).unwrap().0)
+            .collect();
+        let (total, el, cpu) = steady_appends(&rt, &logs, appenders, secs);
+        drop(logs);
         let after = raw_rate(&mut pos, &mut zpos);
+        let ceiling = raw_round_rate(&zeroed, appenders, &mut zpos);
         let raw = (before + after) / 2.0;
         let rps = total as f64 / el.as_secs_f64();
         println!(
-            "fsync appends, {appenders:>3} appenders: {rps:>8.0} rec/s {:>6.1} MB/s | raw {raw:>6.0}/s ({before:.0}..{after:.0}) | {:>6.1} x raw | cpu {:.0}% {:.2} us/rec",
+            "fsync appends, {appenders:>3} appenders, {} log(s): {rps:>8.0} rec/s {:>6.1} MB/s | raw {raw:>6.0}/s ({before:.0}..{after:.0}) | {:>6.1} x raw | cpu {:.0}% {:.2} us/rec",
+            dirs.len(),
             rps * REC as f64 / 1e6,
             rps / raw,
             cpu.as_secs_f64() / el.as_secs_f64() * 100.0,
             cpu.as_secs_f64() * 1e6 / total as f64,
         );
+        println!(
+            "  disk ceiling for {appenders} appenders on one file ({appenders} KiB write + fdatasync rounds): {ceiling:>8.0} rec/s = {:>5.1} x raw; the log reaches {:.0}% of it",
+            ceiling / raw,
+            100.0 * rps / ceiling,
+        );
     }
+}
+
+/// Logs the appenders of each `fsync` summary case are spread over:
+/// `MILLPOND_BENCH_FSYNC_LOGS`, default 1.
+fn fsync_logs() -> usize {
+    std::env::var("MILLPOND_BENCH_FSYNC_LOGS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n: &usize| n > 0)
+        .unwrap_or(1)
 }
 
 criterion_group! {

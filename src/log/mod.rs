@@ -228,6 +228,9 @@ impl Drop for Inner {
         // Best effort for Interval/None: nobody can wait for these bytes any more, but making
         // them durable on a clean shutdown costs one fdatasync.
         let w = self.writer.get_mut();
+        // Zeros landing after this handle is gone could overwrite the appends of the next
+        // handle opened on this directory.
+        w.wait_for_zeros();
         if w.unsynced && !self.poisoned.load(Ordering::Acquire) {
             let _ = w.file.sync_data();
         }

@@ -793,6 +793,8 @@ struct Plan {
     held: bool,
     /// Every fdatasync of a targeted file takes at least this long (a slow disk).
     sync_delay: Duration,
+    /// Every all-zero write of a targeted file takes at least this long (zeros ahead).
+    zero_delay: Duration,
     /// fdatasyncs running now, and the most that ever ran at once (all files).
     syncing: usize,
     max_syncing: usize,
@@ -834,6 +836,12 @@ impl SegmentFile for FaultFile {
         let Some(mut p) = self.plan() else {
             return self.f.write_at(buf, pos);
         };
+        if !p.zero_delay.is_zero() && buf.iter().all(|&b| b == 0) {
+            let delay = p.zero_delay;
+            drop(p);
+            std::thread::sleep(delay);
+            return self.f.write_at(buf, pos);
+        }
         if let Some(budget) = p.write_budget.as_mut() {
             if (buf.len() as u64) > *budget {
                 let n = *budget as usize;
@@ -888,6 +896,54 @@ impl SegmentFile for FaultFile {
 
 /// Group commit under a slow disk: concurrent appenders share fdatasyncs, and an append
 /// resolves only once durable and then reads back at once.
+/// The zeros ahead of the data are written by another thread: appends that reach them, seals
+/// and closes must wait for them, or late zeros would land on acknowledged records (or past a
+/// trailer). Slow zero writes make every such overlap happen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zeros_written_ahead_never_land_on_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let io = FaultIo::default();
+    io.0.lock().zero_delay = Duration::from_millis(3);
+    let opts = LogOptions {
+        segment_bytes: 256 << 10,
+        ..opts_small()
+    };
+    let (log, _) = Log::open_with_io(dir.path(), opts.clone(), Arc::new(io.clone())).unwrap();
+    let tasks: Vec<_> = (0..16u64)
+        .map(|t| {
+            let log = log.clone();
+            tokio::spawn(async move {
+                let mut got = Vec::new();
+                for i in 0..60u64 {
+                    // Small and large records, so a batch may cross the segment end right
+                    // after zeros were claimed for it.
+                    let len = 700 + (i as usize * 7919 + t as usize * 131) % 20_000;
+                    let p = vec![(t * 60 + i) as u8 | 1; len];
+                    got.push((log.append(1, t, p.clone()).await.unwrap(), p));
+                }
+                got
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    assert!(log.segments().len() > 3, "the appends should roll segments");
+    let check = |log: &Log| {
+        for (o, p) in &all {
+            assert_eq!(&log.read(*o).unwrap().unwrap().payload, p, "offset {o}");
+        }
+    };
+    check(&log);
+    drop(log);
+    let v = verify_dir(dir.path()).unwrap();
+    assert!(v.is_clean() && v.torn_tail_bytes == 0, "{v}");
+    let (log, rep) = Log::open_with_io(dir.path(), opts, Arc::new(io)).unwrap();
+    assert_eq!(rep.truncated_bytes, 0);
+    check(&log);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_appends_share_fdatasyncs_and_read_back_once_resolved() {
     let dir = tempfile::tempdir().unwrap();
