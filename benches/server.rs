@@ -484,8 +484,16 @@ fn main() {
             .block_on(roundtrips(addr, 16, secs, url))
             .report("sqs send+receive+delete", 16);
     }
-    if wanted("sns-publish") {
-        let topic = client_rt.block_on(sns_topic_with_queues(addr, 10));
+    for raw in [false, true] {
+        let name = if raw {
+            "sns-publish-raw"
+        } else {
+            "sns-publish"
+        };
+        if !wanted(name) {
+            continue;
+        }
+        let topic = client_rt.block_on(sns_topic_with_queues(addr, 10, raw));
         let form = format!(
             "Action=Publish&TopicArn={}&Message={}",
             topic.replace(':', "%3A"),
@@ -500,7 +508,14 @@ fn main() {
         });
         let mut r = client_rt.block_on(load(addr, 16, secs, make));
         let deliveries = r.rate() * 10.0;
-        r.report("sns Publish, 10 sqs subs", 16);
+        r.report(
+            if raw {
+                "sns Publish, 10 raw sqs subs"
+            } else {
+                "sns Publish, 10 sqs subs"
+            },
+            16,
+        );
         println!(
             "{:<28} {:>10.0} deliveries/s ({:.0}% of SendMessageBatch msg/s)",
             "  = deliveries",
@@ -591,7 +606,9 @@ fn base64_of(b: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(b)
 }
 
-async fn sns_topic_with_queues(addr: SocketAddr, n: usize) -> String {
+/// A topic with `n` SQS subscriptions. `raw`: RawMessageDelivery, so deliveries carry the
+/// bare message (no JSON envelope, so no signature per publish).
+async fn sns_topic_with_queues(addr: SocketAddr, n: usize, raw: bool) -> String {
     let query = |form: String| async move {
         let mut send = connect(addr).await;
         let resp = send
@@ -605,7 +622,8 @@ async fn sns_topic_with_queues(addr: SocketAddr, n: usize) -> String {
         String::from_utf8_lossy(&resp.into_body().collect().await.expect("body").to_bytes())
             .into_owned()
     };
-    let xml = query("Action=CreateTopic&Name=bench-topic".into()).await;
+    let kind = if raw { "raw" } else { "env" };
+    let xml = query(format!("Action=CreateTopic&Name=bench-topic-{kind}")).await;
     let topic = xml
         .split("<TopicArn>")
         .nth(1)
@@ -613,12 +631,17 @@ async fn sns_topic_with_queues(addr: SocketAddr, n: usize) -> String {
         .expect("TopicArn")
         .to_string();
     for q in 0..n {
-        create_queue(addr, &format!("bench-sub-{q}"), serde_json::json!({})).await;
-        let arn = format!("arn:aws:sqs:us-east-1:000000000000:bench-sub-{q}");
+        create_queue(addr, &format!("bench-{kind}-{q}"), serde_json::json!({})).await;
+        let arn = format!("arn:aws:sqs:us-east-1:000000000000:bench-{kind}-{q}");
         query(format!(
-            "Action=Subscribe&TopicArn={}&Protocol=sqs&Endpoint={}",
+            "Action=Subscribe&TopicArn={}&Protocol=sqs&Endpoint={}{}",
             topic.replace(':', "%3A"),
-            arn.replace(':', "%3A")
+            arn.replace(':', "%3A"),
+            if raw {
+                "&Attributes.entry.1.key=RawMessageDelivery&Attributes.entry.1.value=true"
+            } else {
+                ""
+            }
         ))
         .await;
     }
