@@ -262,11 +262,21 @@ impl Writer {
         let end = self.cur.pos;
         let limit = inner.opts.segment_bytes;
         let grow = (end - SEGMENT_HEADER_LEN.min(end)).clamp(MIN, MAX);
-        if end + grow / 2 <= self.allocated || end >= limit || self.ahead.busy() {
+        // A poisoned log may hold a segment a failed roll already sealed: no zeros after its
+        // trailer.
+        if end + grow / 2 <= self.allocated
+            || end >= limit
+            || self.ahead.busy()
+            || inner.is_poisoned()
+        {
             return;
         }
         let target = (end + grow).min(limit);
         let from = self.allocated.max(end);
+        // The file may already reach past the roll size (reopened with a smaller one).
+        if from >= target {
+            return;
+        }
         // Claimed before it is written: appends below `from` go on meanwhile, and one that
         // reaches it waits for the zeroer (`write_batch`). Counted as allocated at once so a
         // failed zero write is cut at the seal like written zeros.
@@ -878,8 +888,9 @@ struct ZeroJob {
 }
 
 impl ZeroJob {
-    /// Writes the zeros and releases the range. An error only ends the zeros early (see
-    /// [`Writer::preallocate`]): whatever landed is zeros, and appends extend the file past it.
+    /// Writes the zeros; dropping the job releases the range. An error only ends the zeros
+    /// early (see [`Writer::preallocate`]): whatever landed is zeros, and appends extend the
+    /// file past it.
     fn run(self) {
         static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
         let mut pos = self.from;
@@ -890,6 +901,13 @@ impl ZeroJob {
             }
             pos += n;
         }
+    }
+}
+
+impl Drop for ZeroJob {
+    // On every way out, a panic included: a range left claimed would hold up the log's
+    // appends, seal and close forever.
+    fn drop(&mut self) {
         *self.ahead.range.lock() = None;
         self.ahead.done.notify_all();
     }
@@ -940,7 +958,9 @@ fn zeroer_loop() {
                 }
             }
         };
-        job.run();
+        // A panic (a bug) must not end the thread that every Fsync log's zeros wait for; the
+        // job's drop has released its range either way.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.run()));
     }
 }
 
