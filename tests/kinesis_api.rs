@@ -312,10 +312,46 @@ fn cbor_put_is_read_by_json_and_json_put_by_cbor() {
     let records = records.as_array().unwrap();
     assert_eq!(records.len(), 2);
     assert_eq!(get(&records[1], "Data"), C::Bytes(b"json".to_vec()));
-    assert!(matches!(
-        get(&records[1], "ApproximateArrivalTimestamp"),
-        C::Tag(1, _)
-    ));
+    // AWS's CBOR timestamps are integer epoch milliseconds (the Java SDK parses them with
+    // Long.parseLong), not RFC 8949's seconds.
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i128;
+    match get(&records[1], "ApproximateArrivalTimestamp") {
+        C::Tag(1, inner) => {
+            let ms = i128::from(inner.as_integer().expect("an integer"));
+            assert!((now_ms - ms).abs() < 60_000, "epoch millis, got {ms}");
+        }
+        other => panic!("a tag-1 timestamp, got {other:?}"),
+    }
+    // And requests carry them the same way: AT_TIMESTAMP a minute ago finds both records.
+    let minute_ago = C::Integer(((now_ms - 60_000) as i64).into());
+    let body = cbor(C::Map(vec![
+        (text("StreamName"), text("mixed")),
+        (text("ShardId"), text("shardId-000000000000")),
+        (text("ShardIteratorType"), text("AT_TIMESTAMP")),
+        (text("Timestamp"), C::Tag(1, Box::new(minute_ago))),
+    ]));
+    let r = json_post(
+        srv.addr,
+        "Kinesis_20131202.GetShardIterator",
+        "application/x-amz-cbor-1.1",
+        &body,
+    );
+    assert_eq!(r.status, 200, "{:?}", String::from_utf8_lossy(&r.body));
+    let v: C = ciborium::de::from_reader(&r.body[..]).unwrap();
+    let r = json_post(
+        srv.addr,
+        "Kinesis_20131202.GetRecords",
+        "application/x-amz-cbor-1.1",
+        &cbor(C::Map(vec![(
+            text("ShardIterator"),
+            get(&v, "ShardIterator"),
+        )])),
+    );
+    let v: C = ciborium::de::from_reader(&r.body[..]).unwrap();
+    assert_eq!(get(&v, "Records").as_array().unwrap().len(), 2);
     rt.block_on(srv.stop());
 }
 

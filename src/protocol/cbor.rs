@@ -4,6 +4,11 @@
 //! base64 strings and tagged epoch timestamps into numbers, so no service sees CBOR. Responses
 //! go the other way, driven by the output shape: a `blob` member becomes a byte string, a
 //! `timestamp` member a tag-1 epoch time.
+//!
+//! AWS's CBOR counts tag-1 timestamps in epoch *milliseconds*, as integers (the Java SDK v1
+//! writes `Date.getTime()` after tag 1; v2 declares `UNIX_TIMESTAMP_MILLIS` for CBOR payloads
+//! and parses them with `Long.parseLong`), not in the seconds RFC 8949 gives tag 1 or the
+//! fractional seconds of JSON 1.1.
 
 use base64::Engine;
 use ciborium::Value as Cbor;
@@ -41,7 +46,13 @@ fn to_json(v: Cbor) -> Result<Value, ServiceError> {
             .unwrap_or(Value::Null),
         Cbor::Text(s) => Value::String(s),
         Cbor::Bytes(b) => Value::String(B64.encode(b)),
-        // Tag 1 is an epoch time; other tags carry no meaning in AWS's CBOR, so look through them.
+        // Tag 1: epoch milliseconds, made the epoch seconds JSON 1.1 requests carry.
+        Cbor::Tag(1, inner) => match *inner {
+            Cbor::Integer(i) => seconds_of_millis(i128::from(i) as f64),
+            Cbor::Float(f) => seconds_of_millis(f),
+            other => to_json(other)?,
+        },
+        // Other tags carry no meaning in AWS's CBOR, so look through them.
         Cbor::Tag(_, inner) => to_json(*inner)?,
         Cbor::Array(items) => {
             Value::Array(items.into_iter().map(to_json).collect::<Result<_, _>>()?)
@@ -68,6 +79,12 @@ fn to_json(v: Cbor) -> Result<Value, ServiceError> {
     })
 }
 
+fn seconds_of_millis(ms: f64) -> Value {
+    Number::from_f64(ms / 1000.0)
+        .map(Value::Number)
+        .unwrap_or(Value::Null)
+}
+
 /// Encodes a response document as CBOR, using `shape` to find blobs and timestamps.
 pub fn encode(shape: Option<ShapeRef<'_>>, doc: &Value) -> Vec<u8> {
     let mut out = Vec::with_capacity(256);
@@ -82,7 +99,8 @@ fn from_json(shape: Option<ShapeRef<'_>>, v: &Value) -> Cbor {
         Value::Null => Cbor::Null,
         Value::Bool(b) => Cbor::Bool(*b),
         Value::Number(n) if kind == "timestamp" => {
-            Cbor::Tag(1, Box::new(Cbor::Float(n.as_f64().unwrap_or(0.0))))
+            let ms = (n.as_f64().unwrap_or(0.0) * 1000.0).round() as i64;
+            Cbor::Tag(1, Box::new(Cbor::Integer(ms.into())))
         }
         Value::Number(n) => match n.as_i64() {
             Some(i) => Cbor::Integer(i.into()),
@@ -137,11 +155,24 @@ mod tests {
             .map(|(k, v)| (k.as_text().unwrap().to_string(), v.clone()))
             .collect();
         assert_eq!(fields["Data"], Cbor::Bytes(b"hi".to_vec()));
+        // Epoch milliseconds, an integer, as the Java SDK parses them.
         assert_eq!(
             fields["ApproximateArrivalTimestamp"],
-            Cbor::Tag(1, Box::new(Cbor::Float(1700000000.5)))
+            Cbor::Tag(1, Box::new(Cbor::Integer(1_700_000_000_500i64.into())))
         );
         assert_eq!(decode(&bytes).unwrap(), doc);
+    }
+
+    #[test]
+    fn request_timestamps_are_epoch_millis() {
+        // {"Timestamp": tag 1 (1700000000123)}, as the Java SDK sends AT_TIMESTAMP.
+        let mut body = Vec::new();
+        let doc = Cbor::Map(vec![(
+            Cbor::Text("Timestamp".into()),
+            Cbor::Tag(1, Box::new(Cbor::Integer(1_700_000_000_123i64.into()))),
+        )]);
+        ciborium::ser::into_writer(&doc, &mut body).unwrap();
+        assert_eq!(decode(&body).unwrap(), json!({"Timestamp": 1700000000.123}));
     }
 
     #[test]
