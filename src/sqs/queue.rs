@@ -265,7 +265,7 @@ impl Queue {
         {
             let mut st = self.state.lock();
             for (i, r) in fresh.iter().enumerate() {
-                let m = MsgMeta::from_send(r, first + i as u64);
+                let m = MsgMeta::from_send(r, first + i as u64, cfg.fifo, now);
                 st.insert(r.seq, m, r.group_id.as_deref(), now);
             }
             self.rearm(&mut st);
@@ -532,7 +532,7 @@ fn apply(
             }
             st.insert(
                 r.seq,
-                MsgMeta::from_send(&r, offset),
+                MsgMeta::from_send(&r, offset, cfg.fifo, ts),
                 r.group_id.as_deref(),
                 now,
             );
@@ -541,7 +541,7 @@ fn apply(
             let r: SendRec = decode(payload)?;
             st.relocate(
                 r.seq,
-                MsgMeta::from_send(&r, offset),
+                MsgMeta::from_send(&r, offset, cfg.fifo, ts),
                 r.group_id.as_deref(),
                 now,
             );

@@ -41,6 +41,7 @@ pub enum Phase {
 pub struct MsgMeta {
     /// Log offset of the Send/Relocate record holding body and attributes.
     pub offset: u64,
+    /// Where retention counts from (see [`MsgMeta::from_send`]).
     pub sent_ms: u64,
     pub visible_at: u64,
     pub first_receive_ms: u64,
@@ -54,10 +55,19 @@ pub struct MsgMeta {
 }
 
 impl MsgMeta {
-    pub fn from_send(r: &SendRec, offset: u64) -> MsgMeta {
+    /// The live state of a stored message. `appended_ms`: when its record was appended.
+    /// Retention counts from SentTimestamp, except for a message dead-lettered into a FIFO
+    /// queue: AWS resets its enqueue time at the move ("Setting-up dead-letter queue
+    /// retention", SQS Developer Guide), while its SentTimestamp stays the original.
+    pub fn from_send(r: &SendRec, offset: u64, fifo: bool, appended_ms: u64) -> MsgMeta {
+        let retained_from = if fifo && r.dlq_source.is_some() {
+            appended_ms
+        } else {
+            r.sent_ms
+        };
         MsgMeta {
             offset,
-            sent_ms: r.sent_ms,
+            sent_ms: retained_from,
             visible_at: r.visible_at,
             first_receive_ms: r.first_receive_ms,
             receive_count: r.receive_count,
@@ -378,10 +388,15 @@ impl QueueState {
     }
 
     /// Applies a relocation: the record's state wins unless memory already saw a newer version.
-    pub fn relocate(&mut self, seq: u64, m: MsgMeta, group: Option<&str>, now: u64) {
+    pub fn relocate(&mut self, seq: u64, mut m: MsgMeta, group: Option<&str>, now: u64) {
         match self.msgs.get_mut(seq) {
             Some(cur) if cur.version > m.version => cur.offset = m.offset,
-            _ => {
+            cur => {
+                // A relocated copy is appended later than the message was: its retention
+                // still counts from where the message's did.
+                if let Some(cur) = cur {
+                    m.sent_ms = cur.sent_ms;
+                }
                 self.insert(seq, m, group, now);
             }
         }

@@ -2453,3 +2453,56 @@ async fn a_dense_long_lived_head_does_not_pin_the_history_behind_it() {
         "30"
     );
 }
+
+/// A message dead-lettered into a FIFO queue is retained from the move (AWS resets its enqueue
+/// time), into a standard queue from its original send; SentTimestamp stays the original in
+/// both, and the rule holds across a restart (replay of the moved record).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifo_dead_letter_queues_retain_from_the_move() {
+    let t = T::new();
+    let fifo = t
+        .create(
+            "old-dlq.fifo",
+            json!({"FifoQueue": "true", "MessageRetentionPeriod": "60"}),
+        )
+        .await;
+    let standard = t
+        .create("old-dlq", json!({"MessageRetentionPeriod": "60"}))
+        .await;
+    let sent_ms = crate::service::now_ms() - 120_000;
+    // What the redrive writes for a message sent two minutes ago (past both retentions).
+    let moved = |group: Option<&str>| super::records::SendRec {
+        seq: 0,
+        id: 7,
+        sent_ms,
+        visible_at: 0,
+        body: "old".into(),
+        attrs: Default::default(),
+        system_attrs: Default::default(),
+        sender_id: "AIDAEXAMPLE".into(),
+        group_id: group.map(str::to_string),
+        dedup_id: group.map(|_| "d".to_string()),
+        dlq_source: Some("arn:aws:sqs:us-east-1:000000000000:src".into()),
+        receive_count: 2,
+        first_receive_ms: 0,
+        version: 0,
+        inflight: false,
+    };
+    t.queue("old-dlq.fifo")
+        .send(vec![moved(Some("g"))])
+        .await
+        .unwrap();
+    t.queue("old-dlq").send(vec![moved(None)]).await.unwrap();
+    let check = |got: Vec<Value>| {
+        assert_eq!(got.len(), 1, "the FIFO dead-letter queue keeps it");
+        assert_eq!(
+            got[0]["Attributes"]["SentTimestamp"],
+            json!(sent_ms.to_string())
+        );
+    };
+    let all = json!({"VisibilityTimeout": 0, "AttributeNames": ["All"]});
+    check(t.recv(&fifo, all.clone()).await);
+    let t = t.reopen().await;
+    check(t.recv(&fifo, all).await);
+    assert!(t.recv(&standard, json!({})).await.is_empty(), "expired");
+}
