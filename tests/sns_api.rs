@@ -164,6 +164,14 @@ async fn publish_fans_out_to_queues_as_envelopes_or_raw() {
                 .build()
                 .unwrap(),
         )
+        .message_attributes(
+            "tags",
+            MessageAttributeValue::builder()
+                .data_type("String.Array")
+                .string_value(r#"["a", 1]"#)
+                .build()
+                .unwrap(),
+        )
         .send()
         .await
         .unwrap();
@@ -188,14 +196,15 @@ async fn publish_fans_out_to_queues_as_envelopes_or_raw() {
         assert!(env.get(k).is_some(), "envelope lacks {k}: {env}");
     }
 
+    assert_eq!(env["MessageAttributes"]["tags"]["Type"], "String.Array");
+
     let m = receive_one(&q, &raw_url).await.expect("raw delivery");
     assert_eq!(m.body.as_deref(), Some("hello subscribers"));
-    assert_eq!(
-        m.message_attributes.unwrap()["kind"]
-            .string_value
-            .as_deref(),
-        Some("test")
-    );
+    let attrs = m.message_attributes.unwrap();
+    assert_eq!(attrs["kind"].string_value.as_deref(), Some("test"));
+    // An SQS String with a custom suffix: the type is delivered as published.
+    assert_eq!(attrs["tags"].data_type, "String.Array");
+    assert_eq!(attrs["tags"].string_value.as_deref(), Some(r#"["a", 1]"#));
     srv.stop().await;
 }
 

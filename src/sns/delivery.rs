@@ -361,21 +361,6 @@ pub fn urlencode(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
-/// SQS message attributes for raw delivery: SNS's types, with String.Array as String (SQS has
-/// no array type).
-pub fn raw_sqs_attributes(attrs: &Map<String, Value>) -> Map<String, Value> {
-    attrs
-        .iter()
-        .map(|(k, v)| {
-            let mut v = v.clone();
-            if v.get("DataType").and_then(Value::as_str) == Some("String.Array") {
-                v["DataType"] = json!("String");
-            }
-            (k.clone(), v)
-        })
-        .collect()
-}
-
 /// AWS's default HTTP retry policy.
 pub const DEFAULT_RETRY: RetryPolicy = RetryPolicy {
     min_delay: 20,

@@ -11,9 +11,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
-use super::delivery::{
-    dead_letter_arn, envelope_signed, outbox_entry, raw_sqs_attributes, signature, Notice, SqsSink,
-};
+use super::delivery::{dead_letter_arn, envelope_signed, outbox_entry, signature, Notice, SqsSink};
 use super::error::*;
 use super::filter;
 use super::signing::Signer;
@@ -649,8 +647,11 @@ impl Sns {
             };
             match sub.protocol.as_str() {
                 "sqs" => {
+                    // Raw: the attributes as published. `String.Array` stays as it is: SQS
+                    // takes it as a String with a custom type suffix, and LocalStack, whose SNS
+                    // tests are checked against AWS, passes the type through unchanged.
                     let (body, message_attributes) = if sub.raw() {
-                        (text.to_string(), raw_sqs_attributes(delivered_attributes))
+                        (text.to_string(), delivered_attributes.clone())
                     } else {
                         (env(), Map::new())
                     };
