@@ -17,7 +17,9 @@
 //!    with appends pending by the end of a round is in the next one. So appends that fan
 //!    out to many logs at once gather on each log while the others sync, and one fdatasync
 //!    per log covers the whole round.
-//! 4. Followers just wait on their completion channel.
+//! 4. Followers just wait on their completion channel. A durable batch with several async
+//!    waiters has them resolved by one task on their runtime, not by the committer
+//!    ([`resolve_durable`]): the wakes are then local to a worker.
 //! 5. Commit delay (Fsync mode, a leader serving one log only): if the previous batch had at
 //!    least 4 groups and fewer than that many are pending, the leader waits — at most as
 //!    long as the last fdatasync took, capped at 2 ms — for the released appenders to come
@@ -91,6 +93,8 @@ pub(crate) struct Batch {
     pub groups: Vec<Group>,
     /// A flush barrier is in the batch: fdatasync regardless of the durability mode.
     pub barrier: bool,
+    /// The runtime of an async appender in the batch, to resolve the batch's waiters on.
+    pub rt: Option<tokio::runtime::Handle>,
 }
 
 pub(crate) struct Queue {
@@ -591,6 +595,31 @@ pub(crate) fn create_segment(
     Ok((Arc::new(seg), file, created))
 }
 
+/// Resolves the waiters of a durable batch. Several async waiters are resolved by one task on
+/// their runtime rather than from this (committer or helper) thread: a wake from outside the
+/// runtime goes through its shared queue and may have to wake a parked worker, once per
+/// waiter, on the committer's serial path; from a worker, the wakes are local. If the task
+/// never runs (a runtime shutting down), dropping it resolves them here.
+pub(crate) fn resolve_durable(
+    rt: Option<tokio::runtime::Handle>,
+    groups: Vec<Group>,
+    committed: u64,
+) {
+    struct Resolution(Vec<Group>, u64);
+    impl Drop for Resolution {
+        fn drop(&mut self) {
+            resolve(std::mem::take(&mut self.0), self.1, None);
+        }
+    }
+    match rt {
+        Some(rt) if groups.len() > 1 => {
+            let r = Resolution(groups, committed);
+            drop(rt.spawn(async move { drop(r) }));
+        }
+        _ => resolve(groups, committed, None),
+    }
+}
+
 /// Resolves the waiters of `groups` given the published end `committed`.
 fn resolve(groups: Vec<Group>, committed: u64, err: Option<&LogError>) {
     for g in groups {
@@ -662,7 +691,7 @@ fn finish(inner: &Inner, mut batch: Batch, written: Result<(), Failure>) {
     });
     match res {
         Ok(()) => {
-            resolve(groups, committed, None);
+            resolve_durable(batch.rt.take(), groups, committed);
             // After resolving, not before the fdatasync: the zeros then cost the appenders
             // of this batch no latency, and they are written while the released appenders
             // come back with the next batch (the leader would otherwise wait for them), not
@@ -688,6 +717,7 @@ fn finish(inner: &Inner, mut batch: Batch, written: Result<(), Failure>) {
     batch.frames.clear();
     batch.metas.clear();
     batch.barrier = false;
+    batch.rt = None;
     let mut q = inner.queue.lock();
     q.last_sync = sync_time;
     let cap = batch.frames.capacity();

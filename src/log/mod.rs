@@ -393,6 +393,7 @@ impl Log {
             off += 1;
         }
         let byte_end = p.frames.len();
+        let is_async = matches!(waiter, Waiter::Async(_));
         p.groups.push(Group {
             first,
             count: records.len(),
@@ -402,6 +403,9 @@ impl Log {
             waiter: Some(waiter),
         });
         p.barrier |= barrier;
+        if p.rt.is_none() && is_async {
+            p.rt = tokio::runtime::Handle::try_current().ok();
+        }
         q.next = off;
         if q.want != 0 && (q.pending.groups.len() >= q.want || barrier) {
             self.inner.more.notify_one();

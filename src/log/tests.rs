@@ -898,6 +898,30 @@ impl SegmentFile for FaultFile {
     }
 }
 
+/// Several async waiters of a durable batch are resolved by a task on their runtime; if that
+/// task never runs (the runtime is gone), they are resolved all the same.
+#[test]
+fn waiters_are_resolved_even_if_their_runtime_is_gone() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let handle = rt.handle().clone();
+    drop(rt);
+    let (tx1, rx1) = tokio::sync::oneshot::channel();
+    let (tx2, rx2) = tokio::sync::oneshot::channel();
+    let group = |first, tx| group::Group {
+        first,
+        count: 1,
+        byte_start: 0,
+        byte_end: 0,
+        meta_start: 0,
+        waiter: Some(group::Waiter::Async(tx)),
+    };
+    group::resolve_durable(Some(handle), vec![group(5, tx1), group(6, tx2)], 7);
+    assert_eq!(rx1.blocking_recv().unwrap().unwrap(), 5);
+    assert_eq!(rx2.blocking_recv().unwrap().unwrap(), 6);
+}
+
 /// The zeros ahead of the data are written by another thread: appends that reach them, seals
 /// and closes must wait for them, or late zeros would land on acknowledged records (or past a
 /// trailer). Slow zero writes make every such overlap happen.
