@@ -777,16 +777,20 @@ static COMMITTER: Committer = Committer {
 };
 static COMMITTER_THREAD: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
 
+/// Starts the process-wide thread `name` running `body` on first use; whether it runs.
+fn started_once(thread: &'static std::sync::OnceLock<bool>, name: &str, body: fn()) -> bool {
+    *thread.get_or_init(|| {
+        std::thread::Builder::new()
+            .name(name.into())
+            .spawn(body)
+            .is_ok()
+    })
+}
+
 /// Hands the leader role the caller just took (see `Log::enqueue`) to the committer. Gives
 /// the log back if the committer thread cannot be started; the caller must then lead.
 pub(crate) fn hand_to_committer(inner: Arc<Inner>) -> Result<(), Arc<Inner>> {
-    let started = *COMMITTER_THREAD.get_or_init(|| {
-        std::thread::Builder::new()
-            .name("millpond-commit".into())
-            .spawn(committer_loop)
-            .is_ok()
-    });
-    if !started {
+    if !started_once(&COMMITTER_THREAD, "millpond-commit", committer_loop) {
         return Err(inner);
     }
     COMMITTER.ready.lock().push(inner);
@@ -963,13 +967,7 @@ static ZEROER_THREAD: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
 
 /// Hands `job` to the zeroer, or gives it back if the thread cannot be started.
 fn zero_ahead(job: ZeroJob) -> Result<(), ZeroJob> {
-    let started = *ZEROER_THREAD.get_or_init(|| {
-        std::thread::Builder::new()
-            .name("millpond-zero".into())
-            .spawn(zeroer_loop)
-            .is_ok()
-    });
-    if !started {
+    if !started_once(&ZEROER_THREAD, "millpond-zero", zeroer_loop) {
         return Err(job);
     }
     ZEROER.jobs.lock().push_back(job);
