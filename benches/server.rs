@@ -484,12 +484,10 @@ fn main() {
             .block_on(roundtrips(addr, 16, secs, url))
             .report("sqs send+receive+delete", 16);
     }
-    for raw in [false, true] {
-        let name = if raw {
-            "sns-publish-raw"
-        } else {
-            "sns-publish"
-        };
+    for (raw, name, label) in [
+        (false, "sns-publish", "sns Publish, 10 sqs subs"),
+        (true, "sns-publish-raw", "sns Publish, 10 raw sqs subs"),
+    ] {
         if !wanted(name) {
             continue;
         }
@@ -508,14 +506,7 @@ fn main() {
         });
         let mut r = client_rt.block_on(load(addr, 16, secs, make));
         let deliveries = r.rate() * 10.0;
-        r.report(
-            if raw {
-                "sns Publish, 10 raw sqs subs"
-            } else {
-                "sns Publish, 10 sqs subs"
-            },
-            16,
-        );
+        r.report(label, 16);
         println!(
             "{:<28} {:>10.0} deliveries/s ({:.0}% of SendMessageBatch msg/s)",
             "  = deliveries",

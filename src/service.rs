@@ -101,7 +101,8 @@ impl Output {
     }
 }
 
-fn first_non_space(body: &[u8]) -> Option<u8> {
+/// The first byte of `body` that is not ASCII whitespace (`None`: an empty body).
+pub fn first_non_space(body: &[u8]) -> Option<u8> {
     body.iter().copied().find(|b| !b.is_ascii_whitespace())
 }
 

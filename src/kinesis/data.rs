@@ -188,7 +188,7 @@ fn writable(s: &StreamMeta, now: u64) -> ServiceResult<()> {
     }
 }
 
-fn shard_missing(shard: &str, s: &StreamMeta) -> ServiceError {
+pub(crate) fn shard_missing(shard: &str, s: &StreamMeta) -> ServiceError {
     shard_missing_in(shard, &s.name, &s.account)
 }
 
@@ -598,8 +598,7 @@ impl Kinesis {
         let kind = i.shard_iterator_type.unwrap_or_default();
         let now = self.now();
         // AWS resolves the shard id before the stream, and names the missing stream's shard.
-        let ix = keys::parse_shard_id(&shard_str)
-            .ok_or_else(|| unknown_shard_id(&shard_str, &t.name, &t.account))?;
+        let ix = Self::shard_index(&shard_str, &t)?;
         let shard_name = keys::shard_id(ix);
         let missing = || shard_missing_in(&shard_name, &t.name, &t.account);
         self.with_stream_or(&t, missing, |s| {

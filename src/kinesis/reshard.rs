@@ -108,7 +108,7 @@ impl Kinesis {
 
     /// Resolves a client-supplied shard id before the stream is looked up, as AWS does: one that
     /// names no shard index fails even when the stream does not exist.
-    fn shard_index(id: &str, t: &Target) -> ServiceResult<u32> {
+    pub(crate) fn shard_index(id: &str, t: &Target) -> ServiceResult<u32> {
         keys::parse_shard_id(id).ok_or_else(|| unknown_shard_id(id, &t.name, &t.account))
     }
 

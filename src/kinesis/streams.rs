@@ -240,12 +240,13 @@ impl Kinesis {
                 ctx.account_id
             )));
         }
-        // Above the account limit (checked below) anyway; clamped so the cast cannot wrap.
-        let shard_count = if on_demand {
-            ON_DEMAND_SHARDS
+        let requested = if on_demand {
+            ON_DEMAND_SHARDS as i64
         } else {
-            i.shard_count.unwrap_or(1).clamp(1, SHARD_LIMIT as i64 + 1) as u32
+            i.shard_count.unwrap_or(1)
         };
+        // Above the account limit (checked below) anyway; clamped so the cast cannot wrap.
+        let shard_count = requested.clamp(1, SHARD_LIMIT as i64 + 1) as u32;
         if i.warm_throughput_mi_bps.is_some() && !on_demand {
             return Err(invalid_argument(
                 "Warm throughput can only be configured for ON_DEMAND streams.",
@@ -269,11 +270,6 @@ impl Kinesis {
             let open = cat.open_shard_count(&ctx.account_id, &ctx.region, now);
             if open + shard_count as usize > SHARD_LIMIT {
                 // The message names the count asked for, not the clamped one.
-                let requested = if on_demand {
-                    ON_DEMAND_SHARDS as i64
-                } else {
-                    i.shard_count.unwrap_or(1)
-                };
                 return Err(shard_limit_error(
                     &ctx.account_id,
                     &ctx.region,

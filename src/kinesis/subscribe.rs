@@ -100,10 +100,7 @@ impl Kinesis {
             if ix.and_then(|ix| s.shard(ix)).is_none() {
                 // AWS reports the normalized id (`shardId-%012d`) when the given one parses.
                 let shown = ix.map_or_else(|| shard.clone(), keys::shard_id);
-                return Err(not_found(format!(
-                    "Shard {shown} in stream {} under account {} does not exist",
-                    s.name, s.account
-                )));
+                return Err(super::data::shard_missing(&shown, s));
             }
             Ok(s.arn())
         })?;

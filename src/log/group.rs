@@ -692,10 +692,8 @@ fn finish(inner: &Inner, mut batch: Batch, written: Result<(), Failure>) {
     match res {
         Ok(()) => {
             resolve_durable(batch.rt.take(), groups, committed);
-            // After resolving, not before the fdatasync: the zeros then cost the appenders
-            // of this batch no latency, and they are written while the released appenders
-            // come back with the next batch (the leader would otherwise wait for them), not
-            // in front of its write.
+            // After resolving, not before the fdatasync: claiming the next zeros then adds
+            // nothing to this batch's latency (the zeroer thread writes them).
             if inner.opts.durability == Durability::Fsync {
                 inner.writer.lock().preallocate(inner);
             }

@@ -369,7 +369,7 @@ async fn json_request(
     let doc = match wire {
         Wire::KinesisCbor if body.is_empty() => Err(empty_kinesis_body()),
         Wire::KinesisCbor => cbor::decode(body),
-        _ if body.iter().all(u8::is_ascii_whitespace) => Err(empty_kinesis_body()),
+        _ if crate::service::first_non_space(body).is_none() => Err(empty_kinesis_body()),
         _ => parse_json_body(body),
     };
     let doc = match doc {

@@ -663,7 +663,9 @@ impl Sns {
                             message_attributes,
                             // A standard topic forwards the group id to standard queues too
                             // (their fair queueing); a FIFO topic only to FIFO queues.
-                            message_group_id: msg.group_id.clone().filter(|_| into_fifo || !fifo),
+                            message_group_id: (into_fifo || !fifo)
+                                .then(|| msg.group_id.clone())
+                                .flatten(),
                             message_deduplication_id: msg.dedup_id.clone().filter(|_| into_fifo),
                             trace_header: ctx.trace_header.clone(),
                         },

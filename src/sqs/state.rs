@@ -42,7 +42,7 @@ pub struct MsgMeta {
     /// Log offset of the Send/Relocate record holding body and attributes.
     pub offset: u64,
     /// Where retention counts from (see [`MsgMeta::from_send`]).
-    pub sent_ms: u64,
+    pub retained_from_ms: u64,
     pub visible_at: u64,
     pub first_receive_ms: u64,
     pub receive_count: u32,
@@ -60,14 +60,14 @@ impl MsgMeta {
     /// queue: AWS resets its enqueue time at the move ("Setting-up dead-letter queue
     /// retention", SQS Developer Guide), while its SentTimestamp stays the original.
     pub fn from_send(r: &SendRec, offset: u64, fifo: bool, appended_ms: u64) -> MsgMeta {
-        let retained_from = if fifo && r.dlq_source.is_some() {
+        let retained_from_ms = if fifo && r.dlq_source.is_some() {
             appended_ms
         } else {
             r.sent_ms
         };
         MsgMeta {
             offset,
-            sent_ms: retained_from,
+            retained_from_ms,
             visible_at: r.visible_at,
             first_receive_ms: r.first_receive_ms,
             receive_count: r.receive_count,
@@ -395,7 +395,7 @@ impl QueueState {
                 // A relocated copy is appended later than the message was: its retention
                 // still counts from where the message's did.
                 if let Some(cur) = cur {
-                    m.sent_ms = cur.sent_ms;
+                    m.retained_from_ms = cur.retained_from_ms;
                 }
                 self.insert(seq, m, group, now);
             }
@@ -502,7 +502,7 @@ impl QueueState {
                 current = Some(m.group);
             }
             self.ready_remove(seq, m.group);
-            if m.sent_ms.saturating_add(retention_ms) <= now {
+            if m.retained_from_ms.saturating_add(retention_ms) <= now {
                 self.msgs.remove(seq);
                 self.group_unref(m.group);
                 out.expired.push(seq);
@@ -613,7 +613,7 @@ impl QueueState {
             .msgs
             .iter_ordered()
             .take_while(|(_, m)| {
-                m.sent_ms.saturating_add(retention_ms) <= now && m.phase != Phase::Held
+                m.retained_from_ms.saturating_add(retention_ms) <= now && m.phase != Phase::Held
             })
             .take(limit)
             .map(|(s, _)| s)
@@ -745,7 +745,7 @@ mod tests {
     fn meta(sent: u64, visible_at: u64) -> MsgMeta {
         MsgMeta {
             offset: 0,
-            sent_ms: sent,
+            retained_from_ms: sent,
             visible_at,
             first_receive_ms: 0,
             receive_count: 0,
@@ -870,7 +870,7 @@ mod fifo_tests {
     fn meta() -> MsgMeta {
         MsgMeta {
             offset: 0,
-            sent_ms: 0,
+            retained_from_ms: 0,
             visible_at: 0,
             first_receive_ms: 0,
             receive_count: 0,
@@ -984,7 +984,7 @@ mod mem_probe {
         let n = 2_000_000u64;
         let m = MsgMeta {
             offset: 0,
-            sent_ms: 0,
+            retained_from_ms: 0,
             visible_at: 0,
             first_receive_ms: 0,
             receive_count: 0,

@@ -224,7 +224,7 @@ mod tests {
     fn m(offset: u64) -> MsgMeta {
         MsgMeta {
             offset,
-            sent_ms: 0,
+            retained_from_ms: 0,
             visible_at: 0,
             first_receive_ms: 0,
             receive_count: 0,
