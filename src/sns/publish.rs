@@ -576,9 +576,9 @@ impl Sns {
                 msg.for_protocol(&sub.protocol)
             }
         };
-        // Sign each distinct text once. A 1024-bit signature (~0.13 ms, benches/sign.rs) is
+        // Sign each distinct text once. A 1024-bit signature (~26 µs, benches/sign.rs) is
         // made right here: the blocking-pool hop costs two thread wake-ups and ~20 µs more.
-        // A 2048-bit one (~0.9 ms), several texts, or a key not loaded yet go to the blocking
+        // A 2048-bit one (~150 µs), several texts, or a key not loaded yet go to the blocking
         // pool, so two cores of signing cannot stall every other request on the async workers.
         let mut to_sign: Vec<String> = matched
             .iter()
