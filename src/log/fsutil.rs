@@ -38,6 +38,12 @@ pub trait SegmentFile: Send + Sync {
         let _ = (pos, len);
         Ok(())
     }
+    /// Drops the clean page-cache pages of `[pos, pos + len)` (Linux
+    /// `posix_fadvise(POSIX_FADV_DONTNEED)`). Only a hint: a later read fetches them again.
+    fn drop_cached(&self, pos: u64, len: u64) -> io::Result<()> {
+        let _ = (pos, len);
+        Ok(())
+    }
     /// Truncates or extends the file.
     fn set_len(&self, len: u64) -> io::Result<()>;
     /// Current file length.
@@ -86,6 +92,31 @@ impl SegmentFile for StdFile {
                 libc::SYNC_FILE_RANGE_WRITE,
             )
         };
+        Self::check(rc)
+    }
+    #[cfg(target_os = "linux")]
+    fn drop_cached(&self, pos: u64, len: u64) -> io::Result<()> {
+        // SAFETY: a plain syscall on an owned, open descriptor; no memory is passed.
+        let rc = unsafe {
+            libc::posix_fadvise(
+                self.0.as_raw_fd(),
+                pos as libc::off_t,
+                len as libc::off_t,
+                libc::POSIX_FADV_DONTNEED,
+            )
+        };
+        // posix_fadvise returns the error number instead of setting errno.
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::from_raw_os_error(rc))
+        }
+    }
+}
+
+impl StdFile {
+    #[cfg(target_os = "linux")]
+    fn check(rc: libc::c_int) -> io::Result<()> {
         if rc == 0 {
             Ok(())
         } else {

@@ -141,6 +141,19 @@ const COMMIT_DELAY_MIN_BATCH: usize = 4;
 /// huge batch's buffer.
 const MAX_SPARE_BYTES: usize = 1 << 20;
 
+/// Durable bytes of an `Fsync` log's active segment that stay in the page cache behind its
+/// data end (readers tailing the log find them there); the cache of older ones is dropped.
+///
+/// Why: a log that only grows would otherwise take a fresh page-cache page for every 4 KiB
+/// it ever writes. In a VM that backs guest memory on first touch (as here), fresh pages are
+/// the expensive part of a write: after ~1 GB the zeroer could no longer keep ahead and
+/// appends waited on it for half the time (`cargo bench --bench log`, 256 appenders). Pages
+/// dropped just before the next zeros are written are the ones those zeros then get.
+pub(crate) const KEEP_CACHED: u64 = 4 << 20;
+
+/// Page size for [`KEEP_CACHED`]'s arithmetic (a smaller real page size only drops less).
+const PAGE: u64 = 4096;
+
 /// Why a batch failed, and whether the log must be poisoned.
 pub(crate) struct Failure {
     pub err: LogError,
@@ -173,6 +186,9 @@ pub(crate) struct Writer {
     pub allocated: u64,
     /// The zeros the zeroer thread is writing ahead of this segment's data, if any.
     ahead: Arc<Ahead>,
+    /// Where the durable bytes whose page cache has not been dropped start (`Fsync` mode,
+    /// see [`Writer::preallocate`]).
+    cached_from: u64,
 }
 
 impl Writer {
@@ -195,6 +211,9 @@ impl Writer {
             hinted: SEGMENT_HEADER_LEN,
             last_sync: Duration::ZERO,
             ahead: Arc::default(),
+            // The header's page stays: the seal rewrites a word of it, and a partial write
+            // into a page that is not cached reads it from the disk first.
+            cached_from: PAGE,
         }
     }
 
@@ -286,10 +305,21 @@ impl Writer {
         // failed zero write is cut at the seal like written zeros.
         *self.ahead.range.lock() = Some((from, target));
         self.allocated = target;
+        // Everything below `published` is durable, hence clean in the page cache.
+        let uncache_to = self
+            .published
+            .pos
+            .saturating_sub(KEEP_CACHED)
+            .max(self.cached_from)
+            / PAGE
+            * PAGE;
+        let uncache = (uncache_to > self.cached_from).then_some((self.cached_from, uncache_to));
+        self.cached_from = uncache_to.max(self.cached_from);
         let job = ZeroJob {
             file: self.file.clone(),
             from,
             to: target,
+            uncache,
             ahead: self.ahead.clone(),
         };
         if let Err(job) = zero_ahead(job) {
@@ -911,11 +941,13 @@ impl Ahead {
     }
 }
 
-/// Zeros to write into `[from, to)` of an active segment's file.
+/// Zeros to write into `[from, to)` of an active segment's file, and durable bytes behind
+/// the data end whose page cache to drop first.
 struct ZeroJob {
     file: Arc<dyn SegmentFile>,
     from: u64,
     to: u64,
+    uncache: Option<(u64, u64)>,
     ahead: Arc<Ahead>,
 }
 
@@ -925,6 +957,10 @@ impl ZeroJob {
     /// file past it.
     fn run(self) {
         static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
+        // Dropped first, so that the zeros' pages are likely the ones just freed.
+        if let Some((from, to)) = self.uncache {
+            let _ = self.file.drop_cached(from, to - from);
+        }
         let mut pos = self.from;
         while pos < self.to {
             let n = (self.to - pos).min(ZEROS.len() as u64);

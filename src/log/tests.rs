@@ -800,6 +800,10 @@ struct Plan {
     syncing: usize,
     max_syncing: usize,
     syncs: u64,
+    /// Per file: the end of the data (non-zero) writes, and that end as of the last fdatasync.
+    written: std::collections::HashMap<PathBuf, (u64, u64)>,
+    /// `drop_cached` calls: file, start, length, and the file's synced end at the time.
+    dropped: Vec<(PathBuf, u64, u64, u64)>,
 }
 
 #[derive(Clone, Default)]
@@ -846,6 +850,8 @@ impl SegmentFile for FaultFile {
             std::thread::sleep(delay);
             return self.f.write_at(buf, pos);
         }
+        let end = p.written.entry(self.path.clone()).or_default();
+        end.0 = end.0.max(pos + buf.len() as u64);
         if let Some(budget) = p.write_budget.as_mut() {
             if (buf.len() as u64) > *budget {
                 let n = *budget as usize;
@@ -866,16 +872,30 @@ impl SegmentFile for FaultFile {
             Some(p) => p.sync_delay,
             None => Duration::ZERO,
         };
-        {
+        let written = {
             let mut p = self.plan.lock();
             p.syncing += 1;
             p.syncs += 1;
             p.max_syncing = p.max_syncing.max(p.syncing);
-        }
+            p.written.get(&self.path).map_or(0, |w| w.0)
+        };
         std::thread::sleep(delay);
         let r = self.f.sync_data();
-        self.plan.lock().syncing -= 1;
+        let mut p = self.plan.lock();
+        p.syncing -= 1;
+        if r.is_ok() {
+            let end = p.written.entry(self.path.clone()).or_default();
+            end.1 = end.1.max(written);
+        }
         r
+    }
+    fn drop_cached(&self, pos: u64, len: u64) -> io::Result<()> {
+        {
+            let mut p = self.plan.lock();
+            let synced = p.written.get(&self.path).map_or(0, |w| w.1);
+            p.dropped.push((self.path.clone(), pos, len, synced));
+        }
+        self.f.drop_cached(pos, len)
     }
     fn start_writeback(&self, pos: u64, len: u64) -> io::Result<()> {
         loop {
@@ -965,6 +985,73 @@ async fn zeros_written_ahead_never_land_on_records() {
     drop(log);
     let v = verify_dir(dir.path()).unwrap();
     assert!(v.is_clean() && v.torn_tail_bytes == 0, "{v}");
+    let (log, rep) = Log::open_with_io(dir.path(), opts, Arc::new(io)).unwrap();
+    assert_eq!(rep.truncated_bytes, 0);
+    check(&log);
+}
+
+/// An `Fsync` log drops the page cache of its bytes more than `KEEP_CACHED` behind the data
+/// end (a log that only grows would otherwise take a fresh page for every page it writes):
+/// only bytes already fdatasync'ed, whole pages, never the header's, each once; and the
+/// records there read back from the disk, before and after a reopen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn durable_bytes_far_behind_the_end_leave_the_page_cache() {
+    const RECORD: usize = 8 << 10;
+    let dir = tempfile::tempdir().unwrap();
+    let io = FaultIo::default();
+    let opts = LogOptions {
+        segment_bytes: 64 << 20,
+        ..opts_small()
+    };
+    let (log, _) = Log::open_with_io(dir.path(), opts.clone(), Arc::new(io.clone())).unwrap();
+    let total = 3 * group::KEEP_CACHED;
+    let per_task = total / RECORD as u64 / 16;
+    let tasks: Vec<_> = (0..16u64)
+        .map(|t| {
+            let log = log.clone();
+            tokio::spawn(async move {
+                let mut got = Vec::new();
+                for i in 0..per_task {
+                    let p = vec![(t * per_task + i) as u8 | 1; RECORD];
+                    got.push((log.append(1, t, p.clone()).await.unwrap(), p));
+                }
+                got
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    assert_eq!(log.segments().len(), 1, "one segment holds it all");
+    let check = |log: &Log| {
+        for (o, p) in &all {
+            assert_eq!(&log.read(*o).unwrap().unwrap().payload, p, "offset {o}");
+        }
+    };
+    check(&log);
+    drop(log);
+    let dropped = std::mem::take(&mut io.0.lock().dropped);
+    let mut next = 4096;
+    for (path, pos, len, synced) in &dropped {
+        // The active segment, written through the handle it was created with (`.seg.tmp`).
+        assert!(path.to_string_lossy().contains(".seg"), "{path:?}");
+        assert_eq!(
+            (*pos, len % 4096),
+            (next, 0),
+            "whole pages, in order, each once"
+        );
+        assert!(
+            pos + len <= *synced,
+            "[{pos}, +{len}) dropped, synced to {synced}"
+        );
+        next = pos + len;
+    }
+    let data = (all.len() * RECORD) as u64;
+    assert!(
+        next + group::KEEP_CACHED + (2 << 20) >= data,
+        "dropped up to {next} of {data}"
+    );
     let (log, rep) = Log::open_with_io(dir.path(), opts, Arc::new(io)).unwrap();
     assert_eq!(rep.truncated_bytes, 0);
     check(&log);
