@@ -38,6 +38,14 @@ pub trait SegmentFile: Send + Sync {
         let _ = (pos, len);
         Ok(())
     }
+    /// `syncfs`: makes every file of this file's filesystem durable, data and metadata, and
+    /// reports a writeback error of any file there since this handle last asked. Used for a
+    /// commit round that spans several logs of one filesystem (see `group::SharedSync`).
+    /// `Unsupported` where the platform cannot report such errors; the committer then
+    /// fdatasyncs each log.
+    fn sync_filesystem(&self) -> io::Result<()> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
     /// Drops the clean page-cache pages of `[pos, pos + len)` (Linux
     /// `posix_fadvise(POSIX_FADV_DONTNEED)`). Only a hint: a later read fetches them again.
     fn drop_cached(&self, pos: u64, len: u64) -> io::Result<()> {
@@ -95,6 +103,14 @@ impl SegmentFile for StdFile {
         Self::check(rc)
     }
     #[cfg(target_os = "linux")]
+    fn sync_filesystem(&self) -> io::Result<()> {
+        if !syncfs_reports_errors() {
+            return Err(io::ErrorKind::Unsupported.into());
+        }
+        // SAFETY: a plain syscall on an owned, open descriptor; no memory is passed.
+        Self::check(unsafe { libc::syncfs(self.0.as_raw_fd()) })
+    }
+    #[cfg(target_os = "linux")]
     fn drop_cached(&self, pos: u64, len: u64) -> io::Result<()> {
         // SAFETY: a plain syscall on an owned, open descriptor; no memory is passed.
         let rc = unsafe {
@@ -112,6 +128,22 @@ impl SegmentFile for StdFile {
             Err(io::Error::from_raw_os_error(rc))
         }
     }
+}
+
+/// Whether `syncfs` reports writeback errors: Linux 5.8 and later. Before, it returned 0 even
+/// when a file's data failed to reach the disk, which would acknowledge lost appends.
+#[cfg(target_os = "linux")]
+fn syncfs_reports_errors() -> bool {
+    static OK: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *OK.get_or_init(|| {
+        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+        let mut parts = release
+            .trim()
+            .split(|c: char| !c.is_ascii_digit())
+            .map(|p| p.parse::<u32>().unwrap_or(0));
+        let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+        (major, minor) >= (5, 8)
+    })
 }
 
 impl StdFile {

@@ -200,6 +200,9 @@ pub(crate) struct Inner {
     checkpoint_lock: Mutex<()>,
     /// Serialises removals of leading segments (retention, truncation, clear) and hollowing.
     front: Mutex<()>,
+    /// The filesystem the log lives on (`st_dev` of its directory): logs of one filesystem
+    /// can share a commit round's `syncfs` (see `group::SharedSync`).
+    fs: u64,
     _lock: fsutil::DirLock,
 }
 
@@ -315,6 +318,12 @@ impl Log {
             }
         }
         let lock = fsutil::DirLock::acquire(&dir)?;
+        let fs = {
+            use std::os::unix::fs::MetadataExt;
+            std::fs::metadata(&dir)
+                .map_err(|e| LogError::io(&dir, e))?
+                .dev()
+        };
         let opened = recovery::recover(&dir, &opts, &io)?;
         let next = opened.writer.cur.next;
         let inner = Arc::new(Inner {
@@ -328,6 +337,7 @@ impl Log {
             tail: tokio::sync::watch::Sender::new(next),
             checkpoint_lock: Mutex::new(()),
             front: Mutex::new(()),
+            fs,
             _lock: lock,
             opts,
         });

@@ -804,6 +804,11 @@ struct Plan {
     written: std::collections::HashMap<PathBuf, (u64, u64)>,
     /// `drop_cached` calls: file, start, length, and the file's synced end at the time.
     dropped: Vec<(PathBuf, u64, u64, u64)>,
+    /// `sync_filesystem` is passed to the real file (it is `Unsupported` otherwise).
+    syncfs: bool,
+    /// `sync_filesystem` fails with EIO.
+    fail_syncfs: bool,
+    syncfs_calls: u64,
 }
 
 #[derive(Clone, Default)]
@@ -888,6 +893,27 @@ impl SegmentFile for FaultFile {
             end.1 = end.1.max(written);
         }
         r
+    }
+    fn sync_filesystem(&self) -> io::Result<()> {
+        let mut p = self.plan.lock();
+        if !p.syncfs {
+            return Err(io::ErrorKind::Unsupported.into());
+        }
+        p.syncfs_calls += 1;
+        if p.fail_syncfs {
+            return Err(io::Error::from_raw_os_error(libc::EIO));
+        }
+        let written: Vec<(PathBuf, u64)> =
+            p.written.iter().map(|(k, v)| (k.clone(), v.0)).collect();
+        drop(p);
+        self.f.sync_filesystem()?;
+        // Every file's data written before is durable now, as far as the plan's records go.
+        let mut p = self.plan.lock();
+        for (path, end) in written {
+            let e = p.written.entry(path).or_default();
+            e.1 = e.1.max(end);
+        }
+        Ok(())
     }
     fn drop_cached(&self, pos: u64, len: u64) -> io::Result<()> {
         {
@@ -1055,6 +1081,133 @@ async fn durable_bytes_far_behind_the_end_leave_the_page_cache() {
     let (log, rep) = Log::open_with_io(dir.path(), opts, Arc::new(io)).unwrap();
     assert_eq!(rep.truncated_bytes, 0);
     check(&log);
+}
+
+/// Opens `n` logs on one filesystem through `io`, with room for every append of the
+/// shared-sync tests in one segment each.
+fn logs_through(io: &FaultIo, n: usize) -> (Vec<tempfile::TempDir>, Vec<Log>) {
+    let dirs: Vec<_> = (0..n).map(|_| tempfile::tempdir().unwrap()).collect();
+    let opts = LogOptions {
+        segment_bytes: 1 << 20,
+        ..opts_small()
+    };
+    let logs = dirs
+        .iter()
+        .map(|d| {
+            Log::open_with_io(d.path(), opts.clone(), Arc::new(io.clone()))
+                .unwrap()
+                .0
+        })
+        .collect();
+    (dirs, logs)
+}
+
+/// Eight tasks each append to every log at once, like SNS publishes fanning out to eight
+/// queues; returns each append's log, offset and payload, or its error.
+async fn fan_out(logs: &[Log], rounds: u64) -> Vec<(usize, Result<u64, LogError>, Vec<u8>)> {
+    let tasks: Vec<_> = (0..8u64)
+        .map(|t| {
+            let logs = logs.to_vec();
+            tokio::spawn(async move {
+                let mut out = Vec::new();
+                for i in 0..rounds {
+                    let appends: Vec<_> = logs
+                        .iter()
+                        .enumerate()
+                        .map(|(l, log)| {
+                            let (log, p) = (log.clone(), payload(t * 1000 + i * 10 + l as u64));
+                            tokio::spawn(async move { (l, log.append(1, t, p.clone()).await, p) })
+                        })
+                        .collect();
+                    for a in appends {
+                        out.push(a.await.unwrap());
+                    }
+                }
+                out
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all
+}
+
+/// A round of many logs on one filesystem shares one `syncfs` instead of an fdatasync each;
+/// every acknowledged append is there, before and after a reopen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_round_of_many_logs_shares_one_syncfs() {
+    let io = FaultIo::default();
+    io.0.lock().syncfs = true;
+    let (dirs, logs) = logs_through(&io, 8);
+    let all = fan_out(&logs, 30).await;
+    let (syncfs, syncs) = {
+        let p = io.0.lock();
+        (p.syncfs_calls, p.syncs)
+    };
+    assert!(syncfs > 0, "no round shared a syncfs ({syncs} fdatasyncs)");
+    let check = |logs: &[Log]| {
+        for (l, r, p) in &all {
+            let o = *r.as_ref().unwrap();
+            assert_eq!(
+                &logs[*l].read(o).unwrap().unwrap().payload,
+                p,
+                "log {l} offset {o}"
+            );
+        }
+    };
+    check(&logs);
+    drop(logs);
+    let logs: Vec<Log> = dirs
+        .iter()
+        .map(|d| Log::open(d.path(), opts_small()).unwrap().0)
+        .collect();
+    check(&logs);
+}
+
+/// A failed `syncfs` leaves every log to its own fdatasync: the appends succeed, and no log
+/// is poisoned for an error it cannot tell is its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_syncfs_falls_back_to_each_logs_fdatasync() {
+    let io = FaultIo::default();
+    {
+        let mut p = io.0.lock();
+        p.syncfs = true;
+        p.fail_syncfs = true;
+    }
+    let (_dirs, logs) = logs_through(&io, 8);
+    let all = fan_out(&logs, 10).await;
+    assert!(all.iter().all(|(_, r, _)| r.is_ok()));
+    let p = io.0.lock();
+    assert!(p.syncfs_calls > 0 && p.syncs > 0);
+    drop(p);
+    for log in &logs {
+        assert!(!log.inner.is_poisoned());
+    }
+}
+
+/// When a `syncfs` fails because one log's data did not reach the disk, that log's own
+/// fdatasync reports it: its appends fail and it is poisoned; the others are acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_syncfs_fails_only_the_log_whose_sync_fails() {
+    let io = FaultIo::default();
+    let (dirs, logs) = logs_through(&io, 8);
+    let bad = dirs[3].path().to_string_lossy().into_owned();
+    {
+        let mut p = io.0.lock();
+        p.syncfs = true;
+        p.fail_syncfs = true;
+        p.fail_sync = true;
+        p.target = Some(Box::leak(bad.into_boxed_str()));
+    }
+    let all = fan_out(&logs, 5).await;
+    for (l, r, _) in &all {
+        assert_eq!(r.is_err(), *l == 3, "log {l}: {r:?}");
+    }
+    assert!(io.0.lock().syncfs_calls > 0);
+    assert!(logs[3].inner.is_poisoned());
+    assert!(!logs[2].inner.is_poisoned());
 }
 
 /// Closing a log waits for its zeros in flight: a handle opened next on the same directory
