@@ -39,11 +39,20 @@ pub trait SegmentFile: Send + Sync {
         Ok(())
     }
     /// `syncfs`: makes every file of this file's filesystem durable, data and metadata, and
-    /// reports a writeback error of any file there since this handle last asked. Used for a
-    /// commit round that spans several logs of one filesystem (see `group::SharedSync`).
-    /// `Unsupported` where the platform cannot report such errors; the committer then
-    /// fdatasyncs each log.
+    /// reports a failure of the filesystem's sync or a writeback error of a file there since
+    /// this handle last asked. Used for a commit round that spans several logs of one
+    /// filesystem (see `group::SharedSync`). `Unsupported` where the platform cannot report
+    /// such errors; the committer then fdatasyncs each log.
     fn sync_filesystem(&self) -> io::Result<()> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
+    /// After a [`SegmentFile::sync_filesystem`]: waits for any writeback of this file and
+    /// reports a writeback error of it that this handle has not reported yet (Linux
+    /// `sync_file_range` with `WAIT_BEFORE | WRITE | WAIT_AFTER`, which checks the same
+    /// per-handle error state as fdatasync, without a device flush). An error reported here
+    /// is not reported again: the caller must treat it as a failed fdatasync. `Unsupported`
+    /// where it cannot tell.
+    fn check_written(&self) -> io::Result<()> {
         Err(io::ErrorKind::Unsupported.into())
     }
     /// Drops the clean page-cache pages of `[pos, pos + len)` (Linux
@@ -111,6 +120,20 @@ impl SegmentFile for StdFile {
         Self::check(unsafe { libc::syncfs(self.0.as_raw_fd()) })
     }
     #[cfg(target_os = "linux")]
+    fn check_written(&self) -> io::Result<()> {
+        // SAFETY: a plain syscall on an owned, open descriptor; no memory is passed.
+        Self::check(unsafe {
+            libc::sync_file_range(
+                self.0.as_raw_fd(),
+                0,
+                0,
+                libc::SYNC_FILE_RANGE_WAIT_BEFORE
+                    | libc::SYNC_FILE_RANGE_WRITE
+                    | libc::SYNC_FILE_RANGE_WAIT_AFTER,
+            )
+        })
+    }
+    #[cfg(target_os = "linux")]
     fn drop_cached(&self, pos: u64, len: u64) -> io::Result<()> {
         // SAFETY: a plain syscall on an owned, open descriptor; no memory is passed.
         let rc = unsafe {
@@ -130,8 +153,9 @@ impl SegmentFile for StdFile {
     }
 }
 
-/// Whether `syncfs` reports writeback errors: Linux 5.8 and later. Before, it returned 0 even
-/// when a file's data failed to reach the disk, which would acknowledge lost appends.
+/// Whether `syncfs` reports errors: Linux 5.17 and later. From 5.8 it reports files'
+/// writeback errors, but until 5.17 it dropped the filesystem's own sync result (on ext4
+/// without a journal, the device flush), and returned 0 when that failed.
 #[cfg(target_os = "linux")]
 fn syncfs_reports_errors() -> bool {
     static OK: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
@@ -142,7 +166,7 @@ fn syncfs_reports_errors() -> bool {
             .split(|c: char| !c.is_ascii_digit())
             .map(|p| p.parse::<u32>().unwrap_or(0));
         let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
-        (major, minor) >= (5, 8)
+        (major, minor) >= (5, 17)
     })
 }
 
@@ -167,6 +191,31 @@ impl SegmentIo for StdIo {
             .open(path)?;
         Ok(Arc::new(StdFile(f)))
     }
+}
+
+/// The filesystem of `dir` (its `st_dev`) if one `syncfs` there makes durable exactly what an
+/// fdatasync of each file would: local block filesystems whose `syncfs` is their full sync
+/// (ext4, xfs) and tmpfs (where neither makes anything durable). Not network or FUSE
+/// filesystems (there an fdatasync asks the server; a `syncfs` may only write pages to it),
+/// overlayfs, or btrfs (whose `syncfs` is a whole transaction commit).
+pub fn shared_sync_filesystem(dir: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::MetadataExt;
+    const EXT4: i64 = 0xEF53;
+    const XFS: i64 = 0x5846_5342;
+    const TMPFS: i64 = 0x0102_1994;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    // SAFETY: `path` is a valid NUL-terminated string and `st` a zeroed struct statfs that
+    // the call only writes.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statfs(path.as_ptr(), &mut st) } != 0 {
+        return None;
+    }
+    let kind = st.f_type as i64;
+    if ![EXT4, XFS, TMPFS].contains(&kind) {
+        return None;
+    }
+    std::fs::metadata(dir).ok().map(|m| m.dev())
 }
 
 /// fsyncs a directory so that creations, renames and unlinks inside it are durable.

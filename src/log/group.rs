@@ -955,10 +955,14 @@ const SHARED_SYNC_BACKOFF: Duration = Duration::from_secs(1);
 /// Its cost is the whole filesystem's dirty data, not only ours: a `syncfs` far slower than
 /// the recent ones backs off to per-log fdatasyncs for a while ([`SHARED_SYNC_BACKOFF`]),
 /// so another program writing gigabytes costs one slow round per backoff, not every round.
-/// Errors: `syncfs` reports a writeback error of any file of the filesystem, so on any
-/// error the logs are left unsynced and each then fdatasyncs itself, which reports (and
-/// poisons) exactly the log whose data was lost. Files that cannot `syncfs` with error
-/// reports (Linux before 5.8, other platforms) always fdatasync.
+/// Errors: `syncfs` reports a failed sync of the filesystem and writeback errors of its
+/// files, but through the error state of the one handle it is called on. So on any error
+/// the logs are left unsynced and each then fdatasyncs itself; and after a successful
+/// `syncfs` each log's own handle is asked for writeback errors it has not reported
+/// ([`SegmentFile::check_written`]): one there fails that log's batch and poisons it, exactly
+/// as its fdatasync would have. Kernels whose `syncfs` drops errors (Linux before 5.17),
+/// other platforms, and filesystems where a `syncfs` is not an fdatasync of every file
+/// ([`fsutil::shared_sync_filesystem`]) always fdatasync.
 #[derive(Default)]
 struct SharedSync {
     /// Typical `syncfs` duration (exponentially weighted).
@@ -977,7 +981,7 @@ impl SharedSync {
         {
             return done;
         }
-        let mut filesystems: Vec<u64> = turns.iter().map(|t| t.0.fs).collect();
+        let mut filesystems: Vec<u64> = turns.iter().filter_map(|t| t.0.fs).collect();
         filesystems.sort_unstable();
         filesystems.dedup();
         for fs in filesystems {
@@ -986,7 +990,7 @@ impl SharedSync {
             let before: Vec<(usize, *const Segment, u64)> = turns
                 .iter()
                 .enumerate()
-                .filter(|(_, t)| t.0.fs == fs && t.2.is_ok() && !t.1.barrier)
+                .filter(|(_, t)| t.0.fs == Some(fs) && t.2.is_ok() && !t.1.barrier)
                 .filter_map(|(i, t)| {
                     let w = t.0.writer.lock();
                     w.unsynced
@@ -1003,11 +1007,25 @@ impl SharedSync {
             match r {
                 Ok(()) => {
                     for &(i, active, generation) in &before {
-                        let mut w = turns[i].0.writer.lock();
-                        if Arc::as_ptr(&w.active) == active && w.generation == generation {
-                            w.unsynced = false;
-                            w.last_sync = took;
-                            done.push(i);
+                        let inner = &turns[i].0;
+                        let mut w = inner.writer.lock();
+                        if Arc::as_ptr(&w.active) != active || w.generation != generation {
+                            continue;
+                        }
+                        match w.file.check_written() {
+                            Ok(()) => {
+                                w.unsynced = false;
+                                w.last_sync = took;
+                                done.push(i);
+                            }
+                            // Left unsynced: its own fdatasync follows.
+                            Err(e) if e.kind() == std::io::ErrorKind::Unsupported => {}
+                            Err(e) => {
+                                // Reported once only: a later fdatasync would succeed.
+                                let err = LogError::io(&w.active.path, e);
+                                drop(w);
+                                inner.poison(&err);
+                            }
                         }
                     }
                 }

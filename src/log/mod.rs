@@ -200,9 +200,9 @@ pub(crate) struct Inner {
     checkpoint_lock: Mutex<()>,
     /// Serialises removals of leading segments (retention, truncation, clear) and hollowing.
     front: Mutex<()>,
-    /// The filesystem the log lives on (`st_dev` of its directory): logs of one filesystem
-    /// can share a commit round's `syncfs` (see `group::SharedSync`).
-    fs: u64,
+    /// The filesystem the log lives on (`st_dev` of its directory), if logs there can share
+    /// a commit round's `syncfs` (see `group::SharedSync`, `fsutil::shared_sync_filesystem`).
+    fs: Option<u64>,
     _lock: fsutil::DirLock,
 }
 
@@ -318,12 +318,7 @@ impl Log {
             }
         }
         let lock = fsutil::DirLock::acquire(&dir)?;
-        let fs = {
-            use std::os::unix::fs::MetadataExt;
-            std::fs::metadata(&dir)
-                .map_err(|e| LogError::io(&dir, e))?
-                .dev()
-        };
+        let fs = fsutil::shared_sync_filesystem(&dir);
         let opened = recovery::recover(&dir, &opts, &io)?;
         let next = opened.writer.cur.next;
         let inner = Arc::new(Inner {

@@ -808,6 +808,8 @@ struct Plan {
     syncfs: bool,
     /// `sync_filesystem` fails with EIO.
     fail_syncfs: bool,
+    /// `check_written` of a targeted file fails with EIO (its data was lost in a `syncfs`).
+    fail_check_written: bool,
     syncfs_calls: u64,
 }
 
@@ -899,8 +901,8 @@ impl SegmentFile for FaultFile {
         if !p.syncfs {
             return Err(io::ErrorKind::Unsupported.into());
         }
-        p.syncfs_calls += 1;
         if p.fail_syncfs {
+            p.syncfs_calls += 1;
             return Err(io::Error::from_raw_os_error(libc::EIO));
         }
         let written: Vec<(PathBuf, u64)> =
@@ -909,11 +911,18 @@ impl SegmentFile for FaultFile {
         self.f.sync_filesystem()?;
         // Every file's data written before is durable now, as far as the plan's records go.
         let mut p = self.plan.lock();
+        p.syncfs_calls += 1;
         for (path, end) in written {
             let e = p.written.entry(path).or_default();
             e.1 = e.1.max(end);
         }
         Ok(())
+    }
+    fn check_written(&self) -> io::Result<()> {
+        if self.plan().is_some_and(|p| p.fail_check_written) {
+            return Err(io::Error::from_raw_os_error(libc::EIO));
+        }
+        self.f.check_written()
     }
     fn drop_cached(&self, pos: u64, len: u64) -> io::Result<()> {
         {
@@ -1134,6 +1143,21 @@ async fn fan_out(logs: &[Log], rounds: u64) -> Vec<(usize, Result<u64, LogError>
     all
 }
 
+/// [`fan_out`] until a round has called `syncfs` (the committer is shared by the whole test
+/// process, and another test's slow `syncfs` may have made it back off for a second).
+async fn fan_out_until_syncfs(
+    io: &FaultIo,
+    logs: &[Log],
+    rounds: u64,
+) -> Vec<(usize, Result<u64, LogError>, Vec<u8>)> {
+    let start = std::time::Instant::now();
+    let mut all = fan_out(logs, rounds).await;
+    while io.0.lock().syncfs_calls == 0 && start.elapsed() < Duration::from_secs(10) {
+        all.extend(fan_out(logs, rounds).await);
+    }
+    all
+}
+
 /// A round of many logs on one filesystem shares one `syncfs` instead of an fdatasync each;
 /// every acknowledged append is there, before and after a reopen.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1141,7 +1165,7 @@ async fn a_round_of_many_logs_shares_one_syncfs() {
     let io = FaultIo::default();
     io.0.lock().syncfs = true;
     let (dirs, logs) = logs_through(&io, 8);
-    let all = fan_out(&logs, 30).await;
+    let all = fan_out_until_syncfs(&io, &logs, 30).await;
     let (syncfs, syncs) = {
         let p = io.0.lock();
         (p.syncfs_calls, p.syncs)
@@ -1177,7 +1201,7 @@ async fn a_failed_syncfs_falls_back_to_each_logs_fdatasync() {
         p.fail_syncfs = true;
     }
     let (_dirs, logs) = logs_through(&io, 8);
-    let all = fan_out(&logs, 10).await;
+    let all = fan_out_until_syncfs(&io, &logs, 10).await;
     assert!(all.iter().all(|(_, r, _)| r.is_ok()));
     let p = io.0.lock();
     assert!(p.syncfs_calls > 0 && p.syncs > 0);
@@ -1201,13 +1225,41 @@ async fn a_failed_syncfs_fails_only_the_log_whose_sync_fails() {
         p.fail_sync = true;
         p.target = Some(Box::leak(bad.into_boxed_str()));
     }
-    let all = fan_out(&logs, 5).await;
+    let all = fan_out_until_syncfs(&io, &logs, 5).await;
     for (l, r, _) in &all {
         assert_eq!(r.is_err(), *l == 3, "log {l}: {r:?}");
     }
     assert!(io.0.lock().syncfs_calls > 0);
     assert!(logs[3].inner.is_poisoned());
     assert!(!logs[2].inner.is_poisoned());
+}
+
+/// A `syncfs` that succeeds while one log's data was lost (its error went to another
+/// handle): that log's own handle reports it, and only that log fails and is poisoned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_whose_data_a_syncfs_lost_fails_alone() {
+    let io = FaultIo::default();
+    let (dirs, logs) = logs_through(&io, 8);
+    let bad = dirs[5].path().to_string_lossy().into_owned();
+    {
+        let mut p = io.0.lock();
+        p.syncfs = true;
+        p.fail_check_written = true;
+        p.target = Some(Box::leak(bad.into_boxed_str()));
+    }
+    // Until a shared syncfs has covered log 5 (see `fan_out_until_syncfs`).
+    let start = std::time::Instant::now();
+    let mut all = fan_out(&logs, 5).await;
+    while !logs[5].inner.is_poisoned() && start.elapsed() < Duration::from_secs(10) {
+        all.extend(fan_out(&logs, 5).await);
+    }
+    assert!(io.0.lock().syncfs_calls > 0);
+    assert!(all.iter().any(|(l, r, _)| *l == 5 && r.is_err()));
+    for (l, r, _) in &all {
+        assert!(*l == 5 || r.is_ok(), "log {l}: {r:?}");
+    }
+    assert!(logs[5].inner.is_poisoned());
+    assert!(!logs[4].inner.is_poisoned());
 }
 
 /// Closing a log waits for its zeros in flight: a handle opened next on the same directory

@@ -49,6 +49,9 @@ const DEV_2048: [&str; MAX_PRIMES] = [
 ];
 const KEY_FILE: &str = "signing-key.bin";
 
+/// Smallest modulus a key file may hold (see [`Key::check_primes`]).
+const MIN_MODULUS_BITS: usize = 512;
+
 /// The size of the RSA key a data directory gets when it has none yet. 1024 bits by default:
 /// a signature costs a sixth of a 2048-bit one, and one signature per publish is what bounds
 /// SNS fan-out; every standard SNS message validator accepts a 1024-bit key. 2048 matches the
@@ -1050,12 +1053,14 @@ impl Key {
     }
 
     /// Whether `primes` (read from a key file) can make a key: 2 to [`MAX_PRIMES`] of them,
-    /// distinct, odd, above 3 and not ≡ 1 mod e. Primality itself is trusted: the file is ours.
+    /// distinct, odd, above 3 and not ≡ 1 mod e, with a product of at least 512 bits (room
+    /// for a PKCS#1 v1.5 SHA-256 signature). Primality itself is trusted: the file is ours.
     fn check_primes(primes: &[Limbs]) -> bool {
         (2..=MAX_PRIMES).contains(&primes.len())
             && primes.iter().enumerate().all(|(i, r)| {
                 bits(r) > 2 && bit(r, 0) && rem_small(r, E) != 1 && !primes[..i].contains(r)
             })
+            && bits(&primes.iter().fold(vec![1u64], |n, r| mul(&n, r))) >= MIN_MODULUS_BITS
     }
 
     /// A fresh key of `count` distinct primes whose product has exactly `modulus_bits` bits.
@@ -1182,7 +1187,8 @@ impl Key {
     fn pad(&self, digest_info: &[u8]) -> Vec<u8> {
         let k = self.modulus_len();
         let mut em = vec![0x00, 0x01];
-        em.resize(k - digest_info.len() - 1, 0xff);
+        // Keys hold at least 512 bits (`check_primes`); never underflow regardless.
+        em.resize(k.saturating_sub(digest_info.len() + 1).max(2), 0xff);
         em.push(0x00);
         em.extend_from_slice(digest_info);
         em
@@ -1521,6 +1527,15 @@ mod tests {
             }
             let (fa_b, fb_b) = (fast.below(fa), fast.below(fb));
             assert_eq!((fa_b, fb_b), (fa, fb));
+            // Any N-limb value is below 2n (n has its top bit set): one subtraction.
+            let x = from_be(&random_bytes(N * 8));
+            assert_eq!(
+                norm(fast.below(to_fixed::<N>(&x).unwrap()).to_vec()),
+                rem(&x, &n)
+            );
+            let mut top = [u64::MAX; N];
+            top[0] = u64::MAX - 1;
+            assert_eq!(norm(fast.below(top).to_vec()), rem(&top, &n));
             let sum = norm(fast.add(&fa, &fb).to_vec());
             assert_eq!(sum, rem(&add(&a, &b), &n));
             let diff = norm(fast.sub(&fa, &fb).to_vec());
@@ -1678,6 +1693,7 @@ mod tests {
             primes(vec![be(&good[0]), be(&good[0])]),
             primes(vec![be(&good[0]), vec![4]]),
             primes(good.iter().chain(&good[..1]).map(be).collect()),
+            primes(vec![vec![5], vec![7]]),
         ] {
             std::fs::write(dir.path().join(KEY_FILE), crate::codec::encode(&bad)).unwrap();
             assert!(Key::load_or_create(dir.path(), KeyBits::Rsa1024).is_err());
