@@ -28,14 +28,15 @@
 //!
 //! Invariants:
 //! * Readers never see a record before it is durable per the durability mode
-//!   (`Fsync`: after fdatasync; `Interval`/`None`: after the write).
+//!   (`Fsync`: after fdatasync or a shared syncfs; `Interval`/`None`: after the write).
 //! * The writer's published state never runs ahead of the bytes in the file.
 //! * On a write failure the unpublished bytes are cut with `set_len` and all queued appends
 //!   fail; the queue's next offset is reset to the published end so offsets stay dense. If the
 //!   cut, an fsync, or a roll fails, the log is poisoned.
 //!
 //! Crash behaviour: at most the bytes of the batch being written are torn; they are cut by
-//! recovery. Acknowledged appends in `Fsync` mode were fdatasync'ed before acknowledgement.
+//! recovery. Acknowledged appends in `Fsync` mode were fdatasync'ed (or covered by a shared
+//! `syncfs`) before acknowledgement.
 
 use std::path::Path;
 use std::sync::{Arc, Weak};
