@@ -556,7 +556,8 @@ impl Sns {
             .unwrap_or_else(|| "1".into());
         let mut records = Vec::new();
         let mut signatures: HashMap<String, String> = HashMap::new();
-        let mut sqs_sends: Vec<(Subscription, InternalSend)> = Vec::new();
+        // Borrowed from `subs`: the sends are awaited below, while `subs` is alive.
+        let mut sqs_sends: Vec<(&Subscription, InternalSend)> = Vec::new();
         // AWS delivers message attributes only with plain (not MessageStructure=json) messages;
         // they still drive filter policies.
         let no_attributes = Map::new();
@@ -657,7 +658,7 @@ impl Sns {
                     };
                     let into_fifo = is_fifo_queue(&sub.endpoint);
                     sqs_sends.push((
-                        sub.clone(),
+                        sub,
                         InternalSend {
                             body,
                             message_attributes,
@@ -845,7 +846,7 @@ where
 
 async fn send_sqs(
     sink: Arc<dyn SqsSink>,
-    sub: Subscription,
+    sub: &Subscription,
     send: InternalSend,
 ) -> ServiceResult<()> {
     // The body is copied only when a dead-letter queue may need it after a failure.
@@ -858,7 +859,7 @@ async fn send_sqs(
         Err(e) if is_receiver(&e) => Err(e),
         Err(e) => {
             tracing::info!(error = %e, queue = sub.endpoint, "sns: sqs delivery failed");
-            if let (Some(dlq), Some(send)) = (dead_letter_arn(&sub), retry) {
+            if let (Some(dlq), Some(send)) = (dead_letter_arn(sub), retry) {
                 let into_fifo = is_fifo_queue(&dlq);
                 let send = InternalSend {
                     message_group_id: send.message_group_id.filter(|_| into_fifo),
