@@ -100,16 +100,7 @@ impl SegmentFile for StdFile {
     }
     #[cfg(target_os = "linux")]
     fn start_writeback(&self, pos: u64, len: u64) -> io::Result<()> {
-        // SAFETY: a plain syscall on an owned, open descriptor; no memory is passed.
-        let rc = unsafe {
-            libc::sync_file_range(
-                self.0.as_raw_fd(),
-                pos as libc::off64_t,
-                len as libc::off64_t,
-                libc::SYNC_FILE_RANGE_WRITE,
-            )
-        };
-        Self::check(rc)
+        self.sync_range(pos, len, libc::SYNC_FILE_RANGE_WRITE)
     }
     #[cfg(target_os = "linux")]
     fn sync_filesystem(&self) -> io::Result<()> {
@@ -121,17 +112,14 @@ impl SegmentFile for StdFile {
     }
     #[cfg(target_os = "linux")]
     fn check_written(&self) -> io::Result<()> {
-        // SAFETY: a plain syscall on an owned, open descriptor; no memory is passed.
-        Self::check(unsafe {
-            libc::sync_file_range(
-                self.0.as_raw_fd(),
-                0,
-                0,
-                libc::SYNC_FILE_RANGE_WAIT_BEFORE
-                    | libc::SYNC_FILE_RANGE_WRITE
-                    | libc::SYNC_FILE_RANGE_WAIT_AFTER,
-            )
-        })
+        // Length 0: to the end of the file.
+        self.sync_range(
+            0,
+            0,
+            libc::SYNC_FILE_RANGE_WAIT_BEFORE
+                | libc::SYNC_FILE_RANGE_WRITE
+                | libc::SYNC_FILE_RANGE_WAIT_AFTER,
+        )
     }
     #[cfg(target_os = "linux")]
     fn drop_cached(&self, pos: u64, len: u64) -> io::Result<()> {
@@ -178,6 +166,20 @@ impl StdFile {
         } else {
             Err(io::Error::last_os_error())
         }
+    }
+
+    /// `sync_file_range` of `[pos, pos + len)` with `flags`.
+    #[cfg(target_os = "linux")]
+    fn sync_range(&self, pos: u64, len: u64, flags: libc::c_uint) -> io::Result<()> {
+        // SAFETY: a plain syscall on an owned, open descriptor; no memory is passed.
+        Self::check(unsafe {
+            libc::sync_file_range(
+                self.0.as_raw_fd(),
+                pos as libc::off64_t,
+                len as libc::off64_t,
+                flags,
+            )
+        })
     }
 }
 

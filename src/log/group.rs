@@ -313,15 +313,9 @@ impl Writer {
         *self.ahead.range.lock() = Some((from, target));
         self.allocated = target;
         // Everything below `published` is durable, hence clean in the page cache.
-        let uncache_to = self
-            .published
-            .pos
-            .saturating_sub(KEEP_CACHED)
-            .max(self.cached_from)
-            / PAGE
-            * PAGE;
+        let uncache_to = self.published.pos.saturating_sub(KEEP_CACHED) / PAGE * PAGE;
         let uncache = (uncache_to > self.cached_from).then_some((self.cached_from, uncache_to));
-        self.cached_from = uncache_to.max(self.cached_from);
+        self.cached_from = self.cached_from.max(uncache_to);
         let job = ZeroJob {
             file: self.file.clone(),
             from,
@@ -922,7 +916,7 @@ fn committer_loop() {
         if turns.len() > 1 {
             let shared = shared.sync(&turns);
             for (i, (inner, _, _)) in turns.iter().enumerate() {
-                if !shared.contains(&i) {
+                if !shared[i] {
                     inner.writer.lock().start_writeback_of_batch();
                 }
             }
@@ -974,9 +968,9 @@ struct SharedSync {
 
 impl SharedSync {
     /// Syncs each filesystem shared by at least [`SHARED_SYNC_MIN_LOGS`] of the round's logs
-    /// with one `syncfs`, and marks those logs synced; returns their indexes in `turns`.
-    fn sync(&mut self, turns: &[Turn]) -> Vec<usize> {
-        let mut done = Vec::new();
+    /// with one `syncfs`, and marks those logs synced; returns, per turn, whether it was.
+    fn sync(&mut self, turns: &[Turn]) -> Vec<bool> {
+        let mut done = vec![false; turns.len()];
         if turns.len() < SHARED_SYNC_MIN_LOGS
             || self.backoff_until.is_some_and(|t| Instant::now() < t)
         {
@@ -1017,7 +1011,7 @@ impl SharedSync {
                             Ok(()) => {
                                 w.unsynced = false;
                                 w.last_sync = took;
-                                done.push(i);
+                                done[i] = true;
                             }
                             // Left unsynced: its own fdatasync follows.
                             Err(e) if e.kind() == std::io::ErrorKind::Unsupported => {}

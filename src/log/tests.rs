@@ -990,16 +990,38 @@ async fn zeros_written_ahead_never_land_on_records() {
         ..opts_small()
     };
     let (log, _) = Log::open_with_io(dir.path(), opts.clone(), Arc::new(io.clone())).unwrap();
-    let tasks: Vec<_> = (0..16u64)
+    let all = append_from_tasks(&log, 16, 60, |t, i| {
+        // Small and large records, so a batch may cross the segment end right after zeros
+        // were claimed for it.
+        let len = 700 + (i as usize * 7919 + t as usize * 131) % 20_000;
+        vec![(t * 60 + i) as u8 | 1; len]
+    })
+    .await;
+    assert!(log.segments().len() > 3, "the appends should roll segments");
+    assert_reads_back(&log, &all);
+    drop(log);
+    let v = verify_dir(dir.path()).unwrap();
+    assert!(v.is_clean() && v.torn_tail_bytes == 0, "{v}");
+    let (log, rep) = Log::open_with_io(dir.path(), opts, Arc::new(io)).unwrap();
+    assert_eq!(rep.truncated_bytes, 0);
+    assert_reads_back(&log, &all);
+}
+
+/// Runs `tasks` tasks that each append `each` records to `log`, the i-th of task t being
+/// `payload(t, i)`; returns every (offset, payload).
+async fn append_from_tasks(
+    log: &Log,
+    tasks: u64,
+    each: u64,
+    payload: impl Fn(u64, u64) -> Vec<u8> + Copy + Send + 'static,
+) -> Vec<(u64, Vec<u8>)> {
+    let tasks: Vec<_> = (0..tasks)
         .map(|t| {
             let log = log.clone();
             tokio::spawn(async move {
                 let mut got = Vec::new();
-                for i in 0..60u64 {
-                    // Small and large records, so a batch may cross the segment end right
-                    // after zeros were claimed for it.
-                    let len = 700 + (i as usize * 7919 + t as usize * 131) % 20_000;
-                    let p = vec![(t * 60 + i) as u8 | 1; len];
+                for i in 0..each {
+                    let p = payload(t, i);
                     got.push((log.append(1, t, p.clone()).await.unwrap(), p));
                 }
                 got
@@ -1010,19 +1032,14 @@ async fn zeros_written_ahead_never_land_on_records() {
     for t in tasks {
         all.extend(t.await.unwrap());
     }
-    assert!(log.segments().len() > 3, "the appends should roll segments");
-    let check = |log: &Log| {
-        for (o, p) in &all {
-            assert_eq!(&log.read(*o).unwrap().unwrap().payload, p, "offset {o}");
-        }
-    };
-    check(&log);
-    drop(log);
-    let v = verify_dir(dir.path()).unwrap();
-    assert!(v.is_clean() && v.torn_tail_bytes == 0, "{v}");
-    let (log, rep) = Log::open_with_io(dir.path(), opts, Arc::new(io)).unwrap();
-    assert_eq!(rep.truncated_bytes, 0);
-    check(&log);
+    all
+}
+
+/// Every (offset, payload) of `records` reads back from `log`.
+fn assert_reads_back(log: &Log, records: &[(u64, Vec<u8>)]) {
+    for (o, p) in records {
+        assert_eq!(&log.read(*o).unwrap().unwrap().payload, p, "offset {o}");
+    }
 }
 
 /// An `Fsync` log drops the page cache of its bytes more than `KEEP_CACHED` behind the data
@@ -1041,30 +1058,12 @@ async fn durable_bytes_far_behind_the_end_leave_the_page_cache() {
     let (log, _) = Log::open_with_io(dir.path(), opts.clone(), Arc::new(io.clone())).unwrap();
     let total = 3 * group::KEEP_CACHED;
     let per_task = total / RECORD as u64 / 16;
-    let tasks: Vec<_> = (0..16u64)
-        .map(|t| {
-            let log = log.clone();
-            tokio::spawn(async move {
-                let mut got = Vec::new();
-                for i in 0..per_task {
-                    let p = vec![(t * per_task + i) as u8 | 1; RECORD];
-                    got.push((log.append(1, t, p.clone()).await.unwrap(), p));
-                }
-                got
-            })
-        })
-        .collect();
-    let mut all = Vec::new();
-    for t in tasks {
-        all.extend(t.await.unwrap());
-    }
+    let all = append_from_tasks(&log, 16, per_task, move |t, i| {
+        vec![(t * per_task + i) as u8 | 1; RECORD]
+    })
+    .await;
     assert_eq!(log.segments().len(), 1, "one segment holds it all");
-    let check = |log: &Log| {
-        for (o, p) in &all {
-            assert_eq!(&log.read(*o).unwrap().unwrap().payload, p, "offset {o}");
-        }
-    };
-    check(&log);
+    assert_reads_back(&log, &all);
     drop(log);
     let dropped = std::mem::take(&mut io.0.lock().dropped);
     let mut next = 4096;
@@ -1089,7 +1088,7 @@ async fn durable_bytes_far_behind_the_end_leave_the_page_cache() {
     );
     let (log, rep) = Log::open_with_io(dir.path(), opts, Arc::new(io)).unwrap();
     assert_eq!(rep.truncated_bytes, 0);
-    check(&log);
+    assert_reads_back(&log, &all);
 }
 
 /// Opens `n` logs on one filesystem through `io`, with room for every append of the

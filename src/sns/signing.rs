@@ -468,6 +468,19 @@ fn sub_in_place<const N: usize>(a: &mut [u64; N], b: &[u64; N]) -> bool {
     borrow
 }
 
+/// `a + b` in place, returning the carry.
+#[inline(always)]
+fn add_in_place<const N: usize>(a: &mut [u64; N], b: &[u64; N]) -> bool {
+    let mut carry = false;
+    for j in 0..N {
+        let (s1, o1) = a[j].overflowing_add(b[j]);
+        let (s2, o2) = s1.overflowing_add(carry as u64);
+        a[j] = s2;
+        carry = o1 | o2;
+    }
+    carry
+}
+
 /// `a >= b`
 #[inline(always)]
 fn ge<const N: usize>(a: &[u64; N], b: &[u64; N]) -> bool {
@@ -590,14 +603,8 @@ impl<const N: usize> Fixed<N> {
     #[inline]
     fn add(&self, a: &[u64; N], b: &[u64; N]) -> [u64; N] {
         let mut t = *a;
-        let mut c = false;
-        for j in 0..N {
-            let (s1, o1) = t[j].overflowing_add(b[j]);
-            let (s2, o2) = s1.overflowing_add(c as u64);
-            t[j] = s2;
-            c = o1 | o2;
-        }
-        self.finish(t, c)
+        let carry = add_in_place(&mut t, b);
+        self.finish(t, carry)
     }
 
     /// `a - b mod n`.
@@ -605,14 +612,9 @@ impl<const N: usize> Fixed<N> {
     fn sub(&self, a: &[u64; N], b: &[u64; N]) -> [u64; N] {
         let mut t = *a;
         if sub_in_place(&mut t, b) {
-            // Wrapped below zero: adding n back brings it into [0, n).
-            let mut c = false;
-            for (d, &nj) in t.iter_mut().zip(&self.n) {
-                let (s1, o1) = d.overflowing_add(nj);
-                let (s2, o2) = s1.overflowing_add(c as u64);
-                *d = s2;
-                c = o1 | o2;
-            }
+            // Wrapped below zero: adding n back brings it into [0, n) (the carry out is the
+            // wrap's borrow, cancelled).
+            add_in_place(&mut t, &self.n);
         }
         t
     }
@@ -799,8 +801,9 @@ enum FastKey {
 impl FastKey {
     /// `None` for primes of other or unequal sizes (those keys sign on the general arithmetic).
     fn new(parts: &[Prime]) -> Option<Self> {
-        let limbs = norm(parts.first()?.r.clone()).len();
-        if parts.iter().any(|p| norm(p.r.clone()).len() != limbs) {
+        let limbs_of = |p: &Prime| bits(&p.r).div_ceil(64);
+        let limbs = limbs_of(parts.first()?);
+        if parts.iter().any(|p| limbs_of(p) != limbs) {
             return None;
         }
         match limbs {
