@@ -18,9 +18,9 @@
 //!    with appends pending by the end of a round is in the next one. So appends that fan
 //!    out to many logs at once gather on each log while the others sync, and one fdatasync
 //!    per log covers the whole round.
-//! 4. Followers just wait on their completion channel. A durable batch with several async
-//!    waiters has them resolved by one task on their runtime, not by the committer
-//!    ([`resolve_durable`]): the wakes are then local to a worker.
+//! 4. Followers just wait on their completion channel. Several async waiters of a durable
+//!    batch, or of a committer's whole round, are resolved by one task on their runtime, not
+//!    by the committer ([`resolve_durable`]): the wakes are then local to a worker.
 //! 5. Commit delay (Fsync mode, a leader serving one log only): if the previous batch had at
 //!    least 4 groups and fewer than that many are pending, the leader waits — at most as
 //!    long as the last fdatasync took, capped at 2 ms — for the released appenders to come
@@ -627,28 +627,35 @@ pub(crate) fn create_segment(
     Ok((Arc::new(seg), file, created))
 }
 
-/// Resolves the waiters of a durable batch. Several async waiters are resolved by one task on
-/// their runtime rather than from this (committer or helper) thread: a wake from outside the
-/// runtime goes through its shared queue and may have to wake a parked worker, once per
-/// waiter, on the committer's serial path; from a worker, the wakes are local. If the task
-/// never runs (a runtime shutting down), dropping it resolves them here.
-pub(crate) fn resolve_durable(
-    rt: Option<tokio::runtime::Handle>,
-    groups: Vec<Group>,
-    committed: u64,
-) {
-    struct Resolution(Vec<Group>, u64);
+/// The waiters of one durable batch: their runtime (async appenders'), their groups, and the
+/// published end that resolves them.
+pub(crate) type Durable = (Option<tokio::runtime::Handle>, Vec<Group>, u64);
+
+/// Resolves the waiters of durable batches (one log's, or a whole round's). Several async
+/// waiters are resolved by one task on their runtime rather than from this (committer or
+/// helper) thread: a wake from outside the runtime goes through its shared queue and may have
+/// to wake a parked worker, once per waiter, on the committer's serial path; from a worker,
+/// the wakes are local. A round's batches share the one task: an SNS publish to ten queues
+/// otherwise cost ten hand-offs per round. If the task never runs (a runtime shutting down),
+/// dropping it resolves them here.
+pub(crate) fn resolve_durable(batches: Vec<Durable>) {
+    struct Resolution(Vec<Durable>);
     impl Drop for Resolution {
         fn drop(&mut self) {
-            resolve(std::mem::take(&mut self.0), self.1, None);
+            for (_, groups, committed) in std::mem::take(&mut self.0) {
+                resolve(groups, committed, None);
+            }
         }
     }
-    match rt {
-        Some(rt) if groups.len() > 1 => {
-            let r = Resolution(groups, committed);
+    let waiters: usize = batches.iter().map(|b| b.1.len()).sum();
+    // Appenders of another runtime (rare: a second broker in one process) are woken from
+    // this one's task all the same; only the wake is then remote.
+    match batches.iter().find_map(|b| b.0.clone()) {
+        Some(rt) if waiters > 1 => {
+            let r = Resolution(batches);
             drop(rt.spawn(async move { drop(r) }));
         }
-        _ => resolve(groups, committed, None),
+        _ => drop(Resolution(batches)),
     }
 }
 
@@ -707,9 +714,15 @@ fn write_taken(inner: &Inner, batch: &Batch) -> Result<(), Failure> {
     inner.writer.lock().write_batch(inner, batch)
 }
 
-/// Completes a written batch: its fdatasync and publication, its appenders' results, then
-/// the zeros ahead; the emptied batch becomes the log's spare.
-fn finish(inner: &Inner, mut batch: Batch, written: Result<(), Failure>) {
+/// Completes a written batch: its fdatasync and publication, the zeros ahead, and its
+/// appenders' results (failures at once; successes into `durable`, for the caller to
+/// resolve with [`resolve_durable`]); the emptied batch becomes the log's spare.
+fn finish(
+    inner: &Inner,
+    mut batch: Batch,
+    written: Result<(), Failure>,
+    durable: &mut Vec<Durable>,
+) {
     let (committed, res, sync_time) = {
         let mut w = inner.writer.lock();
         let r = written.and_then(|()| w.commit_written(inner, batch.barrier));
@@ -723,12 +736,12 @@ fn finish(inner: &Inner, mut batch: Batch, written: Result<(), Failure>) {
     });
     match res {
         Ok(()) => {
-            resolve_durable(batch.rt.take(), groups, committed);
-            // After resolving, not before the fdatasync: claiming the next zeros then adds
-            // nothing to this batch's latency (the zeroer thread writes them).
+            // After the fdatasync, not before: claiming the next zeros (a lock and a hand-off
+            // to the zeroer thread, which writes them) then adds little to this batch.
             if inner.opts.durability == Durability::Fsync {
                 inner.writer.lock().preallocate(inner);
             }
+            durable.push((batch.rt.take(), groups, committed));
         }
         Err(f) => {
             if f.poison {
@@ -760,8 +773,13 @@ fn finish(inner: &Inner, mut batch: Batch, written: Result<(), Failure>) {
 /// thread down with the round half done, which would leave every `Fsync` log without a
 /// leader: the log is poisoned instead (its waiters see `Closed`, later appends
 /// `Poisoned`) and the thread goes on.
-fn finish_guarded(inner: &Inner, batch: Batch, written: Result<(), Failure>) {
-    let run = std::panic::AssertUnwindSafe(|| finish(inner, batch, written));
+fn finish_guarded(
+    inner: &Inner,
+    batch: Batch,
+    written: Result<(), Failure>,
+    durable: &mut Vec<Durable>,
+) {
+    let run = std::panic::AssertUnwindSafe(|| finish(inner, batch, written, durable));
     if std::panic::catch_unwind(run).is_err() {
         inner.poison(&LogError::corrupt(
             &inner.dir,
@@ -775,7 +793,9 @@ fn finish_guarded(inner: &Inner, batch: Batch, written: Result<(), Failure>) {
 pub(crate) fn drive(inner: &Inner) {
     while let Some(batch) = take_batch(inner, true) {
         let written = write_taken(inner, &batch);
-        finish(inner, batch, written);
+        let mut durable = Vec::with_capacity(1);
+        finish(inner, batch, written, &mut durable);
+        resolve_durable(durable);
     }
 }
 
@@ -835,14 +855,26 @@ type Turn = (Arc<Inner>, Batch, Result<(), Failure>);
 /// serves several flushes at once (~1.6x the single-thread fdatasync rate here), and a
 /// round of ten logs synced one by one made every fan-out wait for all ten in series.
 struct SyncHelpers {
-    /// Turns not yet taken, and turns not yet finished.
-    jobs: parking_lot::Mutex<(Vec<Turn>, usize)>,
+    jobs: parking_lot::Mutex<Jobs>,
     work: parking_lot::Condvar,
     done: parking_lot::Condvar,
 }
 
+struct Jobs {
+    /// Turns not yet taken.
+    turns: Vec<Turn>,
+    /// Turns not yet finished.
+    open: usize,
+    /// Finished turns' waiters, resolved together once the round is done.
+    durable: Vec<Durable>,
+}
+
 static HELPERS: SyncHelpers = SyncHelpers {
-    jobs: parking_lot::Mutex::new((Vec::new(), 0)),
+    jobs: parking_lot::Mutex::new(Jobs {
+        turns: Vec::new(),
+        open: 0,
+        durable: Vec::new(),
+    }),
     work: parking_lot::Condvar::new(),
     done: parking_lot::Condvar::new(),
 };
@@ -852,11 +884,13 @@ const SYNC_HELPERS: usize = 2;
 
 /// Finishes queued turns until none is left to take, the lock released around each.
 /// Whoever finishes the last outstanding turn tells the committer.
-fn finish_queued(jobs: &mut parking_lot::MutexGuard<'_, (Vec<Turn>, usize)>) {
-    while let Some((inner, batch, w)) = jobs.0.pop() {
-        parking_lot::MutexGuard::unlocked(jobs, || finish_guarded(&inner, batch, w));
-        jobs.1 -= 1;
-        if jobs.1 == 0 {
+fn finish_queued(jobs: &mut parking_lot::MutexGuard<'_, Jobs>) {
+    let mut durable = Vec::new();
+    while let Some((inner, batch, w)) = jobs.turns.pop() {
+        parking_lot::MutexGuard::unlocked(jobs, || finish_guarded(&inner, batch, w, &mut durable));
+        jobs.durable.append(&mut durable);
+        jobs.open -= 1;
+        if jobs.open == 0 {
             HELPERS.done.notify_one();
         }
     }
@@ -870,19 +904,22 @@ fn helper_loop() {
     }
 }
 
-/// Finishes every turn of a round: the committer works them off with the helpers it wakes
-/// (none for a round of one log), then waits for the ones still being finished.
-fn finish_all(turns: &mut Vec<Turn>, helpers: usize) {
+/// Finishes every turn of a round and returns their waiters to resolve: the committer works
+/// the turns off with the helpers it wakes (one fewer than the turns still to fdatasync, at
+/// most all of them; a turn a shared `syncfs` covered costs no fdatasync), then waits for
+/// the ones still being finished.
+fn finish_all(turns: &mut Vec<Turn>, to_sync: usize, helpers: usize) -> Vec<Durable> {
     let mut jobs = HELPERS.jobs.lock();
-    jobs.1 += turns.len();
-    for _ in 0..turns.len().saturating_sub(1).min(helpers) {
+    jobs.open += turns.len();
+    for _ in 0..to_sync.saturating_sub(1).min(helpers) {
         HELPERS.work.notify_one();
     }
-    jobs.0.append(turns);
+    jobs.turns.append(turns);
     finish_queued(&mut jobs);
-    while jobs.1 != 0 {
+    while jobs.open != 0 {
         HELPERS.done.wait(&mut jobs);
     }
+    std::mem::take(&mut jobs.durable)
 }
 
 fn committer_loop() {
@@ -913,16 +950,19 @@ fn committer_loop() {
                 turns.push((inner, batch, w));
             }
         }
+        let mut to_sync = turns.len();
         if turns.len() > 1 {
             let shared = shared.sync(&turns);
             for (i, (inner, _, _)) in turns.iter().enumerate() {
-                if !shared[i] {
+                if shared[i] {
+                    to_sync -= 1;
+                } else {
                     inner.writer.lock().start_writeback_of_batch();
                 }
             }
         }
         round.extend(turns.iter().map(|t| t.0.clone()));
-        finish_all(&mut turns, helpers);
+        resolve_durable(finish_all(&mut turns, to_sync, helpers));
     }
 }
 

@@ -972,9 +972,15 @@ fn waiters_are_resolved_even_if_their_runtime_is_gone() {
         meta_start: 0,
         waiter: Some(group::Waiter::Async(tx)),
     };
-    group::resolve_durable(Some(handle), vec![group(5, tx1), group(6, tx2)], 7);
+    let (tx3, rx3) = tokio::sync::oneshot::channel();
+    // Two logs' batches of one committer round, resolved together.
+    group::resolve_durable(vec![
+        (Some(handle.clone()), vec![group(5, tx1), group(6, tx2)], 7),
+        (Some(handle), vec![group(40, tx3)], 41),
+    ]);
     assert_eq!(rx1.blocking_recv().unwrap().unwrap(), 5);
     assert_eq!(rx2.blocking_recv().unwrap().unwrap(), 6);
+    assert_eq!(rx3.blocking_recv().unwrap().unwrap(), 40);
 }
 
 /// The zeros ahead of the data are written by another thread: appends that reach them, seals
