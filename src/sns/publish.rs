@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
-use super::delivery::{dead_letter_arn, envelope_signed, outbox_entry, signature, Notice, SqsSink};
+use super::delivery::{dead_letter_arn, outbox_entry, signature, Notice, SharedEnvelope, SqsSink};
 use super::error::*;
 use super::filter;
 use super::signing::Signer;
@@ -621,6 +621,7 @@ impl Sns {
             .map_err(|e| ServiceError::internal(format!("signing task failed: {e}")))?;
             signatures.extend(signed);
         }
+        let mut envelopes: HashMap<&str, SharedEnvelope> = HashMap::new();
         for sub in matched {
             let text = text_for(sub);
             let notice = Notice {
@@ -638,13 +639,18 @@ impl Sns {
                 signature_version: &signature_version,
                 signer: &self.signer,
             };
-            // One signature per distinct message text, not per subscription.
+            // One signature and one shared envelope per distinct message text, not per
+            // subscription.
             let mut env = || {
-                let sig = signatures
-                    .entry(text.to_string())
-                    .or_insert_with(|| signature(&notice))
-                    .clone();
-                envelope_signed(&notice, &sig)
+                envelopes
+                    .entry(text)
+                    .or_insert_with(|| {
+                        let sig = signatures
+                            .entry(text.to_string())
+                            .or_insert_with(|| signature(&notice));
+                        SharedEnvelope::new(&notice, sig)
+                    })
+                    .for_subscription(&ctx.base_url, &sub.arn)
             };
             match sub.protocol.as_str() {
                 "sqs" => {

@@ -820,6 +820,54 @@ async fn list_subscriptions_and_unsubscribe() {
     assert_eq!(attrs["SubscriptionsConfirmed"], "0");
 }
 
+/// A publish builds the envelope once for all its subscriptions: each gets the same bytes but
+/// for its own UnsubscribeURL, and the members keep AWS's order around it.
+#[tokio::test]
+async fn envelopes_differ_only_in_their_unsubscribe_url() {
+    let t = setup();
+    let arn = t.topic("shared").await;
+    let q2 = "arn:aws:sqs:us-east-1:000000000000:second";
+    let s1 = t.sub(&arn, "sqs", Q, json!({})).await;
+    let s2 = t.sub(&arn, "sqs", q2, json!({})).await;
+    t.ok(
+        "Publish",
+        json!({"TopicArn": arn, "Message": "line\n\"quoted\"", "Subject": "s",
+               "MessageAttributes": {"a": {"DataType": "String", "StringValue": "1"}}}),
+    )
+    .await;
+    let (b1, b2) = (t.sqs.bodies(Q).remove(0), t.sqs.bodies(q2).remove(0));
+    let url = |s: &str| super::delivery::urlencode(s);
+    assert_ne!(b1, b2);
+    assert_eq!(b1.replace(&url(&s1), "SUB"), b2.replace(&url(&s2), "SUB"));
+    let keys: Vec<&str> = b1
+        .lines()
+        .filter_map(|l| l.trim_start().strip_prefix('"')?.split('"').next())
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "Type",
+            "MessageId",
+            "TopicArn",
+            "Subject",
+            "Message",
+            "Timestamp",
+            "SignatureVersion",
+            "Signature",
+            "SigningCertURL",
+            "UnsubscribeURL",
+            "MessageAttributes"
+        ]
+    );
+    let env: Value = serde_json::from_str(&b2).unwrap();
+    assert_eq!(env["Message"], "line\n\"quoted\"");
+    assert!(env["UnsubscribeURL"].as_str().unwrap().ends_with(&url(&s2)));
+    assert_eq!(
+        env["MessageAttributes"]["a"],
+        json!({"Type": "String", "Value": "1"})
+    );
+}
+
 #[tokio::test]
 async fn publish_fans_out_envelopes_to_sqs() {
     let t = setup();
