@@ -577,7 +577,7 @@ impl Sns {
                 msg.for_protocol(&sub.protocol)
             }
         };
-        // Sign each distinct text once. A 1024-bit signature (~26 µs, benches/sign.rs) is
+        // Sign each distinct text once. A 1024-bit signature (~17 µs, benches/sign.rs) is
         // made right here: the blocking-pool hop costs two thread wake-ups and ~20 µs more.
         // A 2048-bit one (~150 µs), several texts, or a key not loaded yet go to the blocking
         // pool, so two cores of signing cannot stall every other request on the async workers.
