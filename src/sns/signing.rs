@@ -54,9 +54,10 @@ const KEY_FILE: &str = "signing-key.bin";
 const MIN_MODULUS_BITS: usize = 512;
 
 /// The size of the RSA key a data directory gets when it has none yet. 1024 bits by default:
-/// a signature costs a sixth of a 2048-bit one, and one signature per publish is what bounds
-/// SNS fan-out; every standard SNS message validator accepts a 1024-bit key. 2048 matches the
-/// size of AWS's own SNS keys. An existing key file is used whatever its size.
+/// a signature costs about a seventh of a 2048-bit one, and one signature per publish is a
+/// large part of SNS fan-out's cost; every standard SNS message validator accepts a 1024-bit
+/// key. 2048 matches the size of AWS's own SNS keys. An existing key file is used whatever
+/// its size.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum KeyBits {
     #[default]
