@@ -714,35 +714,30 @@ fn write_taken(inner: &Inner, batch: &Batch) -> Result<(), Failure> {
     inner.writer.lock().write_batch(inner, batch)
 }
 
-/// Completes a written batch: its fdatasync and publication, the zeros ahead, and its
-/// appenders' results (failures at once; successes into `durable`, for the caller to
-/// resolve with [`resolve_durable`]); the emptied batch becomes the log's spare.
+/// Completes a written batch: its fdatasync and publication, and its appenders' results
+/// (failures at once; successes into `durable`, for the caller to resolve with
+/// [`resolve_durable`] and then to claim the next zeros with [`zeros_ahead`]); the emptied
+/// batch becomes the log's spare. Whether the batch is durable.
 fn finish(
     inner: &Inner,
     mut batch: Batch,
     written: Result<(), Failure>,
     durable: &mut Vec<Durable>,
-) {
+) -> bool {
     let (committed, res, sync_time) = {
         let mut w = inner.writer.lock();
         let r = written.and_then(|()| w.commit_written(inner, batch.barrier));
         (w.published.next, r, w.last_sync)
     };
     let groups = std::mem::take(&mut batch.groups);
+    let ok = res.is_ok();
     inner.tail.send_if_modified(|t| {
         let changed = *t != committed;
         *t = committed;
         changed
     });
     match res {
-        Ok(()) => {
-            // After the fdatasync, not before: claiming the next zeros (a lock and a hand-off
-            // to the zeroer thread, which writes them) then adds little to this batch.
-            if inner.opts.durability == Durability::Fsync {
-                inner.writer.lock().preallocate(inner);
-            }
-            durable.push((batch.rt.take(), groups, committed));
-        }
+        Ok(()) => durable.push((batch.rt.take(), groups, committed)),
         Err(f) => {
             if f.poison {
                 inner.poison(&f.err);
@@ -767,26 +762,33 @@ fn finish(
     if cap <= MAX_SPARE_BYTES && q.spare.frames.capacity() < cap {
         q.spare = batch;
     }
+    ok
 }
 
-/// [`finish`] on a committer or helper thread. A panic there (a bug) must not take the
-/// thread down with the round half done, which would leave every `Fsync` log without a
-/// leader: the log is poisoned instead (its waiters see `Closed`, later appends
-/// `Poisoned`) and the thread goes on.
-fn finish_guarded(
-    inner: &Inner,
-    batch: Batch,
-    written: Result<(), Failure>,
-    durable: &mut Vec<Durable>,
-) {
-    let run = std::panic::AssertUnwindSafe(|| finish(inner, batch, written, durable));
-    if std::panic::catch_unwind(run).is_err() {
+/// Claims the zeros ahead of a log whose batch just became durable, once its appenders are
+/// resolved: after them, not before, claiming (a lock and a hand-off to the zeroer thread,
+/// which writes them) adds nothing to their latency.
+fn zeros_ahead(inner: &Inner) {
+    if inner.opts.durability == Durability::Fsync {
+        inner.writer.lock().preallocate(inner);
+    }
+}
+
+/// `f` (a log's [`finish`] or [`zeros_ahead`]) on a committer or helper thread; `None` if it
+/// panicked. A panic there (a bug) must not take the thread down with the round half done,
+/// which would leave every `Fsync` log without a leader: the log is poisoned instead (the
+/// waiters of a batch not yet resolved see `Closed`, later appends `Poisoned`) and the
+/// thread goes on.
+fn guarded<T>(inner: &Inner, f: impl FnOnce() -> T) -> Option<T> {
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    if r.is_err() {
         inner.poison(&LogError::corrupt(
             &inner.dir,
             0,
             "internal: the group commit panicked",
         ));
     }
+    r.ok()
 }
 
 /// Runs the leader loop of one log in the calling thread until its queue is empty.
@@ -794,8 +796,11 @@ pub(crate) fn drive(inner: &Inner) {
     while let Some(batch) = take_batch(inner, true) {
         let written = write_taken(inner, &batch);
         let mut durable = Vec::with_capacity(1);
-        finish(inner, batch, written, &mut durable);
+        let ok = finish(inner, batch, written, &mut durable);
         resolve_durable(durable);
+        if ok {
+            zeros_ahead(inner);
+        }
     }
 }
 
@@ -812,8 +817,8 @@ pub(crate) fn drive(inner: &Inner) {
 /// one batch after another, with the commit delay (which also holds up logs that become
 /// ready meanwhile, for at most one fdatasync time).
 ///
-/// A round ends when all its logs are synced, so one fdatasync that hangs holds up every
-/// `Fsync` log of the process. Accepted: a broker's logs share one data directory, and a
+/// A round ends when all its logs are synced, and its appenders are all resolved then, so
+/// one fdatasync that hangs holds up every `Fsync` log of the process. Accepted: a broker's logs share one data directory, and a
 /// hung flush there stalls the other logs' flushes as well. Ending rounds early (each log
 /// re-queued as soon as its own sync is done) measured ~15% fewer publishes/s.
 struct Committer {
@@ -867,6 +872,8 @@ struct Jobs {
     open: usize,
     /// Finished turns' waiters, resolved together once the round is done.
     durable: Vec<Durable>,
+    /// Logs whose turn became durable, to claim zeros for once their waiters are resolved.
+    synced: Vec<Arc<Inner>>,
 }
 
 static HELPERS: SyncHelpers = SyncHelpers {
@@ -874,6 +881,7 @@ static HELPERS: SyncHelpers = SyncHelpers {
         turns: Vec::new(),
         open: 0,
         durable: Vec::new(),
+        synced: Vec::new(),
     }),
     work: parking_lot::Condvar::new(),
     done: parking_lot::Condvar::new(),
@@ -887,8 +895,13 @@ const SYNC_HELPERS: usize = 2;
 fn finish_queued(jobs: &mut parking_lot::MutexGuard<'_, Jobs>) {
     let mut durable = Vec::new();
     while let Some((inner, batch, w)) = jobs.turns.pop() {
-        parking_lot::MutexGuard::unlocked(jobs, || finish_guarded(&inner, batch, w, &mut durable));
+        let ok = parking_lot::MutexGuard::unlocked(jobs, || {
+            guarded(&inner, || finish(&inner, batch, w, &mut durable))
+        });
         jobs.durable.append(&mut durable);
+        if ok == Some(true) {
+            jobs.synced.push(inner);
+        }
         jobs.open -= 1;
         if jobs.open == 0 {
             HELPERS.done.notify_one();
@@ -904,11 +917,15 @@ fn helper_loop() {
     }
 }
 
-/// Finishes every turn of a round and returns their waiters to resolve: the committer works
-/// the turns off with the helpers it wakes (one fewer than the turns still to fdatasync, at
-/// most all of them; a turn a shared `syncfs` covered costs no fdatasync), then waits for
-/// the ones still being finished.
-fn finish_all(turns: &mut Vec<Turn>, to_sync: usize, helpers: usize) -> Vec<Durable> {
+/// Finishes every turn of a round and returns their waiters to resolve and the logs whose
+/// turn became durable: the committer works the turns off with the helpers it wakes (one
+/// fewer than the turns still to fdatasync, at most `helpers`; a turn a shared `syncfs`
+/// covered costs no fdatasync), then waits for the ones still being finished.
+fn finish_all(
+    turns: &mut Vec<Turn>,
+    to_sync: usize,
+    helpers: usize,
+) -> (Vec<Durable>, Vec<Arc<Inner>>) {
     let mut jobs = HELPERS.jobs.lock();
     jobs.open += turns.len();
     for _ in 0..to_sync.saturating_sub(1).min(helpers) {
@@ -919,7 +936,10 @@ fn finish_all(turns: &mut Vec<Turn>, to_sync: usize, helpers: usize) -> Vec<Dura
     while jobs.open != 0 {
         HELPERS.done.wait(&mut jobs);
     }
-    std::mem::take(&mut jobs.durable)
+    (
+        std::mem::take(&mut jobs.durable),
+        std::mem::take(&mut jobs.synced),
+    )
 }
 
 fn committer_loop() {
@@ -962,7 +982,11 @@ fn committer_loop() {
             }
         }
         round.extend(turns.iter().map(|t| t.0.clone()));
-        resolve_durable(finish_all(&mut turns, to_sync, helpers));
+        let (durable, synced) = finish_all(&mut turns, to_sync, helpers);
+        resolve_durable(durable);
+        for inner in synced {
+            guarded(&inner, || zeros_ahead(&inner));
+        }
     }
 }
 
