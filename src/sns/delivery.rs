@@ -278,7 +278,7 @@ pub fn envelope(n: &Notice) -> String {
 
 /// [`envelope`] with a signature computed earlier (one per message, not per subscription).
 pub fn envelope_signed(n: &Notice, signature: &str) -> String {
-    SharedEnvelope::new(n, signature).for_subscription(n.base_url, n.subscription_arn)
+    SharedEnvelope::new(n, signature).for_subscription(n.subscription_arn)
 }
 
 /// A notification's envelope built once for all the subscriptions it goes to: every member
@@ -286,10 +286,13 @@ pub fn envelope_signed(n: &Notice, signature: &str) -> String {
 /// Escaping the message and formatting the rest once per publish instead of once per
 /// subscription matters most for large messages to many queues.
 pub struct SharedEnvelope {
-    /// Up to and including the member before the UnsubscribeURL.
+    /// Everything before the UnsubscribeURL member; for a kind without one, the whole
+    /// envelope.
     head: Vec<u8>,
     /// What follows the UnsubscribeURL (absent for a kind without one), through the end.
     tail: Option<Vec<u8>>,
+    /// The broker's base URL, which the UnsubscribeURL starts with as the SigningCertURL does.
+    base_url: String,
 }
 
 impl SharedEnvelope {
@@ -322,6 +325,7 @@ impl SharedEnvelope {
             return SharedEnvelope {
                 head: out.buf,
                 tail: None,
+                base_url: n.base_url.to_string(),
             };
         }
         // Follows the UnsubscribeURL member, so its first member needs the separator.
@@ -349,11 +353,12 @@ impl SharedEnvelope {
         SharedEnvelope {
             head: out.buf,
             tail: Some(tail.buf),
+            base_url: n.base_url.to_string(),
         }
     }
 
     /// The envelope as delivered to one subscription.
-    pub fn for_subscription(&self, base_url: &str, subscription_arn: &str) -> String {
+    pub fn for_subscription(&self, subscription_arn: &str) -> String {
         let mut out = Envelope {
             buf: Vec::with_capacity(self.head.len() + self.tail.as_ref().map_or(0, Vec::len) + 160),
             members: 1,
@@ -361,7 +366,8 @@ impl SharedEnvelope {
         out.buf.extend_from_slice(&self.head);
         if let Some(tail) = &self.tail {
             let url = format!(
-                "{base_url}/?Action=Unsubscribe&SubscriptionArn={}",
+                "{}/?Action=Unsubscribe&SubscriptionArn={}",
+                self.base_url,
                 urlencode(subscription_arn)
             );
             out.member("UnsubscribeURL", &url);

@@ -579,7 +579,7 @@ impl Sns {
         };
         // Sign each distinct text once. A 1024-bit signature (~17 µs, benches/sign.rs) is
         // made right here: the blocking-pool hop costs two thread wake-ups and ~20 µs more.
-        // A 2048-bit one (~150 µs), several texts, or a key not loaded yet go to the blocking
+        // A 2048-bit one (~120 µs), several texts, or a key not loaded yet go to the blocking
         // pool, so two cores of signing cannot stall every other request on the async workers.
         let mut to_sign: Vec<String> = matched
             .iter()
@@ -640,7 +640,9 @@ impl Sns {
                 signer: &self.signer,
             };
             // One signature and one shared envelope per distinct message text, not per
-            // subscription.
+            // subscription: every other member of `notice` but the subscription ARN is the
+            // same for all subscriptions of a publish (a member that is not must not be
+            // shared this way).
             let mut env = || {
                 envelopes
                     .entry(text)
@@ -650,7 +652,7 @@ impl Sns {
                             .or_insert_with(|| signature(&notice));
                         SharedEnvelope::new(&notice, sig)
                     })
-                    .for_subscription(&ctx.base_url, &sub.arn)
+                    .for_subscription(&sub.arn)
             };
             match sub.protocol.as_str() {
                 "sqs" => {
