@@ -519,6 +519,54 @@ mod tests {
         assert_eq!(err.code, "ResourceNotFoundException");
     }
 
+    /// A reshard leaves the stream UPDATING until the transition time has passed; another
+    /// reshard meanwhile is refused as AWS refuses it, and is accepted once ACTIVE again.
+    #[tokio::test]
+    async fn reshards_are_refused_while_the_stream_is_updating() {
+        let e = Env::with_config(|c| c.kinesis_transition_ms = 10_000);
+        e.create("u", 2).await;
+        e.svc.advance_clock(10_000);
+        let mid = (1u128 << 126).to_string();
+        let split = json!({"StreamName": "u", "ShardToSplit": "shardId-000000000000",
+                           "NewStartingHashKey": mid});
+        e.ok("SplitShard", split.clone()).await;
+        let d = e
+            .ok("DescribeStreamSummary", json!({"StreamName": "u"}))
+            .await;
+        assert_eq!(d["StreamDescriptionSummary"]["StreamStatus"], "UPDATING");
+        let busy = "Stream u under account 000000000000 not ACTIVE, instead in state UPDATING";
+        for (op, input) in [
+            (
+                "SplitShard",
+                json!({"StreamName": "u", "ShardToSplit": "shardId-000000000001",
+                       "NewStartingHashKey": (3u128 << 126).to_string()}),
+            ),
+            (
+                "MergeShards",
+                json!({"StreamName": "u", "ShardToMerge": "shardId-000000000002",
+                       "AdjacentShardToMerge": "shardId-000000000003"}),
+            ),
+            (
+                "UpdateShardCount",
+                json!({"StreamName": "u", "TargetShardCount": 4,
+                       "ScalingType": "UNIFORM_SCALING"}),
+            ),
+        ] {
+            let err = e.err(op, input).await;
+            assert_eq!(err.code, "ResourceInUseException", "{op}");
+            assert_eq!(err.message, busy, "{op}");
+        }
+        // Records still go in meanwhile.
+        put(&e, "u", "a").await;
+        e.svc.advance_clock(10_000);
+        e.ok(
+            "MergeShards",
+            json!({"StreamName": "u", "ShardToMerge": "shardId-000000000002",
+                   "AdjacentShardToMerge": "shardId-000000000003"}),
+        )
+        .await;
+    }
+
     #[tokio::test]
     async fn merge_adjacent_shards() {
         let e = Env::new();
