@@ -920,6 +920,30 @@ mod tests {
         }
     }
 
+    /// An iterator of a deleted stream does not read the new stream of the same name: it
+    /// names the stream it was taken on (id and creation time), as AWS's do.
+    #[tokio::test]
+    async fn iterator_of_an_earlier_same_name_stream_reads_nothing_of_the_new_one() {
+        let e = Env::new();
+        e.create("again", 1).await;
+        put(&e, "again", "a", b"old").await;
+        let old = e.iterator("again", "shardId-0", "TRIM_HORIZON").await;
+        e.ok("DeleteStream", json!({"StreamName": "again"})).await;
+        e.create("again", 1).await;
+        put(&e, "again", "a", b"new").await;
+        let err = e.err("GetRecords", json!({"ShardIterator": old})).await;
+        assert_eq!(err.code, "ResourceNotFoundException");
+        assert_eq!(
+            err.message,
+            "Shard shardId-000000000000 in stream again under account 000000000000 does not exist"
+        );
+        // A fresh iterator reads the new stream only.
+        let it = e.iterator("again", "shardId-0", "TRIM_HORIZON").await;
+        let r = get(&e, &it, None).await;
+        assert_eq!(r["Records"].as_array().unwrap().len(), 1);
+        assert_eq!(r["Records"][0]["Data"], enc(b"new"));
+    }
+
     async fn put(e: &Env, stream: &str, pk: &str, data: &[u8]) -> Value {
         e.ok(
             "PutRecord",
