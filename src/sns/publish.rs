@@ -785,23 +785,44 @@ impl Sns {
             find_topic(&st, ctx, &i.topic_arn, "Publish")?.clone()
         };
         check_batch_request(&entries, &topic)?;
+        let (ids, msgs): (Vec<String>, Vec<ServiceResult<Msg>>) = entries
+            .into_iter()
+            .map(|e| (e.id, validate_message(e.msg, Some(&topic))))
+            .unzip();
+        let topic = &topic;
+        let publish =
+            |msg: ServiceResult<Msg>| async move { self.publish_to_topic(ctx, topic, msg?).await };
+        let results = if topic.is_fifo() {
+            // One after another: a FIFO topic's entries keep their order into FIFO queues.
+            // A server-side failure ends the batch, leaving the later entries unpublished.
+            let mut out = Vec::with_capacity(msgs.len());
+            for msg in msgs {
+                let r = publish(msg).await;
+                let stop = matches!(&r, Err(e) if is_receiver(e));
+                out.push(r);
+                if stop {
+                    break;
+                }
+            }
+            out
+        } else {
+            // All at once: the entries' fan-outs then share commit rounds instead of waiting
+            // for one round each, ten in a row for a full batch.
+            join_in_task(msgs.into_iter().map(publish).collect()).await
+        };
         let mut successful = Vec::new();
         let mut failed = Vec::new();
-        for e in entries {
-            let result = match validate_message(e.msg, Some(&topic)) {
-                Ok(msg) => self.publish_to_topic(ctx, &topic, msg).await,
-                Err(err) => Err(err),
-            };
+        for (id, result) in ids.into_iter().zip(results) {
             match result {
                 Ok((message_id, seq)) => {
-                    let mut v = json!({"Id": e.id, "MessageId": message_id});
+                    let mut v = json!({"Id": id, "MessageId": message_id});
                     if let Some(s) = seq {
                         v["SequenceNumber"] = json!(s);
                     }
                     successful.push(v);
                 }
                 Err(err) if is_receiver(&err) => return Err(err),
-                Err(err) => failed.push(batch_error(&e.id, &err)),
+                Err(err) => failed.push(batch_error(&id, &err)),
             }
         }
         Ok(json!({ "Successful": successful, "Failed": failed }))
@@ -815,29 +836,38 @@ impl Sns {
 /// are done. Not a `JoinSet`: the sends are short and mostly wait on the queues' group commits,
 /// so a task each only adds spawns and cross-thread wake-ups; sixteen concurrent publishes
 /// already keep both cores busy.
-async fn join_all_sends<F>(mut sends: Vec<F>) -> ServiceResult<()>
+async fn join_all_sends<F>(sends: Vec<F>) -> ServiceResult<()>
 where
     F: std::future::Future<Output = ServiceResult<()>>,
 {
-    if sends.len() == 1 {
-        if let Some(send) = sends.pop() {
-            return send.await;
+    join_in_task(sends)
+        .await
+        .into_iter()
+        .find_map(Result::err)
+        .map_or(Ok(()), Err)
+}
+
+/// Runs `futures` concurrently inside the calling task; their outputs, in order.
+async fn join_in_task<F: std::future::Future>(mut futures: Vec<F>) -> Vec<F::Output> {
+    enum Slot<F: std::future::Future> {
+        Running(std::pin::Pin<Box<F>>),
+        Done(F::Output),
+    }
+    if futures.len() == 1 {
+        if let Some(f) = futures.pop() {
+            return vec![f.await];
         }
     }
-    let mut sends: Vec<Option<std::pin::Pin<Box<F>>>> =
-        sends.into_iter().map(|f| Some(Box::pin(f))).collect();
-    let mut first_err = None;
+    let mut slots: Vec<Slot<F>> = futures
+        .into_iter()
+        .map(|f| Slot::Running(Box::pin(f)))
+        .collect();
     std::future::poll_fn(|cx| {
         let mut pending = false;
-        for slot in sends.iter_mut() {
-            if let Some(f) = slot {
+        for slot in slots.iter_mut() {
+            if let Slot::Running(f) = slot {
                 match f.as_mut().poll(cx) {
-                    std::task::Poll::Ready(result) => {
-                        *slot = None;
-                        if let Err(e) = result {
-                            first_err.get_or_insert(e);
-                        }
-                    }
+                    std::task::Poll::Ready(r) => *slot = Slot::Done(r),
                     std::task::Poll::Pending => pending = true,
                 }
             }
@@ -849,7 +879,13 @@ where
         }
     })
     .await;
-    first_err.map_or(Ok(()), Err)
+    slots
+        .into_iter()
+        .filter_map(|slot| match slot {
+            Slot::Done(r) => Some(r),
+            Slot::Running(_) => None,
+        })
+        .collect()
 }
 
 async fn send_sqs(

@@ -19,12 +19,19 @@ struct FakeSqs {
     sent: Mutex<Vec<(String, InternalSend)>>,
     missing: Mutex<HashSet<String>>,
     broken: Mutex<bool>,
+    /// When set, every send waits here first: sends complete only once as many as the
+    /// barrier counts are in flight together.
+    together: Mutex<Option<Arc<tokio::sync::Barrier>>>,
 }
 
 impl SqsSink for FakeSqs {
     fn send(&self, queue_arn: &str, msg: InternalSend) -> BoxFuture<'_, ServiceResult<String>> {
         let arn = queue_arn.to_string();
         Box::pin(async move {
+            let together = self.together.lock().clone();
+            if let Some(barrier) = together {
+                barrier.wait().await;
+            }
             if *self.broken.lock() {
                 return Err(ServiceError::unavailable("disk full"));
             }
@@ -2410,6 +2417,34 @@ impl T {
 fn assert_error(e: &ServiceError, code: &str, message: &str) {
     assert_code(e, code, 400);
     assert_eq!(e.message, message);
+}
+
+/// A standard topic's PublishBatch publishes its entries at once, so their fan-outs share
+/// commit rounds instead of waiting for one each: here the three entries' sends complete
+/// only when all three are in flight together. Results keep the request's order.
+#[tokio::test]
+async fn publish_batch_publishes_standard_entries_together() {
+    let t = setup();
+    let arn = t.topic("together").await;
+    t.sub(&arn, "sqs", Q, json!({"RawMessageDelivery": "true"}))
+        .await;
+    *t.sqs.together.lock() = Some(Arc::new(tokio::sync::Barrier::new(3)));
+    let batch = json!({"TopicArn": arn, "PublishBatchRequestEntries": [
+        {"Id": "a", "Message": "1"}, {"Id": "b", "Message": "2"}, {"Id": "c", "Message": "3"}
+    ]});
+    let out = tokio::time::timeout(Duration::from_secs(10), t.ok("PublishBatch", batch))
+        .await
+        .expect("the entries' sends should be in flight together");
+    let ids: Vec<&str> = out["Successful"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["Id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["a", "b", "c"]);
+    let mut bodies = t.sqs.bodies(Q);
+    bodies.sort();
+    assert_eq!(bodies, ["1", "2", "3"]);
 }
 
 /// AWS refuses the whole PublishBatch (a 400, nothing published) when an entry breaks a FIFO
