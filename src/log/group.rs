@@ -627,9 +627,14 @@ pub(crate) fn create_segment(
     Ok((Arc::new(seg), file, created))
 }
 
-/// The waiters of one durable batch: their runtime (async appenders'), their groups, and the
-/// published end that resolves them.
-pub(crate) type Durable = (Option<tokio::runtime::Handle>, Vec<Group>, u64);
+/// The waiters of one durable batch.
+pub(crate) struct Durable {
+    /// The runtime of its async appenders, if any.
+    pub rt: Option<tokio::runtime::Handle>,
+    pub groups: Vec<Group>,
+    /// The published end that resolves them.
+    pub committed: u64,
+}
 
 /// Resolves the waiters of durable batches (one log's, or a whole round's). Several async
 /// waiters are resolved by one task on their runtime rather than from this (committer or
@@ -642,15 +647,15 @@ pub(crate) fn resolve_durable(batches: Vec<Durable>) {
     struct Resolution(Vec<Durable>);
     impl Drop for Resolution {
         fn drop(&mut self) {
-            for (_, groups, committed) in std::mem::take(&mut self.0) {
-                resolve(groups, committed, None);
+            for d in std::mem::take(&mut self.0) {
+                resolve(d.groups, d.committed, None);
             }
         }
     }
-    let waiters: usize = batches.iter().map(|b| b.1.len()).sum();
+    let waiters: usize = batches.iter().map(|b| b.groups.len()).sum();
     // Appenders of another runtime (rare: a second broker in one process) are woken from
     // this one's task all the same; only the wake is then remote.
-    match batches.iter().find_map(|b| b.0.clone()) {
+    match batches.iter().find_map(|b| b.rt.clone()) {
         Some(rt) if waiters > 1 => {
             let r = Resolution(batches);
             drop(rt.spawn(async move { drop(r) }));
@@ -737,7 +742,11 @@ fn finish(
         changed
     });
     match res {
-        Ok(()) => durable.push((batch.rt.take(), groups, committed)),
+        Ok(()) => durable.push(Durable {
+            rt: batch.rt.take(),
+            groups,
+            committed,
+        }),
         Err(f) => {
             if f.poison {
                 inner.poison(&f.err);
@@ -818,9 +827,10 @@ pub(crate) fn drive(inner: &Inner) {
 /// ready meanwhile, for at most one fdatasync time).
 ///
 /// A round ends when all its logs are synced, and its appenders are all resolved then, so
-/// one fdatasync that hangs holds up every `Fsync` log of the process. Accepted: a broker's logs share one data directory, and a
-/// hung flush there stalls the other logs' flushes as well. Ending rounds early (each log
-/// re-queued as soon as its own sync is done) measured ~15% fewer publishes/s.
+/// one fdatasync that hangs holds up every `Fsync` log of the process. Accepted: a broker's
+/// logs share one data directory, and a hung flush there stalls the other logs' flushes as
+/// well. Ending rounds early (each log re-queued as soon as its own sync is done) measured
+/// ~15% fewer publishes/s.
 struct Committer {
     ready: parking_lot::Mutex<Vec<Arc<Inner>>>,
     wake: parking_lot::Condvar,

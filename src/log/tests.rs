@@ -157,10 +157,7 @@ async fn concurrent_async_appends_are_dense_and_durable() {
             got
         }));
     }
-    let mut all = Vec::new();
-    for t in tasks {
-        all.extend(t.await.unwrap());
-    }
+    let all = joined(tasks).await;
     let n = log.next_offset();
     assert_eq!(n, 32 * 40 + 32 * 8);
     for (o, p) in &all {
@@ -975,8 +972,16 @@ fn waiters_are_resolved_even_if_their_runtime_is_gone() {
     let (tx3, rx3) = tokio::sync::oneshot::channel();
     // Two logs' batches of one committer round, resolved together.
     group::resolve_durable(vec![
-        (Some(handle.clone()), vec![group(5, tx1), group(6, tx2)], 7),
-        (Some(handle), vec![group(40, tx3)], 41),
+        group::Durable {
+            rt: Some(handle.clone()),
+            groups: vec![group(5, tx1), group(6, tx2)],
+            committed: 7,
+        },
+        group::Durable {
+            rt: Some(handle),
+            groups: vec![group(40, tx3)],
+            committed: 41,
+        },
     ]);
     assert_eq!(rx1.blocking_recv().unwrap().unwrap(), 5);
     assert_eq!(rx2.blocking_recv().unwrap().unwrap(), 6);
@@ -1034,6 +1039,11 @@ async fn append_from_tasks(
             })
         })
         .collect();
+    joined(tasks).await
+}
+
+/// Every task's outputs, in task order.
+async fn joined<T>(tasks: Vec<tokio::task::JoinHandle<Vec<T>>>) -> Vec<T> {
     let mut all = Vec::new();
     for t in tasks {
         all.extend(t.await.unwrap());
@@ -1141,11 +1151,7 @@ async fn fan_out(logs: &[Log], rounds: u64) -> Vec<(usize, Result<u64, LogError>
             })
         })
         .collect();
-    let mut all = Vec::new();
-    for t in tasks {
-        all.extend(t.await.unwrap());
-    }
-    all
+    joined(tasks).await
 }
 
 /// [`fan_out`] until a round has called `syncfs` (the committer is shared by the whole test
@@ -1348,10 +1354,7 @@ async fn concurrent_appends_share_fdatasyncs_and_read_back_once_resolved() {
             offs
         }));
     }
-    let mut all = Vec::new();
-    for t in tasks {
-        all.extend(t.await.unwrap());
-    }
+    let mut all = joined(tasks).await;
     all.sort_unstable();
     assert_eq!(all, (0..1280).collect::<Vec<_>>());
     let p = io.0.lock();
