@@ -5,6 +5,9 @@
 //! Run all:        cargo bench --bench server
 //! Run some:       cargo bench --bench server -- health startup
 //! Knobs (env):    BENCH_SECS (default 5), BENCH_CONNS (default 64),
+//!                 BENCH_SLICES (default 3: the compared scenarios, health through
+//!                 sns-publish-raw, each run in this many turns of BENCH_SECS / BENCH_SLICES,
+//!                 interleaved with each other),
 //!                 BENCH_KINESIS_RECORDS (largest shard of kinesis-get: 10^5, 10^6 (default) or 10^7)
 //!                 BENCH_RESTART_MESSAGES (live messages of sqs-restart, default 1,000,000)
 //!                 BENCH_HISTORY_GB (sqs-restart: GB of message bodies sent and deleted through
@@ -42,6 +45,35 @@ struct LoadResult {
     cpu: Duration,
 }
 
+/// One scenario of the interleaved set: what it sends and what its slices measured so far.
+struct Run {
+    name: &'static str,
+    label: &'static str,
+    conns: usize,
+    make: MakeRequest,
+    errors_expected: bool,
+    result: LoadResult,
+}
+
+impl Run {
+    fn new(name: &'static str, label: &'static str, conns: usize, make: MakeRequest) -> Self {
+        Run {
+            name,
+            label,
+            conns,
+            make,
+            errors_expected: false,
+            result: LoadResult {
+                requests: 0,
+                errors: 0,
+                elapsed: Duration::ZERO,
+                latencies_us: Vec::new(),
+                cpu: Duration::ZERO,
+            },
+        }
+    }
+}
+
 /// User + system CPU time this process has used so far.
 fn process_cpu() -> Duration {
     // SAFETY: getrusage only writes the struct it is given.
@@ -52,6 +84,15 @@ fn process_cpu() -> Duration {
 }
 
 impl LoadResult {
+    /// Adds another slice of the same scenario.
+    fn add(&mut self, other: LoadResult) {
+        self.requests += other.requests;
+        self.errors += other.errors;
+        self.elapsed += other.elapsed;
+        self.latencies_us.extend(other.latencies_us);
+        self.cpu += other.cpu;
+    }
+
     fn rate(&self) -> f64 {
         self.requests as f64 / self.elapsed.as_secs_f64()
     }
@@ -77,7 +118,14 @@ impl LoadResult {
 }
 
 /// Drives `conns` keep-alive connections for `secs`, each sending requests back to back.
-async fn load(addr: SocketAddr, conns: usize, secs: f64, make: MakeRequest) -> LoadResult {
+/// `slice` numbers the call among several of one scenario, so request numbers never repeat.
+async fn load(
+    addr: SocketAddr,
+    conns: usize,
+    secs: f64,
+    slice: u64,
+    make: MakeRequest,
+) -> LoadResult {
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -86,7 +134,7 @@ async fn load(addr: SocketAddr, conns: usize, secs: f64, make: MakeRequest) -> L
         tasks.push(tokio::spawn(async move {
             let mut send = connect(addr).await;
             let (mut n, mut errors, mut lat) = (0u64, 0u64, Vec::with_capacity(1 << 16));
-            let mut i = c as u64 * 1_000_000_000;
+            let mut i = c as u64 * 1_000_000_000 + slice * 10_000_000;
             while !stop.load(Ordering::Relaxed) {
                 let t = Instant::now();
                 i += 1;
@@ -394,6 +442,16 @@ fn main() {
         let _ = resp.into_body().collect().await;
     });
 
+    // The scenarios that the issues compare with each other run interleaved: each runs
+    // BENCH_SLICES times for BENCH_SECS / BENCH_SLICES, in turn with the others, so a host
+    // whose speed drifts over seconds (as this shared VM's does, by up to 20-40%) slows them
+    // alike and their ratios hold still.
+    let slices: u64 = std::env::var("BENCH_SLICES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(3);
+    let mut runs: Vec<Run> = Vec::new();
     if wanted("health") {
         let make: MakeRequest = Arc::new(move |_| {
             Request::get(format!("http://{addr}/_millpond/health"))
@@ -401,9 +459,7 @@ fn main() {
                 .body(Full::new(Bytes::new()))
                 .expect("request")
         });
-        client_rt
-            .block_on(load(addr, conns, secs, make))
-            .report("health", conns);
+        runs.push(Run::new("health", "health", conns, make));
     }
     if wanted("unknown-action") {
         let make: MakeRequest = Arc::new(move |_| {
@@ -416,23 +472,19 @@ fn main() {
                 b"{}".to_vec(),
             )
         });
-        // Errors are the expected answer here, so count them as served requests.
-        let mut r = client_rt.block_on(load(addr, conns, secs, make));
-        r.errors = 0;
-        r.report("unknown-action (json error)", conns);
+        // Errors are the expected answer here, so they count as served requests.
+        let mut run = Run::new("unknown-action", "unknown-action (json error)", conns, make);
+        run.errors_expected = true;
+        runs.push(run);
     }
     let body256 = "m".repeat(256);
-    let mut single_rate = 0.0;
     if wanted("sqs-send") {
         let url = client_rt.block_on(create_queue(addr, "bench-send", serde_json::json!({})));
         let body =
             Bytes::from(serde_json::json!({"QueueUrl": url, "MessageBody": body256}).to_string());
         let make: MakeRequest = Arc::new(move |_| sqs_req_bytes(addr, "SendMessage", body.clone()));
-        let mut r = client_rt.block_on(load(addr, conns, secs, make));
-        single_rate = r.rate();
-        r.report("sqs SendMessage 256 B", conns);
+        runs.push(Run::new("sqs-send", "sqs SendMessage 256 B", conns, make));
     }
-    let mut batch_msgs = 0.0;
     if wanted("sqs-batch") {
         let url = client_rt.block_on(create_queue(addr, "bench-batch", serde_json::json!({})));
         let entries: Vec<_> = (0..10)
@@ -442,15 +494,12 @@ fn main() {
             Bytes::from(serde_json::json!({"QueueUrl": url, "Entries": entries}).to_string());
         let make: MakeRequest =
             Arc::new(move |_| sqs_req_bytes(addr, "SendMessageBatch", body.clone()));
-        let mut r = client_rt.block_on(load(addr, conns, secs, make));
-        batch_msgs = r.rate() * 10.0;
-        r.report("sqs SendMessageBatch 10x256 B", conns);
-        println!(
-            "{:<28} {:>10.0} msg/s ({:.1}x single sends)",
-            "  = messages",
-            batch_msgs,
-            batch_msgs / single_rate.max(1.0)
-        );
+        runs.push(Run::new(
+            "sqs-batch",
+            "sqs SendMessageBatch 10x256 B",
+            conns,
+            make,
+        ));
     }
     if wanted("sqs-fifo-batch") {
         let url = client_rt.block_on(create_queue(
@@ -458,6 +507,7 @@ fn main() {
             "bench.fifo",
             serde_json::json!({"FifoQueue": "true", "ContentBasedDeduplication": "false", "DeduplicationScope": "messageGroup", "FifoThroughputLimit": "perMessageGroupId"}),
         ));
+        // `i` is unique across slices too, so no entry is a duplicate that costs no write.
         let make: MakeRequest = Arc::new(move |i| {
             let entries: Vec<_> = (0..10)
                 .map(|e| serde_json::json!({"Id": format!("e{e}"), "MessageBody": "m".repeat(256), "MessageGroupId": format!("g{}", (i * 10 + e) % 100), "MessageDeduplicationId": format!("{i}-{e}")}))
@@ -468,21 +518,12 @@ fn main() {
                 &serde_json::json!({"QueueUrl": url, "Entries": entries}),
             )
         });
-        let mut r = client_rt.block_on(load(addr, conns, secs, make));
-        let fifo = r.rate() * 10.0;
-        r.report("sqs FIFO batch, 100 groups", conns);
-        println!(
-            "{:<28} {:>10.0} msg/s ({:.0}% of standard batch)",
-            "  = messages",
-            fifo,
-            100.0 * fifo / batch_msgs.max(1.0)
-        );
-    }
-    if wanted("sqs-roundtrip") {
-        let url = client_rt.block_on(create_queue(addr, "bench-rt", serde_json::json!({})));
-        client_rt
-            .block_on(roundtrips(addr, 16, secs, url))
-            .report("sqs send+receive+delete", 16);
+        runs.push(Run::new(
+            "sqs-fifo-batch",
+            "sqs FIFO batch, 100 groups",
+            conns,
+            make,
+        ));
     }
     for (raw, name, label) in [
         (false, "sns-publish", "sns Publish, 10 sqs subs"),
@@ -504,15 +545,75 @@ fn main() {
                 form.clone().into_bytes(),
             )
         });
-        let mut r = client_rt.block_on(load(addr, 16, secs, make));
-        let deliveries = r.rate() * 10.0;
-        r.report(label, 16);
-        println!(
-            "{:<28} {:>10.0} deliveries/s ({:.0}% of SendMessageBatch msg/s)",
-            "  = deliveries",
-            deliveries,
-            100.0 * deliveries / batch_msgs.max(1.0)
-        );
+        runs.push(Run::new(name, label, 16, make));
+    }
+    for slice in 0..slices {
+        for run in &mut runs {
+            let r = client_rt.block_on(load(
+                addr,
+                run.conns,
+                secs / slices as f64,
+                slice,
+                run.make.clone(),
+            ));
+            run.result.add(r);
+        }
+    }
+    let rate = |name: &str| {
+        runs.iter()
+            .find(|r| r.name == name)
+            .map_or(0.0, |r| r.result.rate())
+    };
+    let (health, single_rate) = (rate("health"), rate("sqs-send"));
+    let batch_msgs = rate("sqs-batch") * 10.0;
+    for run in &mut runs {
+        if run.errors_expected {
+            run.result.errors = 0;
+        }
+        run.result.report(run.label, run.conns);
+        let r = run.result.rate();
+        let line = |what: &str, n: f64, unit: &str, tail: String| {
+            println!("{:<28} {n:>10.0} {unit} ({tail})", format!("  = {what}"))
+        };
+        match run.name {
+            "sqs-send" if health > 0.0 => line(
+                "requests",
+                r,
+                "req/s",
+                format!("{:.1}% of health", 100.0 * r / health),
+            ),
+            "sqs-batch" => line(
+                "messages",
+                r * 10.0,
+                "msg/s",
+                format!("{:.1}x single sends", r * 10.0 / single_rate.max(1.0)),
+            ),
+            "sqs-fifo-batch" => line(
+                "messages",
+                r * 10.0,
+                "msg/s",
+                format!(
+                    "{:.0}% of standard batch",
+                    100.0 * r * 10.0 / batch_msgs.max(1.0)
+                ),
+            ),
+            "sns-publish" | "sns-publish-raw" => line(
+                "deliveries",
+                r * 10.0,
+                "deliveries/s",
+                format!(
+                    "{:.0}% of SendMessageBatch msg/s",
+                    100.0 * r * 10.0 / batch_msgs.max(1.0)
+                ),
+            ),
+            _ => {}
+        }
+    }
+    if wanted("sqs-roundtrip") {
+        let url = client_rt.block_on(create_queue(addr, "bench-rt", serde_json::json!({})));
+        client_rt
+            .block_on(roundtrips(addr, 16, secs, url))
+            .report("sqs send+receive+delete", 16);
     }
     let mut log_mb = 0.0;
     if wanted("kinesis-put") {
@@ -539,7 +640,7 @@ fn main() {
                 &serde_json::json!({"StreamName": "bench", "Records": records}),
             )
         });
-        let mut r = client_rt.block_on(load(addr, 16, secs, make));
+        let mut r = client_rt.block_on(load(addr, 16, secs, 0, make));
         let mb = r.rate() * 500.0 * 1024.0 / (1 << 20) as f64;
         r.report("kinesis PutRecords 500x1 KiB", 16);
         println!(
@@ -880,7 +981,7 @@ fn sqs_restart(n: usize) {
         // Run until n messages are in: each successful call adds 10.
         let mut sent = 0u64;
         while (sent as usize) < n {
-            let r = load(addr, 64, 2.0, make.clone()).await;
+            let r = load(addr, 64, 2.0, 0, make.clone()).await;
             sent += (r.requests - r.errors) * 10;
         }
         println!(

@@ -150,8 +150,22 @@ pub(crate) fn valid_queue_name(name: &str, fifo: bool) -> bool {
         && !base.is_empty()
 }
 
-fn valid_tag_key(k: &str) -> bool {
-    !k.is_empty() && k.len() <= 128 && !k.starts_with("aws:")
+/// AWS's tag rules for queues: keys of 1-128 characters outside the reserved `aws:` prefix,
+/// values of at most 256 (characters, not bytes).
+fn check_tags(tags: &BTreeMap<String, String>) -> ServiceResult<()> {
+    for (k, v) in tags {
+        if k.is_empty() || k.chars().count() > 128 || k.starts_with("aws:") {
+            return Err(e::invalid_parameter_value(format!(
+                "Tag key {k} is invalid."
+            )));
+        }
+        if v.chars().count() > 256 {
+            return Err(e::invalid_parameter_value(format!(
+                "Tag value {v} is invalid."
+            )));
+        }
+    }
+    Ok(())
 }
 
 impl Sqs {
@@ -305,13 +319,7 @@ impl Sqs {
         let mut attributes = attrs::validate(&i.attributes, true, fifo)?;
         attributes.remove("FifoQueue");
         attributes.retain(|_, v| !v.is_empty());
-        for k in i.tags.keys() {
-            if !valid_tag_key(k) {
-                return Err(e::invalid_parameter_value(format!(
-                    "Tag key {k} is invalid."
-                )));
-            }
-        }
+        check_tags(&i.tags)?;
         if i.tags.len() > 50 {
             return Err(e::invalid_parameter_value(format!(
                 "Too many tags added for queue {name}."
@@ -558,13 +566,7 @@ impl Sqs {
         if i.tags.is_empty() {
             return Err(e::missing_parameter("Tags"));
         }
-        for k in i.tags.keys() {
-            if !valid_tag_key(k) {
-                return Err(e::invalid_parameter_value(format!(
-                    "Tag key {k} is invalid."
-                )));
-            }
-        }
+        check_tags(&i.tags)?;
         let _g = self.catalog.gate.lock().await;
         {
             let m = q.meta.lock();
@@ -597,7 +599,11 @@ impl Sqs {
     ) -> ServiceResult<Value> {
         let i: UntagIn = parse_input(input, PARAM)?;
         let q = self.queue_by_url(ctx, i.queue_url.as_deref())?;
-        if i.tag_keys.is_empty() || i.tag_keys.iter().any(|k| k.is_empty() || k.len() > 128) {
+        if i.tag_keys.is_empty()
+            || i.tag_keys
+                .iter()
+                .any(|k| k.is_empty() || k.chars().count() > 128)
+        {
             return Err(e::invalid_parameter_value(
                 "Tag keys must be between 1 and 128 characters in length.",
             ));

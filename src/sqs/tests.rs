@@ -1156,6 +1156,28 @@ async fn tags() {
         .err("TagQueue", json!({"QueueUrl": url, "Tags": too_many}))
         .await;
     assert_eq!(e.code, "InvalidParameterValue");
+    // Limits count characters: 256 three-byte characters are a valid value, 257 are not.
+    t.ok(
+        "TagQueue",
+        json!({"QueueUrl": url, "Tags": {"k".repeat(128): "€".repeat(256)}}),
+    )
+    .await;
+    for bad in [
+        json!({"v": "v".repeat(257)}),
+        json!({"k".repeat(129): "v"}),
+        json!({"aws:k": "v"}),
+    ] {
+        let e = t
+            .err("TagQueue", json!({"QueueUrl": url, "Tags": bad}))
+            .await;
+        assert_eq!(e.code, "InvalidParameterValue", "{bad}");
+        let e = t
+            .err("CreateQueue", json!({"QueueName": "t2", "tags": bad}))
+            .await;
+        assert_eq!(e.code, "InvalidParameterValue", "{bad}");
+    }
+    let v = t.ok("ListQueueTags", json!({"QueueUrl": url})).await;
+    assert_eq!(v["Tags"].as_object().map(|m| m.len()), Some(1));
     let e = t
         .err(
             "TagQueue",
