@@ -308,16 +308,23 @@ fn parse_numeric(arg: &Value) -> Result<Cond, String> {
     ))
 }
 
+/// AWS's checks and words, in its order (LocalStack's AWS-validated
+/// `test_validate_policy_string_operators`): a non-string gets the prefix operator's message,
+/// then the slash, the mask, and last the address.
 fn parse_cidr(arg: &Value) -> Result<Cond, String> {
     let Value::String(s) = arg else {
-        return Err("cidr match pattern must be a string".into());
+        return Err("prefix match pattern must be a string".into());
     };
-    let bad = || format!("Malformed CIDR, one '/' required: {s}");
-    let (ip, bits) = s.split_once('/').ok_or_else(bad)?;
+    let (ip, bits) = match s.split('/').collect::<Vec<_>>()[..] {
+        [ip, bits] => (ip, bits),
+        _ => return Err("Malformed CIDR, one '/' required".into()),
+    };
+    let bits: u8 = bits
+        .parse()
+        .map_err(|_| "Malformed CIDR, mask bits must be an integer".to_string())?;
     let ip: IpAddr = ip
         .parse()
         .map_err(|_| format!("Nonstandard IP address: {ip}"))?;
-    let bits: u8 = bits.parse().map_err(|_| bad())?;
     let max = if ip.is_ipv4() { 32 } else { 128 };
     if bits > max {
         return Err(format!(
@@ -351,6 +358,11 @@ impl Policy {
     /// Matches message attributes in their JSON request shape:
     /// `{"name": {"DataType": "String", "StringValue": "v"}}`.
     pub fn matches_attributes(&self, attrs: &Map<String, Value>) -> bool {
+        // AWS: `"exists": false` "only matches if at least one attribute is present"; a
+        // message without attributes matches no policy (every other operator needs its key).
+        if attrs.is_empty() {
+            return self.clauses.is_empty();
+        }
         self.matches_with(&|path: &[String]| {
             let [name] = path else { return None };
             let a = attrs.get(name)?;
@@ -387,9 +399,13 @@ impl Policy {
 
     pub fn matches_value(&self, body: &Value) -> bool {
         self.matches_with(&|path: &[String]| {
+            // A dot in a key is a level of nesting, in the policy and in the body alike:
+            // `{"a.b": [..]}` matches `{"a": {"b": ..}}` and `{"a.b": ..}` (LocalStack's
+            // AWS-validated `test_filter_policy_on_message_body_dot_attribute`).
+            let levels: Vec<&str> = path.iter().flat_map(|k| k.split('.')).collect();
             let mut out = Vec::new();
             let mut found = false;
-            collect(body, path, &mut out, &mut found);
+            collect(body, &levels, &mut out, &mut found);
             found.then_some(out)
         })
     }
@@ -416,8 +432,10 @@ fn to_scalar(v: &Value) -> Option<Scalar> {
     })
 }
 
-/// Walks `path` into `v`, descending through arrays, collecting leaf scalars.
-fn collect(v: &Value, path: &[String], out: &mut Vec<Scalar>, found: &mut bool) {
+/// Walks `path` (levels, no dots) into `v`, descending through arrays, collecting leaf
+/// scalars. A key of the body may span several levels (`"a.b"`): each run of levels is
+/// looked up joined.
+fn collect(v: &Value, path: &[&str], out: &mut Vec<Scalar>, found: &mut bool) {
     match v {
         Value::Array(items) => {
             for i in items {
@@ -425,9 +443,14 @@ fn collect(v: &Value, path: &[String], out: &mut Vec<Scalar>, found: &mut bool) 
             }
         }
         Value::Object(o) => {
-            if let Some((first, rest)) = path.split_first() {
-                if let Some(next) = o.get(first) {
-                    collect(next, rest, out, found);
+            let mut key = String::new();
+            for (i, level) in path.iter().enumerate() {
+                if i > 0 {
+                    key.push('.');
+                }
+                key.push_str(level);
+                if let Some(next) = o.get(&key) {
+                    collect(next, &path[i + 1..], out, found);
                 }
             }
         }
@@ -672,7 +695,13 @@ mod tests {
             // exists
             (json!({"a": [{"exists": true}]}), json!({"a": s("v")}), true),
             (json!({"a": [{"exists": true}]}), json!({}), false),
-            (json!({"a": [{"exists": false}]}), json!({}), true),
+            // AWS: "exists": false only matches when some attribute is present.
+            (json!({"a": [{"exists": false}]}), json!({}), false),
+            (
+                json!({"a": [{"exists": false}]}),
+                json!({"b": s("v")}),
+                true,
+            ),
             (
                 json!({"a": [{"exists": false}]}),
                 json!({"a": s("v")}),
@@ -806,6 +835,30 @@ mod tests {
                 json!({"c": "y"}),
                 false,
             ),
+            // A dot in a key is a level of nesting on either side (LocalStack's
+            // AWS-validated test_filter_policy_on_message_body_dot_attribute).
+            (json!({"o.n": ["v"]}), json!({"o": {"n": "v"}}), true),
+            (json!({"o.n": ["v"]}), json!({"o.n": "v"}), true),
+            (json!({"o.n": ["v"]}), json!({"o": {"n": "w"}}), false),
+            (
+                json!({"o.n.t": ["v"]}),
+                json!({"o": {"n": {"t": "v"}}}),
+                true,
+            ),
+            (json!({"o.n.t": ["v"]}), json!({"o.n.t": "v"}), true),
+            (json!({"o.n.t": ["v"]}), json!({"o.n": {"t": "v"}}), true),
+            (json!({"o.n.t": ["v"]}), json!({"o": {"n.t": "v"}}), true),
+            (json!({"o": {"n": ["v"]}}), json!({"o.n": "v"}), true),
+            (
+                json!({"o": {"n": ["v"]}}),
+                json!({"o": [{"n.x": "v"}]}),
+                false,
+            ),
+            (
+                json!({"o.n": [{"exists": false}]}),
+                json!({"o.n": "v"}),
+                false,
+            ),
         ];
         for (i, (policy, body, want)) in cases.into_iter().enumerate() {
             let p = parse(&policy.to_string(), Scope::MessageBody)
@@ -898,6 +951,28 @@ mod tests {
                 json!({"a": [{"numeric": 5}]}),
                 Scope::MessageAttributes,
                 "must be an array",
+            ),
+            // AWS's cidr checks, in its order and words (LocalStack's AWS-validated
+            // test_validate_policy_string_operators).
+            (
+                json!({"a": [{"cidr": ["bad-filter"]}]}),
+                Scope::MessageAttributes,
+                "FilterPolicy: prefix match pattern must be a string",
+            ),
+            (
+                json!({"a": [{"cidr": "bad-filter"}]}),
+                Scope::MessageAttributes,
+                "FilterPolicy: Malformed CIDR, one '/' required",
+            ),
+            (
+                json!({"a": [{"cidr": "bad-/64filter"}]}),
+                Scope::MessageAttributes,
+                "FilterPolicy: Malformed CIDR, mask bits must be an integer",
+            ),
+            (
+                json!({"a": [{"cidr": "bad-filter/64"}]}),
+                Scope::MessageAttributes,
+                "FilterPolicy: Nonstandard IP address: bad-filter",
             ),
             (
                 json!({"a": [{"cidr": "10.0.0.0"}]}),
