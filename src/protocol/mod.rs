@@ -294,7 +294,16 @@ where
 {
     let m = model(svc);
     if !m.has_operation(action) {
-        return Err(ServiceError::invalid_action(action));
+        // SQS words it its own way (LocalStack's AWS-validated
+        // test_invalid_action_raises_exception).
+        return Err(if svc == ServiceName::Sqs {
+            ServiceError::sender(
+                "InvalidAction",
+                format!("The action {action} is not valid for this endpoint."),
+            )
+        } else {
+            ServiceError::invalid_action(action)
+        });
     }
     let doc = query::input_document(m, action, params)?;
     let out = call(action, doc).await?;
@@ -584,10 +593,15 @@ fn error_response(wire: Wire, err: &ServiceError, request_id: &str) -> Response<
         Wire::SqsJson => {
             // SQS is "query-compatible": SDKs read the legacy code from this header.
             let code = err.code.as_ref();
-            let type_ = if code == "UnknownOperationException" {
-                format!("com.amazon.coral.service#{code}")
-            } else {
-                format!("com.amazonaws.sqs#{code}")
+            let type_ = match code {
+                "UnknownOperationException" => format!("com.amazon.coral.service#{code}"),
+                // Codes outside the model's error shapes, which AWS types by their Coral
+                // exception names (the legacy code is in the header).
+                "InvalidParameterValue" => {
+                    "com.amazonaws.sqs#InvalidParameterValueException".into()
+                }
+                "MissingParameter" => "com.amazonaws.sqs#MissingRequiredParameterException".into(),
+                _ => format!("com.amazonaws.sqs#{code}"),
             };
             let body = json!({"__type": type_, "message": err.message}).to_string();
             let mut resp = respond(

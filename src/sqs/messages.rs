@@ -431,11 +431,13 @@ struct Wanted {
 impl Wanted {
     fn user_attr(&self, name: &str) -> bool {
         self.user.iter().any(|w| {
+            // AWS matches `prefix.*` on the plain prefix (`Hel.*` returns `Hello` and
+            // `Help.Me`), and `*` like `All` (LocalStack's AWS-validated
+            // test_receive_message_message_attribute_names_filters).
             w == "All"
-                || w == ".*"
+                || w == "*"
                 || w == name
-                || w.strip_suffix(".*")
-                    .is_some_and(|p| name.starts_with(p) && name[p.len()..].starts_with('.'))
+                || w.strip_suffix(".*").is_some_and(|p| name.starts_with(p))
         })
     }
     fn sys(&self, name: &str) -> bool {
@@ -491,6 +493,25 @@ impl Sqs {
         }
         let n = i.entries.len();
         let cfg = q.config();
+        // On a FIFO queue a missing group or deduplication id fails the whole request, not
+        // just its entry (LocalStack's AWS-validated
+        // test_send_batch_missing_{message_group,deduplication}_id_for_fifo_queue).
+        if cfg.fifo {
+            if i.entries.iter().any(|e| e.message_group_id.is_none()) {
+                return Err(e::invalid_parameter_value(
+                    "The request must contain the parameter MessageGroupId.",
+                ));
+            }
+            if !cfg.content_based_dedup
+                && i.entries
+                    .iter()
+                    .any(|e| e.message_deduplication_id.is_none())
+            {
+                return Err(e::invalid_parameter_value(
+                    "The queue should either have ContentBasedDeduplication enabled or MessageDeduplicationId provided explicitly",
+                ));
+            }
+        }
         let mut recs = Vec::with_capacity(n);
         let mut outs = Vec::with_capacity(n);
         let mut failed = Vec::new();
@@ -624,7 +645,7 @@ impl Sqs {
             }
             let now = tokio::time::Instant::now();
             if now >= deadline {
-                return Ok(Output::Json(b"{}".to_vec()));
+                return Ok(Output::Json(br#"{"Messages":[]}"#.to_vec()));
             }
             let mut until = deadline;
             if let Some(t) = q.state.lock().next_deadline() {
@@ -927,11 +948,11 @@ fn change_visibility(q: &Queue, h: &Handle, v: u64, raw: &str) -> ServiceResult<
     Ok(entry)
 }
 
-/// ReceiveMessage's answer; no messages is `{}`, as AWS.
+/// ReceiveMessage's answer; no messages is `{"Messages": []}` in AWS JSON (LocalStack's
+/// AWS-recorded snapshots), which the query protocol renders as an empty result.
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
 struct ReceiveOut {
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     messages: Vec<Received>,
 }
 

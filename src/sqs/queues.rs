@@ -462,7 +462,9 @@ impl Sqs {
         if !all {
             out.retain(|k, _| i.attribute_names.iter().any(|n| n == k));
         }
-        if out.is_empty() {
+        // Names asked for and none set: `"Attributes": {}`, as AWS JSON answers (LocalStack's
+        // AWS-recorded test_sqs_permission_lifecycle). No names: nothing.
+        if i.attribute_names.is_empty() {
             return Ok(json!({}));
         }
         Ok(json!({ "Attributes": out }))
@@ -628,10 +630,8 @@ impl Sqs {
     ) -> ServiceResult<Value> {
         let i: QueueUrlIn = parse_input(input, PARAM)?;
         let q = self.queue_by_url(ctx, i.queue_url.as_deref())?;
+        // Empty is `"Tags": {}`, as AWS JSON answers.
         let tags = q.meta.lock().tags.clone();
-        if tags.is_empty() {
-            return Ok(json!({}));
-        }
         Ok(json!({ "Tags": tags }))
     }
 
@@ -717,7 +717,7 @@ impl Sqs {
         stmts.retain(|s| s["Sid"] != label.as_str());
         if stmts.len() == before {
             return Err(e::invalid_parameter_value(format!(
-                "Value {label} for parameter Label is invalid. Reason: can't find label on existing policy."
+                "Value {label} for parameter Label is invalid. Reason: can't find label."
             )));
         }
         let v = if stmts.is_empty() {
@@ -761,7 +761,7 @@ fn current_policy(q: &Queue) -> Value {
         .and_then(|s| serde_json::from_str::<Value>(&s).ok())
         .filter(Value::is_object)
         .unwrap_or_else(
-            || json!({"Version": "2012-10-17", "Id": format!("{}/SQSDefaultPolicy", q.arn())}),
+            || json!({"Version": "2008-10-17", "Id": format!("{}/SQSDefaultPolicy", q.arn())}),
         );
     let stmts = match p.get("Statement") {
         Some(Value::Array(a)) => a.clone(),

@@ -599,11 +599,15 @@ impl QueueState {
         self.purge_below
     }
 
+    /// Also forgets the deduplication ids those messages admitted: after a purge, a FIFO
+    /// send reusing one is a new message (LocalStack's AWS-validated
+    /// test_purge_queue_clears_fifo_deduplication_cache).
     fn clear_below(&mut self, below: u64) {
         let gone = self.msgs.seqs_below(below);
         for seq in gone {
             self.remove(seq);
         }
+        self.dedup.retain(|_, d| d.seq >= below);
     }
 
     /// Messages past the retention period, oldest seqs first (stops at the first live one, so a
