@@ -236,7 +236,7 @@ fn subscribe_url(n: &Notice) -> Option<String> {
         format!(
             "{}/?Action=ConfirmSubscription&TopicArn={}&Token={}",
             n.base_url,
-            urlencode(n.topic_arn),
+            arn_in_url(n.topic_arn),
             urlencode(t)
         )
     })
@@ -317,9 +317,13 @@ impl SharedEnvelope {
             out.member("SubscribeURL", &url);
         }
         out.member("Timestamp", &iso8601(n.timestamp_ms));
-        out.member("SignatureVersion", n.signature_version);
-        out.member("Signature", signature);
-        out.member("SigningCertURL", &signing_cert_url(n.base_url));
+        // A FIFO topic's notifications (the ones with a sequence number) are not signed
+        // (LocalStack's AWS-recorded test_message_to_fifo_sqs and others).
+        if n.sequence_number.is_none() {
+            out.member("SignatureVersion", n.signature_version);
+            out.member("Signature", signature);
+            out.member("SigningCertURL", &signing_cert_url(n.base_url));
+        }
         if n.kind != DeliveryKind::Notification {
             out.buf.extend_from_slice(b"\n}");
             return SharedEnvelope {
@@ -368,7 +372,7 @@ impl SharedEnvelope {
             let url = format!(
                 "{}/?Action=Unsubscribe&SubscriptionArn={}",
                 self.base_url,
-                urlencode(subscription_arn)
+                arn_in_url(subscription_arn)
             );
             out.member("UnsubscribeURL", &url);
             out.buf.extend_from_slice(tail);
@@ -418,6 +422,21 @@ impl Envelope {
 
 pub fn urlencode(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// An ARN in the query of a SubscribeURL or UnsubscribeURL, as AWS writes it there: colons
+/// as they are (LocalStack's AWS-recorded envelopes and its exact-URL assertions); anything
+/// but an unreserved character or `:` is percent-encoded.
+pub fn arn_in_url(arn: &str) -> String {
+    let mut out = String::with_capacity(arn.len());
+    for b in arn.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b':' | b'-' | b'_' | b'.' | b'~' | b'/') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// AWS's default HTTP retry policy.
@@ -848,7 +867,7 @@ mod tests {
         let attrs: Map<String, Value> =
             serde_json::from_value(json!({"a": {"DataType": "String", "StringValue": "v"}}))
                 .unwrap();
-        let e = envelope(&Notice {
+        let n = Notice {
             kind: DeliveryKind::Notification,
             message_id: "m",
             sequence_number: None,
@@ -862,7 +881,8 @@ mod tests {
             token: None,
             signature_version: "1",
             signer: &signer,
-        });
+        };
+        let e = envelope(&n);
         let sig = serde_json::from_str::<Value>(&e).unwrap()["Signature"]
             .as_str()
             .unwrap()
@@ -876,7 +896,7 @@ mod tests {
                  \"Signature\" : \"{sig}\",\n  \
                  \"SigningCertURL\" : \"http://h/_millpond/sns/SimpleNotificationService.pem\",\n  \
                  \"UnsubscribeURL\" : \"http://h/?Action=Unsubscribe&SubscriptionArn=\
-                 arn%3Aaws%3Asns%3Aus-east-1%3A0%3At%3As\",\n  \
+                 arn:aws:sns:us-east-1:0:t:s\",\n  \
                  \"MessageAttributes\" : {{\"a\":{{\"Type\":\"String\",\"Value\":\"v\"}}}}\n}}"
             )
         );
@@ -904,7 +924,27 @@ mod tests {
         );
         assert_eq!(
             v["UnsubscribeURL"],
-            "http://h/?Action=Unsubscribe&SubscriptionArn=arn%3Aaws%3Asns%3Aus-east-1%3A0%3At%3As"
+            "http://h/?Action=Unsubscribe&SubscriptionArn=arn:aws:sns:us-east-1:0:t:s"
+        );
+        // A FIFO topic's notification (it has a sequence number) carries no signature.
+        let fifo = Notice {
+            sequence_number: Some("10000000000000001000"),
+            ..n
+        };
+        let v: Value = serde_json::from_str(&envelope(&fifo)).unwrap();
+        let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
+        assert_eq!(
+            keys,
+            [
+                "Type",
+                "MessageId",
+                "SequenceNumber",
+                "TopicArn",
+                "Message",
+                "Timestamp",
+                "UnsubscribeURL",
+                "MessageAttributes"
+            ]
         );
     }
 }

@@ -2,7 +2,7 @@
 //! ones from the `error` metadata of botocore's SNS model (SNS speaks only the query protocol, so
 //! the JSON code and the query code are the same string).
 
-use crate::error::{Fault, ServiceError};
+use crate::error::{Fault, ServiceError, ServiceResult};
 
 fn err(code: &'static str, status: u16, message: impl Into<String>) -> ServiceError {
     ServiceError::sender(code, message).with_status(status)
@@ -161,6 +161,27 @@ pub fn platform_application_disabled() -> ServiceError {
 
 /// Wrong-typed request documents: SNS reports them as `InvalidParameter`.
 pub const PARSE_CODE: &str = "InvalidParameter";
+
+/// [`crate::service::parse_input`], with a missing required member worded as AWS words it:
+/// "Invalid parameter: SubscriptionArn Reason: no value for required parameter" (LocalStack's
+/// AWS-recorded test_unsubscribe_wrong_arn_format).
+pub fn parse_input<T: serde::de::DeserializeOwned>(
+    input: serde_json::Value,
+    code: &'static str,
+) -> ServiceResult<T> {
+    crate::service::parse_input(input, code).map_err(|mut e| {
+        let missing = e
+            .message
+            .strip_prefix("missing field `")
+            .and_then(|m| m.split('`').next())
+            .map(str::to_string);
+        if let Some(name) = missing {
+            e.message =
+                format!("Invalid parameter: {name} Reason: no value for required parameter");
+        }
+        e
+    })
+}
 
 /// True when an error is the broker's fault (a storage failure), not the request's.
 pub fn is_receiver(e: &ServiceError) -> bool {

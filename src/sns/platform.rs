@@ -6,13 +6,13 @@ use std::collections::{BTreeMap, HashMap};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::error::parse_input;
 use super::error::*;
 use super::state::{PlatformApplication, PlatformEndpoint, Record, State};
 use super::util::{check_arn, page, parse_arn, scope_prefix, uuid};
 use super::Sns;
 use crate::context::RequestContext;
 use crate::error::ServiceResult;
-use crate::service::parse_input;
 
 const PLATFORMS: &[&str] = &[
     "ADM",

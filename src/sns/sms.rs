@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::error::parse_input;
 use super::error::*;
 use super::state::{Record, SmsSettings};
 use super::subscriptions::valid_phone;
@@ -14,7 +15,6 @@ use super::util::{decode_token, encode_token, PAGE};
 use super::Sns;
 use crate::context::RequestContext;
 use crate::error::ServiceResult;
-use crate::service::parse_input;
 
 const SMS_ATTRIBUTES: &[&str] = &[
     "MonthlySpendLimit",

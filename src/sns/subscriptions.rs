@@ -12,6 +12,7 @@ use super::delivery::{
     effective_subscription_delivery_policy, envelope, outbox_entry, validate_delivery_policy,
     Notice,
 };
+use super::error::parse_input;
 use super::error::*;
 use super::filter;
 use super::state::{DeliveryKind, PendingDelivery, Record, State, Subscription, Topic};
@@ -20,7 +21,6 @@ use super::util::{check_arn, json_error, page, parse_bool, scope_prefix, uuid};
 use super::Sns;
 use crate::context::RequestContext;
 use crate::error::ServiceResult;
-use crate::service::parse_input;
 
 const PROTOCOLS: &[&str] = &[
     "http",
@@ -106,7 +106,14 @@ fn validate_endpoint(protocol: &str, endpoint: &str) -> ServiceResult<()> {
             let mut parts = endpoint.split('@');
             matches!((parts.next(), parts.next(), parts.next()), (Some(a), Some(b), None) if !a.is_empty() && !b.is_empty())
         }
-        "sms" => valid_phone(endpoint),
+        // AWS takes separators in a subscription's number (LocalStack's AWS-recorded
+        // test_subscribe_sms_obscure_phone_number: "+12/34-567.890").
+        "sms" => valid_phone(
+            &endpoint
+                .chars()
+                .filter(|c| !matches!(c, '-' | '.' | '/' | ' ' | '(' | ')'))
+                .collect::<String>(),
+        ),
         "sqs" => arn_of(endpoint, "sqs"),
         "lambda" => arn_of(endpoint, "lambda"),
         "firehose" => arn_of(endpoint, "firehose"),
@@ -186,7 +193,7 @@ fn validate_attribute(
                     "FilterPolicyScope: Invalid value [{value}]. Please use either MessageBody or MessageAttributes"
                 )));
             };
-            if let Some(fp) = attrs.get("FilterPolicy") {
+            if let Some(fp) = attrs.get("FilterPolicy").filter(|fp| !fp.is_empty()) {
                 filter::parse(fp, scope).map_err(value_err)?;
             }
         }
@@ -400,6 +407,17 @@ impl Sns {
                 )));
             }
             validate_attribute(&target, k, v, &attrs, true)?;
+        }
+        // As AWS stores them (LocalStack's AWS-recorded test_create_subscriptions_with_attributes
+        // and test_subscribe_idempotency): a boolean in lower case, and an empty FilterPolicy
+        // as no policy at all, its scope with it.
+        let mut attrs = attrs;
+        if let Some(v) = attrs.get_mut("RawMessageDelivery") {
+            *v = v.to_ascii_lowercase();
+        }
+        if attrs.get("FilterPolicy").is_some_and(String::is_empty) {
+            attrs.remove("FilterPolicy");
+            attrs.remove("FilterPolicyScope");
         }
         let mut pending = false;
         let arn = self

@@ -844,7 +844,7 @@ async fn envelopes_differ_only_in_their_unsubscribe_url() {
     )
     .await;
     let (b1, b2) = (t.sqs.bodies(Q).remove(0), t.sqs.bodies(q2).remove(0));
-    let url = |s: &str| super::delivery::urlencode(s);
+    let url = |s: &str| super::delivery::arn_in_url(s);
     assert_ne!(b1, b2);
     assert_eq!(b1.replace(&url(&s1), "SUB"), b2.replace(&url(&s2), "SUB"));
     let env: Value = serde_json::from_str(&b2).unwrap();
@@ -889,10 +889,7 @@ async fn publish_fans_out_envelopes_to_sqs() {
         .as_str()
         .unwrap()
         .contains("Action=Unsubscribe"));
-    assert!(env["UnsubscribeURL"]
-        .as_str()
-        .unwrap()
-        .ends_with(&super::delivery::urlencode(&s)));
+    assert!(env["UnsubscribeURL"].as_str().unwrap().ends_with(&s));
     let ts = env["Timestamp"].as_str().unwrap();
     assert_eq!(ts.len(), 24);
     assert!(ts.ends_with('Z') && ts.as_bytes()[19] == b'.');
@@ -2911,4 +2908,95 @@ async fn subjects_must_be_shorter_than_100_characters() {
         json!([{"Id": "long", "Code": "InvalidParameter", "Message": "Invalid parameter: Subject", "SenderFault": true}])
     );
     assert_eq!(t.sqs.bodies(Q).len(), 2);
+}
+
+/// AWS-recorded behaviour (LocalStack's validated SNS tests) that earlier versions missed.
+#[tokio::test]
+async fn aws_recorded_details() {
+    let t = setup();
+    let topic = t.topic("rec").await;
+    // A protocol entry that is not a string: the default is delivered.
+    let sub = t.sub(&topic, "sqs", Q, json!({})).await;
+    t.ok(
+        "Publish",
+        json!({"TopicArn": topic, "MessageStructure": "json",
+               "Message": json!({"default": "default field", "sqs": {"field": "value"}}).to_string()}),
+    )
+    .await;
+    let env: Value = serde_json::from_str(&t.sqs.bodies(Q)[0]).unwrap();
+    assert_eq!(env["Message"], "default field");
+    // The UnsubscribeURL names the subscription ARN as it is.
+    assert!(
+        env["UnsubscribeURL"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("&SubscriptionArn={sub}")),
+        "{}",
+        env["UnsubscribeURL"]
+    );
+    // Subscribe stores a boolean in lower case and an empty FilterPolicy as none.
+    let q2 = "arn:aws:sqs:us-east-1:000000000000:q2";
+    let s2 = t
+        .sub(
+            &topic,
+            "sqs",
+            q2,
+            json!({"RawMessageDelivery": "TrUe", "FilterPolicyScope": "MessageBody", "FilterPolicy": ""}),
+        )
+        .await;
+    let a = &t
+        .ok("GetSubscriptionAttributes", json!({"SubscriptionArn": s2}))
+        .await["Attributes"];
+    assert_eq!(a["RawMessageDelivery"], "true");
+    assert!(a.get("FilterPolicy").is_none() && a.get("FilterPolicyScope").is_none());
+    // ... and so the subscription gets every message.
+    t.ok("Publish", json!({"TopicArn": topic, "Message": "to all"}))
+        .await;
+    assert_eq!(t.sqs.bodies(q2), ["to all"]);
+    // A custom attribute type needs its suffix.
+    let e = t
+        .err(
+            "Publish",
+            json!({"TopicArn": topic, "Message": "m",
+                   "MessageAttributes": {"attr1": {"DataType": "String.", "StringValue": "x"}}}),
+        )
+        .await;
+    assert!(
+        e.message.contains("supported type prefixes"),
+        "{}",
+        e.message
+    );
+    // Separators in an SMS subscription's number.
+    t.sub(&topic, "sms", "+12/34-567.890", json!({})).await;
+    // A missing required parameter, in AWS's words.
+    let e = t.err("Unsubscribe", json!({})).await;
+    assert_eq!(
+        e.message,
+        "Invalid parameter: SubscriptionArn Reason: no value for required parameter"
+    );
+}
+
+#[tokio::test]
+async fn list_tokens_are_padded_standard_base64() {
+    use base64::Engine;
+    let t = setup();
+    let topic = t.topic("paged").await;
+    for i in 0..101 {
+        t.sub(&topic, "sms", &format!("+1555000{i:04}"), json!({}))
+            .await;
+    }
+    let v = t
+        .ok("ListSubscriptionsByTopic", json!({"TopicArn": topic}))
+        .await;
+    let token = v["NextToken"].as_str().unwrap();
+    assert!(base64::engine::general_purpose::STANDARD
+        .decode(token)
+        .is_ok());
+    let v = t
+        .ok(
+            "ListSubscriptionsByTopic",
+            json!({"TopicArn": topic, "NextToken": token}),
+        )
+        .await;
+    assert_eq!(v["Subscriptions"].as_array().unwrap().len(), 1);
 }

@@ -8,13 +8,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::delivery::{effective_topic_delivery_policy, validate_delivery_policy};
+use super::error::parse_input;
 use super::error::*;
 use super::state::{Record, State, Topic};
 use super::util::{check_arn, page, scope_prefix, topic_arn};
 use super::Sns;
 use crate::context::RequestContext;
 use crate::error::ServiceResult;
-use crate::service::{parse_input, to_output};
+use crate::service::to_output;
 
 const MAX_TOPICS: usize = 100_000;
 const MAX_TAGS: usize = 50;

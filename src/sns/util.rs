@@ -72,13 +72,17 @@ pub fn scope_prefix(ctx: &RequestContext) -> String {
     format!("arn:aws:sns:{}:{}:", ctx.region, ctx.account_id)
 }
 
+/// Padded standard base64, as AWS's tokens are (LocalStack's AWS-validated
+/// test_list_subscriptions_by_topic_pagination decodes one with `base64.b64decode`).
 pub fn encode_token(key: &str) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key.as_bytes())
+    base64::engine::general_purpose::STANDARD.encode(key.as_bytes())
 }
 
+/// Also takes the unpadded URL-safe tokens of earlier versions.
 pub fn decode_token(token: &str) -> ServiceResult<String> {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
+    base64::engine::general_purpose::STANDARD
         .decode(token.as_bytes())
+        .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token.as_bytes()))
         .ok()
         .and_then(|b| String::from_utf8(b).ok())
         .ok_or_else(|| invalid_parameter("NextToken"))
