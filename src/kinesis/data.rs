@@ -853,6 +853,28 @@ mod tests {
     use super::super::Limits;
     use serde_json::{json, Value};
 
+    /// LocalStack's AWS-validated test_get_records_shard_iterator_with_surrounding_quotes: an
+    /// iterator in double quotes reads as the iterator.
+    #[tokio::test]
+    async fn a_quoted_iterator_reads_like_the_iterator() {
+        let e = Env::new();
+        e.create("s", 1).await;
+        put(&e, "s", "a", b"x").await;
+        let it = e
+            .ok(
+                "GetShardIterator",
+                json!({"StreamName": "s", "ShardId": "shardId-000000000000", "ShardIteratorType": "TRIM_HORIZON"}),
+            )
+            .await["ShardIterator"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let r = e
+            .ok("GetRecords", json!({"ShardIterator": format!("\"{it}\"")}))
+            .await;
+        assert_eq!(r["Records"].as_array().unwrap().len(), 1);
+    }
+
     /// kinesalite's AWS-checked getShardIterator.js: any `<prefix>-N` names shard N; an id that
     /// names no index fails first; a missing stream is reported as its missing shard.
     #[tokio::test]

@@ -191,6 +191,12 @@ pub fn encode_iterator(it: &Iterator) -> String {
 }
 
 pub fn decode_iterator(s: &str) -> ServiceResult<Iterator> {
+    // AWS takes an iterator wrapped in double quotes as the iterator (LocalStack's
+    // AWS-validated test_get_records_shard_iterator_with_surrounding_quotes).
+    let s = s
+        .strip_prefix('"')
+        .and_then(|t| t.strip_suffix('"'))
+        .unwrap_or(s);
     let b = base64::engine::general_purpose::STANDARD
         .decode(s)
         .map_err(|_| invalid_iterator())?;

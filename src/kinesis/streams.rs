@@ -44,7 +44,18 @@ pub(crate) struct StreamModeDetails {
     pub stream_mode: Option<String>,
 }
 
+/// A TagMap's rules (CreateStream's and AddTagsToStream's): 1 to 200 entries, keys of 1 to
+/// 128 characters, values of at most 256.
 pub(crate) fn check_tags(checks: &mut Checks, tags: &BTreeMap<String, String>, path: &str) {
+    if tags.is_empty() {
+        // AWS prints an empty map as `{}`.
+        checks.raw(
+            "'{}'".into(),
+            path,
+            "have length greater than or equal to 1",
+        );
+    }
+    checks.count(Some(tags.len()).filter(|n| *n > 0), path, 1, 200);
     for (k, v) in tags {
         checks.len(Some(k), &format!("{path}.key"), 1, 128);
         checks.len(Some(v), &format!("{path}.value"), 0, 256);
@@ -1308,6 +1319,21 @@ mod tests {
     #[tokio::test]
     async fn create_validation() {
         let e = Env::new();
+        // An empty tag map breaks the TagMap's minimum of one entry, on both actions.
+        let want = "1 validation error detected: Value '{}' at 'tags' failed to satisfy constraint: Member must have length greater than or equal to 1";
+        let err = e
+            .err(
+                "CreateStream",
+                json!({"StreamName": "t", "ShardCount": 1, "Tags": {}}),
+            )
+            .await;
+        assert_eq!(err.message, want);
+        e.ok("CreateStream", json!({"StreamName": "t", "ShardCount": 1}))
+            .await;
+        let err = e
+            .err("AddTagsToStream", json!({"StreamName": "t", "Tags": {}}))
+            .await;
+        assert_eq!(err.message, want);
         let err = e
             .err(
                 "CreateStream",

@@ -155,8 +155,7 @@ impl Kinesis {
         }
         let i: In = parse_input(input, "SerializationException")?;
         let mut c = Checks::new();
-        c.required(&i.tags, "tags")
-            .count(i.tags.as_ref().map(|t| t.len()), "tags", 1, 200);
+        c.required(&i.tags, "tags");
         if let Some(t) = &i.tags {
             check_tags(&mut c, t, "tags");
         }

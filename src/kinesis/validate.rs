@@ -55,8 +55,17 @@ impl Checks {
         self
     }
 
-    /// Stream, consumer and shard names: 1..=max of `[a-zA-Z0-9_.-]`.
+    /// Stream, consumer and shard names: 1..=max of `[a-zA-Z0-9_.-]`. An empty name breaks
+    /// both rules, and AWS reports both (kinesalite's tests, written against AWS).
     pub fn name(&mut self, v: Option<&str>, path: &str, max: usize) -> &mut Self {
+        if v == Some("") {
+            self.push(
+                "''".into(),
+                path,
+                "satisfy regular expression pattern: [a-zA-Z0-9_.-]+",
+            );
+            return self.len(v, path, 1, max);
+        }
         let before = self.errs.len();
         self.len(v, path, 1, max);
         if let Some(s) = v {
@@ -148,9 +157,11 @@ impl Checks {
                 "1 validation error detected: {}",
                 self.errs[0]
             ))),
+            // AWS counts and lists at most ten (kinesalite's putRecords tests).
             n => Err(validation(format!(
-                "{n} validation errors detected: {}",
-                self.errs.join("; ")
+                "{} validation errors detected: {}",
+                n.min(10),
+                self.errs[..n.min(10)].join("; ")
             ))),
         }
     }
@@ -229,6 +240,29 @@ mod tests {
             .finish()
             .unwrap_err();
         assert!(e.message.starts_with("2 validation errors detected: "));
+        // An empty name breaks the pattern and the length, in AWS's order.
+        let e = Checks::new()
+            .name(Some(""), "streamName", 128)
+            .finish()
+            .unwrap_err();
+        assert_eq!(e.message, "2 validation errors detected: Value '' at 'streamName' failed to satisfy constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+; Value '' at 'streamName' failed to satisfy constraint: Member must have length greater than or equal to 1");
+        // At most ten are counted and listed.
+        let mut c = Checks::new();
+        for i in 0..12 {
+            c.len(
+                Some(""),
+                &format!("records.{i}.member.partitionKey"),
+                1,
+                256,
+            );
+        }
+        let e = c.finish().unwrap_err();
+        assert!(
+            e.message.starts_with("10 validation errors detected: "),
+            "{}",
+            e.message
+        );
+        assert_eq!(e.message.matches("failed to satisfy").count(), 10);
     }
 
     #[test]
