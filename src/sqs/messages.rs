@@ -939,7 +939,7 @@ fn change_visibility(q: &Queue, h: &Handle, v: u64, raw: &str) -> ServiceResult<
         return Err(e::receipt_handle_invalid(raw));
     }
     let entry = st
-        .change_visibility(h.seq, h.generation, now + v * 1000, now)
+        .change_visibility(h.seq, h.generation, now + v * 1000, now, q.fifo)
         .map_err(|err| match err {
             VisError::Expired => e::receipt_handle_not_available(raw),
             VisError::NotInflight => e::message_not_inflight(),

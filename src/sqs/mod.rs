@@ -18,9 +18,11 @@
 //! - QueueDeletedRecently is not enforced (like localstack and moto): a deleted name can be
 //!   reused at once, and the new queue starts empty.
 //! - A stale receipt handle (from an earlier receive of the same message) makes DeleteMessage
-//!   succeed without deleting, as AWS documents; ChangeMessageVisibility with it (or with the
-//!   handle of a deleted message) fails with InvalidParameterValue ("Message does not exist or
-//!   is not available for visibility timeout change."). Handles of deleted, expired or
+//!   succeed without deleting, as AWS documents. On a standard queue ChangeMessageVisibility
+//!   with it changes the message while it is in flight, as AWS does (LocalStack's
+//!   AWS-validated tests); on a FIFO queue it fails, as does the handle of a deleted message,
+//!   with InvalidParameterValue ("Message does not exist or is not available for visibility
+//!   timeout change."). Handles of deleted, expired or
 //!   purged messages delete nothing and succeed. On FIFO queues DeleteMessage with a handle
 //!   whose visibility window has ended (timed out, or received again since) fails with that
 //!   same error and keeps the message, as AWS does.

@@ -555,18 +555,23 @@ impl QueueState {
     }
 
     /// Changes the visibility deadline of the message received as receive number `generation`.
+    ///
+    /// `strict` (FIFO queues): only that receive's handle. Otherwise (standard queues) any
+    /// earlier receive's handle of the message changes the message while it is in flight, as
+    /// AWS does (LocalStack's AWS-validated test_terminate_visibility_timeout_after_receive).
     pub fn change_visibility(
         &mut self,
         seq: u64,
         generation: u32,
         visible_at: u64,
         now: u64,
+        strict: bool,
     ) -> Result<VisibilityEntry, VisError> {
         self.promote(now);
         let Some(mut m) = self.msgs.get(seq).copied() else {
             return Err(VisError::Expired);
         };
-        if m.receive_count != generation {
+        if strict && m.receive_count != generation {
             return Err(VisError::Expired);
         }
         if m.phase != Phase::Inflight {
@@ -791,15 +796,25 @@ mod tests {
         assert_eq!(t.delivered[0].1.receive_count, 2);
         assert_eq!(t.delivered[0].1.first_receive_ms, 1000);
         assert!(matches!(
-            s.change_visibility(0, 1, 9000, 2000),
+            s.change_visibility(0, 1, 9000, 2000, true),
             Err(VisError::Expired)
         ));
-        assert!(s.change_visibility(0, 2, 9000, 2000).is_ok());
+        assert!(s.change_visibility(0, 2, 9000, 2000, true).is_ok());
         assert!(s.remove(1).is_some());
         assert_eq!(s.counts(3000), (1, 1, 0));
         assert_eq!(s.next_deadline(), Some(9000));
         assert!(matches!(
-            s.change_visibility(2, 0, 9000, 3000),
+            s.change_visibility(2, 0, 9000, 3000, true),
+            Err(VisError::NotInflight)
+        ));
+        // A standard queue takes the earlier receive's handle too, while the message is in
+        // flight.
+        assert!(s.change_visibility(0, 1, 9500, 3000, false).is_ok());
+        assert_eq!(s.next_deadline(), Some(9500));
+        assert!(s.change_visibility(0, 1, 3000, 3000, false).is_ok());
+        assert_eq!(s.counts(3000), (2, 0, 0));
+        assert!(matches!(
+            s.change_visibility(0, 1, 9000, 3000, false),
             Err(VisError::NotInflight)
         ));
     }
@@ -927,7 +942,7 @@ mod fifo_tests {
         let t = s.take(0, 1, 1000, DAY, None);
         assert_eq!(seqs(&t), vec![0]);
         assert!(s.take(0, 1, 1000, DAY, None).delivered.is_empty());
-        s.change_visibility(0, 1, 0, 0).unwrap();
+        s.change_visibility(0, 1, 0, 0, true).unwrap();
         assert_eq!(seqs(&s.take(0, 10, 1000, DAY, None)), vec![0, 1]);
     }
 
