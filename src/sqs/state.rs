@@ -138,7 +138,8 @@ pub struct Taken {
 struct Group {
     name: String,
     ready: BTreeSet<u64>,
-    inflight: u32,
+    /// Seqs in flight: a group delivers only what comes before the first of them.
+    inflight: BTreeSet<u64>,
     live: u32,
 }
 
@@ -221,12 +222,17 @@ impl QueueState {
         g
     }
 
+    /// A group may deliver while its oldest ready message comes before everything of it in
+    /// flight: AWS hands out a message whose visibility ran out even while later ones of its
+    /// group are still in flight, but nothing after those (LocalStack's AWS-validated
+    /// test_fifo_message_group_visibility_after_terminate_visibility_timeout).
     fn avail_key(&self, g: u32) -> Option<(u64, u32)> {
         let gr = self.groups.get(&g)?;
-        if gr.inflight > 0 {
+        let first = *gr.ready.first()?;
+        if gr.inflight.first().is_some_and(|&i| i < first) {
             return None;
         }
-        gr.ready.first().map(|&h| (h, g))
+        Some((first, g))
     }
 
     /// Mutates a group and keeps `avail` in step with it.
@@ -263,15 +269,19 @@ impl QueueState {
         });
     }
 
-    fn inflight_add(&mut self, g: u32) {
+    fn inflight_add(&mut self, seq: u64, g: u32) {
         self.n_inflight += 1;
-        self.with_group(g, |gr| gr.inflight += 1);
+        self.with_group(g, |gr| {
+            gr.inflight.insert(seq);
+        });
     }
 
-    fn inflight_sub(&mut self, g: u32) {
+    fn inflight_sub(&mut self, seq: u64, g: u32) {
         self.n_inflight = self.n_inflight.saturating_sub(1);
         let locked = self.avail_key(g).is_none();
-        self.with_group(g, |gr| gr.inflight = gr.inflight.saturating_sub(1));
+        self.with_group(g, |gr| {
+            gr.inflight.remove(&seq);
+        });
         if locked && self.avail_key(g).is_some() {
             self.unlocked += 1;
         }
@@ -337,7 +347,7 @@ impl QueueState {
             }
             Phase::Inflight => {
                 self.timers.remove(&(m.visible_at, seq));
-                self.inflight_sub(m.group);
+                self.inflight_sub(seq, m.group);
             }
             Phase::Held => {}
         }
@@ -353,7 +363,7 @@ impl QueueState {
             self.timer_add(m.visible_at, seq);
             if m.receive_count > 0 {
                 m.phase = Phase::Inflight;
-                self.inflight_add(m.group);
+                self.inflight_add(seq, m.group);
             } else {
                 m.phase = Phase::Delayed;
                 self.n_delayed += 1;
@@ -421,7 +431,7 @@ impl QueueState {
             };
             match m.phase {
                 Phase::Delayed => self.n_delayed = self.n_delayed.saturating_sub(1),
-                Phase::Inflight => self.inflight_sub(m.group),
+                Phase::Inflight => self.inflight_sub(seq, m.group),
                 _ => continue,
             }
             if let Some(mm) = self.msgs.get_mut(seq) {
@@ -483,10 +493,17 @@ impl QueueState {
     ) -> Taken {
         self.promote(now);
         let mut out = Taken::default();
-        // The FIFO group being drained: it stays ours after its first delivery locks it.
-        let mut current: Option<u32> = None;
+        // The FIFO group being drained (it stays ours after its first delivery locks it), and
+        // the first of its seqs that was in flight before: nothing from there on is ours.
+        let mut current: Option<(u32, Option<u64>)> = None;
         while out.delivered.len() < max {
-            let seq = match self.next_ready(current) {
+            let next = match current {
+                Some((g, bound)) => self
+                    .next_ready(Some(g))
+                    .filter(|s| bound.is_none_or(|b| *s < b)),
+                None => self.next_ready(None),
+            };
+            let seq = match next {
                 Some(s) => s,
                 None if current.is_some() => {
                     current = None;
@@ -498,8 +515,12 @@ impl QueueState {
                 self.ready.remove(&seq);
                 continue;
             };
-            if self.fifo {
-                current = Some(m.group);
+            if self.fifo && current.is_none() {
+                let bound = self
+                    .groups
+                    .get(&m.group)
+                    .and_then(|gr| gr.inflight.first().copied());
+                current = Some((m.group, bound));
             }
             self.ready_remove(seq, m.group);
             if m.retained_from_ms.saturating_add(retention_ms) <= now {
@@ -523,7 +544,7 @@ impl QueueState {
             m.visible_at = now + visibility_ms;
             m.phase = Phase::Inflight;
             self.timer_add(m.visible_at, seq);
-            self.inflight_add(m.group);
+            self.inflight_add(seq, m.group);
             self.msgs.insert(seq, m);
             out.delivered.push((seq, m));
         }
@@ -933,6 +954,21 @@ mod fifo_tests {
             s.remove(q);
         }
         assert!(s.groups.is_empty() && s.avail.is_empty() && s.group_ids.is_empty());
+    }
+
+    #[test]
+    fn a_group_delivers_what_comes_before_its_first_message_in_flight() {
+        let mut s = QueueState::new(true);
+        fill(&mut s, &["g1", "g1", "g2", "g1"]);
+        assert_eq!(seqs(&s.take(0, 2, 1000, DAY, None)), vec![0, 1]);
+        // 0 visible again while 1 is in flight: 0 comes back, 3 (after 1) does not.
+        s.change_visibility(0, 1, 0, 0, true).unwrap();
+        assert_eq!(seqs(&s.take(0, 10, 1000, DAY, None)), vec![0, 2]);
+        assert!(s.take(0, 10, 1000, DAY, None).delivered.is_empty());
+        s.remove(1);
+        assert!(s.take(0, 10, 1000, DAY, None).delivered.is_empty());
+        s.remove(0);
+        assert_eq!(seqs(&s.take(0, 10, 1000, DAY, None)), vec![3]);
     }
 
     #[test]
