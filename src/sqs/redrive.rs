@@ -102,12 +102,19 @@ fn task_handle(t: &TaskState) -> String {
         .encode(json!({"taskId": t.rec.task_id, "sourceArn": t.rec.source_arn}).to_string())
 }
 
-fn task_id_of(handle: &str) -> Option<String> {
+/// The task id and source queue ARN a handle names.
+fn task_of(handle: &str) -> Option<(String, Option<String>)> {
     let b = base64::engine::general_purpose::STANDARD
         .decode(handle)
         .ok()?;
     let v: Value = serde_json::from_slice(&b).ok()?;
-    v.get("taskId")?.as_str().map(str::to_string)
+    let id = v.get("taskId")?.as_str()?.to_string();
+    Some((
+        id,
+        v.get("sourceArn")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+    ))
 }
 
 /// A fresh copy of a stored message for another queue (its id and SentTimestamp kept),
@@ -359,9 +366,16 @@ impl Sqs {
             .task_handle
             .ok_or_else(|| e::missing_parameter("TaskHandle"))?;
         let not_found = || e::resource_not_found("Task does not exist.");
-        let id = task_id_of(&handle).ok_or_else(|| {
+        let (id, source) = task_of(&handle).ok_or_else(|| {
             e::invalid_parameter_value("Value for parameter TaskHandle is invalid.")
         })?;
+        // A handle naming a source queue that does not exist (LocalStack's AWS-recorded
+        // test_cancel_with_invalid_source_arn_in_task_handle).
+        if source.is_some_and(|a| self.queue_by_arn(&a).is_none()) {
+            return Err(e::resource_not_found(
+                "The resource that you specified for the SourceArn parameter doesn't exist.",
+            ));
+        }
         let _g = self.catalog.gate.lock().await;
         let moved = {
             let tasks = self.tasks.lock();

@@ -1466,6 +1466,22 @@ async fn message_move_tasks() {
             "Value for parameter TaskHandle is invalid."
         )
     );
+    // A well-formed handle whose source queue does not exist.
+    use base64::Engine;
+    let ghost = base64::engine::general_purpose::STANDARD.encode(
+        json!({"taskId": "t", "sourceArn": "arn:aws:sqs:us-east-1:000000000000:ghost"}).to_string(),
+    );
+    let e = t
+        .err("CancelMessageMoveTask", json!({"TaskHandle": ghost}))
+        .await;
+    assert_eq!(
+        (e.code.as_ref(), e.message.as_str(), e.status),
+        (
+            "ResourceNotFoundException",
+            "The resource that you specified for the SourceArn parameter doesn't exist.",
+            404
+        )
+    );
     // Back to the original source.
     let v = t
         .ok("StartMessageMoveTask", json!({"SourceArn": dlq_arn}))
