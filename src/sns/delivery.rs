@@ -729,8 +729,12 @@ impl Sns {
                 "user-agent".to_string(),
                 "Amazon Simple Notification Service Agent".to_string(),
             ),
+            ("accept-encoding".to_string(), "gzip,deflate".to_string()),
         ];
-        if d.kind == DeliveryKind::Notification {
+        // Notifications and UnsubscribeConfirmations name the subscription (LocalStack's
+        // AWS-recorded test_subscribe_external_http_endpoint and ..._lambda_url_sig_validation);
+        // a SubscriptionConfirmation does not.
+        if d.kind != DeliveryKind::SubscriptionConfirmation {
             headers.push((
                 "x-amz-sns-subscription-arn".to_string(),
                 d.subscription_arn.clone(),

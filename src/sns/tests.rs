@@ -1409,8 +1409,18 @@ async fn http_subscription_confirmation_flow() {
         1,
         "the early publish must not be delivered"
     );
-    // Unsubscribing an http subscription sends an UnsubscribeConfirmation.
-    t.sns.unsubscribe(&sub_arn).await.unwrap();
+    assert_eq!(h("accept-encoding").as_deref(), Some("gzip,deflate"));
+    // The confirmation request named no subscription.
+    let (_, ch, _) = t.http.of_type("SubscriptionConfirmation")[0].clone();
+    assert!(!ch.iter().any(|(n, _)| n == "x-amz-sns-subscription-arn"));
+    // Unsubscribing an http subscription sends an UnsubscribeConfirmation, which names it.
+    t.ok("Unsubscribe", json!({"SubscriptionArn": sub_arn}))
+        .await;
+    wait_for(|| !t.http.of_type("UnsubscribeConfirmation").is_empty()).await;
+    let (_, uh, _) = t.http.of_type("UnsubscribeConfirmation")[0].clone();
+    assert!(uh
+        .iter()
+        .any(|(n, v)| n == "x-amz-sns-subscription-arn" && *v == sub_arn));
     assert_code(
         &t.err(
             "GetSubscriptionAttributes",
