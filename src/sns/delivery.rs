@@ -565,10 +565,58 @@ pub fn validate_delivery_policy(text: &str, topic: bool) -> ServiceResult<()> {
     if !v.is_object() {
         return Err(bad("must be a JSON object".into()));
     }
-    if let Some(r) = retry {
+    // A null policy is no policy: AWS takes `{"http": {"defaultHealthyRetryPolicy": null}}`.
+    if let Some(r) = retry.filter(|r| !r.is_null()) {
         RetryPolicy::parse(r).map_err(bad)?;
     }
     Ok(())
+}
+
+/// A stored DeliveryPolicy as AWS shows it back (LocalStack's AWS-recorded
+/// test_topic_delivery_policy_crud and test_subscribe_external_http_endpoint_content_type):
+/// a topic's `http` member without its null members and with `disableSubscriptionOverrides`
+/// (false unless set); a subscription's with every member, null where unset, and
+/// `guaranteed` false. Anything else is shown as stored.
+pub fn shown_delivery_policy(text: &str, topic: bool) -> String {
+    let Ok(Value::Object(mut v)) = serde_json::from_str::<Value>(text) else {
+        return text.to_string();
+    };
+    let mut out = Map::new();
+    if topic {
+        let Some(Value::Object(mut http)) = v.remove("http") else {
+            return text.to_string();
+        };
+        http.retain(|_, x| !x.is_null());
+        let mut shown = Map::new();
+        for k in [
+            "defaultHealthyRetryPolicy",
+            "defaultSicklyRetryPolicy",
+            "defaultThrottlePolicy",
+        ] {
+            if let Some(x) = http.remove(k) {
+                shown.insert(k.into(), x);
+            }
+        }
+        let overrides = http
+            .remove("disableSubscriptionOverrides")
+            .unwrap_or(Value::Bool(false));
+        shown.insert("disableSubscriptionOverrides".into(), overrides);
+        shown.extend(http);
+        out.insert("http".into(), Value::Object(shown));
+    } else {
+        for k in [
+            "healthyRetryPolicy",
+            "sicklyRetryPolicy",
+            "throttlePolicy",
+            "requestPolicy",
+        ] {
+            out.insert(k.into(), v.remove(k).unwrap_or(Value::Null));
+        }
+        let guaranteed = v.remove("guaranteed").unwrap_or(Value::Bool(false));
+        out.insert("guaranteed".into(), guaranteed);
+    }
+    out.extend(v);
+    Value::Object(out).to_string()
 }
 
 fn default_topic_policy_json() -> Value {

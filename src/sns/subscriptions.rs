@@ -9,8 +9,8 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::delivery::{
-    effective_subscription_delivery_policy, envelope, outbox_entry, validate_delivery_policy,
-    Notice,
+    effective_subscription_delivery_policy, envelope, outbox_entry, shown_delivery_policy,
+    validate_delivery_policy, Notice,
 };
 use super::error::parse_input;
 use super::error::*;
@@ -640,6 +640,9 @@ impl Sns {
         let st = self.state.lock();
         let s = find_subscription(&st, ctx, &i.subscription_arn, "GetSubscriptionAttributes")?;
         let mut a = s.attributes.clone();
+        if let Some(p) = a.get_mut("DeliveryPolicy") {
+            *p = shown_delivery_policy(p, false);
+        }
         a.insert("SubscriptionArn".into(), s.arn.clone());
         a.insert("TopicArn".into(), s.topic_arn.clone());
         a.insert("Owner".into(), s.owner.clone());

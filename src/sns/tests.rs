@@ -3010,3 +3010,53 @@ async fn list_tokens_are_padded_standard_base64() {
         .await;
     assert_eq!(v["Subscriptions"].as_array().unwrap().len(), 1);
 }
+
+/// DeliveryPolicy reads back in AWS's normal form (LocalStack's AWS-recorded
+/// test_topic_delivery_policy_crud and test_subscribe_external_http_endpoint_content_type).
+#[tokio::test]
+async fn delivery_policies_read_back_as_aws_shows_them() {
+    let t = setup();
+    let topic = t.topic("dp").await;
+    let topic_policy = |v: Value| json!({"TopicArn": topic, "AttributeName": "DeliveryPolicy", "AttributeValue": v.to_string()});
+    let shown = || async {
+        t.ok("GetTopicAttributes", json!({"TopicArn": topic})).await["Attributes"]["DeliveryPolicy"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    t.ok(
+        "SetTopicAttributes",
+        topic_policy(
+            json!({"http": {"defaultRequestPolicy": {"headerContentType": "application/json"}}}),
+        ),
+    )
+    .await;
+    assert_eq!(
+        shown().await,
+        r#"{"http":{"disableSubscriptionOverrides":false,"defaultRequestPolicy":{"headerContentType":"application/json"}}}"#
+    );
+    t.ok(
+        "SetTopicAttributes",
+        topic_policy(json!({"http": {"defaultHealthyRetryPolicy": null}})),
+    )
+    .await;
+    assert_eq!(
+        shown().await,
+        r#"{"http":{"disableSubscriptionOverrides":false}}"#
+    );
+    let sub = t
+        .sub(
+            &topic,
+            "http",
+            "http://example.com/x",
+            json!({"DeliveryPolicy": json!({"requestPolicy": {"headerContentType": "text/csv"}}).to_string()}),
+        )
+        .await;
+    let a = t
+        .ok("GetSubscriptionAttributes", json!({"SubscriptionArn": sub}))
+        .await;
+    assert_eq!(
+        a["Attributes"]["DeliveryPolicy"],
+        r#"{"healthyRetryPolicy":null,"sicklyRetryPolicy":null,"throttlePolicy":null,"requestPolicy":{"headerContentType":"text/csv"},"guaranteed":false}"#
+    );
+}

@@ -7,7 +7,9 @@ use std::collections::{BTreeMap, HashMap};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::delivery::{effective_topic_delivery_policy, validate_delivery_policy};
+use super::delivery::{
+    effective_topic_delivery_policy, shown_delivery_policy, validate_delivery_policy,
+};
 use super::error::parse_input;
 use super::error::*;
 use super::state::{Record, State, Topic};
@@ -281,6 +283,9 @@ pub fn topic_attributes(st: &State, t: &Topic) -> BTreeMap<String, String> {
         t.subscriptions_deleted.to_string(),
     );
     a.entry("DisplayName".into()).or_default();
+    if let Some(p) = a.get_mut("DeliveryPolicy") {
+        *p = shown_delivery_policy(p, true);
+    }
     a.insert(
         "EffectiveDeliveryPolicy".into(),
         effective_topic_delivery_policy(t),
