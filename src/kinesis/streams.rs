@@ -1336,6 +1336,13 @@ mod tests {
         assert_eq!(err.message, want);
         let err = e
             .err(
+                "TagResource",
+                json!({"ResourceARN": "arn:aws:kinesis:us-east-1:000000000000:stream/t", "Tags": {}}),
+            )
+            .await;
+        assert_eq!(err.message, want);
+        let err = e
+            .err(
                 "CreateStream",
                 json!({"StreamName": "bad name", "ShardCount": 1}),
             )

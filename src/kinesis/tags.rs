@@ -272,8 +272,7 @@ impl Kinesis {
         let i: In = parse_input(input, "SerializationException")?;
         let mut c = Checks::new();
         check_resource_arn(&mut c, i.resource_arn.as_deref());
-        c.required(&i.tags, "tags")
-            .count(i.tags.as_ref().map(|t| t.len()), "tags", 1, 200);
+        c.required(&i.tags, "tags");
         if let Some(t) = &i.tags {
             check_tags(&mut c, t, "tags");
         }

@@ -497,8 +497,13 @@ impl Sns {
         let i: ConfirmInput = parse_input(input, PARSE_CODE)?;
         // AWS words any unusable topic ARN here (malformed, another region) as "Topic"
         // (LocalStack's AWS-recorded test_subscribe_external_http_endpoint).
-        check_arn(ctx, &i.topic_arn, "TopicArn", "ConfirmSubscription")
-            .map_err(|_| invalid_parameter("Topic"))?;
+        check_arn(ctx, &i.topic_arn, "TopicArn", "ConfirmSubscription").map_err(|e| {
+            if e.code == "InvalidParameter" {
+                invalid_parameter("Topic")
+            } else {
+                e
+            }
+        })?;
         // Tokens are hex; anything else cannot have been issued, whatever the topic.
         if i.token.is_empty() || !i.token.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(invalid_parameter_bare("Invalid token"));
@@ -529,11 +534,17 @@ impl Sns {
             // A token names its subscription by itself: AWS confirms it even when the URL's
             // topic does not exist (LocalStack's AWS-recorded
             // test_subscribe_external_http_endpoint, "nonexistent-token-confirm").
+            // Only among the subscriptions of the topic ARN's own account and region.
+            let scope = topic_arn
+                .rsplit_once(':')
+                .map_or(String::new(), |(s, _)| format!("{s}:"));
             let s = match of_topic {
                 Some(s) => s,
-                None if !st.topics.contains_key(topic_arn) => st
+                None if !st.topics.contains_key(topic_arn) && !scope.is_empty() => st
                     .subscriptions
-                    .values()
+                    .range(scope.clone()..)
+                    .take_while(|(k, _)| k.starts_with(&scope))
+                    .map(|(_, s)| s)
                     .find(|s| s.token.as_deref() == Some(token))
                     .ok_or_else(|| invalid_parameter("Token"))?,
                 None => return Err(invalid_parameter("Token")),

@@ -522,7 +522,15 @@ fn apply(
     match kind {
         Q_SEND => {
             let r: SendRec = decode(payload)?;
-            if let Some(key) = dedup_key(cfg, &r) {
+            let kept = st.insert(
+                r.seq,
+                MsgMeta::from_send(&r, offset, cfg.fifo, ts),
+                r.group_id.as_deref(),
+                now,
+            );
+            // A send a purge overtook (its record after the purge's) admitted nothing, live
+            // or replayed: its deduplication id is not remembered either.
+            if let Some(key) = dedup_key(cfg, &r).filter(|_| kept) {
                 st.dedup_insert(DedupEntry {
                     key,
                     expires_ms: r.sent_ms + DEDUP_WINDOW_MS,
@@ -530,12 +538,6 @@ fn apply(
                     seq: r.seq,
                 });
             }
-            st.insert(
-                r.seq,
-                MsgMeta::from_send(&r, offset, cfg.fifo, ts),
-                r.group_id.as_deref(),
-                now,
-            );
         }
         Q_RELOCATE => {
             let r: SendRec = decode(payload)?;
@@ -586,4 +588,57 @@ fn dedup_key(cfg: &QueueConfig, r: &SendRec) -> Option<String> {
     } else {
         format!("{}\n{}", r.group_id.as_deref().unwrap_or_default(), d)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A send whose record lands after a purge that overtook it admitted nothing: replay
+    /// neither keeps the message nor remembers its deduplication id.
+    #[test]
+    fn replayed_send_overtaken_by_a_purge_remembers_no_deduplication_id() {
+        let cfg = QueueConfig {
+            delay_s: 0,
+            max_size: 1 << 20,
+            retention_s: 345_600,
+            wait_s: 0,
+            visibility_s: 30,
+            redrive: None,
+            fifo: true,
+            content_based_dedup: false,
+            dedup_scope_queue: true,
+        };
+        let send = SendRec {
+            seq: 0,
+            id: 7,
+            sent_ms: 1_000,
+            visible_at: 1_000,
+            body: "m".into(),
+            attrs: Default::default(),
+            system_attrs: Default::default(),
+            sender_id: "s".into(),
+            group_id: Some("g".into()),
+            dedup_id: Some("d".into()),
+            dlq_source: None,
+            receive_count: 0,
+            first_receive_ms: 0,
+            version: 0,
+            inflight: false,
+        };
+        let mut st = QueueState::new(true);
+        apply(
+            &mut st,
+            &cfg,
+            Q_PURGE,
+            0,
+            1_000,
+            &encode(&PurgeRec { below_seq: 1 }),
+            1_000,
+        )
+        .unwrap();
+        apply(&mut st, &cfg, Q_SEND, 1, 1_000, &encode(&send), 1_000).unwrap();
+        assert_eq!(st.counts(1_000), (0, 0, 0));
+        assert_eq!(st.dedup_lookup("d", 1_000), None);
+    }
 }

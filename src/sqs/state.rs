@@ -8,10 +8,10 @@
 //! - `timers`: (visible-at deadline, seq) of delayed and in-flight messages; `promote` moves the
 //!   due ones to `ready`, and `next_deadline` tells long polls when to look again.
 //!
-//! FIFO queues add message groups: each group keeps its own ready set and in-flight count, and
-//! `avail` orders the groups that may deliver (nothing in flight, something ready) by their
-//! oldest ready seq, so a receive takes the oldest unlocked group's messages in order without
-//! scanning locked ones. FIFO also keeps the 5-minute deduplication table.
+//! FIFO queues add message groups: each group keeps its own ready and in-flight seqs, and
+//! `avail` orders the groups that may deliver (a ready message before anything of theirs in
+//! flight) by their oldest ready seq, so a receive takes the oldest unlocked group's messages
+//! in order without scanning locked ones. FIFO also keeps the 5-minute deduplication table.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 
@@ -157,7 +157,7 @@ pub struct QueueState {
     groups: HashMap<u32, Group>,
     group_ids: HashMap<String, u32>,
     next_group: u32,
-    /// (oldest ready seq, group) of every FIFO group with nothing in flight and something ready.
+    /// (oldest ready seq, group) of every FIFO group that may deliver (see `avail_key`).
     avail: BTreeSet<(u64, u32)>,
     dedup: HashMap<String, DedupEntry>,
     dedup_order: VecDeque<(u64, String)>,
@@ -470,7 +470,7 @@ impl QueueState {
     }
 
     /// The next seq `take` would consider: the lowest ready one, or on FIFO queues the oldest
-    /// message of the oldest group with nothing in flight.
+    /// message of the oldest group that may deliver.
     fn next_ready(&self, group: Option<u32>) -> Option<u64> {
         match group {
             Some(g) => self.groups.get(&g)?.ready.first().copied(),
