@@ -23,6 +23,10 @@ use super::table::MsgTable;
 /// `MsgMeta::group` of a message outside any FIFO message group.
 pub const NO_GROUP: u32 = u32::MAX;
 
+/// A FIFO message's place in the queue: (seq it ranks at, 0 if it rejoined there after a
+/// receive else 1, order of rejoining). See [`QueueState::position`].
+type Position = (u64, u8, u64);
+
 /// How long FIFO queues remember a deduplication id.
 pub const DEDUP_WINDOW_MS: u64 = 5 * 60 * 1000;
 
@@ -157,8 +161,15 @@ pub struct QueueState {
     groups: HashMap<u32, Group>,
     group_ids: HashMap<String, u32>,
     next_group: u32,
-    /// (oldest ready seq, group) of every FIFO group that may deliver (see `avail_key`).
-    avail: BTreeSet<(u64, u32)>,
+    /// (queue position of its oldest ready message, group) of every FIFO group that may
+    /// deliver (see `avail_key`).
+    avail: BTreeSet<(Position, u32)>,
+    /// FIFO messages that are ready again after a receive: where they rejoined the queue
+    /// (see [`QueueState::position`]). Memory only: a restart ranks them again as it restores
+    /// them.
+    returned: HashMap<u64, (u64, u64)>,
+    /// Counts returns, to rank messages that rejoined at the same point.
+    return_clock: u64,
     dedup: HashMap<String, DedupEntry>,
     dedup_order: VecDeque<(u64, String)>,
     /// Set when a new earliest deadline appeared: parked polls sleeping until a later one must
@@ -226,13 +237,37 @@ impl QueueState {
     /// flight: AWS hands out a message whose visibility ran out even while later ones of its
     /// group are still in flight, but nothing after those (LocalStack's AWS-validated
     /// test_fifo_message_group_visibility_after_terminate_visibility_timeout).
-    fn avail_key(&self, g: u32) -> Option<(u64, u32)> {
+    fn avail_key(&self, g: u32) -> Option<(Position, u32)> {
         let gr = self.groups.get(&g)?;
         let first = *gr.ready.first()?;
         if gr.inflight.first().is_some_and(|&i| i < first) {
             return None;
         }
-        Some((first, g))
+        Some((self.position(first), g))
+    }
+
+    /// Where a ready FIFO message stands in the queue, which orders the groups: its seq if it
+    /// was never received; else where it rejoined, behind everything sent before that and
+    /// before anything sent after. So a group received and returned goes behind groups not
+    /// yet served, as on AWS (LocalStack's AWS-validated
+    /// test_fifo_receive_message_with_zero_visibility_timeout and
+    /// test_fifo_message_group_visibility_after_terminate_visibility_timeout). Within a
+    /// group, delivery stays in seq order.
+    fn position(&self, seq: u64) -> Position {
+        match self.returned.get(&seq) {
+            Some(&(at, n)) => (at, 0, n),
+            None => (seq, 1, 0),
+        }
+    }
+
+    /// A received message is ready again: it rejoins the queue here.
+    fn ready_again(&mut self, seq: u64, g: u32) {
+        if self.fifo {
+            self.return_clock += 1;
+            self.returned
+                .insert(seq, (self.next_seq, self.return_clock));
+        }
+        self.ready_add(seq, g);
     }
 
     /// Mutates a group and keeps `avail` in step with it.
@@ -267,6 +302,7 @@ impl QueueState {
         self.with_group(g, |gr| {
             gr.ready.remove(&seq);
         });
+        self.returned.remove(&seq);
     }
 
     fn inflight_add(&mut self, seq: u64, g: u32) {
@@ -370,7 +406,11 @@ impl QueueState {
             }
         } else {
             m.phase = Phase::Ready;
-            self.ready_add(seq, m.group);
+            if m.receive_count > 0 {
+                self.ready_again(seq, m.group);
+            } else {
+                self.ready_add(seq, m.group);
+            }
         }
     }
 
@@ -437,7 +477,11 @@ impl QueueState {
             if let Some(mm) = self.msgs.get_mut(seq) {
                 mm.phase = Phase::Ready;
             }
-            self.ready_add(seq, m.group);
+            if m.phase == Phase::Inflight {
+                self.ready_again(seq, m.group);
+            } else {
+                self.ready_add(seq, m.group);
+            }
         }
     }
 
@@ -474,7 +518,10 @@ impl QueueState {
     fn next_ready(&self, group: Option<u32>) -> Option<u64> {
         match group {
             Some(g) => self.groups.get(&g)?.ready.first().copied(),
-            None if self.fifo => self.avail.first().map(|&(s, _)| s),
+            None if self.fifo => {
+                let &(_, g) = self.avail.first()?;
+                self.groups.get(&g)?.ready.first().copied()
+            }
             None => self.ready.first().copied(),
         }
     }
@@ -513,6 +560,7 @@ impl QueueState {
             };
             let Some(mut m) = self.msgs.get(seq).copied() else {
                 self.ready.remove(&seq);
+                self.returned.remove(&seq);
                 continue;
             };
             if self.fifo && current.is_none() {
@@ -956,14 +1004,49 @@ mod fifo_tests {
         assert!(s.groups.is_empty() && s.avail.is_empty() && s.group_ids.is_empty());
     }
 
+    /// Groups received and returned rank where they rejoined: behind groups not yet served.
+    /// The orders are those AWS answered in LocalStack's validated FIFO tests.
+    #[test]
+    fn returned_groups_rank_behind_groups_not_yet_served() {
+        // test_fifo_receive_message_with_zero_visibility_timeout
+        let mut s = QueueState::new(true);
+        fill(&mut s, &["g1", "g2", "g2", "g3", "g1"]);
+        assert_eq!(seqs(&s.take(0, 3, 0, DAY, None)), vec![0, 4, 1]);
+        assert_eq!(seqs(&s.take(0, 10, 0, DAY, None)), vec![3, 0, 4, 1, 2]);
+        // test_fifo_message_group_visibility_after_terminate_visibility_timeout
+        let mut s = QueueState::new(true);
+        fill(&mut s, &["g1", "g1", "g2"]);
+        assert_eq!(seqs(&s.take(0, 2, 30_000, DAY, None)), vec![0, 1]);
+        s.change_visibility(0, 1, 0, 0, true).unwrap();
+        assert_eq!(seqs(&s.take(0, 3, 30_000, DAY, None)), vec![2, 0]);
+        // test_fifo_message_group_visibility_after_delete: never received, so by seq
+        let mut s = QueueState::new(true);
+        fill(&mut s, &["g1", "g2", "g1", "g2", "g1", "g1", "g3"]);
+        assert_eq!(seqs(&s.take(0, 2, 30_000, DAY, None)), vec![0, 2]);
+        s.remove(0);
+        s.remove(2);
+        assert_eq!(seqs(&s.take(0, 10, 30_000, DAY, None)), vec![1, 3, 4, 5, 6]);
+        // test_fifo_receive_message_visibility_timeout_shared_in_group
+        let mut s = QueueState::new(true);
+        fill(&mut s, &["g1", "g1", "g1", "g1", "g2", "g3"]);
+        assert_eq!(seqs(&s.take(0, 2, 1_000, DAY, None)), vec![0, 1]);
+        assert_eq!(seqs(&s.take(10, 1, 1_000, DAY, None)), vec![4]);
+        assert_eq!(
+            seqs(&s.take(2_000, 10, 0, DAY, None)),
+            vec![5, 0, 1, 2, 3, 4]
+        );
+        assert!(s.returned.len() <= 6);
+    }
+
     #[test]
     fn a_group_delivers_what_comes_before_its_first_message_in_flight() {
         let mut s = QueueState::new(true);
         fill(&mut s, &["g1", "g1", "g2", "g1"]);
         assert_eq!(seqs(&s.take(0, 2, 1000, DAY, None)), vec![0, 1]);
-        // 0 visible again while 1 is in flight: 0 comes back, 3 (after 1) does not.
+        // 0 visible again while 1 is in flight: 0 comes back (behind g2, which was not served
+        // yet), 3 (after 1) does not.
         s.change_visibility(0, 1, 0, 0, true).unwrap();
-        assert_eq!(seqs(&s.take(0, 10, 1000, DAY, None)), vec![0, 2]);
+        assert_eq!(seqs(&s.take(0, 10, 1000, DAY, None)), vec![2, 0]);
         assert!(s.take(0, 10, 1000, DAY, None).delivered.is_empty());
         s.remove(1);
         assert!(s.take(0, 10, 1000, DAY, None).delivered.is_empty());
