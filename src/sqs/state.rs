@@ -302,7 +302,9 @@ impl QueueState {
         self.with_group(g, |gr| {
             gr.ready.remove(&seq);
         });
-        self.returned.remove(&seq);
+        if self.fifo {
+            self.returned.remove(&seq);
+        }
     }
 
     fn inflight_add(&mut self, seq: u64, g: u32) {
@@ -560,7 +562,9 @@ impl QueueState {
             };
             let Some(mut m) = self.msgs.get(seq).copied() else {
                 self.ready.remove(&seq);
-                self.returned.remove(&seq);
+                if self.fifo {
+                    self.returned.remove(&seq);
+                }
                 continue;
             };
             if self.fifo && current.is_none() {
