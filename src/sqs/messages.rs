@@ -440,6 +440,21 @@ impl Wanted {
                 || w.strip_suffix(".*").is_some_and(|p| name.starts_with(p))
         })
     }
+    /// Whether any usable attribute name was asked for: AWS then answers the message's
+    /// attributes as a map even when none matched (`{}`), and ignores illegal names such
+    /// as `AWS.` or `..foo` (LocalStack's AWS-recorded
+    /// test_receive_message_message_attribute_names_filters).
+    fn user_asked(&self) -> bool {
+        self.user.iter().any(|w| {
+            let lower = w.to_ascii_lowercase();
+            !w.is_empty()
+                && !lower.starts_with("aws.")
+                && !lower.starts_with("amazon.")
+                && !w.starts_with('.')
+                && !w.contains("..")
+                || w == ".*"
+        })
+    }
     fn sys(&self, name: &str) -> bool {
         self.all_system || self.system.iter().any(|w| w == name)
     }
@@ -975,11 +990,12 @@ struct Received {
         skip_serializing_if = "Option::is_none"
     )]
     md5_of_message_attributes: Option<String>,
+    /// Present when some matched or any usable name was asked for ([`Wanted::user_asked`]).
     #[serde(
-        skip_serializing_if = "Attrs::is_empty",
+        skip_serializing_if = "Option::is_none",
         serialize_with = "user_attributes"
     )]
-    message_attributes: Attrs,
+    message_attributes: Option<Attrs>,
 }
 
 fn system_attributes<S: serde::Serializer>(
@@ -989,8 +1005,8 @@ fn system_attributes<S: serde::Serializer>(
     s.collect_map(v.iter().map(|(k, v)| (k, v)))
 }
 
-fn user_attributes<S: serde::Serializer>(v: &Attrs, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_map(v.iter().map(|(k, a)| (k, a.to_json())))
+fn user_attributes<S: serde::Serializer>(v: &Option<Attrs>, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_map(v.iter().flatten().map(|(k, a)| (k, a.to_json())))
 }
 
 fn render(
@@ -1049,7 +1065,7 @@ fn render(
         body: rec.body,
         attributes: sys,
         md5_of_message_attributes: (!user.is_empty()).then(|| md5_of_attributes(&user)),
-        message_attributes: user,
+        message_attributes: (!user.is_empty() || w.user_asked()).then_some(user),
     }
 }
 

@@ -2636,4 +2636,21 @@ async fn attribute_name_wildcards_and_empty_answers() {
         got.sort();
         assert_eq!(got, want, "{names}");
     }
+    // Usable names asked for and none matched: an empty map; illegal names or none at all:
+    // no map (LocalStack's AWS-recorded test_receive_message_message_attribute_names_filters).
+    for (names, want) in [
+        (json!(["Foo", "Help"]), Some(json!({}))),
+        (json!(["AWS."]), None),
+        (json!(["..foo"]), None),
+        (json!([]), None),
+    ] {
+        let m = &t
+            .recv(
+                &url,
+                json!({"MessageAttributeNames": names, "VisibilityTimeout": 0}),
+            )
+            .await[0];
+        assert_eq!(m.get("MessageAttributes").cloned(), want, "{names}");
+        assert!(m.get("MD5OfMessageAttributes").is_none(), "{names}");
+    }
 }
