@@ -35,6 +35,7 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 type MakeRequest = Arc<dyn Fn(u64) -> Request<Full<Bytes>> + Send + Sync>;
 
+#[derive(Default)]
 struct LoadResult {
     requests: u64,
     errors: u64,
@@ -63,13 +64,7 @@ impl Run {
             conns,
             make,
             errors_expected: false,
-            result: LoadResult {
-                requests: 0,
-                errors: 0,
-                elapsed: Duration::ZERO,
-                latencies_us: Vec::new(),
-                cpu: Duration::ZERO,
-            },
+            result: LoadResult::default(),
         }
     }
 }
@@ -184,13 +179,7 @@ async fn finish(
     let cpu = process_cpu();
     tokio::time::sleep(Duration::from_secs_f64(secs)).await;
     stop.store(true, Ordering::Relaxed);
-    let mut result = LoadResult {
-        requests: 0,
-        errors: 0,
-        elapsed: Duration::ZERO,
-        latencies_us: Vec::new(),
-        cpu: Duration::ZERO,
-    };
+    let mut result = LoadResult::default();
     for t in tasks {
         let (n, e, l) = t.await.expect("connection task");
         result.requests += n;

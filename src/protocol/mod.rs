@@ -190,11 +190,7 @@ pub async fn handle(services: &Services, req: Request<Body>) -> Response<Body> {
     };
     // AWS refuses these two on a queue URL, yet serves GetQueueUrl there, for any queue.
     if on_queue_path && matches!(action.as_str(), "CreateQueue" | "ListQueues") {
-        let err = ServiceError::sender(
-            "InvalidAction",
-            format!("The action {action} is not valid for this endpoint."),
-        );
-        return error_response(wire, &err, &request_id);
+        return error_response(wire, &sqs_invalid_action(&action), &request_id);
     }
     if let (QueryService::Sqs, Some(path), false) =
         (service, queue_path, params.contains_key("QueueUrl"))
@@ -297,10 +293,7 @@ where
         // SQS words it its own way (LocalStack's AWS-validated
         // test_invalid_action_raises_exception).
         return Err(if svc == ServiceName::Sqs {
-            ServiceError::sender(
-                "InvalidAction",
-                format!("The action {action} is not valid for this endpoint."),
-            )
+            sqs_invalid_action(action)
         } else {
             ServiceError::invalid_action(action)
         });
@@ -548,6 +541,14 @@ pub use crate::service::parse_json_body;
 /// message, in JSON and CBOR alike.
 fn empty_kinesis_body() -> ServiceError {
     ServiceError::sender("SerializationException", "")
+}
+
+/// An action SQS does not serve here, in its query endpoint's words.
+fn sqs_invalid_action(action: &str) -> ServiceError {
+    ServiceError::sender(
+        "InvalidAction",
+        format!("The action {action} is not valid for this endpoint."),
+    )
 }
 
 fn unknown_operation(target: &str) -> ServiceError {

@@ -426,6 +426,8 @@ struct Wanted {
     system: Vec<String>,
     all_system: bool,
     user: Vec<String>,
+    /// Some usable attribute name was asked for ([`Wanted::asks_user`]).
+    user_asked: bool,
 }
 
 impl Wanted {
@@ -444,8 +446,8 @@ impl Wanted {
     /// attributes as a map even when none matched (`{}`), and ignores illegal names such
     /// as `AWS.` or `..foo` (LocalStack's AWS-recorded
     /// test_receive_message_message_attribute_names_filters).
-    fn user_asked(&self) -> bool {
-        self.user.iter().any(|w| {
+    fn asks_user(user: &[String]) -> bool {
+        user.iter().any(|w| {
             let lower = w.to_ascii_lowercase();
             !w.is_empty()
                 && !lower.starts_with("aws.")
@@ -635,6 +637,7 @@ impl Sqs {
         let wanted = Wanted {
             all_system: system.iter().any(|s| s == "All"),
             system,
+            user_asked: Wanted::asks_user(&i.message_attribute_names),
             user: i.message_attribute_names,
         };
         let attempt = i.receive_request_attempt_id.filter(|_| q.fifo);
@@ -990,7 +993,7 @@ struct Received {
         skip_serializing_if = "Option::is_none"
     )]
     md5_of_message_attributes: Option<String>,
-    /// Present when some matched or any usable name was asked for ([`Wanted::user_asked`]).
+    /// Present when some matched or any usable name was asked for ([`Wanted::asks_user`]).
     #[serde(
         skip_serializing_if = "Option::is_none",
         serialize_with = "user_attributes"
@@ -1065,7 +1068,7 @@ fn render(
         body: rec.body,
         attributes: sys,
         md5_of_message_attributes: (!user.is_empty()).then(|| md5_of_attributes(&user)),
-        message_attributes: (!user.is_empty() || w.user_asked()).then_some(user),
+        message_attributes: (!user.is_empty() || w.user_asked).then_some(user),
     }
 }
 
