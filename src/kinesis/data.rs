@@ -128,8 +128,12 @@ fn check_record(c: &mut Checks, r: &RecordIn, prefix: &str) {
     }
 }
 
-fn data_too_long(c: &mut Checks, len: usize, max: usize, path: &str) {
-    if len > max {
+/// The record size limit covers "the total size of the partition key and data blob" (the
+/// model's PutRecords text): a blob at the limit with any key is over it. The message names
+/// the blob as AWS's does, whose length it prints.
+fn data_too_long(c: &mut Checks, e: &Entry, max: usize, path: &str) {
+    let len = e.data.len();
+    if e.size() > max as u64 {
         c.raw(
             format!("'java.nio.HeapByteBuffer[pos=0 lim={len} cap={len}]'"),
             path,
@@ -288,7 +292,7 @@ impl Kinesis {
         let entry = decode_entry(i.rec)?;
         let max = self.with_stream(&t, |s| Ok(s.max_record_kib as usize * 1024))?;
         let mut c = Checks::new();
-        data_too_long(&mut c, entry.data.len(), max.min(MAX_DATA_BYTES), "data");
+        data_too_long(&mut c, &entry, max.min(MAX_DATA_BYTES), "data");
         c.finish()?;
         if let Some(sfo) = &i.sequence_number_for_ordering {
             if keys::parse_sequence_number(sfo).is_none() && sfo != "0" {
@@ -396,7 +400,7 @@ impl Kinesis {
         for (n, e) in entries.iter().enumerate() {
             data_too_long(
                 &mut c,
-                e.data.len(),
+                e,
                 max.min(MAX_DATA_BYTES),
                 &format!("records.{}.member.data", n + 1),
             );
@@ -1157,6 +1161,22 @@ mod tests {
             .await;
         assert_eq!(err.code, "ValidationException");
         assert!(err.message.contains("1048576"), "{}", err.message);
+        // The limit covers the partition key too: a blob of exactly 1 MiB fits only without
+        // one, and a key takes its bytes from the blob's share.
+        let at_limit = enc(&vec![0u8; 1 << 20]);
+        let err = e
+            .err(
+                "PutRecord",
+                json!({"StreamName": "s", "PartitionKey": "a", "Data": at_limit}),
+            )
+            .await;
+        assert_eq!(err.code, "ValidationException");
+        let fits = enc(&vec![0u8; (1 << 20) - 3]);
+        e.ok(
+            "PutRecord",
+            json!({"StreamName": "s", "PartitionKey": "abc", "Data": fits}),
+        )
+        .await;
         let err = e
             .err(
                 "PutRecord",
@@ -1212,10 +1232,12 @@ mod tests {
         let err = e.err("PutRecords", json!({"StreamName": "t"})).await;
         assert_eq!(err.code, "ValidationException");
         // 10 MiB per request, data and partition keys together.
-        let mib = enc(&vec![0u8; 1 << 20]);
-        let over: Vec<Value> = (0..10)
+        // (Each record at exactly 1 MiB with its one-byte key.)
+        let mib = enc(&vec![0u8; (1 << 20) - 1]);
+        let mut over: Vec<Value> = (0..10)
             .map(|_| json!({"PartitionKey": "a", "Data": mib}))
             .collect();
+        over.push(json!({"PartitionKey": "a", "Data": ""}));
         let err = e
             .err("PutRecords", json!({"StreamName": "t", "Records": over}))
             .await;
@@ -1229,6 +1251,19 @@ mod tests {
             .ok("PutRecords", json!({"StreamName": "t", "Records": under}))
             .await;
         assert_eq!(r["FailedRecordCount"], 0);
+        let full = enc(&vec![0u8; 1 << 20]);
+        let err = e
+            .err(
+                "PutRecords",
+                json!({"StreamName": "t", "Records": [{"PartitionKey": "a", "Data": ""}, {"PartitionKey": "a", "Data": full}]}),
+            )
+            .await;
+        assert_eq!(err.code, "ValidationException");
+        assert!(
+            err.message.contains("'records.2.member.data'"),
+            "{}",
+            err.message
+        );
         let ok: Vec<Value> = (0..500)
             .map(|i| json!({"PartitionKey": format!("k{i}"), "Data": ""}))
             .collect();
