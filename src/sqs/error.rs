@@ -183,7 +183,8 @@ pub fn missing_parameter(name: &str) -> ServiceError {
 }
 
 pub fn over_limit(msg: impl Into<String>) -> ServiceError {
-    sqs("OverLimit", "OverLimit", msg)
+    // 403 as in the query-protocol model's error shape (and moto's test_add_permission_errors).
+    sqs("OverLimit", "OverLimit", msg).with_status(403)
 }
 
 pub fn resource_not_found(msg: impl Into<String>) -> ServiceError {

@@ -937,7 +937,12 @@ fn remove_by_handle(q: &Queue, h: &Handle, raw: &str) -> ServiceResult<bool> {
             if q.fifo && !(current && in_flight) {
                 return Err(e::receipt_handle_expired(raw));
             }
-            Ok(current && st.remove(h.seq).is_some())
+            // A standard queue deletes the message with any receive's handle of it, also after
+            // it was received again, as AWS does (moto's
+            // test_delete_message_using_old_receipt_handle); ChangeMessageVisibility takes an
+            // earlier handle the same way (LocalStack's AWS-validated
+            // test_terminate_visibility_timeout_after_receive).
+            Ok(st.remove(h.seq).is_some())
         }
         _ => Ok(false),
     }

@@ -671,6 +671,11 @@ impl Sqs {
                     "Value SQS:{a} for parameter ActionName is invalid. Reason: Please refer to the appropriate WSDL for a list of valid actions."
                 )));
             }
+            if OWNER_ONLY_ACTIONS.contains(&a.as_str()) {
+                return Err(e::invalid_parameter_value(format!(
+                    "Value SQS:{a} for parameter ActionName is invalid. Reason: Only the queue owner is allowed to invoke this action."
+                )));
+            }
         }
         let mut policy = current_policy(&q);
         let stmts = policy["Statement"]
@@ -752,6 +757,20 @@ const SQS_ACTIONS: &[&str] = &[
     "StartMessageMoveTask",
     "CancelMessageMoveTask",
     "ListMessageMoveTasks",
+];
+
+/// Actions no permission can grant to another account: the ones whose model documentation
+/// says "Cross-account permissions don't apply to this action".
+const OWNER_ONLY_ACTIONS: &[&str] = &[
+    "AddPermission",
+    "CreateQueue",
+    "DeleteQueue",
+    "ListQueueTags",
+    "ListQueues",
+    "RemovePermission",
+    "SetQueueAttributes",
+    "TagQueue",
+    "UntagQueue",
 ];
 
 /// The queue's Policy as JSON with a `Statement` array, or a fresh default policy.

@@ -117,6 +117,9 @@ fn task_of(handle: &str) -> Option<(String, Option<String>)> {
     ))
 }
 
+/// A move task's failure reason when its source or destination queue is gone.
+const NON_EXISTENT_QUEUE: &str = "AWS.SimpleQueueService.NonExistentQueue";
+
 /// A fresh copy of a stored message for another queue (its id and SentTimestamp kept),
 /// starting from `receive_count` receives.
 fn moved_copy(mut r: SendRec, dlq_source: Option<String>, receive_count: u32) -> SendRec {
@@ -145,6 +148,7 @@ impl Sqs {
             }
             return Ok(());
         }
+        let fifo = dlq.config().fifo;
         let recs: Vec<SendRec> = {
             let _g = q.gate.read().await;
             let mut v = Vec::new();
@@ -152,7 +156,16 @@ impl Sqs {
                 if let Some(r) = q.read_message(m.offset)? {
                     // AWS carries the receive count into the dead-letter queue, so the first
                     // receive there reports one more than the source saw.
-                    v.push(moved_copy(r, Some(q.arn()), m.receive_count));
+                    let mut copy = moved_copy(r, Some(q.arn()), m.receive_count);
+                    if fifo {
+                        // "When a message is moved from a FIFO queue to a FIFO DLQ, the
+                        // original message's deduplication ID will be replaced with the
+                        // original message's ID" (SQS Developer Guide): two messages that
+                        // shared a deduplication id both land, and a redrive back to the
+                        // source is not taken for the original send.
+                        copy.dedup_id = Some(super::messages::message_id(copy.id));
+                    }
+                    v.push(copy);
                 }
             }
             v
@@ -384,10 +397,11 @@ impl Sqs {
                 .iter()
                 .find(|t| t.rec.task_id == id)
                 .ok_or_else(not_found)?;
+            // A task that has ended is no longer one that cancelling can find (the model names
+            // ResourceNotFoundException as the action's error; moto's
+            // test_cancel_message_move_task_that_is_not_running answers the same).
             if t.status != "RUNNING" {
-                return Err(e::invalid_parameter_value(
-                    "Only active tasks can be cancelled.",
-                ));
+                return Err(not_found());
             }
             t.moved
         };
@@ -474,7 +488,7 @@ impl Sqs {
     async fn move_one(&self, t: &TaskState) -> Result<bool, String> {
         let src = self
             .queue_by_arn(&t.rec.source_arn)
-            .ok_or("The source queue no longer exists.")?;
+            .ok_or(NON_EXISTENT_QUEUE)?;
         let Some((seq, m)) = src.state.lock().hold_next(now_ms()) else {
             return Ok(false);
         };
@@ -489,16 +503,26 @@ impl Sqs {
                 }
             }
         };
-        let dest_arn = t.rec.destination_arn.clone().or(rec.dlq_source.clone());
-        let dest = dest_arn
-            .as_deref()
-            .and_then(|a| self.queue_by_arn(a))
-            .filter(|d| !d.is_deleted());
+        // Without a destination a message goes back where it was dead-lettered from; one sent
+        // to the dead-letter queue directly has no such place (AWS's "Troubleshoot Amazon SQS
+        // dead-letter queue and DLQ redrive issues" gives both failure reasons).
+        let Some(dest_arn) = t.rec.destination_arn.clone().or(rec.dlq_source.clone()) else {
+            release(&src);
+            return Err("CouldNotDetermineMessageSource".into());
+        };
+        let dest = self.queue_by_arn(&dest_arn).filter(|d| !d.is_deleted());
         let Some(dest) = dest else {
             release(&src);
-            return Err("The destination queue does not exist.".into());
+            return Err(NON_EXISTENT_QUEUE.into());
         };
-        if let Err(err) = dest.send(vec![moved_copy(rec, None, 0)]).await {
+        // "All redriven messages are considered new messages and are assigned a new messageID
+        // and enqueueTime" (SQS Developer Guide, dead-letter queue redrive): retention starts
+        // over, and a FIFO destination keys its deduplication on the moved message's id, not
+        // on the one the original send had.
+        let mut copy = moved_copy(rec, None, 0);
+        copy.id = uuid::Uuid::new_v4().as_u128();
+        copy.sent_ms = now_ms();
+        if let Err(err) = dest.send(vec![copy]).await {
             release(&src);
             return Err(err.message);
         }

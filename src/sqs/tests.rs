@@ -744,16 +744,11 @@ async fn visibility_timeout_and_changes() {
     let h2 = m["ReceiptHandle"].as_str().unwrap().to_string();
     assert_ne!(h1, h2);
     // The stale handle: on a standard queue a visibility change with it changes the message
-    // (LocalStack's AWS-recorded test_terminate_visibility_timeout_after_receive); a delete
-    // with it succeeds without deleting.
+    // (LocalStack's AWS-recorded test_terminate_visibility_timeout_after_receive), and a
+    // delete with it deletes it (below).
     t.ok(
         "ChangeMessageVisibility",
         json!({"QueueUrl": url, "ReceiptHandle": h1, "VisibilityTimeout": 60}),
-    )
-    .await;
-    t.ok(
-        "DeleteMessage",
-        json!({"QueueUrl": url, "ReceiptHandle": h1}),
     )
     .await;
     assert_eq!(
@@ -841,9 +836,10 @@ async fn visibility_timeout_and_changes() {
     assert_eq!(batch["Failed"][0]["Id"], "over");
     assert_eq!(batch["Failed"][0]["Code"], "InvalidParameterValue");
     assert_eq!(batch["Successful"][0]["Id"], "fine");
+    // The first receive's handle, two receives ago, deletes the message.
     t.ok(
         "DeleteMessage",
-        json!({"QueueUrl": url, "ReceiptHandle": h3}),
+        json!({"QueueUrl": url, "ReceiptHandle": h1}),
     )
     .await;
     assert_eq!(
@@ -1213,13 +1209,27 @@ async fn permissions() {
         )
         .await;
     assert_eq!(e.code, "InvalidParameterValue");
+    // Actions only the owner may call cannot be granted.
+    let e = t
+        .err(
+            "AddPermission",
+            json!({"QueueUrl": url, "Label": "l2", "AWSAccountIds": ["1"], "Actions": ["SendMessage", "RemovePermission"]}),
+        )
+        .await;
+    assert_eq!(
+        (e.code.as_ref(), e.message.as_str()),
+        (
+            "InvalidParameterValue",
+            "Value SQS:RemovePermission for parameter ActionName is invalid. Reason: Only the queue owner is allowed to invoke this action."
+        )
+    );
     let e = t
         .err(
             "AddPermission",
             json!({"QueueUrl": url, "Label": "l2", "AWSAccountIds": ["1"], "Actions": ["SendMessage","ReceiveMessage","DeleteMessage","ChangeMessageVisibility","GetQueueAttributes","GetQueueUrl","PurgeQueue","ListQueueTags"]}),
         )
         .await;
-    assert_eq!(e.code, "OverLimit");
+    assert_eq!((e.code.as_ref(), e.status), ("OverLimit", 403));
     t.ok("RemovePermission", json!({"QueueUrl": url, "Label": "l1"}))
         .await;
     let v = t
@@ -1420,8 +1430,9 @@ async fn message_move_tasks() {
     let policy = json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 1}).to_string();
     let src = t.create("msrc", json!({"RedrivePolicy": policy})).await;
     let src_arn = t.arn(&src).await;
+    let mut sent_ids = Vec::new();
     for i in 0..3 {
-        t.send(&src, &format!("m{i}")).await;
+        sent_ids.push(t.send(&src, &format!("m{i}")).await["MessageId"].clone());
     }
     assert_eq!(t.recv(&src, json!({"VisibilityTimeout": 0})).await.len(), 3);
     assert!(t
@@ -1497,7 +1508,19 @@ async fn message_move_tasks() {
     assert!(back[0]["Attributes"]
         .get("DeadLetterQueueSourceArn")
         .is_none());
+    // Redriven messages are new messages: new ids (SQS Developer Guide).
+    for m in &back {
+        assert!(!sent_ids.contains(&m["MessageId"]), "{m}");
+    }
     assert_eq!(t.attr(&dlq, "ApproximateNumberOfMessages").await, "0");
+    // A message sent to the dead-letter queue directly has no source to go back to.
+    t.send(&dlq, "direct").await;
+    t.ok("StartMessageMoveTask", json!({"SourceArn": dlq_arn}))
+        .await;
+    let r = wait_task(&t, &dlq_arn, "FAILED").await;
+    assert_eq!(r["FailureReason"], "CouldNotDetermineMessageSource");
+    assert_eq!(t.attr(&dlq, "ApproximateNumberOfMessages").await, "1");
+    t.ok("PurgeQueue", json!({"QueueUrl": dlq})).await;
     // To an explicit destination, slowly, then cancelled.
     let dest = t.create("mdest", json!({})).await;
     let dest_arn = t.arn(&dest).await;
@@ -1522,7 +1545,7 @@ async fn message_move_tasks() {
         )
         .await;
     let results = v["Results"].as_array().unwrap();
-    assert_eq!(results.len(), 2);
+    assert_eq!(results.len(), 3);
     assert_eq!(results[0]["Status"], "RUNNING");
     assert_eq!(results[0]["TaskHandle"], handle.as_str());
     assert_eq!(results[0]["DestinationArn"], dest_arn.as_str());
@@ -1537,7 +1560,10 @@ async fn message_move_tasks() {
     let e = t
         .err("CancelMessageMoveTask", json!({"TaskHandle": handle}))
         .await;
-    assert_eq!(e.code, "InvalidParameterValue");
+    assert_eq!(
+        (e.code.as_ref(), e.message.as_str()),
+        ("ResourceNotFoundException", "Task does not exist.")
+    );
     tokio::time::sleep(Duration::from_millis(300)).await;
     let in_dest: usize = t
         .attr(&dest, "ApproximateNumberOfMessages")
@@ -1551,6 +1577,59 @@ async fn message_move_tasks() {
         .unwrap();
     assert_eq!(in_dest + in_dlq, 20);
     assert!((1..20).contains(&in_dest), "{in_dest}");
+}
+
+/// A FIFO message dead-lettered and moved back to its source within the deduplication
+/// window arrives there: the dead-letter queue keys it by its message id (AWS replaces the
+/// deduplication id with it), not by the id the source already saw.
+#[tokio::test]
+async fn fifo_redrive_back_to_the_source_is_not_deduplicated() {
+    let t = T::new();
+    let dlq = t.create("fdlq.fifo", json!({"FifoQueue": "true"})).await;
+    let dlq_arn = t.arn(&dlq).await;
+    let policy = json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 1}).to_string();
+    let src = t
+        .create(
+            "fsrc.fifo",
+            json!({"FifoQueue": "true", "RedrivePolicy": policy}),
+        )
+        .await;
+    let sent = t
+        .ok(
+            "SendMessage",
+            json!({"QueueUrl": src, "MessageBody": "b", "MessageGroupId": "g", "MessageDeduplicationId": "d1"}),
+        )
+        .await;
+    let id = sent["MessageId"].as_str().unwrap().to_string();
+    assert_eq!(t.recv(&src, json!({"VisibilityTimeout": 0})).await.len(), 1);
+    assert!(t
+        .recv(&src, json!({"VisibilityTimeout": 0}))
+        .await
+        .is_empty());
+    let dead = t
+        .recv(
+            &dlq,
+            json!({"VisibilityTimeout": 0, "AttributeNames": ["All"]}),
+        )
+        .await;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0]["MessageId"], id.as_str());
+    assert_eq!(dead[0]["Attributes"]["MessageDeduplicationId"], id.as_str());
+    t.ok("StartMessageMoveTask", json!({"SourceArn": dlq_arn}))
+        .await;
+    let r = wait_task(&t, &dlq_arn, "COMPLETED").await;
+    assert_eq!(r["ApproximateNumberOfMessagesMoved"], 1);
+    let back = t.recv(&src, json!({"AttributeNames": ["All"]})).await;
+    assert_eq!(back.len(), 1, "the redriven message is in the source queue");
+    assert_eq!(back[0]["Body"], "b");
+    assert_ne!(back[0]["MessageId"], id.as_str());
+    // Still there after a restart, the dead-letter queue empty.
+    let t = t.reopen().await;
+    assert_eq!(t.attr(&dlq, "ApproximateNumberOfMessages").await, "0");
+    assert_eq!(
+        t.attr(&src, "ApproximateNumberOfMessagesNotVisible").await,
+        "1"
+    );
 }
 
 #[tokio::test]
