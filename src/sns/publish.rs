@@ -436,7 +436,9 @@ impl Sns {
         };
         check_arn(ctx, &arn, param, "Publish")?;
         if parse_arn(&arn).is_some_and(|a| a.resource.starts_with("endpoint/")) {
-            let msg = validate_message(i.msg, None)?;
+            // The endpoint is checked before the message: a disabled endpoint answers
+            // EndpointDisabled even to a message that would not parse (moto's AWS-verified
+            // test_publish_to_disabled_platform_endpoint).
             let (enabled, app_enabled) = {
                 let st = self.state.lock();
                 let e = st.endpoints.get(&arn).ok_or_else(|| {
@@ -458,6 +460,7 @@ impl Sns {
             if !enabled {
                 return Err(endpoint_disabled());
             }
+            let msg = validate_message(i.msg, None)?;
             return self
                 .publish_direct(ctx, "application", &arn, None, msg)
                 .await;

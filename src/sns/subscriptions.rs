@@ -388,11 +388,25 @@ impl Sns {
                 i.protocol
             )));
         }
+        // The topic before the endpoint: AWS answers NotFound to a subscription of a topic that
+        // does not exist whatever the endpoint (moto's AWS-verified
+        // test_subscribe_unknown_topic, with Endpoint "asdf").
+        {
+            let st = self.state.lock();
+            find_topic(&st, ctx, &i.topic_arn, "Subscribe")?;
+        }
         let endpoint = i.endpoint.clone().unwrap_or_default();
         if endpoint.is_empty() {
             return Err(invalid_parameter("Endpoint"));
         }
         validate_endpoint(&i.protocol, &endpoint)?;
+        if i.protocol == "application" && !self.state.lock().endpoints.contains_key(&endpoint) {
+            // AWS's words, without a space after "arn" (moto's test_publish_to_deleted_platform_endpoint,
+            // once verified against AWS).
+            return Err(invalid_parameter(format!(
+                "Endpoint Reason: Endpoint does not exist for endpoint arn{endpoint}"
+            )));
+        }
         let attrs: BTreeMap<String, String> = i.attributes.clone().into_iter().collect();
         let target = Target {
             protocol: &i.protocol,

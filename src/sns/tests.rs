@@ -1091,8 +1091,20 @@ async fn message_structure_json() {
             json!({}),
         )
         .await;
-    let ep = "arn:aws:sns:us-east-1:000000000000:endpoint/GCM/app/0b9c";
-    let app = t.sub(&arn, "application", ep, json!({})).await;
+    let gcm = t
+        .ok("CreatePlatformApplication", json!({"Name": "app", "Platform": "GCM", "Attributes": {"PlatformCredential": "secret"}}))
+        .await["PlatformApplicationArn"]
+        .clone();
+    let ep = t
+        .ok(
+            "CreatePlatformEndpoint",
+            json!({"PlatformApplicationArn": gcm, "Token": "tok"}),
+        )
+        .await["EndpointArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let app = t.sub(&arn, "application", &ep, json!({})).await;
     let attrs = json!({"k": {"DataType": "String", "StringValue": "v"}});
     t.ok(
         "Publish",
@@ -1123,6 +1135,27 @@ async fn message_structure_json() {
         t.sqs.sent.lock()[1].1.message_attributes["k"]["StringValue"],
         "v"
     );
+}
+
+#[tokio::test]
+async fn fifo_topic_booleans_in_any_case() {
+    let t = setup();
+    let arn = t
+        .ok(
+            "CreateTopic",
+            json!({"Name": "cased.fifo", "Attributes": {"FifoTopic": "True", "ContentBasedDeduplication": "True"}}),
+        )
+        .await["TopicArn"]
+        .clone();
+    let a = t.ok("GetTopicAttributes", json!({"TopicArn": arn})).await["Attributes"].clone();
+    assert_eq!(a["ContentBasedDeduplication"], "true");
+    t.ok(
+        "SetTopicAttributes",
+        json!({"TopicArn": arn, "AttributeName": "ContentBasedDeduplication", "AttributeValue": "FALSE"}),
+    )
+    .await;
+    let a = t.ok("GetTopicAttributes", json!({"TopicArn": arn})).await["Attributes"].clone();
+    assert_eq!(a["ContentBasedDeduplication"], "false");
 }
 
 #[tokio::test]
@@ -1599,6 +1632,63 @@ async fn outbox_for_unreachable_protocols() {
         .is_empty());
     t.sns.clear_outbox(&OutboxFilter::default()).await.unwrap();
     assert!(t.sns.outbox(&OutboxFilter::default()).is_empty());
+}
+
+/// Checks whose order AWS shows (moto's AWS-verified SNS tests): the topic before the
+/// endpoint on Subscribe, a platform endpoint's state before the message on Publish, and an
+/// application subscription needs an endpoint that exists.
+#[tokio::test]
+async fn subscribe_and_direct_publish_check_in_aws_order() {
+    let t = setup();
+    let e = t
+        .err(
+            "Subscribe",
+            json!({"TopicArn": "arn:aws:sns:us-east-1:000000000000:none", "Protocol": "sqs", "Endpoint": "asdf"}),
+        )
+        .await;
+    assert_eq!(
+        (e.code.as_ref(), e.message.as_str()),
+        ("NotFound", "Topic does not exist")
+    );
+    let app = t
+        .ok(
+            "CreatePlatformApplication",
+            json!({"Name": "p", "Platform": "GCM", "Attributes": {"PlatformCredential": "k"}}),
+        )
+        .await["PlatformApplicationArn"]
+        .clone();
+    let ep = t
+        .ok(
+            "CreatePlatformEndpoint",
+            json!({"PlatformApplicationArn": app, "Token": "some_unique_id", "Attributes": {"Enabled": "false"}}),
+        )
+        .await["EndpointArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let e = t
+        .err(
+            "Publish",
+            json!({"TargetArn": ep, "Message": "msg", "MessageStructure": "json"}),
+        )
+        .await;
+    assert_eq!(
+        (e.code.as_ref(), e.message.as_str()),
+        ("EndpointDisabled", "Endpoint is disabled")
+    );
+    let topic = t.topic("t").await;
+    t.ok("DeleteEndpoint", json!({"EndpointArn": ep})).await;
+    let e = t
+        .err(
+            "Subscribe",
+            json!({"TopicArn": topic, "Protocol": "application", "Endpoint": ep}),
+        )
+        .await;
+    assert_eq!(e.code, "InvalidParameter");
+    assert_eq!(
+        e.message,
+        format!("Invalid parameter: Endpoint Reason: Endpoint does not exist for endpoint arn{ep}")
+    );
 }
 
 #[tokio::test]

@@ -162,7 +162,7 @@ fn validate_attribute(name: &str, value: &str, fifo: bool) -> ServiceResult<()> 
                     "ContentBasedDeduplication Reason: Content-based deduplication can only be set for FIFO topics",
                 ));
             }
-            if value != "true" && value != "false" {
+            if !value.eq_ignore_ascii_case("true") && !value.eq_ignore_ascii_case("false") {
                 return Err(invalid_parameter("ContentBasedDeduplication"));
             }
         }
@@ -297,6 +297,14 @@ pub fn topic_attributes(st: &State, t: &Topic) -> BTreeMap<String, String> {
     a
 }
 
+/// Booleans are taken in any case, as FifoTopic is (Python's `str(True)` is "True"), and
+/// stored in lower case, the way GetTopicAttributes shows them.
+fn normalize_booleans(attrs: &mut HashMap<String, String>) {
+    if let Some(v) = attrs.get_mut("ContentBasedDeduplication") {
+        *v = v.to_ascii_lowercase();
+    }
+}
+
 impl Sns {
     pub(super) async fn create_topic(
         &self,
@@ -330,6 +338,7 @@ impl Sns {
             }
             validate_attribute(k, v, fifo)?;
         }
+        normalize_booleans(&mut i.attributes);
         if let Some(p) = &i.data_protection_policy {
             validate_attribute("DataProtectionPolicy", p, fifo)?;
         }
@@ -450,6 +459,11 @@ impl Sns {
         self.mutate(|st| {
             let mut t = find_topic(st, ctx, &i.topic_arn, "SetTopicAttributes")?.clone();
             validate_attribute(&i.attribute_name, &value, t.is_fifo())?;
+            let value = if i.attribute_name == "ContentBasedDeduplication" {
+                value.to_ascii_lowercase()
+            } else {
+                value.clone()
+            };
             if i.attribute_name == "DataProtectionPolicy" {
                 t.data_protection_policy = (!value.is_empty()).then(|| value.clone());
             } else if value.is_empty() && i.attribute_name != "DisplayName" {
