@@ -129,6 +129,8 @@ pub struct Kinesis {
     /// Serializes catalog changes so the log order is the apply order.
     write_lock: tokio::sync::Mutex<()>,
     shards: Mutex<HashMap<(String, u32), ShardSlot>>,
+    /// Open SubscribeToShard subscriptions by (consumer ARN, shard id): one per pair.
+    subscriptions: Mutex<HashMap<(String, String), subscribe::Active>>,
     events_since_checkpoint: AtomicU64,
     /// Added to the wall clock; tests move time forward with [`Kinesis::advance_clock`].
     clock_skew_ms: AtomicU64,
@@ -290,6 +292,7 @@ impl Kinesis {
             catalog: RwLock::new(catalog),
             write_lock: tokio::sync::Mutex::new(()),
             shards: Mutex::new(HashMap::new()),
+            subscriptions: Mutex::new(HashMap::new()),
             events_since_checkpoint: AtomicU64::new(replayed),
             clock_skew_ms: AtomicU64::new(0),
             frozen_ms: AtomicU64::new(0),

@@ -29,6 +29,17 @@ const SUBSCRIPTION_MS: u64 = 300_000;
 const HEARTBEAT: Duration = Duration::from_secs(5);
 const MAX_RECORDS_PER_EVENT: usize = 10_000;
 
+/// A newer call for the same consumer and shard within this time of a subscription's start
+/// fails; a later one takes the subscription over ("SubscribeToShard", Kinesis API reference).
+const TAKEOVER_AFTER_MS: u64 = 5_000;
+
+/// An open subscription of one consumer to one shard.
+pub(crate) struct Active {
+    started_ms: u64,
+    /// Notified when a newer subscription takes over; also this subscription's identity.
+    takeover: Arc<tokio::sync::Notify>,
+}
+
 /// The events of one SubscribeToShard call, in order; `None` once the subscription ended
 /// (5 minutes passed, or the shard is closed and fully read: the last event lists ChildShards).
 pub struct ShardSubscription {
@@ -44,11 +55,12 @@ impl ShardSubscription {
 
 impl Kinesis {
     /// Validates a SubscribeToShard request and returns the position it starts from.
+    /// Also returns the subscription's key: the consumer's ARN and the shard's id.
     fn subscription_start(
         &self,
         ctx: &RequestContext,
         input: Value,
-    ) -> ServiceResult<ShardIterator> {
+    ) -> ServiceResult<(ShardIterator, (String, String))> {
         #[derive(Deserialize)]
         #[serde(rename_all = "PascalCase")]
         struct Pos {
@@ -88,7 +100,7 @@ impl Kinesis {
         let r = self.consumer_ref(ctx, None, None, i.consumer_arn)?;
         let now = self.now();
         let shard = i.shard_id.unwrap_or_default();
-        let stream_arn = self.with_stream(&r.target, |s| {
+        let (stream_arn, key) = self.with_stream(&r.target, |s| {
             let c = Self::find_consumer(s, &r, now)?;
             if c.status_at(now) != Some(Status::Active) {
                 return Err(in_use(format!(
@@ -102,7 +114,11 @@ impl Kinesis {
                 let shown = ix.map_or_else(|| shard.clone(), keys::shard_id);
                 return Err(super::data::shard_missing(&shown, s));
             }
-            Ok(s.arn())
+            let key = (
+                s.consumer_arn(c),
+                ix.map_or_else(|| shard.clone(), keys::shard_id),
+            );
+            Ok((s.arn(), key))
         })?;
         // The starting position resolves exactly as GetShardIterator's would.
         let Some(pos) = i.starting_position else {
@@ -120,7 +136,47 @@ impl Kinesis {
             gsi["Timestamp"] = ts;
         }
         let out = self.get_shard_iterator(ctx, gsi)?;
-        keys::decode_iterator(out["ShardIterator"].as_str().unwrap_or_default())
+        let it = keys::decode_iterator(out["ShardIterator"].as_str().unwrap_or_default())?;
+        Ok((it, key))
+    }
+
+    /// Registers a subscription for `key`: refused while another started less than
+    /// [`TAKEOVER_AFTER_MS`] ago, otherwise the other one is told to end.
+    fn claim_subscription(
+        &self,
+        key: &(String, String),
+    ) -> ServiceResult<Arc<tokio::sync::Notify>> {
+        let now = self.now();
+        let mut subs = self.subscriptions.lock();
+        if let Some(a) = subs.get(key) {
+            if now < a.started_ms + TAKEOVER_AFTER_MS {
+                return Err(in_use(format!(
+                    "Another active subscription exists for consumer {} and shard {}.",
+                    key.0, key.1
+                )));
+            }
+            a.takeover.notify_one();
+        }
+        let takeover = Arc::new(tokio::sync::Notify::new());
+        subs.insert(
+            key.clone(),
+            Active {
+                started_ms: now,
+                takeover: Arc::clone(&takeover),
+            },
+        );
+        Ok(takeover)
+    }
+
+    /// Forgets `key`'s subscription if it is still the one identified by `takeover`.
+    fn release_subscription(&self, key: &(String, String), takeover: &Arc<tokio::sync::Notify>) {
+        let mut subs = self.subscriptions.lock();
+        if subs
+            .get(key)
+            .is_some_and(|a| Arc::ptr_eq(&a.takeover, takeover))
+        {
+            subs.remove(key);
+        }
     }
 
     /// `dispatch("SubscribeToShard")`: validates, then reports that the event stream is not
@@ -130,7 +186,7 @@ impl Kinesis {
         ctx: &RequestContext,
         input: Value,
     ) -> ServiceResult<Value> {
-        self.subscription_start(ctx, input)?;
+        let _ = self.subscription_start(ctx, input)?;
         Err(invalid_argument(
             "SubscribeToShard (HTTP/2 event stream) is not supported by this broker yet; use GetShardIterator and GetRecords.",
         ))
@@ -143,10 +199,30 @@ impl Kinesis {
         ctx: &RequestContext,
         input: Value,
     ) -> ServiceResult<ShardSubscription> {
-        let start = self.subscription_start(ctx, input)?;
+        let (start, key) = self.subscription_start(ctx, input)?;
+        let takeover = self.claim_subscription(&key)?;
         let (tx, rx) = tokio::sync::mpsc::channel(2);
         let svc = Arc::clone(self);
         tokio::spawn(async move {
+            let taken_over = takeover.notified();
+            tokio::pin!(taken_over);
+            svc.stream_events(start, &tx, taken_over.as_mut()).await;
+            svc.release_subscription(&key, &takeover);
+        });
+        Ok(ShardSubscription { rx })
+    }
+
+    /// Sends a subscription's events into `tx` until it ends: after 5 minutes, at the end of
+    /// a closed shard, when the reader goes away, or when a newer subscription takes over
+    /// (which ends this one with ResourceInUseException, as AWS does).
+    async fn stream_events(
+        &self,
+        start: ShardIterator,
+        tx: &tokio::sync::mpsc::Sender<ServiceResult<Value>>,
+        mut taken_over: std::pin::Pin<&mut tokio::sync::futures::Notified<'_>>,
+    ) {
+        let svc = self;
+        {
             let deadline = svc.now() + SUBSCRIPTION_MS;
             let mut it = start;
             let mut last_seq: Option<String> = None;
@@ -208,11 +284,16 @@ impl Kinesis {
                         _ = appended => {}
                         _ = tokio::time::sleep(HEARTBEAT) => send_empty = true,
                         _ = tx.closed() => break,
+                        _ = taken_over.as_mut() => {
+                            let _ = tx.send(Err(in_use(
+                                "Another subscription for this consumer and shard took this one over.",
+                            ))).await;
+                            break;
+                        }
                     }
                 }
             }
-        });
-        Ok(ShardSubscription { rx })
+        }
     }
 
     fn iterator_shard(&self, it: &ShardIterator) -> ServiceResult<Arc<super::ShardRt>> {
@@ -291,19 +372,25 @@ mod tests {
             .unwrap();
         assert_eq!(ev["Records"][0]["SequenceNumber"], third["SequenceNumber"]);
 
+        // One subscription per consumer and shard: a second one within 5 seconds of the
+        // first is refused; a later one takes over, ending the first with
+        // ResourceInUseException (Kinesis API reference, SubscribeToShard).
+        let resume = json!({"ConsumerARN": carn, "ShardId": "shardId-000000000000",
+                            "StartingPosition": {"Type": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": cont}});
+        let err = e.svc.subscribe(&e.ctx, resume.clone()).await.err().unwrap();
+        assert_eq!(err.code, "ResourceInUseException");
+        e.svc.advance_clock(5_000);
         // Resume after the continuation number.
-        let mut again = e
-            .svc
-            .subscribe(
-                &e.ctx,
-                json!({"ConsumerARN": carn, "ShardId": "shardId-000000000000",
-                       "StartingPosition": {"Type": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": cont}}),
-            )
-            .await
-            .unwrap();
+        let mut again = e.svc.subscribe(&e.ctx, resume).await.unwrap();
         let ev = again.next().await.unwrap().unwrap();
         assert_eq!(ev["Records"][0]["Data"], b64(b"three"));
-        drop(again);
+        let ended = tokio::time::timeout(std::time::Duration::from_secs(2), sub.next())
+            .await
+            .expect("the first subscription ends")
+            .unwrap();
+        assert_eq!(ended.err().unwrap().code, "ResourceInUseException");
+        assert!(sub.next().await.is_none());
+        let mut sub = again;
 
         // Closing the shard ends the subscription with its children.
         e.ok(

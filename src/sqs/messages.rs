@@ -642,7 +642,8 @@ impl Sqs {
         };
         let attempt = i.receive_request_attempt_id.filter(|_| q.fifo);
         if let Some(a) = &attempt {
-            if let Some(msgs) = self.replay_attempt(&q, a, &wanted)? {
+            let visibility_ms = visibility.unwrap_or(q.config().visibility_s) * 1000;
+            if let Some(msgs) = self.replay_attempt(&q, a, &wanted, visibility_ms).await? {
                 return Output::json(&ReceiveOut { messages: msgs });
             }
         }
@@ -678,12 +679,15 @@ impl Sqs {
     }
 
     /// A FIFO receive retried with the same ReceiveRequestAttemptId within the window gets the
-    /// same messages and receipt handles back, as long as they are still in flight as then.
-    fn replay_attempt(
+    /// same messages and receipt handles back, as long as they are still in flight as then,
+    /// and "it resets the visibility timeout" (ReceiveMessage, SQS API reference): they stay
+    /// hidden for `visibility_ms` from the retry.
+    async fn replay_attempt(
         &self,
         q: &Queue,
         attempt: &str,
         wanted: &Wanted,
+        visibility_ms: u64,
     ) -> ServiceResult<Option<Vec<Received>>> {
         let now = now_ms();
         let Some(got) = q
@@ -695,19 +699,36 @@ impl Sqs {
         else {
             return Ok(None);
         };
-        let metas: Vec<(u64, MsgMeta, u64)> = {
+        let _g = q.gate.read().await;
+        let (metas, reset) = {
             let mut st = q.state.lock();
             st.promote(now);
-            got.iter()
-                .filter_map(|&(seq, generation, received_ms)| {
-                    st.get(seq)
-                        .filter(|m| m.receive_count == generation && m.phase == Phase::Inflight)
-                        .map(|m| (seq, *m, received_ms))
-                })
-                .collect()
+            let mut metas: Vec<(u64, MsgMeta, u64)> = Vec::new();
+            let mut reset = Vec::new();
+            for &(seq, generation, received_ms) in &got {
+                let still = st
+                    .get(seq)
+                    .is_some_and(|m| m.receive_count == generation && m.phase == Phase::Inflight);
+                if !still {
+                    continue;
+                }
+                if let Ok(entry) =
+                    st.change_visibility(seq, generation, now + visibility_ms, now, true)
+                {
+                    reset.push(entry);
+                }
+                if let Some(m) = st.get(seq) {
+                    metas.push((seq, *m, received_ms));
+                }
+            }
+            q.rearm(&mut st);
+            (metas, reset)
         };
         if metas.is_empty() {
             return Ok(None);
+        }
+        if !reset.is_empty() {
+            q.append(vec![(Q_VISIBILITY, encode(&reset))]).await?;
         }
         let mut out = Vec::new();
         for (seq, m, received_ms) in &metas {

@@ -121,11 +121,16 @@ fn task_of(handle: &str) -> Option<(String, Option<String>)> {
 const NON_EXISTENT_QUEUE: &str = "AWS.SimpleQueueService.NonExistentQueue";
 
 /// A fresh copy of a stored message for another queue (its id and SentTimestamp kept),
-/// starting from `receive_count` receives.
-fn moved_copy(mut r: SendRec, dlq_source: Option<String>, receive_count: u32) -> SendRec {
+/// starting from `receive_count` receives, the first of them at `first_receive_ms` (0: none).
+fn moved_copy(
+    mut r: SendRec,
+    dlq_source: Option<String>,
+    receive_count: u32,
+    first_receive_ms: u64,
+) -> SendRec {
     r.dlq_source = dlq_source;
     r.receive_count = receive_count;
-    r.first_receive_ms = 0;
+    r.first_receive_ms = first_receive_ms;
     r.version = 0;
     r.inflight = false;
     r.visible_at = 0;
@@ -155,8 +160,10 @@ impl Sqs {
             for (_, m) in &held {
                 if let Some(r) = q.read_message(m.offset)? {
                     // AWS carries the receive count into the dead-letter queue, so the first
-                    // receive there reports one more than the source saw.
-                    let mut copy = moved_copy(r, Some(q.arn()), m.receive_count);
+                    // receive there reports one more than the source saw; the first receive's
+                    // time comes along with it (a test on SQS in ElasticMQ's issue 386).
+                    let mut copy =
+                        moved_copy(r, Some(q.arn()), m.receive_count, m.first_receive_ms);
                     if fifo {
                         // "When a message is moved from a FIFO queue to a FIFO DLQ, the
                         // original message's deduplication ID will be replaced with the
@@ -519,7 +526,7 @@ impl Sqs {
         // and enqueueTime" (SQS Developer Guide, dead-letter queue redrive): retention starts
         // over, and a FIFO destination keys its deduplication on the moved message's id, not
         // on the one the original send had.
-        let mut copy = moved_copy(rec, None, 0);
+        let mut copy = moved_copy(rec, None, 0, 0);
         copy.id = uuid::Uuid::new_v4().as_u128();
         copy.sent_ms = now_ms();
         if let Err(err) = dest.send(vec![copy]).await {

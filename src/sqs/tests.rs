@@ -1579,6 +1579,29 @@ async fn message_move_tasks() {
     assert!((1..20).contains(&in_dest), "{in_dest}");
 }
 
+/// A dead-lettered message keeps its receive history: the count and the time of its first
+/// receive in the source queue.
+#[tokio::test]
+async fn dead_lettering_keeps_the_first_receive_time() {
+    let t = T::new();
+    let dlq = t.create("hdlq", json!({})).await;
+    let policy =
+        json!({"deadLetterTargetArn": t.arn(&dlq).await, "maxReceiveCount": 1}).to_string();
+    let src = t.create("hsrc", json!({"RedrivePolicy": policy})).await;
+    t.send(&src, "m").await;
+    let all = json!({"VisibilityTimeout": 0, "AttributeNames": ["All"]});
+    let first = t.recv(&src, all.clone()).await;
+    let at = first[0]["Attributes"]["ApproximateFirstReceiveTimestamp"].clone();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(t.recv(&src, all.clone()).await.is_empty());
+    let dead = t.recv(&dlq, all).await;
+    assert_eq!(dead[0]["Attributes"]["ApproximateReceiveCount"], "2");
+    assert_eq!(
+        dead[0]["Attributes"]["ApproximateFirstReceiveTimestamp"],
+        at
+    );
+}
+
 /// A FIFO message dead-lettered and moved back to its source within the deduplication
 /// window arrives there: the dead-letter queue keys it by its message id (AWS replaces the
 /// deduplication id with it), not by the id the source already saw.
@@ -2037,6 +2060,48 @@ async fn fifo_ordering_groups_and_attempt_ids() {
         .await;
     }
     assert_eq!(bodies(&t.recv(&url, json!({})).await), ["a3"]);
+}
+
+/// A retry with the same ReceiveRequestAttemptId "resets the visibility timeout" (the
+/// ReceiveMessage reference): the message stays hidden for the retry's timeout, so it is not
+/// handed to another consumer at the first receive's deadline.
+#[tokio::test]
+async fn a_retried_fifo_receive_resets_the_visibility_timeout() {
+    let t = T::new();
+    let url = t
+        .create(
+            "retry.fifo",
+            json!({"FifoQueue": "true", "ContentBasedDeduplication": "true"}),
+        )
+        .await;
+    t.ok(
+        "SendMessage",
+        json!({"QueueUrl": url, "MessageBody": "m", "MessageGroupId": "g"}),
+    )
+    .await;
+    let first = t
+        .recv(
+            &url,
+            json!({"VisibilityTimeout": 1, "ReceiveRequestAttemptId": "r1"}),
+        )
+        .await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let again = t
+        .recv(
+            &url,
+            json!({"VisibilityTimeout": 5, "ReceiveRequestAttemptId": "r1"}),
+        )
+        .await;
+    assert_eq!(again[0]["ReceiptHandle"], first[0]["ReceiptHandle"]);
+    // Past the first receive's deadline, inside the retry's.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(t.recv(&url, json!({})).await.is_empty());
+    // The reset is logged: still hidden after a restart.
+    let t = t.reopen().await;
+    assert_eq!(
+        t.attr(&url, "ApproximateNumberOfMessagesNotVisible").await,
+        "1"
+    );
 }
 
 /// On a FIFO queue a receipt handle whose visibility window has ended cannot delete: AWS
