@@ -134,11 +134,35 @@ async fn sdk_receives_records_from_the_event_stream() {
     assert_eq!(continuation, s3);
     drop(out);
 
-    // Resuming after the continuation number starts with what came next.
+    // The same consumer and shard again within 5 seconds of the first call: refused, as the
+    // API reference says, whether or not the first connection is still open.
+    let err = c
+        .subscribe_to_shard()
+        .consumer_arn(&consumer)
+        .shard_id(SHARD)
+        .starting_position(trim_horizon())
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert!(err.is_resource_in_use_exception(), "{err:?}");
+
+    // Resuming after the continuation number (as another consumer, which has its own
+    // subscription) starts with what came next.
+    let other = c
+        .register_stream_consumer()
+        .stream_arn(arn("sub"))
+        .consumer_name("resumer")
+        .send()
+        .await
+        .unwrap()
+        .consumer
+        .unwrap()
+        .consumer_arn;
     let s4 = put(&c, "sub", "four").await;
     let mut again = c
         .subscribe_to_shard()
-        .consumer_arn(&consumer)
+        .consumer_arn(&other)
         .shard_id(SHARD)
         .starting_position(
             StartingPosition::builder()

@@ -514,6 +514,7 @@ async fn dead_letter_sources_and_message_move_tasks() {
         assert!(start.elapsed() < Duration::from_secs(10), "{t:?}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // An ended task is not one cancelling can find.
     assert_eq!(
         code(
             c.cancel_message_move_task()
@@ -521,7 +522,7 @@ async fn dead_letter_sources_and_message_move_tasks() {
                 .send()
                 .await
         ),
-        "InvalidParameterValue"
+        "ResourceNotFoundException"
     );
     // Not a handle at all (base64 of "nope"), and a well-formed one of no task.
     assert_eq!(

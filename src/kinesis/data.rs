@@ -129,16 +129,20 @@ fn check_record(c: &mut Checks, r: &RecordIn, prefix: &str) {
 }
 
 /// The record size limit covers "the total size of the partition key and data blob" (the
-/// model's PutRecords text): a blob at the limit with any key is over it. The message names
-/// the blob as AWS's does, whose length it prints.
+/// model's PutRecords text): a blob at the limit with any key is over it. A blob over the
+/// limit by itself is printed as AWS prints it; one over only with its key is not printed
+/// (moto's wording for that case; AWS's is not recorded).
 fn data_too_long(c: &mut Checks, e: &Entry, max: usize, path: &str) {
     let len = e.data.len();
-    if e.size() > max as u64 {
+    let constraint = format!("have length less than or equal to {max}");
+    if len > max {
         c.raw(
             format!("'java.nio.HeapByteBuffer[pos=0 lim={len} cap={len}]'"),
             path,
-            &format!("have length less than or equal to {max}"),
+            &constraint,
         );
+    } else if e.size() > max as u64 {
+        c.unvalued(path, &constraint);
     }
 }
 
@@ -1171,6 +1175,12 @@ mod tests {
             )
             .await;
         assert_eq!(err.code, "ValidationException");
+        assert!(
+            err.message
+                .contains("Value at 'data' failed to satisfy constraint"),
+            "{}",
+            err.message
+        );
         let fits = enc(&vec![0u8; (1 << 20) - 3]);
         e.ok(
             "PutRecord",

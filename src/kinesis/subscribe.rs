@@ -6,7 +6,12 @@
 //! MillisBehindLatest, ChildShards) for up to 5 minutes, as AWS does; readers at the tip wake on
 //! each append. `dispatch("SubscribeToShard")` cannot stream, so it only validates and refuses:
 //! the protocol layer never routes the action there.
+//!
+//! One subscription per consumer and shard, as the API reference sets it out: a call within 5
+//! seconds of the last successful one for the pair is ResourceInUseException; a later one takes
+//! over, and the open one ends with that exception.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,11 +38,42 @@ const MAX_RECORDS_PER_EVENT: usize = 10_000;
 /// fails; a later one takes the subscription over ("SubscribeToShard", Kinesis API reference).
 const TAKEOVER_AFTER_MS: u64 = 5_000;
 
-/// An open subscription of one consumer to one shard.
+/// The latest subscription of one consumer to one shard (open, or ended less than
+/// [`TAKEOVER_AFTER_MS`] after it started).
 pub(crate) struct Active {
     started_ms: u64,
-    /// Notified when a newer subscription takes over; also this subscription's identity.
-    takeover: Arc<tokio::sync::Notify>,
+    takeover: Arc<Takeover>,
+}
+
+/// How a subscription learns that a newer one took over, and how the registry learns that it
+/// ended.
+#[derive(Default)]
+pub(crate) struct Takeover {
+    taken: std::sync::atomic::AtomicBool,
+    wake: tokio::sync::Notify,
+    ended: std::sync::atomic::AtomicBool,
+}
+
+impl Takeover {
+    fn take_over(&self) {
+        self.taken.store(true, Ordering::Release);
+        self.wake.notify_one();
+    }
+    fn taken(&self) -> bool {
+        self.taken.load(Ordering::Acquire)
+    }
+    fn ended(&self) -> bool {
+        self.ended.load(Ordering::Acquire)
+    }
+}
+
+/// Why [`Kinesis::stream_events`] returned.
+#[derive(PartialEq, Eq)]
+enum Ended {
+    /// Time, end of shard, a read error (already sent), or the reader went away.
+    Done,
+    /// A newer subscription took over; the caller ends the stream with ResourceInUseException.
+    TakenOver,
 }
 
 /// The events of one SubscribeToShard call, in order; `None` once the subscription ended
@@ -140,14 +176,14 @@ impl Kinesis {
         Ok((it, key))
     }
 
-    /// Registers a subscription for `key`: refused while another started less than
-    /// [`TAKEOVER_AFTER_MS`] ago, otherwise the other one is told to end.
-    fn claim_subscription(
-        &self,
-        key: &(String, String),
-    ) -> ServiceResult<Arc<tokio::sync::Notify>> {
+    /// Registers a subscription for `key`: refused within [`TAKEOVER_AFTER_MS`] of the last
+    /// successful call for it, whether or not that one is still open (AWS words the rule by
+    /// call times); otherwise an open one is told to end.
+    fn claim_subscription(&self, key: &(String, String)) -> ServiceResult<Arc<Takeover>> {
         let now = self.now();
         let mut subs = self.subscriptions.lock();
+        // Ended ones are kept for their start time only as long as it matters.
+        subs.retain(|_, a| !a.takeover.ended() || now < a.started_ms + TAKEOVER_AFTER_MS);
         if let Some(a) = subs.get(key) {
             if now < a.started_ms + TAKEOVER_AFTER_MS {
                 return Err(in_use(format!(
@@ -155,9 +191,9 @@ impl Kinesis {
                     key.0, key.1
                 )));
             }
-            a.takeover.notify_one();
+            a.takeover.take_over();
         }
-        let takeover = Arc::new(tokio::sync::Notify::new());
+        let takeover = Arc::new(Takeover::default());
         subs.insert(
             key.clone(),
             Active {
@@ -166,17 +202,6 @@ impl Kinesis {
             },
         );
         Ok(takeover)
-    }
-
-    /// Forgets `key`'s subscription if it is still the one identified by `takeover`.
-    fn release_subscription(&self, key: &(String, String), takeover: &Arc<tokio::sync::Notify>) {
-        let mut subs = self.subscriptions.lock();
-        if subs
-            .get(key)
-            .is_some_and(|a| Arc::ptr_eq(&a.takeover, takeover))
-        {
-            subs.remove(key);
-        }
     }
 
     /// `dispatch("SubscribeToShard")`: validates, then reports that the event stream is not
@@ -204,10 +229,14 @@ impl Kinesis {
         let (tx, rx) = tokio::sync::mpsc::channel(2);
         let svc = Arc::clone(self);
         tokio::spawn(async move {
-            let taken_over = takeover.notified();
-            tokio::pin!(taken_over);
-            svc.stream_events(start, &tx, taken_over.as_mut()).await;
-            svc.release_subscription(&key, &takeover);
+            if svc.stream_events(start, &tx, &takeover).await == Ended::TakenOver {
+                let _ = tx
+                    .send(Err(in_use(
+                        "Another subscription for this consumer and shard took this one over.",
+                    )))
+                    .await;
+            }
+            takeover.ended.store(true, Ordering::Release);
         });
         Ok(ShardSubscription { rx })
     }
@@ -219,81 +248,85 @@ impl Kinesis {
         &self,
         start: ShardIterator,
         tx: &tokio::sync::mpsc::Sender<ServiceResult<Value>>,
-        mut taken_over: std::pin::Pin<&mut tokio::sync::futures::Notified<'_>>,
-    ) {
-        let svc = self;
-        {
-            let deadline = svc.now() + SUBSCRIPTION_MS;
-            let mut it = start;
-            let mut last_seq: Option<String> = None;
-            // Empty events go out first and then only as heartbeats, not after every read.
-            let mut send_empty = true;
-            loop {
-                let rt = match svc.iterator_shard(&it) {
-                    Ok(rt) => rt,
-                    Err(e) => {
-                        let _ = tx.send(Err(e)).await;
-                        break;
-                    }
-                };
-                // Registered before reading, so an append between the read and the wait wakes us.
-                let appended = rt.appended.notified();
-                it.issued_ms = svc.now();
-                let out = match svc.read_iterator(&it, MAX_RECORDS_PER_EVENT, None, false) {
-                    Ok(v) => v,
-                    Err(e) => {
-                        let _ = tx.send(Err(e)).await;
-                        break;
-                    }
-                };
-                let records = out["Records"].as_array().cloned().unwrap_or_default();
-                if let Some(seq) = records.last().and_then(|r| r["SequenceNumber"].as_str()) {
-                    last_seq = Some(seq.to_string());
-                }
-                let next = out["NextShardIterator"]
-                    .as_str()
-                    .and_then(|t| keys::decode_iterator(t).ok());
-                let continuation = match &last_seq {
-                    Some(s) => s.clone(),
-                    None => svc.sequence_before(&it),
-                };
-                let mut event = Map::new();
-                event.insert("Records".into(), Value::Array(records.clone()));
-                event.insert("ContinuationSequenceNumber".into(), json!(continuation));
-                event.insert(
-                    "MillisBehindLatest".into(),
-                    out["MillisBehindLatest"].clone(),
-                );
-                if let Some(children) = out.get("ChildShards") {
-                    event.insert("ChildShards".into(), children.clone());
-                }
-                let end_of_shard = next.is_none();
-                if (!records.is_empty() || send_empty || end_of_shard)
-                    && tx.send(Ok(Value::Object(event))).await.is_err()
-                {
+        takeover: &Takeover,
+    ) -> Ended {
+        let deadline = self.now() + SUBSCRIPTION_MS;
+        let mut it = start;
+        let mut last_seq: Option<String> = None;
+        // Empty events go out first and then only as heartbeats, not after every read.
+        let mut send_empty = true;
+        loop {
+            // Checked on every turn, not only when idle: a subscription catching up on a
+            // backlog must not go on streaming beside its successor.
+            if takeover.taken() {
+                return Ended::TakenOver;
+            }
+            let rt = match self.iterator_shard(&it) {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = tx.send(Err(e)).await;
                     break;
                 }
-                send_empty = false;
-                let Some(next) = next else { break };
-                it = next;
-                if svc.now() >= deadline {
+            };
+            // Registered before reading, so an append between the read and the wait wakes us.
+            let appended = rt.appended.notified();
+            it.issued_ms = self.now();
+            let out = match self.read_iterator(&it, MAX_RECORDS_PER_EVENT, None, false) {
+                Ok(v) => v,
+                Err(e) => {
+                    let _ = tx.send(Err(e)).await;
                     break;
                 }
-                if records.is_empty() {
-                    tokio::select! {
-                        _ = appended => {}
-                        _ = tokio::time::sleep(HEARTBEAT) => send_empty = true,
-                        _ = tx.closed() => break,
-                        _ = taken_over.as_mut() => {
-                            let _ = tx.send(Err(in_use(
-                                "Another subscription for this consumer and shard took this one over.",
-                            ))).await;
+            };
+            let records = out["Records"].as_array().cloned().unwrap_or_default();
+            if let Some(seq) = records.last().and_then(|r| r["SequenceNumber"].as_str()) {
+                last_seq = Some(seq.to_string());
+            }
+            let next = out["NextShardIterator"]
+                .as_str()
+                .and_then(|t| keys::decode_iterator(t).ok());
+            let continuation = match &last_seq {
+                Some(s) => s.clone(),
+                None => self.sequence_before(&it),
+            };
+            let mut event = Map::new();
+            event.insert("Records".into(), Value::Array(records.clone()));
+            event.insert("ContinuationSequenceNumber".into(), json!(continuation));
+            event.insert(
+                "MillisBehindLatest".into(),
+                out["MillisBehindLatest"].clone(),
+            );
+            if let Some(children) = out.get("ChildShards") {
+                event.insert("ChildShards".into(), children.clone());
+            }
+            let end_of_shard = next.is_none();
+            if !records.is_empty() || send_empty || end_of_shard {
+                // A reader too slow to take the event must not hold off a takeover.
+                tokio::select! {
+                    sent = tx.send(Ok(Value::Object(event))) => {
+                        if sent.is_err() {
                             break;
                         }
                     }
+                    _ = takeover.wake.notified() => return Ended::TakenOver,
+                }
+            }
+            send_empty = false;
+            let Some(next) = next else { break };
+            it = next;
+            if self.now() >= deadline {
+                break;
+            }
+            if records.is_empty() {
+                tokio::select! {
+                    _ = appended => {}
+                    _ = tokio::time::sleep(HEARTBEAT) => send_empty = true,
+                    _ = tx.closed() => break,
+                    _ = takeover.wake.notified() => return Ended::TakenOver,
                 }
             }
         }
+        Ended::Done
     }
 
     fn iterator_shard(&self, it: &ShardIterator) -> ServiceResult<Arc<super::ShardRt>> {
@@ -353,6 +386,8 @@ mod tests {
         let err = e.err("SubscribeToShard", input.clone()).await;
         assert_eq!(err.code, "InvalidArgumentException");
 
+        // The 5-second rule below runs on the service clock, not on how fast this test is.
+        e.svc.freeze_clock();
         let mut sub = e.svc.subscribe(&e.ctx, input).await.unwrap();
         let ev = sub.next().await.unwrap().unwrap();
         assert_eq!(ev["Records"].as_array().unwrap().len(), 2);
@@ -384,11 +419,18 @@ mod tests {
         let mut again = e.svc.subscribe(&e.ctx, resume).await.unwrap();
         let ev = again.next().await.unwrap().unwrap();
         assert_eq!(ev["Records"][0]["Data"], b64(b"three"));
-        let ended = tokio::time::timeout(std::time::Duration::from_secs(2), sub.next())
-            .await
-            .expect("the first subscription ends")
-            .unwrap();
-        assert_eq!(ended.err().unwrap().code, "ResourceInUseException");
+        // (Past any heartbeat it sent meanwhile.)
+        let ended = loop {
+            let ev = tokio::time::timeout(std::time::Duration::from_secs(10), sub.next())
+                .await
+                .expect("the first subscription ends")
+                .unwrap();
+            match ev {
+                Ok(ev) => assert!(ev["Records"].as_array().unwrap().is_empty(), "{ev}"),
+                Err(err) => break err,
+            }
+        };
+        assert_eq!(ended.code, "ResourceInUseException");
         assert!(sub.next().await.is_none());
         let mut sub = again;
 

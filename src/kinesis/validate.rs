@@ -150,6 +150,15 @@ impl Checks {
         self
     }
 
+    /// A violation whose value printed would seem to satisfy the constraint (it is broken only
+    /// together with another member): the same format without the value.
+    pub fn unvalued(&mut self, path: &str, constraint: &str) -> &mut Self {
+        self.errs.push(format!(
+            "Value at '{path}' failed to satisfy constraint: Member must {constraint}"
+        ));
+        self
+    }
+
     pub fn finish(&mut self) -> ServiceResult<()> {
         match self.errs.len() {
             0 => Ok(()),

@@ -448,9 +448,11 @@ async fn subscribe_to_shard(
             return;
         }
         loop {
+            // A client that went away ends the subscription now, not at its next event.
             let item = tokio::select! {
                 item = sub.next() => item,
                 _ = &mut closed => None,
+                _ = tx.closed() => None,
             };
             let Some(item) = item else { return };
             let frame = match item {

@@ -400,12 +400,16 @@ impl Sns {
             return Err(invalid_parameter("Endpoint"));
         }
         validate_endpoint(&i.protocol, &endpoint)?;
-        if i.protocol == "application" && !self.state.lock().endpoints.contains_key(&endpoint) {
-            // AWS's words, without a space after "arn" (moto's test_publish_to_deleted_platform_endpoint,
-            // once verified against AWS).
-            return Err(invalid_parameter(format!(
+        // AWS's words, without a space after "arn" (moto's test_publish_to_deleted_platform_endpoint,
+        // once verified against AWS). Checked here for the order of errors, and again where the
+        // subscription is made, so a DeleteEndpoint in between cannot slip through.
+        let no_endpoint = || {
+            invalid_parameter(format!(
                 "Endpoint Reason: Endpoint does not exist for endpoint arn{endpoint}"
-            )));
+            ))
+        };
+        if i.protocol == "application" && !self.state.lock().endpoints.contains_key(&endpoint) {
+            return Err(no_endpoint());
         }
         let attrs: BTreeMap<String, String> = i.attributes.clone().into_iter().collect();
         let target = Target {
@@ -437,6 +441,9 @@ impl Sns {
         let arn = self
             .mutate(|st| {
                 let t = find_topic(st, ctx, &i.topic_arn, "Subscribe")?;
+                if i.protocol == "application" && !st.endpoints.contains_key(&endpoint) {
+                    return Err(no_endpoint());
+                }
                 if t.is_fifo() && i.protocol != "sqs" {
                     return Err(invalid_parameter(format!(
                         "Invalid protocol type: {}. FIFO topics only support the sqs protocol",

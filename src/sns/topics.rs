@@ -297,9 +297,11 @@ pub fn topic_attributes(st: &State, t: &Topic) -> BTreeMap<String, String> {
     a
 }
 
-/// Booleans are taken in any case, as FifoTopic is (Python's `str(True)` is "True"), and
-/// stored in lower case, the way GetTopicAttributes shows them.
-fn normalize_booleans(attrs: &mut HashMap<String, String>) {
+/// ContentBasedDeduplication is taken in any case, as FifoTopic is (a Python caller's
+/// `str(True)` is "True"), and stored in lower case, so GetTopicAttributes shows it as AWS
+/// does and idempotent CreateTopic calls compare equal. (FifoTopic is normalised by
+/// `create_topic` itself.)
+fn lowercase_content_based_deduplication(attrs: &mut HashMap<String, String>) {
     if let Some(v) = attrs.get_mut("ContentBasedDeduplication") {
         *v = v.to_ascii_lowercase();
     }
@@ -338,7 +340,7 @@ impl Sns {
             }
             validate_attribute(k, v, fifo)?;
         }
-        normalize_booleans(&mut i.attributes);
+        lowercase_content_based_deduplication(&mut i.attributes);
         if let Some(p) = &i.data_protection_policy {
             validate_attribute("DataProtectionPolicy", p, fifo)?;
         }
@@ -456,14 +458,15 @@ impl Sns {
         if !settable(&i.attribute_name) {
             return Err(invalid_parameter("AttributeName"));
         }
+        // Stored in lower case (see `lowercase_content_based_deduplication`).
+        let value = if i.attribute_name == "ContentBasedDeduplication" {
+            value.to_ascii_lowercase()
+        } else {
+            value
+        };
         self.mutate(|st| {
             let mut t = find_topic(st, ctx, &i.topic_arn, "SetTopicAttributes")?.clone();
             validate_attribute(&i.attribute_name, &value, t.is_fifo())?;
-            let value = if i.attribute_name == "ContentBasedDeduplication" {
-                value.to_ascii_lowercase()
-            } else {
-                value.clone()
-            };
             if i.attribute_name == "DataProtectionPolicy" {
                 t.data_protection_policy = (!value.is_empty()).then(|| value.clone());
             } else if value.is_empty() && i.attribute_name != "DisplayName" {

@@ -705,16 +705,21 @@ impl Sqs {
             st.promote(now);
             let mut metas: Vec<(u64, MsgMeta, u64)> = Vec::new();
             let mut reset = Vec::new();
-            for &(seq, generation, received_ms) in &got {
-                let still = st
-                    .get(seq)
-                    .is_some_and(|m| m.receive_count == generation && m.phase == Phase::Inflight);
-                if !still {
+            for &(seq, generation, received_ms, version) in &got {
+                // Only "if none of the messages have been modified (deleted or had their
+                // visibility changes)" (the model's ReceiveRequestAttemptId text): a timeout the
+                // consumer set since is not silently replaced.
+                let unchanged = st.get(seq).is_some_and(|m| {
+                    m.receive_count == generation
+                        && m.phase == Phase::Inflight
+                        && m.version == version
+                });
+                if !unchanged {
                     continue;
                 }
-                if let Ok(entry) =
-                    st.change_visibility(seq, generation, now + visibility_ms, now, true)
-                {
+                // Never past the 12-hour ceiling counted from the receive.
+                let deadline = (now + visibility_ms).min(received_ms + MAX_VISIBILITY_S * 1000);
+                if let Ok(entry) = st.change_visibility(seq, generation, deadline, now, true) {
                     reset.push(entry);
                 }
                 if let Some(m) = st.get(seq) {
@@ -729,6 +734,17 @@ impl Sqs {
         }
         if !reset.is_empty() {
             q.append(vec![(Q_VISIBILITY, encode(&reset))]).await?;
+            // The next retry compares against the reset, not against the receive.
+            if let Some((_, got)) = q.attempts.lock().get_mut(attempt) {
+                for g in got.iter_mut() {
+                    if let Some(e) = reset.iter().find(|e| e.seq == g.0) {
+                        g.3 = e.version;
+                    }
+                }
+            }
+            if visibility_ms == 0 {
+                q.wake(reset.len());
+            }
         }
         let mut out = Vec::new();
         for (seq, m, received_ms) in &metas {
@@ -741,14 +757,14 @@ impl Sqs {
 
     /// One non-blocking receive: takes, logs, and renders up to `max` messages; logs expiries
     /// and dead-letters messages over the redrive limit on the way. Also returns the (seq,
-    /// receive number) of each delivered message.
+    /// receive number, receive time, version) of each delivered message.
     async fn receive_once(
         &self,
         q: &Arc<Queue>,
         max: usize,
         visibility: Option<u64>,
         wanted: &Wanted,
-    ) -> ServiceResult<(Vec<Received>, Vec<(u64, u32, u64)>)> {
+    ) -> ServiceResult<(Vec<Received>, Vec<(u64, u32, u64, u32)>)> {
         let cfg = q.config();
         let visibility_ms = visibility.unwrap_or(cfg.visibility_s) * 1000;
         let dlq = cfg.redrive.as_ref().and_then(|r| {
@@ -808,7 +824,7 @@ impl Sqs {
             let got = taken
                 .delivered
                 .iter()
-                .map(|(s, m)| (*s, m.receive_count, now))
+                .map(|(s, m)| (*s, m.receive_count, now, m.version))
                 .collect();
             (out, got, taken.redrive)
         };
@@ -945,10 +961,9 @@ impl Sqs {
 }
 
 /// Removes the message a receipt handle names; true if it did. A standard queue deletes
-/// with the handle of the latest receive (even after its timeout ran out), and an older
-/// handle succeeds without deleting, as AWS documents. On a FIFO queue a handle whose
-/// visibility window has ended (the timeout ran out, or the message was received again
-/// since) is an error, as on AWS, and the message stays.
+/// with the handle of any of its receives, also after the timeout ran out. On a FIFO queue a
+/// handle whose visibility window has ended (the timeout ran out, or the message was received
+/// again since) is an error, as on AWS, and the message stays.
 fn remove_by_handle(q: &Queue, h: &Handle, raw: &str) -> ServiceResult<bool> {
     let mut st = q.state.lock();
     match st.get(h.seq) {

@@ -17,22 +17,27 @@
 //! Choices where AWS is silent or we differ:
 //! - QueueDeletedRecently is not enforced (like localstack and moto): a deleted name can be
 //!   reused at once, and the new queue starts empty.
-//! - A stale receipt handle (from an earlier receive of the same message) makes DeleteMessage
-//!   succeed without deleting, as AWS documents. On a standard queue ChangeMessageVisibility
-//!   with it changes the message while it is in flight, as AWS does (LocalStack's
-//!   AWS-validated tests); on a FIFO queue it fails, as does the handle of a deleted message,
-//!   with InvalidParameterValue ("Message does not exist or is not available for visibility
-//!   timeout change."). Handles of deleted, expired or
-//!   purged messages delete nothing and succeed. On FIFO queues DeleteMessage with a handle
-//!   whose visibility window has ended (timed out, or received again since) fails with that
-//!   same error and keeps the message, as AWS does.
-//! - A message moved to a dead-letter queue keeps its MessageId, body, attributes and
-//!   SentTimestamp (retention counts from it, as AWS does) and starts over at receive count 0.
+//! - On a standard queue the handle of any receive of a message deletes it, and changes its
+//!   visibility while it is in flight, as AWS does (moto's test_delete_message_using_old_receipt_handle;
+//!   LocalStack's AWS-validated test_terminate_visibility_timeout_after_receive). On a FIFO
+//!   queue only the latest receive's handle works, within its visibility window: otherwise
+//!   DeleteMessage and ChangeMessageVisibility fail with InvalidParameterValue and the message
+//!   stays, as on AWS. Handles of deleted, expired or purged messages delete nothing and
+//!   succeed.
+//! - A message moved to a dead-letter queue keeps its MessageId, body, attributes,
+//!   SentTimestamp, receive count and first receive time. In a FIFO dead-letter queue its
+//!   retention and its deduplication window count from the move, and its deduplication id
+//!   becomes its message id (SQS Developer Guide).
+//! - Move tasks treat what they move as new messages: a new MessageId (the same for every
+//!   attempt of one task) and SentTimestamp, receive count 0.
 //! - Redrive and move tasks send first and remove second: a crash in between duplicates a
-//!   message (at-least-once), never loses one.
+//!   message (at-least-once), never loses one; a FIFO destination drops the duplicate by its
+//!   deduplication id.
 //! - FIFO: ContentBasedDeduplication uses SHA-256 of the body like AWS; SequenceNumber is the
 //!   queue-local send order as a 20-digit string; ReceiveRequestAttemptId is remembered in
-//!   memory only (a retry after a restart receives afresh).
+//!   memory only (a retry after a restart receives afresh). A retry within the window returns
+//!   the same messages unless they were changed since, and resets (and logs) their
+//!   visibility timeout.
 //! - The in-flight limit (OverLimit) is 120,000 messages (20,000 on FIFO queues).
 
 mod attributes;

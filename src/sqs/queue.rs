@@ -25,9 +25,9 @@ use crate::error::ServiceResult;
 use crate::log::{Log, LogOptions, SegmentInfo};
 use crate::service::now_ms;
 
-/// A remembered FIFO receive attempt: expiry and the (seq, receive number, receive time) it
-/// returned.
-pub type Attempt = (u64, Vec<(u64, u32, u64)>);
+/// A remembered FIFO receive attempt: expiry and the (seq, receive number, receive time,
+/// version) it returned.
+pub type Attempt = (u64, Vec<(u64, u32, u64, u32)>);
 
 /// Catalog-owned facts about a queue.
 #[derive(Clone, Debug)]
@@ -233,7 +233,7 @@ impl Queue {
                 if let Some(k) = key {
                     st.dedup_insert(DedupEntry {
                         key: k,
-                        expires_ms: r.sent_ms + DEDUP_WINDOW_MS,
+                        expires_ms: dedup_from(r, now) + DEDUP_WINDOW_MS,
                         id: r.id,
                         seq: r.seq,
                     });
@@ -533,7 +533,7 @@ fn apply(
             if let Some(key) = dedup_key(cfg, &r).filter(|_| kept) {
                 st.dedup_insert(DedupEntry {
                     key,
-                    expires_ms: r.sent_ms + DEDUP_WINDOW_MS,
+                    expires_ms: dedup_from(&r, ts) + DEDUP_WINDOW_MS,
                     id: r.id,
                     seq: r.seq,
                 });
@@ -578,6 +578,17 @@ fn apply(
 
 /// The FIFO deduplication key of a message: its deduplication id, scoped to its message group
 /// when DeduplicationScope is messageGroup. None on standard queues.
+/// Where a stored message's deduplication window starts: its send, or for a dead-lettered
+/// copy (deduplicated by its message id, see `Sqs::dead_letter`) its arrival `appended_ms`, so
+/// that a move retried after a crash is dropped however old the message is.
+fn dedup_from(r: &SendRec, appended_ms: u64) -> u64 {
+    if r.dlq_source.is_some() {
+        appended_ms
+    } else {
+        r.sent_ms
+    }
+}
+
 fn dedup_key(cfg: &QueueConfig, r: &SendRec) -> Option<String> {
     if !cfg.fifo {
         return None;

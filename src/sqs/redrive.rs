@@ -2,7 +2,9 @@
 //! dead-letter queue, ListDeadLetterSourceQueues, and Start/List/CancelMessageMoveTask (tokio
 //! tasks moving messages at MaxNumberOfMessagesPerSecond, progress in the catalog, resumed after
 //! a restart). A move is "send to the destination, then log the removal at the source", so a
-//! crash in between duplicates a message but never loses one.
+//! crash in between duplicates a message but never loses one: a FIFO destination drops the
+//! duplicate by its deduplication id, and in a standard one both copies carry the same
+//! MessageId.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -117,11 +119,27 @@ fn task_of(handle: &str) -> Option<(String, Option<String>)> {
     ))
 }
 
+/// The MessageId a move task gives message `id`: the same for every attempt of the task, a
+/// version-4-shaped UUID like every other MessageId.
+fn moved_message_id(task_id: &str, id: u128) -> u128 {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    h.update(task_id.as_bytes());
+    h.update(id.to_le_bytes());
+    let digest = h.finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_random_bytes(bytes)
+        .into_uuid()
+        .as_u128()
+}
+
 /// A move task's failure reason when its source or destination queue is gone.
 const NON_EXISTENT_QUEUE: &str = "AWS.SimpleQueueService.NonExistentQueue";
 
-/// A fresh copy of a stored message for another queue (its id and SentTimestamp kept),
-/// starting from `receive_count` receives, the first of them at `first_receive_ms` (0: none).
+/// A copy of a stored message for another queue, starting from `receive_count` receives, the
+/// first of them at `first_receive_ms` (0: none). Id and SentTimestamp are the stored ones; a
+/// move task replaces both (see [`Sqs::move_one`]).
 fn moved_copy(
     mut r: SendRec,
     dlq_source: Option<String>,
@@ -524,10 +542,12 @@ impl Sqs {
         };
         // "All redriven messages are considered new messages and are assigned a new messageID
         // and enqueueTime" (SQS Developer Guide, dead-letter queue redrive): retention starts
-        // over, and a FIFO destination keys its deduplication on the moved message's id, not
-        // on the one the original send had.
+        // over. The new id is derived from the task and the message, so the duplicate a crash
+        // between this send and the removal below leaves in a standard destination has the
+        // same id as its twin (a FIFO destination drops it by the unchanged deduplication id).
+        let id = moved_message_id(&t.rec.task_id, rec.id);
         let mut copy = moved_copy(rec, None, 0, 0);
-        copy.id = uuid::Uuid::new_v4().as_u128();
+        copy.id = id;
         copy.sent_ms = now_ms();
         if let Err(err) = dest.send(vec![copy]).await {
             release(&src);
@@ -588,5 +608,22 @@ async fn run_task(sqs: Weak<Sqs>, id: String, cancel: Arc<AtomicBool>) {
         let pause = Duration::from_millis(1000 / u64::from(t.rec.rate.unwrap_or(500).max(1)));
         drop(s);
         tokio::time::sleep(pause).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A move retried after a crash gives the message the id the first attempt gave it; another
+    /// task, or another message, gets another id.
+    #[test]
+    fn moved_message_ids_are_stable_per_task_and_message() {
+        let a = moved_message_id("task-1", 7);
+        assert_eq!(a, moved_message_id("task-1", 7));
+        assert_ne!(a, moved_message_id("task-2", 7));
+        assert_ne!(a, moved_message_id("task-1", 8));
+        assert_ne!(a, 7);
+        assert_eq!(uuid::Uuid::from_u128(a).get_version_num(), 4);
     }
 }

@@ -2079,24 +2079,39 @@ async fn a_retried_fifo_receive_resets_the_visibility_timeout() {
         json!({"QueueUrl": url, "MessageBody": "m", "MessageGroupId": "g"}),
     )
     .await;
+    let started = std::time::Instant::now();
     let first = t
+        .recv(
+            &url,
+            json!({"VisibilityTimeout": 3, "ReceiveRequestAttemptId": "r1"}),
+        )
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let again = t
+        .recv(
+            &url,
+            json!({"VisibilityTimeout": 20, "ReceiveRequestAttemptId": "r1"}),
+        )
+        .await;
+    assert_eq!(again[0]["ReceiptHandle"], first[0]["ReceiptHandle"]);
+    // Past the first receive's deadline, inside the retry's.
+    tokio::time::sleep_until((started + Duration::from_millis(3500)).into()).await;
+    assert!(t.recv(&url, json!({})).await.is_empty());
+    // A timeout the consumer changed since is its own: a retry no longer replays the receive
+    // (the model: only "if none of the messages have been modified").
+    t.ok(
+        "ChangeMessageVisibility",
+        json!({"QueueUrl": url, "ReceiptHandle": first[0]["ReceiptHandle"], "VisibilityTimeout": 60}),
+    )
+    .await;
+    let retried = t
         .recv(
             &url,
             json!({"VisibilityTimeout": 1, "ReceiveRequestAttemptId": "r1"}),
         )
         .await;
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    let again = t
-        .recv(
-            &url,
-            json!({"VisibilityTimeout": 5, "ReceiveRequestAttemptId": "r1"}),
-        )
-        .await;
-    assert_eq!(again[0]["ReceiptHandle"], first[0]["ReceiptHandle"]);
-    // Past the first receive's deadline, inside the retry's.
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    assert!(t.recv(&url, json!({})).await.is_empty());
-    // The reset is logged: still hidden after a restart.
+    assert!(retried.is_empty(), "{retried:?}");
+    // The changes are logged: still hidden after a restart.
     let t = t.reopen().await;
     assert_eq!(
         t.attr(&url, "ApproximateNumberOfMessagesNotVisible").await,
@@ -2687,6 +2702,42 @@ async fn fifo_dead_letter_queues_retain_from_the_move() {
     let t = t.reopen().await;
     check(t.recv(&fifo, all).await);
     assert!(t.recv(&standard, json!({})).await.is_empty(), "expired");
+}
+
+/// A dead-letter move repeated after a crash (sent again before its removal at the source was
+/// logged) lands once in a FIFO dead-letter queue, however old the message: its deduplication
+/// window starts at the move, not at the original send. Also after a restart.
+#[tokio::test]
+async fn a_repeated_dead_letter_move_lands_once() {
+    let t = T::new();
+    let url = t
+        .create("twice-dlq.fifo", json!({"FifoQueue": "true"}))
+        .await;
+    let moved = super::records::SendRec {
+        seq: 0,
+        id: 42,
+        sent_ms: crate::service::now_ms() - 600_000,
+        visible_at: 0,
+        body: "old".into(),
+        attrs: Default::default(),
+        system_attrs: Default::default(),
+        sender_id: "AIDAEXAMPLE".into(),
+        group_id: Some("g".into()),
+        dedup_id: Some(super::messages::message_id(42)),
+        dlq_source: Some("arn:aws:sqs:us-east-1:000000000000:src.fifo".into()),
+        receive_count: 1,
+        first_receive_ms: 0,
+        version: 0,
+        inflight: false,
+    };
+    let q = t.queue("twice-dlq.fifo");
+    q.send(vec![moved.clone()]).await.unwrap();
+    q.send(vec![moved.clone()]).await.unwrap();
+    assert_eq!(t.attr(&url, "ApproximateNumberOfMessages").await, "1");
+    drop(q);
+    let t = t.reopen().await;
+    t.queue("twice-dlq.fifo").send(vec![moved]).await.unwrap();
+    assert_eq!(t.attr(&url, "ApproximateNumberOfMessages").await, "1");
 }
 
 /// AWS-recorded behaviour (LocalStack's validated SQS tests) that earlier versions missed.
