@@ -30,9 +30,10 @@
 //!   becomes its message id (SQS Developer Guide).
 //! - Move tasks treat what they move as new messages: a new MessageId (the same for every
 //!   attempt of one task) and SentTimestamp, receive count 0.
-//! - Redrive and move tasks send first and remove second: a crash in between duplicates a
-//!   message (at-least-once), never loses one; a FIFO destination drops the duplicate by its
-//!   deduplication id.
+//! - Redrive and move tasks send first and remove second: a crash in between repeats the
+//!   send, never loses the message. A dead-letter queue (FIFO or standard) drops the repeated
+//!   copy by its message id, and a FIFO move-task destination by its deduplication id; a
+//!   standard move-task destination keeps both, with one MessageId.
 //! - FIFO: ContentBasedDeduplication uses SHA-256 of the body like AWS; SequenceNumber is the
 //!   queue-local send order as a 20-digit string; ReceiveRequestAttemptId is remembered in
 //!   memory only (a retry after a restart receives afresh). A retry within the window returns

@@ -591,7 +591,14 @@ fn dedup_from(r: &SendRec, appended_ms: u64) -> u64 {
 
 fn dedup_key(cfg: &QueueConfig, r: &SendRec) -> Option<String> {
     if !cfg.fifo {
-        return None;
+        // A standard queue deduplicates nothing a client sends, only dead-lettered copies, by
+        // message id: a dead-letter move repeated after a crash (sent here, but its removal at
+        // the source not yet logged) then lands once. (A newline cannot occur in a FIFO
+        // deduplication id, so the key cannot meet one.)
+        return r
+            .dlq_source
+            .as_ref()
+            .map(|_| format!("dead-letter\n{:032x}", r.id));
     }
     let d = r.dedup_id.as_ref()?;
     Some(if cfg.dedup_scope_queue {

@@ -2,9 +2,9 @@
 //! dead-letter queue, ListDeadLetterSourceQueues, and Start/List/CancelMessageMoveTask (tokio
 //! tasks moving messages at MaxNumberOfMessagesPerSecond, progress in the catalog, resumed after
 //! a restart). A move is "send to the destination, then log the removal at the source", so a
-//! crash in between duplicates a message but never loses one: a FIFO destination drops the
-//! duplicate by its deduplication id, and in a standard one both copies carry the same
-//! MessageId.
+//! crash in between repeats the send but never loses a message: a dead-letter queue drops the
+//! repeated copy by its message id (`Queue::send`), a FIFO move-task destination by its
+//! deduplication id, and in a standard one both copies carry the same MessageId.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};

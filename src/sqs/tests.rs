@@ -2705,14 +2705,23 @@ async fn fifo_dead_letter_queues_retain_from_the_move() {
 }
 
 /// A dead-letter move repeated after a crash (sent again before its removal at the source was
-/// logged) lands once in a FIFO dead-letter queue, however old the message: its deduplication
-/// window starts at the move, not at the original send. Also after a restart.
+/// logged) lands once, in a FIFO or a standard dead-letter queue, however old the message: the
+/// copy is deduplicated by its message id, from the move on. Also after a restart. (Found by
+/// a kill -9 run: two copies of one message in a standard dead-letter queue.)
 #[tokio::test]
 async fn a_repeated_dead_letter_move_lands_once() {
+    for (name, attrs) in [
+        ("twice-dlq.fifo", json!({"FifoQueue": "true"})),
+        ("twice-dlq", json!({})),
+    ] {
+        repeated_dead_letter_move(name, attrs).await;
+    }
+}
+
+async fn repeated_dead_letter_move(name: &str, attrs: Value) {
     let t = T::new();
-    let url = t
-        .create("twice-dlq.fifo", json!({"FifoQueue": "true"}))
-        .await;
+    let fifo = name.ends_with(".fifo");
+    let url = t.create(name, attrs).await;
     let moved = super::records::SendRec {
         seq: 0,
         id: 42,
@@ -2722,22 +2731,33 @@ async fn a_repeated_dead_letter_move_lands_once() {
         attrs: Default::default(),
         system_attrs: Default::default(),
         sender_id: "AIDAEXAMPLE".into(),
-        group_id: Some("g".into()),
-        dedup_id: Some(super::messages::message_id(42)),
-        dlq_source: Some("arn:aws:sqs:us-east-1:000000000000:src.fifo".into()),
+        group_id: fifo.then(|| "g".into()),
+        dedup_id: fifo.then(|| super::messages::message_id(42)),
+        dlq_source: Some("arn:aws:sqs:us-east-1:000000000000:src".into()),
         receive_count: 1,
         first_receive_ms: 0,
         version: 0,
         inflight: false,
     };
-    let q = t.queue("twice-dlq.fifo");
+    let q = t.queue(name);
     q.send(vec![moved.clone()]).await.unwrap();
     q.send(vec![moved.clone()]).await.unwrap();
     assert_eq!(t.attr(&url, "ApproximateNumberOfMessages").await, "1");
     drop(q);
     let t = t.reopen().await;
-    t.queue("twice-dlq.fifo").send(vec![moved]).await.unwrap();
+    t.queue(name).send(vec![moved.clone()]).await.unwrap();
     assert_eq!(t.attr(&url, "ApproximateNumberOfMessages").await, "1");
+    // A client's own sends to a standard queue are never deduplicated.
+    if !fifo {
+        let plain = super::records::SendRec {
+            dlq_source: None,
+            ..moved
+        };
+        let q = t.queue(name);
+        q.send(vec![plain.clone()]).await.unwrap();
+        q.send(vec![plain]).await.unwrap();
+        assert_eq!(t.attr(&url, "ApproximateNumberOfMessages").await, "3");
+    }
 }
 
 /// AWS-recorded behaviour (LocalStack's validated SQS tests) that earlier versions missed.
