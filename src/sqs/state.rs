@@ -11,7 +11,8 @@
 //! FIFO queues add message groups: each group keeps its own ready and in-flight seqs, and
 //! `avail` orders the groups that may deliver (a ready message before anything of theirs in
 //! flight) by their oldest ready seq, so a receive takes the oldest unlocked group's messages
-//! in order without scanning locked ones. FIFO queues keep the 5-minute deduplication table (standard ones use it for dead-lettered copies only).
+//! in order without scanning locked ones. FIFO queues keep the 5-minute deduplication table
+//! (standard ones use it for dead-lettered copies only).
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 
