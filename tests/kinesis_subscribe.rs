@@ -62,6 +62,19 @@ fn trim_horizon() -> StartingPosition {
         .unwrap()
 }
 
+/// A SubscribeToShard request for `consumer` on shard `shard` from `from`, ready to send.
+fn subscribe(
+    c: &aws_sdk_kinesis::Client,
+    consumer: &str,
+    shard: &str,
+    from: StartingPosition,
+) -> aws_sdk_kinesis::operation::subscribe_to_shard::builders::SubscribeToShardFluentBuilder {
+    c.subscribe_to_shard()
+        .consumer_arn(consumer)
+        .shard_id(shard)
+        .starting_position(from)
+}
+
 async fn put(c: &aws_sdk_kinesis::Client, stream: &str, data: &str) -> String {
     c.put_record()
         .stream_name(stream)
@@ -109,11 +122,7 @@ async fn sdk_receives_records_from_the_event_stream() {
     let s1 = put(&c, "sub", "one").await;
     let s2 = put(&c, "sub", "two").await;
 
-    let mut out = c
-        .subscribe_to_shard()
-        .consumer_arn(&consumer)
-        .shard_id(SHARD)
-        .starting_position(trim_horizon())
+    let mut out = subscribe(&c, &consumer, SHARD, trim_horizon())
         .send()
         .await
         .unwrap();
@@ -136,11 +145,7 @@ async fn sdk_receives_records_from_the_event_stream() {
 
     // The same consumer and shard again within 5 seconds of the first call: refused, as the
     // API reference says, whether or not the first connection is still open.
-    let err = c
-        .subscribe_to_shard()
-        .consumer_arn(&consumer)
-        .shard_id(SHARD)
-        .starting_position(trim_horizon())
+    let err = subscribe(&c, &consumer, SHARD, trim_horizon())
         .send()
         .await
         .unwrap_err()
@@ -160,20 +165,12 @@ async fn sdk_receives_records_from_the_event_stream() {
         .unwrap()
         .consumer_arn;
     let s4 = put(&c, "sub", "four").await;
-    let mut again = c
-        .subscribe_to_shard()
-        .consumer_arn(&other)
-        .shard_id(SHARD)
-        .starting_position(
-            StartingPosition::builder()
-                .r#type(ShardIteratorType::AfterSequenceNumber)
-                .sequence_number(&s3)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
+    let after_s3 = StartingPosition::builder()
+        .r#type(ShardIteratorType::AfterSequenceNumber)
+        .sequence_number(&s3)
+        .build()
         .unwrap();
+    let mut again = subscribe(&c, &other, SHARD, after_s3).send().await.unwrap();
     let ev = tokio::time::timeout(Duration::from_secs(10), again.event_stream.recv())
         .await
         .unwrap()
@@ -195,26 +192,17 @@ async fn validation_errors_are_ordinary_responses_and_failures_end_the_stream() 
     let c = kinesis(&srv.endpoint());
     let consumer = stream_with_consumer(&c, "gone").await;
 
-    let err = c
-        .subscribe_to_shard()
-        .consumer_arn(&consumer)
-        .shard_id("shardId-000000000007")
-        .starting_position(trim_horizon())
+    let err = subscribe(&c, &consumer, "shardId-000000000007", trim_horizon())
         .send()
         .await
         .unwrap_err()
         .into_service_error();
     assert!(err.is_resource_not_found_exception(), "{err:?}");
-    let err = c
-        .subscribe_to_shard()
-        .consumer_arn(&consumer)
-        .shard_id(SHARD)
-        .starting_position(
-            StartingPosition::builder()
-                .r#type(ShardIteratorType::AtSequenceNumber)
-                .build()
-                .unwrap(),
-        )
+    let no_number = StartingPosition::builder()
+        .r#type(ShardIteratorType::AtSequenceNumber)
+        .build()
+        .unwrap();
+    let err = subscribe(&c, &consumer, SHARD, no_number)
         .send()
         .await
         .unwrap_err()
@@ -222,11 +210,7 @@ async fn validation_errors_are_ordinary_responses_and_failures_end_the_stream() 
     assert!(err.is_invalid_argument_exception(), "{err:?}");
 
     // The stream is deleted under an open subscription: the event stream ends with the error.
-    let mut out = c
-        .subscribe_to_shard()
-        .consumer_arn(&consumer)
-        .shard_id(SHARD)
-        .starting_position(trim_horizon())
+    let mut out = subscribe(&c, &consumer, SHARD, trim_horizon())
         .send()
         .await
         .unwrap();
@@ -453,11 +437,7 @@ async fn shutdown_ends_open_subscriptions() {
     let srv = TestServer::start().await;
     let c = kinesis(&srv.endpoint());
     let consumer = stream_with_consumer(&c, "open").await;
-    let mut out = c
-        .subscribe_to_shard()
-        .consumer_arn(&consumer)
-        .shard_id(SHARD)
-        .starting_position(trim_horizon())
+    let mut out = subscribe(&c, &consumer, SHARD, trim_horizon())
         .send()
         .await
         .unwrap();

@@ -375,6 +375,52 @@ fn confirmation(
     }
 }
 
+/// Subscribe's endpoint and attributes, checked in AWS's order once the topic is known, and
+/// the attributes as AWS stores them.
+fn checked_request(
+    st: &State,
+    i: &SubscribeInput,
+    endpoint: &str,
+) -> ServiceResult<BTreeMap<String, String>> {
+    if endpoint.is_empty() {
+        return Err(invalid_parameter("Endpoint"));
+    }
+    validate_endpoint(&i.protocol, endpoint)?;
+    if i.protocol == "application" && !st.endpoints.contains_key(endpoint) {
+        // AWS's words, without a space after "arn" (moto's
+        // test_publish_to_deleted_platform_endpoint, once verified against AWS).
+        return Err(invalid_parameter(format!(
+            "Endpoint Reason: Endpoint does not exist for endpoint arn{endpoint}"
+        )));
+    }
+    let mut attrs: BTreeMap<String, String> = i.attributes.clone().into_iter().collect();
+    let target = Target {
+        protocol: &i.protocol,
+        topic_arn: &i.topic_arn,
+        endpoint,
+    };
+    // Scope first: FilterPolicy is validated against the scope given alongside it.
+    for (k, v) in &attrs {
+        if !SETTABLE.contains(&k.as_str()) {
+            return Err(invalid_parameter(format!(
+                "Attributes Reason: Unknown attribute {k}"
+            )));
+        }
+        validate_attribute(&target, k, v, &attrs, true)?;
+    }
+    // As AWS stores them (LocalStack's AWS-recorded test_create_subscriptions_with_attributes
+    // and test_subscribe_idempotency): a boolean in lower case, and an empty FilterPolicy as no
+    // policy at all, its scope with it.
+    if let Some(v) = attrs.get_mut("RawMessageDelivery") {
+        *v = v.to_ascii_lowercase();
+    }
+    if attrs.get("FilterPolicy").is_some_and(String::is_empty) {
+        attrs.remove("FilterPolicy");
+        attrs.remove("FilterPolicyScope");
+    }
+    Ok(attrs)
+}
+
 impl Sns {
     pub(super) async fn subscribe(
         &self,
@@ -388,62 +434,15 @@ impl Sns {
                 i.protocol
             )));
         }
-        // The topic before the endpoint: AWS answers NotFound to a subscription of a topic that
-        // does not exist whatever the endpoint (moto's AWS-verified
-        // test_subscribe_unknown_topic, with Endpoint "asdf").
-        {
-            let st = self.state.lock();
-            find_topic(&st, ctx, &i.topic_arn, "Subscribe")?;
-        }
         let endpoint = i.endpoint.clone().unwrap_or_default();
-        if endpoint.is_empty() {
-            return Err(invalid_parameter("Endpoint"));
-        }
-        validate_endpoint(&i.protocol, &endpoint)?;
-        // AWS's words, without a space after "arn" (moto's test_publish_to_deleted_platform_endpoint,
-        // once verified against AWS). Checked here for the order of errors, and again where the
-        // subscription is made, so a DeleteEndpoint in between cannot slip through.
-        let no_endpoint = || {
-            invalid_parameter(format!(
-                "Endpoint Reason: Endpoint does not exist for endpoint arn{endpoint}"
-            ))
-        };
-        if i.protocol == "application" && !self.state.lock().endpoints.contains_key(&endpoint) {
-            return Err(no_endpoint());
-        }
-        let attrs: BTreeMap<String, String> = i.attributes.clone().into_iter().collect();
-        let target = Target {
-            protocol: &i.protocol,
-            topic_arn: &i.topic_arn,
-            endpoint: &endpoint,
-        };
-        // Scope first: FilterPolicy is validated against the scope given alongside it.
-        for (k, v) in &attrs {
-            if !SETTABLE.contains(&k.as_str()) {
-                return Err(invalid_parameter(format!(
-                    "Attributes Reason: Unknown attribute {k}"
-                )));
-            }
-            validate_attribute(&target, k, v, &attrs, true)?;
-        }
-        // As AWS stores them (LocalStack's AWS-recorded test_create_subscriptions_with_attributes
-        // and test_subscribe_idempotency): a boolean in lower case, and an empty FilterPolicy
-        // as no policy at all, its scope with it.
-        let mut attrs = attrs;
-        if let Some(v) = attrs.get_mut("RawMessageDelivery") {
-            *v = v.to_ascii_lowercase();
-        }
-        if attrs.get("FilterPolicy").is_some_and(String::is_empty) {
-            attrs.remove("FilterPolicy");
-            attrs.remove("FilterPolicyScope");
-        }
         let mut pending = false;
         let arn = self
             .mutate(|st| {
+                // The topic before the endpoint: AWS answers NotFound to a subscription of a
+                // topic that does not exist whatever the endpoint (moto's AWS-verified
+                // test_subscribe_unknown_topic, with Endpoint "asdf").
                 let t = find_topic(st, ctx, &i.topic_arn, "Subscribe")?;
-                if i.protocol == "application" && !st.endpoints.contains_key(&endpoint) {
-                    return Err(no_endpoint());
-                }
+                let attrs = checked_request(st, &i, &endpoint)?;
                 if t.is_fifo() && i.protocol != "sqs" {
                     return Err(invalid_parameter(format!(
                         "Invalid protocol type: {}. FIFO topics only support the sqs protocol",

@@ -297,13 +297,15 @@ pub fn topic_attributes(st: &State, t: &Topic) -> BTreeMap<String, String> {
     a
 }
 
-/// ContentBasedDeduplication is taken in any case, as FifoTopic is (a Python caller's
-/// `str(True)` is "True"), and stored in lower case, so GetTopicAttributes shows it as AWS
-/// does and idempotent CreateTopic calls compare equal. (FifoTopic is normalised by
-/// `create_topic` itself.)
-fn lowercase_content_based_deduplication(attrs: &mut HashMap<String, String>) {
-    if let Some(v) = attrs.get_mut("ContentBasedDeduplication") {
-        *v = v.to_ascii_lowercase();
+/// A topic attribute as stored. ContentBasedDeduplication is taken in any case, as FifoTopic
+/// is (a Python caller's `str(True)` is "True"), and stored in lower case, so
+/// GetTopicAttributes shows it as AWS does and idempotent CreateTopic calls compare equal.
+/// (FifoTopic is normalised by `create_topic` itself.)
+fn stored_value(name: &str, value: String) -> String {
+    if name == "ContentBasedDeduplication" {
+        value.to_ascii_lowercase()
+    } else {
+        value
     }
 }
 
@@ -340,7 +342,14 @@ impl Sns {
             }
             validate_attribute(k, v, fifo)?;
         }
-        lowercase_content_based_deduplication(&mut i.attributes);
+        let attributes = std::mem::take(&mut i.attributes);
+        i.attributes = attributes
+            .into_iter()
+            .map(|(k, v)| {
+                let v = stored_value(&k, v);
+                (k, v)
+            })
+            .collect();
         if let Some(p) = &i.data_protection_policy {
             validate_attribute("DataProtectionPolicy", p, fifo)?;
         }
@@ -458,12 +467,7 @@ impl Sns {
         if !settable(&i.attribute_name) {
             return Err(invalid_parameter("AttributeName"));
         }
-        // Stored in lower case (see `lowercase_content_based_deduplication`).
-        let value = if i.attribute_name == "ContentBasedDeduplication" {
-            value.to_ascii_lowercase()
-        } else {
-            value
-        };
+        let value = stored_value(&i.attribute_name, value);
         self.mutate(|st| {
             let mut t = find_topic(st, ctx, &i.topic_arn, "SetTopicAttributes")?.clone();
             validate_attribute(&i.attribute_name, &value, t.is_fifo())?;

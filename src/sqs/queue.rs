@@ -579,8 +579,8 @@ fn apply(
 /// The FIFO deduplication key of a message: its deduplication id, scoped to its message group
 /// when DeduplicationScope is messageGroup. None on standard queues.
 /// Where a stored message's deduplication window starts: its send, or for a dead-lettered
-/// copy (deduplicated by its message id, see `Sqs::dead_letter`) its arrival `appended_ms`, so
-/// that a move retried after a crash is dropped however old the message is.
+/// copy (keyed by its message id, see [`dedup_key`]) its arrival `appended_ms`, so that a move
+/// repeated after a crash is dropped however old the message is.
 fn dedup_from(r: &SendRec, appended_ms: u64) -> u64 {
     if r.dlq_source.is_some() {
         appended_ms
@@ -589,16 +589,20 @@ fn dedup_from(r: &SendRec, appended_ms: u64) -> u64 {
     }
 }
 
+/// The deduplication key a stored message holds for its window, if any.
+///
+/// A dead-lettered copy, in a FIFO or a standard queue, is keyed by its message id: a
+/// dead-letter move repeated after a crash (sent here, but its removal at the source not yet
+/// logged) then lands once. The key starts with a newline, which no client's key can: a
+/// deduplication id has none, and a group id, which comes first, is never empty. Otherwise a
+/// standard queue deduplicates nothing, and a FIFO queue keys by the deduplication id (per
+/// group unless deduplication is queue-wide).
 fn dedup_key(cfg: &QueueConfig, r: &SendRec) -> Option<String> {
+    if r.dlq_source.is_some() {
+        return Some(format!("\ndead-letter:{:032x}", r.id));
+    }
     if !cfg.fifo {
-        // A standard queue deduplicates nothing a client sends, only dead-lettered copies, by
-        // message id: a dead-letter move repeated after a crash (sent here, but its removal at
-        // the source not yet logged) then lands once. (A newline cannot occur in a FIFO
-        // deduplication id, so the key cannot meet one.)
-        return r
-            .dlq_source
-            .as_ref()
-            .map(|_| format!("dead-letter\n{:032x}", r.id));
+        return None;
     }
     let d = r.dedup_id.as_ref()?;
     Some(if cfg.dedup_scope_queue {

@@ -185,9 +185,10 @@ impl Sqs {
                     if fifo {
                         // "When a message is moved from a FIFO queue to a FIFO DLQ, the
                         // original message's deduplication ID will be replaced with the
-                        // original message's ID" (SQS Developer Guide): two messages that
-                        // shared a deduplication id both land, and a redrive back to the
-                        // source is not taken for the original send.
+                        // original message's ID" (SQS Developer Guide): what the copy shows
+                        // and carries on, so a redrive back to the source is not taken for
+                        // the original send. (The dead-letter queue itself keys every
+                        // dead-lettered copy by its message id: `Queue::send`.)
                         copy.dedup_id = Some(super::messages::message_id(copy.id));
                     }
                     v.push(copy);

@@ -111,6 +111,23 @@ impl T {
         v["QueueUrl"].as_str().unwrap().to_string()
     }
 
+    /// A FIFO queue with content-based deduplication.
+    async fn fifo(&self, name: &str) -> String {
+        self.create(
+            name,
+            json!({"FifoQueue": "true", "ContentBasedDeduplication": "true"}),
+        )
+        .await
+    }
+
+    async fn send_to_group(&self, url: &str, body: &str, group: &str) -> Value {
+        self.ok(
+            "SendMessage",
+            json!({"QueueUrl": url, "MessageBody": body, "MessageGroupId": group}),
+        )
+        .await
+    }
+
     async fn send(&self, url: &str, body: &str) -> Value {
         self.ok("SendMessage", json!({"QueueUrl": url, "MessageBody": body}))
             .await
@@ -2003,12 +2020,7 @@ async fn fifo_send_validation_and_dedup() {
 #[tokio::test]
 async fn fifo_ordering_groups_and_attempt_ids() {
     let t = T::new();
-    let url = t
-        .create(
-            "o.fifo",
-            json!({"FifoQueue": "true", "ContentBasedDeduplication": "true"}),
-        )
-        .await;
+    let url = t.fifo("o.fifo").await;
     for (g, b) in [
         ("a", "a1"),
         ("b", "b1"),
@@ -2068,17 +2080,8 @@ async fn fifo_ordering_groups_and_attempt_ids() {
 #[tokio::test]
 async fn a_retried_fifo_receive_resets_the_visibility_timeout() {
     let t = T::new();
-    let url = t
-        .create(
-            "retry.fifo",
-            json!({"FifoQueue": "true", "ContentBasedDeduplication": "true"}),
-        )
-        .await;
-    t.ok(
-        "SendMessage",
-        json!({"QueueUrl": url, "MessageBody": "m", "MessageGroupId": "g"}),
-    )
-    .await;
+    let url = t.fifo("retry.fifo").await;
+    t.send_to_group(&url, "m", "g").await;
     let started = std::time::Instant::now();
     let first = t
         .recv(
@@ -2126,17 +2129,8 @@ async fn a_retried_fifo_receive_resets_the_visibility_timeout() {
 #[tokio::test]
 async fn fifo_delete_with_an_expired_receipt_handle_fails_and_keeps_the_message() {
     let t = T::new();
-    let url = t
-        .create(
-            "exp.fifo",
-            json!({"FifoQueue": "true", "ContentBasedDeduplication": "true"}),
-        )
-        .await;
-    t.ok(
-        "SendMessage",
-        json!({"QueueUrl": url, "MessageBody": "m", "MessageGroupId": "g"}),
-    )
-    .await;
+    let url = t.fifo("exp.fifo").await;
+    t.send_to_group(&url, "m", "g").await;
     // A visibility timeout of 0 ends the window at once.
     let first = t.recv(&url, json!({"VisibilityTimeout": 0})).await;
     let expired = first[0]["ReceiptHandle"].clone();
@@ -2206,18 +2200,9 @@ async fn fifo_delete_with_an_expired_receipt_handle_fails_and_keeps_the_message(
 #[tokio::test]
 async fn fifo_long_poll_wakes_when_a_delete_ends_the_group_lock() {
     let t = T::new();
-    let url = t
-        .create(
-            "lpd.fifo",
-            json!({"FifoQueue": "true", "ContentBasedDeduplication": "true"}),
-        )
-        .await;
+    let url = t.fifo("lpd.fifo").await;
     for b in ["g1", "g2", "g3", "g4"] {
-        t.ok(
-            "SendMessage",
-            json!({"QueueUrl": url, "MessageBody": b, "MessageGroupId": "g"}),
-        )
-        .await;
+        t.send_to_group(&url, b, "g").await;
     }
     for (next, batch) in [("g2", false), ("g4", true)] {
         let held = t
