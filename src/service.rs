@@ -138,6 +138,58 @@ pub fn to_output<T: serde::Serialize>(output: &T) -> ServiceResult<Value> {
     serde_json::to_value(output).map_err(|e| ServiceError::internal(e.to_string()))
 }
 
+/// Whether `s` is a valid `Number` message attribute value, as SQS and SNS define it: a decimal
+/// (optionally signed, with a fraction and an exponent) of at most 38 significant digits whose
+/// magnitude, unless it is zero, lies between 10^-128 and 10^+126. Leading and trailing zeros
+/// are not significant ("Leading and trailing zeroes are trimmed"). Surrounding whitespace is
+/// allowed, as it always was here; `inf`, `NaN` and hexadecimal are not numbers.
+pub fn is_attribute_number(s: &str) -> bool {
+    let t = s.trim();
+    let t = t.strip_prefix(['+', '-']).unwrap_or(t);
+    let (mantissa, exp) = match t.find(['e', 'E']) {
+        Some(i) => (&t[..i], Some(&t[i + 1..])),
+        None => (t, None),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits = |p: &str| p.bytes().all(|b| b.is_ascii_digit());
+    if int.len() + frac.len() == 0 || !digits(int) || !digits(frac) {
+        return false;
+    }
+    let exp: i64 = match exp {
+        None => 0,
+        Some(e) => {
+            let body = e.strip_prefix(['+', '-']).unwrap_or(e);
+            if body.is_empty() || !digits(body) {
+                return false;
+            }
+            // Saturates: an exponent of 10 or more digits is out of range for any mantissa.
+            let mag = body.trim_start_matches('0');
+            let v = if mag.len() > 9 {
+                1_000_000_000
+            } else {
+                mag.parse().unwrap_or(0)
+            };
+            if e.starts_with('-') {
+                -v
+            } else {
+                v
+            }
+        }
+    };
+    let ds: Vec<u8> = int.bytes().chain(frac.bytes()).collect();
+    let Some(lead) = ds.iter().position(|&b| b != b'0') else {
+        return true; // zero, whatever its exponent
+    };
+    let last = ds.iter().rposition(|&b| b != b'0').unwrap_or(lead);
+    if last - lead + 1 > 38 {
+        return false;
+    }
+    // The value is d.ddd × 10^k, with d the first significant digit.
+    let k = int.len() as i64 - 1 - lead as i64 + exp;
+    let exactly_one = ds[lead] == b'1' && last == lead;
+    k >= -128 && (k < 126 || (k == 126 && exactly_one))
+}
+
 /// Milliseconds since the Unix epoch, the clock every service stamps records with.
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
@@ -177,6 +229,65 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn attribute_numbers() {
+        let ok = [
+            "0",
+            "-0",
+            "+7",
+            "1.5",
+            ".5",
+            "5.",
+            "1e126",
+            "1E+126",
+            "-1e126",
+            "1e-128",
+            "0.00000000000000000000000000000000000000000000001", // 1 significant digit
+            "12345678901234567890123456789012345678",            // 38 digits
+            "1234567890123456789012345678901234567800000",
+            "0e99999999999",
+            " 42 ",
+            "9.9999999999999999999999999999999999999e125",
+        ];
+        let bad = [
+            "",
+            " ",
+            "-",
+            "+",
+            ".",
+            "e5",
+            "1e",
+            "1e+",
+            "abc",
+            "1.2.3",
+            "1e5.5",
+            "inf",
+            "NaN",
+            "0x10",
+            "1_000",
+            "--1",
+            "1 2",
+            "1.1e126",
+            "2e126",
+            "1e127",
+            "9.9e-129",
+            "1e-129",
+            "123456789012345678901234567890123456789", // 39 digits
+            "1e9999999999",
+            "1.000000000000000000000000000000000001e126",
+        ];
+        let ten_to_126 = format!("1{}", "0".repeat(126));
+        assert!(is_attribute_number(&ten_to_126));
+        assert!(!is_attribute_number(&format!("2{}", "0".repeat(126))));
+        assert!(!is_attribute_number(&format!("1{}", "0".repeat(127))));
+        for s in ok {
+            assert!(is_attribute_number(s), "{s:?} should be a number");
+        }
+        for s in bad {
+            assert!(!is_attribute_number(s), "{s:?} should not be a number");
+        }
+    }
     use super::*;
 
     #[derive(serde::Deserialize, Debug, PartialEq)]

@@ -196,13 +196,7 @@ fn validate_attributes(attrs: &Map<String, Value>, entry: Option<usize>) -> Serv
         if sv.is_empty() {
             return Err(empty());
         }
-        if base == "Number"
-            && sv
-                .trim()
-                .parse::<f64>()
-                .map(|n| !n.is_finite())
-                .unwrap_or(true)
-        {
+        if base == "Number" && !crate::service::is_attribute_number(sv) {
             return Err(invalid_parameter_value(format!(
                 "Could not cast message attribute '{name}' value to number."
             )));

@@ -975,6 +975,11 @@ async fn publish_validation() {
             json!({"TopicArn": arn, "Message": "m", "MessageAttributes": {"a": {"DataType": "Number", "StringValue": "abc"}}}),
             "ParameterValueInvalid",
         ),
+        // The SNS guide's Number range: 10^-128 to 10^+126, 38 digits of precision.
+        (
+            json!({"TopicArn": arn, "Message": "m", "MessageAttributes": {"a": {"DataType": "Number", "StringValue": "1e200"}}}),
+            "ParameterValueInvalid",
+        ),
         (
             json!({"TopicArn": arn, "Message": "m", "MessageAttributes": {"AWS.x": {"DataType": "String", "StringValue": "v"}}}),
             "ParameterValueInvalid",

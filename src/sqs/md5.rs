@@ -213,7 +213,7 @@ pub fn parse_attrs(v: Option<&Map<String, Value>>, system: bool) -> ServiceResul
                             "Message ({kind}) attribute '{name}' contains invalid characters."
                         ))
                     })?;
-                    if base == "Number" && !is_number(s) {
+                    if base == "Number" && !crate::service::is_attribute_number(s) {
                         return Err(e::invalid_parameter_value(format!(
                             "Could not cast message attribute '{name}' value to number."
                         )));
@@ -234,11 +234,6 @@ pub fn parse_attrs(v: Option<&Map<String, Value>>, system: bool) -> ServiceResul
         out.insert(name.clone(), attr);
     }
     Ok(out)
-}
-
-fn is_number(s: &str) -> bool {
-    let t = s.trim();
-    !t.is_empty() && t.len() <= 40 && t.parse::<f64>().is_ok_and(|f| f.is_finite())
 }
 
 #[cfg(test)]

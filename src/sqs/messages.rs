@@ -343,11 +343,7 @@ fn prepare(
         ("MessageDeduplicationId", &entry.message_deduplication_id),
     ] {
         if let Some(v) = v {
-            if v.is_empty() || v.len() > 128 || !v.chars().all(|c| c.is_ascii_graphic()) {
-                return Err(e::invalid_parameter_value(format!(
-                    "Value {v} for parameter {name} is invalid. Reason: {name} can only include alphanumeric and punctuation characters. 1 to 128 in length."
-                )));
-            }
+            check_fifo_token(name, v)?;
         }
     }
     let mut dedup_id = entry.message_deduplication_id;
@@ -415,6 +411,17 @@ fn prepare(
         out,
         size,
     })
+}
+
+/// The rule the model gives MessageGroupId, MessageDeduplicationId and ReceiveRequestAttemptId
+/// alike: 1 to 128 characters, alphanumeric or punctuation.
+fn check_fifo_token(name: &str, v: &str) -> ServiceResult<()> {
+    if v.is_empty() || v.len() > 128 || !v.chars().all(|c| c.is_ascii_graphic()) {
+        return Err(e::invalid_parameter_value(format!(
+            "Value {v} for parameter {name} is invalid. Reason: {name} can only include alphanumeric and punctuation characters. 1 to 128 in length."
+        )));
+    }
+    Ok(())
 }
 
 fn seq_number(seq: u64) -> String {
@@ -641,6 +648,9 @@ impl Sqs {
             user: i.message_attribute_names,
         };
         let attempt = i.receive_request_attempt_id.filter(|_| q.fifo);
+        if let Some(a) = &attempt {
+            check_fifo_token("ReceiveRequestAttemptId", a)?;
+        }
         if let Some(a) = &attempt {
             let visibility_ms = visibility.unwrap_or(q.config().visibility_s) * 1000;
             if let Some(msgs) = self.replay_attempt(&q, a, &wanted, visibility_ms).await? {

@@ -660,6 +660,19 @@ async fn send_validation() {
             json!({"MessageAttributes": {"a": {"DataType": "Number", "StringValue": "abc"}}}),
             "InvalidParameterValue",
         ),
+        // Past the documented range (10^-128 to 10^+126) or precision (38 digits).
+        (
+            json!({"MessageAttributes": {"a": {"DataType": "Number", "StringValue": "1e127"}}}),
+            "InvalidParameterValue",
+        ),
+        (
+            json!({"MessageAttributes": {"a": {"DataType": "Number.int", "StringValue": "1e-129"}}}),
+            "InvalidParameterValue",
+        ),
+        (
+            json!({"MessageAttributes": {"a": {"DataType": "Number", "StringValue": "1234567890123456789012345678901234567.89"}}}),
+            "InvalidParameterValue",
+        ),
         (
             json!({"MessageAttributes": {"AWS.x": {"DataType": "String", "StringValue": "x"}}}),
             "InvalidParameterValue",
@@ -703,6 +716,18 @@ async fn send_validation() {
         send(json!({"MessageBody": "\t\n\r \u{10FFFF}\u{E000}"})),
     )
     .await;
+    // Inside it, though past what an f64 parse or 40 characters allowed before.
+    for n in [
+        "1e126",
+        "-1e-128",
+        "0.000000000000000000000000000000000000000000000000000001",
+    ] {
+        t.ok(
+            "SendMessage",
+            send(json!({"MessageAttributes": {"n": {"DataType": "Number", "StringValue": n}}})),
+        )
+        .await;
+    }
 }
 
 #[tokio::test]
@@ -2072,6 +2097,26 @@ async fn fifo_ordering_groups_and_attempt_ids() {
         .await;
     }
     assert_eq!(bodies(&t.recv(&url, json!({})).await), ["a3"]);
+    // The model's rule for attempt ids: 1-128 alphanumeric or punctuation characters.
+    for bad in ["", "has space", "é", &"x".repeat(129)] {
+        let e = t
+            .err(
+                "ReceiveMessage",
+                json!({"QueueUrl": url, "ReceiveRequestAttemptId": bad}),
+            )
+            .await;
+        assert_eq!(e.code, "InvalidParameterValue", "{bad:?}");
+        assert!(
+            e.message.contains("ReceiveRequestAttemptId"),
+            "{}",
+            e.message
+        );
+    }
+    t.ok(
+        "ReceiveMessage",
+        json!({"QueueUrl": url, "ReceiveRequestAttemptId": format!("{}!#$%&'()*+,-./:;<=>?@[]^_`{{|}}~", "x".repeat(96))}),
+    )
+    .await;
 }
 
 /// A retry with the same ReceiveRequestAttemptId "resets the visibility timeout" (the
