@@ -182,7 +182,32 @@ async fn sdk_receives_records_from_the_event_stream() {
     assert_eq!(ev.records.len(), 1);
     assert_eq!(ev.records[0].sequence_number, s4);
     assert_eq!(ev.records[0].data.as_ref(), b"four");
-    drop(again);
+
+    // Splitting the shard ends the stream with the children and no continuation (the SDK
+    // fills the missing required member with ""), which is how consumers see a shard end.
+    c.split_shard()
+        .stream_name("sub")
+        .shard_to_split(SHARD)
+        .new_starting_hash_key("1000")
+        .send()
+        .await
+        .unwrap();
+    let last = loop {
+        let ev = tokio::time::timeout(Duration::from_secs(10), again.event_stream.recv())
+            .await
+            .expect("an event in time")
+            .expect("no stream error")
+            .expect("the children come before the end");
+        let SubscribeToShardEventStream::SubscribeToShardEvent(ev) = ev else {
+            panic!("unexpected event {ev:?}");
+        };
+        if ev.child_shards.is_some() {
+            break ev;
+        }
+    };
+    assert_eq!(last.child_shards.map(|c| c.len()), Some(2));
+    assert_eq!(last.continuation_sequence_number, "");
+    assert!(again.event_stream.recv().await.unwrap().is_none());
     srv.stop().await;
 }
 

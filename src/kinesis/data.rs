@@ -665,7 +665,13 @@ impl Kinesis {
                             s.name, s.account
                         )));
                     }
-                    let o = if kind == "AFTER_SEQUENCE_NUMBER" {
+                    // AFTER is "the first record numbered above it": that is the record at
+                    // the number's offset when the record there is numbered higher (a later
+                    // epoch). So it is for the shard's StartingSequenceNumber, which is also a
+                    // continuation number of an empty shard, and sorts below its first record.
+                    let later_at_offset = p.offset < end
+                        && s.shard(ix).is_some_and(|m| m.epoch_at(p.offset) > p.epoch_ms);
+                    let o = if kind == "AFTER_SEQUENCE_NUMBER" && !later_at_offset {
                         p.offset.saturating_add(1)
                     } else {
                         p.offset

@@ -285,13 +285,18 @@ impl Kinesis {
             let next = out["NextShardIterator"]
                 .as_str()
                 .and_then(|t| keys::decode_iterator(t).ok());
-            let continuation = match &last_seq {
-                Some(s) => s.clone(),
-                None => self.sequence_before(&it),
-            };
+            let end_of_shard = next.is_none();
             let mut event = Map::new();
             event.insert("Records".into(), Value::Array(records.clone()));
-            event.insert("ContinuationSequenceNumber".into(), json!(continuation));
+            // A closed shard's last event has none: a null continuation is how consumers (the
+            // KCL, Flink, Beam) learn the shard has ended and move on to its children.
+            if !end_of_shard {
+                let continuation = match &last_seq {
+                    Some(s) => s.clone(),
+                    None => self.sequence_before(&it),
+                };
+                event.insert("ContinuationSequenceNumber".into(), json!(continuation));
+            }
             event.insert(
                 "MillisBehindLatest".into(),
                 out["MillisBehindLatest"].clone(),
@@ -299,7 +304,6 @@ impl Kinesis {
             if let Some(children) = out.get("ChildShards") {
                 event.insert("ChildShards".into(), children.clone());
             }
-            let end_of_shard = next.is_none();
             if !records.is_empty() || send_empty || end_of_shard {
                 // A reader too slow to take the event must not hold off a takeover.
                 tokio::select! {
@@ -446,7 +450,81 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(ev["ChildShards"].as_array().unwrap().len(), 2);
+        // No continuation at the end of a shard: that is how the KCL and Flink tell it ended
+        // (they test `continuationSequenceNumber() == null`) and move on to the children.
+        assert!(ev.get("ContinuationSequenceNumber").is_none(), "{ev}");
         assert!(sub.next().await.is_none());
+    }
+
+    /// The continuation number of a shard that has never held a record is its
+    /// StartingSequenceNumber; resuming AFTER it must start with the first record written
+    /// since (the model: it "captures your shard progress even when no data is written").
+    #[tokio::test]
+    async fn empty_shard_continuation_resumes_at_first_record() {
+        let e = Env::new();
+        e.create("s", 1).await;
+        let c = e
+            .ok(
+                "RegisterStreamConsumer",
+                json!({"StreamARN": ARN, "ConsumerName": "c"}),
+            )
+            .await;
+        let carn = c["Consumer"]["ConsumerARN"].as_str().unwrap().to_string();
+        e.svc.freeze_clock();
+        let mut sub = e
+            .svc
+            .subscribe(
+                &e.ctx,
+                json!({"ConsumerARN": carn, "ShardId": "shardId-000000000000",
+                       "StartingPosition": {"Type": "TRIM_HORIZON"}}),
+            )
+            .await
+            .unwrap();
+        let ev = sub.next().await.unwrap().unwrap();
+        assert!(ev["Records"].as_array().unwrap().is_empty());
+        let cont = ev["ContinuationSequenceNumber"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        drop(sub);
+        let desc = e.ok("DescribeStream", json!({"StreamName": "s"})).await;
+        assert_eq!(
+            desc["StreamDescription"]["Shards"][0]["SequenceNumberRange"]["StartingSequenceNumber"],
+            cont.as_str()
+        );
+        let put = |d: &'static str| json!({"StreamName": "s", "PartitionKey": "a", "Data": b64(d.as_bytes())});
+        e.ok("PutRecord", put("first")).await;
+        e.ok("PutRecord", put("second")).await;
+        e.svc.advance_clock(5_000);
+        let mut again = e
+            .svc
+            .subscribe(
+                &e.ctx,
+                json!({"ConsumerARN": carn, "ShardId": "shardId-000000000000",
+                       "StartingPosition": {"Type": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": cont}}),
+            )
+            .await
+            .unwrap();
+        let ev = again.next().await.unwrap().unwrap();
+        let data: Vec<_> = ev["Records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["Data"].clone())
+            .collect();
+        assert_eq!(data, [b64(b"first"), b64(b"second")]);
+        // GetShardIterator reads the number the same way.
+        let it = e
+            .ok(
+                "GetShardIterator",
+                json!({"StreamName": "s", "ShardId": "shardId-000000000000",
+                       "ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "StartingSequenceNumber": cont}),
+            )
+            .await;
+        let got = e
+            .ok("GetRecords", json!({"ShardIterator": it["ShardIterator"]}))
+            .await;
+        assert_eq!(got["Records"].as_array().unwrap().len(), 2);
     }
 
     #[tokio::test]
