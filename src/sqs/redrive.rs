@@ -4,7 +4,9 @@
 //! a restart). A move is "send to the destination, then log the removal at the source", so a
 //! crash in between repeats the send but never loses a message: a dead-letter queue drops the
 //! repeated copy by its message id (`Queue::send`), a FIFO move-task destination by its
-//! deduplication id, and in a standard one both copies carry the same MessageId.
+//! deduplication id, and in a standard one both copies carry the same MessageId. A cancel waits
+//! for the step in flight, so a cancelled task never leaves a message half moved (in both queues)
+//! with nothing left to finish the move.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,29 +29,40 @@ use crate::context::RequestContext;
 use crate::error::ServiceResult;
 use crate::service::{now_ms, parse_input};
 
-/// Move tasks: their catalog state plus the cancel flags of the running ones.
+/// Move tasks: their catalog state plus the runners of the running ones.
 #[derive(Default)]
 pub struct Tasks {
     list: Vec<TaskState>,
-    cancel: HashMap<String, Arc<AtomicBool>>,
+    runners: HashMap<String, Arc<Runner>>,
+}
+
+/// What a running task's runner shares with the rest: its cancel flag, and the lock one move
+/// step holds from the send to the logged removal (and its progress record). A cancel takes it
+/// before it logs the task's end, so the end falls between steps: a kill after the cancel is
+/// acknowledged cannot leave a copy in the destination whose removal from the source was never
+/// logged and never will be (a cancelled task is not resumed).
+#[derive(Default)]
+struct Runner {
+    cancelled: AtomicBool,
+    step: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Tasks {
     pub fn from_catalog(list: Vec<TaskState>) -> Tasks {
         Tasks {
             list,
-            cancel: HashMap::new(),
+            runners: HashMap::new(),
         }
     }
     pub fn to_catalog(&self) -> Vec<TaskState> {
         self.list.clone()
     }
     pub fn clear(&mut self) {
-        for f in self.cancel.values() {
-            f.store(true, Ordering::Release);
+        for r in self.runners.values() {
+            r.cancelled.store(true, Ordering::Release);
         }
         self.list.clear();
-        self.cancel.clear();
+        self.runners.clear();
     }
     /// Keeps the 10 most recent tasks of each source queue (all ListMessageMoveTasks can show),
     /// so the catalog does not grow without bound.
@@ -415,6 +428,12 @@ impl Sqs {
                 "The resource that you specified for the SourceArn parameter doesn't exist.",
             ));
         }
+        // The step in flight first (then the catalog, in the runner's order).
+        let runner = self.tasks.lock().runners.get(&id).cloned();
+        let _step = match &runner {
+            Some(r) => Some(r.step.lock().await),
+            None => None,
+        };
         let _g = self.catalog.gate.lock().await;
         let moved = {
             let tasks = self.tasks.lock();
@@ -439,13 +458,20 @@ impl Sqs {
         };
         self.catalog.append(C_MOVE_END, &rec).await?;
         let mut tasks = self.tasks.lock();
-        if let Some(f) = tasks.cancel.remove(&id) {
-            f.store(true, Ordering::Release);
+        if let Some(r) = tasks.runners.remove(&id) {
+            r.cancelled.store(true, Ordering::Release);
         }
         if let Some(t) = tasks.get_mut(&id) {
             t.status = "CANCELLED".into();
         }
         Ok(json!({ "ApproximateNumberOfMessagesMoved": moved }))
+    }
+
+    /// The step lock of a running task's runner, for a test to stand in for a step in flight.
+    #[cfg(test)]
+    pub(crate) fn move_step_lock(&self, handle: &str) -> Option<Arc<tokio::sync::Mutex<()>>> {
+        let (id, _) = task_of(handle)?;
+        Some(self.tasks.lock().runners.get(&id)?.step.clone())
     }
 
     /// Restarts the runners of tasks that were RUNNING when the broker stopped.
@@ -464,10 +490,10 @@ impl Sqs {
     }
 
     fn spawn_task(&self, id: String) {
-        let flag = Arc::new(AtomicBool::new(false));
-        self.tasks.lock().cancel.insert(id.clone(), flag.clone());
+        let runner = Arc::new(Runner::default());
+        self.tasks.lock().runners.insert(id.clone(), runner.clone());
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(run_task(self.me.clone(), id, flag));
+            rt.spawn(run_task(self.me.clone(), id, runner));
         }
     }
 
@@ -486,7 +512,7 @@ impl Sqs {
         };
         self.catalog.append(C_MOVE_END, &rec).await?;
         let mut tasks = self.tasks.lock();
-        tasks.cancel.remove(id);
+        tasks.runners.remove(id);
         if let Some(t) = tasks.get_mut(id) {
             t.status = rec.status;
             t.failure = rec.failure;
@@ -565,9 +591,9 @@ impl Sqs {
     }
 }
 
-async fn run_task(sqs: Weak<Sqs>, id: String, cancel: Arc<AtomicBool>) {
+async fn run_task(sqs: Weak<Sqs>, id: String, runner: Arc<Runner>) {
     loop {
-        if cancel.load(Ordering::Acquire) {
+        if runner.cancelled.load(Ordering::Acquire) {
             return;
         }
         let Some(s) = sqs.upgrade() else { return };
@@ -588,6 +614,11 @@ async fn run_task(sqs: Weak<Sqs>, id: String, cancel: Arc<AtomicBool>) {
             let _ = s.end_task(&id, "COMPLETED", None).await;
             return;
         }
+        let step = runner.step.lock().await;
+        // A cancel that got the step lock first has ended the task.
+        if runner.cancelled.load(Ordering::Acquire) {
+            return;
+        }
         match s.move_one(&t).await {
             Ok(true) => {
                 if let Some(t) = s.tasks.lock().get_mut(&id) {
@@ -606,6 +637,7 @@ async fn run_task(sqs: Weak<Sqs>, id: String, cancel: Arc<AtomicBool>) {
                 return;
             }
         }
+        drop(step);
         let pause = Duration::from_millis(1000 / u64::from(t.rec.rate.unwrap_or(500).max(1)));
         drop(s);
         tokio::time::sleep(pause).await;

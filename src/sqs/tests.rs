@@ -1621,6 +1621,59 @@ async fn message_move_tasks() {
     assert!((1..20).contains(&in_dest), "{in_dest}");
 }
 
+/// A cancel waits for the move step in flight (send to the destination, then the logged removal
+/// at the source). Logged inside a step, a kill right after the acknowledged cancel left the
+/// message in both queues, and nothing finished the move: a cancelled task is not resumed.
+#[tokio::test]
+async fn cancel_waits_for_the_move_step_in_flight() {
+    let t = T::new();
+    let dlq = t.create("cdlq", json!({})).await;
+    let dlq_arn = t.arn(&dlq).await;
+    let policy = json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 1}).to_string();
+    t.create("csrc", json!({"RedrivePolicy": policy})).await;
+    let dest = t.create("cdest", json!({})).await;
+    let dest_arn = t.arn(&dest).await;
+    for i in 0..5 {
+        t.send(&dlq, &format!("m{i}")).await;
+    }
+    let v = t
+        .ok(
+            "StartMessageMoveTask",
+            json!({"SourceArn": dlq_arn, "DestinationArn": dest_arn, "MaxNumberOfMessagesPerSecond": 1}),
+        )
+        .await;
+    let handle = v["TaskHandle"].as_str().unwrap().to_string();
+    // Stand in for a step in flight.
+    let step = t.sqs.move_step_lock(&handle).expect("a running task");
+    let in_flight = step.lock_owned().await;
+    let cancel = {
+        let (sqs, ctx, h) = (t.sqs.clone(), t.ctx.clone(), handle.clone());
+        tokio::spawn(async move {
+            sqs.dispatch(&ctx, "CancelMessageMoveTask", json!({"TaskHandle": h}))
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!cancel.is_finished(), "the cancel must wait for the step");
+    drop(in_flight);
+    let v = cancel.await.unwrap().unwrap();
+    let moved = v["ApproximateNumberOfMessagesMoved"].as_u64().unwrap();
+    // Durably: every message in exactly one queue, and the count the cancel reported.
+    let t = t.reopen().await;
+    let count = |url: String| {
+        let t = &t;
+        async move {
+            t.attr(&url, "ApproximateNumberOfMessages")
+                .await
+                .parse::<u64>()
+                .unwrap()
+        }
+    };
+    let (in_dest, in_dlq) = (count(dest.clone()).await, count(dlq.clone()).await);
+    assert_eq!((in_dest, in_dest + in_dlq), (moved, 5));
+    wait_task(&t, &dlq_arn, "CANCELLED").await;
+}
+
 /// A dead-lettered message keeps its receive history: the count and the time of its first
 /// receive in the source queue.
 #[tokio::test]
