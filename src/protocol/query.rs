@@ -216,6 +216,12 @@ fn scalar(shape: ShapeRef<'_>, key: &str, raw: &str) -> Result<Value, ServiceErr
 
 /// Appends `s` to `out` with XML escaping. `\r` is escaped too: an XML parser would otherwise
 /// turn it into `\n` and change a message body's bytes (and its MD5).
+///
+/// A character XML 1.0 does not allow at all (controls other than tab, newline and carriage
+/// return; U+FFFE, U+FFFF), which not even a character reference may carry, becomes U+FFFD:
+/// otherwise one such character, echoed from a request into an error message or stored in a tag
+/// through the JSON protocol, makes the whole response unparsable for every XML client. Message
+/// bodies and attribute values never hold one (they are refused on the way in).
 pub fn escape_into(out: &mut String, s: &str) {
     for c in s.chars() {
         match c {
@@ -225,6 +231,8 @@ pub fn escape_into(out: &mut String, s: &str) {
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&apos;"),
             '\r' => out.push_str("&#xD;"),
+            '\t' | '\n' => out.push(c),
+            '\0'..='\u{1F}' | '\u{FFFE}' | '\u{FFFF}' => out.push('\u{FFFD}'),
             c => out.push(c),
         }
     }
@@ -362,6 +370,19 @@ mod tests {
     use super::*;
     use crate::protocol::model::{model, ServiceName};
     use serde_json::json;
+
+    #[test]
+    fn characters_xml_forbids_are_replaced() {
+        let mut out = String::new();
+        escape_into(
+            &mut out,
+            "a\u{0}b\u{1}c\u{1F}d\u{FFFE}e\u{FFFF}f\tg\nh\ri<&\u{FFFD}\u{10FFFF}",
+        );
+        assert_eq!(
+            out,
+            "a\u{FFFD}b\u{FFFD}c\u{FFFD}d\u{FFFD}e\u{FFFD}f\tg\nh&#xD;i&lt;&amp;\u{FFFD}\u{10FFFF}"
+        );
+    }
 
     fn form(s: &str) -> Params {
         let mut p = Params::new();
