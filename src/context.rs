@@ -1,5 +1,11 @@
-//! What a service knows about the request that reached it: who asked, where, and how to name
-//! resources in the answer. Built by the protocol layer; carries nothing of HTTP itself.
+//! What a service knows about the request that reached it: who asked, where, how to name
+//! resources in the answer, and whether the caller still waits for it. Built by the protocol
+//! layer; carries nothing of HTTP itself.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use tokio::sync::Notify;
 
 /// Per-request facts a service needs to scope and name resources.
 #[derive(Clone, Debug)]
@@ -15,6 +21,46 @@ pub struct RequestContext {
     /// The X-Ray trace header the client sent (`X-Amzn-Trace-Id`), which SQS keeps as a
     /// message's AWSTraceHeader when the send names none.
     pub trace_header: Option<String>,
+    /// Set when the caller stops waiting for the answer (its connection closed).
+    pub caller_gone: CallerGone,
+}
+
+/// Whether the caller of a request has gone away. A request runs to its end either way (what it
+/// wrote must also be applied); only waiting for something to happen, as a long poll does, stops
+/// early, so that a poll nobody will read does not take messages.
+#[derive(Clone, Debug, Default)]
+pub struct CallerGone(Arc<GoneFlag>);
+
+#[derive(Debug, Default)]
+struct GoneFlag {
+    gone: AtomicBool,
+    notify: Notify,
+}
+
+impl CallerGone {
+    /// Marks the caller gone and wakes whoever waits in [`CallerGone::wait`].
+    pub fn set(&self) {
+        self.0.gone.store(true, Ordering::Release);
+        self.0.notify.notify_waiters();
+    }
+
+    pub fn is_set(&self) -> bool {
+        self.0.gone.load(Ordering::Acquire)
+    }
+
+    /// Resolves once the caller is gone.
+    pub async fn wait(&self) {
+        loop {
+            let notified = self.0.notify.notified();
+            tokio::pin!(notified);
+            // Registered before the check, so a `set` in between is not missed.
+            notified.as_mut().enable();
+            if self.is_set() {
+                return;
+            }
+            notified.await;
+        }
+    }
 }
 
 impl RequestContext {
@@ -26,6 +72,7 @@ impl RequestContext {
             base_url: "http://127.0.0.1:4566".to_string(),
             request_id: uuid::Uuid::new_v4().to_string(),
             trace_header: None,
+            caller_gone: CallerGone::default(),
         }
     }
 }

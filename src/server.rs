@@ -16,6 +16,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 use crate::config::Config;
+use crate::context::CallerGone;
 use crate::error::ServiceError;
 use crate::kinesis::Kinesis;
 use crate::protocol::{self, Services};
@@ -281,9 +282,66 @@ async fn signing_cert(State(app): State<Arc<App>>) -> Response<Body> {
 }
 
 async fn aws(State(app): State<Arc<App>>, req: Request<Body>) -> Response<Body> {
+    let caller_gone = CallerGone::default();
+    RunToEnd {
+        fut: Some(Box::pin(handle_logged(app, req, caller_gone.clone()))),
+        caller_gone,
+    }
+    .await
+}
+
+/// A request's handler, polled in place, that runs to its end even if the client goes away.
+///
+/// Why: when a client leaves mid-request, hyper drops the request's future. Dropped there, a
+/// write already in the log would never be applied in memory (a message sent, durable, and
+/// invisible until a restart; a FIFO retry deduplicated against it). So on drop the rest of the
+/// handler moves to a task of its own, and the caller is marked gone, which only stops waiting
+/// (a long poll). Polling in place, not spawning every request, keeps the common path free of a
+/// task hand-off (~1 µs a request, 3% of SendMessage's throughput when measured).
+struct RunToEnd<F: std::future::Future<Output = Response<Body>> + Send + 'static> {
+    fut: Option<std::pin::Pin<Box<F>>>,
+    caller_gone: CallerGone,
+}
+
+impl<F: std::future::Future<Output = Response<Body>> + Send + 'static> std::future::Future
+    for RunToEnd<F>
+{
+    type Output = Response<Body>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Response<Body>> {
+        let Some(fut) = self.fut.as_mut() else {
+            return std::task::Poll::Pending;
+        };
+        let out = fut.as_mut().poll(cx);
+        if out.is_ready() {
+            self.fut = None;
+        }
+        out
+    }
+}
+
+impl<F: std::future::Future<Output = Response<Body>> + Send + 'static> Drop for RunToEnd<F> {
+    fn drop(&mut self) {
+        if let Some(fut) = self.fut.take() {
+            self.caller_gone.set();
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(fut);
+            }
+        }
+    }
+}
+
+async fn handle_logged(
+    app: Arc<App>,
+    req: Request<Body>,
+    caller_gone: CallerGone,
+) -> Response<Body> {
     // The per-request trace copies the path and target: only pay for it when it is printed.
     if !tracing::enabled!(tracing::Level::DEBUG) {
-        return protocol::handle(&app.services, req).await;
+        return protocol::handle(&app.services, req, caller_gone).await;
     }
     let started = Instant::now();
     let method = req.method().clone();
@@ -293,7 +351,7 @@ async fn aws(State(app): State<Arc<App>>, req: Request<Body>) -> Response<Body> 
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let resp = protocol::handle(&app.services, req).await;
+    let resp = protocol::handle(&app.services, req, caller_gone).await;
     tracing::debug!(
         %method, %path, target = target.as_deref().unwrap_or("-"),
         status = resp.status().as_u16(), micros = started.elapsed().as_micros() as u64,

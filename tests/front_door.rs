@@ -352,6 +352,137 @@ fn oversized_body_is_refused_at_once_and_the_server_keeps_serving() {
     rt.block_on(srv.stop());
 }
 
+/// A client that goes away before the answer (a timeout, a killed process) must not leave a
+/// write half done: in the log but not applied, so invisible until a restart. Before requests
+/// ran in tasks of their own, a FIFO retry with the same deduplication id then got the first
+/// send's MessageId back while that message could not be received.
+#[test]
+fn a_client_leaving_mid_request_leaves_no_half_done_write() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let srv = rt.block_on(TestServer::start());
+    let c = sqs(&srv.endpoint());
+    let url = rt.block_on(async {
+        c.create_queue()
+            .queue_name("left.fifo")
+            .attributes(aws_sdk_sqs::types::QueueAttributeName::FifoQueue, "true")
+            .send()
+            .await
+            .unwrap()
+            .queue_url
+            .unwrap()
+    });
+    const N: usize = 20;
+    for i in 0..N {
+        let body = serde_json::json!({"QueueUrl": url, "MessageBody": format!("m{i}"),
+            "MessageGroupId": "g", "MessageDeduplicationId": format!("d{i}")})
+        .to_string();
+        let mut s = TcpStream::connect(srv.addr).unwrap();
+        write!(
+            s,
+            "POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: AmazonSQS.SendMessage\r\n\
+             Content-Type: application/x-amz-json-1.0\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        // Gone without reading the answer.
+        drop(s);
+    }
+    let got = rt.block_on(async {
+        // The retries: deduplicated where a first send landed, new sends where none did.
+        for i in 0..N {
+            c.send_message()
+                .queue_url(&url)
+                .message_body(format!("m{i}"))
+                .message_group_id("g")
+                .message_deduplication_id(format!("d{i}"))
+                .send()
+                .await
+                .unwrap();
+        }
+        let mut got = Vec::new();
+        loop {
+            let r = c
+                .receive_message()
+                .queue_url(&url)
+                .max_number_of_messages(10)
+                .send()
+                .await
+                .unwrap();
+            let msgs = r.messages.unwrap_or_default();
+            if msgs.is_empty() {
+                break got;
+            }
+            for m in msgs {
+                got.push(m.body.unwrap());
+                c.delete_message()
+                    .queue_url(&url)
+                    .receipt_handle(m.receipt_handle.unwrap())
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        }
+    });
+    // The abandoned sends ran concurrently, so they may have landed in any order.
+    let mut got = got;
+    got.sort_by_key(|b| b[1..].parse::<usize>().unwrap());
+    let want: Vec<String> = (0..N).map(|i| format!("m{i}")).collect();
+    assert_eq!(got, want, "every message once");
+    rt.block_on(srv.stop());
+}
+
+/// A long poll whose client went away stops waiting: a message sent afterwards goes to the
+/// next receive, not to a poll nobody reads (which would hide it for the visibility timeout).
+#[test]
+fn an_abandoned_long_poll_takes_nothing() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let srv = rt.block_on(TestServer::start());
+    let c = sqs(&srv.endpoint());
+    let url = rt.block_on(async {
+        c.create_queue()
+            .queue_name("polled")
+            .send()
+            .await
+            .unwrap()
+            .queue_url
+            .unwrap()
+    });
+    let body =
+        serde_json::json!({"QueueUrl": url, "WaitTimeSeconds": 20, "MaxNumberOfMessages": 10})
+            .to_string();
+    let mut s = TcpStream::connect(srv.addr).unwrap();
+    write!(
+        s,
+        "POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: AmazonSQS.ReceiveMessage\r\n\
+         Content-Type: application/x-amz-json-1.0\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    // Long enough for the poll to start waiting, then the client leaves.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    drop(s);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let got = rt.block_on(async {
+        c.send_message()
+            .queue_url(&url)
+            .message_body("after")
+            .send()
+            .await
+            .unwrap();
+        c.receive_message()
+            .queue_url(&url)
+            .wait_time_seconds(2)
+            .send()
+            .await
+            .unwrap()
+            .messages
+            .unwrap_or_default()
+    });
+    assert_eq!(got.len(), 1, "the abandoned poll must not have taken it");
+    assert_eq!(got[0].body.as_deref(), Some("after"));
+    rt.block_on(srv.stop());
+}
+
 #[test]
 fn garbage_requests_get_4xx_and_do_not_stop_the_server() {
     let rt = tokio::runtime::Runtime::new().unwrap();

@@ -21,7 +21,7 @@ use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use serde_json::{json, Map, Value};
 
-use crate::context::RequestContext;
+use crate::context::{CallerGone, RequestContext};
 use crate::error::{Fault, ServiceError};
 use crate::kinesis::Kinesis;
 use crate::service::Input;
@@ -86,8 +86,13 @@ enum Wire {
     Query(&'static str),
 }
 
-/// Handles one AWS API request (everything outside `/_millpond/`).
-pub async fn handle(services: &Services, req: Request<Body>) -> Response<Body> {
+/// Handles one AWS API request (everything outside `/_millpond/`). `caller_gone` is set by the
+/// caller when the client stops waiting for the answer.
+pub async fn handle(
+    services: &Services,
+    req: Request<Body>,
+    caller_gone: CallerGone,
+) -> Response<Body> {
     let request_id = uuid::Uuid::new_v4().to_string();
     let (parts, body) = req.into_parts();
     let headers = &parts.headers;
@@ -140,6 +145,7 @@ pub async fn handle(services: &Services, req: Request<Body>) -> Response<Body> {
         trace_header: header_str(headers, "x-amzn-trace-id")
             .filter(|t| !t.is_empty())
             .map(str::to_string),
+        caller_gone,
     };
 
     if let Some(target) = target {
