@@ -483,6 +483,46 @@ fn an_abandoned_long_poll_takes_nothing() {
     rt.block_on(srv.stop());
 }
 
+/// Only a body over the limit is 413; one that is malformed or breaks off is a 400, and a
+/// chunked body over the limit (no Content-Length to refuse it by) is still a 413.
+#[test]
+fn broken_bodies_are_400_and_only_large_ones_413() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let srv = rt.block_on(TestServer::start());
+    let head = "POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+                X-Amz-Target: AmazonSQS.ListQueues\r\nContent-Type: application/x-amz-json-1.0\r\n";
+    let answer = |req: Vec<u8>, half_close: bool| {
+        let mut s = TcpStream::connect(srv.addr).unwrap();
+        s.write_all(&req).unwrap();
+        if half_close {
+            s.shutdown(std::net::Shutdown::Write).unwrap();
+        }
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        String::from_utf8_lossy(&out).to_string()
+    };
+    let bad_chunk = format!("{head}Transfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n");
+    let r = answer(bad_chunk.into_bytes(), false);
+    assert!(r.starts_with("HTTP/1.1 400"), "{r}");
+    assert!(r.contains("IncompleteBody"), "{r}");
+    let short = format!("{head}Content-Length: 100\r\n\r\n{{}}");
+    let r = answer(short.into_bytes(), true);
+    assert!(r.starts_with("HTTP/1.1 400"), "{r}");
+    let mut big = format!("{head}Transfer-Encoding: chunked\r\n\r\n").into_bytes();
+    let chunk = vec![b' '; 1 << 20];
+    for _ in 0..=(millpond::protocol::MAX_BODY_BYTES >> 20) {
+        big.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        big.extend_from_slice(&chunk);
+        big.extend_from_slice(b"\r\n");
+    }
+    big.extend_from_slice(b"0\r\n\r\n");
+    let r = answer(big, false);
+    assert!(r.starts_with("HTTP/1.1 413"), "{}", &r[..r.len().min(300)]);
+    rt.block_on(srv.stop());
+}
+
 #[test]
 fn garbage_requests_get_4xx_and_do_not_stop_the_server() {
     let rt = tokio::runtime::Runtime::new().unwrap();

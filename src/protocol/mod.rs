@@ -108,18 +108,32 @@ pub async fn handle(
     // A declared length over the limit is refused before a byte of the body is read.
     let declared =
         header_str(headers, header::CONTENT_LENGTH.as_str()).and_then(|v| v.parse::<u64>().ok());
+    let too_large = || {
+        ServiceError::sender(
+            "RequestEntityTooLarge",
+            format!("Request body is larger than {MAX_BODY_BYTES} bytes."),
+        )
+        .with_status(413)
+    };
     let body = match declared.filter(|&n| n > MAX_BODY_BYTES as u64) {
-        None => axum::body::to_bytes(body, MAX_BODY_BYTES).await.ok(),
-        Some(_) => None,
+        None => axum::body::to_bytes(body, MAX_BODY_BYTES).await,
+        Some(_) => return error_response(early_wire, &too_large(), &request_id),
     };
     let body = match body {
-        Some(b) => b,
-        None => {
-            let err = ServiceError::sender(
-                "RequestEntityTooLarge",
-                format!("Request body is larger than {MAX_BODY_BYTES} bytes or could not be read."),
-            )
-            .with_status(413);
+        Ok(b) => b,
+        Err(e) => {
+            // Only a body over the limit is too large; one that breaks off or is malformed
+            // (a bad chunk, fewer bytes than its Content-Length) is a bad request.
+            let over = std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+            let err = if over {
+                too_large()
+            } else {
+                ServiceError::sender(
+                    "IncompleteBody",
+                    "The request body could not be read to its end.",
+                )
+            };
             return error_response(early_wire, &err, &request_id);
         }
     };

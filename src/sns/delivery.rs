@@ -508,16 +508,20 @@ impl RetryPolicy {
         if p.max_delay > 3600 {
             return Err("maxDelayTarget must be at most 3600".into());
         }
+        // Summed wide: the counts are any u32 a client sends. Checked before `delay_secs`, whose
+        // arithmetic relies on it.
+        let phases =
+            u64::from(p.num_no_delay) + u64::from(p.num_min_delay) + u64::from(p.num_max_delay);
+        if phases > u64::from(p.num_retries) {
+            return Err(
+                "numNoDelayRetries + numMinDelayRetries + numMaxDelayRetries must not exceed numRetries".into(),
+            );
+        }
         let total: u64 = (1..=p.num_retries).map(|k| p.delay_secs(k) as u64).sum();
         if total > 3600 {
             return Err(format!(
                 "the total retry time of the policy is {total} seconds, more than 3600"
             ));
-        }
-        if p.num_no_delay + p.num_min_delay + p.num_max_delay > p.num_retries {
-            return Err(
-                "numNoDelayRetries + numMinDelayRetries + numMaxDelayRetries must not exceed numRetries".into(),
-            );
         }
         Ok(p)
     }
@@ -901,6 +905,13 @@ mod tests {
         assert!(RetryPolicy::parse(&json!({"numRetries": 101})).is_err());
         assert!(RetryPolicy::parse(&json!({"minDelayTarget": 30, "maxDelayTarget": 20})).is_err());
         assert!(RetryPolicy::parse(&json!({"backoffFunction": "cubic"})).is_err());
+        // Phase counts that wrap a u32 when added are refused, not taken (or, with overflow
+        // checks, a panic).
+        assert!(RetryPolicy::parse(&json!({
+            "numRetries": 3, "minDelayTarget": 1, "maxDelayTarget": 1,
+            "numNoDelayRetries": u32::MAX, "numMinDelayRetries": 1
+        }))
+        .is_err());
         // At most an hour of retrying in all.
         assert!(RetryPolicy::parse(
             &json!({"numRetries": 100, "minDelayTarget": 36, "maxDelayTarget": 36})

@@ -2,9 +2,10 @@
 //! ChangeMessageVisibility(Batch), SNS's `send_to_arn`, and receipt handles.
 //!
 //! A receipt handle is URL-safe base64 of (queue id, message seq, receive number, message id,
-//! receive time):
+//! receive time) and a check over them:
 //! opaque to clients, bound to one queue incarnation (ids are never reused) and to one receive
-//! of one message, so a stale handle is recognised as such.
+//! of one message, so a stale handle is recognised as such, and a handle altered or made up by a
+//! client is ReceiptHandleIsInvalid, as on AWS.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,7 +50,22 @@ pub(crate) struct Handle {
 /// AWS's 12-hour ceiling on a message's total visibility timeout from its receive.
 const MAX_VISIBILITY_S: u64 = 43_200;
 
-const HANDLE_LEN: usize = 44;
+/// The handle's fields, then [`HANDLE_CHECK_LEN`] bytes of a SHA-256 over them.
+const HANDLE_FIELDS_LEN: usize = 44;
+const HANDLE_CHECK_LEN: usize = 8;
+const HANDLE_LEN: usize = HANDLE_FIELDS_LEN + HANDLE_CHECK_LEN;
+
+/// Catches altered and made-up handles, not a secret: a handle has nothing to hide from the
+/// client it was given to.
+fn handle_check(fields: &[u8]) -> [u8; HANDLE_CHECK_LEN] {
+    let d = sha2::Sha256::new()
+        .chain_update(b"millpond receipt handle v1\0")
+        .chain_update(fields)
+        .finalize();
+    let mut out = [0u8; HANDLE_CHECK_LEN];
+    out.copy_from_slice(&d[..HANDLE_CHECK_LEN]);
+    out
+}
 
 impl Handle {
     pub fn encode(&self) -> String {
@@ -59,6 +75,8 @@ impl Handle {
         b.extend_from_slice(&self.generation.to_be_bytes());
         b.extend_from_slice(&self.id.to_be_bytes());
         b.extend_from_slice(&self.received_ms.to_be_bytes());
+        let check = handle_check(&b);
+        b.extend_from_slice(&check);
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
     }
 
@@ -66,7 +84,8 @@ impl Handle {
         let b = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode(s)
             .ok()?;
-        if b.len() != HANDLE_LEN {
+        if b.len() != HANDLE_LEN || handle_check(&b[..HANDLE_FIELDS_LEN]) != b[HANDLE_FIELDS_LEN..]
+        {
             return None;
         }
         Some(Handle {

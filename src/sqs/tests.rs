@@ -847,6 +847,39 @@ async fn visibility_timeout_and_changes() {
         )
         .await;
     assert_eq!(e.code, "ReceiptHandleIsInvalid");
+    // An altered handle (one bit of its receive time) or one made up from a message id that
+    // was never received is invalid too (the model's ReceiptHandleIsInvalid), and deletes
+    // nothing.
+    use base64::Engine;
+    let sent = t.send(&other, "never received").await;
+    let mut raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(&oh)
+        .unwrap();
+    raw[40] ^= 1;
+    let flipped = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&raw);
+    raw[40] ^= 1;
+    raw[20..36].copy_from_slice(
+        &uuid::Uuid::parse_str(sent["MessageId"].as_str().unwrap())
+            .unwrap()
+            .as_u128()
+            .to_be_bytes(),
+    );
+    let forged = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&raw);
+    for h in [flipped, forged] {
+        let e = t
+            .err(
+                "DeleteMessage",
+                json!({"QueueUrl": other, "ReceiptHandle": h}),
+            )
+            .await;
+        assert_eq!(e.code, "ReceiptHandleIsInvalid");
+    }
+    assert_eq!(t.attr(&other, "ApproximateNumberOfMessages").await, "1");
+    assert_eq!(
+        t.attr(&other, "ApproximateNumberOfMessagesNotVisible")
+            .await,
+        "1"
+    );
     // Extending works: still invisible after the original timeout would have passed.
     let m = &t.recv(&url, json!({"VisibilityTimeout": 1})).await[0];
     let h3 = m["ReceiptHandle"].as_str().unwrap();
