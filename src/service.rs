@@ -17,7 +17,19 @@ pub fn parse_input<T: DeserializeOwned>(input: Value, code: &'static str) -> Ser
     } else {
         input
     };
-    serde_json::from_value(input).map_err(|e| ServiceError::sender(code, e.to_string()))
+    serde_json::from_value(input).map_err(|e| shape_error(code, &e))
+}
+
+/// A request member of the wrong type or shape. serde's text names the value and the expected
+/// type; the value is cut short, so a megabyte-long wrong value is not echoed back whole.
+fn shape_error(code: &'static str, e: &serde_json::Error) -> ServiceError {
+    const MAX_CHARS: usize = 256;
+    let text = e.to_string();
+    let message = match text.char_indices().nth(MAX_CHARS) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text,
+    };
+    ServiceError::sender(code, message)
 }
 
 /// A request as the protocol layer hands it over: a JSON-shaped document it built (from a query
@@ -40,7 +52,7 @@ impl Input<'_> {
                     // body being malformed JSON is what the client needs to hear first.
                     match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
                         Err(syntax) => unparsable(&syntax),
-                        Ok(_) if e.is_data() => ServiceError::sender(code, e.to_string()),
+                        Ok(_) if e.is_data() => shape_error(code, &e),
                         Ok(_) => unparsable(&e),
                     }
                 }),
@@ -229,6 +241,29 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn shape_errors_do_not_echo_long_values_whole() {
+        #[derive(serde::Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct In {
+            n: i64,
+        }
+        let long = "x".repeat(1 << 20);
+        let e = parse_input::<In>(serde_json::json!({"n": long}), "SerializationException")
+            .unwrap_err();
+        assert_eq!(e.code, "SerializationException");
+        assert!(e.message.chars().count() <= 257, "{}", e.message.len());
+        assert!(
+            e.message.starts_with("invalid type: string"),
+            "{}",
+            e.message
+        );
+        let e = Input::Json(format!("{{\"n\": \"{long}\"}}").as_bytes())
+            .parse::<In>("SerializationException")
+            .unwrap_err();
+        assert!(e.message.chars().count() <= 257, "{}", e.message.len());
+    }
 
     #[test]
     fn attribute_numbers() {
