@@ -325,6 +325,10 @@ impl<F: std::future::Future<Output = Response<Body>> + Send + 'static> std::futu
 
 impl<F: std::future::Future<Output = Response<Body>> + Send + 'static> Drop for RunToEnd<F> {
     fn drop(&mut self) {
+        // A handler that panicked while polled here must not be polled again.
+        if std::thread::panicking() {
+            return;
+        }
         if let Some(fut) = self.fut.take() {
             self.caller_gone.set();
             if let Ok(rt) = tokio::runtime::Handle::try_current() {

@@ -23,11 +23,17 @@ pub fn parse_input<T: DeserializeOwned>(input: Value, code: &'static str) -> Ser
 /// A request member of the wrong type or shape. serde's text names the value and the expected
 /// type; the value is cut short, so a megabyte-long wrong value is not echoed back whole.
 fn shape_error(code: &'static str, e: &serde_json::Error) -> ServiceError {
-    const MAX_CHARS: usize = 256;
+    // The start and the end are kept: the end says what was expected.
+    const HEAD: usize = 200;
+    const TAIL: usize = 56;
     let text = e.to_string();
-    let message = match text.char_indices().nth(MAX_CHARS) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text,
+    let n = text.chars().count();
+    let message = if n > HEAD + TAIL {
+        let head: String = text.chars().take(HEAD).collect();
+        let tail: String = text.chars().skip(n - TAIL).collect();
+        format!("{head}…{tail}")
+    } else {
+        text
     };
     ServiceError::sender(code, message)
 }

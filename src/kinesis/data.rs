@@ -665,17 +665,13 @@ impl Kinesis {
                             s.name, s.account
                         )));
                     }
-                    // AFTER is "the first record numbered above it": that is the record at
-                    // the number's offset when the record there is numbered higher (a later
-                    // epoch). So it is for the shard's StartingSequenceNumber, which is also a
-                    // continuation number of an empty shard, and sorts below its first record.
-                    let later_at_offset = p.offset < end
-                        && s.shard(ix).is_some_and(|m| m.epoch_at(p.offset) > p.epoch_ms);
-                    let o = if kind == "AFTER_SEQUENCE_NUMBER" && !later_at_offset {
-                        p.offset.saturating_add(1)
-                    } else {
-                        p.offset
-                    };
+                    let epochs = s.shard(ix).map_or(&[][..], |m| &m.epochs[..]);
+                    let o = seq_start(
+                        epochs,
+                        p.epoch_ms,
+                        p.offset,
+                        kind == "AFTER_SEQUENCE_NUMBER",
+                    );
                     o.clamp(horizon.min(end), end)
                 }
             };
@@ -861,11 +857,90 @@ impl Kinesis {
     }
 }
 
+/// Where AT_SEQUENCE_NUMBER (`after` false) or AFTER_SEQUENCE_NUMBER of the number (`epoch`,
+/// `offset`) starts in a shard whose writer epochs are `epochs` ((first offset, epoch), both
+/// ascending): at the first record numbered at or above it, or above it.
+///
+/// Records are numbered (epoch, offset), so that is the record at its offset (AT) or the next
+/// (AFTER), unless a later epoch starts at or below its offset: then it is that epoch's first
+/// record. So it is for the shard's StartingSequenceNumber, which is also an empty shard's
+/// continuation number and sorts below the first record, and for the number of a record lost in
+/// a crash, whose offset a later run reused.
+fn seq_start(epochs: &[(u64, u64)], epoch: u64, offset: u64, after: bool) -> u64 {
+    let later = epochs.partition_point(|&(_, e)| e <= epoch);
+    match epochs.get(later) {
+        Some(&(from, _)) if from <= offset => from,
+        _ if after => offset.saturating_add(1),
+        _ => offset,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::test_util::{b64 as enc, Env};
     use super::super::Limits;
+    use super::seq_start;
     use serde_json::{json, Value};
+
+    #[test]
+    fn sequence_positions_follow_number_order() {
+        // A record's own number: AT is it, AFTER the next.
+        let ep = [(0, 10), (5, 20)];
+        assert_eq!(seq_start(&ep, 20, 7, false), 7);
+        assert_eq!(seq_start(&ep, 20, 7, true), 8);
+        assert_eq!(seq_start(&ep, 10, 3, true), 4);
+        // The shard's StartingSequenceNumber (creation time 5, offset 0) sorts below record 0.
+        assert_eq!(seq_start(&ep, 5, 0, true), 0);
+        assert_eq!(
+            seq_start(&[], 5, 0, true),
+            1,
+            "empty shard: clamped to its end later"
+        );
+        // Run 20 wrote offsets 10 and 11, lost in a crash; run 30 rewrote offset 10. After
+        // (20, 11) comes (30, 10), below its offset.
+        let ep = [(0, 10), (10, 20), (10, 30)];
+        assert_eq!(seq_start(&ep, 20, 11, true), 10);
+        assert_eq!(seq_start(&ep, 20, 11, false), 10);
+        assert_eq!(seq_start(&ep, 30, 10, true), 11);
+    }
+
+    /// A child shard's StartingSequenceNumber sorts below its first record even when that
+    /// record is written in the millisecond of the split: AFTER it reads the record.
+    #[tokio::test]
+    async fn after_a_childs_starting_number_reads_its_first_record() {
+        let e = Env::new();
+        e.svc.freeze_clock();
+        e.create("s", 1).await;
+        // A new millisecond with no stamp in it yet, as for a split on a quiet stream.
+        e.svc.advance_clock(1000);
+        e.ok(
+            "SplitShard",
+            json!({"StreamName": "s", "ShardToSplit": "shardId-000000000000",
+                   "NewStartingHashKey": "170141183460469231731687303715884105728"}),
+        )
+        .await;
+        let d = e.ok("DescribeStream", json!({"StreamName": "s"})).await;
+        let child = &d["StreamDescription"]["Shards"][1];
+        assert_eq!(child["ShardId"], "shardId-000000000001");
+        let start = child["SequenceNumberRange"]["StartingSequenceNumber"].clone();
+        // Hash key 0 routes to the lower child.
+        e.ok(
+            "PutRecord",
+            json!({"StreamName": "s", "PartitionKey": "k", "ExplicitHashKey": "0", "Data": enc(b"first")}),
+        )
+        .await;
+        let it = e
+            .ok(
+                "GetShardIterator",
+                json!({"StreamName": "s", "ShardId": "shardId-000000000001",
+                       "ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "StartingSequenceNumber": start}),
+            )
+            .await;
+        let got = e
+            .ok("GetRecords", json!({"ShardIterator": it["ShardIterator"]}))
+            .await;
+        assert_eq!(got["Records"].as_array().unwrap().len(), 1, "{got}");
+    }
 
     /// LocalStack's AWS-validated test_get_records_shard_iterator_with_surrounding_quotes: an
     /// iterator in double quotes reads as the iterator.

@@ -275,10 +275,13 @@ impl Kinesis {
             .streams
             .values()
             .flat_map(|s| {
-                let epochs = s
-                    .shards
-                    .iter()
-                    .filter_map(|sh| sh.epochs.last().map(|e| e.1));
+                let epochs = s.shards.iter().flat_map(|sh| {
+                    sh.epochs
+                        .last()
+                        .map(|e| e.1)
+                        .into_iter()
+                        .chain([sh.created_ms])
+                });
                 epochs.chain([s.created_ms])
             })
             .max()

@@ -154,7 +154,9 @@ impl Kinesis {
         let ix = Self::shard_index(i.shard_to_split.as_deref().unwrap_or_default(), &t)?;
         let key_str = i.new_starting_hash_key.unwrap_or_default();
         let _w = self.write_lock.lock().await;
-        let now = self.now();
+        // A stamp, not the clock: children's creation times must sort below their first
+        // record's epoch, which AFTER_SEQUENCE_NUMBER of their StartingSequenceNumber relies on.
+        let now = self.unique_stamp();
         let mut s = self.active_stream(&t)?;
         Self::reject_on_demand(&s)?;
         let sh = Self::open_shard(&s, ix)?.clone();
@@ -221,7 +223,9 @@ impl Kinesis {
         let ia = Self::shard_index(i.shard_to_merge.as_deref().unwrap_or_default(), &t)?;
         let ib = Self::shard_index(i.adjacent_shard_to_merge.as_deref().unwrap_or_default(), &t)?;
         let _w = self.write_lock.lock().await;
-        let now = self.now();
+        // A stamp, not the clock: children's creation times must sort below their first
+        // record's epoch, which AFTER_SEQUENCE_NUMBER of their StartingSequenceNumber relies on.
+        let now = self.unique_stamp();
         let mut s = self.active_stream(&t)?;
         Self::reject_on_demand(&s)?;
         let a = Self::open_shard(&s, ia)?.clone();
@@ -283,7 +287,9 @@ impl Kinesis {
         let t = self.target(ctx, &i.sel, &mut c)?;
         let target = i.target_shard_count.unwrap_or(1);
         let _w = self.write_lock.lock().await;
-        let now = self.now();
+        // A stamp, not the clock: children's creation times must sort below their first
+        // record's epoch, which AFTER_SEQUENCE_NUMBER of their StartingSequenceNumber relies on.
+        let now = self.unique_stamp();
         let mut s = self.active_stream(&t)?;
         Self::reject_on_demand(&s)?;
         let mut open: Vec<ShardMeta> = s.open_shards().cloned().collect();

@@ -701,10 +701,14 @@ impl Sqs {
                 until = until.min(now + Duration::from_millis(ms.max(1)));
             }
             tokio::select! {
-                _ = &mut notified => {}
-                _ = tokio::time::sleep_until(until) => {}
+                biased;
                 // Nobody would read what a later receive took (hidden, its count bumped).
                 _ = ctx.caller_gone.wait() => return Ok(Output::Json(br#"{"Messages":[]}"#.to_vec())),
+                _ = &mut notified => {}
+                _ = tokio::time::sleep_until(until) => {}
+            }
+            if ctx.caller_gone.is_set() {
+                return Ok(Output::Json(br#"{"Messages":[]}"#.to_vec()));
             }
         }
     }
