@@ -208,6 +208,20 @@ pub fn is_attribute_number(s: &str) -> bool {
     k >= -128 && (k < 126 || (k == 126 && exactly_one))
 }
 
+/// The first 8 bytes of SHA-256 over `salt` and `body`: the check a token handed to clients
+/// (a receipt handle, a shard iterator) carries, so that an altered or made-up one is refused.
+/// Not a secret, only a checksum with a per-kind salt.
+pub fn token_check(salt: &[u8], body: &[u8]) -> [u8; 8] {
+    use sha2::Digest;
+    let d = sha2::Sha256::new()
+        .chain_update(salt)
+        .chain_update(body)
+        .finalize();
+    let mut out = [0u8; 8];
+    out.copy_from_slice(&d[..8]);
+    out
+}
+
 /// Milliseconds since the Unix epoch, the clock every service stamps records with.
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now()

@@ -352,6 +352,19 @@ fn oversized_body_is_refused_at_once_and_the_server_keeps_serving() {
     rt.block_on(srv.stop());
 }
 
+/// Sends an SQS JSON request on a connection of its own and returns the connection unread.
+fn send_sqs_json(addr: std::net::SocketAddr, op: &str, body: &str) -> TcpStream {
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: AmazonSQS.{op}\r\n\
+         Content-Type: application/x-amz-json-1.0\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    s
+}
+
 /// A client that goes away before the answer (a timeout, a killed process) must not leave a
 /// write half done: in the log but not applied, so invisible until a restart. Before requests
 /// ran in tasks of their own, a FIFO retry with the same deduplication id then got the first
@@ -376,18 +389,10 @@ fn a_client_leaving_mid_request_leaves_no_half_done_write() {
         let body = serde_json::json!({"QueueUrl": url, "MessageBody": format!("m{i}"),
             "MessageGroupId": "g", "MessageDeduplicationId": format!("d{i}")})
         .to_string();
-        let mut s = TcpStream::connect(srv.addr).unwrap();
-        write!(
-            s,
-            "POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: AmazonSQS.SendMessage\r\n\
-             Content-Type: application/x-amz-json-1.0\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        )
-        .unwrap();
         // Gone without reading the answer.
-        drop(s);
+        drop(send_sqs_json(srv.addr, "SendMessage", &body));
     }
-    let got = rt.block_on(async {
+    let mut got = rt.block_on(async {
         // The retries: deduplicated where a first send landed, new sends where none did.
         for i in 0..N {
             c.send_message()
@@ -399,32 +404,9 @@ fn a_client_leaving_mid_request_leaves_no_half_done_write() {
                 .await
                 .unwrap();
         }
-        let mut got = Vec::new();
-        loop {
-            let r = c
-                .receive_message()
-                .queue_url(&url)
-                .max_number_of_messages(10)
-                .send()
-                .await
-                .unwrap();
-            let msgs = r.messages.unwrap_or_default();
-            if msgs.is_empty() {
-                break got;
-            }
-            for m in msgs {
-                got.push(m.body.unwrap());
-                c.delete_message()
-                    .queue_url(&url)
-                    .receipt_handle(m.receipt_handle.unwrap())
-                    .send()
-                    .await
-                    .unwrap();
-            }
-        }
+        drain_bodies(&c, &url).await
     });
     // The abandoned sends ran concurrently, so they may have landed in any order.
-    let mut got = got;
     got.sort_by_key(|b| b[1..].parse::<usize>().unwrap());
     let want: Vec<String> = (0..N).map(|i| format!("m{i}")).collect();
     assert_eq!(got, want, "every message once");
@@ -450,14 +432,7 @@ fn an_abandoned_long_poll_takes_nothing() {
     let body =
         serde_json::json!({"QueueUrl": url, "WaitTimeSeconds": 20, "MaxNumberOfMessages": 10})
             .to_string();
-    let mut s = TcpStream::connect(srv.addr).unwrap();
-    write!(
-        s,
-        "POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: AmazonSQS.ReceiveMessage\r\n\
-         Content-Type: application/x-amz-json-1.0\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
+    let s = send_sqs_json(srv.addr, "ReceiveMessage", &body);
     // Long enough for the poll to start waiting, then the client leaves; then long enough
     // (with room for a loaded machine) for the server to see the connection close.
     std::thread::sleep(std::time::Duration::from_millis(200));

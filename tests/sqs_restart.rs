@@ -192,22 +192,7 @@ async fn no_acknowledged_send_is_lost_when_killed_mid_stream() {
         .unwrap()
         .queue_url
         .unwrap();
-    let mut found = HashSet::new();
-    loop {
-        let r = c
-            .receive_message()
-            .queue_url(&url)
-            .max_number_of_messages(10)
-            .visibility_timeout(300)
-            .send()
-            .await
-            .unwrap();
-        let msgs = r.messages.unwrap_or_default();
-        if msgs.is_empty() {
-            break;
-        }
-        found.extend(msgs.into_iter().map(|m| m.body.unwrap()));
-    }
+    let found: HashSet<String> = drain_bodies(&c, &url).await.into_iter().collect();
     let lost: Vec<_> = acked.difference(&found).collect();
     assert!(
         lost.is_empty(),

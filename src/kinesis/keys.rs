@@ -32,7 +32,7 @@
 //! gone, which AWS words by name; version 1 (without them) is still read.
 
 use base64::Engine;
-use sha2::{Digest, Sha256};
+use sha2::Digest;
 
 use crate::error::ServiceResult;
 
@@ -160,13 +160,7 @@ pub struct Iterator {
 const ITERATOR_SALT: &[u8] = b"millpond kinesis shard iterator v1";
 
 fn mac(body: &[u8]) -> [u8; 8] {
-    let mut h = Sha256::new();
-    h.update(ITERATOR_SALT);
-    h.update(body);
-    let d = h.finalize();
-    let mut out = [0u8; 8];
-    out.copy_from_slice(&d[..8]);
-    out
+    crate::service::token_check(ITERATOR_SALT, body)
 }
 
 fn push_str(b: &mut Vec<u8>, s: &str) {

@@ -371,18 +371,27 @@ mod tests {
 
     const ARN: &str = "arn:aws:kinesis:us-east-1:000000000000:stream/s";
 
-    #[tokio::test]
-    async fn subscription_streams_records_then_children() {
-        let e = Env::new();
-        e.create("s", 1).await;
+    /// Registers consumer "c" on stream "s"; its ARN.
+    async fn consumer(e: &Env) -> String {
         let c = e
             .ok(
                 "RegisterStreamConsumer",
                 json!({"StreamARN": ARN, "ConsumerName": "c"}),
             )
             .await;
-        let carn = c["Consumer"]["ConsumerARN"].as_str().unwrap().to_string();
-        let put = |d: &'static str| json!({"StreamName": "s", "PartitionKey": "a", "Data": b64(d.as_bytes())});
+        c["Consumer"]["ConsumerARN"].as_str().unwrap().to_string()
+    }
+
+    /// A PutRecord of `d` to stream "s".
+    fn put(d: &str) -> serde_json::Value {
+        json!({"StreamName": "s", "PartitionKey": "a", "Data": b64(d.as_bytes())})
+    }
+
+    #[tokio::test]
+    async fn subscription_streams_records_then_children() {
+        let e = Env::new();
+        e.create("s", 1).await;
+        let carn = consumer(&e).await;
         let first = e.ok("PutRecord", put("one")).await;
         e.ok("PutRecord", put("two")).await;
         let input = json!({"ConsumerARN": carn, "ShardId": "shardId-000000000000",
@@ -463,13 +472,7 @@ mod tests {
     async fn empty_shard_continuation_resumes_at_first_record() {
         let e = Env::new();
         e.create("s", 1).await;
-        let c = e
-            .ok(
-                "RegisterStreamConsumer",
-                json!({"StreamARN": ARN, "ConsumerName": "c"}),
-            )
-            .await;
-        let carn = c["Consumer"]["ConsumerARN"].as_str().unwrap().to_string();
+        let carn = consumer(&e).await;
         e.svc.freeze_clock();
         let mut sub = e
             .svc
@@ -492,7 +495,6 @@ mod tests {
             desc["StreamDescription"]["Shards"][0]["SequenceNumberRange"]["StartingSequenceNumber"],
             cont.as_str()
         );
-        let put = |d: &'static str| json!({"StreamName": "s", "PartitionKey": "a", "Data": b64(d.as_bytes())});
         e.ok("PutRecord", put("first")).await;
         e.ok("PutRecord", put("second")).await;
         e.svc.advance_clock(5_000);
@@ -539,13 +541,7 @@ mod tests {
             )
             .await;
         assert_eq!(err.code, "ResourceNotFoundException");
-        let c = e
-            .ok(
-                "RegisterStreamConsumer",
-                json!({"StreamARN": ARN, "ConsumerName": "c"}),
-            )
-            .await;
-        let carn = c["Consumer"]["ConsumerARN"].as_str().unwrap().to_string();
+        let carn = consumer(&e).await;
         let err = e
             .err(
                 "SubscribeToShard",

@@ -342,14 +342,9 @@ impl Sns {
             }
             validate_attribute(k, v, fifo)?;
         }
-        let attributes = std::mem::take(&mut i.attributes);
-        i.attributes = attributes
-            .into_iter()
-            .map(|(k, v)| {
-                let v = stored_value(&k, v);
-                (k, v)
-            })
-            .collect();
+        for (k, v) in i.attributes.iter_mut() {
+            *v = stored_value(k, std::mem::take(v));
+        }
         if let Some(p) = &i.data_protection_policy {
             validate_attribute("DataProtectionPolicy", p, fifo)?;
         }

@@ -55,16 +55,9 @@ const HANDLE_FIELDS_LEN: usize = 44;
 const HANDLE_CHECK_LEN: usize = 8;
 const HANDLE_LEN: usize = HANDLE_FIELDS_LEN + HANDLE_CHECK_LEN;
 
-/// Catches altered and made-up handles, not a secret: a handle has nothing to hide from the
-/// client it was given to.
+/// Catches altered and made-up handles (see [`crate::service::token_check`]).
 fn handle_check(fields: &[u8]) -> [u8; HANDLE_CHECK_LEN] {
-    let d = sha2::Sha256::new()
-        .chain_update(b"millpond receipt handle v1\0")
-        .chain_update(fields)
-        .finalize();
-    let mut out = [0u8; HANDLE_CHECK_LEN];
-    out.copy_from_slice(&d[..HANDLE_CHECK_LEN]);
-    out
+    crate::service::token_check(b"millpond receipt handle v1\0", fields)
 }
 
 impl Handle {
@@ -678,6 +671,10 @@ impl Sqs {
         }
         let deadline = tokio::time::Instant::now() + Duration::from_secs(wait_s);
         loop {
+            // Nobody would read what a receive now took (hidden, its count bumped).
+            if ctx.caller_gone.is_set() {
+                return Ok(Output::Json(br#"{"Messages":[]}"#.to_vec()));
+            }
             let notified = q.notify.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
@@ -701,14 +698,9 @@ impl Sqs {
                 until = until.min(now + Duration::from_millis(ms.max(1)));
             }
             tokio::select! {
-                biased;
-                // Nobody would read what a later receive took (hidden, its count bumped).
-                _ = ctx.caller_gone.wait() => return Ok(Output::Json(br#"{"Messages":[]}"#.to_vec())),
+                _ = ctx.caller_gone.wait() => {}
                 _ = &mut notified => {}
                 _ = tokio::time::sleep_until(until) => {}
-            }
-            if ctx.caller_gone.is_set() {
-                return Ok(Output::Json(br#"{"Messages":[]}"#.to_vec()));
             }
         }
     }

@@ -434,36 +434,13 @@ impl Sqs {
             Some(r) => Some(r.step.lock().await),
             None => None,
         };
-        let _g = self.catalog.gate.lock().await;
-        let moved = {
-            let tasks = self.tasks.lock();
-            let t = tasks
-                .list
-                .iter()
-                .find(|t| t.rec.task_id == id)
-                .ok_or_else(not_found)?;
-            // A task that has ended is no longer one that cancelling can find (the model names
-            // ResourceNotFoundException as the action's error; moto's
-            // test_cancel_message_move_task_that_is_not_running answers the same).
-            if t.status != "RUNNING" {
-                return Err(not_found());
-            }
-            t.moved
-        };
-        let rec = MoveEndRec {
-            task_id: id.clone(),
-            moved,
-            status: "CANCELLED".into(),
-            failure: None,
-        };
-        self.catalog.append(C_MOVE_END, &rec).await?;
-        let mut tasks = self.tasks.lock();
-        if let Some(r) = tasks.runners.remove(&id) {
-            r.cancelled.store(true, Ordering::Release);
-        }
-        if let Some(t) = tasks.get_mut(&id) {
-            t.status = "CANCELLED".into();
-        }
+        // A task that has ended is no longer one that cancelling can find (the model names
+        // ResourceNotFoundException as the action's error; moto's
+        // test_cancel_message_move_task_that_is_not_running answers the same).
+        let moved = self
+            .end_task(&id, "CANCELLED", None)
+            .await?
+            .ok_or_else(not_found)?;
         Ok(json!({ "ApproximateNumberOfMessagesMoved": moved }))
     }
 
@@ -497,12 +474,18 @@ impl Sqs {
         }
     }
 
-    /// Ends a task durably with `status`.
-    async fn end_task(&self, id: &str, status: &str, failure: Option<String>) -> ServiceResult<()> {
+    /// Ends a RUNNING task durably with `status` and stops its runner; the count it moved, or
+    /// None if no such task is running.
+    async fn end_task(
+        &self,
+        id: &str,
+        status: &str,
+        failure: Option<String>,
+    ) -> ServiceResult<Option<u64>> {
         let _g = self.catalog.gate.lock().await;
         let moved = match self.tasks.lock().get_mut(id) {
             Some(t) if t.status == "RUNNING" => t.moved,
-            _ => return Ok(()),
+            _ => return Ok(None),
         };
         let rec = MoveEndRec {
             task_id: id.to_string(),
@@ -512,12 +495,14 @@ impl Sqs {
         };
         self.catalog.append(C_MOVE_END, &rec).await?;
         let mut tasks = self.tasks.lock();
-        tasks.runners.remove(id);
+        if let Some(r) = tasks.runners.remove(id) {
+            r.cancelled.store(true, Ordering::Release);
+        }
         if let Some(t) = tasks.get_mut(id) {
             t.status = rec.status;
             t.failure = rec.failure;
         }
-        Ok(())
+        Ok(Some(moved))
     }
 
     async fn record_progress(&self, id: &str) -> ServiceResult<()> {

@@ -133,6 +133,14 @@ impl T {
             .await
     }
 
+    /// ApproximateNumberOfMessages of the queue at `url`.
+    async fn count(&self, url: &str) -> usize {
+        self.attr(url, "ApproximateNumberOfMessages")
+            .await
+            .parse()
+            .unwrap()
+    }
+
     async fn recv(&self, url: &str, extra: Value) -> Vec<Value> {
         let mut input = json!({"QueueUrl": url, "MaxNumberOfMessages": 10});
         for (k, v) in extra.as_object().unwrap() {
@@ -1640,16 +1648,7 @@ async fn message_move_tasks() {
         ("ResourceNotFoundException", "Task does not exist.")
     );
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let in_dest: usize = t
-        .attr(&dest, "ApproximateNumberOfMessages")
-        .await
-        .parse()
-        .unwrap();
-    let in_dlq: usize = t
-        .attr(&dlq, "ApproximateNumberOfMessages")
-        .await
-        .parse()
-        .unwrap();
+    let (in_dest, in_dlq) = (t.count(&dest).await, t.count(&dlq).await);
     assert_eq!(in_dest + in_dlq, 20);
     assert!((1..20).contains(&in_dest), "{in_dest}");
 }
@@ -1693,17 +1692,8 @@ async fn cancel_waits_for_the_move_step_in_flight() {
     let moved = v["ApproximateNumberOfMessagesMoved"].as_u64().unwrap();
     // Durably: every message in exactly one queue, and the count the cancel reported.
     let t = t.reopen().await;
-    let count = |url: String| {
-        let t = &t;
-        async move {
-            t.attr(&url, "ApproximateNumberOfMessages")
-                .await
-                .parse::<u64>()
-                .unwrap()
-        }
-    };
-    let (in_dest, in_dlq) = (count(dest.clone()).await, count(dlq.clone()).await);
-    assert_eq!((in_dest, in_dest + in_dlq), (moved, 5));
+    let (in_dest, in_dlq) = (t.count(&dest).await, t.count(&dlq).await);
+    assert_eq!((in_dest as u64, in_dest + in_dlq), (moved, 5));
     wait_task(&t, &dlq_arn, "CANCELLED").await;
 }
 

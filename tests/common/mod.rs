@@ -116,6 +116,38 @@ pub fn sqs_in(endpoint: &str, region: &str) -> aws_sdk_sqs::Client {
     aws_sdk_sqs::Client::from_conf(conf)
 }
 
+/// Receives and deletes everything `url` hands out until a receive comes back empty; the
+/// bodies in the order received. (Deleting, not hiding, so a FIFO group is not left locked.)
+pub async fn drain_bodies(c: &aws_sdk_sqs::Client, url: &str) -> Vec<String> {
+    let mut bodies = Vec::new();
+    loop {
+        let msgs = c
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .unwrap()
+            .messages
+            .unwrap_or_default();
+        if msgs.is_empty() {
+            return bodies;
+        }
+        let mut del = c.delete_message_batch().queue_url(url);
+        for (i, m) in msgs.into_iter().enumerate() {
+            del = del.entries(
+                aws_sdk_sqs::types::DeleteMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(m.receipt_handle.unwrap())
+                    .build()
+                    .unwrap(),
+            );
+            bodies.push(m.body.unwrap());
+        }
+        del.send().await.unwrap();
+    }
+}
+
 pub fn sns(endpoint: &str) -> aws_sdk_sns::Client {
     use aws_sdk_sns::config::{BehaviorVersion, Credentials, Region};
     let conf = aws_sdk_sns::Config::builder()
