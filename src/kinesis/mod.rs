@@ -387,7 +387,7 @@ impl Kinesis {
         if let Ok(entries) = std::fs::read_dir(&self.dir) {
             for e in entries.flatten() {
                 if e.file_name() != "catalog" && e.path().is_dir() {
-                    let _ = std::fs::remove_dir_all(e.path());
+                    let _ = crate::log::remove_dir(&e.path());
                 }
             }
         }
@@ -561,7 +561,7 @@ impl Kinesis {
                         .unwrap_or_default();
                     if !live.contains(id) {
                         tracing::info!(dir = %stream.display(), "removing orphaned kinesis stream files");
-                        let _ = std::fs::remove_dir_all(&stream);
+                        let _ = crate::log::remove_dir(&stream);
                     }
                 }
             }
@@ -571,7 +571,7 @@ impl Kinesis {
     /// Forgets a deleted stream's shard handles and removes its files.
     fn drop_stream_files(&self, s: &StreamMeta) {
         self.shards.lock().retain(|(id, _), _| id != &s.id);
-        let _ = std::fs::remove_dir_all(self.stream_dir(s));
+        let _ = crate::log::remove_dir(&self.stream_dir(s));
     }
 
     /// Appends a catalog event, then applies it. Caller holds `write_lock`.

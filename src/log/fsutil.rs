@@ -270,6 +270,35 @@ pub fn atomic_write_parts(
     Ok(())
 }
 
+/// Suffix a log directory takes while it is being removed ([`remove_dir`]).
+pub const DELETING_SUFFIX: &str = ".deleting";
+
+/// Removes a whole directory (a deleted queue's or stream's logs) so that no crash leaves a
+/// partly deleted one under its own name: renames it to `<name>.deleting`, fsyncs the parent so
+/// the rename is durable, then deletes the renamed tree. A crash mid-delete leaves a
+/// `*.deleting` directory, which `verify` skips and the services' start-up sweeps remove;
+/// before, it left a log with segments missing from its middle, which `verify` reported as
+/// corrupt. "Already gone" is success.
+pub fn remove_dir(path: &Path) -> Result<(), LogError> {
+    let mut doomed = path.as_os_str().to_owned();
+    doomed.push(DELETING_SUFFIX);
+    let doomed = std::path::PathBuf::from(doomed);
+    match std::fs::rename(path, &doomed) {
+        Ok(()) => {
+            if let Some(parent) = path.parent() {
+                fsync_dir(parent)?;
+            }
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(LogError::io(path, e)),
+    }
+    match std::fs::remove_dir_all(&doomed) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(LogError::io(&doomed, e)),
+    }
+}
+
 /// Removes a file, treating "already gone" as success.
 pub fn remove_if_exists(path: &Path) -> Result<(), LogError> {
     match std::fs::remove_file(path) {

@@ -66,7 +66,7 @@ use parking_lot::{Condvar, Mutex, RwLock};
 
 pub use checkpoint::{CHECKPOINT_FILE, CHECKPOINT_MAGIC, CHECKPOINT_VERSION};
 pub use error::LogError;
-pub use fsutil::{SegmentFile, SegmentIo, StdIo};
+pub use fsutil::{remove_dir, SegmentFile, SegmentIo, StdIo, DELETING_SUFFIX};
 pub use record::{
     MAX_PAYLOAD_LEN, RECORD_HEADER_LEN, RECORD_MAGIC, RECORD_OVERHEAD, RECORD_VERSION,
 };

@@ -2206,3 +2206,27 @@ proptest! {
         prop_assert!(verify_dir(dir.path()).unwrap().is_clean());
     }
 }
+
+/// A crash while a directory of logs is removed (a deleted queue or stream) leaves it under
+/// its `.deleting` name, which `verify` does not take for a log: before, the half-deleted log
+/// (segments gone from its middle) was reported as corrupt although nothing live was lost.
+#[test]
+fn a_directory_caught_mid_removal_is_not_a_log() {
+    let root = tempfile::tempdir().unwrap();
+    let (live, doomed) = (root.path().join("live"), root.path().join("doomed"));
+    for dir in [&live, &doomed] {
+        let (log, _) = Log::open(dir, opts_small()).unwrap();
+        fill(&log, 0, 300);
+    }
+    // What a kill in the middle of `remove_dir` leaves: the renamed directory, part deleted.
+    let renamed = root.path().join(format!("doomed{DELETING_SUFFIX}"));
+    std::fs::rename(&doomed, &renamed).unwrap();
+    std::fs::remove_file(&seg_files(&renamed)[1]).unwrap();
+    assert_eq!(find_log_dirs(root.path()).unwrap(), vec![live.clone()]);
+    assert!(verify_dir(&live).unwrap().is_clean());
+    // A whole removal leaves nothing; removing what is gone already is no error.
+    remove_dir(&live).unwrap();
+    remove_dir(&live).unwrap();
+    remove_dir(&renamed).unwrap();
+    assert_eq!(std::fs::read_dir(root.path()).unwrap().count(), 0);
+}

@@ -242,7 +242,10 @@ pub fn find_log_dirs(root: &Path) -> Result<Vec<std::path::PathBuf>, LogError> {
             let name = name.to_str().unwrap_or("");
             let ft = ent.file_type().map_err(|e| LogError::io(&dir, e))?;
             if ft.is_dir() {
-                stack.push(ent.path());
+                // A directory caught mid-removal by a crash (`remove_dir`): no longer a log.
+                if !name.ends_with(super::fsutil::DELETING_SUFFIX) {
+                    stack.push(ent.path());
+                }
             } else if name == crate::log::CHECKPOINT_FILE
                 || segment::parse_name(name, "seg").is_some()
             {

@@ -114,7 +114,7 @@ impl Sqs {
                         if let Some(id) = id {
                             reg.next_id = reg.next_id.max(id + 1);
                         }
-                        let _ = std::fs::remove_dir_all(ent.path());
+                        let _ = crate::log::remove_dir(&ent.path());
                     }
                 }
             }
@@ -223,7 +223,7 @@ impl Sqs {
         self.catalog.log.clear()?;
         for q in &queues {
             let _ = q.log.clear();
-            let _ = std::fs::remove_dir_all(self.queue_dir(q.id));
+            let _ = crate::log::remove_dir(&self.queue_dir(q.id));
         }
         Ok(())
     }

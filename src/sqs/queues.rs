@@ -384,7 +384,7 @@ impl Sqs {
             .by_key
             .remove(&(q.account.clone(), q.region.clone(), q.name.clone()));
         q.mark_deleted();
-        let _ = std::fs::remove_dir_all(self.queue_dir(q.id));
+        let _ = crate::log::remove_dir(&self.queue_dir(q.id));
         Ok(json!({}))
     }
 
