@@ -20,7 +20,7 @@ use super::topics::find_topic;
 use super::util::{check_arn, json_error, page, parse_bool, scope_prefix, uuid};
 use super::Sns;
 use crate::context::RequestContext;
-use crate::error::ServiceResult;
+use crate::error::{ServiceError, ServiceResult};
 
 const PROTOCOLS: &[&str] = &[
     "http",
@@ -241,6 +241,9 @@ fn validate_attribute(
             validate_delivery_policy(value, false)?;
         }
         "SubscriptionRoleArn" => {
+            if value.is_empty() && protocol == "firehose" {
+                return Err(firehose_role_required());
+            }
             if !value.is_empty() && !value.starts_with("arn:") {
                 return Err(invalid_parameter("SubscriptionRoleArn"));
             }
@@ -257,6 +260,14 @@ fn validate_attribute(
         }
     }
     Ok(())
+}
+
+/// Subscribe and SetSubscriptionAttributes docs: "Specifying a valid ARN for this attribute is
+/// required for Firehose delivery stream subscriptions." AWS's exact wording is not recorded.
+fn firehose_role_required() -> ServiceError {
+    invalid_parameter(
+        "Attributes Reason: SubscriptionRoleArn is required for Firehose delivery stream subscriptions",
+    )
 }
 
 /// What a settable subscription attribute is when it was never set.
@@ -407,6 +418,13 @@ fn checked_request(
             )));
         }
         validate_attribute(&target, k, v, &attrs, true)?;
+    }
+    if i.protocol == "firehose"
+        && attrs
+            .get("SubscriptionRoleArn")
+            .is_none_or(String::is_empty)
+    {
+        return Err(firehose_role_required());
     }
     // As AWS stores them (LocalStack's AWS-recorded test_create_subscriptions_with_attributes
     // and test_subscribe_idempotency): a boolean in lower case, and an empty FilterPolicy as no

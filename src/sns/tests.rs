@@ -563,6 +563,48 @@ async fn arn_shape_errors_use_aws_wording() {
     }
 }
 
+/// A Firehose subscription needs the role SNS writes to the stream with (Subscribe docs:
+/// "required for Firehose delivery stream subscriptions"), at Subscribe and ever after.
+#[tokio::test]
+async fn firehose_subscriptions_need_a_role() {
+    let t = setup();
+    let arn = t.topic("fh").await;
+    let stream = "arn:aws:firehose:us-east-1:000000000000:deliverystream/s";
+    let role = "arn:aws:iam::000000000000:role/sns-firehose";
+    for attrs in [json!({}), json!({"SubscriptionRoleArn": ""})] {
+        let e = t
+            .err(
+                "Subscribe",
+                json!({"TopicArn": arn, "Protocol": "firehose", "Endpoint": stream, "Attributes": attrs}),
+            )
+            .await;
+        assert_code(&e, "InvalidParameter", 400);
+        assert!(e.message.contains("SubscriptionRoleArn"), "{}", e.message);
+    }
+    let s = t
+        .sub(
+            &arn,
+            "firehose",
+            stream,
+            json!({"SubscriptionRoleArn": role}),
+        )
+        .await;
+    let e = t
+        .err(
+            "SetSubscriptionAttributes",
+            json!({"SubscriptionArn": s, "AttributeName": "SubscriptionRoleArn", "AttributeValue": ""}),
+        )
+        .await;
+    assert_code(&e, "InvalidParameter", 400);
+    let a = t
+        .ok("GetSubscriptionAttributes", json!({"SubscriptionArn": s}))
+        .await["Attributes"]
+        .clone();
+    assert_eq!(a["SubscriptionRoleArn"], role);
+    // Other protocols may go without one.
+    t.sub(&arn, "sqs", Q, json!({})).await;
+}
+
 #[tokio::test]
 async fn subscribe_sqs_and_errors() {
     let t = setup();
