@@ -3,7 +3,7 @@
 //! idle memory of the release binary.
 //!
 //! Run all:        cargo bench --bench server
-//! Run some:       cargo bench --bench server -- health startup
+//! Run some:       cargo bench --bench server -- health startup ('sns-publish$': that one only)
 //! Knobs (env):    BENCH_SECS (default 5), BENCH_CONNS (default 64),
 //!                 BENCH_SLICES (default 3: the compared scenarios, health through
 //!                 sns-publish-raw, each run in this many turns of BENCH_SECS / BENCH_SLICES,
@@ -385,7 +385,14 @@ fn main() {
         .skip(1)
         .filter(|a| !a.starts_with("--"))
         .collect();
-    let wanted = |name: &str| args.is_empty() || args.iter().any(|a| name.contains(a.as_str()));
+    // A name picks every scenario it is part of; `name$` only the one of exactly that name.
+    let wanted = |name: &str| {
+        args.is_empty()
+            || args.iter().any(|a| match a.strip_suffix('$') {
+                Some(exact) => name == exact,
+                None => name.contains(a.as_str()),
+            })
+    };
     let secs: f64 = std::env::var("BENCH_SECS")
         .ok()
         .and_then(|v| v.parse().ok())

@@ -946,13 +946,6 @@ impl Signer {
         })
     }
 
-    /// Whether a signature is cheap enough to make on an async worker: the key is loaded
-    /// already (no generation or file read to wait for) and at most 1024 bits (~17 µs a
-    /// signature, against ~120 µs at 2048; `benches/sign.rs`).
-    pub fn signs_cheaply(&self) -> bool {
-        self.key.get().is_some_and(|k| bits(&k.n) <= 1024)
-    }
-
     /// Bits of the modulus of the key in use (loading or creating it if need be).
     pub fn key_bits(&self) -> usize {
         bits(&self.key().n)
