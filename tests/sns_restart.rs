@@ -196,6 +196,95 @@ async fn fifo_deduplication_survives_sigkill() {
     b.kill9();
 }
 
+/// A FIFO topic's archive survives `kill -9`: after a restart, a new subscription with a
+/// ReplayPolicy gets every message published before the kill, in order, raw, and its
+/// ReplayStatus reaches Completed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fifo_topic_archive_survives_sigkill_and_replays() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = Broker::spawn(dir.path(), &[]);
+    let n = sns(&b.endpoint());
+    let topic = n
+        .create_topic()
+        .name("archived.fifo")
+        .attributes("FifoTopic", "true")
+        .attributes("ArchivePolicy", r#"{"MessageRetentionPeriod":"1"}"#)
+        .send()
+        .await
+        .unwrap()
+        .topic_arn
+        .unwrap();
+    for i in 0..5 {
+        n.publish()
+            .topic_arn(&topic)
+            .message(format!("m{i}"))
+            .message_group_id("g")
+            .message_deduplication_id(format!("d{i}"))
+            .send()
+            .await
+            .unwrap();
+    }
+    b.kill9();
+    let b = Broker::spawn(dir.path(), &[]);
+    let (n, q) = (sns(&b.endpoint()), sqs(&b.endpoint()));
+    let attrs = n
+        .get_topic_attributes()
+        .topic_arn(&topic)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap();
+    let began = attrs["BeginningArchiveTime"].clone();
+    let url = q
+        .create_queue()
+        .queue_name("replayed.fifo")
+        .attributes(aws_sdk_sqs::types::QueueAttributeName::FifoQueue, "true")
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let sub = n
+        .subscribe()
+        .topic_arn(&topic)
+        .protocol("sqs")
+        .endpoint("arn:aws:sqs:us-east-1:000000000000:replayed.fifo")
+        .attributes("RawMessageDelivery", "true")
+        .attributes(
+            "ReplayPolicy",
+            format!(r#"{{"PointType":"Timestamp","StartingPoint":"{began}"}}"#),
+        )
+        .return_subscription_arn(true)
+        .send()
+        .await
+        .unwrap()
+        .subscription_arn
+        .unwrap();
+    let mut status = String::new();
+    for _ in 0..200 {
+        let a = n
+            .get_subscription_attributes()
+            .subscription_arn(&sub)
+            .send()
+            .await
+            .unwrap()
+            .attributes
+            .unwrap();
+        status = a["ReplayStatus"].clone();
+        if status == "Completed" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(status, "Completed");
+    assert_eq!(
+        drain_bodies(&q, &url).await,
+        (0..5).map(|i| format!("m{i}")).collect::<Vec<_>>()
+    );
+    b.kill9();
+}
+
 /// `--sns-signing-key-bits` sizes the key a fresh data directory gets; a restart with another
 /// size (or the default) keeps the key already there. Other sizes are refused at start-up.
 #[tokio::test]

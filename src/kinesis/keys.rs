@@ -260,76 +260,10 @@ pub fn parse_timestamp(v: &serde_json::Value, member: &str) -> ServiceResult<u64
             if let Ok(secs) = s.parse::<f64>() {
                 return Ok((secs * 1000.0).round().max(0.0) as u64);
             }
-            parse_iso8601(s).ok_or_else(bad)
+            crate::service::parse_iso8601(s).ok_or_else(bad)
         }
         _ => Err(bad()),
     }
-}
-
-/// `YYYY-MM-DDTHH:MM:SS[.fff][Z|±HH:MM]` → epoch ms.
-pub fn parse_iso8601(s: &str) -> Option<u64> {
-    let b = s.as_bytes();
-    if b.len() < 19
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || (b[10] != b'T' && b[10] != b't' && b[10] != b' ')
-        || b[13] != b':'
-        || b[16] != b':'
-    {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| -> Option<i64> {
-        let t = s.get(r)?;
-        if !t.bytes().all(|c| c.is_ascii_digit()) {
-            return None;
-        }
-        t.parse().ok()
-    };
-    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
-        return None;
-    }
-    let mut rest = &s[19..];
-    let mut ms = 0i64;
-    if let Some(frac) = rest.strip_prefix('.') {
-        let n = frac.bytes().take_while(|c| c.is_ascii_digit()).count();
-        if n == 0 {
-            return None;
-        }
-        let digits = &frac[..n];
-        let padded = format!("{:0<3}", &digits[..n.min(3)]);
-        ms = padded.parse().ok()?;
-        rest = &frac[n..];
-    }
-    let offset_min: i64 = match rest {
-        "" | "Z" | "z" => 0,
-        _ => {
-            let sign = match rest.as_bytes()[0] {
-                b'+' => 1,
-                b'-' => -1,
-                _ => return None,
-            };
-            let t = rest[1..].replace(':', "");
-            if t.len() != 4 || !t.bytes().all(|c| c.is_ascii_digit()) {
-                return None;
-            }
-            let hh: i64 = t[..2].parse().ok()?;
-            let mm: i64 = t[2..].parse().ok()?;
-            sign * (hh * 60 + mm)
-        }
-    };
-    // Days from civil (Howard Hinnant).
-    let yy = if mo <= 2 { y - 1 } else { y };
-    let era = yy.div_euclid(400);
-    let yoe = yy - era * 400;
-    let mp = (mo + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let secs = days * 86_400 + h * 3600 + mi * 60 + sec - offset_min * 60;
-    let total = secs * 1000 + ms;
-    u64::try_from(total).ok()
 }
 
 /// Epoch ms → the epoch-seconds number outputs carry.
@@ -456,16 +390,19 @@ mod tests {
 
     #[test]
     fn timestamps() {
-        assert_eq!(parse_iso8601("1970-01-01T00:00:01Z"), Some(1000));
         assert_eq!(
-            parse_iso8601("2016-04-04T19:58:46.480-00:00"),
+            crate::service::parse_iso8601("1970-01-01T00:00:01Z"),
+            Some(1000)
+        );
+        assert_eq!(
+            crate::service::parse_iso8601("2016-04-04T19:58:46.480-00:00"),
             Some(1_459_799_926_480)
         );
         assert_eq!(
-            parse_iso8601("2016-04-04T21:58:46.480+02:00"),
+            crate::service::parse_iso8601("2016-04-04T21:58:46.480+02:00"),
             Some(1_459_799_926_480)
         );
-        assert_eq!(parse_iso8601("nope"), None);
+        assert_eq!(crate::service::parse_iso8601("nope"), None);
         assert_eq!(
             amz_utc_string(1_421_889_722_000),
             "Thu Jan 22 01:22:02 UTC 2015"

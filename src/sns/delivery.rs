@@ -363,6 +363,16 @@ impl SharedEnvelope {
 
     /// The envelope as delivered to one subscription.
     pub fn for_subscription(&self, subscription_arn: &str) -> String {
+        self.build(subscription_arn, false)
+    }
+
+    /// The envelope of a message replayed from a FIFO topic's archive to one subscription:
+    /// AWS marks it with a `Replayed` member ("The message includes a Replayed attribute").
+    pub fn for_replay(&self, subscription_arn: &str) -> String {
+        self.build(subscription_arn, true)
+    }
+
+    fn build(&self, subscription_arn: &str, replayed: bool) -> String {
         let mut out = Envelope {
             buf: Vec::with_capacity(self.head.len() + self.tail.as_ref().map_or(0, Vec::len) + 160),
             members: 1,
@@ -376,6 +386,12 @@ impl SharedEnvelope {
             );
             out.member("UnsubscribeURL", &url);
             out.buf.extend_from_slice(tail);
+        }
+        if replayed {
+            // Every envelope ends in "\n}": the member goes before it.
+            out.buf.truncate(out.buf.len().saturating_sub(2));
+            out.member_value("Replayed", &Value::Bool(true));
+            out.buf.extend_from_slice(b"\n}");
         }
         // serde_json writes UTF-8 only and everything else pushed is UTF-8 text.
         String::from_utf8(out.buf)

@@ -16,6 +16,7 @@
 //! that lags the log. SQS fan-out happens outside all locks (FIFO topics serialize their
 //! publishes per topic instead).
 
+mod archive;
 pub mod delivery;
 pub mod error;
 pub mod filter;
@@ -77,6 +78,8 @@ pub struct Sns {
     filters: Mutex<HashMap<(bool, String), Arc<filter::Policy>>>,
     /// Signs notifications; its certificate is served at the SigningCertURL.
     signer: Arc<signing::Signer>,
+    /// FIFO topics' message archives.
+    archives: archive::Archives,
 }
 
 impl Sns {
@@ -124,6 +127,13 @@ impl Sns {
             state.apply(crate::codec::decode::<Record>(&rec.payload)?);
             replayed += 1;
         }
+        let archives = archive::Archives::new(log.dir(), log.options().clone());
+        archives.sweep(
+            state
+                .topics
+                .values()
+                .filter(|t| archive::archiving_days(t).is_some()),
+        );
         let ids = AtomicU64::new(state.next_id);
         let sns = Arc::new_cyclic(|me| Sns {
             me: me.clone(),
@@ -140,6 +150,7 @@ impl Sns {
             fifo_locks: Mutex::new(HashMap::new()),
             filters: Mutex::new(HashMap::new()),
             signer,
+            archives,
         });
         sns.ensure_worker();
         Ok(sns)
@@ -212,6 +223,7 @@ impl Sns {
         let _w = self.writer.lock().await;
         let _c = self.ckpt.write().await;
         self.append_apply(vec![Record::Reset]).await?;
+        self.archives.clear();
         // Everything before the reset is dead: snapshot the empty state and drop the history.
         self.checkpoint_locked()
     }
@@ -395,6 +407,7 @@ impl Sns {
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             if !self.worker_started.swap(true, Ordering::AcqRel) {
                 handle.spawn(delivery::run_worker(self.me.clone()));
+                self.resume_replays();
             }
         }
     }

@@ -11,6 +11,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
+use super::archive;
 use super::delivery::{dead_letter_arn, outbox_entry, signature, Notice, SharedEnvelope, SqsSink};
 use super::error::parse_input;
 use super::error::*;
@@ -730,6 +731,23 @@ impl Sns {
                 .collect(),
         )
         .await?;
+        if let (Some(seq), Some(days)) = (sequence, archive::archiving_days(topic)) {
+            // Archived after the sends and before the deduplication record: a crash between
+            // makes a retried publish send (dropped by the FIFO queues) and archive again.
+            let archived = archive::Archived {
+                message_id: message_id.clone(),
+                sequence: seq,
+                timestamp_ms: now,
+                subject: msg.subject.clone(),
+                message: msg.for_protocol("sqs").to_string(),
+                attributes: Value::Object(msg.attributes.clone()).to_string(),
+                structured: msg.structure.is_some(),
+                group_id: msg.group_id.clone(),
+                dedup_id: msg.dedup_id.clone(),
+                base_url: ctx.base_url.clone(),
+            };
+            self.archives.append(&topic.arn, days, &archived).await?;
+        }
         if let (Some(seq), Some(dedup)) = (sequence, msg.dedup_id.clone()) {
             // Recorded after the sends: a crash before this line makes a retried publish send
             // again, and the FIFO queues drop it by the same deduplication id.
@@ -949,7 +967,7 @@ fn batch_error(id: &str, e: &ServiceError) -> Value {
 }
 
 /// A FIFO sequence number as SNS prints it: 20 digits.
-fn format_seq(n: u64) -> String {
+pub(super) fn format_seq(n: u64) -> String {
     format!("{:020}", (n as u128) * 1000)
 }
 

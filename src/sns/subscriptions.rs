@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use super::archive;
 use super::delivery::{
     effective_subscription_delivery_policy, envelope, outbox_entry, shown_delivery_policy,
     validate_delivery_policy, Notice,
@@ -249,8 +250,8 @@ fn validate_attribute(
             }
         }
         "ReplayPolicy" => {
-            if !value.is_empty() && serde_json::from_str::<Value>(value).is_err() {
-                return Err(invalid_parameter("ReplayPolicy"));
+            if !value.is_empty() {
+                archive::replay_range(value, target.topic_arn)?;
             }
         }
         _ => {
@@ -454,6 +455,7 @@ impl Sns {
         }
         let endpoint = i.endpoint.clone().unwrap_or_default();
         let mut pending = false;
+        let mut replay = None;
         let arn = self
             .mutate(|st| {
                 // The topic before the endpoint: AWS answers NotFound to a subscription of a
@@ -499,6 +501,11 @@ impl Sns {
                 }
                 let confirmed = confirms_at_once(&i.protocol);
                 let token = (!confirmed).then(new_token);
+                let mut attrs = attrs;
+                replay = attrs.get("ReplayPolicy").cloned();
+                if replay.is_some() {
+                    attrs.insert(archive::REPLAY_STATUS.into(), "Pending".into());
+                }
                 let s = Subscription {
                     arn: format!("{}:{}", t.arn, uuid()),
                     topic_arn: t.arn.clone(),
@@ -519,6 +526,9 @@ impl Sns {
             })
             .await?;
         self.wake.notify_one();
+        if let Some(policy) = replay {
+            self.spawn_replay(&arn, &policy);
+        }
         let shown = if pending && !i.return_subscription_arn {
             "pending confirmation".to_string()
         } else {
@@ -778,9 +788,19 @@ impl Sns {
             } else {
                 s.attributes.insert(i.attribute_name.clone(), value.clone());
             }
-            Ok((vec![Record::PutSubscription(s)], ()))
+            // A ReplayPolicy starts a replay, replacing one under way.
+            let replay = i.attribute_name == "ReplayPolicy" && !value.is_empty();
+            if replay {
+                s.attributes
+                    .insert(archive::REPLAY_STATUS.into(), "Pending".into());
+            } else if i.attribute_name == "ReplayPolicy" {
+                s.attributes.remove(archive::REPLAY_STATUS);
+            }
+            let arn = s.arn.clone();
+            Ok((vec![Record::PutSubscription(s)], replay.then_some(arn)))
         })
-        .await?;
+        .await?
+        .inspect(|arn| self.spawn_replay(arn, &value));
         Ok(json!({}))
     }
 }

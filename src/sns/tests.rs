@@ -3205,3 +3205,116 @@ async fn delivery_policies_read_back_as_aws_shows_them() {
         r#"{"healthyRetryPolicy":null,"sicklyRetryPolicy":null,"throttlePolicy":null,"requestPolicy":{"headerContentType":"text/csv"},"guaranteed":false}"#
     );
 }
+
+/// A FIFO topic with an ArchivePolicy keeps its messages; a subscription's ReplayPolicy
+/// delivers those of its time range again (filter policy applied, envelope marked Replayed,
+/// same MessageId, Timestamp and SequenceNumber), and its ReplayStatus ends Completed.
+#[tokio::test]
+async fn archived_fifo_messages_replay_to_a_new_subscription() {
+    let t = setup();
+    let e = t
+        .err(
+            "CreateTopic",
+            json!({"Name": "a.fifo", "Attributes": {"FifoTopic": "true", "ArchivePolicy": "{\"MessageRetentionPeriod\":\"400\"}"}}),
+        )
+        .await;
+    assert_code(&e, "InvalidParameter", 400);
+    let arn = t
+        .ok(
+            "CreateTopic",
+            json!({"Name": "a.fifo", "Attributes": {"FifoTopic": "true", "ArchivePolicy": "{\"MessageRetentionPeriod\":\"7\"}"}}),
+        )
+        .await["TopicArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let attrs = t.ok("GetTopicAttributes", json!({"TopicArn": arn})).await["Attributes"].clone();
+    let began = attrs["BeginningArchiveTime"].as_str().unwrap().to_string();
+    assert!(crate::service::parse_iso8601(&began).is_some(), "{began}");
+    let live = "arn:aws:sqs:us-east-1:000000000000:live.fifo";
+    t.sub(&arn, "sqs", live, json!({})).await;
+    let mut published = Vec::new();
+    for (i, color) in ["red", "blue", "red"].iter().enumerate() {
+        let out = t.ok("Publish", json!({"TopicArn": arn, "Message": format!("m{i}"), "MessageGroupId": "g", "MessageDeduplicationId": format!("d{i}"), "MessageAttributes": {"color": {"DataType": "String", "StringValue": color}}})).await;
+        published.push(out);
+    }
+    assert_eq!(t.sqs.bodies(live).len(), 3);
+    // A policy a replay cannot use is refused.
+    let replay_q = "arn:aws:sqs:us-east-1:000000000000:replay.fifo";
+    for bad in [r#"{"foo":1}"#, r#"{"PointType":"Timestamp"}"#] {
+        let e = t
+            .err(
+                "Subscribe",
+                json!({"TopicArn": arn, "Protocol": "sqs", "Endpoint": replay_q, "Attributes": {"ReplayPolicy": bad}}),
+            )
+            .await;
+        assert_code(&e, "InvalidParameter", 400);
+    }
+    let policy = json!({"PointType": "Timestamp", "StartingPoint": began}).to_string();
+    let s = t
+        .sub(
+            &arn,
+            "sqs",
+            replay_q,
+            json!({"ReplayPolicy": policy, "FilterPolicy": "{\"color\":[\"red\"]}"}),
+        )
+        .await;
+    let status = || t.sns.state.lock().subscriptions[&s].attributes["ReplayStatus"].clone();
+    wait_for(|| status() == "Completed").await;
+    let sent = t.sqs.sent.lock().clone();
+    let replayed: Vec<&InternalSend> = sent
+        .iter()
+        .filter(|(q, _)| q == replay_q)
+        .map(|(_, m)| m)
+        .collect();
+    assert_eq!(replayed.len(), 2, "the two red ones");
+    for (m, original) in replayed.iter().zip([&published[0], &published[2]]) {
+        let env: Value = serde_json::from_str(&m.body).unwrap();
+        assert_eq!(env["Replayed"], true);
+        assert_eq!(env["MessageId"], original["MessageId"]);
+        assert_eq!(env["SequenceNumber"], original["SequenceNumber"]);
+        assert_eq!(m.message_group_id.as_deref(), Some("g"));
+    }
+    // The live subscription's copies are not marked, and nothing was replayed to it.
+    let first: Value = serde_json::from_str(&t.sqs.bodies(live)[0]).unwrap();
+    assert!(first.get("Replayed").is_none());
+    assert_eq!(t.sqs.bodies(live).len(), 3);
+    let a = t
+        .ok("GetSubscriptionAttributes", json!({"SubscriptionArn": s}))
+        .await["Attributes"]
+        .clone();
+    assert_eq!(a["ReplayStatus"], "Completed");
+    // A range that ends before the first publish replays nothing; a new policy replaces the
+    // old one and runs again.
+    let early = json!({"PointType": "Timestamp", "StartingPoint": "2020-01-01T00:00:00Z", "EndingPoint": "2020-01-02T00:00:00Z"});
+    t.ok(
+        "SetSubscriptionAttributes",
+        json!({"SubscriptionArn": s, "AttributeName": "ReplayPolicy", "AttributeValue": early.to_string()}),
+    )
+    .await;
+    wait_for(|| status() == "Completed").await;
+    assert_eq!(t.sqs.bodies(replay_q).len(), 2);
+    // Turning archiving off drops the archive and BeginningArchiveTime.
+    t.ok(
+        "SetTopicAttributes",
+        json!({"TopicArn": arn, "AttributeName": "ArchivePolicy", "AttributeValue": "{}"}),
+    )
+    .await;
+    let attrs = t.ok("GetTopicAttributes", json!({"TopicArn": arn})).await["Attributes"].clone();
+    assert!(attrs.get("BeginningArchiveTime").is_none(), "{attrs}");
+    t.ok(
+        "SetSubscriptionAttributes",
+        json!({"SubscriptionArn": s, "AttributeName": "ReplayPolicy", "AttributeValue": policy}),
+    )
+    .await;
+    wait_for(|| status() == "Failed").await;
+    // ReplayPolicy needs a FIFO topic.
+    let std_topic = t.topic("plain").await;
+    let e = t
+        .err(
+            "Subscribe",
+            json!({"TopicArn": std_topic, "Protocol": "sqs", "Endpoint": Q, "Attributes": {"ReplayPolicy": policy}}),
+        )
+        .await;
+    assert_code(&e, "InvalidParameter", 400);
+}

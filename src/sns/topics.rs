@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use super::archive;
 use super::delivery::{
     effective_topic_delivery_policy, shown_delivery_policy, validate_delivery_policy,
 };
@@ -142,6 +143,9 @@ fn validate_attribute(name: &str, value: &str, fifo: bool) -> ServiceResult<()> 
                 return Err(invalid_parameter(
                     "ArchivePolicy Reason: Message archiving is only supported for FIFO topics",
                 ));
+            }
+            if name == "ArchivePolicy" {
+                archive::retention_days(value)?;
             }
         }
         "DeliveryPolicy" => validate_delivery_policy(value, true)?,
@@ -294,6 +298,9 @@ pub fn topic_attributes(st: &State, t: &Topic) -> BTreeMap<String, String> {
         a.entry("ContentBasedDeduplication".into())
             .or_insert_with(|| "false".into());
     }
+    if let Some(began) = archive::beginning_archive_time(t, crate::service::now_ms()) {
+        a.insert(archive::BEGINNING_ARCHIVE_TIME.into(), began);
+    }
     a
 }
 
@@ -383,6 +390,7 @@ impl Sns {
             attributes
                 .entry("Policy".into())
                 .or_insert_with(|| default_policy(&arn, &ctx.account_id));
+            archive::normalise_topic(&mut attributes, crate::service::now_ms());
             let t = Topic {
                 arn: arn.clone(),
                 name: i.name.clone(),
@@ -411,15 +419,18 @@ impl Sns {
         let i: TopicArnInput = parse_input(input, PARSE_CODE)?;
         check_arn(ctx, &i.topic_arn, "TopicArn", "DeleteTopic")?;
         // AWS: deleting a topic that does not exist is not an error.
-        self.mutate(|st| {
-            let recs = if st.topics.contains_key(&i.topic_arn) {
-                vec![Record::DeleteTopic(i.topic_arn.clone())]
-            } else {
-                vec![]
-            };
-            Ok((recs, ()))
-        })
-        .await?;
+        let archived = self
+            .mutate(|st| {
+                let Some(t) = st.topics.get(&i.topic_arn) else {
+                    return Ok((vec![], false));
+                };
+                let archived = archive::archiving_days(t).is_some();
+                Ok((vec![Record::DeleteTopic(i.topic_arn.clone())], archived))
+            })
+            .await?;
+        if archived {
+            self.archives.remove(&i.topic_arn);
+        }
         Ok(json!({}))
     }
 
@@ -478,9 +489,17 @@ impl Sns {
             } else {
                 t.attributes.insert(i.attribute_name.clone(), value.clone());
             }
-            Ok((vec![Record::PutTopic(t)], ()))
+            archive::normalise_topic(&mut t.attributes, crate::service::now_ms());
+            let stopped = archive::archiving_days(&t).is_none()
+                && st
+                    .topics
+                    .get(&t.arn)
+                    .is_some_and(|old| archive::archiving_days(old).is_some());
+            let arn = t.arn.clone();
+            Ok((vec![Record::PutTopic(t)], stopped.then_some(arn)))
         })
-        .await?;
+        .await?
+        .inspect(|arn| self.archives.remove(arn));
         Ok(json!({}))
     }
 

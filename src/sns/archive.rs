@@ -1,0 +1,527 @@
+//! Message archiving and replay for FIFO topics: the topic's `ArchivePolicy` keeps every
+//! message published to it for `MessageRetentionPeriod` days, and a subscription's
+//! `ReplayPolicy` redelivers the archived messages of a time range to it, reporting progress in
+//! its `ReplayStatus` (SNS Developer Guide, "Amazon SNS message archiving and replay for FIFO
+//! topics").
+//!
+//! Each archiving topic has a log of its own under `<sns log dir>/archives/`, one record per
+//! published message, found by time through the log's time index and dropped by the log's
+//! time retention. A replay is a task that reads that log and sends through the same SQS sink
+//! as live deliveries; its status lives in the subscription's attributes, so a replay cut off
+//! by a restart starts again when the broker does.
+//!
+//! Choices where AWS's documentation is silent: live deliveries carry on during a replay
+//! (the replayed copies may interleave with new messages; both keep their MessageIds); a
+//! replay covers what was archived when it started, up to its EndingPoint; a replayed
+//! notification has `"Replayed" : true` as its last envelope member, a raw one is unmarked;
+//! a replay of a topic with no archive, or one whose queue refuses a message, ends `Failed`.
+//!
+//! Owns the archive files; publishing, subscriptions and envelopes stay in their modules.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Weak;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::delivery::{Notice, SharedEnvelope};
+use super::error::invalid_parameter;
+use super::filter;
+use super::state::{DeliveryKind, Record, Subscription, Topic};
+use super::Sns;
+use crate::error::{ServiceError, ServiceResult};
+use crate::log::{Log, LogOptions};
+use crate::sqs::InternalSend;
+
+/// Record kind of an archived message in an archive log.
+const ARCHIVED: u8 = 1;
+const DAY_MS: u64 = 24 * 60 * 60 * 1000;
+/// The topic attribute AWS reports as the earliest point a replay can start from.
+pub const BEGINNING_ARCHIVE_TIME: &str = "BeginningArchiveTime";
+pub const REPLAY_STATUS: &str = "ReplayStatus";
+
+/// One message as a FIFO topic published it: what a replay needs to deliver it again exactly.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Archived {
+    pub message_id: String,
+    pub sequence: u64,
+    pub timestamp_ms: u64,
+    pub subject: Option<String>,
+    /// The message an SQS subscription receives (MessageStructure=json already resolved).
+    pub message: String,
+    /// The published message attributes, as JSON: they drive filter policies.
+    pub attributes: String,
+    /// Published with MessageStructure=json: the attributes are not delivered.
+    pub structured: bool,
+    pub group_id: Option<String>,
+    pub dedup_id: Option<String>,
+    /// The base URL of the publish, which the envelope's UnsubscribeURL starts with.
+    pub base_url: String,
+}
+
+/// `MessageRetentionPeriod` of an ArchivePolicy, in days; `Ok(None)` for an empty policy (`{}`
+/// or an empty string), which turns archiving off.
+pub fn retention_days(policy: &str) -> ServiceResult<Option<u64>> {
+    let bad = |why: &str| invalid_parameter(format!("ArchivePolicy Reason: {why}"));
+    if policy.trim().is_empty() {
+        return Ok(None);
+    }
+    let v: Value = serde_json::from_str(policy).map_err(|_| bad("failed to parse JSON"))?;
+    let Some(obj) = v.as_object() else {
+        return Err(bad("must be a JSON object"));
+    };
+    if let Some(k) = obj.keys().find(|k| *k != "MessageRetentionPeriod") {
+        return Err(bad(&format!("Unknown key {k}")));
+    }
+    let Some(days) = obj.get("MessageRetentionPeriod") else {
+        return Ok(None);
+    };
+    let days = match days {
+        Value::String(s) => s.parse::<u64>().ok(),
+        Value::Number(n) => n.as_u64(),
+        _ => None,
+    };
+    match days {
+        Some(d @ 1..=365) => Ok(Some(d)),
+        _ => Err(bad(
+            "MessageRetentionPeriod must be an integer from 1 to 365",
+        )),
+    }
+}
+
+/// A subscription's ReplayPolicy: the time range, in ms, of the messages to replay.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ReplayRange {
+    pub start_ms: u64,
+    pub end_ms: Option<u64>,
+}
+
+/// Parses and checks a ReplayPolicy (`{"PointType":"Timestamp","StartingPoint":"<ISO 8601>",
+/// "EndingPoint":"<ISO 8601>"}`, the last optional) of a subscription to `topic_arn`.
+pub fn replay_range(policy: &str, topic_arn: &str) -> ServiceResult<ReplayRange> {
+    let bad = |why: &str| invalid_parameter(format!("ReplayPolicy Reason: {why}"));
+    if !topic_arn.ends_with(".fifo") {
+        return Err(bad("Message replay is only supported for FIFO topics"));
+    }
+    let v: Value = serde_json::from_str(policy).map_err(|_| bad("failed to parse JSON"))?;
+    let Some(obj) = v.as_object() else {
+        return Err(bad("must be a JSON object"));
+    };
+    if let Some(k) = obj
+        .keys()
+        .find(|k| !matches!(k.as_str(), "PointType" | "StartingPoint" | "EndingPoint"))
+    {
+        return Err(bad(&format!("Unknown key {k}")));
+    }
+    if obj.get("PointType").and_then(Value::as_str) != Some("Timestamp") {
+        return Err(bad("PointType must be Timestamp"));
+    }
+    let time = |key: &str| -> ServiceResult<Option<u64>> {
+        match obj.get(key) {
+            None => Ok(None),
+            Some(t) => t
+                .as_str()
+                .and_then(crate::service::parse_iso8601)
+                .map(Some)
+                .ok_or_else(|| bad(&format!("{key} must be an ISO 8601 timestamp"))),
+        }
+    };
+    let Some(start_ms) = time("StartingPoint")? else {
+        return Err(bad("StartingPoint is required"));
+    };
+    let end_ms = time("EndingPoint")?;
+    if end_ms.is_some_and(|e| e < start_ms) {
+        return Err(bad("EndingPoint must not be before StartingPoint"));
+    }
+    Ok(ReplayRange { start_ms, end_ms })
+}
+
+/// The archive directory of a topic: its ARN hashed (ARNs hold ':' and may be longer than a
+/// file name may be).
+fn archive_dir(root: &Path, topic_arn: &str) -> PathBuf {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(topic_arn.as_bytes());
+    root.join(hex::encode(&digest[..16]))
+}
+
+/// The archive logs of the archiving topics, opened on first use.
+pub struct Archives {
+    root: PathBuf,
+    opts: LogOptions,
+    open: parking_lot::Mutex<HashMap<String, Log>>,
+    /// The latest replay started per subscription: an older one still running stops.
+    replays: parking_lot::Mutex<HashMap<String, u64>>,
+}
+
+impl Archives {
+    pub fn new(sns_log_dir: &Path, opts: LogOptions) -> Self {
+        Archives {
+            root: sns_log_dir.join("archives"),
+            opts,
+            open: Default::default(),
+            replays: Default::default(),
+        }
+    }
+
+    /// Removes the archives of topics that do not archive (any more): a crash between a
+    /// DeleteTopic or an archive policy's removal and the files' removal leaves them.
+    pub fn sweep<'a>(&self, archiving: impl Iterator<Item = &'a Topic>) {
+        let live: std::collections::HashSet<PathBuf> =
+            archiving.map(|t| archive_dir(&self.root, &t.arn)).collect();
+        if let Ok(rd) = std::fs::read_dir(&self.root) {
+            for ent in rd.flatten() {
+                if !live.contains(&ent.path()) {
+                    let _ = crate::log::remove_dir(&ent.path());
+                }
+            }
+        }
+    }
+
+    fn log(&self, topic_arn: &str) -> ServiceResult<Log> {
+        let mut open = self.open.lock();
+        if let Some(l) = open.get(topic_arn) {
+            return Ok(l.clone());
+        }
+        let dir = archive_dir(&self.root, topic_arn);
+        let (log, report) = Log::open(&dir, self.opts.clone())?;
+        if report.truncated_bytes > 0 {
+            tracing::warn!(
+                ?report,
+                topic_arn,
+                "sns archive: torn tail truncated on recovery"
+            );
+        }
+        open.insert(topic_arn.to_string(), log.clone());
+        Ok(log)
+    }
+
+    /// Archives one message durably, dropping what is older than `days` first.
+    pub async fn append(&self, topic_arn: &str, days: u64, m: &Archived) -> ServiceResult<()> {
+        let log = self.log(topic_arn)?;
+        log.enforce_retention(m.timestamp_ms, Some(days * DAY_MS), None)?;
+        log.append(ARCHIVED, m.timestamp_ms, crate::codec::encode(m))
+            .await?;
+        Ok(())
+    }
+
+    /// Deletes a topic's archive (the topic is gone, or archives no more).
+    pub fn remove(&self, topic_arn: &str) {
+        let log = self.open.lock().remove(topic_arn);
+        drop(log);
+        let _ = crate::log::remove_dir(&archive_dir(&self.root, topic_arn));
+    }
+
+    /// Deletes every archive.
+    pub fn clear(&self) {
+        self.open.lock().clear();
+        let _ = crate::log::remove_dir(&self.root);
+    }
+
+    /// Registers a new replay of a subscription, which supersedes any running one.
+    fn next_replay(&self, sub_arn: &str) -> u64 {
+        let mut r = self.replays.lock();
+        let n = r.entry(sub_arn.to_string()).or_default();
+        *n += 1;
+        *n
+    }
+
+    fn is_current(&self, sub_arn: &str, generation: u64) -> bool {
+        self.replays.lock().get(sub_arn) == Some(&generation)
+    }
+
+    /// The archived messages stamped within `range`, as archived by now.
+    fn read(&self, topic_arn: &str, range: ReplayRange) -> ServiceResult<Vec<Archived>> {
+        let log = self.log(topic_arn)?;
+        let stop = log.next_offset();
+        let Some(from) = log.offset_for_timestamp(range.start_ms)? else {
+            return Ok(vec![]);
+        };
+        let mut out = Vec::new();
+        for rec in log.scan(from) {
+            let rec = rec?;
+            if rec.offset >= stop {
+                break;
+            }
+            if rec.kind != ARCHIVED
+                || rec.timestamp_ms < range.start_ms
+                || range.end_ms.is_some_and(|e| rec.timestamp_ms > e)
+            {
+                continue;
+            }
+            out.push(crate::codec::decode::<Archived>(&rec.payload)?);
+        }
+        Ok(out)
+    }
+}
+
+/// The BeginningArchiveTime to show: when archiving began, or the retention period ago if
+/// that is later.
+pub fn beginning_archive_time(t: &Topic, now_ms: u64) -> Option<String> {
+    let began = t
+        .attributes
+        .get(BEGINNING_ARCHIVE_TIME)
+        .and_then(|s| crate::service::parse_iso8601(s))?;
+    let days = t
+        .attributes
+        .get("ArchivePolicy")
+        .and_then(|p| retention_days(p).ok().flatten())?;
+    Some(crate::service::iso8601_ms(
+        began.max(now_ms.saturating_sub(days * DAY_MS)),
+    ))
+}
+
+/// Keeps a topic's BeginningArchiveTime with its ArchivePolicy: set when archiving starts,
+/// gone when it stops.
+pub fn normalise_topic(attributes: &mut std::collections::BTreeMap<String, String>, now_ms: u64) {
+    let archiving = attributes
+        .get("ArchivePolicy")
+        .is_some_and(|p| retention_days(p).ok().flatten().is_some());
+    if !archiving {
+        attributes.remove(BEGINNING_ARCHIVE_TIME);
+    } else if !attributes.contains_key(BEGINNING_ARCHIVE_TIME) {
+        attributes.insert(
+            BEGINNING_ARCHIVE_TIME.into(),
+            crate::service::iso8601_ms(now_ms),
+        );
+    }
+}
+
+/// The archive retention of a topic, in days, if it archives.
+pub fn archiving_days(t: &Topic) -> Option<u64> {
+    t.attributes
+        .get("ArchivePolicy")
+        .and_then(|p| retention_days(p).ok().flatten())
+}
+
+/// Whether a subscription's replay has yet to finish.
+pub fn replay_pending(s: &Subscription) -> bool {
+    matches!(
+        s.attributes.get(REPLAY_STATUS).map(String::as_str),
+        Some("Pending" | "InProgress")
+    )
+}
+
+impl Sns {
+    /// Starts the replay a subscription's ReplayPolicy asks for (its status is `Pending`).
+    pub(super) fn spawn_replay(&self, sub_arn: &str, policy: &str) {
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let generation = self.archives.next_replay(sub_arn);
+        handle.spawn(run_replay(
+            self.me.clone(),
+            sub_arn.to_string(),
+            policy.to_string(),
+            generation,
+        ));
+    }
+
+    /// Sets a subscription's ReplayStatus, unless its ReplayPolicy is no longer `policy` (a
+    /// newer replay replaced this one) or it is gone. Whether it was set.
+    async fn set_replay_status(
+        &self,
+        sub_arn: &str,
+        policy: &str,
+        status: &str,
+    ) -> ServiceResult<bool> {
+        self.mutate(|st| {
+            let Some(s) = st.subscriptions.get(sub_arn) else {
+                return Ok((vec![], false));
+            };
+            if s.attributes.get("ReplayPolicy").map(String::as_str) != Some(policy) {
+                return Ok((vec![], false));
+            }
+            let mut s = s.clone();
+            s.attributes.insert(REPLAY_STATUS.into(), status.into());
+            Ok((vec![Record::PutSubscription(s)], true))
+        })
+        .await
+    }
+
+    /// Whether an archived message passes a subscription's filter policy.
+    fn replay_matches(&self, sub: &Subscription, m: &Archived, attrs: &Map<String, Value>) -> bool {
+        let Some(fp) = sub.attributes.get("FilterPolicy") else {
+            return true;
+        };
+        let scope = sub
+            .attributes
+            .get("FilterPolicyScope")
+            .and_then(|s| filter::Scope::parse(s))
+            .unwrap_or(filter::Scope::MessageAttributes);
+        match self.parsed_filter(fp, scope) {
+            Ok(p) => match scope {
+                filter::Scope::MessageAttributes => p.matches_attributes(attrs),
+                filter::Scope::MessageBody => p.matches_body(&m.message),
+            },
+            Err(_) => false,
+        }
+    }
+
+    /// Delivers one archived message to an SQS subscription again.
+    async fn replay_one(&self, sub: &Subscription, m: &Archived) -> ServiceResult<()> {
+        let attrs: Map<String, Value> = serde_json::from_str(&m.attributes).unwrap_or_default();
+        if !self.replay_matches(sub, m, &attrs) {
+            return Ok(());
+        }
+        let delivered = if m.structured { Map::new() } else { attrs };
+        let into_fifo = sub.endpoint.ends_with(".fifo");
+        let (body, message_attributes) = if sub.raw() {
+            (m.message.clone(), delivered)
+        } else {
+            let seq = super::publish::format_seq(m.sequence);
+            let notice = Notice {
+                kind: DeliveryKind::Notification,
+                message_id: &m.message_id,
+                sequence_number: Some(&seq),
+                topic_arn: &sub.topic_arn,
+                subject: m.subject.as_deref(),
+                message: &m.message,
+                timestamp_ms: m.timestamp_ms,
+                base_url: &m.base_url,
+                subscription_arn: &sub.arn,
+                attributes: &delivered,
+                token: None,
+                signature_version: "1",
+                signer: &self.signer,
+            };
+            (
+                SharedEnvelope::new(&notice, "").for_replay(&sub.arn),
+                Map::new(),
+            )
+        };
+        let send = InternalSend {
+            body,
+            message_attributes,
+            message_group_id: m.group_id.clone().filter(|_| into_fifo),
+            message_deduplication_id: m.dedup_id.clone().filter(|_| into_fifo),
+            trace_header: None,
+        };
+        self.sinks.sqs.send(&sub.endpoint, send).await.map(|_| ())
+    }
+
+    /// Runs one replay to its end: `InProgress`, every archived message of the range sent
+    /// again, then `Completed` (or `Failed`).
+    async fn replay(&self, sub_arn: &str, policy: &str, generation: u64) -> ServiceResult<()> {
+        let (sub, days) = {
+            let st = self.state.lock();
+            let Some(sub) = st.subscriptions.get(sub_arn).cloned() else {
+                return Ok(());
+            };
+            let days = st.topics.get(&sub.topic_arn).and_then(archiving_days);
+            (sub, days)
+        };
+        if !self
+            .set_replay_status(sub_arn, policy, "InProgress")
+            .await?
+        {
+            return Ok(());
+        }
+        let outcome = match (days, replay_range(policy, &sub.topic_arn)) {
+            (Some(_), Ok(range)) => {
+                let mut result = Ok(());
+                for m in self.archives.read(&sub.topic_arn, range)? {
+                    // A newer ReplayPolicy replaces this replay.
+                    if !self.archives.is_current(sub_arn, generation) {
+                        return Ok(());
+                    }
+                    if let Err(e) = self.replay_one(&sub, &m).await {
+                        tracing::info!(error = %e, subscription = sub_arn, "sns: replay failed");
+                        result = Err(e);
+                        break;
+                    }
+                }
+                result
+            }
+            _ => Err(ServiceError::internal("no archive to replay")),
+        };
+        let status = if outcome.is_ok() {
+            "Completed"
+        } else {
+            "Failed"
+        };
+        if self.archives.is_current(sub_arn, generation) {
+            self.set_replay_status(sub_arn, policy, status).await?;
+        }
+        Ok(())
+    }
+
+    /// Starts again every replay a restart cut off.
+    pub(super) fn resume_replays(&self) {
+        let pending: Vec<(String, String)> = {
+            let st = self.state.lock();
+            st.subscriptions
+                .values()
+                .filter(|s| replay_pending(s))
+                .filter_map(|s| {
+                    s.attributes
+                        .get("ReplayPolicy")
+                        .map(|p| (s.arn.clone(), p.clone()))
+                })
+                .collect()
+        };
+        for (arn, policy) in pending {
+            self.spawn_replay(&arn, &policy);
+        }
+    }
+}
+
+async fn run_replay(sns: Weak<Sns>, sub_arn: String, policy: String, generation: u64) {
+    let Some(sns) = sns.upgrade() else { return };
+    if let Err(e) = sns.replay(&sub_arn, &policy, generation).await {
+        tracing::warn!(error = %e, subscription = sub_arn, "sns: replay stopped");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn archive_policies() {
+        assert_eq!(
+            retention_days(r#"{"MessageRetentionPeriod":"7"}"#).unwrap(),
+            Some(7)
+        );
+        assert_eq!(
+            retention_days(r#"{"MessageRetentionPeriod":365}"#).unwrap(),
+            Some(365)
+        );
+        assert_eq!(retention_days("{}").unwrap(), None);
+        assert_eq!(retention_days("").unwrap(), None);
+        for bad in [
+            r#"{"MessageRetentionPeriod":"0"}"#,
+            r#"{"MessageRetentionPeriod":"366"}"#,
+            r#"{"MessageRetentionPeriod":"x"}"#,
+            r#"{"Retention":"7"}"#,
+            "[1]",
+            "{",
+        ] {
+            assert!(retention_days(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn replay_policies() {
+        let fifo = "arn:aws:sns:us-east-1:000000000000:t.fifo";
+        let r = replay_range(
+            r#"{"PointType":"Timestamp","StartingPoint":"2026-01-01T00:00:00.000Z","EndingPoint":"2026-01-01T00:00:01Z"}"#,
+            fifo,
+        )
+        .unwrap();
+        assert_eq!(r.end_ms.unwrap() - r.start_ms, 1000);
+        let open = r#"{"PointType":"Timestamp","StartingPoint":"2026-01-01T00:00:00Z"}"#;
+        assert_eq!(replay_range(open, fifo).unwrap().end_ms, None);
+        assert!(replay_range(open, "arn:aws:sns:us-east-1:000000000000:t").is_err());
+        for bad in [
+            r#"{"foo":1}"#,
+            r#"{"PointType":"Offset","StartingPoint":"2026-01-01T00:00:00Z"}"#,
+            r#"{"PointType":"Timestamp"}"#,
+            r#"{"PointType":"Timestamp","StartingPoint":"yesterday"}"#,
+            r#"{"PointType":"Timestamp","StartingPoint":"2026-01-02T00:00:00Z","EndingPoint":"2026-01-01T00:00:00Z"}"#,
+            "nope",
+        ] {
+            assert!(replay_range(bad, fifo).is_err(), "{bad}");
+        }
+    }
+}
