@@ -230,17 +230,33 @@ impl Archives {
         self.replays.lock().get(sub_arn) == Some(&generation)
     }
 
-    /// The archived messages stamped within `range`, as archived by now.
-    fn read(&self, topic_arn: &str, range: ReplayRange) -> ServiceResult<Vec<Archived>> {
+    /// Where a replay of `range` starts reading and where it stops: the first record at or
+    /// after its StartingPoint, and the end of the archive now (later messages are delivered
+    /// live).
+    fn replay_bounds(&self, topic_arn: &str, range: ReplayRange) -> ServiceResult<(u64, u64)> {
         let log = self.log(topic_arn)?;
         let stop = log.next_offset();
-        let Some(from) = log.offset_for_timestamp(range.start_ms)? else {
-            return Ok(vec![]);
-        };
+        let from = log.offset_for_timestamp(range.start_ms)?.unwrap_or(stop);
+        Ok((from, stop))
+    }
+
+    /// Up to `max` archived messages stamped within `range`, read from offset `from` up to
+    /// `stop`, and the offset to go on from: a replay holds one such chunk in memory at a
+    /// time, however large the archive.
+    fn read_chunk(
+        &self,
+        topic_arn: &str,
+        range: ReplayRange,
+        (from, stop): (u64, u64),
+        max: usize,
+    ) -> ServiceResult<(Vec<Archived>, u64)> {
+        let log = self.log(topic_arn)?;
         let mut out = Vec::new();
+        let mut next = stop;
         for rec in log.scan(from) {
             let rec = rec?;
-            if rec.offset >= stop {
+            if rec.offset >= stop || out.len() == max {
+                next = rec.offset.min(stop);
                 break;
             }
             if rec.kind != ARCHIVED
@@ -251,7 +267,7 @@ impl Archives {
             }
             out.push(crate::codec::decode::<Archived>(&rec.payload)?);
         }
-        Ok(out)
+        Ok((out, next))
     }
 }
 
@@ -418,23 +434,16 @@ impl Sns {
             return Ok(());
         }
         let outcome = match (days, replay_range(policy, &sub.topic_arn)) {
-            (Some(_), Ok(range)) => {
-                let mut result = Ok(());
-                for m in self.archives.read(&sub.topic_arn, range)? {
-                    // A newer ReplayPolicy replaces this replay.
-                    if !self.archives.is_current(sub_arn, generation) {
-                        return Ok(());
-                    }
-                    if let Err(e) = self.replay_one(&sub, &m).await {
-                        tracing::info!(error = %e, subscription = sub_arn, "sns: replay failed");
-                        result = Err(e);
-                        break;
-                    }
-                }
-                result
-            }
+            (Some(_), Ok(range)) => self.replay_range_to(&sub, range, generation).await,
             _ => Err(ServiceError::internal("no archive to replay")),
         };
+        if let Err(e) = &outcome {
+            tracing::info!(error = %e, subscription = sub_arn, "sns: replay failed");
+        }
+        if outcome.as_ref().is_ok_and(|done| !done) {
+            // Replaced by a newer replay, which reports its own status.
+            return Ok(());
+        }
         let status = if outcome.is_ok() {
             "Completed"
         } else {
@@ -444,6 +453,31 @@ impl Sns {
             self.set_replay_status(sub_arn, policy, status).await?;
         }
         Ok(())
+    }
+
+    /// Sends the archived messages of `range` to `sub`, a chunk at a time. `Ok(false)` when a
+    /// newer replay of the subscription took over.
+    async fn replay_range_to(
+        &self,
+        sub: &Subscription,
+        range: ReplayRange,
+        generation: u64,
+    ) -> ServiceResult<bool> {
+        const CHUNK: usize = 256;
+        let (mut from, stop) = self.archives.replay_bounds(&sub.topic_arn, range)?;
+        while from < stop {
+            let (chunk, next) =
+                self.archives
+                    .read_chunk(&sub.topic_arn, range, (from, stop), CHUNK)?;
+            for m in &chunk {
+                if !self.archives.is_current(&sub.arn, generation) {
+                    return Ok(false);
+                }
+                self.replay_one(sub, m).await?;
+            }
+            from = next;
+        }
+        Ok(true)
     }
 
     /// Starts again every replay a restart cut off.

@@ -3318,3 +3318,39 @@ async fn archived_fifo_messages_replay_to_a_new_subscription() {
         .await;
     assert_code(&e, "InvalidParameter", 400);
 }
+
+/// A replay longer than one read chunk delivers every message once, in archive order.
+#[tokio::test]
+async fn a_long_replay_reads_the_archive_in_chunks() {
+    let t = setup();
+    let arn = t
+        .ok(
+            "CreateTopic",
+            json!({"Name": "long.fifo", "Attributes": {"FifoTopic": "true", "ContentBasedDeduplication": "true", "ArchivePolicy": "{\"MessageRetentionPeriod\":1}"}}),
+        )
+        .await["TopicArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let n = 600;
+    for i in 0..n {
+        t.ok(
+            "Publish",
+            json!({"TopicArn": arn, "Message": format!("m{i}"), "MessageGroupId": format!("g{}", i % 3)}),
+        )
+        .await;
+    }
+    let q = "arn:aws:sqs:us-east-1:000000000000:all.fifo";
+    let s = t
+        .sub(
+            &arn,
+            "sqs",
+            q,
+            json!({"RawMessageDelivery": "true", "ReplayPolicy": "{\"PointType\":\"Timestamp\",\"StartingPoint\":\"2020-01-01T00:00:00Z\"}"}),
+        )
+        .await;
+    wait_for(|| t.sns.state.lock().subscriptions[&s].attributes["ReplayStatus"] == "Completed")
+        .await;
+    let want: Vec<String> = (0..n).map(|i| format!("m{i}")).collect();
+    assert_eq!(t.sqs.bodies(q), want);
+}
