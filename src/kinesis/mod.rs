@@ -553,6 +553,15 @@ impl Kinesis {
             if account.file_name().is_some_and(|n| n == "catalog") {
                 continue;
             }
+            // An account's directory caught mid-removal by a crash in `reset`.
+            if account
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.ends_with(crate::log::DELETING_SUFFIX))
+            {
+                let _ = crate::log::remove_dir(&account);
+                continue;
+            }
             for region in dirs(&account) {
                 for stream in dirs(&region) {
                     let id = stream

@@ -283,9 +283,15 @@ pub fn remove_dir(path: &Path) -> Result<(), LogError> {
     let mut doomed = path.as_os_str().to_owned();
     doomed.push(DELETING_SUFFIX);
     let doomed = std::path::PathBuf::from(doomed);
-    match std::fs::rename(path, &doomed) {
+    let mut renamed = std::fs::rename(path, &doomed);
+    if renamed.is_err() && path.exists() && doomed.exists() {
+        // An earlier removal of a directory of this name stopped part-way.
+        let _ = std::fs::remove_dir_all(&doomed);
+        renamed = std::fs::rename(path, &doomed);
+    }
+    match renamed {
         Ok(()) => {
-            if let Some(parent) = path.parent() {
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
                 fsync_dir(parent)?;
             }
         }

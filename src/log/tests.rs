@@ -2224,7 +2224,10 @@ fn a_directory_caught_mid_removal_is_not_a_log() {
     std::fs::remove_file(&seg_files(&renamed)[1]).unwrap();
     assert_eq!(find_log_dirs(root.path()).unwrap(), vec![live.clone()]);
     assert!(verify_dir(&live).unwrap().is_clean());
-    // A whole removal leaves nothing; removing what is gone already is no error.
+    // A whole removal leaves nothing, even past the leftover of an earlier removal of the
+    // same name; removing what is gone already is no error.
+    let stale = root.path().join(format!("live{DELETING_SUFFIX}"));
+    std::fs::create_dir_all(stale.join("x")).unwrap();
     remove_dir(&live).unwrap();
     remove_dir(&live).unwrap();
     remove_dir(&renamed).unwrap();

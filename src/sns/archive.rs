@@ -10,11 +10,18 @@
 //! as live deliveries; its status lives in the subscription's attributes, so a replay cut off
 //! by a restart starts again when the broker does.
 //!
-//! Choices where AWS's documentation is silent: live deliveries carry on during a replay
-//! (the replayed copies may interleave with new messages; both keep their MessageIds); a
-//! replay covers what was archived when it started, up to its EndingPoint; a replayed
-//! notification has `"Replayed" : true` as its last envelope member, a raw one is unmarked;
-//! a replay of a topic with no archive, or one whose queue refuses a message, ends `Failed`.
+//! Delivery follows the model's ReplayStatus docs: while a replay is Pending or In progress the
+//! subscription gets no live messages; the replay reads the archive up to its tail and hands
+//! the subscription back to live delivery ("Completed ... now delivering newly published
+//! messages") under the topic's publish lock, so no message is skipped or sent twice; a
+//! replay with an EndingPoint leaves the subscription without live messages once Completed
+//! ("will no longer receive newly published messages"). Choices where AWS is silent: a
+//! replayed notification has `"Replayed" : true` as its last envelope member, a raw one is
+//! unmarked; a replayed message sent into a FIFO queue gets a deduplication id of its own
+//! (derived from the ReplayPolicy and the MessageId, so a replay resumed after a restart is
+//! deduplicated by the queue and a replay soon after the original delivery is not); a replay
+//! of a topic with no archive, or whose queue refuses a message, ends `Failed`; a StartingPoint
+//! before BeginningArchiveTime replays from it.
 //!
 //! Owns the archive files; publishing, subscriptions and envelopes stay in their modules.
 
@@ -27,8 +34,7 @@ use serde_json::{Map, Value};
 
 use super::delivery::{Notice, SharedEnvelope};
 use super::error::invalid_parameter;
-use super::filter;
-use super::state::{DeliveryKind, Record, Subscription, Topic};
+use super::state::{DeliveryKind, Record, Subscription, Topic, DEDUP_WINDOW_MS};
 use super::Sns;
 use crate::error::{ServiceError, ServiceResult};
 use crate::log::{Log, LogOptions};
@@ -40,6 +46,11 @@ const DAY_MS: u64 = 24 * 60 * 60 * 1000;
 /// The topic attribute AWS reports as the earliest point a replay can start from.
 pub const BEGINNING_ARCHIVE_TIME: &str = "BeginningArchiveTime";
 pub const REPLAY_STATUS: &str = "ReplayStatus";
+/// ReplayStatus values, as the SNS model's ReplayStatus documentation spells them.
+pub const PENDING: &str = "Pending";
+const IN_PROGRESS: &str = "In progress";
+const COMPLETED: &str = "Completed";
+const FAILED: &str = "Failed";
 
 /// One message as a FIFO topic published it: what a replay needs to deliver it again exactly.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -155,7 +166,10 @@ pub struct Archives {
 }
 
 impl Archives {
-    pub fn new(sns_log_dir: &Path, opts: LogOptions) -> Self {
+    pub fn new(sns_log_dir: &Path, mut opts: LogOptions) -> Self {
+        // Hourly segments, so retention (which drops whole segments) frees an expired hour
+        // at the next publish instead of waiting for 64 MiB to roll.
+        opts.segment_age = Some(std::time::Duration::from_secs(3600));
         Archives {
             root: sns_log_dir.join("archives"),
             opts,
@@ -169,6 +183,10 @@ impl Archives {
     pub fn sweep<'a>(&self, archiving: impl Iterator<Item = &'a Topic>) {
         let live: std::collections::HashSet<PathBuf> =
             archiving.map(|t| archive_dir(&self.root, &t.arn)).collect();
+        // What a crash in `clear` leaves.
+        let mut cleared = self.root.clone().into_os_string();
+        cleared.push(crate::log::DELETING_SUFFIX);
+        let _ = crate::log::remove_dir(Path::new(&cleared));
         if let Ok(rd) = std::fs::read_dir(&self.root) {
             for ent in rd.flatten() {
                 if !live.contains(&ent.path()) {
@@ -180,8 +198,11 @@ impl Archives {
 
     fn log(&self, topic_arn: &str) -> ServiceResult<Log> {
         let mut open = self.open.lock();
-        if let Some(l) = open.get(topic_arn) {
-            return Ok(l.clone());
+        match open.get(topic_arn) {
+            Some(l) if !l.is_poisoned() => return Ok(l.clone()),
+            // A failed write poisons a log until it is reopened.
+            Some(_) => drop(open.remove(topic_arn)),
+            None => {}
         }
         let dir = archive_dir(&self.root, topic_arn);
         let (log, report) = Log::open(&dir, self.opts.clone())?;
@@ -196,10 +217,13 @@ impl Archives {
         Ok(log)
     }
 
-    /// Archives one message durably, dropping what is older than `days` first.
+    /// Archives one message durably, first dropping the sealed segments older than `days`.
     pub async fn append(&self, topic_arn: &str, days: u64, m: &Archived) -> ServiceResult<()> {
         let log = self.log(topic_arn)?;
-        log.enforce_retention(m.timestamp_ms, Some(days * DAY_MS), None)?;
+        // Best effort: the message is delivered already, and a replay skips expired records.
+        if let Err(e) = log.enforce_retention(m.timestamp_ms, Some(days * DAY_MS), None) {
+            tracing::warn!(error = %e, topic_arn, "sns archive: retention failed");
+        }
         log.append(ARCHIVED, m.timestamp_ms, crate::codec::encode(m))
             .await?;
         Ok(())
@@ -314,8 +338,35 @@ pub fn archiving_days(t: &Topic) -> Option<u64> {
 pub fn replay_pending(s: &Subscription) -> bool {
     matches!(
         s.attributes.get(REPLAY_STATUS).map(String::as_str),
-        Some("Pending" | "InProgress")
+        Some(PENDING | IN_PROGRESS)
     )
+}
+
+/// Whether a subscription gets newly published messages: not while its replay runs, nor after
+/// a replay with an EndingPoint completed (the model's ReplayStatus documentation).
+pub fn receives_live(s: &Subscription) -> bool {
+    match s.attributes.get(REPLAY_STATUS).map(String::as_str) {
+        Some(PENDING | IN_PROGRESS) => false,
+        Some(COMPLETED) => s
+            .attributes
+            .get("ReplayPolicy")
+            .and_then(|p| serde_json::from_str::<Value>(p).ok())
+            .is_none_or(|p| p.get("EndingPoint").is_none()),
+        _ => true,
+    }
+}
+
+/// The deduplication id a replayed message carries into a FIFO queue: its own, so the queue
+/// does not take it for the original (or for another message that shared the original's id
+/// more than 5 minutes apart), and the same for every run of one ReplayPolicy, so a replay
+/// resumed after a restart is deduplicated.
+fn replay_dedup_id(policy: &str, message_id: &str) -> String {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    h.update(policy.as_bytes());
+    h.update([0]);
+    h.update(message_id.as_bytes());
+    hex::encode(h.finalize())
 }
 
 impl Sns {
@@ -355,33 +406,19 @@ impl Sns {
         .await
     }
 
-    /// Whether an archived message passes a subscription's filter policy.
-    fn replay_matches(&self, sub: &Subscription, m: &Archived, attrs: &Map<String, Value>) -> bool {
-        let Some(fp) = sub.attributes.get("FilterPolicy") else {
-            return true;
-        };
-        let scope = sub
-            .attributes
-            .get("FilterPolicyScope")
-            .and_then(|s| filter::Scope::parse(s))
-            .unwrap_or(filter::Scope::MessageAttributes);
-        match self.parsed_filter(fp, scope) {
-            Ok(p) => match scope {
-                filter::Scope::MessageAttributes => p.matches_attributes(attrs),
-                filter::Scope::MessageBody => p.matches_body(&m.message),
-            },
-            Err(_) => false,
-        }
-    }
-
     /// Delivers one archived message to an SQS subscription again.
-    async fn replay_one(&self, sub: &Subscription, m: &Archived) -> ServiceResult<()> {
+    async fn replay_one(
+        &self,
+        sub: &Subscription,
+        m: &Archived,
+        policy: &str,
+    ) -> ServiceResult<()> {
         let attrs: Map<String, Value> = serde_json::from_str(&m.attributes).unwrap_or_default();
-        if !self.replay_matches(sub, m, &attrs) {
+        if !super::publish::filter_passes(self, sub, &attrs, &m.message) {
             return Ok(());
         }
         let delivered = if m.structured { Map::new() } else { attrs };
-        let into_fifo = sub.endpoint.ends_with(".fifo");
+        let into_fifo = super::publish::is_fifo_queue(&sub.endpoint);
         let (body, message_attributes) = if sub.raw() {
             (m.message.clone(), delivered)
         } else {
@@ -410,13 +447,27 @@ impl Sns {
             body,
             message_attributes,
             message_group_id: m.group_id.clone().filter(|_| into_fifo),
-            message_deduplication_id: m.dedup_id.clone().filter(|_| into_fifo),
+            message_deduplication_id: into_fifo.then(|| replay_dedup_id(policy, &m.message_id)),
             trace_header: None,
         };
         self.sinks.sqs.send(&sub.endpoint, send).await.map(|_| ())
     }
 
-    /// Runs one replay to its end: `InProgress`, every archived message of the range sent
+    /// Whether the replay `generation` of `sub_arn` under `policy` should go on: it is the
+    /// latest one started, and the subscription still exists with that policy (not
+    /// unsubscribed, its topic not deleted, the policy not cleared or replaced).
+    fn replay_current(&self, sub_arn: &str, policy: &str, generation: u64) -> bool {
+        self.archives.is_current(sub_arn, generation)
+            && self
+                .state
+                .lock()
+                .subscriptions
+                .get(sub_arn)
+                .and_then(|s| s.attributes.get("ReplayPolicy"))
+                .is_some_and(|p| p == policy)
+    }
+
+    /// Runs one replay to its end: `In progress`, every archived message of the range sent
     /// again, then `Completed` (or `Failed`).
     async fn replay(&self, sub_arn: &str, policy: &str, generation: u64) -> ServiceResult<()> {
         let (sub, days) = {
@@ -427,57 +478,87 @@ impl Sns {
             let days = st.topics.get(&sub.topic_arn).and_then(archiving_days);
             (sub, days)
         };
-        if !self
-            .set_replay_status(sub_arn, policy, "InProgress")
-            .await?
-        {
+        if !self.set_replay_status(sub_arn, policy, IN_PROGRESS).await? {
             return Ok(());
         }
         let outcome = match (days, replay_range(policy, &sub.topic_arn)) {
-            (Some(_), Ok(range)) => self.replay_range_to(&sub, range, generation).await,
+            (Some(days), Ok(range)) => {
+                self.replay_range_to(&sub, range, days, policy, generation)
+                    .await
+            }
             _ => Err(ServiceError::internal("no archive to replay")),
         };
-        if let Err(e) = &outcome {
-            tracing::info!(error = %e, subscription = sub_arn, "sns: replay failed");
+        match outcome {
+            // Completed by `replay_range_to`, under the topic's lock; or replaced.
+            Ok(_) => Ok(()),
+            Err(e) => {
+                tracing::info!(error = %e, subscription = sub_arn, "sns: replay failed");
+                if self.archives.is_current(sub_arn, generation) {
+                    self.set_replay_status(sub_arn, policy, FAILED).await?;
+                }
+                Ok(())
+            }
         }
-        if outcome.as_ref().is_ok_and(|done| !done) {
-            // Replaced by a newer replay, which reports its own status.
-            return Ok(());
-        }
-        let status = if outcome.is_ok() {
-            "Completed"
-        } else {
-            "Failed"
-        };
-        if self.archives.is_current(sub_arn, generation) {
-            self.set_replay_status(sub_arn, policy, status).await?;
-        }
-        Ok(())
     }
 
-    /// Sends the archived messages of `range` to `sub`, a chunk at a time. `Ok(false)` when a
-    /// newer replay of the subscription took over.
+    /// Sends the archived messages of `range` to `sub`, a chunk at a time, until it has
+    /// caught up with the archive's tail; then, holding the topic's publish lock so that no
+    /// publish falls between, marks the replay Completed, which hands the subscription back to
+    /// live delivery. `Ok(false)` when the replay was replaced or its subscription is gone.
     async fn replay_range_to(
         &self,
         sub: &Subscription,
-        range: ReplayRange,
+        mut range: ReplayRange,
+        days: u64,
+        policy: &str,
         generation: u64,
     ) -> ServiceResult<bool> {
         const CHUNK: usize = 256;
-        let (mut from, stop) = self.archives.replay_bounds(&sub.topic_arn, range)?;
-        while from < stop {
-            let (chunk, next) =
-                self.archives
-                    .read_chunk(&sub.topic_arn, range, (from, stop), CHUNK)?;
-            for m in &chunk {
-                if !self.archives.is_current(&sub.arn, generation) {
+        // Nothing older than the retention period is replayed, even where its segment has
+        // not been dropped yet.
+        let oldest = crate::service::now_ms().saturating_sub(days * DAY_MS);
+        range.start_ms = range.start_ms.max(oldest);
+        let (mut from, _) = self.archives.replay_bounds(&sub.topic_arn, range)?;
+        // Deduplication ids seen in the last 5 minutes of archive: a crash between archiving
+        // a publish and recording its deduplication id archives its retry too.
+        let mut seen: HashMap<String, u64> = HashMap::new();
+        loop {
+            let (_, stop) = self.archives.replay_bounds(&sub.topic_arn, range)?;
+            while from < stop {
+                let (chunk, next) =
+                    self.archives
+                        .read_chunk(&sub.topic_arn, range, (from, stop), CHUNK)?;
+                for m in &chunk {
+                    if !self.replay_current(&sub.arn, policy, generation) {
+                        return Ok(false);
+                    }
+                    if let Some(id) = &m.dedup_id {
+                        let again = seen
+                            .get(id)
+                            .is_some_and(|&t| t + DEDUP_WINDOW_MS > m.timestamp_ms);
+                        seen.insert(id.clone(), m.timestamp_ms);
+                        if again {
+                            continue;
+                        }
+                    }
+                    self.replay_one(sub, m, policy).await?;
+                }
+                seen.retain(|_, t| {
+                    *t + DEDUP_WINDOW_MS > chunk.last().map_or(0, |m| m.timestamp_ms)
+                });
+                from = next;
+            }
+            let lock = self.topic_lock(&sub.topic_arn);
+            let _g = lock.lock().await;
+            let (_, tail) = self.archives.replay_bounds(&sub.topic_arn, range)?;
+            if tail <= from {
+                if !self.replay_current(&sub.arn, policy, generation) {
                     return Ok(false);
                 }
-                self.replay_one(sub, m).await?;
+                self.set_replay_status(&sub.arn, policy, COMPLETED).await?;
+                return Ok(true);
             }
-            from = next;
         }
-        Ok(true)
     }
 
     /// Starts again every replay a restart cut off.

@@ -364,6 +364,17 @@ fn sign_notifications(
 }
 
 fn filter_matches(sns: &Sns, sub: &Subscription, msg: &Msg) -> bool {
+    filter_passes(sns, sub, &msg.attributes, msg.for_protocol(&sub.protocol))
+}
+
+/// Whether a message with these attributes and this body (as the subscription's protocol
+/// receives it) passes the subscription's filter policy. Live publishes and archive replays.
+pub(super) fn filter_passes(
+    sns: &Sns,
+    sub: &Subscription,
+    attributes: &Map<String, Value>,
+    body: &str,
+) -> bool {
     let Some(fp) = sub.attributes.get("FilterPolicy") else {
         return true;
     };
@@ -374,8 +385,8 @@ fn filter_matches(sns: &Sns, sub: &Subscription, msg: &Msg) -> bool {
         .unwrap_or(filter::Scope::MessageAttributes);
     match sns.parsed_filter(fp, scope) {
         Ok(p) => match scope {
-            filter::Scope::MessageAttributes => p.matches_attributes(&msg.attributes),
-            filter::Scope::MessageBody => p.matches_body(msg.for_protocol(&sub.protocol)),
+            filter::Scope::MessageAttributes => p.matches_attributes(attributes),
+            filter::Scope::MessageBody => p.matches_body(body),
         },
         // Validated when set; an unparsable stored policy matches nothing rather than everything.
         Err(_) => false,
@@ -391,11 +402,22 @@ fn needs_envelope(sub: &Subscription) -> bool {
     }
 }
 
-fn is_fifo_queue(arn: &str) -> bool {
+pub(super) fn is_fifo_queue(arn: &str) -> bool {
     arn.ends_with(".fifo")
 }
 
 impl Sns {
+    /// A FIFO topic's publish lock: held by each publish to it from the dedup check to the
+    /// dedup record, so group order into FIFO queues is kept and a replay can hand a
+    /// subscription over to live delivery between two publishes.
+    pub(super) fn topic_lock(&self, topic_arn: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.fifo_locks
+            .lock()
+            .entry(topic_arn.to_string())
+            .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(())))
+            .clone()
+    }
+
     pub(super) async fn publish(&self, ctx: &RequestContext, input: Value) -> ServiceResult<Value> {
         let i: PublishInput = parse_input(input, PARSE_CODE)?;
         let targets = [&i.topic_arn, &i.target_arn, &i.phone_number]
@@ -516,13 +538,7 @@ impl Sns {
         // FIFO topics: one publish at a time per topic keeps group order into FIFO queues and
         // makes the dedup check-then-record atomic.
         let _order = if fifo {
-            let lock = self
-                .fifo_locks
-                .lock()
-                .entry(topic.arn.clone())
-                .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(())))
-                .clone();
-            Some(lock.lock_owned().await)
+            Some(self.topic_lock(&topic.arn).lock_owned().await)
         } else {
             None
         };
@@ -535,7 +551,7 @@ impl Sns {
                 .range(prefix.clone()..)
                 .take_while(|(k, _)| k.starts_with(&prefix))
                 .map(|(_, s)| s)
-                .filter(|s| s.confirmed)
+                .filter(|s| s.confirmed && archive::receives_live(s))
                 .cloned()
                 .collect();
             let mut sequence = None;

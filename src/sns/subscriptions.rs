@@ -504,7 +504,7 @@ impl Sns {
                 let mut attrs = attrs;
                 replay = attrs.get("ReplayPolicy").cloned();
                 if replay.is_some() {
-                    attrs.insert(archive::REPLAY_STATUS.into(), "Pending".into());
+                    attrs.insert(archive::REPLAY_STATUS.into(), archive::PENDING.into());
                 }
                 let s = Subscription {
                     arn: format!("{}:{}", t.arn, uuid()),
@@ -792,7 +792,7 @@ impl Sns {
             let replay = i.attribute_name == "ReplayPolicy" && !value.is_empty();
             if replay {
                 s.attributes
-                    .insert(archive::REPLAY_STATUS.into(), "Pending".into());
+                    .insert(archive::REPLAY_STATUS.into(), archive::PENDING.into());
             } else if i.attribute_name == "ReplayPolicy" {
                 s.attributes.remove(archive::REPLAY_STATUS);
             }

@@ -3274,11 +3274,18 @@ async fn archived_fifo_messages_replay_to_a_new_subscription() {
         assert_eq!(env["MessageId"], original["MessageId"]);
         assert_eq!(env["SequenceNumber"], original["SequenceNumber"]);
         assert_eq!(m.message_group_id.as_deref(), Some("g"));
+        // Its own deduplication id: a FIFO queue that had the original within 5 minutes, or
+        // another message that reused the original's id later, does not swallow it.
+        let dedup = m.message_deduplication_id.as_deref().unwrap();
+        assert!(!dedup.starts_with('d') && dedup.len() <= 128, "{dedup}");
     }
+    // Completed: the subscription gets new messages again.
+    t.ok("Publish", json!({"TopicArn": arn, "Message": "after", "MessageGroupId": "g", "MessageDeduplicationId": "d3", "MessageAttributes": {"color": {"DataType": "String", "StringValue": "red"}}})).await;
+    assert_eq!(t.sqs.bodies(replay_q).len(), 3);
     // The live subscription's copies are not marked, and nothing was replayed to it.
     let first: Value = serde_json::from_str(&t.sqs.bodies(live)[0]).unwrap();
     assert!(first.get("Replayed").is_none());
-    assert_eq!(t.sqs.bodies(live).len(), 3);
+    assert_eq!(t.sqs.bodies(live).len(), 4);
     let a = t
         .ok("GetSubscriptionAttributes", json!({"SubscriptionArn": s}))
         .await["Attributes"]
@@ -3293,7 +3300,12 @@ async fn archived_fifo_messages_replay_to_a_new_subscription() {
     )
     .await;
     wait_for(|| status() == "Completed").await;
-    assert_eq!(t.sqs.bodies(replay_q).len(), 2);
+    assert_eq!(t.sqs.bodies(replay_q).len(), 3);
+    // A replay with an EndingPoint leaves the subscription without new messages (the model:
+    // "the subscription will no longer receive newly published messages").
+    t.ok("Publish", json!({"TopicArn": arn, "Message": "later", "MessageGroupId": "g", "MessageDeduplicationId": "d4", "MessageAttributes": {"color": {"DataType": "String", "StringValue": "red"}}})).await;
+    assert_eq!(t.sqs.bodies(replay_q).len(), 3);
+    assert_eq!(t.sqs.bodies(live).len(), 5);
     // Turning archiving off drops the archive and BeginningArchiveTime.
     t.ok(
         "SetTopicAttributes",
