@@ -265,7 +265,7 @@ impl Archives {
     }
 
     /// Up to `max` archived messages stamped within `range`, read from offset `from` up to
-    /// `stop`, and the offset to go on from: a replay holds one such chunk in memory at a
+    /// `stop` (looking at no more than `16 * max` records), and the offset to go on from: a replay holds one such chunk in memory at a
     /// time, however large the archive.
     fn read_chunk(
         &self,
@@ -277,9 +277,11 @@ impl Archives {
         let log = self.log(topic_arn)?;
         let mut out = Vec::new();
         let mut next = stop;
-        for rec in log.scan(from) {
+        // Bounded in records looked at, not only in records returned: a narrow range over a
+        // long archive must not be scanned in one go on an async worker.
+        for (looked, rec) in log.scan(from).enumerate() {
             let rec = rec?;
-            if rec.offset >= stop || out.len() == max {
+            if rec.offset >= stop || out.len() == max || looked == 16 * max {
                 next = rec.offset.min(stop);
                 break;
             }
