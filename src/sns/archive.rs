@@ -43,6 +43,8 @@ use crate::sqs::InternalSend;
 /// Record kind of an archived message in an archive log.
 const ARCHIVED: u8 = 1;
 const DAY_MS: u64 = 24 * 60 * 60 * 1000;
+/// About the most archive bytes one replay holds in memory at a time.
+const CHUNK_BYTES: usize = 4 << 20;
 /// The topic attribute AWS reports as the earliest point a replay can start from.
 pub const BEGINNING_ARCHIVE_TIME: &str = "BeginningArchiveTime";
 pub const REPLAY_STATUS: &str = "ReplayStatus";
@@ -265,7 +267,8 @@ impl Archives {
     }
 
     /// Up to `max` archived messages stamped within `range`, read from offset `from` up to
-    /// `stop` (looking at no more than `16 * max` records), and the offset to go on from: a replay holds one such chunk in memory at a
+    /// `stop` (looking at no more than `16 * max` records or about [`CHUNK_BYTES`]), and the
+    /// offset to go on from: a replay holds one such chunk in memory at a
     /// time, however large the archive.
     fn read_chunk(
         &self,
@@ -277,14 +280,18 @@ impl Archives {
         let log = self.log(topic_arn)?;
         let mut out = Vec::new();
         let mut next = stop;
-        // Bounded in records looked at, not only in records returned: a narrow range over a
-        // long archive must not be scanned in one go on an async worker.
+        let mut bytes = 0usize;
+        // Bounded in records looked at, not only in records returned (a narrow range over a
+        // long archive must not be scanned in one go on an async worker), and in bytes (256
+        // messages of 256 KiB would hold 64 MiB per replay).
         for (looked, rec) in log.scan(from).enumerate() {
             let rec = rec?;
-            if rec.offset >= stop || out.len() == max || looked == 16 * max {
+            if rec.offset >= stop || out.len() == max || looked == 16 * max || bytes >= CHUNK_BYTES
+            {
                 next = rec.offset.min(stop);
                 break;
             }
+            bytes += rec.payload.len();
             if rec.kind != ARCHIVED
                 || rec.timestamp_ms < range.start_ms
                 || range.end_ms.is_some_and(|e| rec.timestamp_ms > e)
@@ -530,6 +537,11 @@ impl Sns {
                 let (chunk, next) =
                     self.archives
                         .read_chunk(&sub.topic_arn, range, (from, stop), CHUNK)?;
+                // As the subscription is now: a FilterPolicy or RawMessageDelivery changed
+                // mid-replay applies from the next chunk on.
+                let Some(sub) = self.state.lock().subscriptions.get(&sub.arn).cloned() else {
+                    return Ok(false);
+                };
                 for m in &chunk {
                     if !self.replay_current(&sub.arn, policy, generation) {
                         return Ok(false);
@@ -543,7 +555,7 @@ impl Sns {
                             continue;
                         }
                     }
-                    self.replay_one(sub, m, policy).await?;
+                    self.replay_one(&sub, m, policy).await?;
                 }
                 seen.retain(|_, t| {
                     *t + DEDUP_WINDOW_MS > chunk.last().map_or(0, |m| m.timestamp_ms)

@@ -543,8 +543,15 @@ impl Sns {
             None
         };
         let now = crate::service::now_ms();
-        let (subs, sequence) = {
+        let (subs, sequence, archive_days) = {
             let st = self.state.lock();
+            // Read under the topic's lock, which DeleteTopic and SetTopicAttributes take too:
+            // a publish never archives into an archive they have just removed.
+            let archive_days = st
+                .topics
+                .get(&topic.arn)
+                .filter(|_| fifo)
+                .and_then(archive::archiving_days);
             let prefix = format!("{}:", topic.arn);
             let subs: Vec<Subscription> = st
                 .subscriptions
@@ -564,9 +571,14 @@ impl Sns {
                 }) {
                     return Ok((id.clone(), Some(format_seq(*seq))));
                 }
-                sequence = Some(f.map_or(0, |f| f.sequence) + 1);
+                // Above every number given out before, and above the clock's count: a crash
+                // after the sends but before the deduplication record loses the last number
+                // given, and a restart must not give it again to another message (also the
+                // 20 significant digits AWS's numbers have).
+                let last = f.map_or(0, |f| f.sequence);
+                sequence = Some((last + 1).max(now.saturating_mul(1000)));
             }
-            (subs, sequence)
+            (subs, sequence, archive_days)
         };
         let message_id = uuid();
         let seq_str = sequence.map(format_seq);
@@ -747,7 +759,7 @@ impl Sns {
                 .collect(),
         )
         .await?;
-        if let (Some(seq), Some(days)) = (sequence, archive::archiving_days(topic)) {
+        if let (Some(seq), Some(days)) = (sequence, archive_days) {
             // Archived after the sends and before the deduplication record: a crash between
             // makes a retried publish send (dropped by the FIFO queues) and archive again.
             let archived = archive::Archived {

@@ -3366,3 +3366,115 @@ async fn a_long_replay_reads_the_archive_in_chunks() {
     let want: Vec<String> = (0..n).map(|i| format!("m{i}")).collect();
     assert_eq!(t.sqs.bodies(q), want);
 }
+
+async fn archiving_topic(t: &T, name: &str) -> String {
+    t.ok(
+        "CreateTopic",
+        json!({"Name": name, "Attributes": {"FifoTopic": "true", "ContentBasedDeduplication": "true", "ArchivePolicy": "{\"MessageRetentionPeriod\":1}"}}),
+    )
+    .await["TopicArn"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+const FROM_2020: &str = r#"{"PointType":"Timestamp","StartingPoint":"2020-01-01T00:00:00Z"}"#;
+
+/// A replay stops once its subscription is gone: it does not send the rest of its range to a
+/// queue nobody subscribed any more.
+#[tokio::test]
+async fn a_replay_stops_when_its_subscription_goes() {
+    let t = setup();
+    let arn = archiving_topic(&t, "stop.fifo").await;
+    for i in 0..50 {
+        t.ok(
+            "Publish",
+            json!({"TopicArn": arn, "Message": format!("m{i}"), "MessageGroupId": "g"}),
+        )
+        .await;
+    }
+    // Every send now waits for a second party: the replay's first one holds until released.
+    let gate = Arc::new(tokio::sync::Barrier::new(2));
+    *t.sqs.together.lock() = Some(gate.clone());
+    let q = "arn:aws:sqs:us-east-1:000000000000:gone.fifo";
+    let s = t
+        .sub(
+            &arn,
+            "sqs",
+            q,
+            json!({"RawMessageDelivery": "true", "ReplayPolicy": FROM_2020}),
+        )
+        .await;
+    wait_for(|| t.sns.state.lock().subscriptions[&s].attributes["ReplayStatus"] == "In progress")
+        .await;
+    t.ok("Unsubscribe", json!({"SubscriptionArn": s})).await;
+    *t.sqs.together.lock() = None;
+    gate.wait().await;
+    // A replay that kept going would send the other 49 in well under this.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(t.sqs.bodies(q).len() <= 1, "{}", t.sqs.bodies(q).len());
+}
+
+/// DeleteTopic waits for a publish under way to the topic, so that publish cannot archive into
+/// the removed archive and hand its message to a topic later created under the same name.
+#[tokio::test]
+async fn a_deleted_topics_archive_does_not_come_back() {
+    let t = setup();
+    let arn = archiving_topic(&t, "again.fifo").await;
+    t.sub(
+        &arn,
+        "sqs",
+        "arn:aws:sqs:us-east-1:000000000000:live.fifo",
+        json!({}),
+    )
+    .await;
+    let gate = Arc::new(tokio::sync::Barrier::new(2));
+    *t.sqs.together.lock() = Some(gate.clone());
+    let publish = t.ok(
+        "Publish",
+        json!({"TopicArn": arn, "Message": "old", "MessageGroupId": "g"}),
+    );
+    let delete = async {
+        // Let the publish reach its (held) send first.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let d = t.ok("DeleteTopic", json!({"TopicArn": arn}));
+        let release = async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            *t.sqs.together.lock() = None;
+            gate.wait().await;
+        };
+        tokio::join!(d, release);
+    };
+    tokio::join!(publish, delete);
+    let arn = archiving_topic(&t, "again.fifo").await;
+    let q = "arn:aws:sqs:us-east-1:000000000000:new.fifo";
+    let s = t
+        .sub(
+            &arn,
+            "sqs",
+            q,
+            json!({"RawMessageDelivery": "true", "ReplayPolicy": FROM_2020}),
+        )
+        .await;
+    wait_for(|| t.sns.state.lock().subscriptions[&s].attributes["ReplayStatus"] == "Completed")
+        .await;
+    assert_eq!(t.sqs.bodies(q), Vec::<String>::new());
+}
+
+/// FIFO topic sequence numbers start above the clock's count (ms x 1000), so a crash that
+/// loses the record of the last number given out cannot make a restart give it again.
+#[tokio::test]
+async fn fifo_topic_sequence_numbers_stay_above_the_clock() {
+    let t = setup();
+    let arn = archiving_topic(&t, "seq.fifo").await;
+    let before = crate::service::now_ms() as u128;
+    let out = t
+        .ok(
+            "Publish",
+            json!({"TopicArn": arn, "Message": "m", "MessageGroupId": "g"}),
+        )
+        .await;
+    let seq: u128 = out["SequenceNumber"].as_str().unwrap().parse().unwrap();
+    assert!(seq >= before * 1000 * 1000, "{seq}");
+    assert_eq!(out["SequenceNumber"].as_str().unwrap().len(), 20);
+}

@@ -419,6 +419,8 @@ impl Sns {
         let i: TopicArnInput = parse_input(input, PARSE_CODE)?;
         check_arn(ctx, &i.topic_arn, "TopicArn", "DeleteTopic")?;
         // AWS: deleting a topic that does not exist is not an error.
+        // Not while a publish to the topic is under way (it may be archiving).
+        let _order = self.topic_lock(&i.topic_arn).lock_owned().await;
         let archived = self
             .mutate(|st| {
                 let Some(t) = st.topics.get(&i.topic_arn) else {
@@ -474,6 +476,8 @@ impl Sns {
             return Err(invalid_parameter("AttributeName"));
         }
         let value = stored_value(&i.attribute_name, value);
+        // Archiving may stop here: not while a publish to the topic is under way.
+        let _order = self.topic_lock(&i.topic_arn).lock_owned().await;
         self.mutate(|st| {
             let mut t = find_topic(st, ctx, &i.topic_arn, "SetTopicAttributes")?.clone();
             validate_attribute(&i.attribute_name, &value, t.is_fifo())?;
