@@ -21,7 +21,7 @@ use super::topics::find_topic;
 use super::util::{check_arn, json_error, page, parse_bool, scope_prefix, uuid};
 use super::Sns;
 use crate::context::RequestContext;
-use crate::error::{ServiceError, ServiceResult};
+use crate::error::ServiceResult;
 
 const PROTOCOLS: &[&str] = &[
     "http",
@@ -243,7 +243,7 @@ fn validate_attribute(
         }
         "SubscriptionRoleArn" => {
             if value.is_empty() && protocol == "firehose" {
-                return Err(firehose_role_required());
+                return Err(value_err(FIREHOSE_ROLE_REQUIRED.into()));
             }
             if !value.is_empty() && !value.starts_with("arn:") {
                 return Err(invalid_parameter("SubscriptionRoleArn"));
@@ -265,11 +265,8 @@ fn validate_attribute(
 
 /// Subscribe and SetSubscriptionAttributes docs: "Specifying a valid ARN for this attribute is
 /// required for Firehose delivery stream subscriptions." AWS's exact wording is not recorded.
-fn firehose_role_required() -> ServiceError {
-    invalid_parameter(
-        "Attributes Reason: SubscriptionRoleArn is required for Firehose delivery stream subscriptions",
-    )
-}
+const FIREHOSE_ROLE_REQUIRED: &str =
+    "SubscriptionRoleArn is required for Firehose delivery stream subscriptions";
 
 /// What a settable subscription attribute is when it was never set.
 fn default_attribute(name: &str) -> Option<&'static str> {
@@ -425,7 +422,9 @@ fn checked_request(
             .get("SubscriptionRoleArn")
             .is_none_or(String::is_empty)
     {
-        return Err(firehose_role_required());
+        return Err(invalid_parameter(format!(
+            "Attributes Reason: {FIREHOSE_ROLE_REQUIRED}"
+        )));
     }
     // As AWS stores them (LocalStack's AWS-recorded test_create_subscriptions_with_attributes
     // and test_subscribe_idempotency): a boolean in lower case, and an empty FilterPolicy as no
