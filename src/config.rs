@@ -23,6 +23,33 @@ pub struct Config {
     pub sns_ca_file: Option<PathBuf>,
     /// Size of the SNS signing key generated for a data directory that has none.
     pub sns_signing_key_bits: KeyBits,
+    /// The scheme, host and port every URL the broker hands out starts with (queue URLs,
+    /// SNS SubscribeURL, UnsubscribeURL and SigningCertURL). `None`: the request's `Host`.
+    pub advertised_url: Option<AdvertisedUrl>,
+}
+
+/// `http(s)://host[:port]`, as a client should reach the broker; no path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AdvertisedUrl(pub String);
+
+impl std::str::FromStr for AdvertisedUrl {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim_end_matches('/');
+        let authority = s
+            .strip_prefix("http://")
+            .or_else(|| s.strip_prefix("https://"))
+            .ok_or("must start with http:// or https://")?;
+        if authority.is_empty()
+            || authority
+                .chars()
+                .any(|c| c == '/' || c == '?' || c == '#' || c.is_whitespace() || c.is_control())
+        {
+            return Err("must be http(s)://host[:port], without a path".into());
+        }
+        Ok(AdvertisedUrl(s.to_string()))
+    }
 }
 
 impl Config {
@@ -38,6 +65,7 @@ impl Config {
             kinesis_transition_ms: 0,
             sns_ca_file: None,
             sns_signing_key_bits: KeyBits::default(),
+            advertised_url: None,
         }
     }
 

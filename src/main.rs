@@ -74,6 +74,12 @@ struct ServeArgs {
     /// kept, whatever its size.
     #[arg(long, env = "MILLPOND_SNS_SIGNING_KEY_BITS", default_value_t = millpond::sns::signing::KeyBits::default())]
     sns_signing_key_bits: millpond::sns::signing::KeyBits,
+    /// The scheme, host and port the URLs the broker hands out start with (queue URLs, SNS
+    /// SubscribeURL, UnsubscribeURL, SigningCertURL), e.g. `http://millpond:4566`. By default
+    /// each request's Host header; set this when clients send a Host without the port they
+    /// connect to (Ruby aws-sdk v1 does) or reach the broker under another name.
+    #[arg(long, env = "MILLPOND_ADVERTISED_URL")]
+    advertised_url: Option<millpond::config::AdvertisedUrl>,
 }
 
 fn main() -> std::process::ExitCode {
@@ -99,6 +105,7 @@ fn main() -> std::process::ExitCode {
         kinesis_transition_ms: args.kinesis_transition_ms,
         sns_ca_file: args.sns_ca_file,
         sns_signing_key_bits: args.sns_signing_key_bits,
+        advertised_url: args.advertised_url,
     };
     millpond::server::tune_allocator();
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -98,6 +98,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
             sns,
             kinesis,
             account_id: config.account_id.clone(),
+            advertised_url: config.advertised_url.as_ref().map(|u| u.0.clone()),
             streams: Default::default(),
         },
         config,

@@ -626,3 +626,98 @@ fn sigterm_shuts_down_gracefully() {
     };
     assert!(status.success(), "{status:?}");
 }
+
+/// `--advertised-url` sets what every URL handed out starts with: queue URLs (query and JSON)
+/// and an SNS notification's UnsubscribeURL and SigningCertURL, whatever Host the client sent
+/// (Ruby aws-sdk v1 sends one without the port it connects to). Without the flag, the Host.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn advertised_url_starts_every_url_handed_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = Broker::spawn(
+        dir.path(),
+        &["--advertised-url", "http://millpond.test:4999/"],
+    );
+    let addr = b.addr;
+    let xml = tokio::task::spawn_blocking(move || {
+        query_post(addr, "/", "sqs", "Action=CreateQueue&QueueName=adv").text()
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        xml_text(&xml, "QueueUrl").as_deref(),
+        Some("http://millpond.test:4999/000000000000/adv"),
+        "{xml}"
+    );
+    let (q, n) = (sqs(&b.endpoint()), sns(&b.endpoint()));
+    let url = q
+        .get_queue_url()
+        .queue_name("adv")
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    assert_eq!(url, "http://millpond.test:4999/000000000000/adv");
+    let topic = n
+        .create_topic()
+        .name("adv")
+        .send()
+        .await
+        .unwrap()
+        .topic_arn
+        .unwrap();
+    n.subscribe()
+        .topic_arn(&topic)
+        .protocol("sqs")
+        .endpoint("arn:aws:sqs:us-east-1:000000000000:adv")
+        .send()
+        .await
+        .unwrap();
+    n.publish()
+        .topic_arn(&topic)
+        .message("m")
+        .send()
+        .await
+        .unwrap();
+    // The URL handed out is not where this test reaches the broker: use the real address.
+    let body = drain_bodies(&q, &format!("{}/000000000000/adv", b.endpoint()))
+        .await
+        .pop()
+        .unwrap();
+    let env: serde_json::Value = serde_json::from_str(&body).unwrap();
+    for k in ["UnsubscribeURL", "SigningCertURL"] {
+        assert!(
+            env[k]
+                .as_str()
+                .unwrap()
+                .starts_with("http://millpond.test:4999/"),
+            "{k}: {}",
+            env[k]
+        );
+    }
+    drop(b);
+    // Without the flag: the request's Host.
+    let b = Broker::spawn(dir.path(), &[]);
+    let addr = b.addr;
+    let xml = tokio::task::spawn_blocking(move || {
+        query_post(addr, "/", "sqs", "Action=GetQueueUrl&QueueName=adv").text()
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        xml_text(&xml, "QueueUrl"),
+        Some(format!("http://{addr}/000000000000/adv"))
+    );
+    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_millpond"))
+        .args([
+            "--advertised-url",
+            "millpond:4566",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .arg("--data-dir")
+        .arg(dir.path().join("other"))
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+}

@@ -43,6 +43,8 @@ pub struct Services {
     pub sns: Arc<Sns>,
     pub kinesis: Arc<Kinesis>,
     pub account_id: String,
+    /// What every URL handed out starts with; `None`: `http://` and the request's Host.
+    pub advertised_url: Option<String>,
     /// Ends open event streams when the server shuts down.
     pub streams: StreamGate,
 }
@@ -154,7 +156,10 @@ pub async fn handle(
     let ctx = RequestContext {
         account_id: services.account_id.clone(),
         region: scope.region.unwrap_or("us-east-1").to_string(),
-        base_url: format!("http://{host}"),
+        base_url: services
+            .advertised_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{host}")),
         request_id: request_id.clone(),
         trace_header: header_str(headers, "x-amzn-trace-id")
             .filter(|t| !t.is_empty())
