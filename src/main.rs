@@ -25,7 +25,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve SQS, SNS and Kinesis on one port (the default).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Check every segment, index and checkpoint under a data directory, offline; exits
     /// non-zero on corruption. Run it while the broker is stopped.
     Verify {
@@ -85,7 +85,7 @@ struct ServeArgs {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let args = match cli.command {
-        Some(Command::Serve(args)) => args,
+        Some(Command::Serve(args)) => *args,
         Some(Command::Verify { data_dir }) => return verify(&data_dir),
         None => cli.serve,
     };
