@@ -378,6 +378,21 @@ fn replay_dedup_id(policy: &str, message_id: &str) -> String {
     hex::encode(h.finalize())
 }
 
+/// Archived messages a replay reads at a time (at most; see [`CHUNK_BYTES`]).
+const REPLAY_CHUNK: usize = 256;
+
+/// What one replay carries from span to span.
+struct Span<'a> {
+    sub_arn: &'a str,
+    topic_arn: &'a str,
+    range: ReplayRange,
+    policy: &'a str,
+    generation: u64,
+    /// Deduplication ids met in the last 5 minutes of archive: a crash between archiving a
+    /// publish and recording its deduplication id archives its retry too.
+    seen: HashMap<String, u64>,
+}
+
 impl Sns {
     /// Starts the replay a subscription's ReplayPolicy asks for (its status is `Pending`).
     pub(super) fn spawn_replay(&self, sub_arn: &str, policy: &str) {
@@ -522,57 +537,83 @@ impl Sns {
         policy: &str,
         generation: u64,
     ) -> ServiceResult<bool> {
-        const CHUNK: usize = 256;
         // Nothing older than the retention period is replayed, even where its segment has
         // not been dropped yet.
         let oldest = crate::service::now_ms().saturating_sub(days * DAY_MS);
         range.start_ms = range.start_ms.max(oldest);
+        let mut span = Span {
+            sub_arn: &sub.arn,
+            topic_arn: &sub.topic_arn,
+            range,
+            policy,
+            generation,
+            seen: HashMap::new(),
+        };
         let (mut from, _) = self.archives.replay_bounds(&sub.topic_arn, range)?;
-        // Deduplication ids seen in the last 5 minutes of archive: a crash between archiving
-        // a publish and recording its deduplication id archives its retry too.
-        let mut seen: HashMap<String, u64> = HashMap::new();
         loop {
             let (_, stop) = self.archives.replay_bounds(&sub.topic_arn, range)?;
-            while from < stop {
-                let (chunk, next) =
-                    self.archives
-                        .read_chunk(&sub.topic_arn, range, (from, stop), CHUNK)?;
-                // As the subscription is now: a FilterPolicy or RawMessageDelivery changed
-                // mid-replay applies from the next chunk on.
-                let Some(sub) = self.state.lock().subscriptions.get(&sub.arn).cloned() else {
-                    return Ok(false);
-                };
-                for m in &chunk {
-                    if !self.replay_current(&sub.arn, policy, generation) {
-                        return Ok(false);
-                    }
-                    if let Some(id) = &m.dedup_id {
-                        let again = seen
-                            .get(id)
-                            .is_some_and(|&t| t + DEDUP_WINDOW_MS > m.timestamp_ms);
-                        seen.insert(id.clone(), m.timestamp_ms);
-                        if again {
-                            continue;
-                        }
-                    }
-                    self.replay_one(&sub, m, policy).await?;
-                }
-                seen.retain(|_, t| {
-                    *t + DEDUP_WINDOW_MS > chunk.last().map_or(0, |m| m.timestamp_ms)
-                });
-                from = next;
-            }
+            let Some(next) = self.send_span(&mut span, from, stop).await? else {
+                return Ok(false);
+            };
+            from = next;
             let lock = self.topic_lock(&sub.topic_arn);
             let _g = lock.lock().await;
             let (_, tail) = self.archives.replay_bounds(&sub.topic_arn, range)?;
-            if tail <= from {
-                if !self.replay_current(&sub.arn, policy, generation) {
-                    return Ok(false);
-                }
-                self.set_replay_status(&sub.arn, policy, COMPLETED).await?;
-                return Ok(true);
+            // A short rest is sent under the lock, so a replay finishes once it holds it
+            // however busy the topic; a long one is sent without holding publishers up.
+            if tail.saturating_sub(from) > 4 * REPLAY_CHUNK as u64 {
+                continue;
             }
+            if self.send_span(&mut span, from, tail).await?.is_none()
+                || !self.replay_current(&sub.arn, policy, generation)
+            {
+                return Ok(false);
+            }
+            self.set_replay_status(&sub.arn, policy, COMPLETED).await?;
+            return Ok(true);
         }
+    }
+
+    /// Sends the archived messages of `span`'s range between offsets `from` and `stop`.
+    /// `Some(next offset)`, or `None` when the replay was replaced or its subscription is gone.
+    async fn send_span(
+        &self,
+        span: &mut Span<'_>,
+        mut from: u64,
+        stop: u64,
+    ) -> ServiceResult<Option<u64>> {
+        while from < stop {
+            let (chunk, next) =
+                self.archives
+                    .read_chunk(span.topic_arn, span.range, (from, stop), REPLAY_CHUNK)?;
+            // As the subscription is now: a FilterPolicy or RawMessageDelivery changed
+            // mid-replay applies from the next chunk on.
+            let Some(sub) = self.state.lock().subscriptions.get(span.sub_arn).cloned() else {
+                return Ok(None);
+            };
+            for m in &chunk {
+                if !self.replay_current(span.sub_arn, span.policy, span.generation) {
+                    return Ok(None);
+                }
+                if let Some(id) = &m.dedup_id {
+                    let again = span
+                        .seen
+                        .get(id)
+                        .is_some_and(|&t| t + DEDUP_WINDOW_MS > m.timestamp_ms);
+                    span.seen.insert(id.clone(), m.timestamp_ms);
+                    if again {
+                        continue;
+                    }
+                }
+                self.replay_one(&sub, m, span.policy).await?;
+            }
+            if let Some(last) = chunk.last() {
+                span.seen
+                    .retain(|_, t| *t + DEDUP_WINDOW_MS > last.timestamp_ms);
+            }
+            from = next;
+        }
+        Ok(Some(from))
     }
 
     /// Starts again every replay a restart cut off.
