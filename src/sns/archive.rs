@@ -34,7 +34,7 @@ use serde_json::{Map, Value};
 
 use super::delivery::{Notice, SharedEnvelope};
 use super::error::invalid_parameter;
-use super::state::{DeliveryKind, Record, Subscription, Topic, DEDUP_WINDOW_MS};
+use super::state::{DeliveryKind, Record, State, Subscription, Topic, DEDUP_WINDOW_MS};
 use super::Sns;
 use crate::error::{ServiceError, ServiceResult};
 use crate::log::{Log, LogOptions};
@@ -242,6 +242,49 @@ impl Archives {
     pub fn clear(&self) {
         self.open.lock().clear();
         let _ = crate::log::remove_dir(&self.root);
+    }
+
+    /// Puts back the deduplication records a crash lost. A publish is archived after its
+    /// deliveries and before its `FifoPublished` record; a kill between leaves a delivered
+    /// message whose retry the topic would deliver again under a new MessageId (into FIFO
+    /// queues too, when they hold a replay of the first). Read from each archiving topic's
+    /// last 5 minutes, the retry is answered with the archived MessageId and SequenceNumber.
+    pub fn recover_dedup(&self, state: &mut State, now_ms: u64) {
+        let topics: Vec<String> = state
+            .topics
+            .values()
+            .filter(|t| t.is_fifo() && archiving_days(t).is_some())
+            .map(|t| t.arn.clone())
+            .collect();
+        for arn in topics {
+            let log = match self.log(&arn) {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::warn!(error = %e, topic_arn = arn, "sns archive: cannot open");
+                    continue;
+                }
+            };
+            let since = now_ms.saturating_sub(DEDUP_WINDOW_MS);
+            let Ok(Some(from)) = log.offset_for_timestamp(since) else {
+                continue;
+            };
+            let f = state.fifo.entry(arn.clone()).or_default();
+            for rec in log.scan(from) {
+                let Ok(rec) = rec else { break };
+                let Ok(m) = crate::codec::decode::<Archived>(&rec.payload) else {
+                    continue;
+                };
+                if rec.kind != ARCHIVED || m.timestamp_ms < since {
+                    continue;
+                }
+                f.sequence = f.sequence.max(m.sequence);
+                if let Some(id) = m.dedup_id {
+                    f.dedup
+                        .entry(id)
+                        .or_insert((m.timestamp_ms, m.message_id, m.sequence));
+                }
+            }
+        }
     }
 
     /// Registers a new replay of a subscription, which supersedes any running one.

@@ -134,6 +134,7 @@ impl Sns {
                 .values()
                 .filter(|t| archive::archiving_days(t).is_some()),
         );
+        archives.recover_dedup(&mut state, crate::service::now_ms());
         let ids = AtomicU64::new(state.next_id);
         let sns = Arc::new_cyclic(|me| Sns {
             me: me.clone(),

@@ -3478,3 +3478,39 @@ async fn fifo_topic_sequence_numbers_stay_above_the_clock() {
     assert!(seq >= before * 1000 * 1000, "{seq}");
     assert_eq!(out["SequenceNumber"].as_str().unwrap().len(), 20);
 }
+
+/// What a kill between a publish's archive record and its deduplication record leaves (the
+/// message delivered and archived, the deduplication id forgotten) is mended from the archive
+/// at open: the retry gets the archived MessageId and SequenceNumber and is not delivered
+/// again.
+#[tokio::test]
+async fn a_lost_deduplication_record_comes_back_from_the_archive() {
+    let t = setup();
+    let arn = archiving_topic(&t, "redo.fifo").await;
+    let q = "arn:aws:sqs:us-east-1:000000000000:redo.fifo";
+    t.sub(&arn, "sqs", q, json!({"RawMessageDelivery": "true"}))
+        .await;
+    let publish = || {
+        t.ok(
+            "Publish",
+            json!({"TopicArn": arn, "Message": "m", "MessageGroupId": "g", "MessageDeduplicationId": "x"}),
+        )
+    };
+    let first = publish().await;
+    t.sns.state.lock().fifo.remove(&arn);
+    t.sns
+        .archives
+        .recover_dedup(&mut t.sns.state.lock(), crate::service::now_ms());
+    let retry = publish().await;
+    assert_eq!(retry["MessageId"], first["MessageId"]);
+    assert_eq!(retry["SequenceNumber"], first["SequenceNumber"]);
+    assert_eq!(t.sqs.bodies(q), vec!["m".to_string()]);
+    // Numbers given out later stay above the archived ones.
+    let next = t
+        .ok(
+            "Publish",
+            json!({"TopicArn": arn, "Message": "n", "MessageGroupId": "g", "MessageDeduplicationId": "y"}),
+        )
+        .await;
+    assert!(next["SequenceNumber"].as_str() > first["SequenceNumber"].as_str());
+}
