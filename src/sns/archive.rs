@@ -593,7 +593,9 @@ impl Sns {
             seen: HashMap::new(),
         };
         let (mut from, _) = self.archives.replay_bounds(&sub.topic_arn, range)?;
+        let mut pass = 0u32;
         loop {
+            pass += 1;
             let (_, stop) = self.archives.replay_bounds(&sub.topic_arn, range)?;
             let Some(next) = self.send_span(&mut span, from, stop).await? else {
                 return Ok(false);
@@ -603,8 +605,10 @@ impl Sns {
             let _g = lock.lock().await;
             let (_, tail) = self.archives.replay_bounds(&sub.topic_arn, range)?;
             // A short rest is sent under the lock, so a replay finishes once it holds it
-            // however busy the topic; a long one is sent without holding publishers up.
-            if tail.saturating_sub(from) > 4 * REPLAY_CHUNK as u64 {
+            // however busy the topic; a long one is sent without holding publishers up,
+            // unless the replay has fallen behind a topic publishing faster than it sends
+            // for a few passes: then the rest goes under the lock too, or it would never end.
+            if tail.saturating_sub(from) > 4 * REPLAY_CHUNK as u64 && pass < 4 {
                 continue;
             }
             if self.send_span(&mut span, from, tail).await?.is_none()
