@@ -386,6 +386,17 @@ pub fn archiving_days(t: &Topic) -> Option<u64> {
         .and_then(|p| retention_days(p).ok().flatten())
 }
 
+/// A ReplayPolicy needs messages to replay: the topic must archive. (Accepted, such a replay
+/// could only fail, and the subscription would miss the live messages of its Pending time.)
+pub fn check_archiving(t: &Topic) -> ServiceResult<()> {
+    match archiving_days(t) {
+        Some(_) => Ok(()),
+        None => Err(invalid_parameter(
+            "ReplayPolicy Reason: The topic has no message archive (ArchivePolicy)",
+        )),
+    }
+}
+
 /// Whether a subscription's replay has yet to finish.
 pub fn replay_pending(s: &Subscription) -> bool {
     matches!(

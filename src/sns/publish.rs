@@ -546,7 +546,11 @@ impl Sns {
         let (subs, sequence, archive_days) = {
             let st = self.state.lock();
             // Read under the topic's lock, which DeleteTopic and SetTopicAttributes take too:
-            // a publish never archives into an archive they have just removed.
+            // a publish that waited for a DeleteTopic finds the topic gone (and records no
+            // deduplication id for it), and never archives into an archive just removed.
+            if fifo && !st.topics.contains_key(&topic.arn) {
+                return Err(topic_not_found());
+            }
             let archive_days = st
                 .topics
                 .get(&topic.arn)
@@ -571,12 +575,12 @@ impl Sns {
                 }) {
                     return Ok((id.clone(), Some(format_seq(*seq))));
                 }
-                // Above every number given out before, and above the clock's count: a crash
-                // after the sends but before the deduplication record loses the last number
-                // given, and a restart must not give it again to another message (also the
-                // 20 significant digits AWS's numbers have).
+                // Above every number given out before, and above the clock's count (ms x
+                // 10,000): a crash after the sends but before the deduplication record loses
+                // the last number given, and a restart must not give it again to another
+                // message. Shown x 1000, that is 20 significant digits, as AWS's have.
                 let last = f.map_or(0, |f| f.sequence);
-                sequence = Some((last + 1).max(now.saturating_mul(1000)));
+                sequence = Some((last + 1).max(now.saturating_mul(10_000)));
             }
             (subs, sequence, archive_days)
         };
@@ -759,6 +763,9 @@ impl Sns {
                 .collect(),
         )
         .await?;
+        // A reset (which takes no topic lock) may have emptied everything meanwhile.
+        let archive_days =
+            archive_days.filter(|_| self.state.lock().topics.contains_key(&topic.arn));
         if let (Some(seq), Some(days)) = (sequence, archive_days) {
             // Archived after the sends and before the deduplication record: a crash between
             // makes a retried publish send (dropped by the FIFO queues) and archive again.

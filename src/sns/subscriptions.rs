@@ -462,6 +462,9 @@ impl Sns {
                 // test_subscribe_unknown_topic, with Endpoint "asdf").
                 let t = find_topic(st, ctx, &i.topic_arn, "Subscribe")?;
                 let attrs = checked_request(st, &i, &endpoint)?;
+                if attrs.get("ReplayPolicy").is_some_and(|p| !p.is_empty()) {
+                    archive::check_archiving(t)?;
+                }
                 if t.is_fifo() && i.protocol != "sqs" {
                     return Err(invalid_parameter(format!(
                         "Invalid protocol type: {}. FIFO topics only support the sqs protocol",
@@ -768,6 +771,11 @@ impl Sns {
                 endpoint: &s.endpoint,
             };
             validate_attribute(&target, &i.attribute_name, &value, &s.attributes, false)?;
+            if i.attribute_name == "ReplayPolicy" && !value.is_empty() {
+                if let Some(t) = st.topics.get(&s.topic_arn) {
+                    archive::check_archiving(t)?;
+                }
+            }
             if i.attribute_name == "FilterPolicy"
                 && !value.is_empty()
                 && !s.attributes.contains_key("FilterPolicy")
