@@ -8,18 +8,6 @@ use std::time::Duration;
 use aws_sdk_sns::types::MessageAttributeValue;
 use common::*;
 
-async fn queue_with_arn(c: &aws_sdk_sqs::Client, name: &str) -> (String, String) {
-    let url = c
-        .create_queue()
-        .queue_name(name)
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
-    (url, format!("arn:aws:sqs:us-east-1:000000000000:{name}"))
-}
-
 async fn receive_one(c: &aws_sdk_sqs::Client, url: &str) -> Option<aws_sdk_sqs::types::Message> {
     let r = c
         .receive_message()
@@ -120,8 +108,8 @@ async fn publish_fans_out_to_queues_as_envelopes_or_raw() {
         .unwrap()
         .topic_arn
         .unwrap();
-    let (env_url, env_arn) = queue_with_arn(&q, "enveloped").await;
-    let (raw_url, raw_arn) = queue_with_arn(&q, "raw").await;
+    let (env_url, env_arn) = queue(&q, "enveloped", false).await;
+    let (raw_url, raw_arn) = queue(&q, "raw", false).await;
     let sub = n
         .subscribe()
         .topic_arn(&topic)
@@ -220,8 +208,8 @@ async fn filter_policies_decide_who_gets_what() {
         .unwrap()
         .topic_arn
         .unwrap();
-    let (red_url, red_arn) = queue_with_arn(&q, "red").await;
-    let (big_url, big_arn) = queue_with_arn(&q, "big").await;
+    let (red_url, red_arn) = queue(&q, "red", false).await;
+    let (big_url, big_arn) = queue(&q, "big", false).await;
     n.subscribe()
         .topic_arn(&topic)
         .protocol("sqs")
@@ -440,7 +428,7 @@ async fn topics_and_subscriptions_survive_sigkill() {
         .unwrap()
         .topic_arn
         .unwrap();
-    let (_, arn) = queue_with_arn(&q, "kept-q").await;
+    let (_, arn) = queue(&q, "kept-q", false).await;
     let sub = n
         .subscribe()
         .topic_arn(&topic)

@@ -8,15 +8,6 @@ mod common;
 use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
 use common::*;
 
-async fn queue(c: &aws_sdk_sqs::Client, name: &str, fifo: bool) -> (String, String) {
-    let mut req = c.create_queue().queue_name(name);
-    if fifo {
-        req = req.attributes(aws_sdk_sqs::types::QueueAttributeName::FifoQueue, "true");
-    }
-    let url = req.send().await.unwrap().queue_url.unwrap();
-    (url, format!("arn:aws:sqs:us-east-1:000000000000:{name}"))
-}
-
 async fn drain(
     c: &aws_sdk_sqs::Client,
     url: &str,

@@ -236,20 +236,12 @@ async fn a_fifo_topic_archive_survives_sigkill_and_replays() {
         .attributes
         .unwrap();
     let began = attrs["BeginningArchiveTime"].clone();
-    let url = q
-        .create_queue()
-        .queue_name("replayed.fifo")
-        .attributes(aws_sdk_sqs::types::QueueAttributeName::FifoQueue, "true")
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
+    let (url, arn) = queue(&q, "replayed.fifo", true).await;
     let sub = n
         .subscribe()
         .topic_arn(&topic)
         .protocol("sqs")
-        .endpoint("arn:aws:sqs:us-east-1:000000000000:replayed.fifo")
+        .endpoint(arn)
         .attributes("RawMessageDelivery", "true")
         .attributes(
             "ReplayPolicy",

@@ -49,7 +49,7 @@ const CHUNK_BYTES: usize = 4 << 20;
 pub const BEGINNING_ARCHIVE_TIME: &str = "BeginningArchiveTime";
 pub const REPLAY_STATUS: &str = "ReplayStatus";
 /// ReplayStatus values, as the SNS model's ReplayStatus documentation spells them.
-pub const PENDING: &str = "Pending";
+const PENDING: &str = "Pending";
 const IN_PROGRESS: &str = "In progress";
 const COMPLETED: &str = "Completed";
 const FAILED: &str = "Failed";
@@ -271,12 +271,12 @@ impl Archives {
             let f = state.fifo.entry(arn.clone()).or_default();
             for rec in log.scan(from) {
                 let Ok(rec) = rec else { break };
+                if rec.kind != ARCHIVED || rec.timestamp_ms < since {
+                    continue;
+                }
                 let Ok(m) = crate::codec::decode::<Archived>(&rec.payload) else {
                     continue;
                 };
-                if rec.kind != ARCHIVED || m.timestamp_ms < since {
-                    continue;
-                }
                 f.sequence = f.sequence.max(m.sequence);
                 if let Some(id) = m.dedup_id {
                     f.dedup
@@ -299,14 +299,18 @@ impl Archives {
         self.replays.lock().get(sub_arn) == Some(&generation)
     }
 
-    /// Where a replay of `range` starts reading and where it stops: the first record at or
-    /// after its StartingPoint, and the end of the archive now (later messages are delivered
-    /// live).
-    fn replay_bounds(&self, topic_arn: &str, range: ReplayRange) -> ServiceResult<(u64, u64)> {
+    /// Where a replay of `range` starts reading: the first record at or after its
+    /// StartingPoint, or the archive's end.
+    fn replay_start(&self, topic_arn: &str, range: ReplayRange) -> ServiceResult<u64> {
         let log = self.log(topic_arn)?;
-        let stop = log.next_offset();
-        let from = log.offset_for_timestamp(range.start_ms)?.unwrap_or(stop);
-        Ok((from, stop))
+        Ok(log
+            .offset_for_timestamp(range.start_ms)?
+            .unwrap_or_else(|| log.next_offset()))
+    }
+
+    /// The offset after the last archived message: where a replay has caught up.
+    fn end(&self, topic_arn: &str) -> ServiceResult<u64> {
+        Ok(self.log(topic_arn)?.next_offset())
     }
 
     /// Up to `max` archived messages stamped within `range`, read from offset `from` up to
@@ -388,12 +392,35 @@ pub fn archiving_days(t: &Topic) -> Option<u64> {
 
 /// A ReplayPolicy needs messages to replay: the topic must archive. (Accepted, such a replay
 /// could only fail, and the subscription would miss the live messages of its Pending time.)
-pub fn check_archiving(t: &Topic) -> ServiceResult<()> {
+fn check_archiving(t: &Topic) -> ServiceResult<()> {
     match archiving_days(t) {
         Some(_) => Ok(()),
         None => Err(invalid_parameter(
             "ReplayPolicy Reason: The topic has no message archive (ArchivePolicy)",
         )),
+    }
+}
+
+/// After a subscription's attributes took a new ReplayPolicy (or lost it): marks the replay
+/// Pending and returns the policy to replay, or clears the status. The topic must archive.
+pub fn begin_replay(
+    attributes: &mut std::collections::BTreeMap<String, String>,
+    topic: &Topic,
+) -> ServiceResult<Option<String>> {
+    match attributes
+        .get("ReplayPolicy")
+        .filter(|p| !p.is_empty())
+        .cloned()
+    {
+        Some(policy) => {
+            check_archiving(topic)?;
+            attributes.insert(REPLAY_STATUS.into(), PENDING.into());
+            Ok(Some(policy))
+        }
+        None => {
+            attributes.remove(REPLAY_STATUS);
+            Ok(None)
+        }
     }
 }
 
@@ -603,18 +630,17 @@ impl Sns {
             generation,
             seen: HashMap::new(),
         };
-        let (mut from, _) = self.archives.replay_bounds(&sub.topic_arn, range)?;
+        let mut from = self.archives.replay_start(&sub.topic_arn, range)?;
         let mut pass = 0u32;
         loop {
             pass += 1;
-            let (_, stop) = self.archives.replay_bounds(&sub.topic_arn, range)?;
+            let stop = self.archives.end(&sub.topic_arn)?;
             let Some(next) = self.send_span(&mut span, from, stop).await? else {
                 return Ok(false);
             };
             from = next;
-            let lock = self.topic_lock(&sub.topic_arn);
-            let _g = lock.lock().await;
-            let (_, tail) = self.archives.replay_bounds(&sub.topic_arn, range)?;
+            let _order = self.fifo_order(&sub.topic_arn).await;
+            let tail = self.archives.end(&sub.topic_arn)?;
             // A short rest is sent under the lock, so a replay finishes once it holds it
             // however busy the topic; a long one is sent without holding publishers up,
             // unless the replay has fallen behind a topic publishing faster than it sends

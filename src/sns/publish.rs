@@ -407,15 +407,24 @@ pub(super) fn is_fifo_queue(arn: &str) -> bool {
 }
 
 impl Sns {
-    /// A FIFO topic's publish lock: held by each publish to it from the dedup check to the
-    /// dedup record, so group order into FIFO queues is kept and a replay can hand a
-    /// subscription over to live delivery between two publishes.
-    pub(super) fn topic_lock(&self, topic_arn: &str) -> Arc<tokio::sync::Mutex<()>> {
-        self.fifo_locks
+    /// Holds a FIFO topic's publish lock (`None` for a standard topic, whose publishes take
+    /// none): held by each publish to it from the dedup check to the dedup record, so group
+    /// order into FIFO queues is kept, a replay can hand a subscription over to live delivery
+    /// between two publishes, and DeleteTopic or SetTopicAttributes never fall inside one.
+    pub(super) async fn fifo_order(
+        &self,
+        topic_arn: &str,
+    ) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        if !topic_arn.ends_with(".fifo") {
+            return None;
+        }
+        let lock = self
+            .fifo_locks
             .lock()
             .entry(topic_arn.to_string())
             .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(())))
-            .clone()
+            .clone();
+        Some(lock.lock_owned().await)
     }
 
     pub(super) async fn publish(&self, ctx: &RequestContext, input: Value) -> ServiceResult<Value> {
@@ -537,11 +546,7 @@ impl Sns {
         let fifo = topic.is_fifo();
         // FIFO topics: one publish at a time per topic keeps group order into FIFO queues and
         // makes the dedup check-then-record atomic.
-        let _order = if fifo {
-            Some(self.topic_lock(&topic.arn).lock_owned().await)
-        } else {
-            None
-        };
+        let _order = self.fifo_order(&topic.arn).await;
         let now = crate::service::now_ms();
         let (subs, sequence, archive_days) = {
             let st = self.state.lock();

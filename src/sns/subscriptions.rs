@@ -462,9 +462,6 @@ impl Sns {
                 // test_subscribe_unknown_topic, with Endpoint "asdf").
                 let t = find_topic(st, ctx, &i.topic_arn, "Subscribe")?;
                 let attrs = checked_request(st, &i, &endpoint)?;
-                if attrs.get("ReplayPolicy").is_some_and(|p| !p.is_empty()) {
-                    archive::check_archiving(t)?;
-                }
                 if t.is_fifo() && i.protocol != "sqs" {
                     return Err(invalid_parameter(format!(
                         "Invalid protocol type: {}. FIFO topics only support the sqs protocol",
@@ -504,10 +501,7 @@ impl Sns {
                 let confirmed = confirms_at_once(&i.protocol);
                 let token = (!confirmed).then(new_token);
                 let mut attrs = attrs;
-                replay = attrs.get("ReplayPolicy").cloned();
-                if replay.is_some() {
-                    attrs.insert(archive::REPLAY_STATUS.into(), archive::PENDING.into());
-                }
+                replay = archive::begin_replay(&mut attrs, t)?;
                 let s = Subscription {
                     arn: format!("{}:{}", t.arn, uuid()),
                     topic_arn: t.arn.clone(),
@@ -771,11 +765,6 @@ impl Sns {
                 endpoint: &s.endpoint,
             };
             validate_attribute(&target, &i.attribute_name, &value, &s.attributes, false)?;
-            if i.attribute_name == "ReplayPolicy" && !value.is_empty() {
-                if let Some(t) = st.topics.get(&s.topic_arn) {
-                    archive::check_archiving(t)?;
-                }
-            }
             if i.attribute_name == "FilterPolicy"
                 && !value.is_empty()
                 && !s.attributes.contains_key("FilterPolicy")
@@ -796,18 +785,17 @@ impl Sns {
                 s.attributes.insert(i.attribute_name.clone(), value.clone());
             }
             // A ReplayPolicy starts a replay, replacing one under way.
-            let replay = i.attribute_name == "ReplayPolicy" && !value.is_empty();
-            if replay {
-                s.attributes
-                    .insert(archive::REPLAY_STATUS.into(), archive::PENDING.into());
-            } else if i.attribute_name == "ReplayPolicy" {
-                s.attributes.remove(archive::REPLAY_STATUS);
-            }
+            let replay = if i.attribute_name == "ReplayPolicy" {
+                let topic = st.topics.get(&s.topic_arn).ok_or_else(topic_not_found)?;
+                archive::begin_replay(&mut s.attributes, topic)?
+            } else {
+                None
+            };
             let arn = s.arn.clone();
-            Ok((vec![Record::PutSubscription(s)], replay.then_some(arn)))
+            Ok((vec![Record::PutSubscription(s)], replay.map(|p| (arn, p))))
         })
         .await?
-        .inspect(|arn| self.spawn_replay(arn, &value));
+        .inspect(|(arn, policy)| self.spawn_replay(arn, policy));
         Ok(json!({}))
     }
 }

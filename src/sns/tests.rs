@@ -161,6 +161,36 @@ impl T {
     }
 }
 
+impl T {
+    fn replay_status(&self, sub: &str) -> String {
+        self.sns.state.lock().subscriptions[sub].attributes["ReplayStatus"].clone()
+    }
+    async fn wait_replay(&self, sub: &str, status: &str) {
+        wait_for(|| self.replay_status(sub) == status).await;
+    }
+    /// A raw subscription of queue `q` whose ReplayPolicy is `policy`.
+    async fn replay_sub(&self, topic: &str, q: &str, policy: &str) -> String {
+        self.sub(
+            topic,
+            "sqs",
+            q,
+            json!({"RawMessageDelivery": "true", "ReplayPolicy": policy}),
+        )
+        .await
+    }
+    /// From now on every send waits for a second party: the first one holds until the
+    /// returned gate is passed through [`T::release_sends`].
+    fn hold_sends(&self) -> Arc<tokio::sync::Barrier> {
+        let gate = Arc::new(tokio::sync::Barrier::new(2));
+        *self.sqs.together.lock() = Some(gate.clone());
+        gate
+    }
+    async fn release_sends(&self, gate: Arc<tokio::sync::Barrier>) {
+        *self.sqs.together.lock() = None;
+        gate.wait().await;
+    }
+}
+
 fn assert_code(e: &ServiceError, code: &str, status: u16) {
     assert_eq!((e.query_code.as_ref(), e.status), (code, status), "{e:?}");
     assert_eq!(e.code, e.query_code);
@@ -3259,8 +3289,7 @@ async fn archived_fifo_messages_replay_to_a_new_subscription() {
             json!({"ReplayPolicy": policy, "FilterPolicy": "{\"color\":[\"red\"]}"}),
         )
         .await;
-    let status = || t.sns.state.lock().subscriptions[&s].attributes["ReplayStatus"].clone();
-    wait_for(|| status() == "Completed").await;
+    t.wait_replay(&s, "Completed").await;
     let sent = t.sqs.sent.lock().clone();
     let replayed: Vec<&InternalSend> = sent
         .iter()
@@ -3268,7 +3297,11 @@ async fn archived_fifo_messages_replay_to_a_new_subscription() {
         .map(|(_, m)| m)
         .collect();
     assert_eq!(replayed.len(), 2, "the two red ones");
-    for (m, original) in replayed.iter().zip([&published[0], &published[2]]) {
+    for ((m, original), original_dedup) in replayed
+        .iter()
+        .zip([&published[0], &published[2]])
+        .zip(["d0", "d2"])
+    {
         let env: Value = serde_json::from_str(&m.body).unwrap();
         assert_eq!(env["Replayed"], true);
         assert_eq!(env["MessageId"], original["MessageId"]);
@@ -3277,7 +3310,7 @@ async fn archived_fifo_messages_replay_to_a_new_subscription() {
         // Its own deduplication id: a FIFO queue that had the original within 5 minutes, or
         // another message that reused the original's id later, does not swallow it.
         let dedup = m.message_deduplication_id.as_deref().unwrap();
-        assert!(!dedup.starts_with('d') && dedup.len() <= 128, "{dedup}");
+        assert!(dedup != original_dedup && dedup.len() <= 128, "{dedup}");
     }
     // Completed: the subscription gets new messages again.
     t.ok("Publish", json!({"TopicArn": arn, "Message": "after", "MessageGroupId": "g", "MessageDeduplicationId": "d3", "MessageAttributes": {"color": {"DataType": "String", "StringValue": "red"}}})).await;
@@ -3299,7 +3332,7 @@ async fn archived_fifo_messages_replay_to_a_new_subscription() {
         json!({"SubscriptionArn": s, "AttributeName": "ReplayPolicy", "AttributeValue": early.to_string()}),
     )
     .await;
-    wait_for(|| status() == "Completed").await;
+    t.wait_replay(&s, "Completed").await;
     assert_eq!(t.sqs.bodies(replay_q).len(), 3);
     // A replay with an EndingPoint leaves the subscription without new messages (the model:
     // "the subscription will no longer receive newly published messages").
@@ -3337,15 +3370,7 @@ async fn archived_fifo_messages_replay_to_a_new_subscription() {
 #[tokio::test]
 async fn a_long_replay_reads_the_archive_in_chunks() {
     let t = setup();
-    let arn = t
-        .ok(
-            "CreateTopic",
-            json!({"Name": "long.fifo", "Attributes": {"FifoTopic": "true", "ContentBasedDeduplication": "true", "ArchivePolicy": "{\"MessageRetentionPeriod\":1}"}}),
-        )
-        .await["TopicArn"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let arn = archiving_topic(&t, "long.fifo").await;
     let n = 600;
     for i in 0..n {
         t.ok(
@@ -3355,16 +3380,8 @@ async fn a_long_replay_reads_the_archive_in_chunks() {
         .await;
     }
     let q = "arn:aws:sqs:us-east-1:000000000000:all.fifo";
-    let s = t
-        .sub(
-            &arn,
-            "sqs",
-            q,
-            json!({"RawMessageDelivery": "true", "ReplayPolicy": "{\"PointType\":\"Timestamp\",\"StartingPoint\":\"2020-01-01T00:00:00Z\"}"}),
-        )
-        .await;
-    wait_for(|| t.sns.state.lock().subscriptions[&s].attributes["ReplayStatus"] == "Completed")
-        .await;
+    let s = t.replay_sub(&arn, q, FROM_2020).await;
+    t.wait_replay(&s, "Completed").await;
     let want: Vec<String> = (0..n).map(|i| format!("m{i}")).collect();
     assert_eq!(t.sqs.bodies(q), want);
 }
@@ -3395,23 +3412,13 @@ async fn a_replay_stops_when_its_subscription_goes() {
         )
         .await;
     }
-    // Every send now waits for a second party: the replay's first one holds until released.
-    let gate = Arc::new(tokio::sync::Barrier::new(2));
-    *t.sqs.together.lock() = Some(gate.clone());
+    // The replay's first send holds until released.
+    let gate = t.hold_sends();
     let q = "arn:aws:sqs:us-east-1:000000000000:gone.fifo";
-    let s = t
-        .sub(
-            &arn,
-            "sqs",
-            q,
-            json!({"RawMessageDelivery": "true", "ReplayPolicy": FROM_2020}),
-        )
-        .await;
-    wait_for(|| t.sns.state.lock().subscriptions[&s].attributes["ReplayStatus"] == "In progress")
-        .await;
+    let s = t.replay_sub(&arn, q, FROM_2020).await;
+    t.wait_replay(&s, "In progress").await;
     t.ok("Unsubscribe", json!({"SubscriptionArn": s})).await;
-    *t.sqs.together.lock() = None;
-    gate.wait().await;
+    t.release_sends(gate).await;
     // A replay that kept going would send the other 49 in well under this.
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(t.sqs.bodies(q).len() <= 1, "{}", t.sqs.bodies(q).len());
@@ -3430,8 +3437,7 @@ async fn a_deleted_topics_archive_does_not_come_back() {
         json!({}),
     )
     .await;
-    let gate = Arc::new(tokio::sync::Barrier::new(2));
-    *t.sqs.together.lock() = Some(gate.clone());
+    let gate = t.hold_sends();
     let publish = t.ok(
         "Publish",
         json!({"TopicArn": arn, "Message": "old", "MessageGroupId": "g"}),
@@ -3442,24 +3448,15 @@ async fn a_deleted_topics_archive_does_not_come_back() {
         let d = t.ok("DeleteTopic", json!({"TopicArn": arn}));
         let release = async {
             tokio::time::sleep(Duration::from_millis(50)).await;
-            *t.sqs.together.lock() = None;
-            gate.wait().await;
+            t.release_sends(gate).await;
         };
         tokio::join!(d, release);
     };
     tokio::join!(publish, delete);
     let arn = archiving_topic(&t, "again.fifo").await;
     let q = "arn:aws:sqs:us-east-1:000000000000:new.fifo";
-    let s = t
-        .sub(
-            &arn,
-            "sqs",
-            q,
-            json!({"RawMessageDelivery": "true", "ReplayPolicy": FROM_2020}),
-        )
-        .await;
-    wait_for(|| t.sns.state.lock().subscriptions[&s].attributes["ReplayStatus"] == "Completed")
-        .await;
+    let s = t.replay_sub(&arn, q, FROM_2020).await;
+    t.wait_replay(&s, "Completed").await;
     assert_eq!(t.sqs.bodies(q), Vec::<String>::new());
 }
 

@@ -420,7 +420,7 @@ impl Sns {
         check_arn(ctx, &i.topic_arn, "TopicArn", "DeleteTopic")?;
         // AWS: deleting a topic that does not exist is not an error.
         // Not while a publish to the topic is under way (it may be archiving).
-        let _order = self.topic_lock(&i.topic_arn).lock_owned().await;
+        let _order = self.fifo_order(&i.topic_arn).await;
         let archived = self
             .mutate(|st| {
                 let Some(t) = st.topics.get(&i.topic_arn) else {
@@ -477,7 +477,7 @@ impl Sns {
         }
         let value = stored_value(&i.attribute_name, value);
         // Archiving may stop here: not while a publish to the topic is under way.
-        let _order = self.topic_lock(&i.topic_arn).lock_owned().await;
+        let _order = self.fifo_order(&i.topic_arn).await;
         self.mutate(|st| {
             let mut t = find_topic(st, ctx, &i.topic_arn, "SetTopicAttributes")?.clone();
             validate_attribute(&i.attribute_name, &value, t.is_fifo())?;

@@ -116,6 +116,16 @@ pub fn sqs_in(endpoint: &str, region: &str) -> aws_sdk_sqs::Client {
     aws_sdk_sqs::Client::from_conf(conf)
 }
 
+/// Creates queue `name` (FIFO if `fifo`) in the default account; its URL and ARN.
+pub async fn queue(c: &aws_sdk_sqs::Client, name: &str, fifo: bool) -> (String, String) {
+    let mut req = c.create_queue().queue_name(name);
+    if fifo {
+        req = req.attributes(aws_sdk_sqs::types::QueueAttributeName::FifoQueue, "true");
+    }
+    let url = req.send().await.unwrap().queue_url.unwrap();
+    (url, format!("arn:aws:sqs:us-east-1:000000000000:{name}"))
+}
+
 /// Receives and deletes everything `url` hands out until a receive comes back empty; the
 /// bodies in the order received. (Deleting, not hiding, so a FIFO group is not left locked.)
 pub async fn drain_bodies(c: &aws_sdk_sqs::Client, url: &str) -> Vec<String> {
