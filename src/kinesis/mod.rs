@@ -866,8 +866,20 @@ mod tests {
             .path()
             .join("kinesis/000000000000/us-east-1/deadbeef-000");
         std::fs::create_dir_all(orphan.join("shardId-000000000000")).unwrap();
-        let _svc = Kinesis::open(&cfg).unwrap();
+        // What a kill during `reset` leaves: an account's directory renamed for removal.
+        let reset = dir
+            .path()
+            .join("kinesis/000000000001.deleting/us-east-1/cafe-000");
+        std::fs::create_dir_all(reset.join("shardId-000000000000")).unwrap();
+        let svc = Kinesis::open(&cfg).unwrap();
         assert!(!orphan.exists());
+        assert!(!dir.path().join("kinesis/000000000001.deleting").exists());
+        // The live stream is untouched.
+        let d = svc
+            .dispatch(&ctx, "DescribeStreamSummary", json!({"StreamName": "s"}))
+            .await
+            .unwrap();
+        assert_eq!(d["StreamDescriptionSummary"]["OpenShardCount"], 1);
     }
 
     #[tokio::test]

@@ -3514,3 +3514,75 @@ async fn a_lost_deduplication_record_comes_back_from_the_archive() {
         .await;
     assert!(next["SequenceNumber"].as_str() > first["SequenceNumber"].as_str());
 }
+
+/// A publish that waited for a DeleteTopic of its FIFO topic finds the topic gone: NotFound,
+/// nothing delivered, and no deduplication id kept for a topic re-created under the name.
+#[tokio::test]
+async fn a_publish_queued_behind_delete_topic_answers_not_found() {
+    let t = setup();
+    let arn = archiving_topic(&t, "behind.fifo").await;
+    let q = "arn:aws:sqs:us-east-1:000000000000:behind.fifo";
+    t.sub(&arn, "sqs", q, json!({"RawMessageDelivery": "true"}))
+        .await;
+    let publish = json!({"TopicArn": arn, "Message": "m", "MessageGroupId": "g", "MessageDeduplicationId": "d"});
+    // Holding the topic's lock queues the DeleteTopic first, then the publish (the lock is
+    // fair), which has already looked the topic up by then.
+    let held = t.sns.fifo_order(&arn).await;
+    let delete = t.call("DeleteTopic", json!({"TopicArn": arn}));
+    let publish_call = t.call("Publish", publish.clone());
+    let release = async {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        drop(held);
+    };
+    let (deleted, published, ()) = tokio::join!(
+        delete,
+        async {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            publish_call.await
+        },
+        release
+    );
+    deleted.unwrap();
+    let e = published.unwrap_err();
+    assert_code(&e, "NotFound", 404);
+    assert!(t.sqs.bodies(q).is_empty());
+    assert!(!t.sns.state.lock().fifo.contains_key(&arn));
+    // The same deduplication id on the re-created topic is a new message.
+    let arn = archiving_topic(&t, "behind.fifo").await;
+    t.sub(&arn, "sqs", q, json!({"RawMessageDelivery": "true"}))
+        .await;
+    t.ok("Publish", publish).await;
+    assert_eq!(t.sqs.bodies(q), vec!["m".to_string()]);
+}
+
+/// A replay never reaches back past the archive's retention period, even to a message whose
+/// segment has not been dropped yet (retention drops whole sealed segments).
+#[tokio::test]
+async fn a_replay_skips_messages_past_the_retention_period() {
+    let t = setup();
+    let arn = archiving_topic(&t, "kept.fifo").await;
+    // Archived two days ago, in the active segment still, under a one-day policy.
+    let two_days_ago = crate::service::now_ms() - 2 * 24 * 60 * 60 * 1000;
+    let old = super::archive::Archived {
+        message_id: super::util::uuid(),
+        sequence: 1,
+        timestamp_ms: two_days_ago,
+        subject: None,
+        message: "old".into(),
+        attributes: "{}".into(),
+        structured: false,
+        group_id: Some("g".into()),
+        dedup_id: Some("old".into()),
+        base_url: "http://localhost:4566".into(),
+    };
+    t.sns.archives.append(&arn, 1, &old).await.unwrap();
+    t.ok(
+        "Publish",
+        json!({"TopicArn": arn, "Message": "new", "MessageGroupId": "g"}),
+    )
+    .await;
+    let q = "arn:aws:sqs:us-east-1:000000000000:kept.fifo";
+    let s = t.replay_sub(&arn, q, FROM_2020).await;
+    t.wait_replay(&s, "Completed").await;
+    assert_eq!(t.sqs.bodies(q), vec!["new".to_string()]);
+}
