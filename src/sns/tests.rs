@@ -3586,3 +3586,41 @@ async fn a_replay_skips_messages_past_the_retention_period() {
     t.wait_replay(&s, "Completed").await;
     assert_eq!(t.sqs.bodies(q), vec!["new".to_string()]);
 }
+
+/// At open, archives nobody owns are removed: a crashed reset's renamed `archives.deleting`
+/// and a directory of a topic that no longer archives; a live topic's archive stays.
+#[tokio::test]
+async fn open_sweeps_archives_left_by_a_crash() {
+    let t = setup();
+    let arn = archiving_topic(&t, "live.fifo").await;
+    t.ok(
+        "Publish",
+        json!({"TopicArn": arn, "Message": "kept", "MessageGroupId": "g"}),
+    )
+    .await;
+    let sns_dir = t.sns.log_handle().dir().to_path_buf();
+    let archives = sns_dir.join("archives");
+    let live: Vec<_> = std::fs::read_dir(&archives)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(live.len(), 1);
+    let reset = sns_dir.join("archives.deleting/0123456789abcdef");
+    std::fs::create_dir_all(&reset).unwrap();
+    std::fs::write(reset.join("00000000000000000000.log"), b"x").unwrap();
+    let orphan = archives.join("fedcba9876543210");
+    std::fs::create_dir_all(&orphan).unwrap();
+    let _reopened = Sns::open_log(
+        t.sns.log_handle(),
+        Sinks {
+            sqs: t.sqs.clone(),
+            http: t.http.clone(),
+        },
+        t.sns.signer.clone(),
+    )
+    .unwrap();
+    assert!(!sns_dir.join("archives.deleting").exists());
+    assert!(!orphan.exists());
+    assert!(live[0].exists());
+}
