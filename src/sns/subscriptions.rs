@@ -491,7 +491,14 @@ impl Sns {
                         ));
                     }
                     pending = !s.confirmed;
-                    return Ok((vec![], s.arn.clone()));
+                    // Subscribing a pending endpoint again sends it a new confirmation
+                    // request, as the console's "Request confirmation" does through this
+                    // action (its token stays the subscription's one).
+                    let resend = match (&s.token, s.confirmed) {
+                        (Some(token), false) => vec![confirmation(self, ctx, t, s, DeliveryKind::SubscriptionConfirmation, token)],
+                        _ => vec![],
+                    };
+                    return Ok((resend, s.arn.clone()));
                 }
                 if attrs.contains_key("FilterPolicy")
                     && st.subscriptions_of(&t.arn).filter(|s| s.attributes.contains_key("FilterPolicy")).count() >= MAX_FILTERED_PER_TOPIC

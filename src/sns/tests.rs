@@ -1457,6 +1457,19 @@ async fn http_subscription_confirmation_flow() {
         .unwrap()
         .contains("Action=ConfirmSubscription"));
     assert!(c["SubscribeURL"].as_str().unwrap().contains(&token));
+    // Subscribing the pending endpoint again asks it again, with the same token.
+    let again = t
+        .ok(
+            "Subscribe",
+            json!({"TopicArn": arn, "Protocol": "http", "Endpoint": "http://127.0.0.1:9/hook"}),
+        )
+        .await;
+    assert_eq!(again["SubscriptionArn"], "pending confirmation");
+    wait_for(|| t.http.of_type("SubscriptionConfirmation").len() == 2).await;
+    let resent: Value =
+        serde_json::from_str(&t.http.of_type("SubscriptionConfirmation")[1].2).unwrap();
+    assert_eq!(resent["Token"], token);
+    assert_ne!(resent["MessageId"], c["MessageId"]);
     // Pending subscriptions get nothing and list as PendingConfirmation.
     t.ok("Publish", json!({"TopicArn": arn, "Message": "early"}))
         .await;
