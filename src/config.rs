@@ -19,6 +19,9 @@ pub struct Config {
     pub kinesis_limits: Option<KinesisLimits>,
     /// Delay of Kinesis CREATING/UPDATING/DELETING transitions, in milliseconds.
     pub kinesis_transition_ms: u64,
+    /// How long a deleted queue's name is refused by CreateQueue (QueueDeletedRecently), in
+    /// milliseconds; 0 (the default) reuses it at once. AWS's is 60 s.
+    pub sqs_delete_cooldown_ms: u64,
     /// PEM bundle of CAs trusted for `https://` SNS endpoints beside the web PKI roots.
     pub sns_ca_file: Option<PathBuf>,
     /// Size of the SNS signing key generated for a data directory that has none.
@@ -63,6 +66,7 @@ impl Config {
             segment_bytes: 64 << 20,
             kinesis_limits: None,
             kinesis_transition_ms: 0,
+            sqs_delete_cooldown_ms: 0,
             sns_ca_file: None,
             sns_signing_key_bits: KeyBits::default(),
             advertised_url: None,

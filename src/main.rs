@@ -64,6 +64,11 @@ struct ServeArgs {
     /// Milliseconds a Kinesis stream spends CREATING, UPDATING or DELETING.
     #[arg(long, env = "MILLPOND_KINESIS_TRANSITION_MS", default_value_t = 0)]
     kinesis_transition_ms: u64,
+    /// Seconds CreateQueue refuses the name of a queue just deleted, with AWS's
+    /// QueueDeletedRecently (AWS: 60). 0, the default, lets a test suite re-create a queue at
+    /// once, as LocalStack and moto do.
+    #[arg(long, env = "MILLPOND_SQS_DELETE_COOLDOWN_SECS", default_value_t = 0)]
+    sqs_delete_cooldown_secs: u64,
     /// PEM file of extra CA certificates trusted for https:// SNS subscription endpoints (beside
     /// the built-in web PKI roots), e.g. the CA of a self-signed test endpoint.
     #[arg(long, env = "MILLPOND_SNS_CA_FILE")]
@@ -103,6 +108,7 @@ fn main() -> std::process::ExitCode {
         segment_bytes: args.segment_bytes,
         kinesis_limits: args.kinesis_limits,
         kinesis_transition_ms: args.kinesis_transition_ms,
+        sqs_delete_cooldown_ms: args.sqs_delete_cooldown_secs.saturating_mul(1000),
         sns_ca_file: args.sns_ca_file,
         sns_signing_key_bits: args.sns_signing_key_bits,
         advertised_url: args.advertised_url,

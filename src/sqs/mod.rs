@@ -15,8 +15,10 @@
 //! state and upkeep), `catalog.rs` (catalog replay), `error.rs`.
 //!
 //! Choices where AWS is silent or we differ:
-//! - QueueDeletedRecently is not enforced (like localstack and moto): a deleted name can be
-//!   reused at once, and the new queue starts empty.
+//! - QueueDeletedRecently is not enforced by default (like localstack and moto): a deleted
+//!   name can be reused at once, and the new queue starts empty. `--sqs-delete-cooldown-secs 60`
+//!   refuses it for AWS's 60 s; the deletion times are kept in memory only, so a restart
+//!   forgets them.
 //! - On a standard queue the handle of any receive of a message deletes it, and changes its
 //!   visibility while it is in flight, as AWS does (moto's test_delete_message_using_old_receipt_handle;
 //!   LocalStack's AWS-validated test_terminate_visibility_timeout_after_receive). On a FIFO
@@ -79,6 +81,9 @@ pub(crate) type QueueKey = (String, String, String);
 pub(crate) struct Registry {
     pub next_id: u64,
     pub by_key: HashMap<QueueKey, Arc<Queue>>,
+    /// When queues were deleted, while CreateQueue still refuses their names (only with a
+    /// delete cooldown).
+    pub deleted: HashMap<QueueKey, u64>,
 }
 
 pub struct Sqs {
@@ -87,6 +92,8 @@ pub struct Sqs {
     catalog: Catalog,
     reg: RwLock<Registry>,
     tasks: Mutex<redrive::Tasks>,
+    /// `Config::sqs_delete_cooldown_ms`.
+    delete_cooldown_ms: u64,
     me: Weak<Sqs>,
 }
 
@@ -145,6 +152,7 @@ impl Sqs {
             catalog,
             reg: RwLock::new(reg),
             tasks: Mutex::new(redrive::Tasks::from_catalog(state.tasks)),
+            delete_cooldown_ms: config.sqs_delete_cooldown_ms,
             me: me.clone(),
         });
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
@@ -214,6 +222,7 @@ impl Sqs {
         let _g = self.catalog.gate.lock().await;
         let queues: Vec<Arc<Queue>> = {
             let mut reg = self.reg.write();
+            reg.deleted.clear();
             reg.by_key.drain().map(|(_, q)| q).collect()
         };
         for q in &queues {

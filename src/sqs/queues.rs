@@ -336,6 +336,9 @@ impl Sqs {
             }
             return to_output(&json!({"QueueUrl": q.url(&ctx.base_url)}));
         }
+        if self.deleted_recently(&ctx.account_id, &ctx.region, &name) {
+            return Err(e::queue_deleted_recently());
+        }
         let arn = format!("arn:aws:sqs:{}:{}:{}", ctx.region, ctx.account_id, name);
         if let Some(v) = attributes.get("RedrivePolicy") {
             self.check_redrive_target(v, &arn, &ctx.account_id, &ctx.region, fifo)?;
@@ -368,6 +371,17 @@ impl Sqs {
         to_output(&json!({ "QueueUrl": url }))
     }
 
+    /// Whether CreateQueue must refuse this name for now: its queue was deleted less than the
+    /// delete cooldown ago.
+    fn deleted_recently(&self, account: &str, region: &str, name: &str) -> bool {
+        let key = (account.to_string(), region.to_string(), name.to_string());
+        self.reg
+            .read()
+            .deleted
+            .get(&key)
+            .is_some_and(|at| now_ms().saturating_sub(*at) < self.delete_cooldown_ms)
+    }
+
     pub(crate) async fn delete_queue(
         &self,
         ctx: &RequestContext,
@@ -379,10 +393,17 @@ impl Sqs {
         self.catalog
             .append(C_DELETE, &DeleteQueueRec { id: q.id })
             .await?;
-        self.reg
-            .write()
-            .by_key
-            .remove(&(q.account.clone(), q.region.clone(), q.name.clone()));
+        {
+            let key = (q.account.clone(), q.region.clone(), q.name.clone());
+            let mut reg = self.reg.write();
+            reg.by_key.remove(&key);
+            if self.delete_cooldown_ms > 0 {
+                let now = now_ms();
+                reg.deleted
+                    .retain(|_, at| now.saturating_sub(*at) < self.delete_cooldown_ms);
+                reg.deleted.insert(key, now);
+            }
+        }
         q.mark_deleted();
         let _ = crate::log::remove_dir(&self.queue_dir(q.id));
         Ok(json!({}))

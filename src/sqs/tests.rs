@@ -225,6 +225,44 @@ async fn create_get_list_delete() {
     assert_eq!(t.attr(&url2, "ApproximateNumberOfMessages").await, "0");
 }
 
+/// With a delete cooldown (AWS: 60 s), CreateQueue refuses a deleted queue's name until it
+/// has passed, with AWS's QueueDeletedRecently; other names and other regions are free.
+#[tokio::test]
+async fn a_delete_cooldown_refuses_the_name_for_a_while() {
+    let dir = TempDir::new().unwrap();
+    let cooldown = Duration::from_millis(300);
+    let t = T {
+        sqs: Sqs::open(&Config {
+            sqs_delete_cooldown_ms: cooldown.as_millis() as u64,
+            ..T::config(dir.path())
+        })
+        .unwrap(),
+        dir,
+        ctx: RequestContext::local("000000000000", "us-east-1"),
+    };
+    let url = t.create("gone", json!({})).await;
+    t.ok("DeleteQueue", json!({"QueueUrl": url})).await;
+    let deleted = Instant::now();
+    let e = t.err("CreateQueue", json!({"QueueName": "gone"})).await;
+    assert_eq!(
+        (e.code.as_ref(), e.query_code.as_ref(), e.status),
+        (
+            "QueueDeletedRecently",
+            "AWS.SimpleQueueService.QueueDeletedRecently",
+            400
+        )
+    );
+    t.create("other", json!({})).await;
+    let west = RequestContext::local("000000000000", "us-west-2");
+    t.sqs
+        .dispatch(&west, "CreateQueue", json!({"QueueName": "gone"}))
+        .await
+        .unwrap();
+    tokio::time::sleep(cooldown.saturating_sub(deleted.elapsed()) + Duration::from_millis(20))
+        .await;
+    assert_eq!(t.create("gone", json!({})).await, url);
+}
+
 #[tokio::test]
 async fn queue_names_and_attribute_validation() {
     let t = T::new();
