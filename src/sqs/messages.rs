@@ -673,7 +673,7 @@ impl Sqs {
         loop {
             // Nobody would read what a receive now took (hidden, its count bumped).
             if ctx.caller_gone.is_set() {
-                return Ok(Output::Json(br#"{"Messages":[]}"#.to_vec()));
+                return Ok(Output::Json(b"{}".to_vec()));
             }
             let notified = q.notify.notified();
             tokio::pin!(notified);
@@ -690,7 +690,7 @@ impl Sqs {
             }
             let now = tokio::time::Instant::now();
             if now >= deadline {
-                return Ok(Output::Json(br#"{"Messages":[]}"#.to_vec()));
+                return Ok(Output::Json(b"{}".to_vec()));
             }
             let mut until = deadline;
             if let Some(t) = q.state.lock().next_deadline() {
@@ -1034,11 +1034,16 @@ fn change_visibility(q: &Queue, h: &Handle, v: u64, raw: &str) -> ServiceResult<
     Ok(entry)
 }
 
-/// ReceiveMessage's answer; no messages is `{"Messages": []}` in AWS JSON (LocalStack's
-/// AWS-recorded snapshots), which the query protocol renders as an empty result.
+/// ReceiveMessage's answer. No messages is `{}`: AWS leaves the empty list out in both
+/// protocols, as it does ListQueues' (a .NET SDK conformance sweep against AWS,
+/// floci-io/floci#773, expects `Messages` to be null; LocalStack's review of its AWS-validated
+/// tests, localstack#9710: "AWS often omits the field entirely, independent of the
+/// protocol"). An SDK then reports no list (null, undefined, a missing key), as it always has
+/// over the query protocol.
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
 struct ReceiveOut {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     messages: Vec<Received>,
 }
 
