@@ -357,6 +357,11 @@ async fn handle_logged(
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
     let resp = protocol::handle(&app.services, req, caller_gone).await;
+    let target = target.or_else(|| {
+        resp.extensions()
+            .get::<protocol::QueryAction>()
+            .map(|a| a.0.clone())
+    });
     tracing::debug!(
         %method, %path, target = target.as_deref().unwrap_or("-"),
         status = resp.status().as_u16(), micros = started.elapsed().as_micros() as u64,

@@ -245,11 +245,24 @@ pub async fn handle(
             .await
         }
     };
-    match result {
+    let mut resp = match result {
         Ok(xml) => respond(StatusCode::OK, "text/xml", xml.into_bytes(), &request_id),
         Err(e) => error_response(wire, &e, &request_id),
-    }
+    };
+    let service = match service {
+        QueryService::Sqs => "SQS",
+        QueryService::Sns => "SNS",
+        QueryService::Sts => "STS",
+    };
+    resp.extensions_mut()
+        .insert(QueryAction(format!("{service}.{action}")));
+    resp
 }
+
+/// The service and Action a query-protocol request named (`SNS.Publish`), on its response:
+/// the request log shows it where a JSON request shows its `X-Amz-Target`.
+#[derive(Clone, Debug)]
+pub struct QueryAction(pub String);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum QueryService {
@@ -820,5 +833,44 @@ mod tests {
             query_service(None, Some("AddPermission"), false, &p),
             QueryService::Sns
         );
+    }
+}
+
+#[cfg(test)]
+mod action_tests {
+    use super::*;
+
+    /// A query-protocol response names its service and Action, for the request log (a JSON
+    /// request's log line shows its X-Amz-Target instead).
+    #[tokio::test]
+    async fn query_responses_name_their_action() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = crate::config::Config::for_tests(dir.path());
+        let sqs = Sqs::open(&config).unwrap();
+        let services = Services {
+            sns: Sns::open(&config, sqs.clone()).unwrap(),
+            kinesis: Kinesis::open(&config).unwrap(),
+            sqs,
+            account_id: config.account_id.clone(),
+            advertised_url: None,
+            streams: Default::default(),
+        };
+        for (scope, form, named) in [
+            ("sns", "Action=ListTopics", "SNS.ListTopics"),
+            ("sqs", "Action=ListQueues", "SQS.ListQueues"),
+            ("sns", "Action=NoSuchThing", "SNS.NoSuchThing"),
+        ] {
+            let req = Request::post("/")
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .header(
+                    "authorization",
+                    format!("AWS4-HMAC-SHA256 Credential=x/20260101/us-east-1/{scope}/aws4_request, SignedHeaders=host, Signature=0"),
+                )
+                .body(Body::from(form))
+                .unwrap();
+            let resp = handle(&services, req, CallerGone::default()).await;
+            let got = resp.extensions().get::<QueryAction>().map(|a| a.0.as_str());
+            assert_eq!(got, Some(named), "{form}");
+        }
     }
 }
