@@ -3637,3 +3637,39 @@ async fn open_sweeps_archives_left_by_a_crash() {
     assert!(!orphan.exists());
     assert!(live[0].exists());
 }
+
+/// A reset while a publish to an archiving topic is sending wipes that topic, and the publish
+/// must not archive afterwards: its archive would outlive the reset and replay to a topic
+/// later created under the name.
+#[tokio::test]
+async fn a_publish_cut_by_a_reset_archives_nothing() {
+    let t = setup();
+    let arn = archiving_topic(&t, "wiped.fifo").await;
+    t.sub(
+        &arn,
+        "sqs",
+        "arn:aws:sqs:us-east-1:000000000000:wiped.fifo",
+        json!({"RawMessageDelivery": "true"}),
+    )
+    .await;
+    let gate = t.hold_sends();
+    let publish = t.call(
+        "Publish",
+        json!({"TopicArn": arn, "Message": "old", "MessageGroupId": "g"}),
+    );
+    let reset = async {
+        // Let the publish reach its (held) send first.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        t.sns.reset().await.unwrap();
+        t.release_sends(gate).await;
+    };
+    let (_, ()) = tokio::join!(publish, reset);
+    let archives = t.sns.log_handle().dir().join("archives");
+    let left = std::fs::read_dir(&archives).map_or(0, |d| d.count());
+    assert_eq!(left, 0, "an archive outlived the reset");
+    let arn = archiving_topic(&t, "wiped.fifo").await;
+    let q = "arn:aws:sqs:us-east-1:000000000000:again.fifo";
+    let s = t.replay_sub(&arn, q, FROM_2020).await;
+    t.wait_replay(&s, "Completed").await;
+    assert_eq!(t.sqs.bodies(q), Vec::<String>::new());
+}
