@@ -358,6 +358,12 @@ impl Log {
         self.inner.is_poisoned()
     }
 
+    /// Poisons the log as a failed write would, for tests of what reopens it.
+    #[cfg(test)]
+    pub fn poison_for_tests(&self) {
+        self.inner.poison(&LogError::Poisoned);
+    }
+
     /// Encodes `records` into the queue; returns whether the caller must lead.
     fn enqueue(
         &self,

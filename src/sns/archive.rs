@@ -231,6 +231,14 @@ impl Archives {
         Ok(())
     }
 
+    /// Poisons a topic's open archive log as a failed write would.
+    #[cfg(test)]
+    pub fn poison_for_tests(&self, topic_arn: &str) {
+        if let Some(log) = self.open.lock().get(topic_arn) {
+            log.poison_for_tests();
+        }
+    }
+
     /// Deletes a topic's archive (the topic is gone, or archives no more).
     pub fn remove(&self, topic_arn: &str) {
         let log = self.open.lock().remove(topic_arn);

@@ -3673,3 +3673,24 @@ async fn a_publish_cut_by_a_reset_archives_nothing() {
     t.wait_replay(&s, "Completed").await;
     assert_eq!(t.sqs.bodies(q), Vec::<String>::new());
 }
+
+/// An archive log poisoned by a failed write is reopened by the next publish, which archives
+/// into it as usual: the topic does not stay unable to publish until a restart.
+#[tokio::test]
+async fn a_poisoned_archive_log_is_reopened() {
+    let t = setup();
+    let arn = archiving_topic(&t, "sick.fifo").await;
+    let publish = |m: &'static str| {
+        t.ok(
+            "Publish",
+            json!({"TopicArn": arn, "Message": m, "MessageGroupId": "g"}),
+        )
+    };
+    publish("before").await;
+    t.sns.archives.poison_for_tests(&arn);
+    publish("after").await;
+    let q = "arn:aws:sqs:us-east-1:000000000000:sick.fifo";
+    let s = t.replay_sub(&arn, q, FROM_2020).await;
+    t.wait_replay(&s, "Completed").await;
+    assert_eq!(t.sqs.bodies(q), vec!["before", "after"]);
+}
