@@ -276,6 +276,9 @@ impl Archives {
             let Ok(Some(from)) = log.offset_for_timestamp(since) else {
                 continue;
             };
+            let Some(topic) = state.topics.get(&arn).cloned() else {
+                continue;
+            };
             let f = state.fifo.entry(arn.clone()).or_default();
             for rec in log.scan(from) {
                 let Ok(rec) = rec else { break };
@@ -286,9 +289,9 @@ impl Archives {
                     continue;
                 };
                 f.sequence = f.sequence.max(m.sequence);
-                if let Some(id) = m.dedup_id {
+                if let Some(id) = &m.dedup_id {
                     f.dedup
-                        .entry(id)
+                        .entry(topic.dedup_key(m.group_id.as_deref(), id))
                         .or_insert((m.timestamp_ms, m.message_id, m.sequence));
                 }
             }
@@ -688,11 +691,14 @@ impl Sns {
                     return Ok(None);
                 }
                 if let Some(id) = &m.dedup_id {
+                    // Copies of one publish share its group too; keyed by both, two messages
+                    // of a MessageGroup-scoped topic that share only the id both replay.
+                    let key = format!("{} {id}", m.group_id.as_deref().unwrap_or_default());
                     let again = span
                         .seen
-                        .get(id)
+                        .get(&key)
                         .is_some_and(|&t| t + DEDUP_WINDOW_MS > m.timestamp_ms);
-                    span.seen.insert(id.clone(), m.timestamp_ms);
+                    span.seen.insert(key, m.timestamp_ms);
                     if again {
                         continue;
                     }

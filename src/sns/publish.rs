@@ -548,7 +548,7 @@ impl Sns {
         // makes the dedup check-then-record atomic.
         let _order = self.fifo_order(&topic.arn).await;
         let now = crate::service::now_ms();
-        let (subs, sequence, archive_days) = {
+        let (subs, sequence, archive_days, dedup_key) = {
             let st = self.state.lock();
             // Read under the topic's lock, which DeleteTopic and SetTopicAttributes take too:
             // a publish that waited for a DeleteTopic finds the topic gone (and records no
@@ -571,11 +571,17 @@ impl Sns {
                 .cloned()
                 .collect();
             let mut sequence = None;
+            // The topic as it is under its lock (SetTopicAttributes may have changed its
+            // FifoThroughputScope since it was looked up).
+            let dedup_key = match (st.topics.get(&topic.arn), msg.dedup_id.as_deref()) {
+                (Some(t), Some(d)) => Some(t.dedup_key(msg.group_id.as_deref(), d)),
+                _ => None,
+            };
             if fifo {
                 let f = st.fifo.get(&topic.arn);
                 if let Some((_, id, seq)) = f.and_then(|f| {
                     f.dedup
-                        .get(msg.dedup_id.as_deref().unwrap_or(""))
+                        .get(dedup_key.as_deref().unwrap_or(""))
                         .filter(|(seen, _, _)| seen + DEDUP_WINDOW_MS > now)
                 }) {
                     return Ok((id.clone(), Some(format_seq(*seq))));
@@ -587,7 +593,7 @@ impl Sns {
                 let last = f.map_or(0, |f| f.sequence);
                 sequence = Some((last + 1).max(now.saturating_mul(10_000)));
             }
-            (subs, sequence, archive_days)
+            (subs, sequence, archive_days, dedup_key)
         };
         let message_id = uuid();
         let seq_str = sequence.map(format_seq);
@@ -788,7 +794,7 @@ impl Sns {
             };
             self.archives.append(&topic.arn, days, &archived).await?;
         }
-        if let (Some(seq), Some(dedup)) = (sequence, msg.dedup_id.clone()) {
+        if let (Some(seq), Some(dedup)) = (sequence, dedup_key) {
             // Recorded after the sends: a crash before this line makes a retried publish send
             // again, and the FIFO queues drop it by the same deduplication id.
             self.commit_ordered(vec![Record::FifoPublished {

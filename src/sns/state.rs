@@ -35,6 +35,20 @@ impl Topic {
             .map(|v| v == "true")
             == Some(true)
     }
+    /// The key a publish's deduplication id is remembered under: the id itself, or with
+    /// `FifoThroughputScope` `MessageGroup` the group and the id, since "the message
+    /// deduplication scope is within each individual message group" (the model's Publish
+    /// docs). Group and deduplication ids are printable ASCII, so a space cannot be in either.
+    pub fn dedup_key(&self, group_id: Option<&str>, dedup_id: &str) -> String {
+        match self
+            .attributes
+            .get("FifoThroughputScope")
+            .map(String::as_str)
+        {
+            Some("MessageGroup") => format!("{} {dedup_id}", group_id.unwrap_or_default()),
+            _ => dedup_id.to_string(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

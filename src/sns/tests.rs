@@ -3694,3 +3694,71 @@ async fn a_poisoned_archive_log_is_reopened() {
     t.wait_replay(&s, "Completed").await;
     assert_eq!(t.sqs.bodies(q), vec!["before", "after"]);
 }
+
+/// With FifoThroughputScope=MessageGroup a deduplication id is deduplicated within its message
+/// group only (the model's Publish docs); with the default Topic scope, across the topic. A
+/// restart's recovery from the archive and a replay keep the same scope.
+#[tokio::test]
+async fn deduplication_scope_follows_fifo_throughput_scope() {
+    let t = setup();
+    let mut ids = Vec::new();
+    for scope in ["MessageGroup", "Topic"] {
+        let name = format!("{}.fifo", scope.to_lowercase());
+        let arn = t
+            .ok(
+                "CreateTopic",
+                json!({"Name": name, "Attributes": {"FifoTopic": "true", "FifoThroughputScope": scope, "ArchivePolicy": "{\"MessageRetentionPeriod\":1}"}}),
+            )
+            .await["TopicArn"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let q = format!("arn:aws:sqs:us-east-1:000000000000:{name}");
+        t.sub(&arn, "sqs", &q, json!({"RawMessageDelivery": "true"}))
+            .await;
+        let publish = |body: &str, group: &str| {
+            let body = body.to_string();
+            let group = group.to_string();
+            let arn = arn.clone();
+            let t = &t;
+            async move {
+                t.ok(
+                    "Publish",
+                    json!({"TopicArn": arn, "Message": body, "MessageGroupId": group, "MessageDeduplicationId": "same"}),
+                )
+                .await["MessageId"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            }
+        };
+        let a = publish("a", "g1").await;
+        let b = publish("b", "g2").await;
+        let again = publish("a again", "g1").await;
+        assert_eq!(again, a, "{scope}");
+        ids.push((a, b));
+        let live = if scope == "MessageGroup" {
+            vec!["a", "b"]
+        } else {
+            vec!["a"]
+        };
+        assert_eq!(t.sqs.bodies(&q), live, "{scope}");
+        // Recovered from the archive as a restart does, under the same keys.
+        t.sns.state.lock().fifo.remove(&arn);
+        t.sns
+            .archives
+            .recover_dedup(&mut t.sns.state.lock(), crate::service::now_ms());
+        assert_eq!(
+            publish("b again", "g2").await,
+            ids.last().unwrap().1,
+            "{scope}"
+        );
+        let replayed = format!("arn:aws:sqs:us-east-1:000000000000:replay-{name}");
+        let s = t.replay_sub(&arn, &replayed, FROM_2020).await;
+        t.wait_replay(&s, "Completed").await;
+        assert_eq!(t.sqs.bodies(&replayed), live, "{scope}");
+    }
+    // MessageGroup: two messages; Topic: the second publish was the first one's duplicate.
+    assert_ne!(ids[0].0, ids[0].1);
+    assert_eq!(ids[1].0, ids[1].1);
+}
