@@ -276,7 +276,8 @@ fn validate_message(m: MessageInput, fifo: Option<&Topic>) -> ServiceResult<Msg>
         }
     }
     let size = validate_attributes(&m.message_attributes, None)?;
-    if m.message.len() + size > MAX_MESSAGE_BYTES {
+    let limit = fifo.map_or(MAX_MESSAGE_BYTES, Topic::max_message_bytes);
+    if m.message.len() + size > limit {
         return Err(invalid_parameter("Message too long"));
     }
     let structure = parse_structure(&m)?;
@@ -841,7 +842,15 @@ impl Sns {
             .iter()
             .map(|e| e.msg.message.len() + attributes_size(&e.msg.message_attributes))
             .sum();
-        if total > MAX_MESSAGE_BYTES {
+        // The topic's own limit ("the combined size of all messages in the batch ... must not
+        // exceed the topic's MaximumMessageSize"), judged before the topic is looked up.
+        let limit = self
+            .state
+            .lock()
+            .topics
+            .get(&i.topic_arn)
+            .map_or(MAX_MESSAGE_BYTES, Topic::max_message_bytes);
+        if total > limit {
             return Err(batch_request_too_long());
         }
         let topic = {

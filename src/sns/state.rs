@@ -35,6 +35,14 @@ impl Topic {
             .map(|v| v == "true")
             == Some(true)
     }
+    /// The largest message (body and attributes) the topic takes: its `MaximumMessageSize`,
+    /// 256 KiB by default.
+    pub fn max_message_bytes(&self) -> usize {
+        self.attributes
+            .get("MaximumMessageSize")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(crate::sns::publish::MAX_MESSAGE_BYTES)
+    }
     /// The key a publish's deduplication id is remembered under: the id itself, or with
     /// `FifoThroughputScope` `MessageGroup` the group and the id, since "the message
     /// deduplication scope is within each individual message group" (the model's Publish

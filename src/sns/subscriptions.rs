@@ -468,6 +468,11 @@ impl Sns {
                         i.protocol
                     )));
                 }
+                if t.max_message_bytes() > super::publish::MAX_MESSAGE_BYTES
+                    && !super::topics::large_message_protocol(&i.protocol)
+                {
+                    return Err(super::topics::large_message_protocol_error(&i.protocol));
+                }
                 if !t.is_fifo() && i.protocol == "sqs" && endpoint.ends_with(".fifo") {
                     return Err(invalid_parameter(
                         "Invalid parameter: Endpoint Reason: FIFO SQS Queues can not be subscribed to standard SNS topics",

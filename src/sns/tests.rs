@@ -3762,3 +3762,107 @@ async fn deduplication_scope_follows_fifo_throughput_scope() {
     assert_ne!(ids[0].0, ids[0].1);
     assert_eq!(ids[1].0, ids[1].1);
 }
+
+/// MaximumMessageSize (SNS Developer Guide, "Publishing large messages", September 2026):
+/// 1,024 to 1,048,576 bytes, 256 KiB by default and not shown until set; Publish and
+/// PublishBatch are held to the topic's size; a topic above 256 KiB takes only sqs, lambda and
+/// firehose subscriptions, at most 100 of them when the size is set.
+#[tokio::test]
+async fn maximum_message_size_sets_the_topics_limit() {
+    let t = setup();
+    let small = t.topic("small").await;
+    let attrs = t.ok("GetTopicAttributes", json!({"TopicArn": small})).await["Attributes"].clone();
+    assert!(attrs.get("MaximumMessageSize").is_none(), "{attrs}");
+    for bad in ["1023", "1048577", "big", ""] {
+        let e = t
+            .err(
+                "CreateTopic",
+                json!({"Name": "bad", "Attributes": {"MaximumMessageSize": bad}}),
+            )
+            .await;
+        assert_code(&e, "InvalidParameter", 400);
+        let e = t
+            .err(
+                "SetTopicAttributes",
+                json!({"TopicArn": small, "AttributeName": "MaximumMessageSize", "AttributeValue": bad}),
+            )
+            .await;
+        assert_code(&e, "InvalidParameter", 400);
+    }
+    let large = t
+        .ok(
+            "CreateTopic",
+            json!({"Name": "large", "Attributes": {"MaximumMessageSize": "1048576"}}),
+        )
+        .await["TopicArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let attrs = t.ok("GetTopicAttributes", json!({"TopicArn": large})).await["Attributes"].clone();
+    assert_eq!(attrs["MaximumMessageSize"], "1048576");
+    let q = "arn:aws:sqs:us-east-1:000000000000:large";
+    t.sub(&large, "sqs", q, json!({"RawMessageDelivery": "true"}))
+        .await;
+    let e = t
+        .err(
+            "Subscribe",
+            json!({"TopicArn": large, "Protocol": "http", "Endpoint": "http://127.0.0.1:9/h"}),
+        )
+        .await;
+    assert_code(&e, "InvalidParameter", 400);
+    // 300,000 bytes: too long for a default topic, fine for the large one.
+    let body = "x".repeat(300_000);
+    let e = t
+        .err("Publish", json!({"TopicArn": small, "Message": body}))
+        .await;
+    assert_code(&e, "InvalidParameter", 400);
+    t.ok("Publish", json!({"TopicArn": large, "Message": body}))
+        .await;
+    assert_eq!(t.sqs.bodies(q), vec![body.clone()]);
+    let batch = |arn: &str| {
+        json!({"TopicArn": arn, "PublishBatchRequestEntries": [
+            {"Id": "a", "Message": "y".repeat(200_000)},
+            {"Id": "b", "Message": "z".repeat(200_000)},
+        ]})
+    };
+    let e = t.err("PublishBatch", batch(&small)).await;
+    assert_code(&e, "BatchRequestTooLong", 400);
+    let out = t.ok("PublishBatch", batch(&large)).await;
+    assert_eq!(out["Successful"].as_array().map(Vec::len), Some(2), "{out}");
+    // A smaller limit than the default holds too.
+    t.ok(
+        "SetTopicAttributes",
+        json!({"TopicArn": small, "AttributeName": "MaximumMessageSize", "AttributeValue": "2048"}),
+    )
+    .await;
+    let e = t
+        .err(
+            "Publish",
+            json!({"TopicArn": small, "Message": "x".repeat(3000)}),
+        )
+        .await;
+    assert_code(&e, "InvalidParameter", 400);
+    // Raising a topic above 256 KiB: not with an http subscription, not with over 100.
+    let mixed = t.topic("mixed").await;
+    let http = t
+        .sub(&mixed, "http", "http://127.0.0.1:9/h", json!({}))
+        .await;
+    let raise = json!({"TopicArn": mixed, "AttributeName": "MaximumMessageSize", "AttributeValue": "524288"});
+    let e = t.err("SetTopicAttributes", raise.clone()).await;
+    assert_code(&e, "InvalidParameter", 400);
+    t.ok("Unsubscribe", json!({"SubscriptionArn": http})).await;
+    for n in 0..101 {
+        let q = format!("arn:aws:sqs:us-east-1:000000000000:m{n}");
+        t.sub(&mixed, "sqs", &q, json!({})).await;
+    }
+    let e = t.err("SetTopicAttributes", raise.clone()).await;
+    assert_code(&e, "InvalidParameter", 400);
+    let last = t
+        .ok("ListSubscriptionsByTopic", json!({"TopicArn": mixed}))
+        .await["Subscriptions"][0]["SubscriptionArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    t.ok("Unsubscribe", json!({"SubscriptionArn": last})).await;
+    t.ok("SetTopicAttributes", raise).await;
+}
