@@ -360,7 +360,7 @@ async fn handle_logged(
     let target = target.or_else(|| {
         resp.extensions()
             .get::<protocol::QueryAction>()
-            .map(|a| a.0.clone())
+            .map(|a| a.to_string())
     });
     tracing::debug!(
         %method, %path, target = target.as_deref().unwrap_or("-"),

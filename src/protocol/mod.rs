@@ -255,14 +255,24 @@ pub async fn handle(
         QueryService::Sts => "STS",
     };
     resp.extensions_mut()
-        .insert(QueryAction(format!("{service}.{action}")));
+        .insert(QueryAction { service, action });
     resp
 }
 
-/// The service and Action a query-protocol request named (`SNS.Publish`), on its response:
-/// the request log shows it where a JSON request shows its `X-Amz-Target`.
+/// The service and Action a query-protocol request named, on its response: the request log
+/// shows them (`SNS.Publish`) where a JSON request shows its `X-Amz-Target`. Kept as parts,
+/// so a request pays for the text only when the log prints it.
 #[derive(Clone, Debug)]
-pub struct QueryAction(pub String);
+pub struct QueryAction {
+    pub service: &'static str,
+    pub action: String,
+}
+
+impl std::fmt::Display for QueryAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.service, self.action)
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum QueryService {
@@ -869,8 +879,11 @@ mod action_tests {
                 .body(Body::from(form))
                 .unwrap();
             let resp = handle(&services, req, CallerGone::default()).await;
-            let got = resp.extensions().get::<QueryAction>().map(|a| a.0.as_str());
-            assert_eq!(got, Some(named), "{form}");
+            let got = resp
+                .extensions()
+                .get::<QueryAction>()
+                .map(|a| a.to_string());
+            assert_eq!(got.as_deref(), Some(named), "{form}");
         }
     }
 }

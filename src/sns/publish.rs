@@ -264,7 +264,7 @@ fn check_batch_request(entries: &[BatchEntry], topic: &Topic) -> ServiceResult<(
     Ok(())
 }
 
-fn validate_message(m: MessageInput, fifo: Option<&Topic>) -> ServiceResult<Msg> {
+fn validate_message(m: MessageInput, topic: Option<&Topic>) -> ServiceResult<Msg> {
     if m.message.is_empty() {
         return Err(invalid_parameter("Empty message"));
     }
@@ -276,13 +276,13 @@ fn validate_message(m: MessageInput, fifo: Option<&Topic>) -> ServiceResult<Msg>
         }
     }
     let size = validate_attributes(&m.message_attributes, None)?;
-    let limit = fifo.map_or(MAX_MESSAGE_BYTES, Topic::max_message_bytes);
+    let limit = topic.map_or(MAX_MESSAGE_BYTES, Topic::max_message_bytes);
     if m.message.len() + size > limit {
         return Err(invalid_parameter("Message too long"));
     }
     let structure = parse_structure(&m)?;
     let mut dedup_id = m.message_deduplication_id.clone();
-    match fifo {
+    match topic {
         Some(t) if t.is_fifo() => {
             let Some(g) = &m.message_group_id else {
                 return Err(invalid_parameter(GROUP_ID_REQUIRED));

@@ -46,7 +46,8 @@ impl Topic {
     /// The key a publish's deduplication id is remembered under: the id itself, or with
     /// `FifoThroughputScope` `MessageGroup` the group and the id, since "the message
     /// deduplication scope is within each individual message group" (the model's Publish
-    /// docs). Group and deduplication ids are printable ASCII, so a space cannot be in either.
+    /// docs). Publish admits only graphic ASCII in either id (`valid_fifo_id`), so the
+    /// space between them keeps two different pairs from making one key.
     pub fn dedup_key(&self, group_id: Option<&str>, dedup_id: &str) -> String {
         match self
             .attributes

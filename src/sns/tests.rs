@@ -22,6 +22,8 @@ struct FakeSqs {
     /// When set, every send waits here first: sends complete only once as many as the
     /// barrier counts are in flight together.
     together: Mutex<Option<Arc<tokio::sync::Barrier>>>,
+    /// Sends waiting at `together` now.
+    held: Mutex<usize>,
 }
 
 impl SqsSink for FakeSqs {
@@ -30,7 +32,9 @@ impl SqsSink for FakeSqs {
         Box::pin(async move {
             let together = self.together.lock().clone();
             if let Some(barrier) = together {
+                *self.held.lock() += 1;
                 barrier.wait().await;
+                *self.held.lock() -= 1;
             }
             if *self.broken.lock() {
                 return Err(ServiceError::unavailable("disk full"));
@@ -184,6 +188,10 @@ impl T {
         let gate = Arc::new(tokio::sync::Barrier::new(2));
         *self.sqs.together.lock() = Some(gate.clone());
         gate
+    }
+    /// Waits until a send is held by [`T::hold_sends`].
+    async fn wait_held(&self) {
+        wait_for(|| *self.sqs.held.lock() > 0).await;
     }
     async fn release_sends(&self, gate: Arc<tokio::sync::Barrier>) {
         *self.sqs.together.lock() = None;
@@ -3456,8 +3464,7 @@ async fn a_deleted_topics_archive_does_not_come_back() {
         json!({"TopicArn": arn, "Message": "old", "MessageGroupId": "g"}),
     );
     let delete = async {
-        // Let the publish reach its (held) send first.
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        t.wait_held().await;
         let d = t.ok("DeleteTopic", json!({"TopicArn": arn}));
         let release = async {
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -3539,18 +3546,26 @@ async fn a_publish_queued_behind_delete_topic_answers_not_found() {
         .await;
     let publish = json!({"TopicArn": arn, "Message": "m", "MessageGroupId": "g", "MessageDeduplicationId": "d"});
     // Holding the topic's lock queues the DeleteTopic first, then the publish (the lock is
-    // fair), which has already looked the topic up by then.
+    // fair), which has already looked the topic up by then. Each party waiting for the lock
+    // holds a clone of it: the map's, the test's, the DeleteTopic's, the publish's.
+    let holders = || {
+        t.sns
+            .fifo_locks
+            .lock()
+            .get(&arn)
+            .map_or(0, Arc::strong_count)
+    };
     let held = t.sns.fifo_order(&arn).await;
     let delete = t.call("DeleteTopic", json!({"TopicArn": arn}));
     let publish_call = t.call("Publish", publish.clone());
     let release = async {
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        wait_for(|| holders() == 4).await;
         drop(held);
     };
     let (deleted, published, ()) = tokio::join!(
         delete,
         async {
-            tokio::time::sleep(Duration::from_millis(10)).await;
+            wait_for(|| holders() == 3).await;
             publish_call.await
         },
         release
@@ -3658,8 +3673,7 @@ async fn a_publish_cut_by_a_reset_archives_nothing() {
         json!({"TopicArn": arn, "Message": "old", "MessageGroupId": "g"}),
     );
     let reset = async {
-        // Let the publish reach its (held) send first.
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        t.wait_held().await;
         t.sns.reset().await.unwrap();
         t.release_sends(gate).await;
     };

@@ -355,10 +355,11 @@ pub fn topic_attributes(st: &State, t: &Topic) -> BTreeMap<String, String> {
 /// GetTopicAttributes shows it as AWS does and idempotent CreateTopic calls compare equal.
 /// (FifoTopic is normalised by `create_topic` itself.)
 fn stored_value(name: &str, value: String) -> String {
-    if name == "ContentBasedDeduplication" {
-        value.to_ascii_lowercase()
-    } else {
-        value
+    match name {
+        "ContentBasedDeduplication" => value.to_ascii_lowercase(),
+        // As the number it is, so `02048` and `2048` name the same topic to CreateTopic.
+        "MaximumMessageSize" => parse_max_message_size(&value).map_or(value, |n| n.to_string()),
+        _ => value,
     }
 }
 
