@@ -3843,6 +3843,13 @@ async fn maximum_message_size_sets_the_topics_limit() {
     assert_code(&e, "BatchRequestTooLong", 400);
     let out = t.ok("PublishBatch", batch(&large)).await;
     assert_eq!(out["Successful"].as_array().map(Vec::len), Some(2), "{out}");
+    // Stored as the number: the same topic to CreateTopic however it is written.
+    let padded = json!({"Name": "padded", "Attributes": {"MaximumMessageSize": "02048"}});
+    let arn = t.ok("CreateTopic", padded).await["TopicArn"].clone();
+    let plain = json!({"Name": "padded", "Attributes": {"MaximumMessageSize": "2048"}});
+    assert_eq!(t.ok("CreateTopic", plain).await["TopicArn"], arn);
+    let attrs = t.ok("GetTopicAttributes", json!({"TopicArn": arn})).await["Attributes"].clone();
+    assert_eq!(attrs["MaximumMessageSize"], "2048");
     // A smaller limit than the default holds too.
     t.ok(
         "SetTopicAttributes",
