@@ -658,21 +658,15 @@ async fn advertised_url_starts_every_url_handed_out() {
         .queue_url
         .unwrap();
     assert_eq!(url, "http://millpond.test:4999/000000000000/adv");
-    let topic = n
-        .create_topic()
-        .name("adv")
-        .send()
-        .await
-        .unwrap()
-        .topic_arn
-        .unwrap();
-    n.subscribe()
-        .topic_arn(&topic)
-        .protocol("sqs")
-        .endpoint("arn:aws:sqs:us-east-1:000000000000:adv")
-        .send()
-        .await
-        .unwrap();
+    let topic = create_topic(&n, "adv", &[]).await;
+    subscribe(
+        &n,
+        &topic,
+        "sqs",
+        "arn:aws:sqs:us-east-1:000000000000:adv",
+        &[],
+    )
+    .await;
     n.publish()
         .topic_arn(&topic)
         .message("m")

@@ -50,36 +50,9 @@ async fn fifo_topic_into_fifo_queue_keeps_order_and_deduplicates() {
     let srv = TestServer::start().await;
     let (q, n) = (sqs(&srv.endpoint()), sns(&srv.endpoint()));
     let (url, arn) = queue(&q, "orders.fifo", true).await;
-    let topic = n
-        .create_topic()
-        .name("orders.fifo")
-        .attributes("FifoTopic", "true")
-        .send()
-        .await
-        .unwrap()
-        .topic_arn
-        .unwrap();
-    n.subscribe()
-        .topic_arn(&topic)
-        .protocol("sqs")
-        .endpoint(&arn)
-        .attributes("RawMessageDelivery", "true")
-        .send()
-        .await
-        .unwrap();
-    let mut seqs = Vec::new();
-    for i in 0..5 {
-        let out = n
-            .publish()
-            .topic_arn(&topic)
-            .message(format!("m{i}"))
-            .message_group_id("g")
-            .message_deduplication_id(format!("d{i}"))
-            .send()
-            .await
-            .unwrap();
-        seqs.push(out.sequence_number.unwrap());
-    }
+    let topic = create_topic(&n, "orders.fifo", &[("FifoTopic", "true")]).await;
+    subscribe(&n, &topic, "sqs", &arn, &[("RawMessageDelivery", "true")]).await;
+    let seqs = publish_fifo_series(&n, &topic, 5).await;
     // A retry within the window is the same publish.
     let dup = n
         .publish()

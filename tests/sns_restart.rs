@@ -151,15 +151,7 @@ async fn fifo_deduplication_survives_sigkill() {
     let dir = tempfile::tempdir().unwrap();
     let b = Broker::spawn(dir.path(), &[]);
     let n = sns(&b.endpoint());
-    let topic = n
-        .create_topic()
-        .name("dedup.fifo")
-        .attributes("FifoTopic", "true")
-        .send()
-        .await
-        .unwrap()
-        .topic_arn
-        .unwrap();
+    let topic = create_topic(&n, "dedup.fifo", &[("FifoTopic", "true")]).await;
     let first = n
         .publish()
         .topic_arn(&topic)
@@ -204,66 +196,33 @@ async fn a_fifo_topic_archive_survives_sigkill_and_replays() {
     let dir = tempfile::tempdir().unwrap();
     let b = Broker::spawn(dir.path(), &[]);
     let n = sns(&b.endpoint());
-    let topic = n
-        .create_topic()
-        .name("archived.fifo")
-        .attributes("FifoTopic", "true")
-        .attributes("ArchivePolicy", r#"{"MessageRetentionPeriod":"1"}"#)
-        .send()
-        .await
-        .unwrap()
-        .topic_arn
-        .unwrap();
-    for i in 0..5 {
-        n.publish()
-            .topic_arn(&topic)
-            .message(format!("m{i}"))
-            .message_group_id("g")
-            .message_deduplication_id(format!("d{i}"))
-            .send()
-            .await
-            .unwrap();
-    }
+    let topic = create_topic(
+        &n,
+        "archived.fifo",
+        &[
+            ("FifoTopic", "true"),
+            ("ArchivePolicy", r#"{"MessageRetentionPeriod":"1"}"#),
+        ],
+    )
+    .await;
+    publish_fifo_series(&n, &topic, 5).await;
     b.kill9();
     let b = Broker::spawn(dir.path(), &[]);
     let (n, q) = (sns(&b.endpoint()), sqs(&b.endpoint()));
-    let attrs = n
-        .get_topic_attributes()
-        .topic_arn(&topic)
-        .send()
-        .await
-        .unwrap()
-        .attributes
-        .unwrap();
-    let began = attrs["BeginningArchiveTime"].clone();
+    let began = topic_attributes(&n, &topic).await["BeginningArchiveTime"].clone();
     let (url, arn) = queue(&q, "replayed.fifo", true).await;
-    let sub = n
-        .subscribe()
-        .topic_arn(&topic)
-        .protocol("sqs")
-        .endpoint(arn)
-        .attributes("RawMessageDelivery", "true")
-        .attributes(
-            "ReplayPolicy",
-            format!(r#"{{"PointType":"Timestamp","StartingPoint":"{began}"}}"#),
-        )
-        .return_subscription_arn(true)
-        .send()
-        .await
-        .unwrap()
-        .subscription_arn
-        .unwrap();
+    let policy = format!(r#"{{"PointType":"Timestamp","StartingPoint":"{began}"}}"#);
+    let sub = subscribe(
+        &n,
+        &topic,
+        "sqs",
+        &arn,
+        &[("RawMessageDelivery", "true"), ("ReplayPolicy", &policy)],
+    )
+    .await;
     let completed = || async {
         for _ in 0..200 {
-            let a = n
-                .get_subscription_attributes()
-                .subscription_arn(&sub)
-                .send()
-                .await
-                .unwrap()
-                .attributes
-                .unwrap();
-            if a["ReplayStatus"] == "Completed" {
+            if subscription_attributes(&n, &sub).await["ReplayStatus"] == "Completed" {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;

@@ -249,19 +249,23 @@ pub async fn handle(
         Ok(xml) => respond(StatusCode::OK, "text/xml", xml.into_bytes(), &request_id),
         Err(e) => error_response(wire, &e, &request_id),
     };
-    let service = match service {
-        QueryService::Sqs => "SQS",
-        QueryService::Sns => "SNS",
-        QueryService::Sts => "STS",
-    };
-    resp.extensions_mut()
-        .insert(QueryAction { service, action });
+    // Only the server's debug request log reads it (hence its target): nothing to do on the
+    // request path otherwise.
+    if tracing::enabled!(target: "millpond::server", tracing::Level::DEBUG) {
+        let service = match service {
+            QueryService::Sqs => "SQS",
+            QueryService::Sns => "SNS",
+            QueryService::Sts => "STS",
+        };
+        resp.extensions_mut()
+            .insert(QueryAction { service, action });
+    }
     resp
 }
 
-/// The service and Action a query-protocol request named, on its response: the request log
-/// shows them (`SNS.Publish`) where a JSON request shows its `X-Amz-Target`. Kept as parts,
-/// so a request pays for the text only when the log prints it.
+/// The service and Action a query-protocol request named, on its response when debug logging
+/// is on: the request log shows them (`SNS.Publish`) where a JSON request shows its
+/// `X-Amz-Target`.
 #[derive(Clone, Debug)]
 pub struct QueryAction {
     pub service: &'static str,
@@ -854,6 +858,13 @@ mod action_tests {
     /// request's log line shows its X-Amz-Target instead).
     #[tokio::test]
     async fn query_responses_name_their_action() {
+        // As with `--log-level debug`, for this (current-thread) test.
+        let _debug = tracing::subscriber::set_default(
+            tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::DEBUG)
+                .with_writer(std::io::sink)
+                .finish(),
+        );
         let dir = tempfile::tempdir().unwrap();
         let config = crate::config::Config::for_tests(dir.path());
         let sqs = Sqs::open(&config).unwrap();

@@ -842,21 +842,20 @@ impl Sns {
             .iter()
             .map(|e| e.msg.message.len() + attributes_size(&e.msg.message_attributes))
             .sum();
-        // The topic's own limit ("the combined size of all messages in the batch ... must not
-        // exceed the topic's MaximumMessageSize"), judged before the topic is looked up.
-        let limit = self
-            .state
-            .lock()
-            .topics
-            .get(&i.topic_arn)
+        // Looked up once; a batch too long for the topic's own limit ("the combined size of
+        // all messages in the batch ... must not exceed the topic's MaximumMessageSize") is
+        // refused before a missing topic is reported.
+        let topic = {
+            let st = self.state.lock();
+            find_topic(&st, ctx, &i.topic_arn, "Publish").cloned()
+        };
+        let limit = topic
+            .as_ref()
             .map_or(MAX_MESSAGE_BYTES, Topic::max_message_bytes);
         if total > limit {
             return Err(batch_request_too_long());
         }
-        let topic = {
-            let st = self.state.lock();
-            find_topic(&st, ctx, &i.topic_arn, "Publish")?.clone()
-        };
+        let topic = topic?;
         check_batch_request(&entries, &topic)?;
         let (ids, msgs): (Vec<String>, Vec<ServiceResult<Msg>>) = entries
             .into_iter()

@@ -148,10 +148,23 @@ impl T {
         }
     }
     async fn topic(&self, name: &str) -> String {
-        self.ok("CreateTopic", json!({"Name": name})).await["TopicArn"]
+        self.topic_with(name, json!({})).await
+    }
+    /// A topic named `name` with the attributes `attrs`; its ARN.
+    async fn topic_with(&self, name: &str, attrs: Value) -> String {
+        self.ok("CreateTopic", json!({"Name": name, "Attributes": attrs}))
+            .await["TopicArn"]
             .as_str()
             .unwrap()
             .to_string()
+    }
+    /// A FIFO topic with the further attributes `attrs`; its ARN.
+    async fn fifo_topic(&self, name: &str, attrs: Value) -> String {
+        let mut a = json!({"FifoTopic": "true"});
+        for (k, v) in attrs.as_object().into_iter().flatten() {
+            a[k] = v.clone();
+        }
+        self.topic_with(name, a).await
     }
     async fn sub(&self, topic: &str, protocol: &str, endpoint: &str, attrs: Value) -> String {
         self.ok(
@@ -192,6 +205,14 @@ impl T {
     /// Waits until a send is held by [`T::hold_sends`].
     async fn wait_held(&self) {
         wait_for(|| *self.sqs.held.lock() > 0).await;
+    }
+    /// Asserts that a topic re-created as `name` has nothing to replay (into `queue`): no
+    /// archive of the topic before outlived what removed it.
+    async fn replays_nothing(&self, name: &str, queue: &str) {
+        let arn = archiving_topic(self, name).await;
+        let s = self.replay_sub(&arn, queue, FROM_2020).await;
+        self.wait_replay(&s, "Completed").await;
+        assert_eq!(self.sqs.bodies(queue), Vec::<String>::new());
     }
     async fn release_sends(&self, gate: Arc<tokio::sync::Barrier>) {
         *self.sqs.together.lock() = None;
@@ -1246,15 +1267,7 @@ async fn fifo_topic_booleans_in_any_case() {
 #[tokio::test]
 async fn fifo_topics() {
     let t = setup();
-    let arn = t
-        .ok(
-            "CreateTopic",
-            json!({"Name": "f.fifo", "Attributes": {"FifoTopic": "true"}}),
-        )
-        .await["TopicArn"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let arn = t.fifo_topic("f.fifo", json!({})).await;
     let fq = "arn:aws:sqs:us-east-1:000000000000:q.fifo";
     t.sub(&arn, "sqs", fq, json!({})).await;
     t.sub(&arn, "sqs", Q, json!({"RawMessageDelivery": "true"}))
@@ -2065,15 +2078,7 @@ async fn sms_actions() {
 async fn state_survives_reopen_from_log_and_checkpoint() {
     let t = setup();
     let arn = t.topic("durable").await;
-    let f = t
-        .ok(
-            "CreateTopic",
-            json!({"Name": "d.fifo", "Attributes": {"FifoTopic": "true"}}),
-        )
-        .await["TopicArn"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let f = t.fifo_topic("d.fifo", json!({})).await;
     t.ok(
         "TagResource",
         json!({"ResourceArn": arn, "Tags": [{"Key": "k", "Value": "v"}]}),
@@ -2583,20 +2588,6 @@ async fn http_attempts_in_flight_are_bounded() {
 }
 
 const FIFO_Q: &str = "arn:aws:sqs:us-east-1:000000000000:q.fifo";
-
-impl T {
-    async fn fifo_topic(&self, name: &str, attrs: Value) -> String {
-        let mut a = json!({"FifoTopic": "true"});
-        for (k, v) in attrs.as_object().into_iter().flatten() {
-            a[k] = v.clone();
-        }
-        self.ok("CreateTopic", json!({"Name": name, "Attributes": a}))
-            .await["TopicArn"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    }
-}
 
 fn assert_error(e: &ServiceError, code: &str, message: &str) {
     assert_code(e, code, 400);
@@ -3271,14 +3262,11 @@ async fn archived_fifo_messages_replay_to_a_new_subscription() {
         .await;
     assert_code(&e, "InvalidParameter", 400);
     let arn = t
-        .ok(
-            "CreateTopic",
-            json!({"Name": "a.fifo", "Attributes": {"FifoTopic": "true", "ArchivePolicy": "{\"MessageRetentionPeriod\":\"7\"}"}}),
+        .fifo_topic(
+            "a.fifo",
+            json!({"ArchivePolicy": "{\"MessageRetentionPeriod\":\"7\"}"}),
         )
-        .await["TopicArn"]
-        .as_str()
-        .unwrap()
-        .to_string();
+        .await;
     let attrs = t.ok("GetTopicAttributes", json!({"TopicArn": arn})).await["Attributes"].clone();
     let began = attrs["BeginningArchiveTime"].as_str().unwrap().to_string();
     assert!(crate::service::parse_iso8601(&began).is_some(), "{began}");
@@ -3408,14 +3396,11 @@ async fn a_long_replay_reads_the_archive_in_chunks() {
 }
 
 async fn archiving_topic(t: &T, name: &str) -> String {
-    t.ok(
-        "CreateTopic",
-        json!({"Name": name, "Attributes": {"FifoTopic": "true", "ContentBasedDeduplication": "true", "ArchivePolicy": "{\"MessageRetentionPeriod\":1}"}}),
+    t.fifo_topic(
+        name,
+        json!({"ContentBasedDeduplication": "true", "ArchivePolicy": "{\"MessageRetentionPeriod\":1}"}),
     )
-    .await["TopicArn"]
-        .as_str()
-        .unwrap()
-        .to_string()
+    .await
 }
 
 const FROM_2020: &str = r#"{"PointType":"Timestamp","StartingPoint":"2020-01-01T00:00:00Z"}"#;
@@ -3473,11 +3458,8 @@ async fn a_deleted_topics_archive_does_not_come_back() {
         tokio::join!(d, release);
     };
     tokio::join!(publish, delete);
-    let arn = archiving_topic(&t, "again.fifo").await;
-    let q = "arn:aws:sqs:us-east-1:000000000000:new.fifo";
-    let s = t.replay_sub(&arn, q, FROM_2020).await;
-    t.wait_replay(&s, "Completed").await;
-    assert_eq!(t.sqs.bodies(q), Vec::<String>::new());
+    t.replays_nothing("again.fifo", "arn:aws:sqs:us-east-1:000000000000:new.fifo")
+        .await;
 }
 
 /// FIFO topic sequence numbers start above the clock's count (ms x 10,000), so a crash that
@@ -3681,11 +3663,11 @@ async fn a_publish_cut_by_a_reset_archives_nothing() {
     let archives = t.sns.log_handle().dir().join("archives");
     let left = std::fs::read_dir(&archives).map_or(0, |d| d.count());
     assert_eq!(left, 0, "an archive outlived the reset");
-    let arn = archiving_topic(&t, "wiped.fifo").await;
-    let q = "arn:aws:sqs:us-east-1:000000000000:again.fifo";
-    let s = t.replay_sub(&arn, q, FROM_2020).await;
-    t.wait_replay(&s, "Completed").await;
-    assert_eq!(t.sqs.bodies(q), Vec::<String>::new());
+    t.replays_nothing(
+        "wiped.fifo",
+        "arn:aws:sqs:us-east-1:000000000000:again.fifo",
+    )
+    .await;
 }
 
 /// An archive log poisoned by a failed write is reopened by the next publish, which archives
@@ -3719,14 +3701,11 @@ async fn deduplication_scope_follows_fifo_throughput_scope() {
     for scope in ["MessageGroup", "Topic"] {
         let name = format!("{}.fifo", scope.to_lowercase());
         let arn = t
-            .ok(
-                "CreateTopic",
-                json!({"Name": name, "Attributes": {"FifoTopic": "true", "FifoThroughputScope": scope, "ArchivePolicy": "{\"MessageRetentionPeriod\":1}"}}),
+            .fifo_topic(
+                &name,
+                json!({"FifoThroughputScope": scope, "ArchivePolicy": "{\"MessageRetentionPeriod\":1}"}),
             )
-            .await["TopicArn"]
-            .as_str()
-            .unwrap()
-            .to_string();
+            .await;
         let q = format!("arn:aws:sqs:us-east-1:000000000000:{name}");
         t.sub(&arn, "sqs", &q, json!({"RawMessageDelivery": "true"}))
             .await;
@@ -3804,14 +3783,8 @@ async fn maximum_message_size_sets_the_topics_limit() {
         assert_code(&e, "InvalidParameter", 400);
     }
     let large = t
-        .ok(
-            "CreateTopic",
-            json!({"Name": "large", "Attributes": {"MaximumMessageSize": "1048576"}}),
-        )
-        .await["TopicArn"]
-        .as_str()
-        .unwrap()
-        .to_string();
+        .topic_with("large", json!({"MaximumMessageSize": "1048576"}))
+        .await;
     let attrs = t.ok("GetTopicAttributes", json!({"TopicArn": large})).await["Attributes"].clone();
     assert_eq!(attrs["MaximumMessageSize"], "1048576");
     let q = "arn:aws:sqs:us-east-1:000000000000:large";

@@ -170,6 +170,79 @@ pub fn sns(endpoint: &str) -> aws_sdk_sns::Client {
     aws_sdk_sns::Client::from_conf(conf)
 }
 
+/// Creates topic `name` with `attributes`; its ARN.
+pub async fn create_topic(
+    c: &aws_sdk_sns::Client,
+    name: &str,
+    attributes: &[(&str, &str)],
+) -> String {
+    let mut req = c.create_topic().name(name);
+    for (k, v) in attributes {
+        req = req.attributes(*k, *v);
+    }
+    req.send().await.unwrap().topic_arn.unwrap()
+}
+
+/// Subscribes `endpoint` to `topic` over `protocol` with `attributes`; the subscription's ARN,
+/// pending or not.
+pub async fn subscribe(
+    c: &aws_sdk_sns::Client,
+    topic: &str,
+    protocol: &str,
+    endpoint: &str,
+    attributes: &[(&str, &str)],
+) -> String {
+    let mut req = c
+        .subscribe()
+        .topic_arn(topic)
+        .protocol(protocol)
+        .endpoint(endpoint)
+        .return_subscription_arn(true);
+    for (k, v) in attributes {
+        req = req.attributes(*k, *v);
+    }
+    req.send().await.unwrap().subscription_arn.unwrap()
+}
+
+pub async fn topic_attributes(
+    c: &aws_sdk_sns::Client,
+    topic: &str,
+) -> std::collections::HashMap<String, String> {
+    let out = c.get_topic_attributes().topic_arn(topic).send().await;
+    out.unwrap().attributes.unwrap()
+}
+
+pub async fn subscription_attributes(
+    c: &aws_sdk_sns::Client,
+    sub: &str,
+) -> std::collections::HashMap<String, String> {
+    let out = c
+        .get_subscription_attributes()
+        .subscription_arn(sub)
+        .send()
+        .await;
+    out.unwrap().attributes.unwrap()
+}
+
+/// Publishes `m0`..`m{n-1}` to FIFO topic `topic` in group `g`, with deduplication ids
+/// `d0`..; their sequence numbers.
+pub async fn publish_fifo_series(c: &aws_sdk_sns::Client, topic: &str, n: usize) -> Vec<String> {
+    let mut seqs = Vec::with_capacity(n);
+    for i in 0..n {
+        let out = c
+            .publish()
+            .topic_arn(topic)
+            .message(format!("m{i}"))
+            .message_group_id("g")
+            .message_deduplication_id(format!("d{i}"))
+            .send()
+            .await
+            .unwrap();
+        seqs.push(out.sequence_number.unwrap());
+    }
+    seqs
+}
+
 pub fn kinesis(endpoint: &str) -> aws_sdk_kinesis::Client {
     use aws_sdk_kinesis::config::{BehaviorVersion, Credentials, Region};
     let conf = aws_sdk_kinesis::Config::builder()
