@@ -286,10 +286,10 @@ pub fn envelope_signed(n: &Notice, signature: &str) -> String {
 /// Escaping the message and formatting the rest once per publish instead of once per
 /// subscription matters most for large messages to many queues.
 pub struct SharedEnvelope {
-    /// Everything before the UnsubscribeURL member; for a kind without one, the whole
-    /// envelope.
+    /// Everything before the UnsubscribeURL member; for a kind without one, every member.
     head: Vec<u8>,
-    /// What follows the UnsubscribeURL (absent for a kind without one), through the end.
+    /// The members after the UnsubscribeURL (absent for a kind without one). The closing
+    /// brace is `build`'s, so a member only some copies carry can go before it.
     tail: Option<Vec<u8>>,
     /// The broker's base URL, which the UnsubscribeURL starts with as the SigningCertURL does.
     base_url: String,
@@ -325,7 +325,6 @@ impl SharedEnvelope {
             out.member("SigningCertURL", &signing_cert_url(n.base_url));
         }
         if n.kind != DeliveryKind::Notification {
-            out.buf.extend_from_slice(b"\n}");
             return SharedEnvelope {
                 head: out.buf,
                 tail: None,
@@ -353,7 +352,6 @@ impl SharedEnvelope {
             }
             tail.member_value("MessageAttributes", &Value::Object(attrs));
         }
-        tail.buf.extend_from_slice(b"\n}");
         SharedEnvelope {
             head: out.buf,
             tail: Some(tail.buf),
@@ -374,7 +372,7 @@ impl SharedEnvelope {
 
     fn build(&self, subscription_arn: &str, replayed: bool) -> String {
         let mut out = Envelope {
-            buf: Vec::with_capacity(self.head.len() + self.tail.as_ref().map_or(0, Vec::len) + 160),
+            buf: Vec::with_capacity(self.head.len() + self.tail.as_ref().map_or(0, Vec::len) + 180),
             members: 1,
         };
         out.buf.extend_from_slice(&self.head);
@@ -388,11 +386,9 @@ impl SharedEnvelope {
             out.buf.extend_from_slice(tail);
         }
         if replayed {
-            // Every envelope ends in "\n}": the member goes before it.
-            out.buf.truncate(out.buf.len().saturating_sub(2));
             out.member_value("Replayed", &Value::Bool(true));
-            out.buf.extend_from_slice(b"\n}");
         }
+        out.buf.extend_from_slice(b"\n}");
         // serde_json writes UTF-8 only and everything else pushed is UTF-8 text.
         String::from_utf8(out.buf)
             .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
