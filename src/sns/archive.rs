@@ -34,7 +34,9 @@ use serde_json::{Map, Value};
 
 use super::delivery::{Notice, SharedEnvelope};
 use super::error::invalid_parameter;
-use super::state::{DeliveryKind, Record, State, Subscription, Topic, DEDUP_WINDOW_MS};
+use super::state::{
+    unfinished_key, DeliveryKind, Record, State, Subscription, Topic, DEDUP_WINDOW_MS,
+};
 use super::Sns;
 use crate::error::{ServiceError, ServiceResult};
 use crate::log::{Log, LogOptions};
@@ -290,8 +292,11 @@ impl Archives {
                 };
                 f.sequence = f.sequence.max(m.sequence);
                 if let Some(id) = &m.dedup_id {
+                    let key = topic.dedup_key(m.group_id.as_deref(), id);
+                    // Archived after its deliveries: finished, whatever its intent said.
+                    f.dedup.remove(&unfinished_key(&key));
                     f.dedup
-                        .entry(topic.dedup_key(m.group_id.as_deref(), id))
+                        .entry(key)
                         .or_insert((m.timestamp_ms, m.message_id, m.sequence));
                 }
             }

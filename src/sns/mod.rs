@@ -371,10 +371,18 @@ impl Sns {
         Ok(())
     }
 
-    /// Appends records that must keep their order relative to catalog changes (FIFO dedup
-    /// state, which DeleteTopic clears), under the writer lock.
-    async fn commit_ordered(&self, recs: Vec<Record>) -> ServiceResult<()> {
-        self.mutate(|_| Ok((recs, ()))).await
+    /// Appends records of topic `arn`'s FIFO state (which DeleteTopic and a reset clear)
+    /// under the writer lock, if the topic still exists; whether it did. A reset takes no
+    /// topic lock, so it may have removed the topic while a publish was under way, and a
+    /// topic made again under the name must start without this state.
+    async fn commit_for_topic(&self, arn: &str, recs: Vec<Record>) -> ServiceResult<bool> {
+        self.mutate(|st| {
+            Ok(match st.topics.contains_key(arn) {
+                true => (recs, true),
+                false => (Vec::new(), false),
+            })
+        })
+        .await
     }
 
     /// The parsed form of a stored (already validated) filter policy, cached.

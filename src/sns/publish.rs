@@ -17,7 +17,9 @@ use super::error::parse_input;
 use super::error::*;
 use super::filter;
 use super::signing::Signer;
-use super::state::{DeliveryKind, PendingDelivery, Record, Subscription, Topic, DEDUP_WINDOW_MS};
+use super::state::{
+    unfinished_key, DeliveryKind, PendingDelivery, Record, Subscription, Topic, DEDUP_WINDOW_MS,
+};
 use super::subscriptions::valid_phone;
 use super::topics::find_topic;
 use super::util::{check_arn, parse_arn, uuid};
@@ -549,7 +551,7 @@ impl Sns {
         // makes the dedup check-then-record atomic.
         let _order = self.fifo_order(&topic.arn).await;
         let now = crate::service::now_ms();
-        let (subs, sequence, archive_days, dedup_key) = {
+        let (subs, sequence, archive_days, dedup_key, redo) = {
             let st = self.state.lock();
             // Read under the topic's lock, which DeleteTopic and SetTopicAttributes take too:
             // a publish that waited for a DeleteTopic finds the topic gone (and records no
@@ -578,25 +580,41 @@ impl Sns {
                 (Some(t), Some(d)) => Some(t.dedup_key(msg.group_id.as_deref(), d)),
                 _ => None,
             };
+            // An unfinished publish of this deduplication id (see `unfinished_key`): its
+            // first MessageId, SequenceNumber and time, to make its deliveries again.
+            let mut redo = None;
             if fifo {
                 let f = st.fifo.get(&topic.arn);
-                if let Some((_, id, seq)) = f.and_then(|f| {
-                    f.dedup
-                        .get(dedup_key.as_deref().unwrap_or(""))
+                let live = |key: &str| {
+                    f.and_then(|f| f.dedup.get(key))
                         .filter(|(seen, _, _)| seen + DEDUP_WINDOW_MS > now)
-                }) {
-                    return Ok((id.clone(), Some(format_seq(*seq))));
+                };
+                let key = dedup_key.as_deref().unwrap_or("");
+                if let Some((seen, id, seq)) = live(key) {
+                    if live(&unfinished_key(key)).is_none() {
+                        return Ok((id.clone(), Some(format_seq(*seq))));
+                    }
+                    redo = Some((*seen, id.clone(), *seq));
                 }
                 // Above every number given out before, and above the clock's count (ms x
-                // 10,000): a crash after the sends but before the deduplication record loses
-                // the last number given, and a restart must not give it again to another
-                // message. Shown x 1000, that is 20 significant digits, as AWS's have.
+                // 10,000): a data directory from before intents were recorded may have lost
+                // the last number given (a crash after the sends, before the deduplication
+                // record), and a restart must not give it again to another message. Shown x
+                // 1000, that is 20 significant digits, as AWS's have.
                 let last = f.map_or(0, |f| f.sequence);
-                sequence = Some((last + 1).max(now.saturating_mul(10_000)));
+                sequence = match &redo {
+                    Some((_, _, seq)) => Some(*seq),
+                    None => Some((last + 1).max(now.saturating_mul(10_000))),
+                };
             }
-            (subs, sequence, archive_days, dedup_key)
+            (subs, sequence, archive_days, dedup_key, redo)
         };
-        let message_id = uuid();
+        // A redone publish is stamped as it was the first time (the FIFO queues that have its
+        // deliveries drop the new ones by their deduplication id either way).
+        let (message_id, now) = match &redo {
+            Some((seen, id, _)) => (id.clone(), *seen),
+            None => (uuid(), now),
+        };
         let seq_str = sequence.map(format_seq);
         let signature_version = topic
             .attributes
@@ -762,8 +780,33 @@ impl Sns {
                 }
             }
         }
+        if redo.is_some() {
+            // Recorded with the first attempt's intent.
+            records.clear();
+        }
         let wake = records.iter().any(|r| matches!(r, Record::Pending(_)));
-        self.commit(records).await?;
+        match (sequence, &dedup_key) {
+            (Some(seq), Some(dedup)) if redo.is_none() => {
+                // Before any delivery: a crash during them leaves the publish unfinished, and
+                // its retry makes them again under this MessageId instead of answering with
+                // it, or sending a new message the FIFO queues would drop as a duplicate.
+                // First in the batch: a crash that keeps part of it keeps the intent.
+                records.insert(
+                    0,
+                    Record::FifoIntent {
+                        topic_arn: topic.arn.clone(),
+                        dedup_id: dedup.clone(),
+                        message_id: message_id.clone(),
+                        sequence: seq,
+                        at_ms: now,
+                    },
+                );
+                if !self.commit_for_topic(&topic.arn, records).await? {
+                    return Err(topic_not_found());
+                }
+            }
+            _ => self.commit(records).await?,
+        }
         if wake {
             self.wake.notify_one();
         }
@@ -779,8 +822,8 @@ impl Sns {
         let archive_days =
             archive_days.filter(|_| self.state.lock().topics.contains_key(&topic.arn));
         if let (Some(seq), Some(days)) = (sequence, archive_days) {
-            // Archived after the sends and before the deduplication record: a crash between
-            // makes a retried publish send (dropped by the FIFO queues) and archive again.
+            // Archived after the sends and before the deduplication record: after a crash
+            // between, the archive tells that the publish finished (`recover_dedup`).
             let archived = archive::Archived {
                 message_id: message_id.clone(),
                 sequence: seq,
@@ -796,16 +839,16 @@ impl Sns {
             self.archives.append(&topic.arn, days, &archived).await?;
         }
         if let (Some(seq), Some(dedup)) = (sequence, dedup_key) {
-            // Recorded after the sends: a crash before this line makes a retried publish send
-            // again, and the FIFO queues drop it by the same deduplication id.
-            self.commit_ordered(vec![Record::FifoPublished {
+            // Recorded after the sends: a crash before this line leaves the publish
+            // unfinished, and its retry sends again (the FIFO queues drop what they have).
+            let done = Record::FifoPublished {
                 topic_arn: topic.arn.clone(),
                 dedup_id: dedup,
                 message_id: message_id.clone(),
                 sequence: seq,
                 at_ms: now,
-            }])
-            .await?;
+            };
+            self.commit_for_topic(&topic.arn, vec![done]).await?;
         }
         Ok((message_id, seq_str))
     }

@@ -164,8 +164,19 @@ pub struct OutboxEntry {
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct FifoState {
     pub sequence: u64,
-    /// dedup id -> (first seen ms, message id, sequence number)
+    /// dedup id -> (first seen ms, message id, sequence number); and, under
+    /// [`unfinished_key`], the publishes whose deliveries may not all have been made.
     pub dedup: BTreeMap<String, (u64, String, u64)>,
+}
+
+/// The key under which [`FifoState::dedup`] marks the publish of deduplication key `key`
+/// unfinished: recorded by its [`Record::FifoIntent`] before its deliveries, removed by its
+/// [`Record::FifoPublished`] after them. A retry of an unfinished publish makes its
+/// deliveries again, under its first MessageId. No deduplication key starts with the
+/// control character (ids and group ids are printable ASCII), and a key of this form keeps
+/// the checkpoint's layout unchanged.
+pub fn unfinished_key(key: &str) -> String {
+    format!("\u{1}{key}")
 }
 
 /// One state change, as appended to the log.
@@ -197,6 +208,15 @@ pub enum Record {
         at_ms: u64,
     },
     Reset,
+    /// A FIFO publish about to make its deliveries: its deduplication id is taken, and the
+    /// publish stays unfinished until its `FifoPublished`.
+    FifoIntent {
+        topic_arn: String,
+        dedup_id: String,
+        message_id: String,
+        sequence: u64,
+        at_ms: u64,
+    },
 }
 
 /// Log record kind byte of every SNS record.
@@ -228,6 +248,16 @@ impl State {
             .range(prefix.clone()..)
             .take_while(move |(k, _)| k.starts_with(&prefix))
             .map(|(_, s)| s)
+    }
+
+    /// A FIFO topic's state with its sequence raised to `sequence` and the deduplication
+    /// ids older than the window at `at_ms` dropped.
+    fn fifo_window(&mut self, topic_arn: String, sequence: u64, at_ms: u64) -> &mut FifoState {
+        let f = self.fifo.entry(topic_arn).or_default();
+        f.sequence = f.sequence.max(sequence);
+        f.dedup
+            .retain(|_, (seen, _, _)| seen.saturating_add(DEDUP_WINDOW_MS) > at_ms);
+        f
     }
 
     pub fn apply(&mut self, rec: Record) {
@@ -299,11 +329,21 @@ impl State {
                 sequence,
                 at_ms,
             } => {
-                let f = self.fifo.entry(topic_arn).or_default();
-                f.sequence = f.sequence.max(sequence);
-                f.dedup
-                    .retain(|_, (seen, _, _)| seen.saturating_add(DEDUP_WINDOW_MS) > at_ms);
+                let f = self.fifo_window(topic_arn, sequence, at_ms);
+                f.dedup.remove(&unfinished_key(&dedup_id));
                 f.dedup.insert(dedup_id, (at_ms, message_id, sequence));
+            }
+            Record::FifoIntent {
+                topic_arn,
+                dedup_id,
+                message_id,
+                sequence,
+                at_ms,
+            } => {
+                let f = self.fifo_window(topic_arn, sequence, at_ms);
+                let entry = (at_ms, message_id, sequence);
+                f.dedup.insert(unfinished_key(&dedup_id), entry.clone());
+                f.dedup.insert(dedup_id, entry);
             }
             Record::Reset => {
                 // Ids stay monotonic across resets so a stale worker never confuses two deliveries.

@@ -8,6 +8,7 @@ use parking_lot::Mutex;
 use serde_json::{json, Value};
 
 use super::delivery::{BoxFuture, HttpSink, OutboxFilter, Sinks, SqsSink};
+use super::state::Record;
 use super::Sns;
 use crate::config::Config;
 use crate::context::RequestContext;
@@ -3482,9 +3483,9 @@ async fn fifo_topic_sequence_numbers_stay_above_the_clock() {
 }
 
 /// What a kill between a publish's archive record and its deduplication record leaves (the
-/// message delivered and archived, the deduplication id forgotten) is mended from the archive
-/// at open: the retry gets the archived MessageId and SequenceNumber and is not delivered
-/// again.
+/// message delivered and archived, its intent recorded but not its end) is mended from the
+/// archive at open: the publish counts as finished, and the retry gets the archived
+/// MessageId and SequenceNumber and is not delivered again.
 #[tokio::test]
 async fn a_lost_deduplication_record_comes_back_from_the_archive() {
     let t = setup();
@@ -3499,10 +3500,23 @@ async fn a_lost_deduplication_record_comes_back_from_the_archive() {
         )
     };
     let first = publish().await;
-    t.sns.state.lock().fifo.remove(&arn);
+    let (at_ms, message_id, sequence) = dedup_entry(&t, &arn, "x").0.unwrap();
+    {
+        // The deduplication record lost, the intent before the deliveries kept.
+        let mut st = t.sns.state.lock();
+        st.fifo.remove(&arn);
+        st.apply(Record::FifoIntent {
+            topic_arn: arn.clone(),
+            dedup_id: "x".into(),
+            message_id,
+            sequence,
+            at_ms,
+        });
+    }
     t.sns
         .archives
         .recover_dedup(&mut t.sns.state.lock(), crate::service::now_ms());
+    assert!(!dedup_entry(&t, &arn, "x").1, "archived: finished");
     let retry = publish().await;
     assert_eq!(retry["MessageId"], first["MessageId"]);
     assert_eq!(retry["SequenceNumber"], first["SequenceNumber"]);
@@ -3515,6 +3529,108 @@ async fn a_lost_deduplication_record_comes_back_from_the_archive() {
         )
         .await;
     assert!(next["SequenceNumber"].as_str() > first["SequenceNumber"].as_str());
+}
+
+/// The deduplication entry of `key` on FIFO topic `arn`, and whether it is marked unfinished.
+fn dedup_entry(t: &T, arn: &str, key: &str) -> (Option<(u64, String, u64)>, bool) {
+    let st = t.sns.state.lock();
+    let f = st.fifo.get(arn);
+    (
+        f.and_then(|f| f.dedup.get(key).cloned()),
+        f.is_some_and(|f| f.dedup.contains_key(&super::state::unfinished_key(key))),
+    )
+}
+
+/// What a kill between a FIFO publish's deliveries and its deduplication record leaves: the
+/// message in the queues, its intent recorded, its end not. The retry is delivered again
+/// under the first MessageId, SequenceNumber and Timestamp (the FIFO queues drop the copy
+/// by its deduplication id), not as a new message whose MessageId no subscriber saw; once
+/// it is finished, further retries are only answered.
+#[tokio::test]
+async fn a_retry_finishes_a_fifo_publish_a_kill_left_unfinished() {
+    let t = setup();
+    let arn = t.fifo_topic("unfinished.fifo", json!({})).await;
+    let q = "arn:aws:sqs:us-east-1:000000000000:unfinished.fifo";
+    t.sub(&arn, "sqs", q, json!({})).await;
+    let publish = || {
+        t.ok(
+            "Publish",
+            json!({"TopicArn": arn, "Message": "m", "MessageGroupId": "g", "MessageDeduplicationId": "d"}),
+        )
+    };
+    let first = publish().await;
+    assert!(!dedup_entry(&t, &arn, "d").1, "finished");
+    let (at_ms, message_id, sequence) = dedup_entry(&t, &arn, "d").0.unwrap();
+    // The state a kill before the deduplication record leaves: the intent only.
+    {
+        let mut st = t.sns.state.lock();
+        st.fifo.remove(&arn);
+        st.apply(Record::FifoIntent {
+            topic_arn: arn.clone(),
+            dedup_id: "d".into(),
+            message_id: message_id.clone(),
+            sequence,
+            at_ms,
+        });
+    }
+    let retry = publish().await;
+    assert_eq!(retry["MessageId"], first["MessageId"]);
+    assert_eq!(retry["SequenceNumber"], first["SequenceNumber"]);
+    let sent = t.sqs.sent.lock().clone();
+    assert_eq!(sent.len(), 2);
+    assert_eq!(
+        sent[0].1.body, sent[1].1.body,
+        "the same notification again"
+    );
+    assert_eq!(sent[1].1.message_deduplication_id.as_deref(), Some("d"));
+    let envelope: Value = serde_json::from_str(&sent[1].1.body).unwrap();
+    assert_eq!(envelope["MessageId"], first["MessageId"]);
+    assert!(!dedup_entry(&t, &arn, "d").1, "finished by the retry");
+    assert_eq!(publish().await["MessageId"], first["MessageId"]);
+    assert_eq!(
+        t.sqs.sent.lock().len(),
+        2,
+        "a finished publish is only answered"
+    );
+}
+
+/// A FIFO publish whose delivery failed stays unfinished, across a restart too: its intent
+/// is in the log before any delivery. The retry delivers it under the MessageId the intent
+/// recorded.
+#[tokio::test]
+async fn a_failed_fifo_publish_is_delivered_by_its_retry_after_a_restart() {
+    let t = setup();
+    let arn = t.fifo_topic("failed.fifo", json!({})).await;
+    let q = "arn:aws:sqs:us-east-1:000000000000:failed.fifo";
+    t.sub(&arn, "sqs", q, json!({})).await;
+    let publish = json!({"TopicArn": arn, "Message": "m", "MessageGroupId": "g", "MessageDeduplicationId": "d"});
+    *t.sqs.broken.lock() = true;
+    t.err("Publish", publish.clone()).await;
+    *t.sqs.broken.lock() = false;
+    let (entry, unfinished) = dedup_entry(&t, &arn, "d");
+    let (_, message_id, _) = entry.expect("the intent takes the deduplication id");
+    assert!(unfinished);
+    let reopened = Sns::open_log(
+        t.sns.log_handle(),
+        Sinks {
+            sqs: t.sqs.clone(),
+            http: t.http.clone(),
+        },
+        t.sns.signer.clone(),
+    )
+    .unwrap();
+    let retry = reopened
+        .dispatch(&t.ctx, "Publish", publish.clone())
+        .await
+        .unwrap();
+    assert_eq!(retry["MessageId"], message_id.as_str());
+    let bodies = t.sqs.bodies(q);
+    assert_eq!(bodies.len(), 1);
+    let envelope: Value = serde_json::from_str(&bodies[0]).unwrap();
+    assert_eq!(envelope["MessageId"], message_id.as_str());
+    let again = reopened.dispatch(&t.ctx, "Publish", publish).await.unwrap();
+    assert_eq!(again, retry);
+    assert_eq!(t.sqs.bodies(q).len(), 1);
 }
 
 /// A publish that waited for a DeleteTopic of its FIFO topic finds the topic gone: NotFound,
@@ -3637,7 +3753,8 @@ async fn open_sweeps_archives_left_by_a_crash() {
 
 /// A reset while a publish to an archiving topic is sending wipes that topic, and the publish
 /// must not archive afterwards: its archive would outlive the reset and replay to a topic
-/// later created under the name.
+/// later created under the name. Nor may it record its deduplication id, which such a topic
+/// would take for a publish of its own.
 #[tokio::test]
 async fn a_publish_cut_by_a_reset_archives_nothing() {
     let t = setup();
@@ -3663,6 +3780,10 @@ async fn a_publish_cut_by_a_reset_archives_nothing() {
     let archives = t.sns.log_handle().dir().join("archives");
     let left = std::fs::read_dir(&archives).map_or(0, |d| d.count());
     assert_eq!(left, 0, "an archive outlived the reset");
+    assert!(
+        t.sns.state.lock().fifo.is_empty(),
+        "FIFO state outlived the reset"
+    );
     t.replays_nothing(
         "wiped.fifo",
         "arn:aws:sqs:us-east-1:000000000000:again.fifo",
