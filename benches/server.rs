@@ -17,6 +17,8 @@
 //!                 BENCH_DURABILITY (`fsync` (default), `interval=<ms>` or `none`: the
 //!                 broker's mode, to see what durability costs)
 //!                 BENCH_SNS_BYTES (the sns-publish message, default 256 bytes)
+//! Also: sns-publish-fifo (a FIFO topic with 10 FIFO queues; one publish at a time per topic,
+//! so its rate is the inverse of a publish's latency).
 //!
 //! The broker runs in this process on its own runtime (durable `fsync` mode, temp data dir);
 //! the load generator runs on another. Both share the machine's cores, as a real client would.
@@ -535,7 +537,7 @@ fn main() {
         if !wanted(name) {
             continue;
         }
-        let topic = client_rt.block_on(sns_topic_with_queues(addr, 10, raw));
+        let topic = client_rt.block_on(sns_topic_with_queues(addr, 10, raw, false));
         let form = format!(
             "Action=Publish&TopicArn={}&Message={}",
             topic.replace(':', "%3A"),
@@ -549,6 +551,30 @@ fn main() {
             )
         });
         runs.push(Run::new(name, label, 16, make));
+    }
+    if wanted("sns-publish-fifo") {
+        // One publish at a time per FIFO topic (its group order and deduplication): this is
+        // the latency of one, seen as a rate, not a throughput to compare.
+        let topic = client_rt.block_on(sns_topic_with_queues(addr, 10, false, true));
+        let arn = topic.replace(':', "%3A");
+        let body = "p".repeat(sns_bytes);
+        let make: MakeRequest = Arc::new(move |i| {
+            let form = format!(
+                "Action=Publish&TopicArn={arn}&Message={body}&MessageGroupId=g{}&MessageDeduplicationId=d{i}",
+                i % 100
+            );
+            post(
+                addr,
+                &[("content-type", "application/x-www-form-urlencoded")],
+                form.into_bytes(),
+            )
+        });
+        runs.push(Run::new(
+            "sns-publish-fifo",
+            "sns Publish FIFO, 10 FIFO subs",
+            16,
+            make,
+        ));
     }
     for slice in 0..slices {
         for run in &mut runs {
@@ -600,7 +626,7 @@ fn main() {
                     100.0 * r * 10.0 / batch_msgs.max(1.0)
                 ),
             ),
-            "sns-publish" | "sns-publish-raw" => line(
+            "sns-publish" | "sns-publish-raw" | "sns-publish-fifo" => line(
                 "deliveries",
                 r * 10.0,
                 "deliveries/s",
@@ -702,8 +728,9 @@ fn base64_of(b: &[u8]) -> String {
 }
 
 /// A topic with `n` SQS subscriptions. `raw`: RawMessageDelivery, so deliveries carry the
-/// bare message (no JSON envelope, so no signature per publish).
-async fn sns_topic_with_queues(addr: SocketAddr, n: usize, raw: bool) -> String {
+/// bare message (no JSON envelope, so no signature per publish). `fifo`: a FIFO topic and
+/// FIFO queues.
+async fn sns_topic_with_queues(addr: SocketAddr, n: usize, raw: bool, fifo: bool) -> String {
     let query = |form: String| async move {
         let mut send = connect(addr).await;
         let resp = send
@@ -718,7 +745,17 @@ async fn sns_topic_with_queues(addr: SocketAddr, n: usize, raw: bool) -> String 
             .into_owned()
     };
     let kind = if raw { "raw" } else { "env" };
-    let xml = query(format!("Action=CreateTopic&Name=bench-topic-{kind}")).await;
+    let (suffix, topic_attrs) = match fifo {
+        true => (
+            ".fifo",
+            "&Attributes.entry.1.key=FifoTopic&Attributes.entry.1.value=true",
+        ),
+        false => ("", ""),
+    };
+    let xml = query(format!(
+        "Action=CreateTopic&Name=bench-topic-{kind}{suffix}{topic_attrs}"
+    ))
+    .await;
     let topic = xml
         .split("<TopicArn>")
         .nth(1)
@@ -726,8 +763,12 @@ async fn sns_topic_with_queues(addr: SocketAddr, n: usize, raw: bool) -> String 
         .expect("TopicArn")
         .to_string();
     for q in 0..n {
-        create_queue(addr, &format!("bench-{kind}-{q}"), serde_json::json!({})).await;
-        let arn = format!("arn:aws:sqs:us-east-1:000000000000:bench-{kind}-{q}");
+        let attrs = match fifo {
+            true => serde_json::json!({"FifoQueue": "true"}),
+            false => serde_json::json!({}),
+        };
+        create_queue(addr, &format!("bench-{kind}-{q}{suffix}"), attrs).await;
+        let arn = format!("arn:aws:sqs:us-east-1:000000000000:bench-{kind}-{q}{suffix}");
         query(format!(
             "Action=Subscribe&TopicArn={}&Protocol=sqs&Endpoint={}{}",
             topic.replace(':', "%3A"),
