@@ -295,9 +295,9 @@ impl Archives {
                     let key = topic.dedup_key(m.group_id.as_deref(), id);
                     // Archived after its deliveries: finished, whatever its intent said.
                     f.dedup.remove(&unfinished_key(&key));
-                    f.dedup
-                        .entry(key)
-                        .or_insert((m.timestamp_ms, m.message_id, m.sequence));
+                    if !f.dedup.contains_key(&key) {
+                        f.remember(key, (m.timestamp_ms, m.message_id, m.sequence));
+                    }
                 }
             }
         }
