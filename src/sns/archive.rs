@@ -293,10 +293,14 @@ impl Archives {
                 f.sequence = f.sequence.max(m.sequence);
                 if let Some(id) = &m.dedup_id {
                     let key = topic.dedup_key(m.group_id.as_deref(), id);
-                    // Archived after its deliveries: finished, whatever its intent said.
-                    f.dedup.remove(&unfinished_key(&key));
-                    if !f.dedup.contains_key(&key) {
-                        f.remember(key, (m.timestamp_ms, m.message_id, m.sequence));
+                    match f.dedup.get(&key) {
+                        // Archived after its deliveries: finished, whatever its intent said
+                        // (if the id is still this publish's, not a later one's).
+                        Some(e) if e.1 == m.message_id => {
+                            f.dedup.remove(&unfinished_key(&key));
+                        }
+                        Some(_) => {}
+                        None => f.remember(key, (m.timestamp_ms, m.message_id, m.sequence)),
                     }
                 }
             }

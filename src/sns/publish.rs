@@ -266,6 +266,26 @@ fn check_batch_request(entries: &[BatchEntry], topic: &Topic) -> ServiceResult<(
     Ok(())
 }
 
+/// A digest of what a FIFO publish delivers (group, subject, message, attributes), kept
+/// with its intent: a retry that repeats it may make an unfinished publish's deliveries
+/// again under the first MessageId.
+fn fingerprint(msg: &Msg) -> String {
+    let mut h = Sha256::new();
+    let attributes = Value::Object(msg.attributes.clone()).to_string();
+    let parts = [
+        msg.group_id.as_deref().unwrap_or_default(),
+        msg.subject.as_deref().unwrap_or_default(),
+        msg.message.as_str(),
+        attributes.as_str(),
+    ];
+    for part in parts {
+        h.update((part.len() as u64).to_le_bytes());
+        h.update(part.as_bytes());
+    }
+    h.update([u8::from(msg.structure.is_some())]);
+    hex::encode(h.finalize())
+}
+
 fn validate_message(m: MessageInput, topic: Option<&Topic>) -> ServiceResult<Msg> {
     if m.message.is_empty() {
         return Err(invalid_parameter("Empty message"));
@@ -591,7 +611,11 @@ impl Sns {
                 };
                 let key = dedup_key.as_deref().unwrap_or("");
                 if let Some((seen, id, seq)) = live(key) {
-                    if live(&unfinished_key(key)).is_none() {
+                    // Made again only for a retry of the same message: another message under
+                    // the id is a duplicate, as on AWS (and must not go out under these ids).
+                    let unfinished = live(&unfinished_key(key))
+                        .is_some_and(|(_, print, _)| *print == fingerprint(&msg));
+                    if !unfinished {
                         return Ok((id.clone(), Some(format_seq(*seq))));
                     }
                     redo = Some((*seen, id.clone(), *seq));
@@ -781,7 +805,8 @@ impl Sns {
             }
         }
         if redo.is_some() {
-            // Recorded with the first attempt's intent.
+            // Recorded with the first attempt's intent. (None today: a FIFO topic takes
+            // SQS subscriptions only.)
             records.clear();
         }
         let wake = records.iter().any(|r| matches!(r, Record::Pending(_)));
@@ -799,6 +824,7 @@ impl Sns {
                         message_id: message_id.clone(),
                         sequence: seq,
                         at_ms: now,
+                        fingerprint: fingerprint(&msg),
                     },
                 );
                 if !self.commit_for_topic(&topic.arn, records).await? {

@@ -165,7 +165,8 @@ pub struct OutboxEntry {
 pub struct FifoState {
     pub sequence: u64,
     /// dedup id -> (first seen ms, message id, sequence number); and, under
-    /// [`unfinished_key`], the publishes whose deliveries may not all have been made.
+    /// [`unfinished_key`], the publishes whose deliveries may not all have been made, as
+    /// (first seen ms, fingerprint of the message, sequence number).
     pub dedup: BTreeMap<String, (u64, String, u64)>,
     /// In memory only: the keys of `dedup` by first-seen time, so those past the window go
     /// without a scan of all of them: a topic publishing 1,000 messages/s holds 300,000.
@@ -262,13 +263,15 @@ pub enum Record {
     },
     Reset,
     /// A FIFO publish about to make its deliveries: its deduplication id is taken, and the
-    /// publish stays unfinished until its `FifoPublished`.
+    /// publish stays unfinished until its `FifoPublished`. `fingerprint`: what a retry must
+    /// repeat to make the deliveries again (its group, subject, message and attributes).
     FifoIntent {
         topic_arn: String,
         dedup_id: String,
         message_id: String,
         sequence: u64,
         at_ms: u64,
+        fingerprint: String,
     },
 }
 
@@ -391,11 +394,11 @@ impl State {
                 message_id,
                 sequence,
                 at_ms,
+                fingerprint,
             } => {
                 let f = self.fifo_window(topic_arn, sequence, at_ms);
-                let entry = (at_ms, message_id, sequence);
-                f.remember(unfinished_key(&dedup_id), entry.clone());
-                f.remember(dedup_id, entry);
+                f.remember(unfinished_key(&dedup_id), (at_ms, fingerprint, sequence));
+                f.remember(dedup_id, (at_ms, message_id, sequence));
             }
             Record::Reset => {
                 // Ids stay monotonic across resets so a stale worker never confuses two deliveries.
@@ -439,6 +442,7 @@ mod tests {
             message_id: "m-b".into(),
             sequence: 2_000,
             at_ms: 2_000,
+            fingerprint: "f".into(),
         });
         st.apply(published("b", 2_000));
         st.apply(published("c", 1_000 + DEDUP_WINDOW_MS - 1));

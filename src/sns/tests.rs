@@ -3500,19 +3500,8 @@ async fn a_lost_deduplication_record_comes_back_from_the_archive() {
         )
     };
     let first = publish().await;
-    let (at_ms, message_id, sequence) = dedup_entry(&t, &arn, "x").0.unwrap();
-    {
-        // The deduplication record lost, the intent before the deliveries kept.
-        let mut st = t.sns.state.lock();
-        st.fifo.remove(&arn);
-        st.apply(Record::FifoIntent {
-            topic_arn: arn.clone(),
-            dedup_id: "x".into(),
-            message_id,
-            sequence,
-            at_ms,
-        });
-    }
+    // The deduplication record lost, the intent before the deliveries kept.
+    t.as_if_killed_before_the_end(&arn);
     t.sns
         .archives
         .recover_dedup(&mut t.sns.state.lock(), crate::service::now_ms());
@@ -3529,6 +3518,23 @@ async fn a_lost_deduplication_record_comes_back_from_the_archive() {
         )
         .await;
     assert!(next["SequenceNumber"].as_str() > first["SequenceNumber"].as_str());
+}
+
+impl T {
+    /// Puts FIFO topic `arn`'s state back to what a kill after its last publish's intent
+    /// and deliveries, but before its end, leaves: the log's last `FifoIntent` only.
+    fn as_if_killed_before_the_end(&self, arn: &str) {
+        let log = self.sns.log_handle();
+        let intent = log
+            .scan(log.start_offset())
+            .filter_map(|r| crate::codec::decode::<Record>(&r.unwrap().payload).ok())
+            .filter(|r| matches!(r, Record::FifoIntent { .. }))
+            .last()
+            .expect("an intent");
+        let mut st = self.sns.state.lock();
+        st.fifo.remove(arn);
+        st.apply(intent);
+    }
 }
 
 /// The deduplication entry of `key` on FIFO topic `arn`, and whether it is marked unfinished.
@@ -3560,19 +3566,16 @@ async fn a_retry_finishes_a_fifo_publish_a_kill_left_unfinished() {
     };
     let first = publish().await;
     assert!(!dedup_entry(&t, &arn, "d").1, "finished");
-    let (at_ms, message_id, sequence) = dedup_entry(&t, &arn, "d").0.unwrap();
-    // The state a kill before the deduplication record leaves: the intent only.
-    {
-        let mut st = t.sns.state.lock();
-        st.fifo.remove(&arn);
-        st.apply(Record::FifoIntent {
-            topic_arn: arn.clone(),
-            dedup_id: "d".into(),
-            message_id: message_id.clone(),
-            sequence,
-            at_ms,
-        });
-    }
+    t.as_if_killed_before_the_end(&arn);
+    // Another message under the deduplication id is only answered, not sent as this one.
+    let other = t
+        .ok(
+            "Publish",
+            json!({"TopicArn": arn, "Message": "other", "MessageGroupId": "g", "MessageDeduplicationId": "d"}),
+        )
+        .await;
+    assert_eq!(other, first);
+    assert_eq!(t.sqs.sent.lock().len(), 1);
     let retry = publish().await;
     assert_eq!(retry["MessageId"], first["MessageId"]);
     assert_eq!(retry["SequenceNumber"], first["SequenceNumber"]);
@@ -3631,6 +3634,38 @@ async fn a_failed_fifo_publish_is_delivered_by_its_retry_after_a_restart() {
     let again = reopened.dispatch(&t.ctx, "Publish", publish).await.unwrap();
     assert_eq!(again, retry);
     assert_eq!(t.sqs.bodies(q).len(), 1);
+}
+
+/// The archive finishes only its own publish: a later publish that took the deduplication
+/// id once the archived one's window was over, and was cut before its deliveries, stays
+/// unfinished (its retry must make them).
+#[tokio::test]
+async fn the_archive_finishes_only_its_own_publish() {
+    let t = setup();
+    let arn = archiving_topic(&t, "reused.fifo").await;
+    t.ok(
+        "Publish",
+        json!({"TopicArn": arn, "Message": "m", "MessageGroupId": "g", "MessageDeduplicationId": "x"}),
+    )
+    .await;
+    {
+        let mut st = t.sns.state.lock();
+        st.fifo.remove(&arn);
+        st.apply(Record::FifoIntent {
+            topic_arn: arn.clone(),
+            dedup_id: "x".into(),
+            message_id: "later".into(),
+            sequence: u64::MAX / 2,
+            at_ms: crate::service::now_ms(),
+            fingerprint: "f".into(),
+        });
+    }
+    t.sns
+        .archives
+        .recover_dedup(&mut t.sns.state.lock(), crate::service::now_ms());
+    let (entry, unfinished) = dedup_entry(&t, &arn, "x");
+    assert_eq!(entry.unwrap().1, "later");
+    assert!(unfinished);
 }
 
 /// A publish that waited for a DeleteTopic of its FIFO topic finds the topic gone: NotFound,
