@@ -174,12 +174,15 @@ pub struct FifoState {
     order: ExpiryOrder,
 }
 
-/// `(first seen ms, key)` in the order entries were made. May hold keys since replaced or
-/// removed (each is checked against `dedup` when it comes up), and misses every key after a
-/// checkpoint is loaded, when it is rebuilt. Derived from the state, so it is neither
-/// compared nor shown.
+/// `(first seen ms, key)` in the order entries were made, one per key and time (an unfinished
+/// mark goes with its key). May hold keys since replaced or removed (each is checked against
+/// `dedup` when it comes up). Built from `dedup` at the first prune, since a state loaded from
+/// a checkpoint has none. Derived from the state, so it is neither compared nor shown.
 #[derive(Clone, Default)]
-struct ExpiryOrder(std::collections::VecDeque<(u64, String)>);
+struct ExpiryOrder {
+    keys: std::collections::VecDeque<(u64, String)>,
+    built: bool,
+}
 
 impl PartialEq for ExpiryOrder {
     fn eq(&self, _: &Self) -> bool {
@@ -196,27 +199,41 @@ impl std::fmt::Debug for ExpiryOrder {
 impl FifoState {
     /// Records `entry` for deduplication key `key`.
     pub fn remember(&mut self, key: String, entry: (u64, String, u64)) {
-        self.order.0.push_back((entry.0, key.clone()));
+        if self.dedup.get(&key).is_none_or(|e| e.0 != entry.0) {
+            self.order.keys.push_back((entry.0, key.clone()));
+        }
         self.dedup.insert(key, entry);
     }
 
-    /// Drops the entries first seen a whole window before `at_ms`. An entry made out of time
-    /// order (a retry stamped with its first attempt's time) may stay a little longer; a
-    /// lookup checks the time anyway.
+    /// Drops the entries first seen a whole window before `at_ms`, unfinished marks with
+    /// their keys. An entry made out of time order (a retry stamped with its first attempt's
+    /// time) may stay a little longer; a lookup checks the time anyway.
     fn prune(&mut self, at_ms: u64) {
-        if self.order.0.len() < self.dedup.len() {
-            let mut all: Vec<(u64, String)> =
-                self.dedup.iter().map(|(k, e)| (e.0, k.clone())).collect();
+        if !self.order.built {
+            let mut all: Vec<(u64, String)> = self
+                .dedup
+                .iter()
+                .filter(|(k, _)| !k.starts_with(UNFINISHED))
+                .map(|(k, e)| (e.0, k.clone()))
+                .collect();
             all.sort_unstable();
-            self.order.0 = all.into();
+            self.order = ExpiryOrder {
+                keys: all.into(),
+                built: true,
+            };
         }
-        while let Some((seen, _)) = self.order.0.front() {
+        while let Some((seen, _)) = self.order.keys.front() {
             if seen.saturating_add(DEDUP_WINDOW_MS) > at_ms {
                 break;
             }
-            if let Some((seen, key)) = self.order.0.pop_front() {
-                if self.dedup.get(&key).is_some_and(|e| e.0 == seen) {
-                    self.dedup.remove(&key);
+            let Some((seen, key)) = self.order.keys.pop_front() else {
+                break;
+            };
+            if self.dedup.get(&key).is_some_and(|e| e.0 == seen) {
+                self.dedup.remove(&key);
+                let mark = unfinished_key(&key);
+                if self.dedup.get(&mark).is_some_and(|e| e.0 == seen) {
+                    self.dedup.remove(&mark);
                 }
             }
         }
@@ -230,8 +247,10 @@ impl FifoState {
 /// control character (ids and group ids are printable ASCII), and a key of this form keeps
 /// the checkpoint's layout unchanged.
 pub fn unfinished_key(key: &str) -> String {
-    format!("\u{1}{key}")
+    format!("{UNFINISHED}{key}")
 }
+
+const UNFINISHED: char = '\u{1}';
 
 /// One state change, as appended to the log.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -397,7 +416,9 @@ impl State {
                 fingerprint,
             } => {
                 let f = self.fifo_window(topic_arn, sequence, at_ms);
-                f.remember(unfinished_key(&dedup_id), (at_ms, fingerprint, sequence));
+                // Expires with its key (`prune`), so not in the order itself.
+                f.dedup
+                    .insert(unfinished_key(&dedup_id), (at_ms, fingerprint, sequence));
                 f.remember(dedup_id, (at_ms, message_id, sequence));
             }
             Record::Reset => {
@@ -445,13 +466,22 @@ mod tests {
             fingerprint: "f".into(),
         });
         st.apply(published("b", 2_000));
+        // Never finished: its mark goes with it.
+        st.apply(Record::FifoIntent {
+            topic_arn: "t".into(),
+            dedup_id: "u".into(),
+            message_id: "m-u".into(),
+            sequence: 2_000,
+            at_ms: 2_000,
+            fingerprint: "f".into(),
+        });
         st.apply(published("c", 1_000 + DEDUP_WINDOW_MS - 1));
-        assert_eq!(keys(&st), ["a", "b", "c"]);
+        assert_eq!(keys(&st), ["\u{1}u", "a", "b", "c", "u"]);
         let mut loaded: State = crate::codec::decode(&crate::codec::encode(&st)).unwrap();
         assert_eq!(loaded, st);
         for s in [&mut st, &mut loaded] {
             s.apply(published("d", 1_000 + DEDUP_WINDOW_MS));
-            assert_eq!(keys(s), ["b", "c", "d"]);
+            assert_eq!(keys(s), ["\u{1}u", "b", "c", "d", "u"]);
             s.apply(published("e", 2_000 + DEDUP_WINDOW_MS));
             assert_eq!(keys(s), ["c", "d", "e"]);
         }
