@@ -271,7 +271,7 @@ fn check_batch_request(entries: &[BatchEntry], topic: &Topic) -> ServiceResult<(
 /// again under the first MessageId.
 fn fingerprint(msg: &Msg) -> String {
     let mut h = Sha256::new();
-    let attributes = Value::Object(msg.attributes.clone()).to_string();
+    let attributes = serde_json::to_string(&msg.attributes).unwrap_or_default();
     let parts = [
         msg.group_id.as_deref().unwrap_or_default(),
         msg.subject.as_deref().unwrap_or_default(),

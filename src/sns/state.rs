@@ -447,6 +447,17 @@ mod tests {
         }
     }
 
+    fn intent(key: &str, at_ms: u64) -> Record {
+        Record::FifoIntent {
+            topic_arn: "t".into(),
+            dedup_id: key.into(),
+            message_id: format!("m-{key}"),
+            sequence: at_ms,
+            at_ms,
+            fingerprint: "f".into(),
+        }
+    }
+
     fn keys(st: &State) -> Vec<String> {
         st.fifo["t"].dedup.keys().cloned().collect()
     }
@@ -457,24 +468,10 @@ mod tests {
     fn dedup_ids_expire_after_the_window_also_after_a_checkpoint() {
         let mut st = State::default();
         st.apply(published("a", 1_000));
-        st.apply(Record::FifoIntent {
-            topic_arn: "t".into(),
-            dedup_id: "b".into(),
-            message_id: "m-b".into(),
-            sequence: 2_000,
-            at_ms: 2_000,
-            fingerprint: "f".into(),
-        });
+        st.apply(intent("b", 2_000));
         st.apply(published("b", 2_000));
         // Never finished: its mark goes with it.
-        st.apply(Record::FifoIntent {
-            topic_arn: "t".into(),
-            dedup_id: "u".into(),
-            message_id: "m-u".into(),
-            sequence: 2_000,
-            at_ms: 2_000,
-            fingerprint: "f".into(),
-        });
+        st.apply(intent("u", 2_000));
         st.apply(published("c", 1_000 + DEDUP_WINDOW_MS - 1));
         assert_eq!(keys(&st), ["\u{1}u", "a", "b", "c", "u"]);
         let mut loaded: State = crate::codec::decode(&crate::codec::encode(&st)).unwrap();

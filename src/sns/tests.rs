@@ -2109,15 +2109,7 @@ async fn state_survives_reopen_from_log_and_checkpoint() {
     let dump = |sns: &Sns| serde_json::to_string(&format!("{:?}", *sns.state.lock())).unwrap();
     let before = dump(&t.sns);
     let log = t.sns.log_handle();
-    let reopened = Sns::open_log(
-        log.clone(),
-        Sinks {
-            sqs: t.sqs.clone(),
-            http: t.http.clone(),
-        },
-        t.sns.signer.clone(),
-    )
-    .unwrap();
+    let reopened = t.reopen();
     assert_eq!(dump(&reopened), before);
     // The dedup window survives: a retry after restart is recognised.
     let ctx = &t.ctx;
@@ -2141,15 +2133,7 @@ async fn state_survives_reopen_from_log_and_checkpoint() {
         .await
         .unwrap();
     let before = dump(&reopened);
-    let third = Sns::open_log(
-        log.clone(),
-        Sinks {
-            sqs: t.sqs.clone(),
-            http: t.http.clone(),
-        },
-        t.sns.signer.clone(),
-    )
-    .unwrap();
+    let third = t.reopen();
     assert_eq!(dump(&third), before);
     let attrs = third
         .dispatch(ctx, "GetTopicAttributes", json!({"TopicArn": arn}))
@@ -2158,15 +2142,7 @@ async fn state_survives_reopen_from_log_and_checkpoint() {
     assert_eq!(attrs["Attributes"]["SubscriptionsDeleted"], "1");
     // Reset wipes everything durably.
     third.reset().await.unwrap();
-    let fourth = Sns::open_log(
-        log,
-        Sinks {
-            sqs: t.sqs.clone(),
-            http: t.http.clone(),
-        },
-        t.sns.signer.clone(),
-    )
-    .unwrap();
+    let fourth = t.reopen();
     assert_eq!(
         fourth.dispatch(ctx, "ListTopics", json!({})).await.unwrap(),
         json!({"Topics": []})
@@ -2463,15 +2439,7 @@ async fn periodic_checkpoints_bound_the_log_and_replay_exactly() {
     let log = t.sns.log_handle();
     assert!(log.start_offset() > 0, "checkpoints dropped old history");
     assert!(log.next_offset() - log.start_offset() < 2 * super::CHECKPOINT_EVERY);
-    let reopened = Sns::open_log(
-        log,
-        Sinks {
-            sqs: t.sqs.clone(),
-            http: t.http.clone(),
-        },
-        t.sns.signer.clone(),
-    )
-    .unwrap();
+    let reopened = t.reopen();
     assert_eq!(*reopened.state.lock(), *t.sns.state.lock());
     let listed = reopened
         .dispatch(&t.ctx, "ListTopics", json!({}))
@@ -3521,6 +3489,19 @@ async fn a_lost_deduplication_record_comes_back_from_the_archive() {
 }
 
 impl T {
+    /// Another `Sns` on this one's log and sinks: what a restart reads back.
+    fn reopen(&self) -> Arc<Sns> {
+        Sns::open_log(
+            self.sns.log_handle(),
+            Sinks {
+                sqs: self.sqs.clone(),
+                http: self.http.clone(),
+            },
+            self.sns.signer.clone(),
+        )
+        .unwrap()
+    }
+
     /// Puts FIFO topic `arn`'s state back to what a kill after its last publish's intent
     /// and deliveries, but before its end, leaves: the log's last `FifoIntent` only.
     fn as_if_killed_before_the_end(&self, arn: &str) {
@@ -3613,15 +3594,7 @@ async fn a_failed_fifo_publish_is_delivered_by_its_retry_after_a_restart() {
     let (entry, unfinished) = dedup_entry(&t, &arn, "d");
     let (_, message_id, _) = entry.expect("the intent takes the deduplication id");
     assert!(unfinished);
-    let reopened = Sns::open_log(
-        t.sns.log_handle(),
-        Sinks {
-            sqs: t.sqs.clone(),
-            http: t.http.clone(),
-        },
-        t.sns.signer.clone(),
-    )
-    .unwrap();
+    let reopened = t.reopen();
     let retry = reopened
         .dispatch(&t.ctx, "Publish", publish.clone())
         .await
@@ -3772,15 +3745,7 @@ async fn open_sweeps_archives_left_by_a_crash() {
     std::fs::write(reset.join("00000000000000000000.log"), b"x").unwrap();
     let orphan = archives.join("fedcba9876543210");
     std::fs::create_dir_all(&orphan).unwrap();
-    let _reopened = Sns::open_log(
-        t.sns.log_handle(),
-        Sinks {
-            sqs: t.sqs.clone(),
-            http: t.http.clone(),
-        },
-        t.sns.signer.clone(),
-    )
-    .unwrap();
+    let _reopened = t.reopen();
     assert!(!sns_dir.join("archives.deleting").exists());
     assert!(!orphan.exists());
     assert!(live[0].exists());
