@@ -118,6 +118,9 @@ fn assert_query_error(r: &RawResponse, namespace: &str, code: &str) {
         r.header("x-amzn-requestid"),
         "{xml}"
     );
+    // SQS's errors carry an empty Detail, SNS's none (boto3 would show it as Detail: None).
+    let sqs = namespace.contains("queue.amazonaws.com");
+    assert_eq!(xml.contains("<Detail/>"), sqs, "{xml}");
 }
 
 #[test]

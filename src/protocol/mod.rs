@@ -642,7 +642,7 @@ fn error_response(wire: Wire, err: &ServiceError, request_id: &str) -> Response<
     let status = StatusCode::from_u16(err.status).unwrap_or(StatusCode::BAD_REQUEST);
     match wire {
         Wire::Query(ns) => {
-            let xml = query::render_error(ns, err, request_id);
+            let xml = query::render_error(ns, ns == SQS_NAMESPACE, err, request_id);
             respond(status, "text/xml", xml.into_bytes(), request_id)
         }
         Wire::SqsJson => {

@@ -344,8 +344,10 @@ fn write_value(out: &mut String, shape: ShapeRef<'_>, el: &str, v: &Value) {
     }
 }
 
-/// Renders an `ErrorResponse` document.
-pub fn render_error(namespace: &str, err: &ServiceError, request_id: &str) -> String {
+/// Renders an `ErrorResponse` document. `detail`: with the empty `<Detail/>` member SQS's
+/// errors carry; SNS's have none (LocalStack's AWS-recorded raw XML of
+/// test_subscribe_external_http_endpoint), and boto3 would show it as `Detail: None`.
+pub fn render_error(namespace: &str, detail: bool, err: &ServiceError, request_id: &str) -> String {
     let mut out = String::with_capacity(256);
     let fault = match err.fault {
         Fault::Sender => "Sender",
@@ -358,10 +360,12 @@ pub fn render_error(namespace: &str, err: &ServiceError, request_id: &str) -> St
     escape_into(&mut out, &err.query_code);
     out.push_str("</Code><Message>");
     escape_into(&mut out, err.query_message.unwrap_or(&err.message));
-    let _ = write!(
-        out,
-        "</Message><Detail/></Error><RequestId>{request_id}</RequestId></ErrorResponse>"
-    );
+    out.push_str(if detail {
+        "</Message><Detail/></Error>"
+    } else {
+        "</Message></Error>"
+    });
+    let _ = write!(out, "<RequestId>{request_id}</RequestId></ErrorResponse>");
     out
 }
 

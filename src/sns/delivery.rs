@@ -682,6 +682,10 @@ pub fn effective_subscription_delivery_policy(
     base.to_string()
 }
 
+/// A user's policy over the defaults. A null member keeps the default: AWS shows the default
+/// retry policy in the effective policy of a topic set to `{"http":
+/// {"defaultHealthyRetryPolicy": null}}` (LocalStack's AWS-recorded
+/// test_topic_delivery_policy_crud).
 fn merge(base: &mut Value, user: &Value) {
     match (base, user) {
         (Value::Object(b), Value::Object(u)) => {
@@ -689,6 +693,7 @@ fn merge(base: &mut Value, user: &Value) {
                 merge(b.entry(k.clone()).or_insert(Value::Null), v);
             }
         }
+        (_, Value::Null) => {}
         (b, u) => *b = u.clone(),
     }
 }

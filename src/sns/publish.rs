@@ -158,9 +158,9 @@ fn validate_attributes(attrs: &Map<String, Value>, entry: Option<usize>) -> Serv
             }));
         };
         let base = dt.split('.').next().unwrap_or("");
-        // A custom type needs its suffix: AWS refuses `String.` (LocalStack's AWS-recorded
-        // test_message_attributes_prefixes).
-        if !matches!(base, "String" | "Number" | "Binary") || dt.ends_with('.') {
+        // A custom type needs a suffix, of any characters: AWS refuses `String.` and takes
+        // `String.  prefixed.` (LocalStack's AWS-recorded test_message_attributes_prefixes).
+        if !matches!(base, "String" | "Number" | "Binary") || dt.len() == base.len() + 1 {
             return Err(invalid_parameter_value(format!(
                 "The message attribute '{name}' has an invalid message attribute type, the set of supported type prefixes is Binary, Number, and String."
             )));

@@ -390,6 +390,20 @@ async fn topic_attributes() {
     assert_eq!(a["SignatureVersion"], "2");
     let eff: Value = serde_json::from_str(a["EffectiveDeliveryPolicy"].as_str().unwrap()).unwrap();
     assert_eq!(eff["http"]["defaultHealthyRetryPolicy"]["numRetries"], 5);
+    // A null member of the policy leaves the default in the effective one.
+    let dp = json!({"http": {"defaultHealthyRetryPolicy": null}}).to_string();
+    t.ok(
+        "SetTopicAttributes",
+        json!({"TopicArn": arn, "AttributeName": "DeliveryPolicy", "AttributeValue": dp}),
+    )
+    .await;
+    let a = t.ok("GetTopicAttributes", json!({"TopicArn": arn})).await["Attributes"].clone();
+    let eff: Value = serde_json::from_str(a["EffectiveDeliveryPolicy"].as_str().unwrap()).unwrap();
+    assert_eq!(eff["http"]["defaultHealthyRetryPolicy"]["numRetries"], 3);
+    assert_eq!(
+        eff["http"]["defaultHealthyRetryPolicy"]["backoffFunction"],
+        "linear"
+    );
     let cases = [
         (
             json!({"TopicArn": arn, "AttributeName": "Nope", "AttributeValue": "x"}),
@@ -829,11 +843,22 @@ async fn subscription_attributes() {
     )
     .await;
     t.ok("SetSubscriptionAttributes", json!({"SubscriptionArn": s, "AttributeName": "FilterPolicyScope", "AttributeValue": "MessageBody"})).await;
+    // A scope without a policy is kept, and shown only once there is a policy.
+    let a = t
+        .ok("GetSubscriptionAttributes", json!({"SubscriptionArn": s}))
+        .await["Attributes"]
+        .clone();
+    assert!(a.get("FilterPolicyScope").is_none(), "{a}");
     t.ok(
         "SetSubscriptionAttributes",
         json!({"SubscriptionArn": s, "AttributeName": "FilterPolicy", "AttributeValue": nested}),
     )
     .await;
+    let a = t
+        .ok("GetSubscriptionAttributes", json!({"SubscriptionArn": s}))
+        .await["Attributes"]
+        .clone();
+    assert_eq!(a["FilterPolicyScope"], "MessageBody");
     let too_many =
         json!({"a": ["1"], "b": ["1"], "c": ["1"], "d": ["1"], "e": ["1"], "f": ["1"]}).to_string();
     let e = t.err("SetSubscriptionAttributes", json!({"SubscriptionArn": s, "AttributeName": "FilterPolicy", "AttributeValue": too_many})).await;
@@ -3132,8 +3157,28 @@ async fn aws_recorded_details() {
         "{}",
         e.message
     );
-    // Separators in an SMS subscription's number.
+    // Of any characters, spaces and a final dot too.
+    t.ok(
+        "Publish",
+        json!({"TopicArn": topic, "Message": "m",
+               "MessageAttributes": {"attr1": {"DataType": "String.  prefixed.", "StringValue": "x"}}}),
+    )
+    .await;
+    // Separators in an SMS subscription's number, but only between digits.
     t.sub(&topic, "sms", "+12/34-567.890", json!({})).await;
+    for bad in ["+15--551234567", "+15551234567.", "/+15551234567"] {
+        let e = t
+            .err(
+                "Subscribe",
+                json!({"TopicArn": topic, "Protocol": "sms", "Endpoint": bad}),
+            )
+            .await;
+        assert_error(
+            &e,
+            "InvalidParameter",
+            &format!("Invalid SMS endpoint: {bad}"),
+        );
+    }
     // A missing required parameter, in AWS's words.
     let e = t.err("Unsubscribe", json!({})).await;
     assert_eq!(

@@ -1132,6 +1132,9 @@ fn render(
     if let Some(d) = rec.dedup_id.filter(|_| q.fifo) {
         put("MessageDeduplicationId", d);
     }
+    // A message with attributes answers `{}` when none of them was asked for, but one with
+    // none has no map at all (LocalStack's AWS-recorded SNS-to-SQS receives with `All`).
+    let had_user = !rec.attrs.is_empty();
     let mut user = rec.attrs;
     user.retain(|n, _| w.user_attr(n));
     Received {
@@ -1141,7 +1144,7 @@ fn render(
         body: rec.body,
         attributes: sys,
         md5_of_message_attributes: (!user.is_empty()).then(|| md5_of_attributes(&user)),
-        message_attributes: (!user.is_empty() || w.user_asked).then_some(user),
+        message_attributes: (!user.is_empty() || w.user_asked && had_user).then_some(user),
     }
 }
 

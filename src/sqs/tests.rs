@@ -663,11 +663,26 @@ async fn attribute_selection_on_receive() {
     let m = &t
         .recv(
             &url,
-            json!({"MessageAttributeNames": ["bar"], "AttributeNames": ["All"]}),
+            json!({"MessageAttributeNames": ["bar"], "AttributeNames": ["All"], "VisibilityTimeout": 0}),
         )
         .await[0];
     assert_eq!(m["MessageAttributes"].as_object().unwrap().len(), 1);
     assert_eq!(m["Attributes"]["ApproximateReceiveCount"], "3");
+    // None of its attributes asked for: an empty map. A message with none has no map.
+    let m = &t
+        .recv(
+            &url,
+            json!({"MessageAttributeNames": ["nope"], "VisibilityTimeout": 0}),
+        )
+        .await[0];
+    assert_eq!(m["MessageAttributes"], json!({}));
+    let bare = t.create("sel-bare", json!({})).await;
+    t.ok("SendMessage", json!({"QueueUrl": bare, "MessageBody": "y"}))
+        .await;
+    let m = &t
+        .recv(&bare, json!({"MessageAttributeNames": ["All"]}))
+        .await[0];
+    assert!(m.get("MessageAttributes").is_none(), "{m}");
 }
 
 #[tokio::test]
