@@ -662,7 +662,9 @@ impl Sns {
                 st.topics.get(&s.topic_arn),
                 matches!(s.protocol.as_str(), "http" | "https") && s.confirmed,
             ) {
-                let token = s.token.clone().unwrap_or_else(new_token);
+                // A token of its own, not the subscription's (LocalStack's AWS-recorded
+                // test_subscribe_external_http_endpoint, "unsubscribe-request").
+                let token = new_token();
                 recs.push(confirmation(
                     self,
                     ctx,

@@ -1595,10 +1595,15 @@ async fn http_subscription_confirmation_flow() {
     t.ok("Unsubscribe", json!({"SubscriptionArn": sub_arn}))
         .await;
     wait_for(|| !t.http.of_type("UnsubscribeConfirmation").is_empty()).await;
-    let (_, uh, _) = t.http.of_type("UnsubscribeConfirmation")[0].clone();
+    let (_, uh, ub) = t.http.of_type("UnsubscribeConfirmation")[0].clone();
     assert!(uh
         .iter()
         .any(|(n, v)| n == "x-amz-sns-subscription-arn" && *v == sub_arn));
+    // With a token of its own.
+    let u: Value = serde_json::from_str(&ub).unwrap();
+    assert!(u["Token"]
+        .as_str()
+        .is_some_and(|k| !k.is_empty() && k != token));
     assert_code(
         &t.err(
             "GetSubscriptionAttributes",
