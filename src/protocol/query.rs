@@ -251,11 +251,21 @@ pub fn render_response(model: &Model, op: &str, output: &Value, request_id: &str
             .result_wrapper()
             .map(str::to_string)
             .unwrap_or_else(|| format!("{op}Result"));
+        let start = out.len();
         let _ = write!(out, "<{wrapper}>");
+        let inner = out.len();
         if let Value::Object(obj) = output {
             write_members(&mut out, shape, obj);
         }
-        let _ = write!(out, "</{wrapper}>");
+        if out.len() == inner {
+            // An empty result is one self-closing element, as AWS writes it (LocalStack's
+            // AWS-validated query-API test_get_send_and_receive_messages: an empty receive
+            // is `<ReceiveMessageResult/>`).
+            out.truncate(start);
+            let _ = write!(out, "<{wrapper}/>");
+        } else {
+            let _ = write!(out, "</{wrapper}>");
+        }
     }
     let _ = write!(
         out,
@@ -460,6 +470,16 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err.code, "InvalidParameterValue");
+    }
+
+    #[test]
+    fn an_empty_result_is_one_self_closing_element() {
+        let m = model(ServiceName::Sqs);
+        let xml = render_response(m, "ReceiveMessage", &json!({}), "rid");
+        assert!(
+            xml.contains("<ReceiveMessageResult/><ResponseMetadata>"),
+            "{xml}"
+        );
     }
 
     #[test]

@@ -300,16 +300,26 @@ struct Prepared {
 /// system attribute gets that one. It is not part of MD5OfMessageSystemAttributes, which
 /// covers only what the request sent.
 ///
-/// `answered`: whether the caller answers with the message's digests (SendMessage and
-/// SendMessageBatch do). An internal send (the SNS fan-out) does not, and skips them: the MD5
-/// of a 1 KiB notification envelope is ~1.7 µs, ten per publish to ten queues.
+/// Who sends a message, for [`prepare`].
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Sender {
+    SendMessage,
+    /// An entry of SendMessageBatch, whose size error AWS words differently (LocalStack's
+    /// AWS-recorded test_send_batch_message_size: "cannot be validated").
+    BatchEntry,
+    /// The SNS fan-out: nobody answers with the message's digests, so they are skipped (the
+    /// MD5 of a 1 KiB notification envelope is ~1.7 µs, ten per publish to ten queues).
+    Internal,
+}
+
 fn prepare(
     cfg: &QueueConfig,
     entry: SendEntry,
     sender_id: &str,
     trace: Option<&str>,
-    answered: bool,
+    sender: Sender,
 ) -> ServiceResult<Prepared> {
+    let answered = sender != Sender::Internal;
     let body = entry
         .message_body
         .filter(|b| !b.is_empty())
@@ -319,8 +329,12 @@ fn prepare(
     check_chars(&body)?;
     let size = body.len() + attrs.iter().map(|(n, a)| a.size(n)).sum::<usize>();
     if size as u64 > cfg.max_size {
+        let verdict = match sender {
+            Sender::BatchEntry => "cannot be validated",
+            _ => "are invalid",
+        };
         return Err(e::invalid_parameter_value(format!(
-            "One or more parameters are invalid. Reason: Message must be shorter than {} bytes.",
+            "One or more parameters {verdict}. Reason: Message must be shorter than {} bytes.",
             cfg.max_size
         )));
     }
@@ -494,7 +508,7 @@ impl Sqs {
             i.entry,
             &ctx.account_id,
             ctx.trace_header.as_deref(),
-            true,
+            Sender::SendMessage,
         )?;
         let sent = q.send(vec![p.rec]).await?;
         p.out.fill(&q, sent[0]);
@@ -561,7 +575,7 @@ impl Sqs {
                 entry,
                 &ctx.account_id,
                 ctx.trace_header.as_deref(),
-                true,
+                Sender::BatchEntry,
             ) {
                 Ok(mut p) => {
                     size += p.size;
@@ -612,7 +626,7 @@ impl Sqs {
             entry,
             &q.account,
             msg.trace_header.as_deref(),
-            false,
+            Sender::Internal,
         )?;
         let sent = q.send(vec![p.rec]).await?;
         Ok(message_id(sent[0].1))

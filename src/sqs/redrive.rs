@@ -482,9 +482,23 @@ impl Sqs {
         status: &str,
         failure: Option<String>,
     ) -> ServiceResult<Option<u64>> {
+        self.end_task_after(id, status, failure, 0).await
+    }
+
+    /// [`Sqs::end_task`], counting `just_moved` more messages moved: the last move of a task
+    /// and its end are shown together, so a reader never sees every message moved and the
+    /// task still RUNNING (as AWS's task does not, LocalStack's AWS-recorded
+    /// test_basic_move_task_workflow).
+    async fn end_task_after(
+        &self,
+        id: &str,
+        status: &str,
+        failure: Option<String>,
+        just_moved: u64,
+    ) -> ServiceResult<Option<u64>> {
         let _g = self.catalog.gate.lock().await;
         let moved = match self.tasks.lock().get_mut(id) {
-            Some(t) if t.status == "RUNNING" => t.moved,
+            Some(t) if t.status == "RUNNING" => t.moved + just_moved,
             _ => return Ok(None),
         };
         let rec = MoveEndRec {
@@ -501,6 +515,7 @@ impl Sqs {
         if let Some(t) = tasks.get_mut(id) {
             t.status = rec.status;
             t.failure = rec.failure;
+            t.moved = moved;
         }
         Ok(Some(moved))
     }
@@ -605,6 +620,10 @@ async fn run_task(sqs: Weak<Sqs>, id: String, runner: Arc<Runner>) {
             return;
         }
         match s.move_one(&t).await {
+            Ok(true) if t.moved + 1 >= t.rec.to_move => {
+                let _ = s.end_task_after(&id, "COMPLETED", None, 1).await;
+                return;
+            }
             Ok(true) => {
                 if let Some(t) = s.tasks.lock().get_mut(&id) {
                     t.moved += 1;

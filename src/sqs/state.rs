@@ -648,7 +648,21 @@ impl QueueState {
         if strict && m.receive_count != generation {
             return Err(VisError::Expired);
         }
-        if m.phase != Phase::Inflight {
+        // A message whose visibility ran out is still the last receive's, until it is
+        // received again: that receive's handle hides it again, and a deadline of now leaves
+        // it as it is. AWS answers 200 there (LocalStack's AWS-recorded
+        // test_change_message_visibility_after_visibility_timeout_expiration), so a consumer's
+        // heartbeat that comes a little late still keeps the message from a second consumer.
+        let returned =
+            m.phase == Phase::Ready && m.receive_count > 0 && m.receive_count == generation;
+        if returned && visible_at <= now {
+            return Ok(VisibilityEntry {
+                seq,
+                version: m.version,
+                visible_at: m.visible_at,
+            });
+        }
+        if m.phase != Phase::Inflight && !returned {
             return Err(VisError::NotInflight);
         }
         self.unindex(seq, &m);
@@ -1041,6 +1055,28 @@ mod fifo_tests {
             vec![5, 0, 1, 2, 3, 4]
         );
         assert!(s.returned.len() <= 6);
+    }
+
+    /// A late heartbeat: the visibility ran out, nobody received the message since, and the
+    /// last receive's handle hides it again, its group locked with it.
+    #[test]
+    fn the_last_handle_hides_a_message_whose_visibility_ran_out() {
+        let mut s = QueueState::new(true);
+        fill(&mut s, &["g1", "g1", "g2"]);
+        assert_eq!(seqs(&s.take(0, 1, 1000, DAY, None)), vec![0]);
+        let e = s.change_visibility(0, 1, 9000, 2000, true).unwrap();
+        assert_eq!(e.visible_at, 9000);
+        assert_eq!(seqs(&s.take(2000, 10, 30_000, DAY, None)), vec![2]);
+        assert!(s.take(8000, 10, 1000, DAY, None).delivered.is_empty());
+        // At its new deadline it comes back, and the earlier handle is stale.
+        assert_eq!(seqs(&s.take(9000, 1, 1000, DAY, None)), vec![0]);
+        assert!(matches!(
+            s.change_visibility(0, 1, 20_000, 10_500, true),
+            Err(VisError::Expired)
+        ));
+        // A deadline of now on a visible message leaves it visible.
+        s.change_visibility(0, 2, 10_500, 10_500, true).unwrap();
+        assert_eq!(seqs(&s.take(10_500, 1, 1000, DAY, None)), vec![0]);
     }
 
     #[test]

@@ -767,6 +767,22 @@ async fn send_validation() {
         )
         .await;
     assert_eq!(e.code, "InvalidParameterValue");
+    assert_eq!(
+        e.message,
+        "One or more parameters are invalid. Reason: Message must be shorter than 1024 bytes."
+    );
+    // A batch entry's failure says it otherwise (LocalStack's AWS-recorded
+    // test_send_batch_message_size).
+    let v = t
+        .ok(
+            "SendMessageBatch",
+            json!({"QueueUrl": url, "Entries": [{"Id": "big", "MessageBody": "x".repeat(1025)}]}),
+        )
+        .await;
+    assert_eq!(
+        v["Failed"][0]["Message"],
+        "One or more parameters cannot be validated. Reason: Message must be shorter than 1024 bytes."
+    );
     t.ok(
         "SendMessage",
         send(json!({"MessageBody": "x".repeat(1024)})),
@@ -873,7 +889,40 @@ async fn visibility_timeout_and_changes() {
     )
     .await;
     assert_eq!(t.attr(&url, "ApproximateNumberOfMessages").await, "1");
-    // Not in flight any more.
+    // Visible again but not received since: its last receive's handle hides it again (AWS
+    // answers 200 after the visibility ran out), and a deadline of now changes nothing.
+    t.ok(
+        "ChangeMessageVisibility",
+        json!({"QueueUrl": url, "ReceiptHandle": h2, "VisibilityTimeout": 0}),
+    )
+    .await;
+    assert_eq!(t.attr(&url, "ApproximateNumberOfMessages").await, "1");
+    t.ok(
+        "ChangeMessageVisibility",
+        json!({"QueueUrl": url, "ReceiptHandle": h2, "VisibilityTimeout": 10}),
+    )
+    .await;
+    assert_eq!(t.attr(&url, "ApproximateNumberOfMessages").await, "0");
+    assert_eq!(
+        t.attr(&url, "ApproximateNumberOfMessagesNotVisible").await,
+        "1"
+    );
+    // Received again, the older handle finds it in flight under another receive: no longer
+    // that handle's to hide once it is visible.
+    t.ok(
+        "ChangeMessageVisibility",
+        json!({"QueueUrl": url, "ReceiptHandle": h2, "VisibilityTimeout": 0}),
+    )
+    .await;
+    let h3 = t.recv(&url, json!({})).await[0]["ReceiptHandle"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    t.ok(
+        "ChangeMessageVisibility",
+        json!({"QueueUrl": url, "ReceiptHandle": h3, "VisibilityTimeout": 0}),
+    )
+    .await;
     let e = t
         .err(
             "ChangeMessageVisibility",
@@ -1556,6 +1605,45 @@ async fn wait_task(t: &T, arn: &str, status: &str) -> Value {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("task never reached {status}");
+}
+
+/// The last message moved and the task's end show together: while the moved count falls
+/// short the task runs, and once it is all there the task is COMPLETED (at one message a
+/// second, a task that waited out its pause before ending showed all moved and RUNNING for
+/// a second).
+#[tokio::test]
+async fn a_move_task_ends_with_its_last_message() {
+    let t = T::new();
+    let dlq = t.create("edlq", json!({})).await;
+    let dlq_arn = t.arn(&dlq).await;
+    let policy = json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 1}).to_string();
+    let src = t.create("esrc", json!({"RedrivePolicy": policy})).await;
+    for i in 0..2 {
+        t.send(&src, &format!("m{i}")).await;
+    }
+    assert_eq!(t.recv(&src, json!({"VisibilityTimeout": 0})).await.len(), 2);
+    assert!(t
+        .recv(&src, json!({"VisibilityTimeout": 0}))
+        .await
+        .is_empty());
+    t.ok(
+        "StartMessageMoveTask",
+        json!({"SourceArn": dlq_arn, "MaxNumberOfMessagesPerSecond": 1}),
+    )
+    .await;
+    let r = loop {
+        let v = t
+            .ok("ListMessageMoveTasks", json!({"SourceArn": dlq_arn}))
+            .await;
+        let r = v["Results"][0].clone();
+        if r["ApproximateNumberOfMessagesMoved"] == 2 {
+            break r;
+        }
+        assert_eq!(r["Status"], "RUNNING", "{r}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(r["Status"], "COMPLETED", "{r}");
+    assert!(r.get("TaskHandle").is_none(), "{r}");
 }
 
 #[tokio::test]
