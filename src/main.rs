@@ -114,6 +114,7 @@ fn main() -> std::process::ExitCode {
         advertised_url: args.advertised_url,
     };
     millpond::server::tune_allocator();
+    millpond::server::raise_open_file_limit();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

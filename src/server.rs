@@ -72,6 +72,25 @@ pub fn tune_allocator() {
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 1000) };
 }
 
+/// Raises this process's soft limit on open files to its hard limit. Every queue and every
+/// Kinesis shard is a log holding its active segment open, and a stream may have thousands
+/// of shards (AWS's default quota is 20,000 per account in the large regions); the common
+/// soft limit of 1,024 would fail such a stream's logs part way. Best effort: where the call
+/// fails, the limit stays as it was.
+pub fn raise_open_file_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: both calls only read or write the `rlimit` struct passed by pointer.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            let _ = libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
+
 /// Opens every service under `config.data_dir`, binds `config.listen` and starts serving.
 pub async fn start(config: Config) -> Result<Server, StartError> {
     std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {

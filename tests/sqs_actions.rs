@@ -184,22 +184,29 @@ async fn attribute_and_message_errors() {
         .messages
         .unwrap();
     let h = m[0].receipt_handle.clone().unwrap();
-    c.change_message_visibility()
+    let vis = |h: String, secs: i32| {
+        c.change_message_visibility()
+            .queue_url(&url)
+            .receipt_handle(h)
+            .visibility_timeout(secs)
+            .send()
+    };
+    vis(h.clone(), 0).await.unwrap();
+    // Visible again and not received since: the last receive's handle still hides it.
+    vis(h.clone(), 5).await.unwrap();
+    vis(h.clone(), 0).await.unwrap();
+    // Received again and made visible: the older handle's message is not in flight.
+    let m = c
+        .receive_message()
         .queue_url(&url)
-        .receipt_handle(&h)
-        .visibility_timeout(0)
         .send()
         .await
+        .unwrap()
+        .messages
         .unwrap();
+    vis(m[0].receipt_handle.clone().unwrap(), 0).await.unwrap();
     assert_eq!(
-        code(
-            c.change_message_visibility()
-                .queue_url(&url)
-                .receipt_handle(&h)
-                .visibility_timeout(5)
-                .send()
-                .await
-        ),
+        code(vis(h, 5).await),
         "AWS.SimpleQueueService.MessageNotInflight"
     );
     c.purge_queue().queue_url(&url).send().await.unwrap();

@@ -17,7 +17,7 @@ use super::data::unknown_shard_id;
 use super::error::{invalid_argument, limit_exceeded, validation};
 use super::keys;
 use super::state::{Closed, ShardMeta, StreamMeta};
-use super::streams::{shard_limit_error, SHARD_LIMIT};
+use super::streams::{shard_limit, shard_limit_error};
 use super::validate::Checks;
 use super::{Kinesis, StreamSel, Target};
 
@@ -179,7 +179,7 @@ impl Kinesis {
             .catalog
             .read()
             .open_shard_count(&s.account, &s.region, now);
-        if open + 1 > SHARD_LIMIT {
+        if open + 1 > shard_limit(&s.region) {
             return Err(shard_limit_error(&s.account, &s.region, open, 1));
         }
         let (rts, ends) = self.close_gates(&s, &[sh.index]).await?;
@@ -320,7 +320,7 @@ impl Kinesis {
             .catalog
             .read()
             .open_shard_count(&s.account, &s.region, now);
-        if account_open - current as usize + new_open > SHARD_LIMIT {
+        if account_open - current as usize + new_open > shard_limit(&s.region) {
             return Err(shard_limit_error(
                 &s.account,
                 &s.region,

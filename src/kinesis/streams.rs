@@ -22,7 +22,16 @@ use super::state::{
 use super::validate::Checks;
 use super::{Kinesis, StreamSel, Target};
 
-pub const SHARD_LIMIT: usize = 500;
+/// The account's default shard quota in `region`: 20,000 in us-east-1, us-west-2 and
+/// eu-west-1, "1,000 or 6,000" elsewhere (Kinesis Developer Guide, "Quotas and limits"; the
+/// larger of the two, a local broker has no capacity to protect). 500 was the quota of years
+/// ago and refused streams AWS takes.
+pub fn shard_limit(region: &str) -> usize {
+    match region {
+        "us-east-1" | "us-west-2" | "eu-west-1" => 20_000,
+        _ => 6_000,
+    }
+}
 pub const ON_DEMAND_STREAM_LIMIT: usize = 50;
 pub const ON_DEMAND_SHARDS: u32 = 4;
 pub const MIN_RETENTION_HOURS: i64 = 24;
@@ -110,9 +119,10 @@ pub(crate) fn shard_limit_error(
     current: usize,
     extra: i64,
 ) -> crate::error::ServiceError {
+    let limit = shard_limit(region);
     limit_exceeded(format!(
         "This request would exceed the shard limit for the account {account} in {region}. \
-         Current shard count for the account: {current}. Limit: {SHARD_LIMIT}. Number of additional \
+         Current shard count for the account: {current}. Limit: {limit}. Number of additional \
          shards that would have resulted from this request: {extra}. Refer to the AWS Service Limits \
          page (https://docs.aws.amazon.com/general/latest/gr/aws_service_limits.html) for current \
          limits and how to request higher limits."
@@ -257,7 +267,8 @@ impl Kinesis {
             i.shard_count.unwrap_or(1)
         };
         // Above the account limit (checked below) anyway; clamped so the cast cannot wrap.
-        let shard_count = requested.clamp(1, SHARD_LIMIT as i64 + 1) as u32;
+        let limit = shard_limit(&ctx.region);
+        let shard_count = requested.clamp(1, limit as i64 + 1) as u32;
         if i.warm_throughput_mi_bps.is_some() && !on_demand {
             return Err(invalid_argument(
                 "Warm throughput can only be configured for ON_DEMAND streams.",
@@ -279,7 +290,7 @@ impl Kinesis {
                 )));
             }
             let open = cat.open_shard_count(&ctx.account_id, &ctx.region, now);
-            if open + shard_count as usize > SHARD_LIMIT {
+            if open + shard_count as usize > limit {
                 // The message names the count asked for, not the clamped one.
                 return Err(shard_limit_error(
                     &ctx.account_id,
@@ -1112,7 +1123,7 @@ impl Kinesis {
             })
             .count();
         Ok(json!({
-            "ShardLimit": SHARD_LIMIT,
+            "ShardLimit": shard_limit(&ctx.region),
             "OpenShardCount": open,
             "OnDemandStreamCount": on_demand,
             "OnDemandStreamCountLimit": ON_DEMAND_STREAM_LIMIT,
@@ -1380,7 +1391,7 @@ mod tests {
         let err = e
             .err(
                 "CreateStream",
-                json!({"StreamName": "s", "ShardCount": 501}),
+                json!({"StreamName": "s", "ShardCount": 20_001}),
             )
             .await;
         assert_eq!(err.code, "LimitExceededException");
@@ -1424,13 +1435,13 @@ mod tests {
         let err = e
             .err(
                 "CreateStream",
-                json!({"StreamName": "big", "ShardCount": 1000}),
+                json!({"StreamName": "big", "ShardCount": 20_001}),
             )
             .await;
         assert_eq!(err.code, "LimitExceededException");
         assert!(
             err.message.contains(
-                "Number of additional shards that would have resulted from this request: 1000."
+                "Limit: 20000. Number of additional shards that would have resulted from this request: 20001."
             ),
             "{}",
             err.message
@@ -1489,7 +1500,10 @@ mod tests {
         let l = e.ok("DescribeLimits", json!({})).await;
         assert_eq!(l["OnDemandStreamCount"], 1);
         assert_eq!(l["OpenShardCount"], 4);
-        assert_eq!(l["ShardLimit"], 500);
+        // AWS's default quota of us-east-1 (the tests' region), not the 500 of years ago:
+        // a 501-shard stream is taken.
+        assert_eq!(l["ShardLimit"], 20_000);
+        assert_eq!(super::shard_limit("eu-central-1"), 6_000);
         let arn = "arn:aws:kinesis:us-east-1:000000000000:stream/od";
         e.ok(
             "UpdateStreamMode",

@@ -374,9 +374,12 @@ impl Policy {
             }
             let sv = sv?;
             Some(if dt == "String.Array" {
+                // Not an array but other JSON (`100`): that one value, as moto's tests take
+                // AWS's behaviour to be ("100" matches a policy of [100, 500]).
                 match serde_json::from_str::<Value>(sv) {
                     Ok(Value::Array(items)) => items.iter().filter_map(to_scalar).collect(),
-                    _ => vec![Scalar::Str(sv.to_string())],
+                    Ok(other) => to_scalar(&other).into_iter().collect(),
+                    Err(_) => vec![Scalar::Str(sv.to_string())],
                 }
             } else if dt.starts_with("Number") {
                 match sv.trim().parse::<f64>() {
@@ -740,6 +743,13 @@ mod tests {
                 false,
             ),
             (json!({"a": [5]}), json!({"a": arr("[1, 5]")}), true),
+            // Not an array: other JSON is that one value; text that is not JSON is a string.
+            (json!({"a": [100, 500]}), json!({"a": arr("100")}), true),
+            (
+                json!({"a": [100, 500]}),
+                json!({"a": arr("one hundred")}),
+                false,
+            ),
             // AND across keys
             (
                 json!({"a": ["x"], "b": ["y"]}),

@@ -302,6 +302,24 @@ fn validate_tags(tags: &[Tag]) -> ServiceResult<()> {
     Ok(())
 }
 
+/// The actions a topic's policy may grant: its default policy's eight, and the other
+/// actions on a topic.
+const TOPIC_ACTIONS: [&str; 13] = [
+    "AddPermission",
+    "DeleteTopic",
+    "GetTopicAttributes",
+    "ListSubscriptionsByTopic",
+    "Publish",
+    "RemovePermission",
+    "SetTopicAttributes",
+    "Subscribe",
+    "GetDataProtectionPolicy",
+    "PutDataProtectionPolicy",
+    "ListTagsForResource",
+    "TagResource",
+    "UntagResource",
+];
+
 /// Looks a topic up by ARN after checking the ARN's shape, region and account.
 pub fn find_topic<'a>(
     st: &'a State,
@@ -648,8 +666,12 @@ impl Sns {
         if i.action_name.is_empty() {
             return Err(invalid_parameter("ActionName"));
         }
+        // Only actions on a topic: AWS refuses others (an account-level action such as
+        // CreateTopic, a made-up name, a prefixed `SNS:Publish`) as out of the policy's scope
+        // (moto's test_add_permission_errors; users' reports of that error list the eight
+        // actions of a topic's default policy).
         for a in &i.action_name {
-            if a.starts_with("SNS:") || a.contains(':') || a.is_empty() {
+            if !TOPIC_ACTIONS.iter().any(|t| t.eq_ignore_ascii_case(a)) {
                 return Err(invalid_parameter(
                     "Policy statement action out of service scope!",
                 ));

@@ -170,11 +170,17 @@ impl SendOut {
     }
 }
 
-/// The answer of every batch action: what worked, what did not.
+/// The answer of every batch action: what worked, what did not. An empty list is left out,
+/// as AWS's JSON answer does (aws/aws-sdk#657: "SendMessageBatch does not contain `Failed: []`
+/// anymore in case of successful sends"; the Java SDK v2's `hasFailed()` tells a failure by
+/// the member being there, aws/aws-sdk-java-v2#4759). The query protocol has no element for
+/// an empty list either way.
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
 struct BatchOut<T> {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     successful: Vec<T>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     failed: Vec<Failed>,
 }
 

@@ -2006,7 +2006,8 @@ async fn concurrent_consumers_never_share_a_message() {
                     )
                     .await
                     .unwrap();
-                assert_eq!(v["Failed"], json!([]));
+                // All deleted: no Failed member at all, as AWS answers.
+                assert!(v.get("Failed").is_none(), "{v}");
             }
         }));
     }
