@@ -208,7 +208,7 @@ async fn stream_configuration_actions() {
     // Limits and account settings.
     let l = c.describe_limits().send().await.unwrap();
     assert_eq!(l.open_shard_count, 2);
-    assert_eq!(l.shard_limit, 500);
+    assert_eq!(l.shard_limit, 20_000);
     assert_eq!(l.on_demand_stream_count, 0);
     let a = c.describe_account_settings().send().await.unwrap();
     assert!(a.minimum_throughput_billing_commitment.is_some());

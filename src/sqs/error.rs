@@ -196,14 +196,6 @@ pub fn resource_not_found(msg: impl Into<String>) -> ServiceError {
     .with_status(404)
 }
 
-pub fn invalid_address(url: &str) -> ServiceError {
-    sqs(
-        "InvalidAddress",
-        "InvalidAddress",
-        format!("The address {url} is not valid for this endpoint."),
-    )
-}
-
 pub fn invalid_queue_name() -> ServiceError {
     invalid_parameter_value(
         "Can only include alphanumeric characters, hyphens, or underscores. 1 to 80 in length",

@@ -351,11 +351,12 @@ fn prepare(
     };
     let delay_s = match entry.delay_seconds {
         Some(d) if !(0..=900).contains(&d) => {
+            // AWS's words, as boto3 users and a connector's tests against AWS quote them.
             return Err(e::invalid_range(
                 "DelaySeconds",
                 d,
-                "must be between 0 and 900, if provided.",
-            ))
+                "DelaySeconds must be >= 0 and <= 900.",
+            ));
         }
         // FIFO queues have no per-message delay; AWS accepts an explicit 0 (and the queue's
         // delay applies) and rejects anything else.

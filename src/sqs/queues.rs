@@ -191,7 +191,9 @@ impl Sqs {
             [.., a, n] => (*a, *n),
             // A bare queue name, as some older clients send.
             [n] if !url.contains("://") => (ctx.account_id.as_str(), *n),
-            _ => return Err(e::invalid_address(url)),
+            // A URL naming no queue is an unknown queue to AWS (moto's AWS-verified
+            // test_get_queue_url_error_not_exists: "http://whatever-incorrect-queue-address").
+            _ => return Err(e::queue_does_not_exist()),
         };
         self.lookup(account, &ctx.region, name)
             .ok_or_else(e::queue_does_not_exist)

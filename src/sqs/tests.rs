@@ -508,10 +508,10 @@ async fn queue_url_resolution() {
     let e = t
         .err(
             "GetQueueAttributes",
-            json!({"QueueUrl": "http://localhost:1/"}),
+            json!({"QueueUrl": "http://whatever-incorrect-queue-address"}),
         )
         .await;
-    assert_eq!(e.code, "InvalidAddress");
+    assert_eq!(e.code, "QueueDoesNotExist");
     let e = t.err("GetQueueAttributes", json!({})).await;
     assert_eq!(e.code, "MissingParameter");
     let e = t.err("Frobnicate", json!({})).await;
@@ -759,6 +759,13 @@ async fn send_validation() {
         .err("SendMessage", send(json!({"MessageBody": "a\u{1}"})))
         .await;
     assert!(e.message.contains("#x1"), "{}", e.message);
+    let e = t
+        .err("SendMessage", send(json!({"DelaySeconds": 901})))
+        .await;
+    assert_eq!(
+        e.message,
+        "Value 901 for parameter DelaySeconds is invalid. Reason: DelaySeconds must be >= 0 and <= 900."
+    );
     // The limit counts attributes too: 1000 body + 30 attribute bytes > 1024.
     let e = t
         .err(
