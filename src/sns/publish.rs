@@ -345,6 +345,9 @@ fn validate_message(m: MessageInput, topic: Option<&Topic>) -> ServiceResult<Msg
     })
 }
 
+/// Characters of a message published straight to a phone number.
+const MAX_SMS_CHARS: usize = 1600;
+
 fn valid_fifo_id(s: &str) -> bool {
     !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_graphic())
 }
@@ -472,6 +475,11 @@ impl Sns {
                 )));
             }
             let msg = validate_message(i.msg, None)?;
+            // "The total size limit for a single SMS Publish action is 1,600 characters" (the
+            // API reference); over it, AWS's usual answer to a message too long.
+            if msg.for_protocol("sms").chars().count() > MAX_SMS_CHARS {
+                return Err(invalid_parameter("Message too long"));
+            }
             return self.publish_direct(ctx, "sms", phone, None, msg).await;
         }
         let (arn, param) = match (&i.topic_arn, &i.target_arn) {

@@ -1768,6 +1768,23 @@ async fn outbox_for_unreachable_protocols() {
         })[0]["Payload"],
         "text"
     );
+    // At most 1,600 characters (not bytes) to a phone number.
+    t.ok(
+        "Publish",
+        json!({"PhoneNumber": "+15555550199", "Message": "é".repeat(1600)}),
+    )
+    .await;
+    let e = t
+        .err(
+            "Publish",
+            json!({"PhoneNumber": "+15555550199", "Message": "x".repeat(1601)}),
+        )
+        .await;
+    assert_error(
+        &e,
+        "InvalidParameter",
+        "Invalid parameter: Message too long",
+    );
     let n = t
         .sns
         .clear_outbox(&OutboxFilter {
@@ -1776,7 +1793,7 @@ async fn outbox_for_unreachable_protocols() {
         })
         .await
         .unwrap();
-    assert_eq!(n, 2);
+    assert_eq!(n, 3);
     assert!(t
         .sns
         .outbox(&OutboxFilter {
