@@ -519,15 +519,25 @@ impl Kinesis {
         rt.epoch
             .get_or_try_init(|| async {
                 let _w = self.write_lock.lock().await;
-                let Some(mut s) = self.catalog.read().streams.get(stream_id).cloned() else {
-                    return Err(error::not_found("Stream not found."));
-                };
-                let Some(sh) = s.shards.get_mut(ix as usize) else {
-                    return Err(error::not_found("Shard not found."));
-                };
+                let known = self
+                    .catalog
+                    .read()
+                    .streams
+                    .get(stream_id)
+                    .map(|s| (ix as usize) < s.shards.len());
+                match known {
+                    None => return Err(error::not_found("Stream not found.")),
+                    Some(false) => return Err(error::not_found("Shard not found.")),
+                    Some(true) => {}
+                }
                 let epoch = self.unique_stamp();
-                sh.epochs.push((rt.log.next_offset(), epoch));
-                self.put_stream(s).await?;
+                self.commit(CatalogEvent::AddShardEpoch {
+                    stream_id: stream_id.to_string(),
+                    shard: ix,
+                    from: rt.log.next_offset(),
+                    epoch,
+                })
+                .await?;
                 Ok(epoch)
             })
             .await
@@ -880,6 +890,41 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(d["StreamDescriptionSummary"]["OpenShardCount"], 1);
+    }
+
+    /// A run's first write to a shard records its epoch in a record of its own: a stream of
+    /// 200 shards written once each grows the catalog by kilobytes. A whole-stream record per
+    /// shard, as before, was ~200 x 200 shard entries (megabytes; quadratic in the shards).
+    #[tokio::test]
+    async fn first_writes_record_small_epochs() {
+        let e = Env::new();
+        e.create("wide", 200).await;
+        let catalog = e.dir.path().join("kinesis").join("catalog");
+        let bytes = || -> u64 {
+            std::fs::read_dir(&catalog)
+                .unwrap()
+                .flatten()
+                .map(|f| f.metadata().map_or(0, |m| m.len()))
+                .sum()
+        };
+        e.svc.flush().unwrap();
+        let before = bytes();
+        for shard in 0..200u32 {
+            // An explicit hash key in the middle of each shard's range.
+            let key = (u128::MAX / 200) * u128::from(shard) + u128::MAX / 400;
+            e.ok(
+                "PutRecord",
+                json!({"StreamName": "wide", "PartitionKey": "p", "ExplicitHashKey": key.to_string(), "Data": ""}),
+            )
+            .await;
+        }
+        e.svc.flush().unwrap();
+        let grown = bytes().saturating_sub(before);
+        assert!(grown < 256 << 10, "catalog grew {grown} bytes");
+        let s = e.svc.catalog.read();
+        let st = s.streams.values().next().unwrap();
+        let counts: Vec<usize> = st.shards.iter().map(|sh| sh.epochs.len()).collect();
+        assert!(counts.iter().all(|&n| n == 1), "{counts:?}");
     }
 
     #[tokio::test]

@@ -200,6 +200,15 @@ pub enum CatalogEvent {
         account: String,
         settings: AccountSettings,
     },
+    /// Appends one writer epoch to one shard: a run's first write to a shard. A record of its
+    /// own, not a `PutStream`: that rewrote the whole stream, all its shards' epochs included,
+    /// once per written shard per run, so a restart of a stream of n shards wrote O(n²) bytes.
+    AddShardEpoch {
+        stream_id: String,
+        shard: u32,
+        from: u64,
+        epoch: u64,
+    },
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default)]
@@ -239,6 +248,24 @@ impl Catalog {
             }
             CatalogEvent::PutAccountSettings { account, settings } => {
                 self.accounts.insert(account, settings);
+            }
+            CatalogEvent::AddShardEpoch {
+                stream_id,
+                shard,
+                from,
+                epoch,
+            } => {
+                let sh = self
+                    .streams
+                    .get_mut(&stream_id)
+                    .and_then(|s| s.shards.get_mut(shard as usize));
+                // Epoch stamps are unique, so the same pair twice is one event applied twice,
+                // not two runs (two runs may share a first offset: the later one counts).
+                if let Some(sh) = sh {
+                    if sh.epochs.last() != Some(&(from, epoch)) {
+                        sh.epochs.push((from, epoch));
+                    }
+                }
             }
         }
     }

@@ -137,7 +137,6 @@ fn arn_of(s: &str, service: &str) -> bool {
     parts.len() == 6 && parts[0] == "arn" && parts[2] == service && !parts[5].is_empty()
 }
 
-/// E.164: an optional `+` then up to 15 digits, not starting with 0.
 /// A subscription's phone number: AWS takes separators between its digits (LocalStack's
 /// AWS-recorded test_subscribe_sms_obscure_phone_number: "+12/34-567.890"), but not two in a
 /// row, nor one before the first digit or after the last (its AWS-validated
@@ -161,6 +160,7 @@ fn valid_sms_endpoint(endpoint: &str) -> bool {
         )
 }
 
+/// E.164: an optional `+` then up to 15 digits, not starting with 0.
 pub fn valid_phone(s: &str) -> bool {
     let d = s.strip_prefix('+').unwrap_or(s);
     !d.is_empty() && d.len() <= 15 && d.bytes().all(|b| b.is_ascii_digit()) && !d.starts_with('0')

@@ -304,7 +304,7 @@ fn validate_tags(tags: &[Tag]) -> ServiceResult<()> {
 
 /// The actions a topic's policy may grant: its default policy's eight, and the other
 /// actions on a topic.
-const TOPIC_ACTIONS: [&str; 13] = [
+const TOPIC_ACTIONS: [&str; 14] = [
     "AddPermission",
     "DeleteTopic",
     "GetTopicAttributes",
@@ -318,6 +318,8 @@ const TOPIC_ACTIONS: [&str; 13] = [
     "ListTagsForResource",
     "TagResource",
     "UntagResource",
+    // Taken before; moto's default topic policy grants it.
+    "Receive",
 ];
 
 /// Looks a topic up by ARN after checking the ARN's shape, region and account.

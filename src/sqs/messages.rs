@@ -300,12 +300,6 @@ struct Prepared {
     size: usize,
 }
 
-/// `cfg` is the queue's configuration, read once per request rather than per entry.
-///
-/// `trace` is the request's X-Ray header: like AWS, a send that names no AWSTraceHeader
-/// system attribute gets that one. It is not part of MD5OfMessageSystemAttributes, which
-/// covers only what the request sent.
-///
 /// Who sends a message, for [`prepare`].
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Sender {
@@ -318,6 +312,11 @@ enum Sender {
     Internal,
 }
 
+/// `cfg` is the queue's configuration, read once per request rather than per entry.
+///
+/// `trace` is the request's X-Ray header: like AWS, a send that names no AWSTraceHeader
+/// system attribute gets that one. It is not part of MD5OfMessageSystemAttributes, which
+/// covers only what the request sent.
 fn prepare(
     cfg: &QueueConfig,
     entry: SendEntry,
@@ -995,7 +994,7 @@ impl Sqs {
             match r {
                 Ok(en) => {
                     entries.push(en);
-                    ok.push(json!({ "Id": id }));
+                    ok.push(BatchId { id });
                 }
                 Err(err) => failed.push(Failed::new(&id, &err)),
             }
@@ -1004,7 +1003,10 @@ impl Sqs {
             q.append(vec![(Q_VISIBILITY, encode(&entries))]).await?;
         }
         q.wake(wake);
-        Ok(json!({ "Successful": ok, "Failed": to_output(&failed)? }))
+        to_output(&BatchOut {
+            successful: ok,
+            failed,
+        })
     }
 }
 

@@ -621,8 +621,13 @@ async fn run_task(sqs: Weak<Sqs>, id: String, runner: Arc<Runner>) {
         }
         match s.move_one(&t).await {
             Ok(true) if t.moved + 1 >= t.rec.to_move => {
-                let _ = s.end_task_after(&id, "COMPLETED", None, 1).await;
-                return;
+                if s.end_task_after(&id, "COMPLETED", None, 1).await.is_ok() {
+                    return;
+                }
+                // The end was not recorded: count the move, and the next turn ends the task.
+                if let Some(t) = s.tasks.lock().get_mut(&id) {
+                    t.moved += 1;
+                }
             }
             Ok(true) => {
                 if let Some(t) = s.tasks.lock().get_mut(&id) {

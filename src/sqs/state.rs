@@ -648,13 +648,17 @@ impl QueueState {
         if strict && m.receive_count != generation {
             return Err(VisError::Expired);
         }
-        // A message whose visibility ran out is still the last receive's, until it is
-        // received again: that receive's handle hides it again, and a deadline of now leaves
-        // it as it is. AWS answers 200 there (LocalStack's AWS-recorded
+        // On a standard queue a message whose visibility ran out is still the last receive's,
+        // until it is received again: that receive's handle hides it again, and a deadline of
+        // now leaves it as it is. AWS answers 200 there (LocalStack's AWS-recorded
         // test_change_message_visibility_after_visibility_timeout_expiration), so a consumer's
         // heartbeat that comes a little late still keeps the message from a second consumer.
-        let returned =
-            m.phase == Phase::Ready && m.receive_count > 0 && m.receive_count == generation;
+        // Not on a FIFO queue (`strict`), where the handle expires with its visibility window,
+        // as DeleteMessage answers for it (`remove_by_handle`).
+        let returned = !strict
+            && m.phase == Phase::Ready
+            && m.receive_count > 0
+            && m.receive_count == generation;
         if returned && visible_at <= now {
             return Ok(VisibilityEntry {
                 seq,
@@ -1057,26 +1061,38 @@ mod fifo_tests {
         assert!(s.returned.len() <= 6);
     }
 
-    /// A late heartbeat: the visibility ran out, nobody received the message since, and the
-    /// last receive's handle hides it again, its group locked with it.
+    /// A late heartbeat on a standard queue: the visibility ran out, nobody received the
+    /// message since, and the last receive's handle hides it again. On a FIFO queue the
+    /// handle expired with its window.
     #[test]
     fn the_last_handle_hides_a_message_whose_visibility_ran_out() {
-        let mut s = QueueState::new(true);
-        fill(&mut s, &["g1", "g1", "g2"]);
+        let mut s = QueueState::new(false);
+        for _ in 0..3 {
+            let q = s.alloc_seq();
+            s.insert(q, meta(), None, 0);
+        }
         assert_eq!(seqs(&s.take(0, 1, 1000, DAY, None)), vec![0]);
-        let e = s.change_visibility(0, 1, 9000, 2000, true).unwrap();
+        let e = s.change_visibility(0, 1, 9000, 2000, false).unwrap();
         assert_eq!(e.visible_at, 9000);
-        assert_eq!(seqs(&s.take(2000, 10, 30_000, DAY, None)), vec![2]);
+        assert_eq!(seqs(&s.take(2000, 10, 30_000, DAY, None)), vec![1, 2]);
         assert!(s.take(8000, 10, 1000, DAY, None).delivered.is_empty());
-        // At its new deadline it comes back, and the earlier handle is stale.
+        // At its new deadline it comes back; received again, the earlier handle no longer
+        // hides it once it is visible.
         assert_eq!(seqs(&s.take(9000, 1, 1000, DAY, None)), vec![0]);
         assert!(matches!(
-            s.change_visibility(0, 1, 20_000, 10_500, true),
-            Err(VisError::Expired)
+            s.change_visibility(0, 1, 20_000, 10_500, false),
+            Err(VisError::NotInflight)
         ));
         // A deadline of now on a visible message leaves it visible.
-        s.change_visibility(0, 2, 10_500, 10_500, true).unwrap();
+        s.change_visibility(0, 2, 10_500, 10_500, false).unwrap();
         assert_eq!(seqs(&s.take(10_500, 1, 1000, DAY, None)), vec![0]);
+        let mut f = QueueState::new(true);
+        fill(&mut f, &["g1", "g1"]);
+        assert_eq!(seqs(&f.take(0, 1, 1000, DAY, None)), vec![0]);
+        assert!(matches!(
+            f.change_visibility(0, 1, 9000, 2000, true),
+            Err(VisError::NotInflight)
+        ));
     }
 
     #[test]
