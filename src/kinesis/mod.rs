@@ -519,16 +519,15 @@ impl Kinesis {
         rt.epoch
             .get_or_try_init(|| async {
                 let _w = self.write_lock.lock().await;
-                let known = self
-                    .catalog
-                    .read()
-                    .streams
-                    .get(stream_id)
-                    .map(|s| (ix as usize) < s.shards.len());
-                match known {
-                    None => return Err(error::not_found("Stream not found.")),
-                    Some(false) => return Err(error::not_found("Shard not found.")),
-                    Some(true) => {}
+                {
+                    let cat = self.catalog.read();
+                    let s = cat
+                        .streams
+                        .get(stream_id)
+                        .ok_or_else(|| error::not_found("Stream not found."))?;
+                    if ix as usize >= s.shards.len() {
+                        return Err(error::not_found("Shard not found."));
+                    }
                 }
                 let epoch = self.unique_stamp();
                 self.commit(CatalogEvent::AddShardEpoch {

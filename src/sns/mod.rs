@@ -377,10 +377,8 @@ impl Sns {
     /// topic made again under the name must start without this state.
     async fn commit_for_topic(&self, arn: &str, recs: Vec<Record>) -> ServiceResult<bool> {
         self.mutate(|st| {
-            Ok(match st.topics.contains_key(arn) {
-                true => (recs, true),
-                false => (Vec::new(), false),
-            })
+            let live = st.topics.contains_key(arn);
+            Ok((if live { recs } else { Vec::new() }, live))
         })
         .await
     }

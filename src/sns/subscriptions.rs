@@ -751,10 +751,13 @@ impl Sns {
         // FilterPolicyScope is shown only alongside a FilterPolicy, as AWS does: also one set
         // before the policy is kept but not shown (LocalStack's AWS-recorded
         // test_set_subscription_filter_policy_scope).
-        let shown: &[&str] = if a.contains_key("FilterPolicy") {
+        let has_policy = a.contains_key("FilterPolicy");
+        if !has_policy {
+            a.remove("FilterPolicyScope");
+        }
+        let shown: &[&str] = if has_policy {
             &["RawMessageDelivery", "FilterPolicyScope"]
         } else {
-            a.remove("FilterPolicyScope");
             &["RawMessageDelivery"]
         };
         for name in shown {

@@ -766,7 +766,8 @@ impl Sqs {
                 }
                 // Never past the 12-hour ceiling counted from the receive.
                 let deadline = (now + visibility_ms).min(received_ms + MAX_VISIBILITY_S * 1000);
-                if let Ok(entry) = st.change_visibility(seq, generation, deadline, now, true) {
+                if let Ok(Some(entry)) = st.change_visibility(seq, generation, deadline, now, true)
+                {
                     reset.push(entry);
                 }
                 if let Some(m) = st.get(seq) {
@@ -951,8 +952,9 @@ impl Sqs {
         )?;
         let handle = i.receipt_handle.unwrap_or_default();
         let _g = q.gate.read().await;
-        let entry = change_visibility(&q, &h, v, &handle)?;
-        q.append(vec![(Q_VISIBILITY, encode(&vec![entry]))]).await?;
+        if let Some(entry) = change_visibility(&q, &h, v, &handle)? {
+            q.append(vec![(Q_VISIBILITY, encode(&vec![entry]))]).await?;
+        }
         if v == 0 {
             q.wake(1);
         }
@@ -993,7 +995,7 @@ impl Sqs {
             });
             match r {
                 Ok(en) => {
-                    entries.push(en);
+                    entries.extend(en);
                     ok.push(BatchId { id });
                 }
                 Err(err) => failed.push(Failed::new(&id, &err)),
@@ -1034,7 +1036,12 @@ fn remove_by_handle(q: &Queue, h: &Handle, raw: &str) -> ServiceResult<bool> {
     }
 }
 
-fn change_visibility(q: &Queue, h: &Handle, v: u64, raw: &str) -> ServiceResult<VisibilityEntry> {
+fn change_visibility(
+    q: &Queue,
+    h: &Handle,
+    v: u64,
+    raw: &str,
+) -> ServiceResult<Option<VisibilityEntry>> {
     let now = now_ms();
     // Whole seconds since the receive, so the full 43200 is still allowed right after it.
     let elapsed_s = now.saturating_sub(h.received_ms) / 1000;

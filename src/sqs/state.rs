@@ -628,7 +628,8 @@ impl QueueState {
         }
     }
 
-    /// Changes the visibility deadline of the message received as receive number `generation`.
+    /// Changes the visibility deadline of the message received as receive number `generation`;
+    /// the change to record, or `None` if there is none.
     ///
     /// `strict` (FIFO queues): only that receive's handle. Otherwise (standard queues) any
     /// earlier receive's handle of the message changes the message while it is in flight, as
@@ -640,7 +641,7 @@ impl QueueState {
         visible_at: u64,
         now: u64,
         strict: bool,
-    ) -> Result<VisibilityEntry, VisError> {
+    ) -> Result<Option<VisibilityEntry>, VisError> {
         self.promote(now);
         let Some(mut m) = self.msgs.get(seq).copied() else {
             return Err(VisError::Expired);
@@ -659,12 +660,9 @@ impl QueueState {
             && m.phase == Phase::Ready
             && m.receive_count > 0
             && m.receive_count == generation;
+        // Nothing changes, so nothing is recorded.
         if returned && visible_at <= now {
-            return Ok(VisibilityEntry {
-                seq,
-                version: m.version,
-                visible_at: m.visible_at,
-            });
+            return Ok(None);
         }
         if m.phase != Phase::Inflight && !returned {
             return Err(VisError::NotInflight);
@@ -674,11 +672,11 @@ impl QueueState {
         m.visible_at = visible_at;
         self.index(seq, &mut m, now);
         self.msgs.insert(seq, m);
-        Ok(VisibilityEntry {
+        Ok(Some(VisibilityEntry {
             seq,
             version: m.version,
             visible_at,
-        })
+        }))
     }
 
     pub fn remove(&mut self, seq: u64) -> Option<MsgMeta> {
@@ -1073,7 +1071,7 @@ mod fifo_tests {
         }
         assert_eq!(seqs(&s.take(0, 1, 1000, DAY, None)), vec![0]);
         let e = s.change_visibility(0, 1, 9000, 2000, false).unwrap();
-        assert_eq!(e.visible_at, 9000);
+        assert_eq!(e.map(|e| e.visible_at), Some(9000));
         assert_eq!(seqs(&s.take(2000, 10, 30_000, DAY, None)), vec![1, 2]);
         assert!(s.take(8000, 10, 1000, DAY, None).delivered.is_empty());
         // At its new deadline it comes back; received again, the earlier handle no longer
@@ -1083,8 +1081,11 @@ mod fifo_tests {
             s.change_visibility(0, 1, 20_000, 10_500, false),
             Err(VisError::NotInflight)
         ));
-        // A deadline of now on a visible message leaves it visible.
-        s.change_visibility(0, 2, 10_500, 10_500, false).unwrap();
+        // A deadline of now on a visible message leaves it visible, and records nothing.
+        assert!(s
+            .change_visibility(0, 2, 10_500, 10_500, false)
+            .unwrap()
+            .is_none());
         assert_eq!(seqs(&s.take(10_500, 1, 1000, DAY, None)), vec![0]);
         let mut f = QueueState::new(true);
         fill(&mut f, &["g1", "g1"]);
