@@ -1622,6 +1622,34 @@ async fn wait_task(t: &T, arn: &str, status: &str) -> Value {
     panic!("task never reached {status}");
 }
 
+/// A move task started at one message a second from a dead-letter queue (`{prefix}dlq`, of
+/// `{prefix}src`) holding `n` messages sent to it directly, so moved to a named destination
+/// (`{prefix}dest`): the dead-letter queue's URL and ARN, the destination's URL and the
+/// start's answer.
+async fn start_move_to_destination(
+    t: &T,
+    prefix: &str,
+    n: usize,
+) -> (String, String, String, Value) {
+    let dlq = t.create(&format!("{prefix}dlq"), json!({})).await;
+    let dlq_arn = t.arn(&dlq).await;
+    let policy = json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 1}).to_string();
+    t.create(&format!("{prefix}src"), json!({"RedrivePolicy": policy}))
+        .await;
+    let dest = t.create(&format!("{prefix}dest"), json!({})).await;
+    let dest_arn = t.arn(&dest).await;
+    for i in 0..n {
+        t.send(&dlq, &format!("m{i}")).await;
+    }
+    let started = t
+        .ok(
+            "StartMessageMoveTask",
+            json!({"SourceArn": dlq_arn, "DestinationArn": dest_arn, "MaxNumberOfMessagesPerSecond": 1}),
+        )
+        .await;
+    (dlq, dlq_arn, dest, started)
+}
+
 /// The last message moved and the task's end show together: while the moved count falls
 /// short the task runs, and once it is all there the task is COMPLETED (at one message a
 /// second, a task that waited out its pause before ending showed all moved and RUNNING for
@@ -1629,21 +1657,7 @@ async fn wait_task(t: &T, arn: &str, status: &str) -> Value {
 #[tokio::test]
 async fn a_move_task_ends_with_its_last_message() {
     let t = T::new();
-    let dlq = t.create("edlq", json!({})).await;
-    let dlq_arn = t.arn(&dlq).await;
-    let policy = json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 1}).to_string();
-    t.create("esrc", json!({"RedrivePolicy": policy})).await;
-    let dest = t.create("edest", json!({})).await;
-    let dest_arn = t.arn(&dest).await;
-    // Sent to the dead-letter queue directly, so moved to a named destination.
-    for i in 0..2 {
-        t.send(&dlq, &format!("m{i}")).await;
-    }
-    t.ok(
-        "StartMessageMoveTask",
-        json!({"SourceArn": dlq_arn, "DestinationArn": dest_arn, "MaxNumberOfMessagesPerSecond": 1}),
-    )
-    .await;
+    let (_, dlq_arn, _, _) = start_move_to_destination(&t, "e", 2).await;
     let deadline = Instant::now() + Duration::from_secs(30);
     let r = loop {
         assert!(Instant::now() < deadline, "the task never moved both");
@@ -1815,22 +1829,8 @@ async fn message_move_tasks() {
 #[tokio::test]
 async fn cancel_waits_for_the_move_step_in_flight() {
     let t = T::new();
-    let dlq = t.create("cdlq", json!({})).await;
-    let dlq_arn = t.arn(&dlq).await;
-    let policy = json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 1}).to_string();
-    t.create("csrc", json!({"RedrivePolicy": policy})).await;
-    let dest = t.create("cdest", json!({})).await;
-    let dest_arn = t.arn(&dest).await;
-    for i in 0..5 {
-        t.send(&dlq, &format!("m{i}")).await;
-    }
-    let v = t
-        .ok(
-            "StartMessageMoveTask",
-            json!({"SourceArn": dlq_arn, "DestinationArn": dest_arn, "MaxNumberOfMessagesPerSecond": 1}),
-        )
-        .await;
-    let handle = v["TaskHandle"].as_str().unwrap().to_string();
+    let (dlq, dlq_arn, dest, started) = start_move_to_destination(&t, "c", 5).await;
+    let handle = started["TaskHandle"].as_str().unwrap().to_string();
     // Stand in for a step in flight.
     let step = t.sqs.move_step_lock(&handle).expect("a running task");
     let in_flight = step.lock_owned().await;
