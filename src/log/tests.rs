@@ -511,6 +511,32 @@ fn zeros_allocated_ahead_are_kept_across_reopen_and_not_reported() {
     check_all(&log, 0, 40);
 }
 
+/// A batch of 128 KiB or more appends without zeros after it; the next small batch brings
+/// them back.
+#[test]
+fn big_batches_append_without_zeros_ahead() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = Log::open(dir.path(), LogOptions::default()).unwrap();
+    fill(&log, 0, 30);
+    let active = seg_files(dir.path()).pop().unwrap();
+    let big: Vec<_> = (30..230).map(|i| (1, ts_of(i), vec![7u8; 1024])).collect();
+    assert_eq!(log.append_batch_blocking(big).unwrap(), 30);
+    let end = log.segments().last().unwrap().bytes;
+    assert!(end > 200 << 10, "{end}");
+    assert_eq!(std::fs::metadata(&active).unwrap().len(), end);
+    fill(&log, 230, 1);
+    let end = log.segments().last().unwrap().bytes;
+    drop(log);
+    let len = std::fs::metadata(&active).unwrap().len();
+    assert!(len >= end + (64 << 10), "zeros ahead again: {len} vs {end}");
+    let (log, rep) = Log::open(dir.path(), LogOptions::default()).unwrap();
+    assert_eq!(rep.truncated_bytes, 0);
+    for i in 30..230 {
+        assert_eq!(log.read(i).unwrap().unwrap().payload, vec![7u8; 1024]);
+    }
+    check_all(&log, 0, 30);
+    check_all(&log, 230, 231);
+}
 #[test]
 fn torn_frame_inside_the_zeros_is_cut_and_reported() {
     let dir = tempfile::tempdir().unwrap();
