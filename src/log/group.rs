@@ -167,8 +167,9 @@ const PAGE: u64 = 4096;
 /// --bench log`); 128 appenders (132 KiB) came out even, 28.4x against 28.3x.
 const ZEROS_BELOW_BATCH: u64 = 128 << 10;
 
-/// Page cache dropped by the committer itself (no zeros being written): in steps of at
-/// least this much, so not one `fadvise` per round.
+/// Page cache dropped by the thread leading the commit itself while no zeros are added
+/// (the zeroer drops it before writing zeros): in steps of at least this much, so not one
+/// `fadvise` per round.
 const UNCACHE_INLINE_MIN: u64 = 1 << 20;
 
 /// Why a batch failed, and whether the log must be poisoned.
@@ -209,7 +210,8 @@ pub(crate) struct Writer {
     /// Bumped by every write to and every cut of the active segment: a `syncfs` covers a
     /// writer's unsynced bytes only if this did not change while it ran ([`SharedSync`]).
     generation: u64,
-    /// Frame bytes of the last batch written ([`ZEROS_BELOW_BATCH`]).
+    /// Frame bytes of the last batch with records this log wrote, carried across rolls
+    /// ([`ZEROS_BELOW_BATCH`]).
     last_batch_bytes: u64,
 }
 
@@ -383,7 +385,6 @@ impl Writer {
             });
         }
         let now = fsutil::now_ms();
-        self.last_batch_bytes = b.frames.len() as u64;
         let n = b.groups.len();
         let mut gi = 0;
         while gi < n {
@@ -444,6 +445,10 @@ impl Writer {
                 index::upsert_tix(&mut self.pend_tix, e);
             }
             gi = end;
+        }
+        // A flush barrier alone writes nothing and says nothing of the batches to come.
+        if !b.frames.is_empty() {
+            self.last_batch_bytes = b.frames.len() as u64;
         }
         let fsync_mode = inner.opts.durability == Durability::Fsync;
         if !fsync_mode && self.cur.pos >= self.hinted + WRITEBACK_CHUNK {
@@ -521,7 +526,9 @@ impl Writer {
             view.push(seg.clone());
         }
         let interval = inner.opts.index_interval_bytes;
+        let last_batch_bytes = self.last_batch_bytes;
         *self = Writer::new(seg, file, created, IndexBuilder::new(next, interval));
+        self.last_batch_bytes = last_batch_bytes;
         Ok(())
     }
 
@@ -811,7 +818,8 @@ fn finish(
     ok
 }
 
-/// Claims the zeros ahead of a log whose batch just became durable, once its appenders are
+/// Claims the zeros ahead of a log whose batch just became durable (or, after a big batch,
+/// drops the page cache behind its end: [`Writer::preallocate`]), once its appenders are
 /// resolved: after them, not before, claiming (a lock and a hand-off to the zeroer thread,
 /// which writes them) adds nothing to their latency.
 fn zeros_ahead(inner: &Inner) {
