@@ -1636,18 +1636,33 @@ async fn start_move_to_destination(
     let policy = json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 1}).to_string();
     t.create(&format!("{prefix}src"), json!({"RedrivePolicy": policy}))
         .await;
-    let dest = t.create(&format!("{prefix}dest"), json!({})).await;
+    let (dest, _, started) =
+        move_to_new_queue(t, &dlq, &dlq_arn, &format!("{prefix}dest"), n, 1).await;
+    (dlq, dlq_arn, dest, started)
+}
+
+/// Sends `n` messages to the dead-letter queue `dlq` and starts a task moving them, `rate` a
+/// second, to a new queue `dest_name`: its URL and ARN, and the start's answer.
+async fn move_to_new_queue(
+    t: &T,
+    dlq: &str,
+    dlq_arn: &str,
+    dest_name: &str,
+    n: usize,
+    rate: u32,
+) -> (String, String, Value) {
+    let dest = t.create(dest_name, json!({})).await;
     let dest_arn = t.arn(&dest).await;
     for i in 0..n {
-        t.send(&dlq, &format!("m{i}")).await;
+        t.send(dlq, &format!("m{i}")).await;
     }
     let started = t
         .ok(
             "StartMessageMoveTask",
-            json!({"SourceArn": dlq_arn, "DestinationArn": dest_arn, "MaxNumberOfMessagesPerSecond": 1}),
+            json!({"SourceArn": dlq_arn, "DestinationArn": dest_arn, "MaxNumberOfMessagesPerSecond": rate}),
         )
         .await;
-    (dlq, dlq_arn, dest, started)
+    (dest, dest_arn, started)
 }
 
 /// The last message moved and the task's end show together: while the moved count falls
@@ -1775,17 +1790,7 @@ async fn message_move_tasks() {
     assert_eq!(t.attr(&dlq, "ApproximateNumberOfMessages").await, "1");
     t.ok("PurgeQueue", json!({"QueueUrl": dlq})).await;
     // To an explicit destination, slowly, then cancelled.
-    let dest = t.create("mdest", json!({})).await;
-    let dest_arn = t.arn(&dest).await;
-    for i in 0..20 {
-        t.send(&dlq, &format!("d{i}")).await;
-    }
-    let v = t
-        .ok(
-            "StartMessageMoveTask",
-            json!({"SourceArn": dlq_arn, "DestinationArn": dest_arn, "MaxNumberOfMessagesPerSecond": 5}),
-        )
-        .await;
+    let (dest, dest_arn, v) = move_to_new_queue(&t, &dlq, &dlq_arn, "mdest", 20, 5).await;
     let handle = v["TaskHandle"].as_str().unwrap().to_string();
     let e = t
         .err("StartMessageMoveTask", json!({"SourceArn": dlq_arn}))
