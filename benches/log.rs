@@ -16,6 +16,9 @@
 //!   come from `MILLPOND_BENCH_FSYNC_CASES` (default `1,16,256`), spread round-robin over
 //!   `MILLPOND_BENCH_FSYNC_LOGS` logs (default 1); each case also prints the disk's own
 //!   ceiling for that many appenders on one file, rewriting cached pages and appending.
+//!   Each case runs twice: on fresh logs that only grow, and on logs in a queue's steady
+//!   state, where a reclaimer drops every sealed segment at once (as a queue whose messages
+//!   are deleted soon after they are sent), so each new segment is a recycled file.
 //!
 //! After the criterion runs, a summary prints records/s, MB/s and the ratio of group-commit
 //! throughput to the raw fdatasync rate. `MILLPOND_BENCH_DIR` picks the disk (default: the
@@ -619,6 +622,8 @@ fn summary() {
             .collect();
         let (total, el, cpu) = steady_appends(&rt, &logs, appenders, secs);
         drop(logs);
+        let mid = raw_rate(&mut pos, &mut zpos);
+        let recycling = recycling_appends(&rt, logs_per_case.min(appenders), appenders, secs);
         let after = raw_rate(&mut pos, &mut zpos);
         let warm = raw_round_rate(&zeroed, appenders, &mut zpos, true);
         let fresh = {
@@ -626,22 +631,68 @@ fn summary() {
             let f = File::create(d.path().join("raw-rounds")).unwrap();
             raw_round_rate(&f, appenders, &mut 0, false)
         };
+        let line = |what: &str, (total, el, cpu): (u64, Duration, Duration), a: f64, b: f64| {
+            let raw = (a + b) / 2.0;
+            let rps = total as f64 / el.as_secs_f64();
+            println!(
+                "fsync appends, {appenders:>3} appenders, {} log(s), {what}: {rps:>8.0} rec/s {:>6.1} MB/s | raw {raw:>6.0}/s ({a:.0}..{b:.0}) | {:>6.1} x raw | cpu {:.0}% {:.2} us/rec",
+                dirs.len(),
+                rps * REC as f64 / 1e6,
+                rps / raw,
+                cpu.as_secs_f64() / el.as_secs_f64() * 100.0,
+                cpu.as_secs_f64() * 1e6 / total as f64,
+            );
+        };
+        line("growing", (total, el, cpu), before, mid);
+        line("recycling", recycling, mid, after);
         let raw = (before + after) / 2.0;
-        let rps = total as f64 / el.as_secs_f64();
-        println!(
-            "fsync appends, {appenders:>3} appenders, {} log(s): {rps:>8.0} rec/s {:>6.1} MB/s | raw {raw:>6.0}/s ({before:.0}..{after:.0}) | {:>6.1} x raw | cpu {:.0}% {:.2} us/rec",
-            dirs.len(),
-            rps * REC as f64 / 1e6,
-            rps / raw,
-            cpu.as_secs_f64() / el.as_secs_f64() * 100.0,
-            cpu.as_secs_f64() * 1e6 / total as f64,
-        );
         println!(
             "  disk ceiling, rounds of {appenders} KiB write + fdatasync: {warm:>8.0} rec/s ({:.1} x raw) rewriting cached pages, {fresh:>8.0} rec/s ({:.1} x raw) appending",
             warm / raw,
             fresh / raw,
         );
     }
+}
+
+/// [`steady_appends`] on `logs` fresh logs in a queue's steady state: each log is first
+/// filled past one roll and truncated, so a spare file waits for its next roll, and while the
+/// appenders run a reclaimer drops every sealed segment as soon as it appears.
+fn recycling_appends(
+    rt: &tokio::runtime::Runtime,
+    logs: usize,
+    appenders: usize,
+    secs: Duration,
+) -> (u64, Duration, Duration) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let dirs: Vec<_> = (0..logs).map(|_| bench_dir()).collect();
+    let logs: Vec<Log> = dirs
+        .iter()
+        .map(|d| Log::open(d.path(), LogOptions::default()).unwrap().0)
+        .collect();
+    let drop_sealed = |log: &Log| {
+        if let Some(active) = log.segments().last() {
+            log.truncate_front(active.base_offset).unwrap();
+        }
+    };
+    for log in &logs {
+        while log.segments().len() < 2 {
+            log.append_batch_blocking(vec![(1, 0, vec![0xAB; REC]); 256])
+                .unwrap();
+        }
+        drop_sealed(log);
+    }
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            while !stop.load(Ordering::Relaxed) {
+                logs.iter().for_each(drop_sealed);
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        });
+        let r = steady_appends(rt, &logs, appenders, secs);
+        stop.store(true, Ordering::Relaxed);
+        r
+    })
 }
 
 /// Logs the appenders of each `fsync` summary case are spread over:

@@ -4,6 +4,10 @@
 //! previous round's torn tail), with concurrent appenders so group commit and segment rolls
 //! are in flight when the kill lands.
 //!
+//! The second test runs the same rounds while the child also drops every segment but the
+//! newest two as it goes, as a queue in steady state does, so most segments are recycled
+//! files (storage-format.md §3.5) and kills land in them.
+//!
 //! The child is this same test binary re-executed with `MILLPOND_CRASH_CHILD` set.
 
 use std::io::{BufRead, BufReader, Write};
@@ -14,7 +18,7 @@ use millpond::log::{Durability, Log, LogOptions};
 
 const CHILD_ENV: &str = "MILLPOND_CRASH_CHILD";
 const DURABILITY_ENV: &str = "MILLPOND_CRASH_DURABILITY";
-const TEST_NAME: &str = "sigkill_keeps_every_acknowledged_append";
+const RECYCLE_ENV: &str = "MILLPOND_CRASH_RECYCLE";
 
 fn opts(durability: Durability) -> LogOptions {
     LogOptions {
@@ -31,8 +35,9 @@ fn payload(task: u64, seq: u64) -> Vec<u8> {
     p
 }
 
-/// Child: append forever from 8 tasks, printing `ack <offset> <task> <seq>` per append.
-fn child(dir: &str, durability: Durability) -> ! {
+/// Child: append forever from 8 tasks, printing `ack <offset> <task> <seq>` per append;
+/// with `recycle`, a thread keeps dropping all but the newest two segments.
+fn child(dir: &str, durability: Durability, recycle: bool) -> ! {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -40,6 +45,17 @@ fn child(dir: &str, durability: Durability) -> ! {
         .unwrap();
     rt.block_on(async {
         let (log, _) = Log::open(dir, opts(durability)).unwrap();
+        if recycle {
+            let log = log.clone();
+            std::thread::spawn(move || loop {
+                let segs = log.segments();
+                if segs.len() > 2 {
+                    log.truncate_front(segs[segs.len() - 2].base_offset)
+                        .unwrap();
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            });
+        }
         let mut tasks = Vec::new();
         for task in 0..8u64 {
             let log = log.clone();
@@ -68,12 +84,21 @@ fn child(dir: &str, durability: Durability) -> ! {
     std::process::exit(0)
 }
 
-fn run_round(dir: &std::path::Path, durability: &str, acks_wanted: usize) -> Vec<(u64, u64, u64)> {
+fn run_round(
+    test: &str,
+    dir: &std::path::Path,
+    durability: &str,
+    acks_wanted: usize,
+) -> Vec<(u64, u64, u64)> {
     let exe = std::env::current_exe().unwrap();
     let mut c = Command::new(exe)
-        .args([TEST_NAME, "--exact", "--nocapture", "--test-threads=1"])
+        .args([test, "--exact", "--nocapture", "--test-threads=1"])
         .env(CHILD_ENV, dir)
         .env(DURABILITY_ENV, durability)
+        .env(
+            RECYCLE_ENV,
+            if test.contains("recycled") { "1" } else { "" },
+        )
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -112,18 +137,25 @@ fn run_round(dir: &std::path::Path, durability: &str, acks_wanted: usize) -> Vec
     acks
 }
 
-#[test]
-fn sigkill_keeps_every_acknowledged_append() {
+/// Runs the child when this binary was started as one.
+fn maybe_child() {
     if let Ok(dir) = std::env::var(CHILD_ENV) {
         let d: Durability = std::env::var(DURABILITY_ENV).unwrap().parse().unwrap();
-        child(&dir, d);
+        child(&dir, d, std::env::var(RECYCLE_ENV).is_ok_and(|v| v == "1"));
     }
+}
+
+/// Kill rounds of `test`'s child; after each, every acknowledged record the log still
+/// holds (all of them, unless the child dropped segments) reads back. Returns how many
+/// recycled segments (header flag bit 1, storage-format.md §3.5) the rounds found.
+fn kill_rounds(test: &str, acks_per_round: usize) -> usize {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let mut all = Vec::new();
+    let mut recycled = 0;
     // kill -9 keeps the page cache, so even `none` must keep acknowledged appends.
     for (round, durability) in ["fsync", "fsync", "none", "fsync"].iter().enumerate() {
-        let acks = run_round(dir, durability, 400 + round * 100);
+        let acks = run_round(test, dir, durability, acks_per_round + round * 100);
         all.extend(acks);
         let (log, report) = Log::open(dir, opts(Durability::Fsync)).unwrap();
         eprintln!(
@@ -133,7 +165,9 @@ fn sigkill_keeps_every_acknowledged_append() {
             report.truncated_bytes,
             report.segments
         );
-        for &(off, task, seq) in &all {
+        let start = log.start_offset();
+        assert!(all.iter().any(|&(off, _, _)| off >= start));
+        for &(off, task, seq) in all.iter().filter(|&&(off, _, _)| off >= start) {
             let r = log
                 .read(off)
                 .unwrap()
@@ -144,11 +178,37 @@ fn sigkill_keeps_every_acknowledged_append() {
             }
         }
         let mut n = 0u64;
-        for r in log.scan(0) {
+        for r in log.scan(start) {
             r.unwrap();
             n += 1;
         }
-        assert_eq!(n, log.next_offset());
+        assert_eq!(n, log.next_offset() - start);
         assert!(millpond::log::verify_dir(dir).unwrap().is_clean());
+        recycled += std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+            .filter(|p| std::fs::read(p).unwrap()[12] & 2 != 0)
+            .count();
     }
+    recycled
+}
+
+#[test]
+fn sigkill_keeps_every_acknowledged_append() {
+    maybe_child();
+    assert_eq!(
+        kill_rounds("sigkill_keeps_every_acknowledged_append", 400),
+        0
+    );
+}
+
+#[test]
+fn sigkill_keeps_every_acknowledged_append_in_recycled_segments() {
+    maybe_child();
+    let recycled = kill_rounds(
+        "sigkill_keeps_every_acknowledged_append_in_recycled_segments",
+        1500,
+    );
+    assert!(recycled > 0, "no segment was recycled");
 }

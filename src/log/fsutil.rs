@@ -27,6 +27,17 @@ pub const LOCK_FILE: &str = "LOCK";
 pub trait SegmentFile: Send + Sync {
     /// Writes all of `buf` at byte `pos` (pwrite). A failure may leave a prefix written.
     fn write_at(&self, buf: &[u8], pos: u64) -> io::Result<()>;
+    /// Writes `buf` at `pos` followed by `zeros` zero bytes (at most a page), as one write
+    /// where the platform can (pwritev): a page partly written by a separate second write
+    /// would be read from the disk first if it is not cached. A failure may leave a prefix
+    /// written.
+    fn write_padded_at(&self, buf: &[u8], zeros: usize, pos: u64) -> io::Result<()> {
+        self.write_at(buf, pos)?;
+        if zeros > 0 {
+            self.write_at(&ZEROS[..zeros.min(ZEROS.len())], pos + buf.len() as u64)?;
+        }
+        Ok(())
+    }
     /// Reads exactly `buf.len()` bytes at `pos` (pread).
     fn read_at(&self, buf: &mut [u8], pos: u64) -> io::Result<()>;
     /// fdatasync: data and the metadata needed to read it back (the file size) are durable.
@@ -71,6 +82,9 @@ pub trait SegmentFile: Send + Sync {
     }
 }
 
+/// The zeros of [`SegmentFile::write_padded_at`].
+static ZEROS: [u8; 4096] = [0; 4096];
+
 /// Opens files for writing. `create` creates (or truncates) the file.
 pub trait SegmentIo: Send + Sync {
     fn open(&self, path: &Path, create: bool) -> io::Result<Arc<dyn SegmentFile>>;
@@ -85,6 +99,41 @@ struct StdFile(File);
 impl SegmentFile for StdFile {
     fn write_at(&self, buf: &[u8], pos: u64) -> io::Result<()> {
         self.0.write_all_at(buf, pos)
+    }
+    #[cfg(target_os = "linux")]
+    fn write_padded_at(&self, buf: &[u8], zeros: usize, pos: u64) -> io::Result<()> {
+        let zeros = &ZEROS[..zeros.min(ZEROS.len())];
+        let mut done = 0;
+        while done < buf.len() + zeros.len() {
+            let (a, b) = match buf.get(done..) {
+                Some(rest) if !rest.is_empty() => (rest, zeros),
+                _ => (&zeros[done - buf.len()..], &[][..]),
+            };
+            let at = libc::off_t::try_from(pos + done as u64)
+                .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+            let iov = [io::IoSlice::new(a), io::IoSlice::new(b)];
+            // SAFETY: `IoSlice` is ABI-compatible with `iovec` on Unix (std documents it);
+            // both slices outlive the call, which only reads them.
+            let rc = unsafe {
+                libc::pwritev(
+                    self.0.as_raw_fd(),
+                    iov.as_ptr().cast::<libc::iovec>(),
+                    2,
+                    at,
+                )
+            };
+            match rc {
+                n if n > 0 => done += n as usize,
+                0 => return Err(io::ErrorKind::WriteZero.into()),
+                _ => {
+                    let e = io::Error::last_os_error();
+                    if e.kind() != io::ErrorKind::Interrupted {
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        Ok(())
     }
     fn read_at(&self, buf: &mut [u8], pos: u64) -> io::Result<()> {
         self.0.read_exact_at(buf, pos)

@@ -48,7 +48,7 @@ use super::error::LogError;
 use super::fsutil::{self, SegmentFile, SegmentIo};
 use super::index::{self, IdxEntry, IndexBuilder, TixEntry};
 use super::recovery;
-use super::segment::{self, Active, ActiveState, Body, Segment, Trailer, SEGMENT_HEADER_LEN};
+use super::segment::{self, Active, ActiveState, Body, Segment, Trailer, PAGE, SEGMENT_HEADER_LEN};
 use super::{Durability, Inner};
 
 /// Completion channel of one enqueued group.
@@ -153,9 +153,6 @@ const MAX_SPARE_BYTES: usize = 1 << 20;
 /// dropped just before the next zeros are written are the ones those zeros then get.
 pub(crate) const KEEP_CACHED: u64 = 4 << 20;
 
-/// Page size for [`KEEP_CACHED`]'s arithmetic (a smaller real page size only drops less).
-const PAGE: u64 = 4096;
-
 /// A log whose last batch was at least this big stops writing zeros ahead and appends.
 ///
 /// Why: zeros save each fdatasync the inode and journal commit of a growing file, a fixed
@@ -213,6 +210,9 @@ pub(crate) struct Writer {
     /// Frame bytes of the last batch with records this log wrote, carried across rolls
     /// ([`ZEROS_BELOW_BATCH`]).
     last_batch_bytes: u64,
+    /// The active segment is recycled ([`segment::FLAG_RECYCLED`]): every write is followed
+    /// by zeros up to the next page boundary after its end.
+    pub recycled: bool,
 }
 
 impl Writer {
@@ -240,6 +240,7 @@ impl Writer {
             cached_from: PAGE,
             generation: 0,
             last_batch_bytes: 0,
+            recycled: false,
         }
     }
 
@@ -423,13 +424,23 @@ impl Writer {
                 end += 1;
             }
             let byte_end = b.groups[end - 1].byte_end;
+            let mut written_end = cur.pos;
             if byte_end > byte_start {
-                self.ahead
-                    .wait_clear_of(self.cur.pos + (byte_end - byte_start) as u64);
-                if let Err(e) = self
-                    .file
-                    .write_at(&b.frames[byte_start..byte_end], self.cur.pos)
-                {
+                // In a recycled file the bytes after the data are old ones: the zeros keep
+                // recovery from reading them as a torn write, and fill the last page so the
+                // kernel does not read it from the disk first (its cache was dropped).
+                let pad = if self.recycled {
+                    PAGE - cur.pos % PAGE
+                } else {
+                    0
+                };
+                written_end = cur.pos + pad;
+                self.ahead.wait_clear_of(written_end);
+                if let Err(e) = self.file.write_padded_at(
+                    &b.frames[byte_start..byte_end],
+                    pad as usize,
+                    self.cur.pos,
+                ) {
                     let err = LogError::io(&self.active.path, e);
                     tracing::warn!(error = %err, "log append failed; cutting the partial batch");
                     let poison = self.rollback().is_err();
@@ -439,7 +450,7 @@ impl Writer {
                 self.generation += 1;
             }
             self.cur = cur;
-            self.allocated = self.allocated.max(self.cur.pos);
+            self.allocated = self.allocated.max(written_end);
             self.pend_idx.extend_from_slice(&idx);
             for e in tix {
                 index::upsert_tix(&mut self.pend_tix, e);
@@ -511,10 +522,22 @@ impl Writer {
             self.sync().map_err(poisoning)?;
         }
         self.publish();
-        let sealed = self.seal(inner)?;
+        let mut sealed = self.seal(inner)?;
+        if let Body::Sealed(s) = &mut sealed.body {
+            s.was_active = Arc::downgrade(&self.active);
+        }
         let next = self.cur.next;
-        let (seg, file, created) =
-            create_segment(&inner.dir, inner.io.as_ref(), next).map_err(poisoning)?;
+        let recycled = inner
+            .spares
+            .take()
+            .and_then(|spare| recycle_segment(&inner.dir, inner.io.as_ref(), next, &spare));
+        let ((seg, file, created), recycled_len) = match recycled {
+            Some((new, len)) => (new, Some(len)),
+            None => (
+                create_segment(&inner.dir, inner.io.as_ref(), next).map_err(poisoning)?,
+                None,
+            ),
+        };
         fsutil::fsync_dir(&inner.dir).map_err(poisoning)?;
         {
             let mut view = inner.view.write();
@@ -529,6 +552,10 @@ impl Writer {
         let last_batch_bytes = self.last_batch_bytes;
         *self = Writer::new(seg, file, created, IndexBuilder::new(next, interval));
         self.last_batch_bytes = last_batch_bytes;
+        if let Some(len) = recycled_len {
+            self.recycled = true;
+            self.allocated = len;
+        }
         Ok(())
     }
 
@@ -656,19 +683,61 @@ pub(crate) fn create_segment(
         .and_then(|()| file.sync_data())
         .map_err(|e| LogError::io(&tmp, e))?;
     std::fs::rename(&tmp, &path).map_err(|e| LogError::io(&path, e))?;
-    let seg = Segment {
+    Ok((active_segment(base, path, file.clone()), file, created))
+}
+
+/// Makes `<base>.seg` out of the spare file at `spare` (`spare.rs`): renamed to a temporary
+/// name, given a recycled header followed by zeros to the end of its first page, fdatasynced
+/// and renamed into place. Returns the segment and the file's length, or `None` (after
+/// deleting what is left of the spare) if any step fails: the caller then creates the
+/// segment afresh, and a leftover temporary file is either overwritten by that or deleted by
+/// recovery. The caller fsyncs the directory.
+pub(crate) fn recycle_segment(
+    dir: &Path,
+    io: &dyn SegmentIo,
+    base: u64,
+    spare: &Path,
+) -> Option<(NewSegment, u64)> {
+    let path = dir.join(segment::seg_name(base));
+    let tmp = dir.join(format!("{}{}", segment::seg_name(base), fsutil::TMP_SUFFIX));
+    let created = fsutil::now_ms();
+    let attempt = || -> std::io::Result<(Arc<dyn SegmentFile>, u64)> {
+        std::fs::rename(spare, &tmp)?;
+        let file = io.open(&tmp, false)?;
+        let header = segment::encode_recycled_header(base, created);
+        let pad = (PAGE - SEGMENT_HEADER_LEN) as usize;
+        file.write_padded_at(&header, pad, 0)?;
+        file.sync_data()?;
+        let len = file.len()?;
+        std::fs::rename(&tmp, &path)?;
+        Ok((file, len))
+    };
+    match attempt() {
+        Ok((file, len)) => Some((
+            (active_segment(base, path, file.clone()), file, created),
+            len,
+        )),
+        Err(e) => {
+            tracing::warn!(error = %e, spare = %spare.display(), "could not recycle a spare segment file");
+            let _ = fsutil::remove_if_exists(spare);
+            None
+        }
+    }
+}
+
+fn active_segment(base: u64, path: std::path::PathBuf, file: Arc<dyn SegmentFile>) -> Arc<Segment> {
+    Arc::new(Segment {
         base,
         path,
         body: Body::Active(Active {
-            file: file.clone(),
+            file,
             st: parking_lot::RwLock::new(ActiveState {
                 len: SEGMENT_HEADER_LEN,
                 next: base,
                 ..Default::default()
             }),
         }),
-    };
-    Ok((Arc::new(seg), file, created))
+    })
 }
 
 /// The waiters of one durable batch.

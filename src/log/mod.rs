@@ -51,6 +51,7 @@ mod index;
 mod record;
 mod recovery;
 mod segment;
+mod spare;
 mod verify;
 
 #[cfg(test)]
@@ -200,6 +201,8 @@ pub(crate) struct Inner {
     checkpoint_lock: Mutex<()>,
     /// Serialises removals of leading segments (retention, truncation, clear) and hollowing.
     front: Mutex<()>,
+    /// The file of a dropped segment kept for the next roll (`spare.rs`).
+    spares: spare::Spares,
     /// The filesystem the log lives on (`st_dev` of its directory), if logs there can share
     /// a commit round's `syncfs` (see `group::SharedSync`, `fsutil::shared_sync_filesystem`).
     fs: Option<u64>,
@@ -332,6 +335,7 @@ impl Log {
             tail: tokio::sync::watch::Sender::new(next),
             checkpoint_lock: Mutex::new(()),
             front: Mutex::new(()),
+            spares: opened.spares,
             fs,
             _lock: lock,
             opts,
@@ -612,10 +616,21 @@ impl Log {
         let mut removed = 0usize;
         let mut records = 0;
         let mut result = Ok(());
-        for s in &victims {
-            if let Err(e) = fsutil::remove_if_exists(&s.path) {
-                result = Err(e);
-                break;
+        // The newest victim with records is the one worth keeping: the others may be hollow
+        // (a header and a trailer) or older files of a smaller roll size.
+        let keep = victims
+            .iter()
+            .rposition(|s| matches!(s.body, segment::Body::Sealed(_)));
+        let mut spare = None;
+        for (i, s) in victims.iter().enumerate() {
+            if keep == Some(i) {
+                spare = self.inner.spares.rename(&self.inner.dir, s);
+            }
+            if spare.is_none() || keep != Some(i) {
+                if let Err(e) = fsutil::remove_if_exists(&s.path) {
+                    result = Err(e);
+                    break;
+                }
             }
             removed += 1;
             records += s.next() - s.base;
@@ -626,9 +641,17 @@ impl Log {
         if removed > 0 {
             self.inner.view.write().drain(..removed);
         }
-        result?;
-        fsutil::fsync_dir(&self.inner.dir)?;
-        Ok(records)
+        let synced = result.and_then(|()| fsutil::fsync_dir(&self.inner.dir));
+        if let (Some(path), Some(i)) = (spare, keep) {
+            match &synced {
+                Ok(()) => self.inner.spares.adopt(path, victims[i].clone())?,
+                // Not known to be durable: the file goes, as without recycling.
+                Err(_) => {
+                    let _ = fsutil::remove_if_exists(&path);
+                }
+            }
+        }
+        synced.map(|()| records)
     }
 
     /// Drops every record of the sealed segment starting at `base`, keeping its offset range
@@ -652,17 +675,34 @@ impl Log {
         let created = segment::header_created_ms(&sealed.map);
         let image = segment::encode_hollow(created, &sealed.trailer);
         let dir = &self.inner.dir;
-        fsutil::atomic_write(
+        // The records' file becomes the spare: a second name first, so that the segment is
+        // whole or hollow at every instant.
+        let spare = self.inner.spares.link(dir, &seg);
+        if let Err(e) = fsutil::atomic_write(
             self.inner.io.as_ref(),
             dir,
             &segment::seg_name(base),
             &image,
             false,
-        )?;
-        for name in [segment::idx_name(base), segment::tix_name(base)] {
-            fsutil::remove_if_exists(&dir.join(name))?;
+        ) {
+            if let Some(p) = spare {
+                let _ = fsutil::remove_if_exists(&p);
+            }
+            return Err(e);
         }
-        fsutil::fsync_dir(dir)?;
+        let cleaned = [segment::idx_name(base), segment::tix_name(base)]
+            .iter()
+            .try_for_each(|name| fsutil::remove_if_exists(&dir.join(name)))
+            .and_then(|()| fsutil::fsync_dir(dir));
+        if let Some(p) = spare {
+            match &cleaned {
+                Ok(()) => self.inner.spares.adopt(p, seg.clone())?,
+                Err(_) => {
+                    let _ = fsutil::remove_if_exists(&p);
+                }
+            }
+        }
+        cleaned?;
         let hollow = Arc::new(Segment {
             base,
             path: seg.path.clone(),
@@ -778,6 +818,7 @@ impl Log {
         let _g = self.inner.checkpoint_lock.lock();
         fsutil::remove_if_exists(&self.inner.dir.join(CHECKPOINT_FILE))?;
         self.drop_front(|s| s.next() <= end)?;
+        self.inner.spares.remove()?;
         fsutil::fsync_dir(&self.inner.dir)
     }
 }
@@ -862,7 +903,7 @@ impl Iterator for LogIter<'_> {
 /// directory, opens it, and reads everything. Must never panic or loop.
 ///
 /// The first byte picks a mode: write `data` verbatim as the only segment; prefix it with a
-/// valid segment header (so frame parsing is explored); write a valid sealed segment
+/// valid segment header, plain or recycled (so frame parsing is explored); write a valid sealed segment
 /// followed by `data` as its offset index and a second segment; or damage a valid sealed
 /// segment's records (header and trailer intact) at positions/values taken from `data`.
 #[doc(hidden)]
@@ -889,7 +930,12 @@ pub fn fuzz_open_bytes(data: &[u8]) {
     let ok = match mode % 4 {
         0 => write(&seg0, rest),
         1 => {
-            let mut b = segment::encode_header(0, 0);
+            // The high bit of the mode picks a recycled segment's header (other tail rules).
+            let mut b = if mode & 0x80 != 0 {
+                segment::encode_recycled_header(0, 0)
+            } else {
+                segment::encode_header(0, 0)
+            };
             b.extend_from_slice(rest);
             write(&seg0, &b)
         }

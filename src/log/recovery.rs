@@ -31,12 +31,14 @@ use super::fsutil::{self, SegmentIo};
 use super::group::{self, Writer};
 use super::index::{self, IndexKind};
 use super::segment::{self, Active, ActiveState, Body, Sealed, SealedIndex, Segment, Trailer};
+use super::spare::{self, Spares};
 use super::{LogOptions, RecoveryReport};
 
 pub(crate) struct Opened {
     pub segs: Vec<Arc<Segment>>,
     pub writer: Writer,
     pub report: RecoveryReport,
+    pub spares: Spares,
 }
 
 fn read_exact_at(f: &File, path: &Path, len: usize, pos: u64) -> Result<Vec<u8>, LogError> {
@@ -135,6 +137,7 @@ pub(crate) fn load_sealed(
             file_len,
             idx,
             tix,
+            was_active: std::sync::Weak::new(),
         }),
     })
 }
@@ -147,6 +150,7 @@ pub(crate) fn recover(
     let mut report = RecoveryReport::default();
     let mut bases = BTreeSet::new();
     let mut index_files = Vec::new();
+    let mut spare_files = Vec::new();
     let rd = std::fs::read_dir(dir).map_err(|e| LogError::io(dir, e))?;
     let mut dir_dirty = false;
     for ent in rd {
@@ -159,6 +163,8 @@ pub(crate) fn recover(
             dir_dirty = true;
         } else if let Some(b) = segment::parse_name(name, "seg") {
             bases.insert(b);
+        } else if segment::parse_name(name, spare::SPARE_EXT).is_some() {
+            spare_files.push(ent.path());
         } else if let Some(b) =
             segment::parse_name(name, "idx").or_else(|| segment::parse_name(name, "tix"))
         {
@@ -243,7 +249,7 @@ pub(crate) fn recover(
                 .and_then(|()| file.sync_data())
                 .map_err(|e| LogError::io(&path, e))?;
             }
-            let (seg, w) = recover_active(&path, base, hdr.created_ms, opts, io, &mut report)?;
+            let (seg, w) = recover_active(&path, &hdr, opts, io, &mut report)?;
             prev_next = Some(w.cur.next);
             segs.push(seg);
             writer = Some(w);
@@ -278,7 +284,8 @@ pub(crate) fn recover(
             dir_dirty = true;
         }
     }
-    if dir_dirty {
+    let (spares, spares_changed) = Spares::recover(spare_files);
+    if dir_dirty || spares_changed {
         fsutil::fsync_dir(dir)?;
     }
     report.segments = segs.len();
@@ -288,31 +295,39 @@ pub(crate) fn recover(
         segs,
         writer,
         report,
+        spares,
     })
 }
 
 fn recover_active(
     path: &Path,
-    base: u64,
-    created_ms: u64,
+    hdr: &segment::SegHeader,
     opts: &LogOptions,
     io: &Arc<dyn SegmentIo>,
     report: &mut RecoveryReport,
 ) -> Result<(Arc<Segment>, Writer), LogError> {
-    let (scan, len) = {
+    let base = hdr.base;
+    let (scan, len, torn_end) = {
         let Some((map, len)) = segment::map_file(path)? else {
             return Err(LogError::corrupt(path, 0, "segment is empty"));
         };
-        (
-            segment::scan_frames(path, &map, base, len, opts.index_interval_bytes)?,
-            len,
-        )
+        let scan = segment::scan_frames(path, &map, base, len, opts.index_interval_bytes)?;
+        let torn_end = segment::torn_end(&map, scan.builder.pos, hdr.recycled);
+        (scan, len, torn_end)
     };
     let good = scan.builder.pos;
     let file = io.open(path, false).map_err(|e| LogError::io(path, e))?;
     // Zeros after the last record are space the writer allocated ahead (storage-format.md
-    // §7), not a torn write: they are kept for the appends to come, and not reported.
-    let torn = scan.tail_end - good;
+    // §7), not a torn write: they are kept for the appends to come, and not reported. In a
+    // recycled segment, the bytes left from its earlier segment are cut without a report:
+    // a torn write of an earlier life could otherwise pass for records when appends reuse
+    // its offsets at the same positions.
+    let torn = torn_end - good;
+    if torn == 0 && hdr.recycled && len > good {
+        file.set_len(good)
+            .and_then(|()| file.sync_data())
+            .map_err(|e| LogError::io(path, e))?;
+    }
     if torn > 0 {
         let why = scan
             .stopped
@@ -346,8 +361,9 @@ fn recover_active(
             }),
         }),
     });
-    let mut w = Writer::new(seg.clone(), file, created_ms, b);
-    if torn == 0 {
+    let mut w = Writer::new(seg.clone(), file, hdr.created_ms, b);
+    w.recycled = hdr.recycled;
+    if torn == 0 && !hdr.recycled {
         w.allocated = len;
     }
     Ok((seg, w))

@@ -9,14 +9,19 @@
 //! Invariants:
 //! * Only the newest segment of a log may be unsealed. Sealed segments are immutable.
 //! * Segment `i+1` starts at the offset where segment `i` ends (no gaps, no overlaps).
-//! * Readers map sealed segments with mmap (the file never changes, and unlink keeps the
-//!   mapping valid). The active segment is read with `pread`, bounded by the length that has
+//! * Readers map sealed segments with mmap (the file never changes while mapped: unlink
+//!   keeps a mapping valid, and the file of a dropped segment is only recycled once no
+//!   reader holds it, `spare.rs`). The active segment is read with `pread`, bounded by the length that has
 //!   been published to readers, so no mapping can ever extend past EOF (no SIGBUS).
 //!
 //! * A *hollow* segment (header flag [`FLAG_HOLLOW`]) is a sealed segment whose records were
 //!   all dropped because the service no longer needs any of them: header and trailer only,
 //!   keeping the offset range so the chain of segments stays gap-free. It has no index
 //!   files, and reads of its offsets find nothing.
+//!
+//! * A *recycled* segment (header flag [`FLAG_RECYCLED`]) was made from the file of a dropped
+//!   one: after its records come zeros to the next page boundary, then possibly bytes of
+//!   that earlier segment, whose offsets are all below its base.
 //!
 //! Crash behaviour: a crash while appending leaves a torn tail in the active segment (cut by
 //! recovery); a crash while sealing leaves an unsealed newest segment with garbage (the
@@ -44,11 +49,16 @@ pub const SEGMENT_VERSION: u32 = 1;
 pub const SEGMENT_HEADER_LEN: u64 = 48;
 /// Header field: format version (u32).
 pub const HDR_OFF_VERSION: usize = 8;
-/// Header field: flags (u32; only [`FLAG_HOLLOW`] is defined, other bits must be 0).
+/// Header field: flags (u32; [`FLAG_HOLLOW`] and [`FLAG_RECYCLED`], other bits must be 0).
 pub const HDR_OFF_FLAGS: usize = 12;
 /// Header flag: the segment is hollow (sealed, no records; see the module doc). A reader
 /// that predates it rejects the unknown flag instead of misreading the segment.
 pub const FLAG_HOLLOW: u32 = 1;
+/// Header flag: the segment was made from the file of a dropped segment (`spare.rs`), so
+/// bytes after its records may be left from that segment. Its writer keeps zeros from the
+/// end of every write to the next page boundary after it, and recovery reports a torn tail
+/// only from the bytes before that boundary ([`torn_end`]).
+pub const FLAG_RECYCLED: u32 = 2;
 /// Header field: base offset (u64).
 pub const HDR_OFF_BASE: usize = 16;
 /// Header field: creation time, ms since epoch (u64); drives `segment_age` rolls.
@@ -125,10 +135,17 @@ pub(crate) struct SegHeader {
     pub torn_seal: bool,
     /// [`FLAG_HOLLOW`] is set (always together with a complete seal word).
     pub hollow: bool,
+    /// [`FLAG_RECYCLED`] is set.
+    pub recycled: bool,
 }
 
 pub(crate) fn encode_header(base: u64, created_ms: u64) -> Vec<u8> {
     header_bytes(base, created_ms, 0, SEAL_WORD_ACTIVE)
+}
+
+/// Header of an active segment made from a dropped segment's file ([`FLAG_RECYCLED`]).
+pub(crate) fn encode_recycled_header(base: u64, created_ms: u64) -> Vec<u8> {
+    header_bytes(base, created_ms, FLAG_RECYCLED, SEAL_WORD_ACTIVE)
 }
 
 fn header_bytes(base: u64, created_ms: u64, flags: u32, seal: u64) -> Vec<u8> {
@@ -185,7 +202,7 @@ pub(crate) fn parse_header(path: &Path, b: &[u8]) -> Result<SegHeader, LogError>
         });
     }
     let flags = le_u32(b, HDR_OFF_FLAGS);
-    if flags & !FLAG_HOLLOW != 0 {
+    if flags & !(FLAG_HOLLOW | FLAG_RECYCLED) != 0 {
         return Err(LogError::corrupt(
             path,
             HDR_OFF_FLAGS as u64,
@@ -228,6 +245,7 @@ pub(crate) fn parse_header(path: &Path, b: &[u8]) -> Result<SegHeader, LogError>
         sealed,
         torn_seal,
         hollow,
+        recycled: flags & FLAG_RECYCLED != 0,
     })
 }
 
@@ -322,11 +340,30 @@ pub(crate) struct ScanResult {
     pub tix: Vec<TixEntry>,
     /// Why the scan stopped before `limit` (position is `builder.pos`), if it did.
     pub stopped: Option<FrameError>,
-    /// End of the last non-zero byte in `[builder.pos, limit)`, or `builder.pos` if there is
-    /// none. Zeros after the records are space allocated ahead of the active segment's data
-    /// (storage-format.md §7), not a torn write.
-    pub tail_end: u64,
 }
+
+/// End of what recovery counts as a torn write after the last good record at `good` of an
+/// active segment whose bytes are `data`: the last non-zero byte, or `good` if there is
+/// none. Zeros after the records are space allocated ahead of the data (storage-format.md
+/// §7), not a torn write. In a recycled segment ([`FLAG_RECYCLED`]) only the bytes before
+/// the next page boundary after `good` count: the writer keeps those zero, and what lies
+/// beyond may be left from the file's earlier segment.
+pub(crate) fn torn_end(data: &[u8], good: u64, recycled: bool) -> u64 {
+    let len = data.len() as u64;
+    let from = good.min(len);
+    let to = if recycled {
+        (good / PAGE + 1).saturating_mul(PAGE).min(len)
+    } else {
+        len
+    };
+    data[from as usize..to as usize]
+        .iter()
+        .rposition(|&x| x != 0)
+        .map_or(good, |i| from + i as u64 + 1)
+}
+
+/// Page size the recycled-segment rule ([`FLAG_RECYCLED`]) counts in.
+pub const PAGE: u64 = 4096;
 
 /// Scans and verifies frames in `data[SEGMENT_HEADER_LEN..limit]`, expecting dense offsets
 /// from `base`. Stops at the first invalid frame. `UnsupportedVersion` on a CRC-valid frame
@@ -366,17 +403,11 @@ pub(crate) fn scan_frames(
             }
         }
     }
-    let from = b.pos.min(limit);
-    let tail_end = data[from as usize..limit as usize]
-        .iter()
-        .rposition(|&x| x != 0)
-        .map_or(from, |i| from + i as u64 + 1);
     Ok(ScanResult {
         builder: b,
         idx,
         tix,
         stopped,
-        tail_end,
     })
 }
 
@@ -394,6 +425,10 @@ pub(crate) struct Sealed {
     pub file_len: u64,
     pub idx: SealedIndex,
     pub tix: SealedIndex,
+    /// The segment as it was while active, sealed by this process: readers that took it
+    /// then still read the same file through it (`spare.rs` must not recycle the file
+    /// while any do). Empty for a segment found sealed at open.
+    pub was_active: std::sync::Weak<Segment>,
 }
 
 /// A hollow segment: only its offset range and timestamps remain.
@@ -485,6 +520,13 @@ impl Segment {
 
     pub fn is_hollow(&self) -> bool {
         matches!(self.body, Body::Hollow(_))
+    }
+
+    /// Whether a reader other than the caller's one reference may still read this segment's
+    /// file: through this segment, or through the active segment it was before its seal.
+    pub fn is_shared(self: &Arc<Self>) -> bool {
+        Arc::strong_count(self) > 1
+            || matches!(&self.body, Body::Sealed(s) if s.was_active.strong_count() > 0)
     }
 
     /// Drops this process's mapping of a sealed segment's pages after a full read (a replay

@@ -338,7 +338,7 @@ fn a_hollow_segment_must_be_sealed_and_flags_are_checked() {
     assert!(!verify_dir(dir.path()).unwrap().is_clean());
     // A flag this build does not know (CRC fixed up, so only the flag is wrong).
     let mut flagged = good.clone();
-    flagged[segment::HDR_OFF_FLAGS] = 3;
+    flagged[segment::HDR_OFF_FLAGS] = 5;
     let crc = crc32fast::hash(&flagged[..segment::HDR_OFF_CRC]);
     flagged[segment::HDR_OFF_CRC..segment::HDR_OFF_CRC + 4].copy_from_slice(&crc.to_le_bytes());
     std::fs::write(&seg.path, &flagged).unwrap();
@@ -2261,4 +2261,272 @@ fn a_directory_caught_mid_removal_is_not_a_log() {
     remove_dir(&live).unwrap();
     remove_dir(&renamed).unwrap();
     assert_eq!(std::fs::read_dir(root.path()).unwrap().count(), 0);
+}
+
+// ---- Recycled segment files (spare.rs, storage-format.md §3.5) ----
+
+fn opts_recycling() -> LogOptions {
+    LogOptions {
+        segment_bytes: 64 << 10,
+        ..opts_small()
+    }
+}
+
+fn inode(p: &Path) -> u64 {
+    std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(p).unwrap())
+}
+
+fn spare_files(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == spare::SPARE_EXT))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Appends records from `from` until the log has `n` segments; returns the next offset.
+fn fill_to_segments(log: &Log, from: u64, n: usize) -> u64 {
+    let mut i = from;
+    while log.segments().len() < n {
+        fill(log, i, 1);
+        i += 1;
+    }
+    i
+}
+
+/// A log of three segments whose first was truncated into the spare, then rolled once
+/// more, so that its active segment is the first one's file holding `extra` records.
+/// Returns the log, the first remaining offset, the next offset and the old file's length.
+fn recycled_log(dir: &Path, extra: u64) -> (Log, u64, u64, u64) {
+    let (log, _) = Log::open(dir, opts_recycling()).unwrap();
+    let next = fill_to_segments(&log, 0, 3);
+    let segs = log.segments();
+    let (old, old_len) = (
+        inode(&segs[0].path),
+        std::fs::metadata(&segs[0].path).unwrap().len(),
+    );
+    log.truncate_front(segs[1].base_offset).unwrap();
+    let spares = spare_files(dir);
+    assert_eq!(spares.len(), 1, "{spares:?}");
+    assert_eq!(inode(&spares[0]), old);
+    let next = fill_to_segments(&log, next, 3);
+    fill(&log, next, extra);
+    assert!(spare_files(dir).is_empty());
+    assert_eq!(inode(&log.segments()[2].path), old);
+    (log, segs[1].base_offset, next + extra, old_len)
+}
+
+#[test]
+fn a_dropped_segment_file_becomes_the_next_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, first, mut next, old_len) = recycled_log(dir.path(), 5);
+    let active = log.segments().last().unwrap().clone();
+    let bytes = std::fs::read(&active.path).unwrap();
+    assert!(
+        segment::parse_header(&active.path, &bytes)
+            .unwrap()
+            .recycled
+    );
+    // The file keeps its blocks: zeros after the data to the next page, then what the
+    // dropped segment left there.
+    let end = active.bytes as usize;
+    let page_end = (end / 4096 + 1) * 4096;
+    assert_eq!(bytes.len() as u64, old_len);
+    assert!(bytes[end..page_end].iter().all(|&b| b == 0));
+    assert!(bytes[page_end..].iter().any(|&b| b != 0));
+    let v = verify_dir(dir.path()).unwrap();
+    assert!(v.is_clean() && v.torn_tail_bytes == 0, "{v}");
+    drop(log);
+    // The leftovers are neither records nor a reported torn write; open cuts them.
+    let (log, rep) = Log::open(dir.path(), opts_recycling()).unwrap();
+    assert_eq!((rep.truncated_bytes, rep.truncated_at), (0, None));
+    assert_eq!(std::fs::metadata(&active.path).unwrap().len(), end as u64);
+    check_all(&log, first, next);
+    fill(&log, next, 3);
+    next += 3;
+    drop(log);
+    let (log, rep) = Log::open(dir.path(), opts_recycling()).unwrap();
+    assert_eq!(rep.truncated_bytes, 0);
+    check_all(&log, first, next);
+}
+
+#[test]
+fn a_torn_write_in_a_recycled_segment_is_cut_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, first, next, _) = recycled_log(dir.path(), 5);
+    let active = log.segments().last().unwrap().clone();
+    drop(log);
+    // The first bytes of a write that did not complete; the dropped segment's bytes after
+    // the next page boundary are not part of it.
+    let end = active.bytes;
+    let torn = (4096 - end % 4096).min(10);
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&active.path)
+        .unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&f, &vec![0xEE; torn as usize], end).unwrap();
+    drop(f);
+    assert_eq!(verify_dir(dir.path()).unwrap().torn_tail_bytes, torn);
+    let (log, rep) = Log::open(dir.path(), opts_recycling()).unwrap();
+    assert_eq!(rep.truncated_bytes, torn);
+    assert_eq!(rep.truncated_at, Some((active.path.clone(), end)));
+    check_all(&log, first, next);
+}
+
+#[test]
+fn a_dropped_segment_a_reader_holds_is_recycled_only_once_released() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = Log::open(dir.path(), opts_recycling()).unwrap();
+    let next = fill_to_segments(&log, 0, 3);
+    let segs = log.segments();
+    let old = inode(&segs[0].path);
+    let held = log.segment_for(segs[0].base_offset).unwrap();
+    log.truncate_front(segs[1].base_offset).unwrap();
+    let next = fill_to_segments(&log, next, 3);
+    assert_ne!(inode(&log.segments()[2].path), old);
+    assert_eq!(spare_files(dir.path()).len(), 1);
+    // The reader's mapping still shows the dropped records.
+    let mut win = segment::Window::new(segment::Window::LOOKUP);
+    assert!(held.find(segs[0].base_offset, &mut win).unwrap().is_some());
+    drop(held);
+    let next = fill_to_segments(&log, next, 4);
+    assert_eq!(inode(&log.segments()[3].path), old);
+    check_all(&log, segs[1].base_offset, next);
+}
+
+#[test]
+fn a_hollowed_segment_file_is_recycled_and_a_crash_left_second_name_is_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = Log::open(dir.path(), opts_recycling()).unwrap();
+    let next = fill_to_segments(&log, 0, 4);
+    let segs = log.segments();
+    let old = inode(&segs[1].path);
+    assert!(log.hollow(segs[1].base_offset).unwrap() > 0);
+    let spares = spare_files(dir.path());
+    assert_eq!(spares.len(), 1);
+    assert_eq!(inode(&spares[0]), old);
+    assert_eq!(
+        std::os::unix::fs::MetadataExt::nlink(&std::fs::metadata(&spares[0]).unwrap()),
+        1
+    );
+    assert_ne!(inode(&segs[1].path), old);
+    let next = fill_to_segments(&log, next, 5);
+    assert_eq!(inode(&log.segments()[4].path), old);
+    drop(log);
+    // A crash between the link and the hollow image's rename: the spare's name is a second
+    // name of a live segment, which must never be written over.
+    let live = &segs[2];
+    std::fs::hard_link(
+        &live.path,
+        dir.path().join(spare::spare_name(live.base_offset)),
+    )
+    .unwrap();
+    let (log, _) = Log::open(dir.path(), opts_recycling()).unwrap();
+    assert!(spare_files(dir.path()).is_empty());
+    let next = fill_to_segments(&log, next, 6);
+    assert_ne!(inode(&log.segments()[5].path), inode(&live.path));
+    check_all(&log, live.base_offset, next);
+    assert_eq!(log.read(segs[1].base_offset).unwrap(), None);
+    check_all(&log, 0, segs[1].base_offset);
+}
+
+#[test]
+fn clear_deletes_the_spare_and_a_vanished_spare_is_not_missed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = Log::open(dir.path(), opts_recycling()).unwrap();
+    let next = fill_to_segments(&log, 0, 3);
+    log.truncate_front(log.segments()[1].base_offset).unwrap();
+    let spare = spare_files(dir.path()).pop().unwrap();
+    std::fs::remove_file(&spare).unwrap();
+    // The roll falls back to a new file.
+    let next = fill_to_segments(&log, next, 3);
+    check_all(&log, log.start_offset(), next);
+    log.truncate_front(log.segments()[1].base_offset).unwrap();
+    assert_eq!(spare_files(dir.path()).len(), 1);
+    log.clear().unwrap();
+    assert!(spare_files(dir.path()).is_empty());
+    fill(&log, next, 2);
+    check_all(&log, next, next + 2);
+}
+
+#[test]
+fn a_scan_begun_while_a_segment_was_active_keeps_its_file_from_being_recycled() {
+    // Segments bigger than a scan's read-ahead window, so the scan goes back to the file.
+    let dir = tempfile::tempdir().unwrap();
+    let opts = LogOptions {
+        segment_bytes: 1 << 20,
+        ..opts_small()
+    };
+    let (log, _) = Log::open(dir.path(), opts).unwrap();
+    let rec = |i: u64| (1u8, i, vec![(i % 251) as u8; 1000]);
+    let mut next = 0;
+    let mut append = |n: u64| {
+        log.append_batch_blocking((next..next + n).map(rec).collect())
+            .unwrap();
+        next += n;
+    };
+    while log.segments().len() < 2 {
+        append(100);
+    }
+    append(700);
+    let first = log.segments()[1].base_offset;
+    let end = log.next_offset();
+    let mut it = log.scan(first);
+    assert_eq!(it.next().unwrap().unwrap().payload, rec(first).2);
+    while log.segments().len() < 3 {
+        append(100);
+    }
+    // Both older segments go; the one the scan is in becomes the spare.
+    log.truncate_front(log.segments()[2].base_offset).unwrap();
+    assert_eq!(spare_files(dir.path()).len(), 1);
+    // The next segment, filled most of the way, must not be that file.
+    while log.segments().len() < 2 {
+        append(100);
+    }
+    append(800);
+    assert_eq!(log.segments().len(), 2);
+    for k in first + 1..end {
+        let r = it.next().unwrap().unwrap();
+        assert_eq!((r.offset, r.payload), (k, rec(k).2));
+    }
+    assert!(it.next().is_none());
+    drop(it);
+    let old = inode(&spare_files(dir.path())[0]);
+    while log.segments().len() < 3 {
+        append(100);
+    }
+    assert_eq!(inode(&log.segments()[2].path), old);
+}
+
+#[test]
+fn enospc_in_a_recycled_segment_fails_the_append_and_keeps_the_log_usable() {
+    let dir = tempfile::tempdir().unwrap();
+    let io = FaultIo::default();
+    let open = || Log::open_with_io(dir.path(), opts_recycling(), Arc::new(io.clone()));
+    let (log, _) = open().unwrap();
+    let next = fill_to_segments(&log, 0, 3);
+    let first = log.segments()[1].base_offset;
+    log.truncate_front(first).unwrap();
+    let next = fill_to_segments(&log, next, 3);
+    let active = log.segments().last().unwrap().clone();
+    let bytes = std::fs::read(&active.path).unwrap();
+    assert!(
+        segment::parse_header(&active.path, &bytes)
+            .unwrap()
+            .recycled
+    );
+    io.0.lock().write_budget = Some(10);
+    let e = log.append_blocking(0, 0, vec![7; 100]).unwrap_err();
+    assert_eq!(e.io_kind(), Some(io::ErrorKind::StorageFull), "{e}");
+    assert!(!log.is_poisoned());
+    assert_eq!(log.next_offset(), next);
+    io.0.lock().write_budget = None;
+    fill(&log, next, 20);
+    check_all(&log, first, next + 20);
+    drop(log);
+    let (log, rep) = open().unwrap();
+    assert_eq!(rep.truncated_bytes, 0);
+    check_all(&log, first, next + 20);
 }

@@ -208,7 +208,8 @@ pub fn verify_dir(dir: &Path) -> Result<VerifyReport, LogError> {
             }
             match segment::scan_frames(&path, &data, base, len, u32::MAX) {
                 Ok(s) => {
-                    r.torn_tail_bytes += s.tail_end - s.builder.pos;
+                    r.torn_tail_bytes +=
+                        segment::torn_end(&data, s.builder.pos, hdr.recycled) - s.builder.pos;
                     r.records += s.builder.records();
                     prev_next = Some(s.builder.next);
                 }
