@@ -28,6 +28,11 @@ pub struct TaskState {
     /// RUNNING, COMPLETED, CANCELLING, CANCELLED or FAILED.
     pub status: String,
     pub failure: Option<String>,
+    /// The source queue id and message seq of the step in flight ([`MoveStepRec`]): after
+    /// a replay, counted in `moved` at resume if the source no longer holds it. Not in
+    /// checkpoints (their layout predates it): a checkpoint logs the step again instead.
+    #[serde(skip)]
+    pub pending: Option<(u64, u64)>,
 }
 
 #[derive(Default, Serialize, Deserialize)]
@@ -90,6 +95,18 @@ impl Catalog {
         self.log.write_checkpoint(upto, &encode(&st))?;
         self.log.truncate_front(upto)?;
         self.since_checkpoint.store(0, Ordering::Relaxed);
+        // Steps in flight are not in the snapshot: their records follow it again.
+        for t in st.tasks.iter().filter(|t| t.status == "RUNNING") {
+            if let Some((source_id, seq)) = t.pending {
+                let rec = MoveStepRec {
+                    task_id: t.rec.task_id.clone(),
+                    moved: t.moved,
+                    source_id,
+                    seq,
+                };
+                self.append(C_MOVE_STEP, &rec).await?;
+            }
+        }
         Ok(())
     }
 }
@@ -140,12 +157,22 @@ impl CatalogState {
                     moved: 0,
                     status: "RUNNING".into(),
                     failure: None,
+                    pending: None,
                 });
             }
             C_MOVE_PROGRESS => {
                 let p: MoveProgressRec = decode(payload)?;
                 if let Some(t) = self.tasks.iter_mut().find(|t| t.rec.task_id == p.task_id) {
                     t.moved = t.moved.max(p.moved);
+                    // Written after a move (by an older build): the step is counted.
+                    t.pending = None;
+                }
+            }
+            C_MOVE_STEP => {
+                let p: MoveStepRec = decode(payload)?;
+                if let Some(t) = self.tasks.iter_mut().find(|t| t.rec.task_id == p.task_id) {
+                    t.moved = t.moved.max(p.moved);
+                    t.pending = Some((p.source_id, p.seq));
                 }
             }
             C_MOVE_END => {

@@ -22,8 +22,10 @@ pub const C_DELETE: u8 = 3;
 pub const C_TAG: u8 = 4;
 pub const C_UNTAG: u8 = 5;
 pub const C_MOVE_START: u8 = 6;
+/// Written by builds before `C_MOVE_STEP`; still replayed.
 pub const C_MOVE_PROGRESS: u8 = 7;
 pub const C_MOVE_END: u8 = 8;
+pub const C_MOVE_STEP: u8 = 9;
 
 pub const Q_SEND: u8 = 1;
 pub const Q_RECEIVE: u8 = 2;
@@ -89,6 +91,18 @@ pub struct MoveTaskRec {
 pub struct MoveProgressRec {
     pub task_id: String,
     pub moved: u64,
+}
+
+/// Logged before a move task moves one message: how many it had moved before, and the
+/// source queue (catalog id) and `seq` of the message it takes. A task resumed after a
+/// restart counts the message as moved if that queue no longer holds it: its removal is
+/// logged in the source queue's log, after the send to the destination.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct MoveStepRec {
+    pub task_id: String,
+    pub moved: u64,
+    pub source_id: u64,
+    pub seq: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

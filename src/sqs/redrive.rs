@@ -37,7 +37,7 @@ pub struct Tasks {
 }
 
 /// What a running task's runner shares with the rest: its cancel flag, and the lock one move
-/// step holds from the send to the logged removal (and its progress record). A cancel takes it
+/// step holds from its step record to the logged removal. A cancel takes it
 /// before it logs the task's end, so the end falls between steps: a kill after the cancel is
 /// acknowledged cannot leave a copy in the destination whose removal from the source was never
 /// logged and never will be (a cancelled task is not resumed).
@@ -338,6 +338,7 @@ impl Sqs {
             moved: 0,
             status: "RUNNING".into(),
             failure: None,
+            pending: None,
         };
         let handle = task_handle(&t);
         let id = t.rec.task_id.clone();
@@ -451,8 +452,40 @@ impl Sqs {
         Some(self.tasks.lock().runners.get(&id)?.step.clone())
     }
 
-    /// Restarts the runners of tasks that were RUNNING when the broker stopped.
+    /// A task's state by its handle, for a test to stand in for a step in flight.
+    #[cfg(test)]
+    pub(crate) fn with_move_task<R>(
+        &self,
+        handle: &str,
+        f: impl FnOnce(&mut TaskState) -> R,
+    ) -> Option<R> {
+        let (id, _) = task_of(handle)?;
+        self.tasks.lock().get_mut(&id).map(f)
+    }
+
+    /// Restarts the runners of tasks that were RUNNING when the broker stopped, counting the
+    /// message of each one's last logged step if it left the source queue.
     pub(crate) fn resume_move_tasks(&self) {
+        let pending: Vec<(String, String, (u64, u64))> = self
+            .tasks
+            .lock()
+            .list
+            .iter()
+            .filter(|t| t.status == "RUNNING")
+            .filter_map(|t| Some((t.rec.task_id.clone(), t.rec.source_arn.clone(), t.pending?)))
+            .collect();
+        for (id, source, (source_id, seq)) in pending {
+            // A source deleted since (or made anew under its ARN) cannot tell; the task fails
+            // on its next step anyway.
+            let moved = self
+                .queue_by_arn(&source)
+                .filter(|q| q.id == source_id)
+                .is_some_and(|q| q.state.lock().get(seq).is_none());
+            if let Some(t) = self.tasks.lock().get_mut(&id) {
+                t.moved += u64::from(moved);
+                t.pending = None;
+            }
+        }
         let running: Vec<String> = self
             .tasks
             .lock()
@@ -520,20 +553,22 @@ impl Sqs {
         Ok(Some(moved))
     }
 
-    async fn record_progress(&self, id: &str) -> ServiceResult<()> {
+    /// Logs the step about to move message `seq` of `src` ([`MoveStepRec`]), and keeps it
+    /// as the task's step in flight until the move is counted, for a catalog checkpoint to
+    /// log again.
+    async fn record_step(&self, t: &TaskState, src: &Queue, seq: u64) -> ServiceResult<()> {
         let _g = self.catalog.gate.lock().await;
-        let Some(moved) = self.tasks.lock().get_mut(id).map(|t| t.moved) else {
-            return Ok(());
+        let rec = MoveStepRec {
+            task_id: t.rec.task_id.clone(),
+            moved: t.moved,
+            source_id: src.id,
+            seq,
         };
-        self.catalog
-            .append(
-                C_MOVE_PROGRESS,
-                &MoveProgressRec {
-                    task_id: id.to_string(),
-                    moved,
-                },
-            )
-            .await
+        self.catalog.append(C_MOVE_STEP, &rec).await?;
+        if let Some(t) = self.tasks.lock().get_mut(&t.rec.task_id) {
+            t.pending = Some((src.id, seq));
+        }
+        Ok(())
     }
 
     /// Moves one message of the task; Ok(false) when there is nothing left to move.
@@ -545,6 +580,10 @@ impl Sqs {
             return Ok(false);
         };
         let release = |src: &Queue| src.state.lock().release(seq, now_ms());
+        if let Err(err) = self.record_step(t, &src, seq).await {
+            release(&src);
+            return Err(err.message);
+        }
         let rec = {
             let _g = src.gate.read().await;
             match src.read_message(m.offset) {
@@ -627,15 +666,16 @@ async fn run_task(sqs: Weak<Sqs>, id: String, runner: Arc<Runner>) {
                 // The end was not recorded: count the move, and the next turn ends the task.
                 if let Some(t) = s.tasks.lock().get_mut(&id) {
                     t.moved += 1;
+                    t.pending = None;
                 }
             }
             Ok(true) => {
+                // The next step's record (or the task's end) logs the new count; until then
+                // replay derives it from this step's record and the source queue.
                 if let Some(t) = s.tasks.lock().get_mut(&id) {
                     t.moved += 1;
+                    t.pending = None;
                 }
-                // Logged per message (moves are rate-limited anyway) so the count is exact
-                // after a restart.
-                let _ = s.record_progress(&id).await;
             }
             Ok(false) => {
                 let _ = s.end_task(&id, "COMPLETED", None).await;

@@ -1665,6 +1665,58 @@ async fn move_to_new_queue(
     (dest, dest_arn, started)
 }
 
+/// A move task logs each step (the count so far and the message it takes) before the move,
+/// and nothing after it: a task that stopped after a move resumes with that message counted,
+/// because the source no longer holds it.
+#[tokio::test]
+async fn a_move_task_resumed_after_a_restart_counts_its_last_step() {
+    let t = T::new();
+    let (dlq, dlq_arn, dest, _) = start_move_to_destination(&t, "k", 3).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while t.attr(&dest, "ApproximateNumberOfMessages").await != "1" {
+        assert!(Instant::now() < deadline, "the first message never moved");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Stopped in the pause after the first move (one message a second).
+    let t = t.reopen().await;
+    assert_eq!(t.attr(&dlq, "ApproximateNumberOfMessages").await, "2");
+    let r = wait_task(&t, &dlq_arn, "COMPLETED").await;
+    assert_eq!(r["ApproximateNumberOfMessagesMoved"], 3, "{r}");
+    assert_eq!(t.attr(&dest, "ApproximateNumberOfMessages").await, "3");
+}
+
+/// A catalog checkpoint taken while a step is in flight (its record logged, its move not yet
+/// counted) logs the step again after the snapshot, so a restart still counts the move.
+#[tokio::test]
+async fn a_catalog_checkpoint_keeps_a_move_step_in_flight() {
+    let t = T::new();
+    let (dlq, dlq_arn, dest, started) = start_move_to_destination(&t, "c", 3).await;
+    let handle = started["TaskHandle"].as_str().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while t.attr(&dest, "ApproximateNumberOfMessages").await != "1" {
+        assert!(Instant::now() < deadline, "the first message never moved");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // In the runner's pause (one message a second): stand in for the first step between
+    // its move and its count. Seqs of the three sends are consecutive.
+    let q = t.queue("cdlq");
+    let first = q.state.lock().iter().map(|(seq, _)| seq).min().unwrap() - 1;
+    assert!(q.state.lock().get(first).is_none());
+    t.sqs
+        .with_move_task(handle, |task| {
+            assert_eq!((task.moved, task.pending), (1, None));
+            task.moved = 0;
+            task.pending = Some((q.id, first));
+        })
+        .unwrap();
+    drop(q);
+    t.sqs.catalog.checkpoint(&t.sqs).await.unwrap();
+    let t = t.reopen().await;
+    assert_eq!(t.attr(&dlq, "ApproximateNumberOfMessages").await, "2");
+    let r = wait_task(&t, &dlq_arn, "COMPLETED").await;
+    assert_eq!(r["ApproximateNumberOfMessagesMoved"], 3, "{r}");
+}
+
 /// The last message moved and the task's end show together: while the moved count falls
 /// short the task runs, and once it is all there the task is COMPLETED (at one message a
 /// second, a task that waited out its pause before ending showed all moved and RUNNING for
