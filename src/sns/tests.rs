@@ -3294,6 +3294,21 @@ async fn delivery_policies_read_back_as_aws_shows_them() {
         a["Attributes"]["DeliveryPolicy"],
         r#"{"healthyRetryPolicy":null,"sicklyRetryPolicy":null,"throttlePolicy":null,"requestPolicy":{"headerContentType":"text/csv"},"guaranteed":false}"#
     );
+    // A retry policy reads back with every member in AWS's order, null where unset.
+    let retry =
+        json!({"healthyRetryPolicy": {"numRetries": 10, "minDelayTarget": 1, "maxDelayTarget": 2}});
+    t.ok(
+        "SetSubscriptionAttributes",
+        json!({"SubscriptionArn": sub, "AttributeName": "DeliveryPolicy", "AttributeValue": retry.to_string()}),
+    )
+    .await;
+    let a = t
+        .ok("GetSubscriptionAttributes", json!({"SubscriptionArn": sub}))
+        .await;
+    assert_eq!(
+        a["Attributes"]["DeliveryPolicy"],
+        r#"{"healthyRetryPolicy":{"minDelayTarget":1,"maxDelayTarget":2,"numRetries":10,"numMaxDelayRetries":null,"numNoDelayRetries":null,"numMinDelayRetries":null,"backoffFunction":null},"sicklyRetryPolicy":null,"throttlePolicy":null,"requestPolicy":null,"guaranteed":false}"#
+    );
 }
 
 /// A FIFO topic with an ArchivePolicy keeps its messages; a subscription's ReplayPolicy
