@@ -86,6 +86,7 @@ fn child(dir: &str, durability: Durability, recycle: bool) -> ! {
 
 fn run_round(
     test: &str,
+    recycle: bool,
     dir: &std::path::Path,
     durability: &str,
     acks_wanted: usize,
@@ -95,10 +96,7 @@ fn run_round(
         .args([test, "--exact", "--nocapture", "--test-threads=1"])
         .env(CHILD_ENV, dir)
         .env(DURABILITY_ENV, durability)
-        .env(
-            RECYCLE_ENV,
-            if test.contains("recycled") { "1" } else { "" },
-        )
+        .env(RECYCLE_ENV, if recycle { "1" } else { "" })
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -145,17 +143,18 @@ fn maybe_child() {
     }
 }
 
-/// Kill rounds of `test`'s child; after each, every acknowledged record the log still
-/// holds (all of them, unless the child dropped segments) reads back. Returns how many
-/// recycled segments (header flag bit 1, storage-format.md §3.5) the rounds found.
-fn kill_rounds(test: &str, acks_per_round: usize) -> usize {
+/// Kill rounds of `test`'s child (dropping segments with `recycle`); after each, every
+/// acknowledged record the log still holds (all of them, unless the child dropped segments)
+/// reads back. Returns how many recycled segments (header flag bit 1, storage-format.md
+/// §3.5) the rounds found.
+fn kill_rounds(test: &str, recycle: bool, acks_per_round: usize) -> usize {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let mut all = Vec::new();
     let mut recycled = 0;
     // kill -9 keeps the page cache, so even `none` must keep acknowledged appends.
     for (round, durability) in ["fsync", "fsync", "none", "fsync"].iter().enumerate() {
-        let acks = run_round(test, dir, durability, acks_per_round + round * 100);
+        let acks = run_round(test, recycle, dir, durability, acks_per_round + round * 100);
         all.extend(acks);
         let (log, report) = Log::open(dir, opts(Durability::Fsync)).unwrap();
         eprintln!(
@@ -198,7 +197,7 @@ fn kill_rounds(test: &str, acks_per_round: usize) -> usize {
 fn sigkill_keeps_every_acknowledged_append() {
     maybe_child();
     assert_eq!(
-        kill_rounds("sigkill_keeps_every_acknowledged_append", 400),
+        kill_rounds("sigkill_keeps_every_acknowledged_append", false, 400),
         0
     );
 }
@@ -208,6 +207,7 @@ fn sigkill_keeps_every_acknowledged_append_in_recycled_segments() {
     maybe_child();
     let recycled = kill_rounds(
         "sigkill_keeps_every_acknowledged_append_in_recycled_segments",
+        true,
         1500,
     );
     assert!(recycled > 0, "no segment was recycled");

@@ -102,6 +102,9 @@ impl SegmentFile for StdFile {
     }
     #[cfg(target_os = "linux")]
     fn write_padded_at(&self, buf: &[u8], zeros: usize, pos: u64) -> io::Result<()> {
+        if zeros == 0 {
+            return self.write_at(buf, pos);
+        }
         let zeros = &ZEROS[..zeros.min(ZEROS.len())];
         let mut done = 0;
         while done < buf.len() + zeros.len() {

@@ -626,7 +626,8 @@ impl Log {
             if keep == Some(i) {
                 spare = self.inner.spares.rename(&self.inner.dir, s);
             }
-            if spare.is_none() || keep != Some(i) {
+            let renamed = keep == Some(i) && spare.is_some();
+            if !renamed {
                 if let Err(e) = fsutil::remove_if_exists(&s.path) {
                     result = Err(e);
                     break;
@@ -642,16 +643,17 @@ impl Log {
             self.inner.view.write().drain(..removed);
         }
         let synced = result.and_then(|()| fsutil::fsync_dir(&self.inner.dir));
-        if let (Some(path), Some(i)) = (spare, keep) {
-            match &synced {
-                Ok(()) => self.inner.spares.adopt(path, victims[i].clone())?,
-                // Not known to be durable: the file goes, as without recycling.
-                Err(_) => {
-                    let _ = fsutil::remove_if_exists(&path);
-                }
+        let settled = match (spare, keep) {
+            (Some(path), Some(i)) => {
+                self.inner
+                    .spares
+                    .settle(path, victims[i].clone(), synced.is_ok())
             }
-        }
-        synced.map(|()| records)
+            _ => Ok(()),
+        };
+        synced?;
+        settled?;
+        Ok(records)
     }
 
     /// Drops every record of the sealed segment starting at `base`, keeping its offset range
@@ -678,31 +680,25 @@ impl Log {
         // The records' file becomes the spare: a second name first, so that the segment is
         // whole or hollow at every instant.
         let spare = self.inner.spares.link(dir, &seg);
-        if let Err(e) = fsutil::atomic_write(
+        let replaced = fsutil::atomic_write(
             self.inner.io.as_ref(),
             dir,
             &segment::seg_name(base),
             &image,
             false,
-        ) {
-            if let Some(p) = spare {
-                let _ = fsutil::remove_if_exists(&p);
-            }
-            return Err(e);
-        }
-        let cleaned = [segment::idx_name(base), segment::tix_name(base)]
-            .iter()
-            .try_for_each(|name| fsutil::remove_if_exists(&dir.join(name)))
-            .and_then(|()| fsutil::fsync_dir(dir));
-        if let Some(p) = spare {
-            match &cleaned {
-                Ok(()) => self.inner.spares.adopt(p, seg.clone())?,
-                Err(_) => {
-                    let _ = fsutil::remove_if_exists(&p);
-                }
-            }
-        }
-        cleaned?;
+        )
+        .and_then(|()| {
+            [segment::idx_name(base), segment::tix_name(base)]
+                .iter()
+                .try_for_each(|name| fsutil::remove_if_exists(&dir.join(name)))
+        })
+        .and_then(|()| fsutil::fsync_dir(dir));
+        let settled = match spare {
+            Some(p) => self.inner.spares.settle(p, seg.clone(), replaced.is_ok()),
+            None => Ok(()),
+        };
+        replaced?;
+        settled?;
         let hollow = Arc::new(Segment {
             base,
             path: seg.path.clone(),
@@ -903,9 +899,10 @@ impl Iterator for LogIter<'_> {
 /// directory, opens it, and reads everything. Must never panic or loop.
 ///
 /// The first byte picks a mode: write `data` verbatim as the only segment; prefix it with a
-/// valid segment header, plain or recycled (so frame parsing is explored); write a valid sealed segment
-/// followed by `data` as its offset index and a second segment; or damage a valid sealed
-/// segment's records (header and trailer intact) at positions/values taken from `data`.
+/// valid segment header, plain or recycled (so frame parsing is explored); write a valid
+/// sealed segment followed by `data` as its offset index and a second segment; or damage a
+/// valid sealed segment's records (header and trailer intact) at positions/values taken
+/// from `data`.
 #[doc(hidden)]
 pub fn fuzz_open_bytes(data: &[u8]) {
     let Some((&mode, rest)) = data.split_first() else {

@@ -323,7 +323,8 @@ fn recover_active(
     // a torn write of an earlier life could otherwise pass for records when appends reuse
     // its offsets at the same positions.
     let torn = torn_end - good;
-    if torn == 0 && hdr.recycled && len > good {
+    let cut = (torn > 0 || hdr.recycled) && len > good;
+    if cut {
         file.set_len(good)
             .and_then(|()| file.sync_data())
             .map_err(|e| LogError::io(path, e))?;
@@ -339,9 +340,6 @@ fn recover_active(
             reason = %why,
             "cutting torn tail of the active segment"
         );
-        file.set_len(good)
-            .and_then(|()| file.sync_data())
-            .map_err(|e| LogError::io(path, e))?;
         report.truncated_bytes += torn;
         report.truncated_at = Some((path.to_path_buf(), good));
     }
@@ -363,7 +361,7 @@ fn recover_active(
     });
     let mut w = Writer::new(seg.clone(), file, hdr.created_ms, b);
     w.recycled = hdr.recycled;
-    if torn == 0 && !hdr.recycled {
+    if !cut {
         w.allocated = len;
     }
     Ok((seg, w))

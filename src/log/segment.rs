@@ -11,8 +11,9 @@
 //! * Segment `i+1` starts at the offset where segment `i` ends (no gaps, no overlaps).
 //! * Readers map sealed segments with mmap (the file never changes while mapped: unlink
 //!   keeps a mapping valid, and the file of a dropped segment is only recycled once no
-//!   reader holds it, `spare.rs`). The active segment is read with `pread`, bounded by the length that has
-//!   been published to readers, so no mapping can ever extend past EOF (no SIGBUS).
+//!   reader holds it, `spare.rs`). The active segment is read with `pread`, bounded by the
+//!   length that has been published to readers, so no mapping can ever extend past EOF (no
+//!   SIGBUS).
 //!
 //! * A *hollow* segment (header flag [`FLAG_HOLLOW`]) is a sealed segment whose records were
 //!   all dropped because the service no longer needs any of them: header and trailer only,
@@ -362,7 +363,8 @@ pub(crate) fn torn_end(data: &[u8], good: u64, recycled: bool) -> u64 {
         .map_or(good, |i| from + i as u64 + 1)
 }
 
-/// Page size the recycled-segment rule ([`FLAG_RECYCLED`]) counts in.
+/// Page size the recycled-segment rule ([`FLAG_RECYCLED`]) and the writer's page-cache
+/// arithmetic count in (a smaller real page size only drops less cache).
 pub const PAGE: u64 = 4096;
 
 /// Scans and verifies frames in `data[SEGMENT_HEADER_LEN..limit]`, expecting dense offsets

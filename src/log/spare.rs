@@ -74,8 +74,7 @@ impl Spares {
     }
 
     /// First step of dropping `seg`, a sealed segment: renames its file to the spare's name
-    /// instead of deleting it. Returns that name, for [`Spares::adopt`] once the directory
-    /// fsync made the rename durable (or for deletion if the drop fails); `None` if the pool
+    /// instead of deleting it. Returns that name, for [`Spares::settle`]; `None` if the pool
     /// is full or the rename failed, and the caller deletes the file as before.
     pub fn rename(&self, dir: &Path, seg: &Segment) -> Option<PathBuf> {
         if self.0.lock().is_some() {
@@ -86,9 +85,8 @@ impl Spares {
     }
 
     /// First step of hollowing `seg`: gives its file a second name, the spare's, before the
-    /// hollow image replaces it. Returns that name, for [`Spares::adopt`] once the
-    /// replacement is durable (or for deletion if it fails); `None` if the pool is full or
-    /// the link failed (the segment is then hollowed without recycling).
+    /// hollow image replaces it. Returns that name, for [`Spares::settle`]; `None` if the
+    /// pool is full or the link failed (the segment is then hollowed without recycling).
     pub fn link(&self, dir: &Path, seg: &Segment) -> Option<PathBuf> {
         if self.0.lock().is_some() {
             return None;
@@ -99,14 +97,14 @@ impl Spares {
         std::fs::hard_link(&seg.path, &path).ok().map(|()| path)
     }
 
-    /// Last step of a drop or a hollowing, after the directory fsync: the file at `path`
-    /// (from [`Spares::rename`] or [`Spares::link`]) is now durably only the spare, and
-    /// joins the pool. Only then may a roll write to it: had the old name come back in a
-    /// crash, it would name a file with another segment's header. Deletes it instead if the
-    /// pool filled meanwhile.
-    pub fn adopt(&self, path: PathBuf, seg: Arc<Segment>) -> Result<(), LogError> {
+    /// Last step of a drop or a hollowing: the file at `path` (from [`Spares::rename`] or
+    /// [`Spares::link`]) joins the pool if `durable`, the directory fsync after the drop
+    /// having succeeded. Only then may a roll write to it: had the old name come back in a
+    /// crash, it would name a file with another segment's header. Otherwise (or if the pool
+    /// filled meanwhile) the file is deleted, as without recycling.
+    pub fn settle(&self, path: PathBuf, seg: Arc<Segment>, durable: bool) -> Result<(), LogError> {
         let mut slot = self.0.lock();
-        if slot.is_some() {
+        if !durable || slot.is_some() {
             return fsutil::remove_if_exists(&path);
         }
         *slot = Some(Spare {

@@ -19,6 +19,14 @@ fn opts_small() -> LogOptions {
     }
 }
 
+/// [`opts_small`] with segments of `bytes`.
+fn opts_with_segments(bytes: u64) -> LogOptions {
+    LogOptions {
+        segment_bytes: bytes,
+        ..opts_small()
+    }
+}
+
 fn payload(i: u64) -> Vec<u8> {
     format!("record-{i}-{}", "x".repeat((i % 37) as usize)).into_bytes()
 }
@@ -1025,10 +1033,7 @@ async fn zeros_written_ahead_never_land_on_records() {
     let dir = tempfile::tempdir().unwrap();
     let io = FaultIo::default();
     io.0.lock().zero_delay = Duration::from_millis(3);
-    let opts = LogOptions {
-        segment_bytes: 256 << 10,
-        ..opts_small()
-    };
+    let opts = opts_with_segments(256 << 10);
     let (log, _) = Log::open_with_io(dir.path(), opts.clone(), Arc::new(io.clone())).unwrap();
     let all = append_from_tasks(&log, 16, 60, |t, i| {
         // Small and large records, so a batch may cross the segment end right after zeros
@@ -1096,10 +1101,7 @@ async fn durable_bytes_far_behind_the_end_leave_the_page_cache() {
     const RECORD: usize = 8 << 10;
     let dir = tempfile::tempdir().unwrap();
     let io = FaultIo::default();
-    let opts = LogOptions {
-        segment_bytes: 64 << 20,
-        ..opts_small()
-    };
+    let opts = opts_with_segments(64 << 20);
     let (log, _) = Log::open_with_io(dir.path(), opts.clone(), Arc::new(io.clone())).unwrap();
     let total = 3 * group::KEEP_CACHED;
     let per_task = total / RECORD as u64 / 16;
@@ -1140,10 +1142,7 @@ async fn durable_bytes_far_behind_the_end_leave_the_page_cache() {
 /// shared-sync tests in one segment each.
 fn logs_through(io: &FaultIo, n: usize) -> (Vec<tempfile::TempDir>, Vec<Log>) {
     let dirs: Vec<_> = (0..n).map(|_| tempfile::tempdir().unwrap()).collect();
-    let opts = LogOptions {
-        segment_bytes: 1 << 20,
-        ..opts_small()
-    };
+    let opts = opts_with_segments(1 << 20);
     let logs = dirs
         .iter()
         .map(|d| {
@@ -1323,19 +1322,13 @@ fn closing_a_log_waits_for_its_zeros() {
 #[test]
 fn zeros_past_a_smaller_roll_size_are_cut_at_the_seal() {
     let dir = tempfile::tempdir().unwrap();
-    let big = LogOptions {
-        segment_bytes: 1 << 20,
-        ..opts_small()
-    };
+    let big = opts_with_segments(1 << 20);
     let (log, _) = Log::open(dir.path(), big).unwrap();
     log.append_blocking(1, 1, Vec::new()).unwrap();
     drop(log);
     let active = seg_files(dir.path()).pop().unwrap();
     let len = std::fs::metadata(&active).unwrap().len();
-    let small = LogOptions {
-        segment_bytes: len - 100,
-        ..opts_small()
-    };
+    let small = opts_with_segments(len - 100);
     let (log, _) = Log::open(dir.path(), small.clone()).unwrap();
     log.append_blocking(1, 2, vec![7; 40_000]).unwrap();
     let end = log.segments().last().unwrap().bytes;
@@ -2266,10 +2259,7 @@ fn a_directory_caught_mid_removal_is_not_a_log() {
 // ---- Recycled segment files (spare.rs, storage-format.md §3.5) ----
 
 fn opts_recycling() -> LogOptions {
-    LogOptions {
-        segment_bytes: 64 << 10,
-        ..opts_small()
-    }
+    opts_with_segments(64 << 10)
 }
 
 fn inode(p: &Path) -> u64 {
@@ -2455,10 +2445,7 @@ fn clear_deletes_the_spare_and_a_vanished_spare_is_not_missed() {
 fn a_scan_begun_while_a_segment_was_active_keeps_its_file_from_being_recycled() {
     // Segments bigger than a scan's read-ahead window, so the scan goes back to the file.
     let dir = tempfile::tempdir().unwrap();
-    let opts = LogOptions {
-        segment_bytes: 1 << 20,
-        ..opts_small()
-    };
+    let opts = opts_with_segments(1 << 20);
     let (log, _) = Log::open(dir.path(), opts).unwrap();
     let rec = |i: u64| (1u8, i, vec![(i % 251) as u8; 1000]);
     let mut next = 0;

@@ -3287,11 +3287,13 @@ async fn delivery_policies_read_back_as_aws_shows_them() {
             json!({"DeliveryPolicy": json!({"requestPolicy": {"headerContentType": "text/csv"}}).to_string()}),
         )
         .await;
-    let a = t
-        .ok("GetSubscriptionAttributes", json!({"SubscriptionArn": sub}))
-        .await;
+    let sub_shown = || async {
+        t.ok("GetSubscriptionAttributes", json!({"SubscriptionArn": sub}))
+            .await["Attributes"]["DeliveryPolicy"]
+            .clone()
+    };
     assert_eq!(
-        a["Attributes"]["DeliveryPolicy"],
+        sub_shown().await,
         r#"{"healthyRetryPolicy":null,"sicklyRetryPolicy":null,"throttlePolicy":null,"requestPolicy":{"headerContentType":"text/csv"},"guaranteed":false}"#
     );
     // A retry policy reads back with every member in AWS's order, null where unset.
@@ -3302,11 +3304,8 @@ async fn delivery_policies_read_back_as_aws_shows_them() {
         json!({"SubscriptionArn": sub, "AttributeName": "DeliveryPolicy", "AttributeValue": retry.to_string()}),
     )
     .await;
-    let a = t
-        .ok("GetSubscriptionAttributes", json!({"SubscriptionArn": sub}))
-        .await;
     assert_eq!(
-        a["Attributes"]["DeliveryPolicy"],
+        sub_shown().await,
         r#"{"healthyRetryPolicy":{"minDelayTarget":1,"maxDelayTarget":2,"numRetries":10,"numMaxDelayRetries":null,"numNoDelayRetries":null,"numMinDelayRetries":null,"backoffFunction":null},"sicklyRetryPolicy":null,"throttlePolicy":null,"requestPolicy":null,"guaranteed":false}"#
     );
 }

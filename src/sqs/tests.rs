@@ -1665,6 +1665,15 @@ async fn move_to_new_queue(
     (dest, dest_arn, started)
 }
 
+/// Waits until a move task has put its first message into `dest`.
+async fn wait_for_first_move(t: &T, dest: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while t.attr(dest, "ApproximateNumberOfMessages").await != "1" {
+        assert!(Instant::now() < deadline, "the first message never moved");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// A move task logs each step (the count so far and the message it takes) before the move,
 /// and nothing after it: a task that stopped after a move resumes with that message counted,
 /// because the source no longer holds it.
@@ -1672,11 +1681,7 @@ async fn move_to_new_queue(
 async fn a_move_task_resumed_after_a_restart_counts_its_last_step() {
     let t = T::new();
     let (dlq, dlq_arn, dest, _) = start_move_to_destination(&t, "k", 3).await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while t.attr(&dest, "ApproximateNumberOfMessages").await != "1" {
-        assert!(Instant::now() < deadline, "the first message never moved");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_for_first_move(&t, &dest).await;
     // Stopped in the pause after the first move (one message a second).
     let t = t.reopen().await;
     assert_eq!(t.attr(&dlq, "ApproximateNumberOfMessages").await, "2");
@@ -1692,11 +1697,7 @@ async fn a_catalog_checkpoint_keeps_a_move_step_in_flight() {
     let t = T::new();
     let (dlq, dlq_arn, dest, started) = start_move_to_destination(&t, "c", 3).await;
     let handle = started["TaskHandle"].as_str().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while t.attr(&dest, "ApproximateNumberOfMessages").await != "1" {
-        assert!(Instant::now() < deadline, "the first message never moved");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_for_first_move(&t, &dest).await;
     // In the runner's pause (one message a second): stand in for the first step between
     // its move and its count. Seqs of the three sends are consecutive.
     let q = t.queue("cdlq");
